@@ -1,0 +1,1 @@
+// Placeholder translation unit: removed once kernels/*.cu exist.

@@ -1,0 +1,10 @@
+/* ref_bf16: array conversions between float and bfloat16. */
+#include "kernels/ref_bf16.h"
+
+void ref_bf16_from_f32(bf16_t *dst, const float *src, int64_t n) {
+  for (int64_t i = 0; i < n; i++) dst[i] = ref_f32_to_bf16(src[i]);
+}
+
+void ref_bf16_to_f32_array(float *dst, const bf16_t *src, int64_t n) {
+  for (int64_t i = 0; i < n; i++) dst[i] = ref_bf16_to_f32(src[i]);
+}

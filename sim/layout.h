@@ -1,0 +1,63 @@
+/* layout: a parallel deployment (vLLM's flags), its engine knobs, the memory plan, and every
+ * rule that decides whether vLLM 0.9.x can run it, each naming the kernel or engine constraint.
+ *
+ * GPU ranks are numbered TP fastest, then PP, then DP: rank = dp * (pp*tp) + pp_stage * tp + tp_rank,
+ * as vLLM places them, so a TP group occupies consecutive GPUs. */
+#ifndef SERVESIM_LAYOUT_H
+#define SERVESIM_LAYOUT_H
+
+#include <stdint.h>
+
+#include "sim/hw.h"
+#include "sim/model.h"
+
+struct layout {
+  int tp;                    /* --tensor-parallel-size */
+  int pp;                    /* --pipeline-parallel-size */
+  int dp;                    /* --data-parallel-size */
+  int ep;                    /* --enable-expert-parallel: experts spread over tp*dp ranks */
+};
+
+struct engine {
+  double gpu_mem_util;       /* --gpu-memory-utilization (0.9) */
+  int max_model_len;         /* --max-model-len (0 = model's max_position_embeddings) */
+  int max_num_seqs;          /* --max-num-seqs (0 = vLLM default for the card) */
+  int max_num_batched_tokens;/* --max-num-batched-tokens (0 = vLLM default for the card) */
+  int block_size;            /* --block-size (16) */
+  int kv_dtype_bytes;        /* --kv-cache-dtype: auto = model dtype (2), fp8 = 1 */
+  int enforce_eager;         /* --enforce-eager */
+  int enable_prefix_caching; /* vLLM V1 default on */
+};
+
+struct mem_plan {
+  int64_t weight_bytes_rank;     /* largest rank's weights */
+  int64_t activation_bytes_rank; /* activation / workspace peak reserved by the profile run */
+  int64_t kv_bytes_token_rank;   /* KV bytes per token on one rank (its layers, its KV heads) */
+  int64_t kv_bytes_free_rank;    /* mem * util - weights - activations - overhead */
+  int64_t kv_blocks;             /* blocks per replica (min over its ranks) */
+  int64_t kv_tokens;             /* kv_blocks * block_size */
+  double max_concurrency;        /* kv_tokens / max_model_len */
+};
+
+#define LAYOUT_MAX_FAILS 16
+
+struct layout_fail {
+  char rule[48];             /* short id: "tp-heads", "moe-block-k", "memory", ... */
+  char detail[320];          /* the constraint, its numbers, and what vLLM prints */
+};
+
+struct layout_verdict {
+  int n_fails;
+  struct layout_fail fails[LAYOUT_MAX_FAILS];
+  struct mem_plan mem;
+};
+
+void engine_defaults(struct engine *e, const struct hw_spec *h);
+/* Fills the verdict; returns ERR_OK (runs) or ERR_LAYOUT (n_fails > 0) with err_msg the first. */
+int layout_check(const struct model_spec *m, const struct hw_spec *h, int n_gpus,
+                 const struct layout *l, const struct engine *e, struct layout_verdict *v);
+/* EP group size (tp*dp with --enable-expert-parallel, else 1). */
+int layout_ep_size(const struct layout *l);
+int layout_n_gpus(const struct layout *l);
+
+#endif
