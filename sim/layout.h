@@ -37,18 +37,30 @@ struct mem_plan {
   int64_t kv_blocks;             /* blocks per replica (min over its ranks) */
   int64_t kv_tokens;             /* kv_blocks * block_size */
   double max_concurrency;        /* kv_tokens / max_model_len */
+  int64_t overhead_bytes_rank;   /* non-PyTorch memory vLLM's profile counts (NCCL, cuBLAS) */
+  int64_t budget_bytes_rank;     /* mem_bytes * gpu_memory_utilization */
+  int q_heads_rank;              /* attention heads per TP rank */
+  int kv_heads_rank;             /* KV heads per TP rank: max(1, n_kv / tp) (replicated) */
+  int experts_rank;              /* experts held per rank (whole with EP, else all, TP-split) */
+  int moe_inter_rank;            /* expert intermediate width per rank (I/tp, or I with EP) */
+  int layers_stage_max;          /* layers on the largest pipeline stage */
+  int max_model_len;             /* the engine's max_model_len used for max_concurrency */
 };
 
 #define LAYOUT_MAX_FAILS 16
 
 struct layout_fail {
   char rule[48];             /* short id: "tp-heads", "moe-block-k", "memory", ... */
-  char detail[320];          /* the constraint, its numbers, and what vLLM prints */
+  char detail[512];          /* the constraint, its numbers, and what vLLM prints */
 };
+
+#define LAYOUT_MAX_NOTES 8
 
 struct layout_verdict {
   int n_fails;
   struct layout_fail fails[LAYOUT_MAX_FAILS];
+  int n_notes;                              /* warnings that do not stop vLLM */
+  struct layout_fail notes[LAYOUT_MAX_NOTES];
   struct mem_plan mem;
 };
 
@@ -59,5 +71,16 @@ int layout_check(const struct model_spec *m, const struct hw_spec *h, int n_gpus
 /* EP group size (tp*dp with --enable-expert-parallel, else 1). */
 int layout_ep_size(const struct layout *l);
 int layout_n_gpus(const struct layout *l);
+/* vLLM's get_pp_indices: layers [*first, *first + *count) on stage; extras go to the stages
+ * before the last (which also holds lm_head). */
+void layout_stage_layers(int n_layers, int pp, int stage, int *first, int *count);
+/* Weight bytes on one rank of a pipeline stage (the largest such rank under uneven EP). */
+int64_t layout_weight_bytes_stage(const struct model_spec *m, const struct layout *l, int stage);
+/* KV bytes per token on one rank of a stage, kv_dtype_bytes per element. */
+int64_t layout_kv_bytes_token_stage(const struct model_spec *m, const struct layout *l, int stage,
+                                    int kv_dtype_bytes);
+/* Estimated PyTorch activation peak of vLLM's profile run on a stage's rank (see layout.c). */
+int64_t layout_activation_bytes_stage(const struct model_spec *m, const struct layout *l,
+                                      const struct engine *e, int stage);
 
 #endif

@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#define MODEL_MAX_LAYERS 256
+
 enum model_quant { MODEL_QUANT_NONE = 0, MODEL_QUANT_GPTQ = 1, MODEL_QUANT_FP8 = 2 };
 
 struct model_quant_cfg {
@@ -45,6 +47,9 @@ struct model_spec {
   int attention_bias;
   int dtype_bytes;          /* torch_dtype: 2 for bf16/fp16 */
   struct model_quant_cfg quant;
+  char model_type[32];      /* model_type, e.g. qwen3_moe */
+  char path[512];           /* the config.json actually read */
+  unsigned char mlp_only[MODEL_MAX_LAYERS]; /* mlp_only_layers: 1 = dense MLP in a MoE model */
 };
 
 struct model_params {
@@ -54,6 +59,7 @@ struct model_params {
   double attention;         /* q, k, v, o (+ norms) */
   double router;
   double embed_lm_head;
+  double dense_mlp;         /* dense MLP layers (whole of a dense model) */
 };
 
 int model_load(const char *path_or_name, struct model_spec *m);

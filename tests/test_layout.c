@@ -1,0 +1,289 @@
+/* test_layout: each vLLM rule firing and not firing, the memory plan against FACTS.md's
+ * figures (weights per GPU ~15.6-15.7 GB, KV bytes per token per GPU 48,128 / 24,064), vLLM's
+ * per-card defaults, pipeline layer split, and the hardware spec's tier lookup. */
+#include <stdio.h>
+#include <string.h>
+
+#include "check.h"
+#include "common/err.h"
+#include "sim/hw.h"
+#include "sim/layout.h"
+#include "sim/model.h"
+
+static int has_rule(const struct layout_verdict *v, const char *rule) {
+  for (int i = 0; i < v->n_fails; i++)
+    if (!strcmp(v->fails[i].rule, rule)) return 1;
+  return 0;
+}
+
+static const char *rule_detail(const struct layout_verdict *v, const char *rule) {
+  for (int i = 0; i < v->n_fails; i++)
+    if (!strcmp(v->fails[i].rule, rule)) return v->fails[i].detail;
+  return "";
+}
+
+static int has_note(const struct layout_verdict *v, const char *rule) {
+  for (int i = 0; i < v->n_notes; i++)
+    if (!strcmp(v->notes[i].rule, rule)) return 1;
+  return 0;
+}
+
+static int run(const struct model_spec *m, const struct hw_spec *h, int gpus, int tp, int pp,
+               int dp, int ep, struct layout_verdict *v) {
+  struct layout l = {tp, pp, dp, ep};
+  struct engine e;
+  engine_defaults(&e, h);
+  return layout_check(m, h, gpus, &l, &e, v);
+}
+
+/* The seed's three layouts (FACTS.md "Why TP=8 fails"). */
+static void test_seed_layouts(void) {
+  struct model_spec m;
+  struct hw_spec h;
+  CHECK(model_load("qwen3-235b-a22b-gptq-int4", &m) == ERR_OK);
+  CHECK(hw_load("a100-40g-pcie", &h) == ERR_OK);
+  struct layout_verdict v;
+
+  int rc = run(&m, &h, 8, 8, 1, 1, 0, &v);
+  CHECK(rc == ERR_LAYOUT && err_exit_code(rc) == 1);
+  CHECK(has_rule(&v, "moe-wna16-block-k"));
+  const char *d = rule_detail(&v, "moe-wna16-block-k");
+  CHECK_MSG(strstr(d, "size_k must divisible by BLOCK_SIZE_K") && strstr(d, "192") &&
+                strstr(d, "128"),
+            "%s", d);
+  /* Attention at TP=8 is fine for Marlin: only the MoE rule fires. */
+  CHECK(!has_rule(&v, "marlin-n") && !has_rule(&v, "marlin-k") && !has_rule(&v, "tp-heads"));
+  CHECK(v.mem.kv_bytes_token_rank == 48128 && v.mem.kv_heads_rank == 1);
+
+  rc = run(&m, &h, 8, 8, 1, 1, 1, &v);
+  CHECK_MSG(rc == ERR_OK, "%s", err_msg());
+  CHECK(v.mem.experts_rank == 16 && v.mem.moe_inter_rank == 1536);
+  CHECK(v.mem.weight_bytes_rank > 15.0e9 && v.mem.weight_bytes_rank < 17.0e9);
+  CHECK_NEAR(v.mem.weight_bytes_rank / 1e9, 15.65, 0.1);
+  CHECK(v.mem.kv_bytes_token_rank == 48128);
+  CHECK(v.mem.kv_blocks > 0 && v.mem.kv_tokens == v.mem.kv_blocks * 16);
+  CHECK(v.mem.max_concurrency > 1 && v.mem.max_model_len == 40960);
+
+  rc = run(&m, &h, 8, 4, 2, 1, 0, &v);
+  CHECK_MSG(rc == ERR_OK, "%s", err_msg());
+  CHECK(v.mem.kv_bytes_token_rank == 24064 && v.mem.layers_stage_max == 47);
+  CHECK(v.mem.weight_bytes_rank > 15.0e9 && v.mem.weight_bytes_rank < 17.0e9);
+  CHECK(v.mem.moe_inter_rank == 384);
+  /* Same bytes per GPU for weights, half the KV per token: TP4xPP2 holds about twice the tokens. */
+  struct layout_verdict ep;
+  run(&m, &h, 8, 8, 1, 1, 1, &ep);
+  CHECK(v.mem.kv_tokens > ep.mem.kv_tokens * 3 / 2);
+
+  /* FP8 at TP=8: gate/up output per rank 192 vs block_n 128. */
+  struct model_spec f;
+  CHECK(model_load("qwen3-235b-a22b-fp8", &f) == ERR_OK);
+  rc = run(&f, &h, 8, 8, 1, 1, 0, &v);
+  CHECK(rc == ERR_LAYOUT && has_rule(&v, "fp8-moe-block-n"));
+  d = rule_detail(&v, "fp8-moe-block-n");
+  CHECK_MSG(strstr(d, "192") && strstr(d, "block_n = 128"), "%s", d);
+  CHECK(has_note(&v, "fp8-hw")); /* A100: no FP8 tensor cores */
+  /* FP8 with EP: no block rule (1536 % 128 == 0); ~236 GB of fp8 + bf16 embeddings over 8. */
+  rc = run(&f, &h, 8, 8, 1, 1, 1, &v);
+  CHECK(!has_rule(&v, "fp8-moe-block-n") && !has_rule(&v, "fp8-moe-block-k"));
+  CHECK_NEAR(v.mem.weight_bytes_rank / 1e9, 29.6, 0.3);
+  /* BF16 on 8 x 40 GB: weights alone exceed the budget. */
+  struct model_spec b;
+  CHECK(model_load("qwen3-235b-a22b", &b) == ERR_OK);
+  rc = run(&b, &h, 8, 4, 2, 1, 0, &v);
+  CHECK(rc == ERR_LAYOUT && has_rule(&v, "memory"));
+  CHECK(strstr(rule_detail(&v, "memory"), "exceed") != NULL);
+}
+
+static void test_structural_rules(void) {
+  struct model_spec m;
+  struct hw_spec h;
+  CHECK(model_load("qwen3-235b-a22b-gptq-int4", &m) == ERR_OK);
+  CHECK(hw_load("h200-sxm", &h) == ERR_OK);
+  struct layout_verdict v;
+  /* GPU count must equal tp x pp x dp. */
+  run(&m, &h, 8, 4, 1, 1, 0, &v);
+  CHECK(has_rule(&v, "gpus"));
+  run(&m, &h, 4, 4, 1, 1, 0, &v);
+  CHECK(!has_rule(&v, "gpus"));
+  /* 64 heads over tp 3 (and 4 KV heads neither dividing nor divided). */
+  run(&m, &h, 3, 3, 1, 1, 0, &v);
+  CHECK(has_rule(&v, "tp-heads") && has_rule(&v, "tp-kv-heads"));
+  run(&m, &h, 2, 2, 1, 1, 0, &v);
+  CHECK(!has_rule(&v, "tp-heads") && !has_rule(&v, "tp-kv-heads"));
+  /* Beyond one server. */
+  run(&m, &h, 16, 8, 2, 1, 0, &v);
+  CHECK(has_rule(&v, "node"));
+  /* PP beyond the tiny model's 4 layers; uneven split only notes. */
+  struct model_spec t;
+  CHECK(model_load("qwen3-moe-tiny", &t) == ERR_OK);
+  run(&t, &h, 8, 1, 8, 1, 0, &v);
+  CHECK(has_rule(&v, "pp-layers"));
+  run(&t, &h, 3, 1, 3, 1, 0, &v);
+  CHECK(!has_rule(&v, "pp-layers") && has_note(&v, "pp-uneven"));
+  run(&t, &h, 4, 1, 4, 1, 0, &v);
+  CHECK(!has_rule(&v, "pp-layers") && !has_note(&v, "pp-uneven"));
+  /* EP size beyond the expert count (tiny: 16 experts; tp 2 x dp 8 = 16 ok... use dp to 32). */
+  struct layout big = {2, 1, 16, 1};
+  struct engine e;
+  engine_defaults(&e, &h);
+  layout_check(&t, &h, 0, &big, &e, &v);
+  CHECK(has_rule(&v, "ep-experts"));
+  struct layout fine = {2, 1, 4, 1};
+  layout_check(&t, &h, 0, &fine, &e, &v);
+  CHECK(!has_rule(&v, "ep-experts") && v.mem.experts_rank == 2);
+  /* Engine rules: max_model_len vs max_position_embeddings; seqs vs batched tokens. */
+  struct layout one = {1, 1, 1, 0};
+  e.max_model_len = 8192;
+  layout_check(&t, &h, 1, &one, &e, &v);
+  CHECK(has_rule(&v, "max-model-len"));
+  e.max_model_len = 0;
+  e.max_num_seqs = 10000; /* > 8192 batched tokens (H200 default) */
+  layout_check(&t, &h, 1, &one, &e, &v);
+  CHECK(has_rule(&v, "batched-tokens"));
+  engine_defaults(&e, &h);
+  CHECK(layout_check(&t, &h, 1, &one, &e, &v) == ERR_OK && v.n_fails == 0);
+}
+
+static void test_quant_rules(void) {
+  struct model_spec m;
+  struct hw_spec h;
+  CHECK(model_load("qwen3-moe-tiny", &m) == ERR_OK);
+  CHECK(hw_load("h100-sxm", &h) == ERR_OK);
+  struct layout_verdict v;
+  /* tiny: moe_intermediate 256. tp 2 -> 128 per rank: Marlin MoE fine. tp 4 -> 64: MoeWNA16
+   * fallback and 64 % 128 fails; with EP the experts stay whole (256). */
+  run(&m, &h, 2, 2, 1, 1, 0, &v);
+  CHECK(!has_rule(&v, "moe-wna16-block-k") && !has_rule(&v, "marlin-k"));
+  run(&m, &h, 4, 4, 1, 1, 0, &v);
+  CHECK(has_rule(&v, "moe-wna16-block-k"));
+  run(&m, &h, 4, 4, 1, 1, 1, &v);
+  CHECK(!has_rule(&v, "moe-wna16-block-k"));
+  /* Dense Marlin: tp 4 gives o_proj input 8/4 heads x 32 = 64 per rank, not a multiple of 128. */
+  run(&m, &h, 4, 4, 1, 1, 1, &v);
+  CHECK(has_rule(&v, "marlin-k"));
+  run(&m, &h, 2, 2, 1, 1, 1, &v);
+  CHECK(!has_rule(&v, "marlin-k") && !has_rule(&v, "marlin-n"));
+  /* Qwen3-32B dense at TP=8 in bf16: no quant rule; 25600 / 8 = 3200. */
+  struct model_spec d;
+  CHECK(model_load("qwen3-32b", &d) == ERR_OK);
+  CHECK(run(&d, &h, 8, 8, 1, 1, 0, &v) == ERR_OK);
+  CHECK(v.mem.kv_heads_rank == 1 && v.mem.experts_rank == 0);
+  /* KV bytes for a dense model: 64 layers x 2 x 1 head x 128 x 2 bytes. */
+  CHECK(v.mem.kv_bytes_token_rank == 64 * 2 * 1 * 128 * 2);
+}
+
+static void test_defaults_and_memory(void) {
+  struct hw_spec a100, a100_80, h100, l40s;
+  CHECK(hw_load("a100-40g-pcie", &a100) == ERR_OK);
+  CHECK(hw_load("a100-80g-sxm", &a100_80) == ERR_OK);
+  CHECK(hw_load("h100-sxm", &h100) == ERR_OK);
+  CHECK(hw_load("l40s", &l40s) == ERR_OK);
+  struct engine e;
+  engine_defaults(&e, &a100);
+  CHECK(e.max_num_batched_tokens == 2048 && e.max_num_seqs == 256 && e.block_size == 16);
+  CHECK(e.gpu_mem_util == 0.9 && e.enable_prefix_caching == 1);
+  engine_defaults(&e, &a100_80); /* 80 GB, but an A100: still the small defaults in 0.9 */
+  CHECK(e.max_num_batched_tokens == 2048 && e.max_num_seqs == 256);
+  engine_defaults(&e, &h100);
+  CHECK(e.max_num_batched_tokens == 8192 && e.max_num_seqs == 1024);
+  engine_defaults(&e, &l40s);
+  CHECK(e.max_num_batched_tokens == 2048);
+
+  /* KV capacity: a lower utilization gives fewer blocks; a short max_model_len over a small
+   * budget shows the KV shortfall rule. */
+  struct model_spec m;
+  CHECK(model_load("qwen3-235b-a22b-gptq-int4", &m) == ERR_OK);
+  struct layout l = {4, 2, 1, 0};
+  struct layout_verdict v9, v8;
+  engine_defaults(&e, &a100);
+  CHECK(layout_check(&m, &a100, 8, &l, &e, &v9) == ERR_OK);
+  e.gpu_mem_util = 0.8;
+  CHECK(layout_check(&m, &a100, 8, &l, &e, &v8) == ERR_OK);
+  CHECK(v8.mem.kv_blocks < v9.mem.kv_blocks);
+  /* Budget arithmetic: free = budget - weights - activation - overhead (worst stage). */
+  CHECK(v9.mem.kv_bytes_free_rank <= v9.mem.budget_bytes_rank - v9.mem.weight_bytes_rank -
+                                         v9.mem.overhead_bytes_rank);
+  CHECK(v9.mem.kv_blocks == v9.mem.kv_bytes_free_rank / (16 * v9.mem.kv_bytes_token_rank));
+  /* A utilization leaving KV room for half of one 40960-token sequence: the KV rule fires. */
+  double need = 40960.0 * v9.mem.kv_bytes_token_rank;
+  e.gpu_mem_util = (v9.mem.budget_bytes_rank - v9.mem.kv_bytes_free_rank + need / 2) /
+                   (double)a100.mem_bytes;
+  struct layout_verdict vs;
+  layout_check(&m, &a100, 8, &l, &e, &vs);
+  CHECK(has_rule(&vs, "memory-kv") && !has_rule(&vs, "memory"));
+  CHECK(strstr(rule_detail(&vs, "memory-kv"), "40960") != NULL);
+  e.gpu_mem_util = 0.3;
+  layout_check(&m, &a100, 8, &l, &e, &vs);
+  CHECK(has_rule(&vs, "memory") && strstr(rule_detail(&vs, "memory"), "GB") != NULL);
+  /* fp8 KV cache halves the bytes per token. */
+  engine_defaults(&e, &a100);
+  e.kv_dtype_bytes = 1;
+  layout_check(&m, &a100, 8, &l, &e, &vs);
+  CHECK(vs.mem.kv_bytes_token_rank == 24064 / 2);
+}
+
+static void test_stage_split_and_tiers(void) {
+  int first, count, total = 0;
+  /* vLLM's get_pp_indices: 94 over 4 -> [23, 24, 24, 23]: extras before the last stage. */
+  int want[4] = {23, 24, 24, 23};
+  for (int s = 0; s < 4; s++) {
+    layout_stage_layers(94, 4, s, &first, &count);
+    CHECK(count == want[s] && first == total);
+    total += count;
+  }
+  CHECK(total == 94);
+  layout_stage_layers(94, 2, 1, &first, &count);
+  CHECK(first == 47 && count == 47);
+
+  struct hw_spec h;
+  CHECK(hw_load("a100-40g-pcie", &h) == ERR_OK);
+  CHECK(h.n_tiers == 2 && h.tiers[0].domain_size == 2 && h.tiers[0].nvlink && !h.tiers[1].nvlink);
+  CHECK(hw_tier_for(&h, 0, 2) == 0 && hw_tier_for(&h, 6, 2) == 0);
+  CHECK(hw_tier_for(&h, 1, 2) == 1 && hw_tier_for(&h, 0, 4) == 1 && hw_tier_for(&h, 0, 8) == 1);
+  CHECK(hw_tier_for(&h, 0, 16) == -1);
+  CHECK(h.tiers[0].allreduce_busbw_GBps == 208 && h.tiers[1].allreduce_busbw_GBps == 20);
+  CHECK(h.n_sms == 108 && h.hbm_GBps == 1555 && h.tflops_bf16 == 312 && h.tflops_fp8 == 0);
+  const char *all[] = {"a100-40g-pcie", "a100-80g-sxm", "h100-sxm", "h200-sxm", "h20", "l40s"};
+  for (int i = 0; i < 6; i++) {
+    int rc = hw_load(all[i], &h);
+    CHECK_MSG(rc == ERR_OK, "%s: %s", all[i], err_msg());
+    CHECK(h.mem_bytes > 30e9 && h.hbm_GBps > 500 && h.tflops_bf16 > 100 && h.n_tiers >= 1);
+    CHECK(strcmp(h.name, all[i]) == 0);
+  }
+}
+
+static void test_hw_bad(void) {
+  char path[128];
+  snprintf(path, sizeof path, "/tmp/servesim_test_hw_%d.json", 1);
+  FILE *f = fopen(path, "w");
+  if (!f) return;
+  /* A value without a source is refused. */
+  fputs("{\"name\": \"x\", \"gpu\": \"X\", \"mem_bytes\": 1e10, \"hbm_GBps\": 1000,\n"
+        "\"hbm_eff\": 0.9, \"tflops_bf16\": 100, \"tflops_fp8\": 0, \"tflops_int8\": 0,\n"
+        "\"mma_eff\": 0.8, \"n_sms\": 10, \"gpus_per_node\": 2, \"kernel_launch_us\": 3,\n"
+        "\"eager_launch_us\": 8, \"tiers\": [{\"name\": \"pcie\", \"domain_size\": 2,\n"
+        "\"bw_GBps\": 25, \"latency_us\": 10, \"allreduce_busbw_GBps\": 20}],\n"
+        "\"sources\": {\"mem_bytes\": \"a\"}}\n", f);
+  fclose(f);
+  struct hw_spec h;
+  CHECK(hw_load(path, &h) == ERR_INPUT && strstr(err_msg(), "hbm_GBps") && strstr(err_msg(), "sources"));
+  f = fopen(path, "w");
+  fputs("{\"name\": \"x\",\n \"gpu\": [\n", f);
+  fclose(f);
+  CHECK(hw_load(path, &h) == ERR_INPUT);
+  char want[160];
+  snprintf(want, sizeof want, "%s:3:", path);
+  CHECK_MSG(strstr(err_msg(), want) != NULL, "%s", err_msg());
+  remove(path);
+  CHECK(hw_load("no-such-gpu", &h) == ERR_NOENT && strstr(err_msg(), "no-such-gpu"));
+}
+
+int main(void) {
+  test_seed_layouts();
+  test_structural_rules();
+  test_quant_rules();
+  test_defaults_and_memory();
+  test_stage_split_and_tiers();
+  test_hw_bad();
+  return check_report("test_layout");
+}
