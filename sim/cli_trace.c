@@ -12,7 +12,7 @@
 #include "traces/gen.h"
 #include "traces/trace.h"
 
-#define PROG "servesim trace"
+#define PROG "servesim"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -265,10 +265,8 @@ static int cmd_gen(int argc, char **argv) {
   trace_read_opts_default(&o);
   const char *out = "-", *lengths = NULL, *v;
   int rc = ERR_OK, have_range = 0, have_rate = 0, have_cv = 0;
-  if (argc < 1) {
-    usage(stderr);
+  if (argc < 1)
     return fail(err_set(ERR_INPUT, "trace gen: missing kind (random, poisson or gamma)"));
-  }
   if (!strcmp(argv[0], "random")) g.arrival = GEN_CLOSED;
   else if (!strcmp(argv[0], "poisson")) g.arrival = GEN_POISSON;
   else if (!strcmp(argv[0], "gamma")) g.arrival = GEN_GAMMA;
@@ -356,6 +354,5 @@ int cli_trace(int argc, char **argv) {
   if (!strcmp(cmd, "convert")) return cmd_rewrite(argc - 1, argv + 1, 0);
   if (!strcmp(cmd, "scale")) return cmd_rewrite(argc - 1, argv + 1, 1);
   if (!strcmp(cmd, "gen")) return cmd_gen(argc - 1, argv + 1);
-  usage(stderr);
-  return fail(err_set(ERR_INPUT, "trace: unknown command '%s' (stats, convert, scale, gen)", cmd));
+  return fail(err_set(ERR_INPUT, "trace: unknown command '%s' (stats, convert, scale, gen; --help)", cmd));
 }
