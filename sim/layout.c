@@ -138,7 +138,9 @@ int64_t layout_kv_bytes_token_stage(const struct model_spec *m, const struct lay
  *   attention: qkv [M, (q+2kv)] and output [M, q]
  *   MoE: router logits fp32 [M, E], fused-MoE caches [M*top_k, 2I], [M*top_k, I], [M*top_k, H]
  *   dense MLP: [M, 2I] and [M, I]
- *   sampler (last stage): fp32 logits and probabilities [max_num_seqs, vocab].
+ *   sampler (last stage): [max_num_seqs, vocab] at 16 bytes an element: the gathered bf16
+ *     logits (2), their fp32 copy (4), probabilities (4), log-probabilities or sort scratch (4)
+ *     and rounding for index tensors (2); vLLM's dummy sampler run allocates these at once.
  * The peak is hidden + the largest per-layer term, or the sampler's, whichever is larger. The
  * allocator's fragmentation is not modelled; vLLM reports this figure as "activation peak". */
 int64_t layout_activation_bytes_stage(const struct model_spec *m, const struct layout *l,
@@ -161,7 +163,7 @@ int64_t layout_activation_bytes_stage(const struct model_spec *m, const struct l
   double peak = hidden + (attn > mlp ? attn : mlp);
   if (stage == l->pp - 1) {
     double seqs = e->max_num_seqs > 0 ? e->max_num_seqs : 256;
-    double sampler = 2 * seqs * m->vocab * 4.0;
+    double sampler = seqs * m->vocab * 16.0;
     if (sampler > peak) peak = sampler;
   }
   return (int64_t)peak;
