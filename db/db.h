@@ -225,4 +225,10 @@ int db_import_sql(const char *path, const char *dump_file, int64_t *n_rows);
  * importing build's), one transaction; errors name the CSV line. */
 int db_import_csv(struct db *db, const char *csv_file, int64_t *n_rows);
 
+/* ---- listing (db/db_table.c) ---- */
+/* Runs sql (its ?1..?n bound to binds as text) and prints the rows as an aligned table, at most
+ * limit rows (0 = all) and a line saying how many more there were. */
+int db_table_print(struct db *db, const char *sql, const char *const *binds, int n_binds,
+                   int64_t limit, FILE *out);
+
 #endif
