@@ -115,20 +115,6 @@ static void print_failed_lines(FILE *f, const struct trace *t, int64_t limit) {
   if (t->n_failed > n) fprintf(f, ",... (%lld more; --list-failed shows all)", (long long)(t->n_failed - n));
 }
 
-/* The notes every command owes the user about rows not in the runnable trace: never silent. */
-static void report_dropped(const struct trace *t) {
-  if (t->n_bad)
-    fprintf(stderr, "servesim: %s: skipped %lld malformed row%s (first: %s)\n", t->source,
-            (long long)t->n_bad, t->n_bad == 1 ? "" : "s", t->first_bad);
-  if (t->n_failed) {
-    fprintf(stderr, "servesim: %s: %lld failed request%s (0 input or output tokens) %s, lines ",
-            t->source, (long long)t->n_failed, t->n_failed == 1 ? "" : "s",
-            t->failed_kept ? "kept (--keep-failed)" : "left out (--keep-failed keeps them)");
-    print_failed_lines(stderr, t, 20);
-    fputc('\n', stderr);
-  }
-}
-
 static int fail(int rc) {
   err_print(PROG);
   return err_exit_code(rc);
@@ -160,9 +146,12 @@ static int cmd_stats(int argc, char **argv) {
     trace_free(&t);
     return fail(rc);
   }
-  if (t.n_bad)
-    fprintf(stderr, "servesim: %s: skipped %lld malformed row%s (first: %s)\n", file,
-            (long long)t.n_bad, t.n_bad == 1 ? "" : "s", t.first_bad);
+  if (t.n_bad) { /* failed rows are listed on stdout below, so only the skip summary here */
+    int64_t n_failed = t.n_failed;
+    t.n_failed = 0;
+    trace_print_dropped(&t, stderr);
+    t.n_failed = n_failed;
+  }
   int64_t lim = list_failed ? INT64_MAX : 20;
   if (json) {
     printf("{\n  \"file\": \"");
@@ -241,7 +230,7 @@ static int cmd_rewrite(int argc, char **argv, int scale) {
   if (rc) return fail(rc);
   struct trace t;
   if ((rc = trace_read(file, &o, &t))) return fail(rc);
-  report_dropped(&t);
+  trace_print_dropped(&t, stderr);
   if (scale && to_rate > 0) {
     struct trace_stats s;
     if (!(rc = trace_stats_compute(&t, &s)) && !(s.rate_rps > 0))
@@ -323,7 +312,7 @@ static int cmd_gen(int argc, char **argv) {
   trace_init(&t);
   if (lengths) {
     if ((rc = trace_read(lengths, &o, &src))) return fail(err_wrap(rc, "--lengths-from"));
-    report_dropped(&src);
+    trace_print_dropped(&src, stderr);
     g.lengths_from = &src;
   }
   rc = gen_run(&g, &t);

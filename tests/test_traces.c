@@ -178,6 +178,18 @@ static void test_burstgpt(void) {
   trace_read_opts_default(&o);
   o.keep_failed = 1;
   CHECK(trace_read(p, &o, &t) == ERR_OK && t.n == 3 && t.n_failed == 1 && t.failed_kept);
+  /* the report every command prints names the failed row's line */
+  FILE *f = tmpfile();
+  char text[512] = {0};
+  if (f) {
+    trace_print_dropped(&t, f);
+    rewind(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+  }
+  CHECK_MSG(strstr(text, "1 failed request (0 input or output tokens) kept") && strstr(text, "lines 3\n"),
+            "report '%s'", text);
   trace_free(&t);
   expect_bad_at(put_file("bg_tot.csv",
                          "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"

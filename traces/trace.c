@@ -106,3 +106,17 @@ int trace_scale_parse(const char *s, int64_t *num, int64_t *den) {
   *den = 1000000000;
   return ERR_OK;
 }
+
+void trace_print_dropped(const struct trace *t, FILE *f) {
+  if (t->n_bad)
+    fprintf(f, "servesim: %s: skipped %lld malformed row%s (first: %s)\n", t->source,
+            (long long)t->n_bad, t->n_bad == 1 ? "" : "s", t->first_bad);
+  if (!t->n_failed) return;
+  fprintf(f, "servesim: %s: %lld failed request%s (0 input or output tokens) %s, lines ", t->source,
+          (long long)t->n_failed, t->n_failed == 1 ? "" : "s",
+          t->failed_kept ? "kept (--keep-failed)" : "left out (--keep-failed keeps them)");
+  int64_t n = t->n_failed < 20 ? t->n_failed : 20; /* a full BurstGPT file has thousands */
+  for (int64_t i = 0; i < n; i++) fprintf(f, "%s%lld", i ? "," : "", (long long)t->failed_line[i]);
+  if (t->n_failed > n) fprintf(f, ",... (%lld more; trace stats --list-failed)", (long long)(t->n_failed - n));
+  fputc('\n', f);
+}

@@ -60,6 +60,11 @@ int trace_push(struct trace *t, const struct trace_req *r);
 int trace_reserve(struct trace *t, int64_t n_total);
 /* Records a failed row's line number (see n_failed). */
 int trace_note_failed(struct trace *t, int64_t line);
+/* Prints what a read left out or kept specially, one line each on f: "servesim: SRC: skipped N
+ * malformed rows (first: file:line: reason)" and "servesim: SRC: N failed requests (0 input or
+ * output tokens) left out, lines a,b,c...". Prints nothing for a clean trace. Every command that
+ * reads a trace should call it, so no row disappears silently. */
+void trace_print_dropped(const struct trace *t, FILE *f);
 /* Stable sort by arrival_ns (ties keep their order); O(n log n) with one n-sized buffer. */
 int trace_sort(struct trace *t);
 /* "The same traffic, speedup times faster": arrival_ns * den / num, rounded half up with exact
