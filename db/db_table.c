@@ -67,9 +67,10 @@ int db_table_print(struct db *db, const char *sql, const char *const *binds, int
   }
   if (s != SQLITE_DONE) rc = db_sqlerr(db, "listing");
   if (!rc) {
-    for (int c = 0; c < n_cols; c++)
-      fprintf(out, "%s%*s", c ? "  " : "", numeric[c] ? width[c] : -width[c],
-              sqlite3_column_name(st, c));
+    for (int c = 0; c < n_cols; c++) {
+      int w = numeric[c] ? width[c] : (c == n_cols - 1 ? 0 : -width[c]);
+      fprintf(out, "%s%*s", c ? "  " : "", w, sqlite3_column_name(st, c));
+    }
     fputc('\n', out);
     for (int c = 0; c < n_cols; c++) {
       fprintf(out, "%s", c ? "  " : "");
