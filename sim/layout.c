@@ -190,10 +190,9 @@ static void layout_add(struct layout_verdict *v, int note, const char *rule, con
   va_end(ap);
 }
 
-/* Dense GPTQ Marlin (gptq_marlin): per-partition N % 64, K % 128, K % group_size. */
-static void layout_marlin_linear(struct layout_verdict *v, const struct model_spec *m,
-                                 const char *what, int64_t k, int64_t n, int tp) {
-  int g = m->quant.group_size;
+/* Dense GPTQ Marlin (verify_marlin_supports_shape): per-partition N % 64 and K % 128. */
+static void layout_marlin_linear(struct layout_verdict *v, const char *what, int64_t k, int64_t n,
+                                 int tp) {
   if (n % LAYOUT_MARLIN_MIN_N)
     layout_add(v, 0, "marlin-n",
                "GPTQ Marlin: %s output_size_per_partition = %lld is not divisible by min_thread_n = "
@@ -204,31 +203,45 @@ static void layout_marlin_linear(struct layout_verdict *v, const struct model_sp
                "GPTQ Marlin: %s input_size_per_partition = %lld is not divisible by min_thread_k = "
                "%d (tp %d); reduce --tensor-parallel-size",
                what, (long long)k, LAYOUT_MARLIN_MIN_K, tp);
-  else if (g > 0 && g < k && k % g)
-    layout_add(v, 0, "marlin-group",
-               "GPTQ Marlin: %s input_size_per_partition = %lld is not divisible by group_size = %d "
-               "(tp %d)",
-               what, (long long)k, g, tp);
+  /* vLLM also checks input_size_per_partition % group_size when group_size < input_size; with
+   * Marlin's group sizes (<= 128) that is implied by the K % 128 check above. */
 }
 
 static void layout_rules_gptq(struct layout_verdict *v, const struct model_spec *m,
                               const struct layout *l) {
   int64_t H = m->hidden, hd = m->head_dim;
   int64_t q = (int64_t)layout_q_heads(m, l->tp) * hd, kv = (int64_t)layout_kv_heads(m, l->tp) * hd;
-  layout_marlin_linear(v, m, "qkv_proj", H, q + 2 * kv, l->tp);
-  layout_marlin_linear(v, m, "o_proj", q, H, l->tp);
-  if (m->intermediate > 0 && m->n_moe_layers < m->n_layers) {
+  const struct model_quant_cfg *qc = &m->quant;
+  int g = qc->group_size;
+  int marlin_cfg = (qc->bits == 4 || qc->bits == 8) && qc->sym &&
+                   (g == -1 || g == 32 || g == 64 || g == 128);
+  if (!marlin_cfg) {
+    /* is_gptq_marlin_compatible() is false: vLLM keeps the plain GPTQ (exllama) kernels. */
+    layout_add(v, 1, "gptq-no-marlin",
+               "gptq bits %d, group_size %d, sym %d is not Marlin-compatible (bits 4/8, group "
+               "-1/32/64/128, sym): vLLM uses the slower plain GPTQ kernels",
+               qc->bits, g, qc->sym);
+  } else {
+    layout_marlin_linear(v, "qkv_proj", H, q + 2 * kv, l->tp);
+    layout_marlin_linear(v, "o_proj", q, H, l->tp);
+  }
+  if (marlin_cfg && m->intermediate > 0 && m->n_moe_layers < m->n_layers) {
     int64_t I = layout_ceil_div(m->intermediate, l->tp);
-    layout_marlin_linear(v, m, "gate_up_proj", H, 2 * I, l->tp);
-    layout_marlin_linear(v, m, "down_proj", I, H, l->tp);
+    layout_marlin_linear(v, "gate_up_proj", H, 2 * I, l->tp);
+    layout_marlin_linear(v, "down_proj", I, H, l->tp);
   }
   if (!model_is_moe(m)) return;
   /* Marlin MoE (check_moe_marlin_supports_layer): hidden % 128 and I_rank % max(64, group). */
-  int g = m->quant.group_size;
   int64_t I = layout_moe_inter_rank(m, l);
   int64_t need = g > 64 ? g : 64;
-  int marlin_ok = H % 128 == 0 && I % need == 0 && (g == -1 || g == 32 || g == 64 || g == 128);
+  int marlin_ok = marlin_cfg && H % 128 == 0 && I % need == 0;
   if (marlin_ok) return;
+  char why[128];
+  if (marlin_cfg)
+    snprintf(why, sizeof why, "Marlin MoE needs a multiple of max(64, group_size %d) = %lld", g,
+             (long long)need);
+  else
+    snprintf(why, sizeof why, "the checkpoint is not Marlin-compatible");
   /* Fallback: MoeWNA16. Its CUDA kernel (decode-sized batches) tiles K by BLOCK_SIZE_K = 128. */
   int max_tok = LAYOUT_WNA16_CUDA_TOK_PER_EXPERT * m->n_experts / (m->top_k > 0 ? m->top_k : 1);
   const char *split = layout_ep_size(l) > 1 ? "with expert parallel" : "";
@@ -240,18 +253,17 @@ static void layout_rules_gptq(struct layout_verdict *v, const struct model_spec 
   if (I % LAYOUT_WNA16_BLOCK_K || H % LAYOUT_WNA16_BLOCK_K) {
     int64_t sk = I % LAYOUT_WNA16_BLOCK_K ? I : H;
     layout_add(v, 0, "moe-wna16-block-k",
-               "MoE down_proj size_k = %s = %lld per rank; Marlin MoE needs a multiple of max(64, "
-               "group_size %d) = %lld, so vLLM falls back to MoeWNA16, whose CUDA kernel tiles K by "
-               "BLOCK_SIZE_K = %d: batches of <= %d tokens fail with 'size_k must divisible by "
-               "BLOCK_SIZE_K' (%lld vs %d, remainder %lld); use a smaller -tp or "
-               "--enable-expert-parallel",
-               how, (long long)I, g, (long long)need, LAYOUT_WNA16_BLOCK_K, max_tok, (long long)sk,
+               "MoE down_proj size_k = %s = %lld per rank; %s, so vLLM falls back to MoeWNA16, "
+               "whose CUDA kernel tiles K by BLOCK_SIZE_K = %d: batches of <= %d tokens fail with "
+               "'size_k must divisible by BLOCK_SIZE_K' (%lld vs %d, remainder %lld); use a "
+               "smaller -tp or --enable-expert-parallel",
+               how, (long long)I, why, LAYOUT_WNA16_BLOCK_K, max_tok, (long long)sk,
                LAYOUT_WNA16_BLOCK_K, (long long)(sk % LAYOUT_WNA16_BLOCK_K));
   } else {
     layout_add(v, 1, "moe-wna16",
-               "Marlin MoE unsupported (%s = %lld per rank, group_size %d): vLLM runs the slower "
-               "MoeWNA16 kernels",
-               how, (long long)I, g);
+               "Marlin MoE unsupported (%s = %lld per rank; %s): vLLM runs the slower MoeWNA16 "
+               "kernels",
+               how, (long long)I, why);
   }
 }
 

@@ -163,6 +163,18 @@ static void test_quant_rules(void) {
   CHECK(has_rule(&v, "marlin-k"));
   run(&m, &h, 2, 2, 1, 1, 1, &v);
   CHECK(!has_rule(&v, "marlin-k") && !has_rule(&v, "marlin-n"));
+  /* tp 8: one q head (32) + 2 x one KV head (32) = 96 outputs per rank, not a multiple of 64. */
+  run(&m, &h, 8, 8, 1, 1, 1, &v);
+  CHECK(has_rule(&v, "marlin-n") && strstr(rule_detail(&v, "marlin-n"), "= 96 ") != NULL);
+  /* Asymmetric GPTQ is not Marlin-compatible: a note (plain GPTQ kernels), no tile rule. */
+  struct model_spec asym = m;
+  asym.quant.sym = 0;
+  run(&asym, &h, 8, 8, 1, 1, 1, &v);
+  CHECK(!has_rule(&v, "marlin-n") && has_note(&v, "gptq-no-marlin"));
+  /* ... and its MoE goes to MoeWNA16: fine with whole experts (256 % 128), a note only. */
+  CHECK(!has_rule(&v, "moe-wna16-block-k") && has_note(&v, "moe-wna16"));
+  run(&asym, &h, 4, 4, 1, 1, 0, &v); /* 256 / 4 = 64 per rank: the CUDA kernel's K tile fails */
+  CHECK(has_rule(&v, "moe-wna16-block-k"));
   /* Qwen3-32B dense at TP=8 in bf16: no quant rule; 25600 / 8 = 3200. */
   struct model_spec d;
   CHECK(model_load("qwen3-32b", &d) == ERR_OK);
