@@ -177,9 +177,9 @@ static void check_print_one(const struct model_spec *m, const struct hw_spec *h,
   printf("    KV cache   %.2f GB, %lld bytes per token\n",
          (p->kv_bytes_free_rank > 0 ? p->kv_bytes_free_rank : 0) / CHECK_GB,
          (long long)p->kv_bytes_token_rank);
-  printf("  KV capacity  %lld blocks x %d = %lld tokens; %.2f sequences at max-model-len %d\n",
+  printf("  KV capacity  %lld blocks x %d = %lld tokens; %.2f sequences at max-model-len %d%s\n",
          (long long)p->kv_blocks, e->block_size, (long long)p->kv_tokens, p->max_concurrency,
-         p->max_model_len);
+         p->max_model_len, l->dp > 1 ? " (per data-parallel replica)" : "");
   if (v->n_fails == 0)
     printf("  verdict      RUNS\n");
   else
@@ -255,7 +255,9 @@ static int check_all(const struct model_spec *m, const struct hw_spec *h, int gp
     int rc = check_print_json(root);
     if (rc) return rc;
   } else {
-    printf("%d of %d layouts run. `servesim check ... -tp N -pp N` explains one in full.\n", n_ok, n);
+    printf("%d of %d layouts run. KV tokens and sequences are per data-parallel replica;\n"
+           "`servesim check ... -tp N -pp N -dp N` explains one layout in full.\n",
+           n_ok, n);
   }
   return n_ok > 0 ? ERR_OK : ERR_LAYOUT;
 }

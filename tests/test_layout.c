@@ -3,6 +3,7 @@
  * per-card defaults, pipeline layer split, and the hardware spec's tier lookup. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "common/err.h"
@@ -266,7 +267,7 @@ static void test_stage_split_and_tiers(void) {
 
 static void test_hw_bad(void) {
   char path[128];
-  snprintf(path, sizeof path, "/tmp/servesim_test_hw_%d.json", 1);
+  snprintf(path, sizeof path, "/tmp/servesim_test_hw_%d.json", (int)getpid());
   FILE *f = fopen(path, "w");
   if (!f) return;
   /* A value without a source is refused. */
