@@ -80,6 +80,8 @@ static void test_numparse(void) {
   CHECK(numparse_sec_ns("1.2.3", &v) != NULL);
   CHECK(numparse_sec_ns("", &v) != NULL);
   CHECK(numparse_sec_ns("abc", &v) != NULL);
+  CHECK(numparse_sec_ns("9500000000", &v) != NULL);
+  CHECK(!numparse_sec_ns("9000000000.5", &v) && v == 9000000000500000000LL);
 
   CHECK(!numparse_i64(" 472 ", 0, 1000, &v) && v == 472);
   CHECK(!numparse_i64("472.0", 0, 1000, &v) && v == 472);
@@ -474,6 +476,61 @@ static void test_gen(void) {
   CHECK(gen_run(&g, &t) == ERR_INPUT && strstr(err_msg(), "--number"));
 }
 
+/* Random byte edits of small valid files in every format: each read must end in ERR_OK or
+ * ERR_INPUT (never a crash, never another code), and ERR_INPUT must name the file and a line. */
+static void test_mutations(void) {
+  static const char *const seeds[] = {
+      "TIMESTAMP,ContextTokens,GeneratedTokens\r\n2023-11-16 18:17:03.9799600,4808,10\r\n"
+      "2023-11-16 18:17:04.0319600,3180,8\r\n",
+      "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+      "5,ChatGPT,472,18,490,Conversation log\n45,ChatGPT,0,0,0,Conversation log\n",
+      "{\"timestamp\": 0, \"input_length\": 1000, \"output_length\": 5, \"hash_ids\": [0, 1]}\n"
+      "{\"timestamp\": 3, \"input_length\": 1500, \"output_length\": 6, \"hash_ids\": [0, 1, 2]}\n",
+      "arrival_s,input_tokens,output_tokens,prefix_id,prefix_tokens\n0.000000000,10,1,0,5\n"
+      "0.500000000,20,2,0,5\n",
+      "num_prefill_tokens,num_decode_tokens,num_total_tokens,pd_ratio\r\n26,5,31,0.19\r\n"};
+  static const char *const names[] = {"m.csv", "m.csv", "m.jsonl", "m.csv", "m.csv"};
+  static const char alphabet[] = "0123456789,.-\"{}[]: \n\rxe";
+  struct rng r;
+  rng_seed(&r, 99);
+  int ok = 1;
+  for (int it = 0; it < 400; it++) {
+    int k = it % 5;
+    char buf[512];
+    size_t len = strlen(seeds[k]);
+    memcpy(buf, seeds[k], len + 1);
+    int n_edit = (int)rng_range(&r, 1, 3);
+    for (int e = 0; e < n_edit; e++) {
+      size_t at = (size_t)rng_range(&r, 0, (int64_t)len - 1);
+      int op = (int)rng_range(&r, 0, 2);
+      char c = alphabet[rng_range(&r, 0, (int64_t)sizeof alphabet - 2)];
+      if (op == 0) buf[at] = c;                                         /* replace */
+      else if (op == 1 && len > 2) memmove(buf + at, buf + at + 1, len-- - at); /* delete */
+      else if (len < sizeof buf - 2) {                                   /* insert */
+        memmove(buf + at + 1, buf + at, len++ - at + 1);
+        buf[at] = c;
+      }
+    }
+    const char *p = put_file(names[k], buf);
+    for (int mode = 0; mode < 2; mode++) {
+      struct trace t;
+      int rc = read_with(p, mode ? TRACE_BAD_SKIP : TRACE_BAD_FAIL, &t);
+      if (rc != ERR_OK && rc != ERR_INPUT) ok = 0;
+      if (rc == ERR_INPUT && strncmp(err_msg(), p, strlen(p))) ok = 0;
+      if (rc == ERR_OK)
+        for (int64_t i = 0; i < t.n; i++)
+          if (t.reqs[i].in_tok < 0 || t.reqs[i].out_tok < 0 || t.reqs[i].arrival_ns < 0) ok = 0;
+      if (!ok) {
+        fprintf(stderr, "mutation %d mode %d: rc %d msg %s\n--\n%s--\n", it, mode, rc, err_msg(), buf);
+        break;
+      }
+      trace_free(&t);
+    }
+    if (!ok) break;
+  }
+  CHECK(ok);
+}
+
 int main(void) {
   snprintf(tmpdir, sizeof tmpdir, "%s/servesim_test_traces_XXXXXX",
            getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -488,6 +545,7 @@ int main(void) {
   test_canonical();
   test_scale_sort();
   test_gen();
+  test_mutations();
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
   if (system(cmd) != 0) fprintf(stderr, "note: could not remove %s\n", tmpdir);

@@ -56,8 +56,8 @@ const char *numparse_sec_ns(const char *s, int64_t *ns) {
     return "not a number";
   int64_t sec = 0;
   for (; isdigit((unsigned char)*s); s++) {
-    if (sec > 9200000000LL) return "out of range"; /* int64 ns holds ~292 years */
     sec = sec * 10 + (*s - '0');
+    if (sec > 9000000000LL) return "out of range"; /* int64 ns holds ~292 years */
   }
   int64_t frac = 0;
   int nd = 0, round_up = 0;

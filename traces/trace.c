@@ -90,6 +90,13 @@ int trace_scale(struct trace *t, int64_t num, int64_t den) {
     return err_set(ERR_INPUT, "trace: speedup %lld/%lld must be positive", (long long)num,
                    (long long)den);
   /* 128-bit product: 1e18 ns times a den of 1e9 (a 9-decimal speedup) would overflow int64. */
+  /* Sorted and non-negative, so the last arrival is the largest: check it before changing any. */
+  if (t->n) {
+    __int128 last = ((__int128)t->reqs[t->n - 1].arrival_ns * den * 2 + num) / (2 * (__int128)num);
+    if (last > INT64_MAX)
+      return err_set(ERR_INPUT, "trace: slowing down by %lld/%lld runs past the int64 ns range",
+                     (long long)den, (long long)num);
+  }
   for (int64_t i = 0; i < t->n; i++) {
     __int128 a = (__int128)t->reqs[i].arrival_ns * den;
     t->reqs[i].arrival_ns = (int64_t)((2 * a + num) / (2 * (__int128)num));
