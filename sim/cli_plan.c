@@ -1,4 +1,455 @@
-/* PLACEHOLDER until its owner lands the real file: replace wholesale. */
+/* cli_plan: `servesim plan`, the capacity planner's command line.
+ *
+ * Parses the search space (lists of hardware, GPU counts and engine knobs), the workload (a trace
+ * file, or evalscope's random dataset in a closed loop or at a Poisson rate, as `servesim bench`
+ * takes it), the SLO and the objectives; loads the specs; runs plan_run; prints the table or
+ * JSON and optionally stores rows in SQLite. Under mpirun every rank parses the same flags and
+ * enumerates the same space; only rank 0 prints and writes. */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
 #include "sim/cli.h"
-int cli_plan(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "servesim: plan: not built yet\n"); return 2; }
+#include "sim/cli_args.h"
+#include "sim/dispatch.h"
+#include "sim/plan.h"
+#include "sim/plan_db.h"
+#include "traces/gen.h"
+#include "traces/trace.h"
+
+#define CLI_PLAN_PROG "servesim plan"
+
+static void cli_plan_usage(FILE *f) {
+  fprintf(f,
+          "usage: servesim plan --model M --hardware H[,H2...] --gpus N|A-B|A,B [options]\n"
+          "search space:\n"
+          "  --gpus 8 | 1-8 | 4,8            GPU counts to try\n"
+          "  --hardware a100-40g-pcie,h100-sxm   hardware specs (names under specs/hardware)\n"
+          "  -tp/-pp/-dp N                   pin one dimension (default: every divisor)\n"
+          "  --expert-parallel on,off        try EP on, off or both (default both;\n"
+          "                                  --enable-expert-parallel = on only)\n"
+          "  --max-num-seqs 128,256,512      engine knob grid (default: the card's vLLM default)\n"
+          "  --max-num-batched-tokens 2048,4096,8192\n"
+          "  --cuda-graphs on,off            (--enforce-eager = off)\n"
+          "  other vLLM engine flags apply to every candidate (--gpu-memory-utilization, ...)\n"
+          "workload (one of):\n"
+          "  --trace FILE [--format auto|azure|burstgpt|mooncake|canonical|lengths]\n"
+          "               [--on-bad-row fail|skip] [--speedup X]    open loop at the trace's times\n"
+          "  --dataset random --parallel N --number M [--min-prompt-length A --max-prompt-length B\n"
+          "               --min-tokens C --max-tokens D] [--prefix-length P]    evalscope closed loop\n"
+          "  --dataset random --rate R --number M [...]               open loop, Poisson arrivals\n"
+          "objectives and search:\n"
+          "  --slo ttft_p99=2s,tpot_p99=100ms   SLO for goodput, the rate search, fewest GPUs\n"
+          "  --gpu-hour-cost 2.5              $ per GPU-hour: cost per million output tokens\n"
+          "  --objective throughput|ttft|tpot|goodput|cost|rate   table order (throughput)\n"
+          "  --pareto tpot_p99                the frontier's latency axis (METRIC_STAT)\n"
+          "  --no-rate-search                 skip the highest-load search under the SLO\n"
+          "  --rate-tol 0.02  --load-max 64   bisection tolerance; bracket limit (x rate or clients)\n"
+          "  --cost-model roofline|constant   --constant-cost FIXED_NS,PER_TOK_NS (1000000,20000)\n"
+          "  --dispatch round-robin|least-outstanding   DP replica dispatch\n"
+          "  --threads N (default: cores / MPI ranks on this host)   --seed S (0)\n"
+          "output: --json  --top N (20; 0 = all)  --db FILE  --no-progress\n"
+          "MPI build: mpirun -n K servesim plan ... splits candidates across ranks (same answer)\n");
+}
+
+struct cli_plan_opts {
+  struct cli_args a;
+  const char *hardware, *gpus, *seqs, *mbt, *graphs, *epmode;
+  const char *trace, *format, *on_bad_row, *speedup, *dataset, *db;
+  int parallel, have_parallel;
+  int64_t number;
+  double rate;
+  int in_min, in_max, out_min, out_max, prefix_len;
+  int top_n, json, no_progress, threads;
+  int load_max_set;                /* --load-max given: else 64 x the rate, or --number clients */
+  int cost_kind;
+  int64_t const_fixed_ns, const_tok_ns;
+  int dispatch;
+  struct plan_opts po;
+};
+
+static int cli_plan_int(const char *flag, const char *v, long lo, long hi, int *out) {
+  char *end;
+  errno = 0;
+  long x = strtol(v, &end, 10);
+  if (!*v || *end || errno || x < lo || x > hi)
+    return err_set(ERR_INPUT, "%s: expected an integer in [%ld, %ld], got '%s'", flag, lo, hi, v);
+  *out = (int)x;
+  return ERR_OK;
+}
+
+static int cli_plan_double(const char *flag, const char *v, double lo, double *out) {
+  char *end;
+  errno = 0;
+  double x = strtod(v, &end);
+  if (!*v || *end || errno || !isfinite(x) || x < lo)
+    return err_set(ERR_INPUT, "%s: expected a number >= %g, got '%s'", flag, lo, v);
+  *out = x;
+  return ERR_OK;
+}
+
+/* One plan-specific flag at argv[i]: returns entries taken (> 0), 0 if not ours, -1 on error. */
+static int cli_plan_flag(struct cli_plan_opts *o, int argc, char **argv, int i) {
+  const char *v = NULL;
+  int n, rc = ERR_OK;
+  const char *a = argv[i];
+  /* switches */
+  if (!strcmp(a, "--no-rate-search")) return o->po.search_rate = 0, 1;
+  if (!strcmp(a, "--no-progress")) return o->no_progress = 1, 1;
+  if (!strcmp(a, "--progress")) return o->no_progress = -1, 1;
+  if (!strcmp(a, "--json")) return o->json = 1, 1;
+  /* Lists: intercepted before the shared parser, which takes one value per flag. */
+  static const char *const lists[] = {"--hardware", "--gpus", "--max-num-seqs",
+                                      "--max-num-batched-tokens", "--cuda-graphs",
+                                      "--expert-parallel", "--db"};
+  const char **dst[] = {&o->hardware, &o->gpus, &o->seqs, &o->mbt, &o->graphs, &o->epmode, &o->db};
+  for (size_t k = 0; k < sizeof lists / sizeof lists[0]; k++) {
+    if ((n = cli_args_value(argc, argv, i, lists[k], &v)) != 0) {
+      if (n > 0) *dst[k] = v;
+      return n;
+    }
+  }
+  static const char *const strs[] = {"--trace", "--format", "--on-bad-row", "--speedup", "--dataset"};
+  const char **sdst[] = {&o->trace, &o->format, &o->on_bad_row, &o->speedup, &o->dataset};
+  for (size_t k = 0; k < sizeof strs / sizeof strs[0]; k++) {
+    if ((n = cli_args_value(argc, argv, i, strs[k], &v)) != 0) {
+      if (n > 0) *sdst[k] = v;
+      return n;
+    }
+  }
+  if ((n = cli_args_value(argc, argv, i, "--parallel", &v)) != 0) {
+    if (n > 0) rc = cli_plan_int("--parallel", v, 1, 1 << 20, &o->parallel), o->have_parallel = 1;
+  } else if ((n = cli_args_value(argc, argv, i, "--number", &v)) != 0) {
+    int x = 0;
+    if (n > 0 && !(rc = cli_plan_int("--number", v, 1, 1 << 30, &x))) o->number = x;
+  } else if ((n = cli_args_value(argc, argv, i, "--rate", &v)) != 0) {
+    if (n > 0 && !(rc = cli_plan_double("--rate", v, 0, &o->rate)) && !(o->rate > 0))
+      rc = err_set(ERR_INPUT, "--rate: must be positive, got '%s'", v);
+  } else if ((n = cli_args_value(argc, argv, i, "--min-prompt-length", &v)) != 0) {
+    if (n > 0) rc = cli_plan_int("--min-prompt-length", v, 1, 1 << 24, &o->in_min);
+  } else if ((n = cli_args_value(argc, argv, i, "--max-prompt-length", &v)) != 0) {
+    if (n > 0) rc = cli_plan_int("--max-prompt-length", v, 1, 1 << 24, &o->in_max);
+  } else if ((n = cli_args_value(argc, argv, i, "--min-tokens", &v)) != 0) {
+    if (n > 0) rc = cli_plan_int("--min-tokens", v, 1, 1 << 24, &o->out_min);
+  } else if ((n = cli_args_value(argc, argv, i, "--max-tokens", &v)) != 0) {
+    if (n > 0) rc = cli_plan_int("--max-tokens", v, 1, 1 << 24, &o->out_max);
+  } else if ((n = cli_args_value(argc, argv, i, "--prefix-length", &v)) != 0) {
+    if (n > 0) rc = cli_plan_int("--prefix-length", v, 0, 1 << 24, &o->prefix_len);
+  } else if ((n = cli_args_value(argc, argv, i, "--slo", &v)) != 0) {
+    if (n > 0) rc = plan_slo_parse(v, &o->po.slo);
+  } else if ((n = cli_args_value(argc, argv, i, "--gpu-hour-cost", &v)) != 0) {
+    if (n > 0 && !(rc = cli_plan_double("--gpu-hour-cost", v, 0, &o->po.gpu_hour_cost)) &&
+        !(o->po.gpu_hour_cost > 0))
+      rc = err_set(ERR_INPUT, "--gpu-hour-cost: must be positive, got '%s'", v);
+  } else if ((n = cli_args_value(argc, argv, i, "--objective", &v)) != 0) {
+    if (n > 0) rc = plan_objective_parse(v, &o->po.objective);
+  } else if ((n = cli_args_value(argc, argv, i, "--pareto", &v)) != 0) {
+    if (n > 0) {
+      /* reuse the SLO grammar: "tpot_p99" -> "tpot_p99=1" */
+      char buf[64];
+      struct plan_slo tmp;
+      snprintf(buf, sizeof buf, "%s=1", v);
+      if (strchr(v, '=') || plan_slo_parse(buf, &tmp))
+        rc = err_set(ERR_INPUT, "--pareto: '%s' is not METRIC_STAT (e.g. tpot_p99, ttft_p90)", v);
+      else
+        o->po.pareto_metric = tmp.t[0].metric, o->po.pareto_stat = tmp.t[0].stat;
+    }
+  } else if ((n = cli_args_value(argc, argv, i, "--rate-tol", &v)) != 0) {
+    if (n > 0 && !(rc = cli_plan_double("--rate-tol", v, 0, &o->po.rate_tol)) &&
+        !(o->po.rate_tol > 0 && o->po.rate_tol < 1))
+      rc = err_set(ERR_INPUT, "--rate-tol: must be in (0, 1), got '%s'", v);
+  } else if ((n = cli_args_value(argc, argv, i, "--load-max", &v)) != 0) {
+    if (n > 0 && !(rc = cli_plan_double("--load-max", v, 1, &o->po.load_max))) o->load_max_set = 1;
+  } else if ((n = cli_args_value(argc, argv, i, "--threads", &v)) != 0) {
+    if (n > 0) rc = cli_plan_int("--threads", v, 1, 4096, &o->threads);
+  } else if ((n = cli_args_value(argc, argv, i, "--top", &v)) != 0) {
+    if (n > 0) rc = cli_plan_int("--top", v, 0, 1 << 30, &o->top_n);
+  } else if ((n = cli_args_value(argc, argv, i, "--seed", &v)) != 0) {
+    if (n > 0) {
+      char *end;
+      errno = 0;
+      unsigned long long s = strtoull(v, &end, 0);
+      if (!*v || *end || errno || v[0] == '-')
+        rc = err_set(ERR_INPUT, "--seed: expected a non-negative integer, got '%s'", v);
+      o->po.seed = s;
+    }
+  } else if ((n = cli_args_value(argc, argv, i, "--cost-model", &v)) != 0) {
+    if (n > 0) {
+      if (!strcmp(v, "roofline"))
+        o->cost_kind = PLAN_COST_ROOFLINE;
+      else if (!strcmp(v, "constant"))
+        o->cost_kind = PLAN_COST_CONSTANT;
+      else
+        rc = err_set(ERR_INPUT, "--cost-model: '%s' is not roofline or constant", v);
+    }
+  } else if ((n = cli_args_value(argc, argv, i, "--constant-cost", &v)) != 0) {
+    if (n > 0) {
+      long long f, t;
+      char tail;
+      if (sscanf(v, "%lld,%lld%c", &f, &t, &tail) != 2 || f < 0 || t < 0)
+        rc = err_set(ERR_INPUT, "--constant-cost: expected FIXED_NS,PER_TOK_NS, got '%s'", v);
+      o->const_fixed_ns = f;
+      o->const_tok_ns = t;
+    }
+  } else if ((n = cli_args_value(argc, argv, i, "--dispatch", &v)) != 0) {
+    if (n > 0) {
+      if (!strcmp(v, "round-robin"))
+        o->dispatch = DISPATCH_ROUND_ROBIN;
+      else if (!strcmp(v, "least-outstanding"))
+        o->dispatch = DISPATCH_LEAST_OUTSTANDING;
+      else
+        rc = err_set(ERR_INPUT, "--dispatch: '%s' is not round-robin or least-outstanding", v);
+    }
+  }
+  if (n < 0) return -1;
+  return rc ? -1 : n;
+}
+
+/* Splits "a,b,c" and loads each hardware spec. */
+static int cli_plan_hardware(const char *list, struct plan_space *s) {
+  const char *p = list;
+  s->n_hw = 0;
+  for (;;) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    char name[512];
+    if (len == 0 || len >= sizeof name) return err_set(ERR_INPUT, "--hardware: bad list '%s'", list);
+    if (s->n_hw == PLAN_MAX_HW) return err_set(ERR_INPUT, "--hardware: more than %d specs", PLAN_MAX_HW);
+    memcpy(name, p, len);
+    name[len] = '\0';
+    for (int i = 0; i < s->n_hw; i++)
+      if (!strcmp(s->hw[i].name, name)) return err_set(ERR_INPUT, "--hardware: '%s' listed twice", name);
+    int rc = hw_load(name, &s->hw[s->n_hw]);
+    if (rc) return err_wrap(rc, "--hardware %s", name);
+    s->n_hw++;
+    if (!comma) break;
+    p = comma + 1;
+  }
+  return ERR_OK;
+}
+
+/* The workload: a trace file, or evalscope's random dataset (closed loop or Poisson). */
+static int cli_plan_workload(struct cli_plan_opts *o, struct trace *t, int *closed) {
+  int rc;
+  if (o->trace && o->dataset)
+    return err_set(ERR_INPUT, "plan: give either --trace or --dataset, not both");
+  if (o->trace) {
+    if (o->have_parallel || o->rate > 0)
+      return err_set(ERR_INPUT, "plan: --parallel and --rate describe a generated workload; "
+                     "a --trace replays its own arrival times (--speedup X scales them)");
+    struct trace_read_opts ro;
+    trace_read_opts_default(&ro);
+    if (o->format) {
+      ro.format = trace_read_format_parse(o->format);
+      if (ro.format < 0) return err_set(ERR_INPUT, "--format: unknown '%s'", o->format);
+    }
+    if (o->on_bad_row) {
+      if (!strcmp(o->on_bad_row, "skip"))
+        ro.on_bad_row = TRACE_BAD_SKIP;
+      else if (strcmp(o->on_bad_row, "fail"))
+        return err_set(ERR_INPUT, "--on-bad-row: '%s' is not fail or skip", o->on_bad_row);
+    }
+    if ((rc = trace_read(o->trace, &ro, t))) return rc;
+    if (o->speedup) {
+      int64_t num, den;
+      if ((rc = trace_scale_parse(o->speedup, &num, &den)) || (rc = trace_scale(t, num, den)))
+        return rc;
+    }
+    *closed = 0;
+    return ERR_OK;
+  }
+  if (!o->dataset) return err_set(ERR_INPUT, "plan: no workload: give --trace FILE or --dataset random");
+  if (strcmp(o->dataset, "random"))
+    return err_set(ERR_INPUT, "--dataset: '%s' is not supported (random; or --trace FILE)", o->dataset);
+  if (o->have_parallel && o->rate > 0)
+    return err_set(ERR_INPUT, "plan: --parallel (closed loop) and --rate (open loop) exclude each other");
+  struct gen_opts g;
+  gen_opts_default(&g);
+  g.arrival = o->rate > 0 ? GEN_POISSON : GEN_CLOSED;
+  g.rate_rps = o->rate;
+  if (o->number) g.n_req = o->number;
+  if (o->in_min) g.in_min = o->in_min;
+  if (o->in_max) g.in_max = o->in_max;
+  if (o->out_min) g.out_min = o->out_min;
+  if (o->out_max) g.out_max = o->out_max;
+  /* one given bound of a pair fixes both when the other is absent (--max-tokens 512 alone) */
+  if (o->in_max && !o->in_min && g.in_min > g.in_max) g.in_min = g.in_max;
+  if (o->in_min && !o->in_max && g.in_max < g.in_min) g.in_max = g.in_min;
+  if (o->out_max && !o->out_min && g.out_min > g.out_max) g.out_min = g.out_max;
+  if (o->out_min && !o->out_max && g.out_max < g.out_min) g.out_max = g.out_min;
+  g.prefix_tok = o->prefix_len;
+  g.seed = o->po.seed;
+  if ((rc = gen_run(&g, t))) return rc;
+  *closed = g.arrival == GEN_CLOSED;
+  if (*closed && !o->have_parallel) o->parallel = 1;
+  return ERR_OK;
+}
+
+int cli_plan(int argc, char **argv) {
+  struct cli_plan_opts o;
+  memset(&o, 0, sizeof o);
+  cli_args_init(&o.a);
+  plan_opts_default(&o.po);
+  o.top_n = 20;
+  o.const_fixed_ns = 1000000;
+  o.const_tok_ns = 20000;
+  o.dispatch = DISPATCH_ROUND_ROBIN;
+  struct plan_space *space = NULL;
+  struct model_spec model;
+  struct trace tr;
+  struct plan_result res;
+  int rc = ERR_OK, is_root = 1, mpi_up = 0;
+  trace_init(&tr);
+  memset(&res, 0, sizeof res);
+
+  for (int i = 0; i < argc;) {
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+      cli_plan_usage(stdout);
+      return 0;
+    }
+    int n = cli_plan_flag(&o, argc, argv, i);
+    if (n == 0) n = cli_args_parse_one(&o.a, argc, argv, i);
+    if (n == 0) {
+      cli_args_unknown(argv[i]);
+      n = -1;
+    }
+    if (n < 0) {
+      rc = ERR_INPUT;
+      goto out;
+    }
+    i += n;
+  }
+  if (o.a.json) o.json = 1;
+  if (!o.a.model) {
+    rc = err_set(ERR_INPUT, "plan: --model is required (a name under specs/models or a config.json)");
+    goto out;
+  }
+  if (!o.hardware) {
+    rc = err_set(ERR_INPUT, "plan: --hardware is required (one or more specs, comma-separated)");
+    goto out;
+  }
+  space = calloc(1, sizeof *space);
+  if (!space) {
+    rc = err_set(ERR_NOMEM, "plan: out of memory");
+    goto out;
+  }
+  if ((rc = model_load(o.a.model, &model))) {
+    err_wrap(rc, "--model %s", o.a.model);
+    goto out;
+  }
+  if ((rc = cli_plan_hardware(o.hardware, space))) goto out;
+  if (!o.gpus) {
+    rc = err_set(ERR_INPUT, "plan: --gpus is required (8, 1-8 or 4,8)");
+    goto out;
+  }
+  if ((rc = plan_space_parse_gpus(o.gpus, space->gpu_counts, PLAN_MAX_GPU_COUNTS, &space->n_gpu_counts)))
+    goto out;
+  if (o.seqs && (rc = plan_space_parse_ints("--max-num-seqs", o.seqs, space->seqs, PLAN_MAX_KNOB, &space->n_seqs)))
+    goto out;
+  if (o.mbt && (rc = plan_space_parse_ints("--max-num-batched-tokens", o.mbt, space->mbt, PLAN_MAX_KNOB,
+                                           &space->n_mbt)))
+    goto out;
+  if (o.graphs) {
+    if (o.a.enforce_eager > 0) {
+      rc = err_set(ERR_INPUT, "plan: give --cuda-graphs or --enforce-eager, not both");
+      goto out;
+    }
+    if ((rc = plan_space_parse_onoff("--cuda-graphs", o.graphs, space->graphs, &space->n_graphs))) goto out;
+  }
+  space->ep_mode = o.a.layout.ep ? PLAN_EP_ON : PLAN_EP_BOTH;
+  if (o.epmode) {
+    int v[2], nv;
+    if (o.a.layout.ep) {
+      rc = err_set(ERR_INPUT, "plan: give --expert-parallel or --enable-expert-parallel, not both");
+      goto out;
+    }
+    if ((rc = plan_space_parse_onoff("--expert-parallel", o.epmode, v, &nv))) goto out;
+    space->ep_mode = nv == 2 ? PLAN_EP_BOTH : v[0] ? PLAN_EP_ON : PLAN_EP_OFF;
+  }
+  space->tp = o.a.tp_set ? o.a.layout.tp : 0;
+  space->pp = o.a.pp_set ? o.a.layout.pp : 0;
+  space->dp = o.a.dp_set ? o.a.layout.dp : 0;
+  for (int h = 0; h < space->n_hw; h++) cli_args_engine(&o.a, &space->hw[h], &space->engine[h]);
+
+  int closed = 0;
+  if ((rc = cli_plan_workload(&o, &tr, &closed))) goto out;
+  if (o.cost_kind == PLAN_COST_CONSTANT && o.const_fixed_ns + o.const_tok_ns == 0) {
+    rc = err_set(ERR_INPUT, "--constant-cost: a step must take some time");
+    goto out;
+  }
+  struct plan_eval_ctx ectx = {.model = &model, .space = space, .trace = &tr, .closed_loop = closed,
+                               .parallel = o.parallel, .cost_kind = o.cost_kind,
+                               .const_fixed_ns = o.const_fixed_ns, .const_per_tok_ns = o.const_tok_ns,
+                               .dispatch = o.dispatch};
+  struct plan_evaluator ev;
+  if ((rc = plan_eval_init(&ev, &ectx))) goto out;
+  if (closed) {
+    /* Clients beyond the request count change nothing: cap the concurrency search there. */
+    o.po.load_min = 1;
+    if (!o.load_max_set || o.po.load_max > (double)tr.n) o.po.load_max = (double)tr.n;
+  } else if (ev.rate_req_s <= 0 && o.po.search_rate && o.po.slo.n) {
+    fprintf(stderr, CLI_PLAN_PROG ": note: the trace's arrivals span no time; no rate search\n");
+    o.po.search_rate = 0;
+  }
+  if (o.po.objective == PLAN_OBJ_COST && !(o.po.gpu_hour_cost > 0)) {
+    rc = err_set(ERR_INPUT, "--objective cost needs --gpu-hour-cost");
+    goto out;
+  }
+  if ((o.po.objective == PLAN_OBJ_GOODPUT || o.po.objective == PLAN_OBJ_RATE) && !o.po.slo.n) {
+    rc = err_set(ERR_INPUT, "--objective %s needs --slo", plan_objective_names[o.po.objective]);
+    goto out;
+  }
+  if (o.po.objective == PLAN_OBJ_RATE && !o.po.search_rate) {
+    rc = err_set(ERR_INPUT, "--objective rate needs the rate search (drop --no-rate-search)");
+    goto out;
+  }
+  o.po.progress = o.no_progress > 0 ? 0 : o.no_progress < 0 ? 1 : -1;
+
+  /* MPI starts only now: bad flags above exit on every rank alike without touching MPI. */
+  if ((rc = plan_mpi_init(NULL, NULL))) goto out;
+  mpi_up = 1;
+  if (o.threads)
+    o.po.n_threads = o.threads;
+  else {
+    int local = plan_mpi_local_size();
+    o.po.n_threads = plan_pool_ncpu() / (local > 0 ? local : 1);
+    if (o.po.n_threads < 1) o.po.n_threads = 1;
+  }
+  rc = plan_run(space, &model, &ev, &o.po, &res, &is_root);
+  /* every rank leaves with rank 0's verdict */
+  rc = plan_mpi_bcast_int(rc);
+  if (rc || !is_root) goto out;
+
+  if (o.json) {
+    char *js = plan_report_json(&res);
+    if (!js) {
+      rc = err_set(ERR_NOMEM, "plan: out of memory writing JSON");
+      goto out;
+    }
+    fputs(js, stdout);
+    fputc('\n', stdout);
+    free(js);
+  } else {
+    plan_report_table(stdout, &res, o.top_n);
+  }
+  fprintf(stderr, CLI_PLAN_PROG ": %d candidates, %lld simulations in %.2f s on %d thread(s) x %d rank(s)\n",
+          res.n_cand, (long long)res.n_sims, res.wall_s, o.po.n_threads, plan_mpi_size());
+  if (o.db && (rc = plan_db_store(o.db, &res, &model))) goto out;
+  /* exit 1 when an SLO was given and nothing meets it, as `check` exits 1 for a rejected layout */
+  if (o.po.slo.n && res.fewest_cand < 0) {
+    fflush(stdout);
+    err_set(ERR_LAYOUT, "plan: no candidate meets the SLO");
+    rc = ERR_LAYOUT;
+  }
+
+out:
+  if (rc && is_root) err_print(CLI_PLAN_PROG);
+  if (mpi_up) plan_mpi_finalize();
+  plan_result_free(&res);
+  trace_free(&tr);
+  free(space);
+  return err_exit_code(rc);
+}
