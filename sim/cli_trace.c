@@ -325,10 +325,8 @@ static int cmd_gen(int argc, char **argv) {
 }
 
 int cli_trace(int argc, char **argv) {
-  if (argc < 1) {
-    usage(stderr);
-    return 2;
-  }
+  if (argc < 1)
+    return fail(err_set(ERR_INPUT, "trace: missing command (stats, convert, scale, gen; --help)"));
   const char *cmd = argv[0];
   if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
     usage(stdout);
