@@ -89,7 +89,7 @@ int kern_moe_route(int32_t *topk_ids, float *topk_w, const bf16_t *logits, int T
  *   expert_off int32 [e1-e0+1] out: rows of local expert e are [expert_off[e], expert_off[e+1])
  *   sorted_pair int32 [T*k] out: sorted row r -> pair index (only the first expert_off[E_l] used)
  *   pair_row int32 [T*k] out: pair index -> sorted row, or -1 when the expert is not local.
- * One block; T*k <= 1<<20, e1 - e0 <= 1024. */
+ * One block; T*k <= 1<<20, e1 - e0 <= 256. */
 int kern_moe_align(int32_t *expert_off, int32_t *sorted_pair, int32_t *pair_row,
                    const int32_t *topk_ids, int T, int k, int e0, int e1, kern_stream_t stream);
 

@@ -1,0 +1,51 @@
+/* kern_common: helpers shared by the CUDA launchers: error checks that name file:line, bf16
+ * packing, the tensor-core mma wrapper. Internal to kernels/ (not part of the C ABI). */
+#ifndef SERVESIM_KERN_COMMON_CUH
+#define SERVESIM_KERN_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+extern "C" {
+#include "common/err.h"
+}
+#include "kernels/kernels.h"
+
+/* Returns ERR_DEVICE from the enclosing launcher with file:line and CUDA's reason. */
+#define KERN_CUDA(call)                                                                  \
+  do {                                                                                   \
+    cudaError_t kern_e_ = (call);                                                        \
+    if (kern_e_ != cudaSuccess)                                                          \
+      return err_set(ERR_DEVICE, "%s:%d: %s: %s", __FILE__, __LINE__, #call,             \
+                     cudaGetErrorString(kern_e_));                                       \
+  } while (0)
+/* After a <<<>>> launch: a bad configuration shows up here, not at the launch. */
+#define KERN_LAUNCHED() KERN_CUDA(cudaGetLastError())
+#define KERN_REQUIRE(cond, ...)                                                          \
+  do {                                                                                   \
+    if (!(cond)) return err_set(ERR_INPUT, __VA_ARGS__);                                 \
+  } while (0)
+
+static __device__ __forceinline__ float kern_bf2f(uint16_t h) {
+  return __uint_as_float((uint32_t)h << 16);
+}
+static __device__ __forceinline__ uint16_t kern_f2bf(float f) {
+  __nv_bfloat16 b = __float2bfloat16_rn(f);
+  return *reinterpret_cast<uint16_t *>(&b);
+}
+static __device__ __forceinline__ float kern_silu(float x) { return x / (1.0f + __expf(-x)); }
+
+/* d += a (16x16 bf16, row) * b (16x8 bf16, col), fp32 accumulators; sm_80 and later. */
+static __device__ __forceinline__ void kern_mma_bf16(float d[4], const uint32_t a[4],
+                                                     uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+static inline int kern_cdiv(int64_t a, int64_t b) { return (int)((a + b - 1) / b); }
+
+#endif

@@ -1,0 +1,470 @@
+/* kern_w4a16: GPTQ int4 x bf16 GEMMs on tensor cores (dense and grouped over MoE experts), and
+ * the load-time repack into the tile layout (kernels/ref_w4a16.h pins the layout).
+ *
+ * One kernel template serves every case. Roles: the weights are the mma's A operand (16 output
+ * columns x 16 k), the activations its B operand (16 k x 8 tokens), so a decode batch of 1..8
+ * tokens wastes no weight bandwidth and uses one m16n8k16 per 16x16 weight tile. Each lane
+ * reads its A fragments of four k16 sub-tiles with one 16-byte load (the repack made this so)
+ * and dequantises in registers: (nibble | 0x4300) is bf16 128+q, minus 136 is q-8 exactly, times
+ * the group's scale (bf16) -- 3 ALU ops per two weights. The block (4 warps) covers BN columns
+ * and BM tokens; warps split K inside the block (WK) for small M, or tile N x M (WN x WM) for
+ * large M. For small M the grid also splits K (gridDim.z) so that enough loads are in flight to
+ * saturate HBM; the last block to finish a tile sums the partials in split order (deterministic,
+ * no float atomics) and resets the tile's counter for the next call.
+ * Not done (yet): shared-memory staging with cp.async for large M, Hopper wgmma. */
+#include "kernels/kern_common.cuh"
+
+namespace {
+
+struct W4Args {
+  uint16_t *y;             /* [rows, N] or [rows, N/2] with SILU */
+  const uint16_t *x;       /* [*, K] */
+  const uint4 *qrep;       /* tile layout, E stacked */
+  const uint32_t *srep;    /* bf16 pairs, E stacked */
+  int M, K, N;
+  const int32_t *expert_off;  /* MoE: [E_l + 1] or NULL (dense) */
+  const int32_t *sorted_pair; /* MoE gate_up: x row of sorted row r = sorted_pair[r] / topk */
+  int topk, n_experts;
+  float *ws_part;          /* split-K partials */
+  int32_t *ws_cnt;         /* split-K arrival counters (zero between calls) */
+};
+
+constexpr uint32_t kMask = 0x000f000fu, kMagic = 0x43004300u;
+
+/* A fragment (4 regs of bf16x2) from one tile word; s_g2 / s_g82 are the scales of rows g and
+ * g+8 broadcast into both halves. */
+__device__ __forceinline__ void w4_dequant(uint32_t q, uint32_t s_g2, uint32_t s_g82,
+                                           uint32_t a[4]) {
+  const __nv_bfloat162 c136 = __floats2bfloat162_rn(136.0f, 136.0f);
+#pragma unroll
+  for (int r = 0; r < 4; r++) {
+    uint32_t v = ((q >> (4 * r)) & kMask) | kMagic;
+    __nv_bfloat162 w = __hsub2(*reinterpret_cast<__nv_bfloat162 *>(&v), c136);
+    uint32_t s = (r & 1) ? s_g82 : s_g2;
+    w = __hmul2(w, *reinterpret_cast<__nv_bfloat162 *>(&s));
+    a[r] = *reinterpret_cast<uint32_t *>(&w);
+  }
+}
+
+template <int MT, int NT, int WK, int WN, int WM, int U, bool MOE, bool GATHER, bool SILU>
+__global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
+  static_assert(WK * WN * WM == 4, "4 warps per block");
+  constexpr int BM = WM * MT * 8;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t = lane & 3;
+  const int kw = warp % WK, wn = (warp / WK) % WN, wm = warp / (WK * WN);
+  const int K = a.K, N = a.N, KC = K / 64, NT16 = N / 16;
+
+  int expert = 0, row0, row_end;
+  if (MOE) {
+    /* Find this block's (expert, 8*MT*WM-row tile): warp 0 scans tile counts 32 experts at a
+     * time. Blocks past the last tile leave at once, so experts with no rows cost nothing. */
+    __shared__ int s_tile[3];
+    if (warp == 0) {
+      int target = blockIdx.y, base = 0, found = 0;
+      for (int e0 = 0; e0 < a.n_experts && !found; e0 += 32) {
+        int e = e0 + lane;
+        int lo = 0, hi = 0;
+        if (e < a.n_experts) { lo = a.expert_off[e]; hi = a.expert_off[e + 1]; }
+        int tiles = (hi - lo + BM - 1) / BM, incl = tiles;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+          int v = __shfl_up_sync(0xffffffffu, incl, o);
+          if (lane >= o) incl += v;
+        }
+        int excl = incl - tiles;
+        bool hit = target >= base + excl && target < base + incl;
+        unsigned ballot = __ballot_sync(0xffffffffu, hit);
+        if (hit) {
+          s_tile[0] = e;
+          s_tile[1] = lo + (target - base - excl) * BM;
+          s_tile[2] = hi;
+        }
+        found = ballot != 0;
+        base += __shfl_sync(0xffffffffu, incl, 31);
+      }
+      if (!found && lane == 0) s_tile[0] = -1;
+    }
+    __syncthreads();
+    expert = s_tile[0];
+    if (expert < 0) return;
+    row0 = s_tile[1];
+    row_end = s_tile[2];
+  } else {
+    row0 = blockIdx.y * BM;
+    row_end = a.M;
+  }
+  const uint4 *qrep = a.qrep + (size_t)expert * ((size_t)K * N / 32);
+  const uint32_t *srep = a.srep + (size_t)expert * ((size_t)(K / 128) * N / 2);
+
+  const int nt0 = (blockIdx.x * WN + wn) * NT; /* first n16 tile of this warp */
+  const uint16_t *xrow[MT];
+  bool rvalid[MT];
+#pragma unroll
+  for (int mt = 0; mt < MT; mt++) {
+    int r = row0 + (wm * MT + mt) * 8 + g;
+    rvalid[mt] = r < row_end;
+    int xr = r;
+    if (GATHER && rvalid[mt]) xr = a.sorted_pair[r] / a.topk;
+    xrow[mt] = a.x + (size_t)(rvalid[mt] ? xr : 0) * K + 16 * t;
+  }
+
+  const int splits = gridDim.z, z = blockIdx.z;
+  const int c_begin = (int)((int64_t)z * KC / splits), c_end = (int)((int64_t)(z + 1) * KC / splits);
+
+  float acc[NT][MT][4];
+#pragma unroll
+  for (int i = 0; i < NT; i++)
+#pragma unroll
+    for (int j = 0; j < MT; j++)
+#pragma unroll
+      for (int r = 0; r < 4; r++) acc[i][j][r] = 0.f;
+
+  for (int base = c_begin + kw; base < c_end; base += WK * U) {
+    uint4 wq[U][NT];
+    uint32_t sc[U][NT];
+    uint4 xv[U][MT][2];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      const int c = base + u * WK;
+      const bool cv = c < c_end;
+#pragma unroll
+      for (int nt = 0; nt < NT; nt++) {
+        const bool ok = cv && nt0 + nt < NT16;
+        wq[u][nt] = ok ? __ldg(qrep + ((size_t)(nt0 + nt) * KC + c) * 32 + lane) : make_uint4(0, 0, 0, 0);
+        sc[u][nt] = ok ? __ldg(srep + ((size_t)(c >> 1) * NT16 + nt0 + nt) * 8 + g) : 0u;
+      }
+#pragma unroll
+      for (int mt = 0; mt < MT; mt++) {
+        if (cv && rvalid[mt]) {
+          const uint4 *p = reinterpret_cast<const uint4 *>(xrow[mt] + (size_t)c * 64);
+          xv[u][mt][0] = __ldg(p);
+          xv[u][mt][1] = __ldg(p + 1);
+        } else {
+          xv[u][mt][0] = xv[u][mt][1] = make_uint4(0, 0, 0, 0);
+        }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      if (base + u * WK >= c_end) break;
+#pragma unroll
+      for (int s = 0; s < 4; s++) {
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+          const uint32_t q = s == 0 ? wq[u][nt].x : s == 1 ? wq[u][nt].y : s == 2 ? wq[u][nt].z : wq[u][nt].w;
+          uint32_t af[4];
+          w4_dequant(q, __byte_perm(sc[u][nt], 0, 0x1010), __byte_perm(sc[u][nt], 0, 0x3232), af);
+#pragma unroll
+          for (int mt = 0; mt < MT; mt++) {
+            const uint4 &lo = xv[u][mt][s >> 1];
+            const uint32_t b0 = (s & 1) ? lo.z : lo.x, b1 = (s & 1) ? lo.w : lo.y;
+            kern_mma_bf16(acc[nt][mt], af, b0, b1);
+          }
+        }
+      }
+    }
+  }
+
+  /* In-block reduction over the WK warps that split K. */
+  if (WK > 1) {
+    constexpr int FR = NT * MT * 4;
+    __shared__ float red[(WK > 1 ? WK - 1 : 1) * (WN * WM) * FR * 32];
+    const int slot = wn * WM + wm;
+    if (kw > 0) {
+#pragma unroll
+      for (int i = 0; i < NT; i++)
+#pragma unroll
+        for (int j = 0; j < MT; j++)
+#pragma unroll
+          for (int r = 0; r < 4; r++)
+            red[(((kw - 1) * (WN * WM) + slot) * FR + (i * MT + j) * 4 + r) * 32 + lane] = acc[i][j][r];
+    }
+    __syncthreads();
+    if (kw == 0) {
+      for (int w = 1; w < WK; w++)
+#pragma unroll
+        for (int i = 0; i < NT; i++)
+#pragma unroll
+          for (int j = 0; j < MT; j++)
+#pragma unroll
+            for (int r = 0; r < 4; r++)
+              acc[i][j][r] += red[(((w - 1) * (WN * WM) + slot) * FR + (i * MT + j) * 4 + r) * 32 + lane];
+    }
+  }
+
+  /* Split-K across blocks: write partials, the last block to arrive sums them in order. */
+  if (splits > 1) {
+    constexpr int TILE = WN * WM * NT * MT * 4 * 32; /* floats per block partial */
+    const int tile_id = blockIdx.y * gridDim.x + blockIdx.x;
+    const int wslot = wn * WM + wm;
+    if (kw == 0) {
+      float4 *part = reinterpret_cast<float4 *>(a.ws_part + ((size_t)tile_id * splits + z) * TILE) +
+                     (size_t)wslot * NT * MT * 32;
+#pragma unroll
+      for (int i = 0; i < NT; i++)
+#pragma unroll
+        for (int j = 0; j < MT; j++)
+          __stcg(part + (i * MT + j) * 32 + lane, make_float4(acc[i][j][0], acc[i][j][1], acc[i][j][2], acc[i][j][3]));
+    }
+    __threadfence();
+    __syncthreads();
+    __shared__ int s_last;
+    if (threadIdx.x == 0) {
+      int old = atomicAdd(a.ws_cnt + tile_id, 1);
+      s_last = old == splits - 1;
+    }
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    if (kw == 0) {
+#pragma unroll
+      for (int i = 0; i < NT; i++)
+#pragma unroll
+        for (int j = 0; j < MT; j++) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.f;
+      for (int zz = 0; zz < splits; zz++) {
+        const float4 *part = reinterpret_cast<const float4 *>(a.ws_part + ((size_t)tile_id * splits + zz) * TILE) +
+                             (size_t)wslot * NT * MT * 32;
+#pragma unroll
+        for (int i = 0; i < NT; i++)
+#pragma unroll
+          for (int j = 0; j < MT; j++) {
+            float4 v = __ldcg(part + (i * MT + j) * 32 + lane);
+            acc[i][j][0] += v.x; acc[i][j][1] += v.y; acc[i][j][2] += v.z; acc[i][j][3] += v.w;
+          }
+      }
+    }
+    if (threadIdx.x == 0) a.ws_cnt[tile_id] = 0;
+  }
+
+  if (kw != 0) return;
+#pragma unroll
+  for (int i = 0; i < NT; i++) {
+    const int ntile = nt0 + i;
+    if (ntile >= NT16) continue;
+#pragma unroll
+    for (int j = 0; j < MT; j++) {
+      const int m = row0 + (wm * MT + j) * 8 + 2 * t;
+      if (SILU) {
+        const int n = ntile * 8 + g, NO = N / 2;
+        if (m < row_end) a.y[(size_t)m * NO + n] = kern_f2bf(kern_silu(acc[i][j][0]) * acc[i][j][2]);
+        if (m + 1 < row_end) a.y[(size_t)(m + 1) * NO + n] = kern_f2bf(kern_silu(acc[i][j][1]) * acc[i][j][3]);
+      } else {
+        const int n = ntile * 16 + g;
+        if (m < row_end) {
+          a.y[(size_t)m * N + n] = kern_f2bf(acc[i][j][0]);
+          a.y[(size_t)m * N + n + 8] = kern_f2bf(acc[i][j][2]);
+        }
+        if (m + 1 < row_end) {
+          a.y[(size_t)(m + 1) * N + n] = kern_f2bf(acc[i][j][1]);
+          a.y[(size_t)(m + 1) * N + n + 8] = kern_f2bf(acc[i][j][3]);
+        }
+      }
+    }
+  }
+}
+
+/* Repack: one thread per tile word, gathering its 8 nibbles from the checkpoint layout. */
+__global__ void w4a16_repack_kernel(int32_t *qrep, const int32_t *qw0, const int32_t *qw1, int K,
+                                    int N, int src_n, int gate_up) {
+  const int64_t n_words = (int64_t)K * N / 8;
+  for (int64_t w = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; w < n_words;
+       w += (int64_t)gridDim.x * blockDim.x) {
+    const int s = (int)(w & 3), lane = (int)((w >> 2) & 31);
+    const int64_t rest = w >> 7;
+    const int KC = K / 64;
+    const int kc = (int)(rest % KC), nt = (int)(rest / KC);
+    const int g = lane >> 2, t = lane & 3;
+    uint32_t out = 0;
+#pragma unroll
+    for (int nib = 0; nib < 8; nib++) {
+      /* nibble r + 4h holds a_{2r+h}: r = 2*(e/2) + hi, h = e%2 */
+      const int r = nib & 3, h = nib >> 2;
+      const int hi = r & 1, e = (r >> 1) * 2 + h;
+      const int row = hi * 8 + g;
+      const int k = kc * 64 + 16 * t + 4 * s + e;
+      int c = nt * 16 + row;
+      const int32_t *src = qw0;
+      if (gate_up) {
+        src = hi ? qw1 : qw0;
+        c = nt * 8 + g;
+      }
+      const uint32_t q = ((uint32_t)src[(int64_t)(k / 8) * src_n + c] >> (4 * (k % 8))) & 0xfu;
+      out |= q << (4 * nib);
+    }
+    qrep[w] = (int32_t)out;
+  }
+}
+
+__global__ void w4a16_repack_scales_kernel(uint16_t *srep, const uint16_t *s0, const uint16_t *s1,
+                                           int K, int N, int src_n, int gate_up) {
+  const int64_t n = (int64_t)(K / 128) * N;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    const int grp = (int)(i / N), rem = (int)(i % N);
+    const int nt = rem / 16, g = (rem % 16) / 2, hi = rem & 1;
+    int c = nt * 16 + hi * 8 + g;
+    const uint16_t *src = s0;
+    if (gate_up) {
+      src = hi ? s1 : s0;
+      c = nt * 8 + g;
+    }
+    const float f = __half2float(__ushort_as_half(src[(int64_t)grp * src_n + c]));
+    srep[i] = kern_f2bf(f);
+  }
+}
+
+int w4a16_num_sms(void) {
+  static int sms = 0;
+  if (!sms) {
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+      sms = 132;
+  }
+  return sms;
+}
+
+/* Split-K capacity of a workspace: splits * padded rows <= kSplitRows; block tiles that split
+ * <= kCounters. */
+constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384;
+
+int64_t w4a16_npad(int N) { return ((int64_t)N + 127) / 128 * 128; }
+
+template <int MT, int NT, int WK, int WN, int WM, int U>
+int w4a16_launch_dense(const W4Args &a0, void *ws, size_t ws_bytes, cudaStream_t st) {
+  constexpr int BM = WM * MT * 8, BN = WN * NT * 16;
+  W4Args a = a0;
+  dim3 grid(kern_cdiv(a.N, BN), kern_cdiv(a.M, BM), 1);
+  const int64_t blocks = (int64_t)grid.x * grid.y;
+  const int KC = a.K / 64;
+  int splits = 1;
+  const int64_t target = 4LL * w4a16_num_sms();
+  if (blocks < target) splits = (int)((target + blocks - 1) / blocks);
+  splits = splits > kMaxSplits ? kMaxSplits : splits;
+  splits = splits > KC / WK ? KC / WK : splits;
+  while (splits > 1 && (int64_t)splits * grid.y * BM > kSplitRows) splits--;
+  /* Workspace: kCounters arrival counters first (fixed place, so calls with different N never
+   * overwrite each other's counters), then the partials. */
+  const size_t part_bytes = (size_t)splits * grid.y * BM * grid.x * BN * sizeof(float);
+  if (splits > 1 && (!ws || blocks > kCounters || ws_bytes < kCounters * sizeof(int32_t) + part_bytes))
+    splits = 1; /* no (or too small a) workspace: still correct, less parallel */
+  if (splits > 1) {
+    a.ws_cnt = (int32_t *)ws;
+    a.ws_part = (float *)((char *)ws + kCounters * sizeof(int32_t));
+  }
+  grid.z = splits;
+  w4a16_kernel<MT, NT, WK, WN, WM, U, false, false, false><<<grid, 128, 0, st>>>(a);
+  KERN_LAUNCHED();
+  return 0;
+}
+
+template <int MT, int NT, int WK, int WN, int WM, int U, bool GATHER, bool SILU>
+int w4a16_launch_moe(const W4Args &a, int rows_max, cudaStream_t st) {
+  constexpr int BM = WM * MT * 8, BN = WN * NT * 16;
+  dim3 grid(kern_cdiv(a.N, BN), kern_cdiv(rows_max, BM) + a.n_experts, 1);
+  w4a16_kernel<MT, NT, WK, WN, WM, U, true, GATHER, SILU><<<grid, 128, 0, st>>>(a);
+  KERN_LAUNCHED();
+  return 0;
+}
+
+template <bool GATHER, bool SILU>
+int w4a16_moe(const W4Args &a, int rows_max, cudaStream_t st) {
+  /* Tile height from the mean rows per local expert: decode batches give 1-2 rows each. */
+  const int avg = rows_max / (a.n_experts > 0 ? a.n_experts : 1);
+  if (avg <= 8) return w4a16_launch_moe<1, 2, 4, 1, 1, 2, GATHER, SILU>(a, rows_max, st);
+  if (avg <= 16) return w4a16_launch_moe<2, 2, 4, 1, 1, 2, GATHER, SILU>(a, rows_max, st);
+  if (avg <= 32) return w4a16_launch_moe<4, 2, 4, 1, 1, 1, GATHER, SILU>(a, rows_max, st);
+  return w4a16_launch_moe<4, 4, 1, 2, 2, 1, GATHER, SILU>(a, rows_max, st);
+}
+
+} // namespace
+
+extern "C" {
+
+int kern_gptq_repack(int32_t *qrep, bf16_t *srep, const int32_t *qweight, const uint16_t *scales,
+                     int K, int N, kern_stream_t stream) {
+  KERN_REQUIRE(K > 0 && K % 128 == 0, "kern_gptq_repack: K = %d is not a positive multiple of 128", K);
+  KERN_REQUIRE(N > 0 && N % 16 == 0, "kern_gptq_repack: N = %d is not a positive multiple of 16", N);
+  const int64_t words = (int64_t)K * N / 8;
+  w4a16_repack_kernel<<<(int)((words + 255) / 256 < 65535 ? (words + 255) / 256 : 65535), 256, 0,
+                        (cudaStream_t)stream>>>(qrep, qweight, qweight, K, N, N, 0);
+  KERN_LAUNCHED();
+  const int64_t ns = (int64_t)(K / 128) * N;
+  w4a16_repack_scales_kernel<<<(int)((ns + 255) / 256 < 65535 ? (ns + 255) / 256 : 65535), 256, 0,
+                               (cudaStream_t)stream>>>(srep, scales, scales, K, N, N, 0);
+  KERN_LAUNCHED();
+  return 0;
+}
+
+int kern_gptq_repack_gate_up(int32_t *qrep, bf16_t *srep, const int32_t *qw_gate,
+                             const uint16_t *s_gate, const int32_t *qw_up, const uint16_t *s_up,
+                             int K, int I, kern_stream_t stream) {
+  KERN_REQUIRE(K > 0 && K % 128 == 0, "kern_gptq_repack_gate_up: K = %d is not a positive multiple of 128", K);
+  KERN_REQUIRE(I > 0 && I % 8 == 0, "kern_gptq_repack_gate_up: I = %d is not a positive multiple of 8", I);
+  const int N = 2 * I;
+  const int64_t words = (int64_t)K * N / 8;
+  w4a16_repack_kernel<<<(int)((words + 255) / 256 < 65535 ? (words + 255) / 256 : 65535), 256, 0,
+                        (cudaStream_t)stream>>>(qrep, qw_gate, qw_up, K, N, I, 1);
+  KERN_LAUNCHED();
+  const int64_t ns = (int64_t)(K / 128) * N;
+  w4a16_repack_scales_kernel<<<(int)((ns + 255) / 256 < 65535 ? (ns + 255) / 256 : 65535), 256, 0,
+                               (cudaStream_t)stream>>>(srep, s_gate, s_up, K, N, I, 1);
+  KERN_LAUNCHED();
+  return 0;
+}
+
+size_t kern_w4a16_workspace_bytes(int max_M, int max_N) {
+  (void)max_M;
+  const int64_t npad = w4a16_npad(max_N);
+  return (size_t)kCounters * sizeof(int32_t) + (size_t)kSplitRows * npad * sizeof(float);
+}
+
+int kern_w4a16_gemm(bf16_t *y, const bf16_t *x, const int32_t *qrep, const bf16_t *srep, int M,
+                    int K, int N, void *workspace, size_t workspace_bytes, kern_stream_t stream) {
+  KERN_REQUIRE(M >= 0, "kern_w4a16_gemm: M = %d < 0", M);
+  KERN_REQUIRE(K > 0 && K % 128 == 0, "kern_w4a16_gemm: K = %d is not a positive multiple of 128 (group size)", K);
+  KERN_REQUIRE(N > 0 && N % 16 == 0, "kern_w4a16_gemm: N = %d is not a positive multiple of 16", N);
+  if (M == 0) return 0;
+  W4Args a = {};
+  a.y = y; a.x = x; a.qrep = (const uint4 *)qrep; a.srep = (const uint32_t *)srep;
+  a.M = M; a.K = K; a.N = N;
+  cudaStream_t st = (cudaStream_t)stream;
+  if (M <= 8) return w4a16_launch_dense<1, 2, 4, 1, 1, 2>(a, workspace, workspace_bytes, st);
+  if (M <= 16) return w4a16_launch_dense<2, 2, 4, 1, 1, 2>(a, workspace, workspace_bytes, st);
+  if (M <= 32) return w4a16_launch_dense<4, 2, 4, 1, 1, 1>(a, workspace, workspace_bytes, st);
+  return w4a16_launch_dense<4, 4, 1, 2, 2, 1>(a, workspace, workspace_bytes, st);
+}
+
+int kern_moe_w4a16_gate_up_silu(bf16_t *h, const bf16_t *x, const int32_t *qrep,
+                                const bf16_t *srep, const int32_t *expert_off,
+                                const int32_t *sorted_pair, int T, int k, int H, int I,
+                                int n_local_experts, kern_stream_t stream) {
+  KERN_REQUIRE(T >= 0 && k > 0, "kern_moe_w4a16_gate_up_silu: T = %d, k = %d", T, k);
+  KERN_REQUIRE(H > 0 && H % 128 == 0, "kern_moe_w4a16_gate_up_silu: H = %d is not a multiple of 128", H);
+  KERN_REQUIRE(I > 0 && I % 8 == 0, "kern_moe_w4a16_gate_up_silu: I = %d is not a multiple of 8", I);
+  KERN_REQUIRE(n_local_experts > 0, "kern_moe_w4a16_gate_up_silu: no local experts");
+  if (T == 0) return 0;
+  W4Args a = {};
+  a.y = h; a.x = x; a.qrep = (const uint4 *)qrep; a.srep = (const uint32_t *)srep;
+  a.M = T * k; a.K = H; a.N = 2 * I;
+  a.expert_off = expert_off; a.sorted_pair = sorted_pair; a.topk = k; a.n_experts = n_local_experts;
+  return w4a16_moe<true, true>(a, T * k, (cudaStream_t)stream);
+}
+
+int kern_moe_w4a16_down(bf16_t *y, const bf16_t *h, const int32_t *qrep, const bf16_t *srep,
+                        const int32_t *expert_off, int T, int k, int I, int H,
+                        int n_local_experts, kern_stream_t stream) {
+  KERN_REQUIRE(T >= 0 && k > 0, "kern_moe_w4a16_down: T = %d, k = %d", T, k);
+  KERN_REQUIRE(I > 0 && I % 128 == 0, "kern_moe_w4a16_down: I = %d is not a multiple of 128 (use EP at TP=8)", I);
+  KERN_REQUIRE(H > 0 && H % 16 == 0, "kern_moe_w4a16_down: H = %d is not a multiple of 16", H);
+  KERN_REQUIRE(n_local_experts > 0, "kern_moe_w4a16_down: no local experts");
+  if (T == 0) return 0;
+  W4Args a = {};
+  a.y = y; a.x = h; a.qrep = (const uint4 *)qrep; a.srep = (const uint32_t *)srep;
+  a.M = T * k; a.K = I; a.N = H;
+  a.expert_off = expert_off; a.topk = k; a.n_experts = n_local_experts;
+  return w4a16_moe<false, false>(a, T * k, (cudaStream_t)stream);
+}
+
+} /* extern "C" */

@@ -1,1 +1,0 @@
-// Placeholder translation unit: removed once kernels/*.cu exist.

@@ -1,0 +1,165 @@
+/* test_kern_w4a16: the GPTQ int4 C reference: fp16 conversion, quantize/dequantize error bound,
+ * the tile repack round trip (exact), the gate/up interleave, the reference GEMM against a
+ * plain double GEMM over dequantised weights, and an independent emulation of what the CUDA
+ * kernel's mma fragments compute from the tile layout (so a layout slip fails here, on CPU). */
+#include <string.h>
+
+#include "kernels/ref_w4a16.h"
+#include "tests/check.h"
+#include "tests/kern_test_util.h"
+
+static void test_f16(void) {
+  int bad = 0;
+  for (uint32_t h = 0; h < 65536; h++) {
+    if ((h & 0x7c00u) == 0x7c00u && (h & 0x3ffu)) continue; /* NaN */
+    if (ref_w4a16_f32_to_f16(ref_w4a16_f16_to_f32((uint16_t)h)) != (uint16_t)h) bad++;
+  }
+  CHECK_MSG(bad == 0, "%d fp16 values do not round-trip", bad);
+  CHECK_NEAR(ref_w4a16_f16_to_f32(0x3c00), 1.0, 0);
+  CHECK_NEAR(ref_w4a16_f16_to_f32(0xc000), -2.0, 0);
+  CHECK_NEAR(ref_w4a16_f16_to_f32(0x0001), 5.960464477539063e-08, 0);
+  CHECK(ref_w4a16_f32_to_f16(1.0f + 1.0f / 4096) == 0x3c00); /* tie to even */
+}
+
+static void test_quantize(struct rng *r) {
+  const int K = 256, N = 48;
+  float *w = kt_alloc(sizeof(float) * K * N), *d = kt_alloc(sizeof(float) * K * N);
+  int32_t *q = kt_alloc(sizeof(int32_t) * K / 8 * N);
+  uint16_t *s = kt_alloc(sizeof(uint16_t) * K / 128 * N);
+  for (int i = 0; i < K * N; i++) w[i] = (float)rng_normal(r) * 0.02f;
+  ref_w4a16_quantize(q, s, w, K, N);
+  ref_w4a16_dequant(d, q, s, K, N);
+  int bad = 0;
+  for (int k = 0; k < K; k++)
+    for (int n = 0; n < N; n++) {
+      float sc = ref_w4a16_f16_to_f32(s[(k / 128) * N + n]);
+      /* symmetric grid -8..7: values up to +7.5 scale round to 7 with error <= scale/2 + fp16 */
+      float err = fabsf(w[k * N + n] - d[k * N + n]);
+      if (err > 0.5f * sc * 1.01f + 1e-7f) bad++;
+    }
+  CHECK_MSG(bad == 0, "%d weights off the int4 grid by more than scale/2", bad);
+  free(w); free(d); free(q); free(s);
+}
+
+static void test_repack_roundtrip(struct rng *r, int K, int N) {
+  int32_t *q = kt_alloc(sizeof(int32_t) * K / 8 * N), *rep = kt_alloc(sizeof(int32_t) * K / 8 * N),
+          *back = kt_alloc(sizeof(int32_t) * K / 8 * N);
+  uint16_t *s = kt_alloc(sizeof(uint16_t) * K / 128 * N);
+  bf16_t *srep = kt_alloc(sizeof(bf16_t) * K / 128 * N);
+  ref_w4a16_random(q, s, K, N, rng_u64(r), 0.001f, 0.05f);
+  ref_w4a16_repack(rep, srep, q, s, K, N);
+  ref_w4a16_unrepack(back, rep, K, N);
+  CHECK_MSG(memcmp(q, back, sizeof(int32_t) * K / 8 * N) == 0, "repack round trip K=%d N=%d", K, N);
+  /* every nibble position used exactly once: the permutation is a bijection */
+  int64_t words = (int64_t)K * N / 8;
+  unsigned char *seen = kt_alloc((size_t)words * 8);
+  int dup = 0;
+  for (int k = 0; k < K; k++)
+    for (int n = 0; n < N; n++) {
+      int sh;
+      int64_t w = ref_w4a16_tile_word(K, k, n, &sh);
+      if (w < 0 || w >= words || seen[w * 8 + sh / 4]++) dup++;
+    }
+  CHECK_MSG(dup == 0, "tile map not a bijection: %d collisions", dup);
+  int sbad = 0;
+  for (int g = 0; g < K / 128; g++)
+    for (int n = 0; n < N; n++) {
+      bf16_t want = ref_f32_to_bf16(ref_w4a16_f16_to_f32(s[g * N + n]));
+      if (srep[(g * (N / 16) + n / 16) * 16 + (n % 8) * 2 + (n % 16) / 8] != want) sbad++;
+    }
+  CHECK_MSG(sbad == 0, "%d repacked scales wrong", sbad);
+  free(q); free(rep); free(back); free(s); free(srep); free(seen);
+}
+
+static void test_gate_up(struct rng *r) {
+  const int K = 256, I = 24;
+  int32_t *qg = kt_alloc(sizeof(int32_t) * K / 8 * I), *qu = kt_alloc(sizeof(int32_t) * K / 8 * I);
+  uint16_t *sg = kt_alloc(sizeof(uint16_t) * K / 128 * I), *su = kt_alloc(sizeof(uint16_t) * K / 128 * I);
+  int32_t *rep = kt_alloc(sizeof(int32_t) * K / 8 * 2 * I), *back = kt_alloc(sizeof(int32_t) * K / 8 * 2 * I);
+  bf16_t *srep = kt_alloc(sizeof(bf16_t) * K / 128 * 2 * I);
+  ref_w4a16_random(qg, sg, K, I, rng_u64(r), 0.01f, 0.02f);
+  ref_w4a16_random(qu, su, K, I, rng_u64(r), 0.03f, 0.04f);
+  ref_w4a16_repack_gate_up(rep, srep, qg, sg, qu, su, K, I);
+  ref_w4a16_unrepack(back, rep, K, 2 * I);
+  int bad = 0, gates = 0;
+  for (int c = 0; c < 2 * I; c++) {
+    int col, which = ref_w4a16_gate_up_col(c, &col);
+    gates += which == 0;
+    for (int k = 0; k < K; k++)
+      if (ref_w4a16_get(back, 2 * I, k, c) != ref_w4a16_get(which ? qu : qg, I, k, col)) bad++;
+  }
+  CHECK_MSG(bad == 0, "%d gate/up nibbles misplaced", bad);
+  CHECK(gates == I);
+  int c13, w13 = ref_w4a16_gate_up_col(13, &c13); /* tile 0 row 13: up column 5 */
+  CHECK(w13 == 1 && c13 == 5);
+  int c17, w17 = ref_w4a16_gate_up_col(17, &c17); /* tile 1 row 1: gate column 9 */
+  CHECK(w17 == 0 && c17 == 9);
+  free(qg); free(qu); free(sg); free(su); free(rep); free(back); free(srep);
+}
+
+/* What the CUDA kernel computes, derived from the PTX m16n8k16 fragment layout rather than
+ * from ref_w4a16_tile_word: A element a_i of lane (g, t) is row g + 8*((i/2)%2), logical
+ * column 2t + i%2 + 8*(i/4), stored at nibble i/2 + 4*(i%2); logical column l of sub-tile s
+ * maps to real k = 16*((l%8)/2) + 4s + 2*(l/8) + l%2. Dequant rounds (q-8)*scale to bf16. */
+static void emulate_tile_gemm(double *y, const bf16_t *x, const int32_t *qrep, const bf16_t *srep,
+                              int M, int K, int N) {
+  int KC = K / 64;
+  memset(y, 0, sizeof(double) * M * N);
+  for (int nt = 0; nt < N / 16; nt++)
+    for (int kc = 0; kc < KC; kc++)
+      for (int lane = 0; lane < 32; lane++)
+        for (int s = 0; s < 4; s++) {
+          int g = lane / 4, t = lane % 4;
+          uint32_t word = (uint32_t)qrep[((nt * KC + kc) * 32 + lane) * 4 + s];
+          for (int i = 0; i < 8; i++) {
+            int row = g + 8 * ((i / 2) % 2), l = 2 * t + i % 2 + 8 * (i / 4);
+            int q = (word >> (4 * (i / 2 + 4 * (i % 2)))) & 0xf;
+            int k = kc * 64 + 16 * ((l % 8) / 2) + 4 * s + 2 * (l / 8) + l % 2;
+            int n = nt * 16 + row;
+            float sc = ref_bf16_to_f32(srep[((kc / 2) * (N / 16) + nt) * 16 + g * 2 + row / 8]);
+            float w = ref_bf16_round((float)(q - 8) * sc);
+            for (int m = 0; m < M; m++) y[m * N + n] += (double)ref_bf16_to_f32(x[m * K + k]) * w;
+          }
+        }
+}
+
+static void test_gemm(struct rng *r, int M, int K, int N) {
+  int32_t *q = kt_alloc(sizeof(int32_t) * K / 8 * N), *rep = kt_alloc(sizeof(int32_t) * K / 8 * N);
+  uint16_t *s = kt_alloc(sizeof(uint16_t) * K / 128 * N);
+  bf16_t *srep = kt_alloc(sizeof(bf16_t) * K / 128 * N), *x = kt_alloc(sizeof(bf16_t) * M * K),
+         *y = kt_alloc(sizeof(bf16_t) * M * N);
+  float *w = kt_alloc(sizeof(float) * K * N);
+  double *naive = kt_alloc(sizeof(double) * M * N), *emu = kt_alloc(sizeof(double) * M * N);
+  ref_w4a16_random(q, s, K, N, rng_u64(r), 0.002f, 0.03f);
+  kt_fill_bf16(r, x, (int64_t)M * K, 1.0f);
+  ref_w4a16_gemm(y, x, q, s, M, K, N);
+  ref_w4a16_dequant(w, q, s, K, N);
+  for (int m = 0; m < M; m++)
+    for (int n = 0; n < N; n++) {
+      double acc = 0;
+      for (int k = 0; k < K; k++) acc += (double)ref_bf16_to_f32(x[m * K + k]) * w[k * N + n];
+      naive[m * N + n] = acc;
+    }
+  double e1 = kt_nmse_f64(y, naive, (int64_t)M * N);
+  CHECK_MSG(e1 <= KT_NMSE_BF16, "ref GEMM vs naive dequant GEMM M=%d K=%d N=%d: nmse %.3g", M, K, N, e1);
+  ref_w4a16_repack(rep, srep, q, s, K, N);
+  emulate_tile_gemm(emu, x, rep, srep, M, K, N);
+  double e2 = kt_nmse_f64(y, emu, (int64_t)M * N);
+  CHECK_MSG(e2 <= KT_NMSE_GEMM, "tile-layout emulation vs ref M=%d K=%d N=%d: nmse %.3g", M, K, N, e2);
+  free(q); free(rep); free(s); free(srep); free(x); free(y); free(w); free(naive); free(emu);
+}
+
+int main(void) {
+  struct rng r;
+  rng_seed(&r, kt_seed("test_kern_w4a16"));
+  test_f16();
+  test_quantize(&r);
+  test_repack_roundtrip(&r, 128, 16);
+  test_repack_roundtrip(&r, 384, 80);
+  test_repack_roundtrip(&r, 1536, 32);
+  test_gate_up(&r);
+  test_gemm(&r, 1, 128, 16);
+  test_gemm(&r, 5, 256, 48);
+  test_gemm(&r, 17, 384, 32);
+  return check_report("test_kern_w4a16");
+}
