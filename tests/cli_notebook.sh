@@ -94,13 +94,22 @@ assert "schema version 1" in text and "Output token throughput" in text
 print(f"notebook: {len(code)} cells ran, {pngs} figures")
 EOF
 fi
-# A missing database is a clear error, not a new empty file.
-if SERVESIM_DB=$T/none.db timeout 240 "$PY" -m jupyter nbconvert --to notebook --execute \
-     --output "$T/out2.ipynb" "$SRC/notebooks/runs.ipynb" >"$T/log2" 2>&1; then
-  fail "notebook ran on a missing database"
+# A missing database is a clear error, not a new empty file (the setup cell alone, no kernel).
+"$PY" - "$SRC/notebooks/runs.ipynb" "$T/none.db" >"$T/log2" 2>&1 <<'EOF'
+import json, os, sys
+os.environ["SERVESIM_DB"] = sys.argv[2]
+cell = next(c for c in json.load(open(sys.argv[1]))["cells"] if c.get("id") == "setup")
+try:
+    exec("".join(cell["source"]))
+except FileNotFoundError as e:
+    print("refused:", e)
+    sys.exit(0)
+sys.exit("the setup cell accepted a missing database")
+EOF
+if [ $? -eq 0 ] && grep -q "none.db: no such database" "$T/log2" && [ ! -e "$T/none.db" ]; then
+  ok
 else
-  grep -q "none.db: no such database" "$T/log2" && [ ! -e "$T/none.db" ] && ok \
-    || fail "missing database message: $(tail -5 "$T/log2")"
+  fail "missing database: $(tail -3 "$T/log2")"
 fi
 echo "cli_notebook: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]
