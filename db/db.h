@@ -28,6 +28,7 @@
 #define SERVESIM_DB_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "sqlite3.h"
 
@@ -213,8 +214,8 @@ int db_save_run(struct db *db, const struct db_run *r, const struct db_request_r
 /* ---- dump and load (db/db_dump.c) ---- */
 /* Writes a deterministic SQL dump: PRAGMA user_version, then for each table in name order its
  * CREATE statement (IF NOT EXISTS) and its rows as INSERTs ordered by primary key; indexes and
- * views last. table = NULL for all. The same content gives byte-identical output. */
-#include <stdio.h>
+ * views last. table = NULL for all; a named table comes with every table it references through
+ * foreign keys (whole), so its dump loads on its own. The same content gives the same bytes. */
 int db_export_sql(struct db *db, const char *table, FILE *out);
 /* Loads a dump written by db_export_sql into the database at `path` (created if missing), in one
  * transaction: a failure (file:line named) leaves the database unchanged. A dump of an older

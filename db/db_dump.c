@@ -171,10 +171,14 @@ int db_export_sql(struct db *db, const char *table, FILE *out) {
   fprintf(out, "-- servesim database dump (servesim db export); load it with servesim db import\n");
   fprintf(out, "PRAGMA user_version = %d;\nBEGIN TRANSACTION;\n", db_schema_version(db));
   /* Tables by name; the loader defers foreign-key checks to its commit, so a child table may
-   * come before its parent. Indexes, views and triggers after all rows (faster to load). */
+   * come before its parent. Indexes, views and triggers after all rows (faster to load).
+   * With a table named, every table it references (transitively, whole) comes too, so the
+   * dump loads on its own: measurements bring hardware, models and runs. */
   rc = db_prepare(db,
+                  "WITH RECURSIVE need (name) AS (SELECT ?1 WHERE ?1 IS NOT NULL UNION "
+                  "SELECT f.\"table\" FROM need, pragma_foreign_key_list(need.name) AS f) "
                   "SELECT type, name, sql FROM sqlite_schema WHERE sql IS NOT NULL "
-                  "AND name NOT LIKE 'sqlite_%' AND (?1 IS NULL OR tbl_name = ?1) "
+                  "AND name NOT LIKE 'sqlite_%' AND (?1 IS NULL OR tbl_name IN need) "
                   "ORDER BY type <> 'table', type, name",
                   &st, "reading the schema");
   if (!rc) {

@@ -81,6 +81,8 @@ cmp -s "$T/d1.sql" "$T/d2.sql" && ok || fail "round trip changed the dump: $(dif
 "$BIN" db export --db "$DB" --table measurements -o "$T/m.sql" || fail "export --table"
 grep -q "INSERT INTO measurements" "$T/m.sql" && ! grep -q "INSERT INTO requests" "$T/m.sql" && ok \
   || fail "export --table content"
+"$BIN" db import --db "$T/m.db" "$T/m.sql" >"$T/out" 2>&1 && grep -q "7 rows" "$T/out" && ok \
+  || fail "a one-table dump (3 measurements, 2 hardware, 1 model, 1 run) should load alone: $(cat "$T/out")"
 # The dump also loads with the stock sqlite3 shell.
 if command -v sqlite3 >/dev/null; then
   sqlite3 "$T/c.db" <"$T/d1.sql" 2>"$T/err" && [ "$(sqlite3 "$T/c.db" 'SELECT count(*) FROM requests')" = 40 ] \

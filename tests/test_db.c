@@ -438,6 +438,7 @@ static void test_dump_roundtrip(void) {
   s.output_tok_s = 2.0 / 3.0;
   int64_t run;
   CHECK(db_save_run(db, &r, rows, 50, &s, &run) == ERR_OK);
+  free(rows);
   CHECK(db_put_metric(db, run, "Average time per output token (s)", 0.0123) == ERR_OK);
   struct db_measurement m;
   db_measurement_init(&m);
@@ -497,6 +498,17 @@ static void test_dump_roundtrip(void) {
   FILE *f = fopen(d2, "wb");
   CHECK(db_export_sql(db, "measurements", f) == ERR_OK);
   fclose(f);
+  /* ... with the tables it references (whole), and loads into an empty database on its own. */
+  b2 = slurp(d2, &l2);
+  CHECK(strstr(b2, "INSERT INTO measurements VALUES(1,'attention'") != NULL);
+  CHECK(strstr(b2, "INSERT INTO hardware VALUES(2,'h100-sxm'") != NULL);
+  CHECK(strstr(b2, "INSERT INTO runs VALUES(1,") != NULL);
+  CHECK(strstr(b2, "CREATE TABLE IF NOT EXISTS models") != NULL);
+  CHECK(strstr(b2, "requests") == NULL && strstr(b2, "expert_hits") == NULL);
+  free(b2);
+  int64_t n_one = 0;
+  CHECK(db_import_sql(tmp_path("one.db"), d2, &n_one) == ERR_OK);
+  CHECK_MSG(n_one == 5, "%lld rows", (long long)n_one); /* 2 hardware, 1 model, 1 run, 1 row */
   f = fopen(d2, "wb");
   CHECK(db_export_sql(db, "nope", f) == ERR_INPUT);
   fclose(f);
