@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,7 +74,9 @@ int main(int argc, char **argv) {
     err_print("bench_db");
     return 2;
   }
-  printf("db_export_sql: %.3f s\n", t_export);
+  struct stat sb;
+  printf("db_export_sql: %.3f s (%.1f MB)\n", t_export,
+         stat(dump, &sb) == 0 ? sb.st_size / 1e6 : -1.0);
   t0 = now_s();
   rc = db_import_sql(path2, dump, NULL);
   double t_import = now_s() - t0;
