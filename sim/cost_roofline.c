@@ -32,27 +32,34 @@
 /* FlashAttention-2 forward reaches 50-73% of A100 peak (Dao, FlashAttention-2, arXiv 2307.08691,
  * fig. 4-5); short (1-2k) causal sequences sit at the low end: 0.5 of peak. */
 #define CRL_ATTN_MMA_FRAC 0.5
-/* vLLM V1 host overhead per step (schedule, prepare inputs, launch, GPU->CPU sync of sampled
- * ids, update): vLLM PR 17866 reports TPOT 2.73 ms serving Llama-3.2-1B in V1, whose forward
- * with CUDA graphs takes ~1 ms on its GPU, leaving ~1.5-1.7 ms of host time per step. */
-#define CRL_CPU_STEP_US 1500.0
-/* Per request in the step: vLLM's scheduler costs 12.7 us per running request per all-decode
- * step (openfabric-systems/simllm PR 204, profile of the vLLM engine loop); update_from_output
- * ~1.1 us per request (vLLM PR 46112); input preparation and bookkeeping in the workers about as
- * much again as the scheduler: 25 us in all (estimate from those two measurements). */
-#define CRL_CPU_REQ_US 25.0
+/* Host time per step and stage, serial with the GPU in vLLM 0.9.2 (no async scheduling): the
+ * engine core schedules, broadcasts the batch to the workers, each stage's workers update their
+ * request state and prepare inputs, the sampled ids are synced back and the outputs processed.
+ * FITTED: 5.8 ms, by least squares on the relative TPOT error of the seed's two concurrency-1
+ * rows (EP=8: one stage per step; TP=4 x PP=2: two stages, each paying it). No other row was
+ * used. Published range: vLLM's multi-step RFC (issue 6854) measured 4-13 ms of GPU idle per
+ * decode step waiting on the host; V1 Llama-3.2-1B serving (vLLM PR 17866) ~1.5 ms at TP=1. */
+#define CRL_CPU_STEP_US 5800.0
+/* Per request in the step, itemized estimate for vLLM 0.9.2 (Python): schedule + KV block
+ * allocation ~15 us (the scheduler alone: 12.7 us/request, openfabric-systems/simllm PR 204),
+ * update_from_output + stop checks ~30 us, worker _update_states/_prepare_inputs ~15 us,
+ * pickling the scheduler output to the workers and the outputs back ~10 us, min_tokens stop-id
+ * masking ~5 us, output serialization to the API server ~5 us: 80 us. Not fitted. */
+#define CRL_CPU_REQ_US 80.0
 /* Host dispatch per layer under piecewise CUDA graphs: attention runs outside the graph, so each
  * layer costs a graph replay plus the attention op's Python path (~4 torch op dispatches at
  * ~10 us each: estimate). Only binds when a layer's GPU time is shorter. */
 #define CRL_CPU_LAYER_GRAPH_US 40.0
-/* Per pipeline-stage boundary: host latency of vLLM's send/recv_tensor_dict (pickled metadata
- * over the gloo CPU group, then NCCL send/recv) and the receiving stage's own input preparation,
- * which starts only when the metadata arrives. FITTED on the seed's TP=4 x PP=2 concurrency-1
- * TPOT (bench/RESULTS.md, "Cost model constants"); no other row was used. */
+/* Extra host latency per pipeline-stage boundary beyond the per-stage host step above (gloo
+ * metadata of send_tensor_dict); 0 by default: the seed's PP gap at concurrency 1 is explained
+ * by each stage paying the host step. Kept as a knob (cost_roofline_opts.pp_stage_us). */
 #define CRL_PP_STAGE_US 0.0
-/* Sampler: softmax / top-p / argmax over fp32 logits, about four passes over n x vocab x 4 bytes
- * (vLLM V1 sampler: temperature, softmax, sort-free top-p/top-k or argmax), 8 eager kernels. */
-#define CRL_SAMPLER_PASSES 4.0
+/* Sampler bytes per logit: vLLM serves with the model's generation_config.json defaults
+ * (--generation-config auto; Qwen3: temperature 0.6, top_k 20, top_p 0.95), and V1's PyTorch
+ * top-k/top-p path sorts every row of fp32 logits with int64 indices (CUB radix sort: 4 digit
+ * passes x (4 + 8) bytes x read+write = 96 bytes), plus ~4 fp32 passes (temperature, softmax,
+ * cumsum/mask, sample) = 16 bytes. Every TP rank samples the full vocabulary. 8 eager kernels. */
+#define CRL_SAMPLER_BYTES_PER_LOGIT 112.0
 #define CRL_SAMPLER_KERNELS 8
 /* Kernels per layer besides GEMMs and attention: 2 fused add+RMSNorm, q-norm, k-norm, RoPE,
  * KV-cache write, top-k softmax, 2 MoE align/sort, SiLU*mul, top-k weighted sum; plus the router
@@ -390,15 +397,11 @@ static int64_t crl_stage_ns(void *state, const struct cost_step *step, struct rn
    * attention per layer from the host. Sampling below is always eager. */
   double gpu = 0;
   for (int k = 0; k < COST_N_TERMS; k++) gpu += t[k];
-  double launch = 0;
-  if (graph > 0) {
-    launch = kernels * c->launch_ns;
-    double host = st->n_layers * c->cpu_layer_ns;
-    if (host > gpu + launch) launch += host - (gpu + launch);
-  } else {
-    double host = kernels * c->eager_ns;
-    launch = host > gpu ? host - gpu : 0;
-  }
+  /* Every kernel leaves a gap on the GPU (graph replay or stream launch alike); when the host
+   * cannot issue work as fast as the GPU runs it, the excess shows as launch time too. */
+  double launch = kernels * c->launch_ns;
+  double host = graph > 0 ? st->n_layers * c->cpu_layer_ns : kernels * c->eager_ns;
+  if (host > gpu + launch) launch += host - (gpu + launch);
 
   if (st->last && step->n_reqs > 0) {
     /* Final norm, lm_head on each request's last position (V1 logits_indices), logits
@@ -407,7 +410,7 @@ static int64_t crl_stage_ns(void *state, const struct cost_step *step, struct rn
     double lm = crl_gemm_ns(c, n, c->H, c->vocab_rank, c->lm_head_bytes, 0) +
                 crl_mem_ns(c, 3 * n * c->H * 2.0);
     double ag = c->tp > 1 ? comm_allgather_us(&st->tp, n * c->vocab_rank * 2.0) * 1e3 : 0;
-    double samp = crl_mem_ns(c, CRL_SAMPLER_PASSES * n * c->vocab_rank * c->tp * 4.0);
+    double samp = crl_mem_ns(c, CRL_SAMPLER_BYTES_PER_LOGIT * n * c->vocab_rank * c->tp);
     double samp_launch = CRL_SAMPLER_KERNELS * c->eager_ns;
     t[COST_LM_HEAD] += lm + ag + (samp > samp_launch ? samp : samp_launch);
     launch += 2 * c->launch_ns; /* norm + lm_head */
@@ -420,7 +423,10 @@ static int64_t crl_stage_ns(void *state, const struct cost_step *step, struct rn
     if (c->tp > 1) x += 2 * comm_allgather_us(&st->tp, bytes / 2 / c->tp) * 1e3;
     t[COST_PP_XFER] += x + c->pp_stage_ns;
   }
-  if (st->first) launch += c->cpu_step_ns + c->cpu_req_ns * step->n_reqs;
+  /* Host time of the step, serial with the GPU work in vLLM 0.9.2 (no async scheduling): every
+   * stage's workers update their request state and prepare inputs before launching (with PP the
+   * receiving stage starts only when the sender's metadata arrives). */
+  launch += c->cpu_step_ns + c->cpu_req_ns * step->n_reqs;
   t[COST_LAUNCH] += launch;
 
   int64_t total = 0;

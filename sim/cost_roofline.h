@@ -20,9 +20,9 @@ struct cost_roofline_opts {
   uint64_t route_seed;       /* seed of the routing table (deterministic) */
   int route_samples;         /* Monte-Carlo draws per table point at small token counts */
   /* Host-side constants; a negative value selects the default documented in cost_roofline.c. */
-  double cpu_step_us;        /* per step: schedule, input prep, GPU->CPU sync, output */
+  double cpu_step_us;        /* per step and stage: schedule, input prep, sync (fitted, RESULTS.md) */
   double cpu_req_us;         /* per request in the step */
-  double pp_stage_us;        /* per pipeline stage boundary crossed (fitted, see RESULTS.md) */
+  double pp_stage_us;        /* extra host latency per PP boundary (default 0) */
 };
 
 void cost_roofline_opts_default(struct cost_roofline_opts *o);
