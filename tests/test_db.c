@@ -265,6 +265,20 @@ static void test_measurements(void) {
   CHECK(c.n == 0);
   CHECK(scalar(db, "SELECT count(*) FROM hardware") == 2);
   CHECK(scalar(db, "SELECT count(*) FROM models") == 1);
+  memset(&c, 0, sizeof c);
+  c.n = 7; /* room for one row; the callback returns 99 on the 2nd, which stops the walk */
+  CHECK(db_get_measurements(db, NULL, NULL, collect_fn, &c) == 99);
+  CHECK(c.n == 8);
+
+  /* Read-only: reads work, writes fail with ERR_DB, nothing changes. */
+  struct db *ro;
+  CHECK(db_open_ex(tmp_path("m.db"), DB_OPEN_READONLY, 0, &ro) == ERR_OK);
+  memset(&c, 0, sizeof c);
+  CHECK(db_get_measurements(ro, "moe", NULL, collect_fn, &c) == ERR_OK && c.n == 1);
+  CHECK(db_put_measurement(ro, &m) == ERR_DB);
+  CHECK_MSG(strstr(err_msg(), "readonly"), "%s", err_msg());
+  db_close(ro);
+  CHECK(scalar(db, "SELECT count(*) FROM measurements") == 3);
 
   /* Expert hits accumulate over calls; a run that does not exist is refused (FK). */
   struct db_run r;
