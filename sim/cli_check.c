@@ -145,6 +145,16 @@ static int check_print_json(cJSON *o) {
 
 /* ---- text ---- */
 
+/* "15.68 GB", or "12.3 MB" below 0.1 GB so a tiny model's plan is still readable. */
+static const char *check_bytes(int64_t b, char *buf, size_t n) {
+  if (b < 0) b = 0;
+  if ((double)b < 0.1 * CHECK_GB)
+    snprintf(buf, n, "%.1f MB", b / 1e6);
+  else
+    snprintf(buf, n, "%.2f GB", b / CHECK_GB);
+  return buf;
+}
+
 static void check_print_one(const struct model_spec *m, const struct hw_spec *h, int gpus,
                             const struct layout *l, const struct engine *e,
                             const struct layout_verdict *v) {
@@ -171,11 +181,13 @@ static void check_print_one(const struct model_spec *m, const struct hw_spec *h,
          e->block_size, e->kv_dtype_bytes, e->enforce_eager ? "eager" : "CUDA graphs");
   printf("  memory/GPU   %.2f GB budget (%.2f GB x %.2f)\n", p->budget_bytes_rank / CHECK_GB,
          h->mem_bytes / CHECK_GB, e->gpu_mem_util);
-  printf("    weights    %.2f GB\n", p->weight_bytes_rank / CHECK_GB);
-  printf("    activation %.2f GB (estimated profile-run peak)\n", p->activation_bytes_rank / CHECK_GB);
-  printf("    non-torch  %.2f GB (estimated NCCL/cuBLAS buffers)\n", p->overhead_bytes_rank / CHECK_GB);
-  printf("    KV cache   %.2f GB, %lld bytes per token\n",
-         (p->kv_bytes_free_rank > 0 ? p->kv_bytes_free_rank : 0) / CHECK_GB,
+  char b[32];
+  printf("    weights    %s\n", check_bytes(p->weight_bytes_rank, b, sizeof b));
+  printf("    activation %s (estimated profile-run peak)\n",
+         check_bytes(p->activation_bytes_rank, b, sizeof b));
+  printf("    non-torch  %s (estimated NCCL/cuBLAS buffers)\n",
+         check_bytes(p->overhead_bytes_rank, b, sizeof b));
+  printf("    KV cache   %s, %lld bytes per token\n", check_bytes(p->kv_bytes_free_rank, b, sizeof b),
          (long long)p->kv_bytes_token_rank);
   printf("  KV capacity  %lld blocks x %d = %lld tokens; %.2f sequences at max-model-len %d%s\n",
          (long long)p->kv_blocks, e->block_size, (long long)p->kv_tokens, p->max_concurrency,
