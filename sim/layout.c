@@ -443,6 +443,13 @@ int layout_check(const struct model_spec *m, const struct hw_spec *h, int n_gpus
     layout_add(v, 0, "batched-tokens",
                "max_num_batched_tokens (%d) must be greater than or equal to max_num_seqs (%d)",
                e->max_num_batched_tokens, e->max_num_seqs);
+  /* vLLM 0.9's V1 oracle: an fp8 KV cache needs FlashAttention 3 (Hopper); elsewhere the
+   * engine falls back to V0, whose scheduler differs from the one servesim models. */
+  if (h && e->kv_dtype_bytes == 1 && !strstr(h->gpu, "H100") && !strstr(h->gpu, "H20"))
+    layout_add(v, 1, "kv-fp8-v0",
+               "--kv-cache-dtype fp8 on %s: vLLM 0.9 supports it in V1 only with FlashAttention 3 "
+               "(Hopper) and falls back to the V0 engine here",
+               h->gpu);
   if (h) layout_memory(v, m, h, l, e);
   if (v->n_fails) return err_set(ERR_LAYOUT, "%s: %s", v->fails[0].rule, v->fails[0].detail);
   return ERR_OK;

@@ -233,6 +233,11 @@ static void test_defaults_and_memory(void) {
   e.kv_dtype_bytes = 1;
   layout_check(&m, &a100, 8, &l, &e, &vs);
   CHECK(vs.mem.kv_bytes_token_rank == 24064 / 2);
+  CHECK(has_note(&vs, "kv-fp8-v0")); /* A100: no FlashAttention 3 */
+  engine_defaults(&e, &h100);
+  e.kv_dtype_bytes = 1;
+  layout_check(&m, &h100, 8, &l, &e, &vs);
+  CHECK(!has_note(&vs, "kv-fp8-v0"));
 }
 
 static void test_stage_split_and_tiers(void) {

@@ -105,6 +105,12 @@ static void test_bad_inputs(void) {
   char want[700];
   snprintf(want, sizeof want, "%s:3:", path);
   CHECK_MSG(strstr(err_msg(), want) != NULL, "got '%s'", err_msg());
+  /* An empty file is malformed at line 1. */
+  snprintf(path, sizeof path, "%s/empty.json", d);
+  test_write(path, "");
+  CHECK(model_load(path, &m) == ERR_INPUT);
+  snprintf(want, sizeof want, "%s:1:", path);
+  CHECK_MSG(strstr(err_msg(), want) != NULL, "got '%s'", err_msg());
   /* Missing file, missing spec name. */
   snprintf(path, sizeof path, "%s/nope.json", d);
   CHECK(model_load(path, &m) == ERR_NOENT);
