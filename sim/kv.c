@@ -28,12 +28,12 @@ void kv_destroy(struct kv *kv) {
 
 void kv_seq_init(struct kv_seq *s) { *s = (struct kv_seq){-1, -1, 0}; }
 
-int kv_can_allocate(const struct kv *kv, const struct kv_seq *s, int64_t n_tok) {
+int kv_can_allocate_slow(const struct kv *kv, const struct kv_seq *s, int64_t n_tok) {
   int32_t need = kv_blocks_for(kv, n_tok) - s->n_blocks;
   return need <= kv->n_free;
 }
 
-int kv_allocate(struct kv *kv, struct kv_seq *s, int64_t n_tok) {
+int kv_allocate_slow(struct kv *kv, struct kv_seq *s, int64_t n_tok) {
   int32_t need = kv_blocks_for(kv, n_tok) - s->n_blocks;
   if (need <= 0) return ERR_OK;
   if (need > kv->n_free)

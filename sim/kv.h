@@ -32,10 +32,17 @@ void kv_seq_init(struct kv_seq *s);
 static inline int32_t kv_blocks_for(const struct kv *kv, int64_t n_tok) {
   return (int32_t)((n_tok + kv->block_size - 1) / kv->block_size);
 }
-/* Can s grow to hold n_tok tokens in total (n_tok = tokens computed + tokens scheduled)? */
-int kv_can_allocate(const struct kv *kv, const struct kv_seq *s, int64_t n_tok);
+int kv_can_allocate_slow(const struct kv *kv, const struct kv_seq *s, int64_t n_tok);
+int kv_allocate_slow(struct kv *kv, struct kv_seq *s, int64_t n_tok);
+/* Can s grow to hold n_tok tokens in total (n_tok = tokens computed + tokens scheduled)?
+ * Inline fast path (most decodes): the last block still has room — a multiply, not a divide. */
+static inline int kv_can_allocate(const struct kv *kv, const struct kv_seq *s, int64_t n_tok) {
+  return n_tok <= (int64_t)s->n_blocks * kv->block_size || kv_can_allocate_slow(kv, s, n_tok);
+}
 /* Grows s to hold n_tok tokens; ERR_NOMEM (state unchanged) if the pool lacks blocks. */
-int kv_allocate(struct kv *kv, struct kv_seq *s, int64_t n_tok);
+static inline int kv_allocate(struct kv *kv, struct kv_seq *s, int64_t n_tok) {
+  return n_tok <= (int64_t)s->n_blocks * kv->block_size ? 0 : kv_allocate_slow(kv, s, n_tok);
+}
 /* Decode: room for n_new more tokens on top of n_cur already held. */
 static inline int kv_can_append(const struct kv *kv, const struct kv_seq *s, int64_t n_cur, int n_new) {
   return kv_can_allocate(kv, s, n_cur + n_new);

@@ -30,6 +30,11 @@ void metrics_itl_free(struct metrics_itl *it) {
   memset(it, 0, sizeof *it);
 }
 
+static int metrics_cmp_double_fwd(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
 /* Log histogram bin: exact below 128 ns, then 128 bins per power of two (integer math only, so
  * the same on every machine). */
 static int metrics_bin(int64_t v) {
@@ -46,13 +51,7 @@ static double metrics_bin_mid(int bin) {
   return lo + w / 2;
 }
 
-int metrics_itl_add(struct metrics_itl *it, int64_t gap_ns) {
-  it->sum_ns += (double)gap_ns;
-  it->sum_sq += (double)gap_ns * (double)gap_ns;
-  if (it->n < it->cap && !it->hist) {
-    it->samples[it->n++] = gap_ns;
-    return ERR_OK;
-  }
+int metrics_itl_add_hist(struct metrics_itl *it, int64_t gap_ns) {
   if (!it->hist) { /* overflow: fold the exact samples into the histogram once */
     it->hist = calloc(METRICS_HIST_BINS, sizeof *it->hist);
     if (!it->hist) return err_set(ERR_NOMEM, "metrics: cannot allocate the ITL histogram");
@@ -63,9 +62,49 @@ int metrics_itl_add(struct metrics_itl *it, int64_t gap_ns) {
   return ERR_OK;
 }
 
-static int metrics_cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
+/* Order-preserving map of a double's bits to an unsigned key. */
+static inline uint64_t metrics_key(double x) {
+  uint64_t u;
+  memcpy(&u, &x, sizeof u);
+  return (u >> 63) ? ~u : (u | 0x8000000000000000ULL);
+}
+
+void metrics_sort_doubles(double *v, double *tmp, int64_t n) {
+  if (n < 2) return;
+  /* 4 passes of 16 bits; a pass whose digit is the same for every key is skipped */
+  uint64_t *a = (uint64_t *)v, *b = (uint64_t *)tmp;
+  for (int64_t i = 0; i < n; i++) a[i] = metrics_key(v[i]);
+  static const int bits = 16;
+  size_t *count = malloc(((size_t)1 << bits) * sizeof *count);
+  if (!count) { /* no memory for the counts: fall back to a comparison sort */
+    for (int64_t i = 0; i < n; i++) {
+      uint64_t k = a[i], u = (k >> 63) ? (k & 0x7fffffffffffffffULL) : ~k;
+      memcpy(&v[i], &u, sizeof u);
+    }
+    qsort(v, (size_t)n, sizeof *v, metrics_cmp_double_fwd);
+    return;
+  }
+  for (int shift = 0; shift < 64; shift += bits) {
+    memset(count, 0, ((size_t)1 << bits) * sizeof *count);
+    for (int64_t i = 0; i < n; i++) count[(a[i] >> shift) & 0xffff]++;
+    if (count[(a[0] >> shift) & 0xffff] == (size_t)n) continue;
+    size_t sum = 0;
+    for (size_t d = 0; d < ((size_t)1 << bits); d++) {
+      size_t c = count[d];
+      count[d] = sum;
+      sum += c;
+    }
+    for (int64_t i = 0; i < n; i++) b[count[(a[i] >> shift) & 0xffff]++] = a[i];
+    uint64_t *t = a;
+    a = b;
+    b = t;
+  }
+  free(count);
+  /* decode back into v (a may be tmp after an odd number of passes) */
+  for (int64_t i = 0; i < n; i++) {
+    uint64_t k = a[i], u = (k >> 63) ? (k & 0x7fffffffffffffffULL) : ~k;
+    memcpy(&v[i], &u, sizeof u);
+  }
 }
 
 double metrics_percentile_linear(const double *sorted, int64_t n, double p) {
@@ -84,7 +123,7 @@ double metrics_percentile_index(const double *sorted, int64_t n, int p) {
 }
 
 /* Sorts v[0..n) and fills a vLLM distribution (mean, median, std, p90, p99). */
-static void metrics_dist_fill(double *v, int64_t n, struct metrics_dist *d) {
+static void metrics_dist_fill(double *v, double *tmp, int64_t n, struct metrics_dist *d) {
   memset(d, 0, sizeof *d);
   d->n = n;
   if (n == 0) return;
@@ -93,14 +132,14 @@ static void metrics_dist_fill(double *v, int64_t n, struct metrics_dist *d) {
   d->mean = s / (double)n;
   for (int64_t i = 0; i < n; i++) s2 += (v[i] - d->mean) * (v[i] - d->mean);
   d->std = sqrt(s2 / (double)n); /* numpy.std: population */
-  qsort(v, (size_t)n, sizeof *v, metrics_cmp_double);
+  metrics_sort_doubles(v, tmp, n);
   d->median = metrics_percentile_linear(v, n, 50);
   d->p90 = metrics_percentile_linear(v, n, 90);
   d->p99 = metrics_percentile_linear(v, n, 99);
 }
 
-static void metrics_pct_fill(double *v, int64_t n, double out[METRICS_N_PCT]) {
-  qsort(v, (size_t)n, sizeof *v, metrics_cmp_double);
+static void metrics_pct_fill(double *v, double *tmp, int64_t n, double out[METRICS_N_PCT]) {
+  metrics_sort_doubles(v, tmp, n);
   for (int k = 0; k < METRICS_N_PCT; k++) out[k] = metrics_percentile_index(v, n, metrics_pcts[k]);
 }
 
@@ -124,21 +163,24 @@ static void metrics_itl_stats(struct metrics_itl *it, struct metrics *m) {
   for (int k = 0; k < METRICS_N_PCT; k++) m->pct[MPCT_ITL][k] = NAN;
   if (n == 0) return;
   if (!it->hist) {
-    /* exact: every gap, converted to seconds and sorted */
-    double *v = malloc((size_t)n * sizeof *v);
-    if (v) {
-      for (int64_t i = 0; i < n; i++) v[i] = (double)it->samples[i] * 1e-9;
-      metrics_dist_fill(v, n, d);
-      for (int k = 0; k < METRICS_N_PCT; k++)
-        m->pct[MPCT_ITL][k] = metrics_percentile_index(v, n, metrics_pcts[k]);
-      free(v);
-      return;
-    }
+    /* exact: every gap converted to seconds in place (the samples are not needed after), sorted */
+    double *v = (double *)it->samples, *tmp = malloc((size_t)n * sizeof *tmp);
+    if (!tmp) return; /* no memory: ITL stays NAN */
+    for (int64_t i = 0; i < n; i++) v[i] = (double)it->samples[i] * 1e-9;
+    metrics_dist_fill(v, tmp, n, d);
+    for (int k = 0; k < METRICS_N_PCT; k++) m->pct[MPCT_ITL][k] = metrics_percentile_index(v, n, metrics_pcts[k]);
+    free(tmp);
+    it->cap = 0; /* the samples are seconds now: no more adds */
+    return;
   }
-  if (!it->hist) return; /* allocation failed above: leave NAN */
   d->mean = it->sum_ns / (double)n * 1e-9;
-  double var = it->sum_sq / (double)n - (it->sum_ns / (double)n) * (it->sum_ns / (double)n);
-  d->std = var > 0 ? sqrt(var) * 1e-9 : 0;
+  double s2 = 0;
+  for (int b = 0; b < METRICS_HIST_BINS; b++)
+    if (it->hist[b]) {
+      double x = metrics_bin_mid(b) * 1e-9 - d->mean;
+      s2 += (double)it->hist[b] * x * x;
+    }
+  d->std = sqrt(s2 / (double)n);
   double ranks[3] = {50, 90, 99}, *outs[3] = {&d->median, &d->p90, &d->p99};
   for (int k = 0; k < 3; k++) {
     double r = ranks[k] / 100.0 * (double)(n - 1);
@@ -235,8 +277,12 @@ int metrics_compute(const struct metrics_req *reqs, int64_t n, struct metrics_it
   }
 
   /* one scratch array, refilled per metric */
-  double *v = malloc((size_t)(ns > 0 ? ns : 1) * sizeof *v);
-  if (!v) return err_set(ERR_NOMEM, "metrics: cannot allocate %lld samples", (long long)ns);
+  double *v = malloc((size_t)(ns > 0 ? ns : 1) * sizeof *v), *tmp = malloc((size_t)(ns > 0 ? ns : 1) * sizeof *tmp);
+  if (!v || !tmp) {
+    free(v);
+    free(tmp);
+    return err_set(ERR_NOMEM, "metrics: cannot allocate %lld samples", (long long)ns);
+  }
   int64_t good = 0;
   for (int col = 0; col < MPCT_N_COLS; col++) {
     if (col == MPCT_ITL) continue;
@@ -261,7 +307,7 @@ int metrics_compute(const struct metrics_req *reqs, int64_t n, struct metrics_it
       }
       v[k++] = x;
     }
-    metrics_pct_fill(v, k, out->pct[col]);
+    metrics_pct_fill(v, tmp, k, out->pct[col]);
   }
   /* vLLM distributions: TTFT, TPOT (> 1 token), E2EL; goodput on the same per-request values */
   for (int pass = 0; pass < 3; pass++) {
@@ -275,7 +321,7 @@ int metrics_compute(const struct metrics_req *reqs, int64_t n, struct metrics_it
       else if (pass == 1) { if (r->out_tok > 1) v[k++] = (lat - ttft) / (r->out_tok - 1); }
       else v[k++] = lat;
     }
-    metrics_dist_fill(v, k, pass == 0 ? &vl->ttft : pass == 1 ? &vl->tpot : &vl->e2el);
+    metrics_dist_fill(v, tmp, k, pass == 0 ? &vl->ttft : pass == 1 ? &vl->tpot : &vl->e2el);
   }
   if (slo && (slo->ttft_s > 0 || slo->tpot_s > 0 || slo->e2el_s > 0)) {
     vl->has_goodput = 1;
@@ -293,6 +339,7 @@ int metrics_compute(const struct metrics_req *reqs, int64_t n, struct metrics_it
     vl->goodput_rps = vl->duration_s > 0 ? (double)good / vl->duration_s : 0;
   }
   free(v);
+  free(tmp);
   if (itl) metrics_itl_stats(itl, out);
   return ERR_OK;
 }

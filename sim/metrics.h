@@ -97,12 +97,25 @@ struct metrics_itl {
   int64_t *samples;          /* (cap) gaps in ns */
   int64_t cap, n;            /* n counts every sample added, exact or not */
   int64_t *hist;             /* (METRICS_HIST_BINS) allocated on overflow */
-  double sum_ns, sum_sq;
+  double sum_ns;             /* for the exact mean when the histogram is in use */
 };
 
 int metrics_itl_init(struct metrics_itl *it, int64_t cap);
 void metrics_itl_free(struct metrics_itl *it);
-int metrics_itl_add(struct metrics_itl *it, int64_t gap_ns);
+/* Slow path of metrics_itl_add: the histogram (allocated on the first overflow). */
+int metrics_itl_add_hist(struct metrics_itl *it, int64_t gap_ns);
+/* Records one inter-token gap; inline because the simulator calls it once per token. */
+static inline int metrics_itl_add(struct metrics_itl *it, int64_t gap_ns) {
+  it->sum_ns += (double)gap_ns;
+  if (it->n < it->cap && !it->hist) {
+    it->samples[it->n++] = gap_ns;
+    return 0;
+  }
+  return metrics_itl_add_hist(it, gap_ns);
+}
+/* Sorts v ascending (LSD radix on the IEEE-754 bits: O(n), no comparison callback); tmp holds
+ * n values. Negative values and NaN sort as the bit order implies (NaN last). */
+void metrics_sort_doubles(double *v, double *tmp, int64_t n);
 
 /* Computes everything from n requests (any order). itl may be NULL (no ITL samples). */
 int metrics_compute(const struct metrics_req *reqs, int64_t n, struct metrics_itl *itl,
