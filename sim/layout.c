@@ -443,6 +443,17 @@ int layout_check(const struct model_spec *m, const struct hw_spec *h, int n_gpus
     layout_add(v, 0, "batched-tokens",
                "max_num_batched_tokens (%d) must be greater than or equal to max_num_seqs (%d)",
                e->max_num_batched_tokens, e->max_num_seqs);
+  /* The TP group (consecutive GPUs) talks over the first tier that holds it. vLLM's custom
+   * all-reduce needs every pair NVLink-connected; otherwise each all-reduce goes through NCCL
+   * at that tier's bus bandwidth, which on PCIe A100s dominates decode steps. */
+  if (h && l->tp > 1) {
+    int t = hw_tier_for(h, 0, l->tp);
+    if (t >= 0 && !h->tiers[t].nvlink)
+      layout_add(v, 1, "tp-pcie",
+                 "the TP group of %d GPUs spans tier '%s' (all-reduce bus bandwidth %.0f GB/s): "
+                 "vLLM's custom all-reduce is off, every all-reduce goes through NCCL",
+                 l->tp, h->tiers[t].name, h->tiers[t].allreduce_busbw_GBps);
+  }
   /* vLLM 0.9's V1 oracle: an fp8 KV cache needs FlashAttention 3 (Hopper); elsewhere the
    * engine falls back to V0, whose scheduler differs from the one servesim models. */
   if (h && e->kv_dtype_bytes == 1 && !strstr(h->gpu, "H100") && !strstr(h->gpu, "H20"))

@@ -68,6 +68,10 @@ static void test_seed_layouts(void) {
   rc = run(&m, &h, 8, 4, 2, 1, 0, &v);
   CHECK_MSG(rc == ERR_OK, "%s", err_msg());
   CHECK(v.mem.kv_bytes_token_rank == 24064 && v.mem.layers_stage_max == 47);
+  CHECK(has_note(&v, "tp-pcie")); /* 4 GPUs cross the PCIe tier on the seed's box */
+  struct layout_verdict pair;
+  run(&m, &h, 8, 2, 4, 1, 0, &pair);
+  CHECK(!has_note(&pair, "tp-pcie")); /* a TP pair stays on its NVLink bridge */
   CHECK(v.mem.weight_bytes_rank > 15.0e9 && v.mem.weight_bytes_rank < 17.0e9);
   CHECK(v.mem.moe_inter_rank == 384);
   /* Same bytes per GPU for weights, half the KV per token: TP4xPP2 holds about twice the tokens. */
