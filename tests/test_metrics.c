@@ -100,6 +100,29 @@ static void test_percentile_helpers(void) {
   CHECK(isnan(metrics_percentile_index(v, 0, 10)));
 }
 
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* the radix sort agrees with qsort on mixed signs, ties, zeros and wide magnitudes */
+static void test_sort(void) {
+  enum { N = 5000 };
+  static double a[N], b[N], tmp[N];
+  uint64_t x = 88172645463325252ULL;
+  for (int i = 0; i < N; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    double v = (double)(x % 2000001) - 1000000.0;
+    a[i] = (i % 7 == 0) ? 0.0 : (i % 11 == 0) ? 3.25 : v * ((i % 3) ? 1e-6 : 1e3);
+    b[i] = a[i];
+  }
+  metrics_sort_doubles(a, tmp, N);
+  qsort(b, N, sizeof *b, cmp_d);
+  int bad = 0;
+  for (int i = 0; i < N; i++) bad += a[i] != b[i];
+  CHECK_MSG(bad == 0, "%d positions differ from qsort", bad);
+}
+
 static void test_json_numbers(void) {
   char b[64];
   CHECK(!strcmp(report_num4(b, sizeof b, 40.014), "40.014"));
@@ -136,6 +159,7 @@ int main(void) {
   test_formulas(16);  /* every ITL kept */
   test_formulas(2);   /* ITL overflows into the histogram */
   test_percentile_helpers();
+  test_sort();
   test_json_numbers();
   return check_report("test_metrics");
 }
