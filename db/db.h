@@ -221,6 +221,10 @@ int db_export_sql(struct db *db, const char *table, FILE *out);
  * transaction: a failure (file:line named) leaves the database unchanged. A dump of an older
  * schema version is loaded at that version, then migrated. *n_rows (may be NULL): rows added. */
 int db_import_sql(const char *path, const char *dump_file, int64_t *n_rows);
+/* Like db_import_sql into a database that already has rows: every row gets a fresh id and
+ * foreign keys follow; a row equal on a UNIQUE key to one present (hardware or a model by name,
+ * a layout verdict) maps to that row instead of being copied. One transaction. (db_merge.c) */
+int db_import_merge(const char *path, const char *dump_file, int64_t *n_rows);
 /* Loads measurements from CSV: a header row of measurements column names (any subset; kind and
  * lat_us_median and count required; hardware/model by name; missing provenance columns get the
  * importing build's), one transaction; errors name the CSV line. */

@@ -328,7 +328,11 @@ static int db_import_stmts(struct db *db, const char *file, const char *text, in
     n_stmts++;
     if (db_keyword_is(p, "CREATE") || db_keyword_is(p, "INSERT")) {
       if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = err_set(ERR_INPUT, "%s:%d: %s", file, line, sqlite3_errmsg(db->h));
+        int ext = sqlite3_extended_errcode(db->h);
+        int dup = ext == SQLITE_CONSTRAINT_PRIMARYKEY || ext == SQLITE_CONSTRAINT_UNIQUE;
+        rc = err_set(ERR_INPUT, "%s:%d: %s%s", file, line, sqlite3_errmsg(db->h),
+                     dup ? " (rows with these ids are already there: import --merge renumbers)"
+                         : "");
       } else if (db_keyword_is(p, "INSERT")) {
         *n_rows += sqlite3_changes(db->h);
       }

@@ -20,8 +20,11 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: servesim db <command> [--db FILE]   (FILE defaults to %s)\n"
           "  init                       create the database, or migrate it to schema version %d\n"
-          "  import FILE.sql|FILE.csv   load a dump written by export (one transaction), or\n"
-          "                             measurements from CSV (header = measurements columns)\n"
+          "  import [--merge] FILE.sql|FILE.csv\n"
+          "                             load a dump written by export (one transaction), or\n"
+          "                             measurements from CSV (header = measurements columns);\n"
+          "                             --merge renumbers the dump's ids to add it to rows\n"
+          "                             already there (hardware and models matched by name)\n"
           "  export [-o OUT.sql] [--table T]\n"
           "                             deterministic SQL dump (same content, same bytes)\n"
           "  list [WHAT] [--run ID] [--kind K] [--limit N]\n"
@@ -34,6 +37,7 @@ static void usage(FILE *f) {
 struct db_args {
   const char *db_path, *out, *table, *run, *kind;
   int64_t limit;
+  int merge;           /* import --merge */
   const char *pos[16]; /* positionals after the subcommand */
   int n_pos;
 };
@@ -79,6 +83,10 @@ static int parse_args(int argc, char **argv, struct db_args *a) {
         flag_val(argc, argv, &i, "--kind", &a->kind, &rc) ||
         flag_val(argc, argv, &i, "--limit", &lim, &rc))
       continue;
+    if (!strcmp(arg, "--merge")) {
+      a->merge = 1;
+      continue;
+    }
     if (arg[0] == '-' && arg[1]) return err_set(ERR_INPUT, "unknown flag '%s' (servesim db --help)", arg);
     if (a->n_pos == (int)(sizeof a->pos / sizeof a->pos[0]))
       return err_set(ERR_INPUT, "too many arguments ('%s')", arg);
@@ -93,6 +101,7 @@ static int parse_args(int argc, char **argv, struct db_args *a) {
 }
 
 static int cmd_init(const struct db_args *a) {
+  if (a->merge) return err_set(ERR_INPUT, "--merge: only for import");
   if (a->n_pos) return err_set(ERR_INPUT, "init: unexpected argument '%s'", a->pos[0]);
   struct db *db;
   int rc = db_open(a->db_path, &db);
@@ -122,6 +131,8 @@ static int cmd_import(const struct db_args *a) {
       if ((rc = db_open(a->db_path, &db))) return rc;
       rc = db_import_csv(db, a->pos[i], &n_rows);
       db_close(db);
+    } else if (a->merge) {
+      rc = db_import_merge(a->db_path, a->pos[i], &n_rows);
     } else {
       rc = db_import_sql(a->db_path, a->pos[i], &n_rows);
     }
@@ -132,6 +143,7 @@ static int cmd_import(const struct db_args *a) {
 }
 
 static int cmd_export(const struct db_args *a) {
+  if (a->merge) return err_set(ERR_INPUT, "--merge: only for import");
   if (a->n_pos) return err_set(ERR_INPUT, "export: unexpected argument '%s' (-o OUT.sql?)", a->pos[0]);
   struct db *db;
   int rc = db_open_ex(a->db_path, DB_OPEN_MUST_EXIST, 0, &db);
@@ -251,6 +263,7 @@ static int list_tables(struct db *db, int64_t limit) {
 }
 
 static int cmd_list(const struct db_args *a) {
+  if (a->merge) return err_set(ERR_INPUT, "--merge: only for import");
   if (a->n_pos > 1) return err_set(ERR_INPUT, "list: one of runs, measurements, ... (got '%s')", a->pos[1]);
   const char *what = a->n_pos ? a->pos[0] : "runs";
   int which = -1;

@@ -108,7 +108,7 @@ expect_err 2 "bad.sql:2: .*incomplete input|bad.sql:2: .*syntax error" "$BIN" db
 printf 'DELETE FROM runs;\n' >"$T/bad.sql"
 expect_err 2 "bad.sql:1: import accepts only CREATE and INSERT statements, not DELETE" \
   "$BIN" db import --db "$DB" "$T/bad.sql"
-expect_err 2 "d1.sql:[0-9]+: UNIQUE constraint failed" "$BIN" db import --db "$DB" "$T/d1.sql"
+expect_err 2 "d1.sql:[0-9]+: UNIQUE constraint failed.*--merge" "$BIN" db import --db "$DB" "$T/d1.sql"
 printf 'kind,lat_us_median,count\ngemm,fast,3\n' >"$T/bad.csv"
 expect_err 2 "bad.csv:2: column lat_us_median: 'fast' is not a number" "$BIN" db import --db "$DB" "$T/bad.csv"
 head -c 4096 /dev/urandom >"$T/junk.db"
@@ -116,6 +116,13 @@ expect_err 2 "junk.db: file is not a database" "$BIN" db list --db "$T/junk.db"
 # None of the failed imports changed the database.
 "$BIN" db export --db "$DB" -o "$T/d3.sql" && cmp -s "$T/d1.sql" "$T/d3.sql" && ok \
   || fail "a failed import changed the database"
+# --merge adds a second copy of everything but hardware and models (matched by name).
+"$BIN" db import --merge --db "$DB" "$T/d1.sql" >"$T/out" 2>&1 && grep -q "46 rows" "$T/out" && ok \
+  || fail "import --merge: $(cat "$T/out")"
+"$BIN" db list tables --db "$DB" >"$T/out" 2>&1
+grep -qE "^requests +80$" "$T/out" && grep -qE "^hardware +2$" "$T/out" && grep -qE "^runs +2$" "$T/out" \
+  && ok || fail "after --merge: $(cat "$T/out")"
+expect_err 2 "--merge: only for import" "$BIN" db export --merge --db "$DB"
 "$BIN" db --help >/dev/null && ok || fail "db --help"
 "$BIN" db >/dev/null 2>&1; [ $? -eq 2 ] && ok || fail "db without a command should exit 2"
 

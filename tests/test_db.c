@@ -420,6 +420,12 @@ static char *slurp(const char *path, size_t *len) {
   return buf;
 }
 
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "wb");
+  fputs(text, f);
+  fclose(f);
+}
+
 static int export_to(const char *db_path, const char *out_path) {
   struct db *db;
   int rc = db_open(db_path, &db);
@@ -507,6 +513,33 @@ static void test_dump_roundtrip(void) {
   free(b1);
   free(b2);
 
+  /* --merge: the same dump again, renumbered: every row of it twice except hardware and
+   * models (matched by name), foreign keys pointing at the new copies. */
+  int64_t n_merged = 0;
+  CHECK(db_import_merge(dst, d1, &n_merged) == ERR_OK);
+  CHECK_MSG(n_merged == 57, "merged %lld rows", (long long)n_merged); /* 60 - 2 hw - 1 model */
+  CHECK(db_open(dst, &db) == ERR_OK);
+  CHECK(scalar(db, "SELECT count(*) FROM runs") == 2);
+  CHECK(scalar(db, "SELECT count(*) FROM hardware") == 2);
+  CHECK(scalar(db, "SELECT count(*) FROM requests WHERE run_id = 2") == 50);
+  CHECK(scalar(db, "SELECT count(*) FROM run_summaries WHERE run_id = 2") == 1);
+  CHECK(scalar(db, "SELECT run_id FROM measurements WHERE measurement_id = 2") == 2);
+  CHECK(scalar(db, "SELECT sum(count) FROM expert_hits WHERE run_id = 2") == 6);
+  CHECK(scalar(db, "SELECT count(DISTINCT label) FROM runs") == 1);
+  CHECK(scalar(db, "SELECT count(*) FROM measurements m JOIN hardware h USING (hardware_id) "
+                   "WHERE h.name = 'h100-sxm'") == 2);
+  CHECK(scalar(db, "PRAGMA foreign_key_check") == -999);
+  db_close(db);
+  /* A plain import of colliding ids says --merge exists. */
+  CHECK(db_import_sql(dst, d1, NULL) == ERR_INPUT);
+  CHECK_MSG(strstr(err_msg(), "--merge"), "%s", err_msg());
+  /* A merge that fails (a bad dump) adds nothing. */
+  write_file(d2, "INSERT INTO runs VALUES(1,'simulated',NULL,1,1,1,1,1,1,1,NULL,NULL,NULL,'{}','v','c',NULL,NULL,NULL,NULL,NULL,'t');\n");
+  CHECK(db_import_merge(dst, d2, NULL) != ERR_OK);
+  CHECK(db_open(dst, &db) == ERR_OK);
+  CHECK(scalar(db, "SELECT count(*) FROM runs") == 2);
+  db_close(db);
+
   /* A one-table dump holds that table only. */
   CHECK(db_open(src, &db) == ERR_OK);
   FILE *f = fopen(d2, "wb");
@@ -527,12 +560,6 @@ static void test_dump_roundtrip(void) {
   CHECK(db_export_sql(db, "nope", f) == ERR_INPUT);
   fclose(f);
   db_close(db);
-}
-
-static void write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "wb");
-  fputs(text, f);
-  fclose(f);
 }
 
 static void test_import_errors(void) {
