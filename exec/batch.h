@@ -10,6 +10,10 @@
 #ifndef SERVESIM_EXEC_BATCH_H
 #define SERVESIM_EXEC_BATCH_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include <stdint.h>
 
 #define BATCH_KV_BLOCK 16
@@ -45,5 +49,9 @@ int batch_init(struct batch *b, int cap_tok);
 void batch_free(struct batch *b);
 /* Flattens chunks into b; ERR_INPUT when a chunk overflows its slot's blocks or b's capacity. */
 int batch_build(struct batch *b, const struct batch_kv *kv, const struct batch_chunk *chunks, int n_chunks);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -6,6 +6,10 @@
 #ifndef SERVESIM_EXEC_CKPT_WRITE_H
 #define SERVESIM_EXEC_CKPT_WRITE_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include <stdint.h>
 
 #include "sim/model.h"
@@ -13,5 +17,9 @@
 /* Writes dir/model-0000i-of-0000n.safetensors (n = n_shards, layers spread evenly) and the index.
  * dir must exist. */
 int ckw_write_random(const char *dir, const struct model_spec *m, uint64_t seed, float skew, int n_shards);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

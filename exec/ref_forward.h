@@ -8,6 +8,10 @@
 #ifndef SERVESIM_EXEC_REF_FORWARD_H
 #define SERVESIM_EXEC_REF_FORWARD_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include <stdint.h>
 
 #include "exec/batch.h"
@@ -38,5 +42,9 @@ int ref_fwd_init(struct ref_fwd *r, const struct model_spec *m, const struct wt_
 void ref_fwd_free(struct ref_fwd *r);
 /* One step. logits bf16 [n_sample, V] out (may be NULL); next int32 [n_sample] out. */
 int ref_fwd_step(struct ref_fwd *r, const struct batch *b, bf16_t *logits, int32_t *next);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -10,6 +10,10 @@
 #ifndef SERVESIM_EXEC_SAFETENSORS_H
 #define SERVESIM_EXEC_SAFETENSORS_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,5 +53,9 @@ const struct st_tensor *st_tensor_at(const struct st_ckpt *c, int i);   /* sorte
 const char *st_shard_path(const struct st_ckpt *c, int shard);
 int st_dtype_size(int dtype);
 const char *st_dtype_name(int dtype);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

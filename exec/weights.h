@@ -21,6 +21,10 @@
 #ifndef SERVESIM_EXEC_WEIGHTS_H
 #define SERVESIM_EXEC_WEIGHTS_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include <stdint.h>
 
 #include "sim/model.h"
@@ -119,5 +123,9 @@ double wt_active_bytes_per_token(const struct wt_dims *d);
 
 /* Hugging Face tensor names. expert < 0 for non-expert tensors. */
 void wt_hf_name(char *out, int n, int layer, const char *module, int expert, const char *suffix);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,0 +1,36 @@
+/* verify: the GPU forward against the C reference on a tiny model.
+ *
+ * Both run the same schedule: sequence 0 prefills 37 tokens; the next step mixes sequence 1's
+ * 20-token prefill with sequence 0's first decode; then both decode for the remaining steps
+ * (CUDA graphs on the GPU side). Each side feeds back its own greedy tokens, so a divergence
+ * shows as a token mismatch rather than being hidden. Logits are compared per sampled row by
+ * relative L2 error, the GPU's assembled from every rank's vocabulary slice. */
+#ifndef SERVESIM_EXEC_VERIFY_H
+#define SERVESIM_EXEC_VERIFY_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VERIFY_MAX_STEPS 256
+
+struct verify_result {
+  int n_steps;                 /* decode steps of sequence 0 */
+  int n_rows;                  /* sampled rows compared */
+  double max_rel_err;          /* max over rows of |gpu - ref|_2 / |ref|_2 */
+  int first_mismatch;          /* row index of the first differing token; -1 if none */
+  int32_t ref_tokens[2 * VERIFY_MAX_STEPS + 4];
+  int32_t gpu_tokens[2 * VERIFY_MAX_STEPS + 4];
+  int head_dim_widened;        /* the spec's head_dim was below the kernels' minimum of 64 */
+};
+
+/* model: name or path (qwen3-moe-tiny). n_steps <= VERIFY_MAX_STEPS. */
+int verify_run(const char *model, int tp, int n_steps, uint64_t seed, struct verify_result *r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
