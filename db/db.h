@@ -206,8 +206,16 @@ int db_put_summary(struct db *db, int64_t run_id, const struct db_summary *s);
  * replaces an earlier value of the same key. NAN is stored as NULL. */
 int db_put_metric(struct db *db, int64_t run_id, const char *key, double value);
 
-/* db_put_run + db_put_requests + db_put_summary (if s) in one transaction: all or nothing.
- * Must not be called inside db_begin (it opens its own transaction). */
+/* Several metrics of a run in one savepoint: all or none. */
+struct db_metric {
+  const char *key;
+  double value;
+};
+int db_put_metrics(struct db *db, int64_t run_id, const struct db_metric *kv, int n);
+
+/* db_put_run + db_put_requests + db_put_summary (if s), all or nothing: its own transaction, or
+ * inside a caller's db_begin a savepoint, so the caller can add the run's metrics and commit
+ * the whole run at once (a failure after db_save_run then needs the caller's db_rollback). */
 int db_save_run(struct db *db, const struct db_run *r, const struct db_request_row *rows,
                 int64_t n, const struct db_summary *s, int64_t *run_id);
 

@@ -178,15 +178,30 @@ int db_put_metric(struct db *db, int64_t run_id, const char *key, double value) 
 
 int db_save_run(struct db *db, const struct db_run *r, const struct db_request_row *rows,
                 int64_t n, const struct db_summary *s, int64_t *run_id) {
+  /* Its own transaction, or a savepoint inside the caller's db_begin (who then stores more of
+   * the run, e.g. its metrics, and commits it all at once). */
+  int outer = db->in_txn;
   int64_t id = 0;
-  int rc = db_begin(db);
+  int rc = outer ? db_exec(db, "SAVEPOINT db_save", "savepoint") : db_begin(db);
   if (rc) return rc;
   if ((rc = db_put_run(db, r, &id)) || (rc = db_put_requests(db, id, rows, n)) ||
       (s && (rc = db_put_summary(db, id, s)))) {
-    db_rollback(db);
+    if (outer) {
+      sqlite3_exec(db->h, "ROLLBACK TO db_save", NULL, NULL, NULL);
+      sqlite3_exec(db->h, "RELEASE db_save", NULL, NULL, NULL);
+    } else {
+      db_rollback(db);
+    }
     return rc;
   }
-  if ((rc = db_commit(db))) return rc;
+  if ((rc = outer ? db_exec(db, "RELEASE db_save", "commit") : db_commit(db))) return rc;
   if (run_id) *run_id = id;
   return ERR_OK;
+}
+
+int db_put_metrics(struct db *db, int64_t run_id, const struct db_metric *kv, int n) {
+  int rc = db_sp_begin(db);
+  if (rc) return rc;
+  for (int i = 0; i < n && !rc; i++) rc = db_metric_row(db, run_id, kv[i].key, kv[i].value);
+  return db_sp_end(db, rc);
 }

@@ -330,6 +330,28 @@ static void test_runs(void) {
   CHECK(scalar(db, "SELECT count(*) FROM run_metrics") == 2);
   CHECK(scalar(db, "SELECT value FROM run_metrics WHERE key LIKE 'Output%'") == 1300);
   CHECK(db_put_metric(db, run, "", 1.0) == ERR_INPUT);
+  /* db_put_metrics: all or none (the 3rd key is empty). */
+  struct db_metric kv[3] = {{"a", 1.0}, {"b", 2.0}, {"", 3.0}};
+  CHECK(db_put_metrics(db, run, kv, 3) == ERR_INPUT);
+  CHECK(scalar(db, "SELECT count(*) FROM run_metrics") == 2);
+  CHECK(db_put_metrics(db, run, kv, 2) == ERR_OK);
+  CHECK(scalar(db, "SELECT count(*) FROM run_metrics") == 4);
+  /* db_save_run inside the caller's transaction: a savepoint; the caller's rollback undoes it,
+   * and a failed db_save_run leaves the caller's earlier writes in place. */
+  CHECK(db_begin(db) == ERR_OK);
+  int64_t inner = 0;
+  CHECK(db_put_metric(db, run, "c", 3.0) == ERR_OK);
+  CHECK(db_save_run(db, &r, rows, 10, &s, &inner) == ERR_OK);
+  CHECK(inner == run + 1);
+  CHECK(db_put_metrics(db, inner, kv, 2) == ERR_OK);
+  rows[2].idx = 1;
+  CHECK(db_save_run(db, &r, rows, 10, &s, &inner) == ERR_DB);
+  rows[2].idx = 2;
+  CHECK(scalar(db, "SELECT count(*) FROM runs") == 2);
+  CHECK(scalar(db, "SELECT count(*) FROM run_metrics") == 7);
+  CHECK(db_rollback(db) == ERR_OK);
+  CHECK(scalar(db, "SELECT count(*) FROM runs") == 1);
+  CHECK(scalar(db, "SELECT count(*) FROM run_metrics") == 4);
 
   /* Invalid runs never reach the table. */
   struct db_run bad = r;
