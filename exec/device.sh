@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# device.sh: build the executor on a GPU machine (the device tool's) and run a named stage.
+#   bash exec/device.sh build            configure + build servesim-exec and the exec GPU tests
+#   bash exec/device.sh tests            gpu_exec_comm, gpu_exec_forward, servesim-exec verify
+#   bash exec/device.sh generate B O     235B GPTQ-Int4 random weights, -tp 4, batch B, 1024 in, O out
+#   bash exec/device.sh profile [--quick]
+# Logs go to $OUT (the device tool's result folder) when set. Only this tree's targets are
+# built, so a half-edited file elsewhere cannot stop a measurement.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/exec-out}
+mkdir -p "$OUT"
+export SERVESIM_SOURCE_DIR=$PWD NCCL_NVLS_ENABLE=0
+B=build-gpu/exec/servesim-exec
+M=qwen3-235b-a22b-gptq-int4
+case "${1:-}" in
+  build)
+    bash scripts/device-deps.sh unpack >/dev/null
+    export PATH=/usr/local/cuda/bin:$PATH
+    cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DSERVESIM_DEPS_PREFIX=/tmp/deps \
+          -DCMAKE_CUDA_ARCHITECTURES=90 >"$OUT/build.log" 2>&1 &&
+    cmake --build build-gpu -j "$(nproc)" --target servesim-exec gpu_exec_comm gpu_exec_forward servesim \
+          >>"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+    echo "build ok" ;;
+  tests)
+    nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader
+    timeout 120 build-gpu/tests/gpu_exec_comm; echo "gpu_exec_comm rc=$?"
+    timeout 200 build-gpu/tests/gpu_exec_forward; echo "gpu_exec_forward rc=$?" ;;
+  generate)
+    timeout 400 $B generate --model $M -tp 4 --batch "$2" --prompt-len 1024 --output-len "$3" \
+      ${DB:+--db "$DB"}; echo "generate batch $2 rc=$?" ;;
+  profile)
+    shift
+    timeout 400 $B profile --model $M -tp 4 ${DB:+--db "$DB"} "$@"; echo "profile rc=$?" ;;
+  *) echo "usage: $0 build|tests|generate B O|profile [--quick]" >&2; exit 2 ;;
+esac
