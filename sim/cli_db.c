@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -120,9 +121,12 @@ static int cmd_import(const struct db_args *a) {
   if (!a->n_pos) return err_set(ERR_INPUT, "import: which file? (servesim db import FILE.sql)");
   /* Each file is its own transaction: a bad second file keeps the first one's rows. Missing
    * files are reported before anything is loaded. */
-  for (int i = 0; i < a->n_pos; i++)
-    if (access(a->pos[i], R_OK) != 0)
+  for (int i = 0; i < a->n_pos; i++) {
+    struct stat sb;
+    if (access(a->pos[i], R_OK) != 0 || stat(a->pos[i], &sb) != 0)
       return err_set(errno == ENOENT ? ERR_NOENT : ERR_IO, "%s: %s", a->pos[i], strerror(errno));
+    if (S_ISDIR(sb.st_mode)) return err_set(ERR_INPUT, "%s: is a directory, not a dump", a->pos[i]);
+  }
   for (int i = 0; i < a->n_pos; i++) {
     int64_t n_rows = 0;
     int rc;
