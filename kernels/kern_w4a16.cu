@@ -342,7 +342,8 @@ int w4a16_launch_dense(const W4Args &a0, void *ws, size_t ws_bytes, cudaStream_t
   const int64_t target = 4LL * w4a16_num_sms();
   if (blocks < target) splits = (int)((target + blocks - 1) / blocks);
   splits = splits > kMaxSplits ? kMaxSplits : splits;
-  splits = splits > KC / WK ? KC / WK : splits;
+  splits = splits > KC / WK ? KC / WK : splits; /* every warp gets at least one k64 chunk */
+  splits = splits < 1 ? 1 : splits;
   while (splits > 1 && (int64_t)splits * grid.y * BM > kSplitRows) splits--;
   /* Workspace: kCounters arrival counters first (fixed place, so calls with different N never
    * overwrite each other's counters), then the partials. */

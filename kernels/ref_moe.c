@@ -61,17 +61,24 @@ void ref_moe_align(int32_t *expert_off, int32_t *sorted_pair, int32_t *pair_row,
   free(fill);
 }
 
-/* acc float [n] = x bf16 [K] * W (one expert's checkpoint weights) */
+/* acc float [n] = x bf16 [K] * W (one expert's checkpoint weights). The group's scales are
+ * converted once per group (the reference also serves the benchmark's validation). */
 static void ref_moe_row(float *acc, const bf16_t *x, const int32_t *qw, const uint16_t *sc, int K,
                         int N) {
+  float *s = malloc(sizeof(float) * (size_t)N);
+  if (!s) abort();
   for (int n = 0; n < N; n++) acc[n] = 0;
-  for (int kk = 0; kk < K; kk++) {
-    float xv = ref_bf16_to_f32(x[kk]);
-    if (xv == 0) continue;
-    for (int n = 0; n < N; n++)
-      acc[n] += xv * ref_w4a16_f16_to_f32(sc[(int64_t)(kk / REF_W4A16_GROUP) * N + n]) *
-                (float)(ref_w4a16_get(qw, N, kk, n) - 8);
+  for (int g = 0; g < K / REF_W4A16_GROUP; g++) {
+    for (int n = 0; n < N; n++) s[n] = ref_w4a16_f16_to_f32(sc[(int64_t)g * N + n]);
+    for (int kk = g * REF_W4A16_GROUP; kk < (g + 1) * REF_W4A16_GROUP; kk++) {
+      float xv = ref_bf16_to_f32(x[kk]);
+      if (xv == 0) continue;
+      const int32_t *row = qw + (int64_t)(kk / 8) * N;
+      int sh = 4 * (kk % 8);
+      for (int n = 0; n < N; n++) acc[n] += xv * s[n] * (float)((int)(((uint32_t)row[n] >> sh) & 0xf) - 8);
+    }
   }
+  free(s);
 }
 
 void ref_moe_gate_up_silu(bf16_t *h, const bf16_t *x, const struct ref_moe_weights *w,

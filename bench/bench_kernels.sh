@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# bench_kernels.sh: one device-tool call for the kernels: build the kernel targets (CMake; if
+# another module's code does not build, compile the kernel sources directly with nvcc), run the
+# CPU and GPU kernel tests, then bench_kernels. Logs go to $OUT (or /tmp/kern-out).
+#   bash bench/bench_kernels.sh [bench flags, e.g. --quick]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/kern-out}
+mkdir -p "$OUT"
+export PATH=/usr/local/cuda/bin:$PATH
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
+bash scripts/device-deps.sh unpack > /dev/null
+TESTS="test_kern_w4a16 test_kern_moe test_kern_norm test_kern_attn test_kern_layer gpu_kern_w4a16 gpu_kern_moe gpu_kern_attn gpu_kern_layer"
+BIN=""
+if cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DSERVESIM_DEPS_PREFIX=/tmp/deps \
+      -DCMAKE_CUDA_ARCHITECTURES=90 > "$OUT/build.log" 2>&1 &&
+   cmake --build build-gpu -j "$(nproc)" --target $TESTS bench_kernels >> "$OUT/build.log" 2>&1; then
+  BIN=build-gpu
+  for t in $TESTS; do cp "build-gpu/tests/$t" "build-gpu/$t" 2>/dev/null; done
+  cp build-gpu/bench/bench_kernels build-gpu/bench_kernels
+else
+  echo "CMake build failed (see build.log); compiling the kernel sources directly" | tee -a "$OUT/build.log"
+  BIN=/tmp/kb
+  mkdir -p $BIN
+  FLAGS="-O2 -I. -I/usr/local/cuda/include"
+  for f in kernels/*.cu; do nvcc -std=c++17 -arch=sm_90 $FLAGS --expt-relaxed-constexpr -c "$f" -o "$BIN/$(basename "$f").o" & done
+  for f in kernels/ref_*.c common/err.c common/rng.c; do gcc -std=gnu11 $FLAGS -c "$f" -o "$BIN/$(basename "$f").o" & done
+  wait
+  for t in $TESTS; do
+    gcc -std=gnu11 $FLAGS -c "tests/$t.c" -o "$BIN/$t.o" &&
+    g++ -o "$BIN/$t" "$BIN/$t.o" $BIN/*.cu.o $BIN/*.c.o -L/usr/local/cuda/lib64 -lcudart -lcublas -lm
+  done >> "$OUT/build.log" 2>&1
+  nvcc -std=c++17 -arch=sm_90 $FLAGS -o $BIN/bench_kernels bench/bench_kernels.cu $BIN/*.cu.o $BIN/*.c.o -lcublas >> "$OUT/build.log" 2>&1
+fi
+tail -3 "$OUT/build.log"
+status=0
+for t in $TESTS; do
+  if SERVESIM_SOURCE_DIR=$PWD timeout 300 "$BIN/$t" > "$OUT/$t.log" 2>&1; then
+    echo "PASS $t: $(tail -1 "$OUT/$t.log")"
+  else
+    status=1
+    echo "FAIL $t (rc $?):"; tail -15 "$OUT/$t.log"
+  fi
+done | tee "$OUT/tests.txt"
+timeout 400 "$BIN/bench_kernels" "$@" 2>&1 | tee "$OUT/bench.txt"
