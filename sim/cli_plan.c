@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/rng.h"
 #include "sim/cli.h"
 #include "sim/cli_args.h"
 #include "sim/dispatch.h"
@@ -35,21 +36,23 @@ static void cli_plan_usage(FILE *f) {
           "  --max-num-batched-tokens 2048,4096,8192\n"
           "  --cuda-graphs on,off            (--enforce-eager = off)\n"
           "  other vLLM engine flags apply to every candidate (--gpu-memory-utilization, ...)\n"
-          "workload (one of):\n"
-          "  --trace FILE [--format auto|azure|burstgpt|mooncake|canonical|lengths]\n"
-          "               [--on-bad-row fail|skip] [--speedup X]    open loop at the trace's times\n"
-          "  --dataset random --parallel N --number M [--min-prompt-length A --max-prompt-length B\n"
-          "               --min-tokens C --max-tokens D] [--prefix-length P]    evalscope closed loop\n"
-          "  --dataset random --rate R --number M [...]               open loop, Poisson arrivals\n"
+          "workload (one of; the flags and conventions of servesim bench, so the numbers agree):\n"
+          "  --dataset random --parallel N --number M   evalscope closed loop; random lengths from\n"
+          "      --min-prompt-length --max-prompt-length --min-tokens --max-tokens (1024 each),\n"
+          "      [--prefix-length P] [--prompt-inflation F (0.053)]\n"
+          "  --trace FILE [--trace-format F] [--on-bad-row fail|skip] [--speedup X]   open loop at\n"
+          "      the trace's arrival times; with --parallel N [--number M]: closed loop over it\n"
+          "  --poisson RATE --number M [--lengths-from FILE]   open loop, Poisson arrivals\n"
           "objectives and search:\n"
           "  --slo ttft_p99=2s,tpot_p99=100ms   SLO for goodput, the rate search, fewest GPUs\n"
           "  --gpu-hour-cost 2.5              $ per GPU-hour: cost per million output tokens\n"
           "  --objective throughput|ttft|tpot|goodput|cost|rate   table order (throughput)\n"
           "  --pareto tpot_p99                the frontier's latency axis (METRIC_STAT)\n"
           "  --no-rate-search                 skip the highest-load search under the SLO\n"
-          "  --rate-tol 0.02  --load-max 64   bisection tolerance; bracket limit (x rate or clients)\n"
-          "  --cost-model roofline|constant   --constant-cost FIXED_NS,PER_TOK_NS (1000000,20000)\n"
-          "  --dispatch round-robin|least-outstanding   DP replica dispatch\n"
+          "  --rate-tol 0.02  --load-max X    bisection tolerance; bracket limit (x the trace's rate,\n"
+          "                                   default 64; clients, default --number)\n"
+          "  --cost roofline|constant [--constant-step-us U --constant-token-us U] [--route-skew Z]\n"
+          "  --dispatch rr|lor                DP replicas: round robin | least outstanding requests\n"
           "  --threads N (default: cores / MPI ranks on this host)   --seed S (0)\n"
           "output: --json  --top N (20; 0 = all)  --db FILE  --no-progress\n"
           "MPI build: mpirun -n K servesim plan ... splits candidates across ranks (same answer)\n");
@@ -58,15 +61,16 @@ static void cli_plan_usage(FILE *f) {
 struct cli_plan_opts {
   struct cli_args a;
   const char *hardware, *gpus, *seqs, *mbt, *graphs, *epmode;
-  const char *trace, *format, *on_bad_row, *speedup, *dataset, *db;
+  const char *trace, *format, *on_bad_row, *speedup, *dataset, *db, *lengths_from;
   int parallel, have_parallel;
   int64_t number;
-  double rate;
+  double poisson_rps;
   int in_min, in_max, out_min, out_max, prefix_len;
+  double inflation;
   int top_n, json, no_progress, threads;
   int load_max_set;                /* --load-max given: else 64 x the rate, or --number clients */
   int cost_kind;
-  int64_t const_fixed_ns, const_tok_ns;
+  double const_step_us, const_tok_us, route_skew;
   int dispatch;
   struct plan_opts po;
 };
@@ -112,8 +116,10 @@ static int cli_plan_flag(struct cli_plan_opts *o, int argc, char **argv, int i) 
       return n;
     }
   }
-  static const char *const strs[] = {"--trace", "--format", "--on-bad-row", "--speedup", "--dataset"};
-  const char **sdst[] = {&o->trace, &o->format, &o->on_bad_row, &o->speedup, &o->dataset};
+  static const char *const strs[] = {"--trace", "--trace-format", "--on-bad-row", "--speedup",
+                                     "--dataset", "--lengths-from"};
+  const char **sdst[] = {&o->trace, &o->format, &o->on_bad_row, &o->speedup, &o->dataset,
+                         &o->lengths_from};
   for (size_t k = 0; k < sizeof strs / sizeof strs[0]; k++) {
     if ((n = cli_args_value(argc, argv, i, strs[k], &v)) != 0) {
       if (n > 0) *sdst[k] = v;
@@ -125,9 +131,11 @@ static int cli_plan_flag(struct cli_plan_opts *o, int argc, char **argv, int i) 
   } else if ((n = cli_args_value(argc, argv, i, "--number", &v)) != 0) {
     int x = 0;
     if (n > 0 && !(rc = cli_plan_int("--number", v, 1, 1 << 30, &x))) o->number = x;
-  } else if ((n = cli_args_value(argc, argv, i, "--rate", &v)) != 0) {
-    if (n > 0 && !(rc = cli_plan_double("--rate", v, 0, &o->rate)) && !(o->rate > 0))
-      rc = err_set(ERR_INPUT, "--rate: must be positive, got '%s'", v);
+  } else if ((n = cli_args_value(argc, argv, i, "--poisson", &v)) != 0) {
+    if (n > 0 && !(rc = cli_plan_double("--poisson", v, 0, &o->poisson_rps)) && !(o->poisson_rps > 0))
+      rc = err_set(ERR_INPUT, "--poisson: must be a positive rate, got '%s'", v);
+  } else if ((n = cli_args_value(argc, argv, i, "--prompt-inflation", &v)) != 0) {
+    if (n > 0) rc = cli_plan_double("--prompt-inflation", v, 0, &o->inflation);
   } else if ((n = cli_args_value(argc, argv, i, "--min-prompt-length", &v)) != 0) {
     if (n > 0) rc = cli_plan_int("--min-prompt-length", v, 1, 1 << 24, &o->in_min);
   } else if ((n = cli_args_value(argc, argv, i, "--max-prompt-length", &v)) != 0) {
@@ -176,33 +184,24 @@ static int cli_plan_flag(struct cli_plan_opts *o, int argc, char **argv, int i) 
         rc = err_set(ERR_INPUT, "--seed: expected a non-negative integer, got '%s'", v);
       o->po.seed = s;
     }
-  } else if ((n = cli_args_value(argc, argv, i, "--cost-model", &v)) != 0) {
+  } else if ((n = cli_args_value(argc, argv, i, "--cost", &v)) != 0) {
     if (n > 0) {
       if (!strcmp(v, "roofline"))
         o->cost_kind = PLAN_COST_ROOFLINE;
       else if (!strcmp(v, "constant"))
         o->cost_kind = PLAN_COST_CONSTANT;
       else
-        rc = err_set(ERR_INPUT, "--cost-model: '%s' is not roofline or constant", v);
+        rc = err_set(ERR_INPUT, "--cost: '%s' is not roofline or constant", v);
     }
-  } else if ((n = cli_args_value(argc, argv, i, "--constant-cost", &v)) != 0) {
-    if (n > 0) {
-      long long f, t;
-      char tail;
-      if (sscanf(v, "%lld,%lld%c", &f, &t, &tail) != 2 || f < 0 || t < 0)
-        rc = err_set(ERR_INPUT, "--constant-cost: expected FIXED_NS,PER_TOK_NS, got '%s'", v);
-      o->const_fixed_ns = f;
-      o->const_tok_ns = t;
-    }
+  } else if ((n = cli_args_value(argc, argv, i, "--constant-step-us", &v)) != 0) {
+    if (n > 0) rc = cli_plan_double("--constant-step-us", v, 0, &o->const_step_us);
+  } else if ((n = cli_args_value(argc, argv, i, "--constant-token-us", &v)) != 0) {
+    if (n > 0) rc = cli_plan_double("--constant-token-us", v, 0, &o->const_tok_us);
+  } else if ((n = cli_args_value(argc, argv, i, "--route-skew", &v)) != 0) {
+    if (n > 0) rc = cli_plan_double("--route-skew", v, 0, &o->route_skew);
   } else if ((n = cli_args_value(argc, argv, i, "--dispatch", &v)) != 0) {
-    if (n > 0) {
-      if (!strcmp(v, "round-robin"))
-        o->dispatch = DISPATCH_ROUND_ROBIN;
-      else if (!strcmp(v, "least-outstanding"))
-        o->dispatch = DISPATCH_LEAST_OUTSTANDING;
-      else
-        rc = err_set(ERR_INPUT, "--dispatch: '%s' is not round-robin or least-outstanding", v);
-    }
+    if (n > 0 && (o->dispatch = dispatch_parse(v)) < 0)
+      rc = err_set(ERR_INPUT, "--dispatch: '%s' is not rr (round robin) or lor (least outstanding)", v);
   }
   if (n < 0) return -1;
   return rc ? -1 : n;
@@ -231,21 +230,24 @@ static int cli_plan_hardware(const char *list, struct plan_space *s) {
   return ERR_OK;
 }
 
-/* The workload: a trace file, or evalscope's random dataset (closed loop or Poisson). */
+/* The workload, built as `servesim bench` builds its run 0 (generator seed rng_derive(seed, 0),
+ * evalscope's prompt inflation, --number cutting a trace), so a candidate's figures here equal
+ * bench's for the same layout and flags. */
 static int cli_plan_workload(struct cli_plan_opts *o, struct trace *t, int *closed) {
   int rc;
-  if (o->trace && o->dataset)
-    return err_set(ERR_INPUT, "plan: give either --trace or --dataset, not both");
+  int n_kinds = !!o->trace + !!o->dataset + (o->poisson_rps > 0);
+  if (n_kinds != 1)
+    return err_set(ERR_INPUT, n_kinds ? "plan: give one workload: --trace, --dataset random or --poisson"
+                                      : "plan: no workload: give --trace FILE, --dataset random or --poisson RATE");
+  if (o->have_parallel && o->poisson_rps > 0)
+    return err_set(ERR_INPUT, "plan: --parallel (closed loop) and --poisson (open loop) exclude each other");
+  if (o->dataset && strcmp(o->dataset, "random"))
+    return err_set(ERR_INPUT, "--dataset: '%s' is not built in (random; or --trace FILE)", o->dataset);
   if (o->trace) {
-    if (o->have_parallel || o->rate > 0)
-      return err_set(ERR_INPUT, "plan: --parallel and --rate describe a generated workload; "
-                     "a --trace replays its own arrival times (--speedup X scales them)");
     struct trace_read_opts ro;
     trace_read_opts_default(&ro);
-    if (o->format) {
-      ro.format = trace_read_format_parse(o->format);
-      if (ro.format < 0) return err_set(ERR_INPUT, "--format: unknown '%s'", o->format);
-    }
+    if (o->format && (ro.format = trace_read_format_parse(o->format)) < 0)
+      return err_set(ERR_INPUT, "--trace-format: unknown '%s'", o->format);
     if (o->on_bad_row) {
       if (!strcmp(o->on_bad_row, "skip"))
         ro.on_bad_row = TRACE_BAD_SKIP;
@@ -256,35 +258,44 @@ static int cli_plan_workload(struct cli_plan_opts *o, struct trace *t, int *clos
     if (o->speedup) {
       int64_t num, den;
       if ((rc = trace_scale_parse(o->speedup, &num, &den)) || (rc = trace_scale(t, num, den)))
-        return rc;
+        return err_wrap(rc, "--speedup");
     }
-    *closed = 0;
+    if (o->number && o->number < t->n) t->n = o->number; /* evalscope --number: the first M */
+    *closed = o->have_parallel;
     return ERR_OK;
   }
-  if (!o->dataset) return err_set(ERR_INPUT, "plan: no workload: give --trace FILE or --dataset random");
-  if (strcmp(o->dataset, "random"))
-    return err_set(ERR_INPUT, "--dataset: '%s' is not supported (random; or --trace FILE)", o->dataset);
-  if (o->have_parallel && o->rate > 0)
-    return err_set(ERR_INPUT, "plan: --parallel (closed loop) and --rate (open loop) exclude each other");
   struct gen_opts g;
+  struct trace lengths;
+  trace_init(&lengths);
   gen_opts_default(&g);
-  g.arrival = o->rate > 0 ? GEN_POISSON : GEN_CLOSED;
-  g.rate_rps = o->rate;
-  if (o->number) g.n_req = o->number;
-  if (o->in_min) g.in_min = o->in_min;
-  if (o->in_max) g.in_max = o->in_max;
-  if (o->out_min) g.out_min = o->out_min;
-  if (o->out_max) g.out_max = o->out_max;
-  /* one given bound of a pair fixes both when the other is absent (--max-tokens 512 alone) */
-  if (o->in_max && !o->in_min && g.in_min > g.in_max) g.in_min = g.in_max;
-  if (o->in_min && !o->in_max && g.in_max < g.in_min) g.in_max = g.in_min;
-  if (o->out_max && !o->out_min && g.out_min > g.out_max) g.out_min = g.out_max;
-  if (o->out_min && !o->out_max && g.out_max < g.out_min) g.out_max = g.out_min;
+  g.seed = rng_derive(o->po.seed, 0);
+  g.in_min = o->in_min;
+  g.in_max = o->in_max;
+  g.out_min = o->out_min;
+  g.out_max = o->out_max;
   g.prefix_tok = o->prefix_len;
-  g.seed = o->po.seed;
-  if ((rc = gen_run(&g, t))) return rc;
-  *closed = g.arrival == GEN_CLOSED;
-  if (*closed && !o->have_parallel) o->parallel = 1;
+  if (o->number) g.n_req = o->number;
+  if (o->dataset) {
+    g.arrival = GEN_CLOSED;
+    if (!o->have_parallel) o->parallel = 1;
+    *closed = 1;
+  } else {
+    g.arrival = GEN_POISSON;
+    g.rate_rps = o->poisson_rps;
+    *closed = 0;
+    if (o->lengths_from) {
+      struct trace_read_opts ro;
+      trace_read_opts_default(&ro);
+      if ((rc = trace_read(o->lengths_from, &ro, &lengths))) return err_wrap(rc, "--lengths-from");
+      g.lengths_from = &lengths;
+    }
+  }
+  rc = gen_run(&g, t);
+  trace_free(&lengths);
+  if (rc) return rc;
+  /* evalscope's random prompts decode to text that re-encodes a few percent longer */
+  if (!g.lengths_from && o->inflation > 0)
+    for (int64_t i = 0; i < t->n; i++) t->reqs[i].in_tok += (int32_t)llround(t->reqs[i].in_tok * o->inflation);
   return ERR_OK;
 }
 
@@ -294,8 +305,12 @@ int cli_plan(int argc, char **argv) {
   cli_args_init(&o.a);
   plan_opts_default(&o.po);
   o.top_n = 20;
-  o.const_fixed_ns = 1000000;
-  o.const_tok_ns = 20000;
+  /* servesim bench's defaults, so the same flags mean the same run */
+  o.const_step_us = 20000;
+  o.const_tok_us = 20;
+  o.route_skew = -1;
+  o.inflation = 0.053;
+  o.in_min = o.in_max = o.out_min = o.out_max = 1024;
   o.dispatch = DISPATCH_ROUND_ROBIN;
   struct plan_space *space = NULL;
   struct model_spec model;
@@ -376,13 +391,16 @@ int cli_plan(int argc, char **argv) {
 
   int closed = 0;
   if ((rc = cli_plan_workload(&o, &tr, &closed))) goto out;
-  if (o.cost_kind == PLAN_COST_CONSTANT && o.const_fixed_ns + o.const_tok_ns == 0) {
-    rc = err_set(ERR_INPUT, "--constant-cost: a step must take some time");
+  if (o.cost_kind == PLAN_COST_CONSTANT && !(o.const_step_us + o.const_tok_us > 0)) {
+    rc = err_set(ERR_INPUT, "--constant-step-us / --constant-token-us: a step must take some time");
     goto out;
   }
   struct plan_eval_ctx ectx = {.model = &model, .space = space, .trace = &tr, .closed_loop = closed,
                                .parallel = o.parallel, .cost_kind = o.cost_kind,
-                               .const_fixed_ns = o.const_fixed_ns, .const_per_tok_ns = o.const_tok_ns,
+                               .const_fixed_ns = llround(o.const_step_us * 1e3),
+                               .const_per_tok_ns = llround(o.const_tok_us * 1e3),
+                               .route_skew = o.route_skew,
+                               .route_seed = rng_derive(o.po.seed, 0x726f757465ULL), /* "route", as bench */
                                .dispatch = o.dispatch};
   struct plan_evaluator ev;
   if ((rc = plan_eval_init(&ev, &ectx))) goto out;
@@ -435,6 +453,7 @@ int cli_plan(int argc, char **argv) {
   } else {
     plan_report_table(stdout, &res, o.top_n);
   }
+  fflush(stdout);
   fprintf(stderr, CLI_PLAN_PROG ": %d candidates, %lld simulations in %.2f s on %d thread(s) x %d rank(s)\n",
           res.n_cand, (long long)res.n_sims, res.wall_s, o.po.n_threads, plan_mpi_size());
   if (o.db && (rc = plan_db_store(o.db, &res, &model))) goto out;

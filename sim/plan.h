@@ -223,8 +223,8 @@ void plan_result_free(struct plan_result *r);
 /* ---- pieces (exposed for tests and the benchmark) ---- */
 
 /* plan_pool.c: runs task(ctx, i) for i in [0, n_tasks) on n_threads threads (the caller's
- * thread included). Every task runs even if one fails; returns the failed task of lowest index's
- * status (deterministic), ERR_OK if none. */
+ * thread included). Every task runs even if one fails; returns the status and message of the
+ * failed task of lowest index (deterministic for any thread count), ERR_OK if none. */
 int plan_pool_run(int n_tasks, int n_threads, int (*task)(void *ctx, int i), void *ctx);
 /* The machine's online cores (>= 1). */
 int plan_pool_ncpu(void);
@@ -274,6 +274,9 @@ struct plan_eval_ctx {
   int parallel;                    /* closed loop: the nominal concurrency (--parallel) */
   int cost_kind;                   /* enum plan_eval_cost */
   int64_t const_fixed_ns, const_per_tok_ns; /* PLAN_COST_CONSTANT's step = fixed + per_tok * n */
+  double route_skew;               /* roofline: Zipf exponent of expert popularity; < 0 default */
+  uint64_t route_seed;             /* roofline: routing table seed, shared by every candidate so
+                                    * all see the same expert popularity (as servesim bench) */
   int dispatch;                    /* enum dispatch_policy across DP replicas */
 };
 

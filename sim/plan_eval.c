@@ -68,6 +68,8 @@ int plan_eval_begin(void *ctx, const struct plan_cand *c, void **cs) {
   } else {
     struct cost_roofline_opts ro;
     cost_roofline_opts_default(&ro);
+    if (x->route_skew >= 0) ro.route_skew = x->route_skew;
+    ro.route_seed = x->route_seed;
     struct engine e = c->engine;
     if (e.max_model_len <= 0) e.max_model_len = x->model->max_pos;
     rc = cost_roofline_create(x->model, &x->space->hw[c->hw_idx], &c->layout, &e, &ro, cm);
@@ -110,6 +112,9 @@ int plan_eval_sim(void *ctx, void *cs, const struct plan_cand *c, double load,
   cfg.cost = cm;
   cfg.seed = c->seed;
   cfg.dispatch = x->dispatch;
+  /* The planner reads no ITL statistic: one exact sample, the rest into the fixed histogram,
+   * spares sorting every token gap (a quarter of a 10k-request run's time). */
+  cfg.itl_cap = 1;
   double thr[PLAN_M_N];
   plan_slo_thresholds(slo, thr);
   cfg.slo.ttft_s = thr[PLAN_M_TTFT];

@@ -3,9 +3,10 @@
  * Workers claim the next index from one atomic counter, so a slow candidate (a long rate search)
  * never leaves cores idle behind a static split. Which thread runs which index varies from run
  * to run; determinism comes from the tasks writing only their own slot, indexed by i, and from
- * reporting the failure of lowest index rather than the first one to happen. */
+ * reporting the failure of lowest index (its code and message) rather than the first to happen. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -17,8 +18,10 @@ struct plan_pool {
   int (*task)(void *ctx, int i);
   void *ctx;
   _Atomic int next;
-  _Atomic int first_fail;    /* lowest failed index, n_tasks when none */
-  int *status;               /* (n_tasks) */
+  int first_fail;            /* lowest failed index, n_tasks when none (under mu) */
+  int first_rc;
+  char first_msg[1024];      /* its err_msg(): messages are thread-local, so copied here */
+  pthread_mutex_t mu;
 };
 
 static void plan_pool_work(struct plan_pool *p) {
@@ -26,11 +29,14 @@ static void plan_pool_work(struct plan_pool *p) {
     int i = atomic_fetch_add(&p->next, 1);
     if (i >= p->n_tasks) return;
     int rc = p->task(p->ctx, i);
-    p->status[i] = rc;
     if (rc) {
-      int cur = atomic_load(&p->first_fail);
-      while (i < cur && !atomic_compare_exchange_weak(&p->first_fail, &cur, i)) {
+      pthread_mutex_lock(&p->mu);
+      if (i < p->first_fail) {
+        p->first_fail = i;
+        p->first_rc = rc;
+        snprintf(p->first_msg, sizeof p->first_msg, "%s", err_msg());
       }
+      pthread_mutex_unlock(&p->mu);
     }
   }
 }
@@ -51,13 +57,12 @@ int plan_pool_run(int n_tasks, int n_threads, int (*task)(void *ctx, int i), voi
   if (n_threads > n_tasks) n_threads = n_tasks;
   struct plan_pool p = {.n_tasks = n_tasks, .task = task, .ctx = ctx};
   atomic_init(&p.next, 0);
-  atomic_init(&p.first_fail, n_tasks);
-  p.status = calloc((size_t)n_tasks, sizeof *p.status);
+  p.first_fail = n_tasks;
+  pthread_mutex_init(&p.mu, NULL);
   pthread_t *th = calloc((size_t)n_threads, sizeof *th);
-  if (!p.status || !th) {
-    free(p.status);
-    free(th);
-    return err_set(ERR_NOMEM, "plan: out of memory for %d tasks", n_tasks);
+  if (!th) {
+    pthread_mutex_destroy(&p.mu);
+    return err_set(ERR_NOMEM, "plan: out of memory for %d threads", n_threads);
   }
   /* The calling thread is worker 0; a failed pthread_create only means fewer workers. */
   int started = 0;
@@ -65,9 +70,8 @@ int plan_pool_run(int n_tasks, int n_threads, int (*task)(void *ctx, int i), voi
     if (pthread_create(&th[started], NULL, plan_pool_thread, &p) == 0) started++;
   plan_pool_work(&p);
   for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
-  int ff = atomic_load(&p.first_fail);
-  int rc = ff < n_tasks ? p.status[ff] : ERR_OK;
-  free(p.status);
   free(th);
-  return rc;
+  pthread_mutex_destroy(&p.mu);
+  if (p.first_fail == n_tasks) return ERR_OK;
+  return err_set(p.first_rc, "%s", p.first_msg);
 }
