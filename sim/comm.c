@@ -92,6 +92,12 @@ double comm_all2all_us(const struct comm_group *g, double n_bytes_rank) {
   return g->ll_base_us + g->p2p_lat_us + n_bytes_rank * (n - 1) / n / (g->busbw_GBps * 1e3);
 }
 
+double comm_broadcast_us(const struct comm_group *g, double n_bytes) {
+  int n = g->n_ranks;
+  if (n <= 1 || n_bytes <= 0) return 0.0;
+  return comm_ring_us(g, n - 1, n_bytes);
+}
+
 double comm_p2p_us(const struct comm_group *g, double n_bytes) {
   if (n_bytes <= 0) return 0.0;
   return g->p2p_lat_us + n_bytes / (g->p2p_GBps * 1e3);

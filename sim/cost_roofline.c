@@ -77,7 +77,7 @@ struct crl_stage {
   int n_layers, n_moe, n_dense;
   int first, last;
   struct comm_group tp;      /* this stage's TP group */
-  struct comm_group moe;     /* MoE all-reduce group (TP) or EP all-to-all group (DP > 1) */
+  struct comm_group moe;     /* MoE all-reduce group (TP), or the DP group (EP with DP > 1) */
   struct comm_group pp;      /* link to the next stage (valid when !last) */
 };
 
@@ -269,7 +269,7 @@ int cost_roofline_create(const struct model_spec *m, const struct hw_spec *h, co
        * replica 0's to replica dp-1's. */
       int lo = s * tp, hi = (dp - 1) * pp * tp + s * tp + tp - 1;
       comm_group_init(&st->moe, h, lo, hi - lo + 1);
-      st->moe.n_ranks = tp * dp;
+      st->moe.n_ranks = dp; /* the DP group: one rank per replica */
     } else {
       st->moe = st->tp;
     }
@@ -363,11 +363,15 @@ static int64_t crl_stage_ns(void *state, const struct cost_step *step, struct rn
                                                rows_local * c->H * 2.0 + act);     /* sum */
       double comm;
       if (c->ep_dp) {
-        /* vLLM 0.9.x naive all2all backend: dispatch gathers every replica's hidden states over
-         * the EP group, combine reduce-scatters the expert outputs (half an all-reduce). */
-        comm = comm_allgather_us(&st->moe, act) * 1e3 +
-               0.5 * comm_allreduce_us(&st->moe, act * c->dp) * 1e3;
+        /* vLLM 0.9.x default all2all backend ("naive", VLLM_ALL2ALL_BACKEND): dispatch
+         * broadcasts each DP rank's hidden states and router logits to the others in turn,
+         * combine all-reduces the whole expert output over the DP group and keeps its slice;
+         * inside a replica the TP all-reduce still follows. */
+        double per_rank = act + Tp * c->E * 4.0;
+        comm = c->dp * comm_broadcast_us(&st->moe, per_rank) * 1e3 +
+               comm_allreduce_us(&st->moe, act * c->dp) * 1e3;
         t[COST_ALL2ALL] += st->n_moe * comm;
+        if (c->tp > 1) t[COST_ALLREDUCE] += st->n_moe * comm_allreduce_us(&st->tp, act) * 1e3;
       } else if (st->moe.n_ranks > 1) {
         comm = comm_allreduce_us(&st->moe, act) * 1e3;
         t[COST_ALLREDUCE] += st->n_moe * comm;

@@ -253,7 +253,28 @@ static void test_pp_stages(void) {
   cost_destroy(&cm);
 }
 
+/* DP=2 x TP=4 with expert parallel: dispatch/combine over the DP group appears, the TP
+ * all-reduces stay, and a larger replica batch costs more. */
+static void test_dp_ep(void) {
+  struct model_spec m;
+  struct hw_spec h;
+  struct engine e;
+  test_model(&m), test_hw(&h), test_engine(&e);
+  struct layout l = {.tp = 4, .pp = 1, .dp = 2, .ep = 1};
+  struct cost_model cm;
+  CHECK(cost_roofline_create(&m, &h, &l, &e, NULL, &cm) == 0);
+  struct cost_breakdown bd;
+  int64_t a = step_ns(&cm, 0, 16, 1000, 0, &bd);
+  CHECK(bd.ns[COST_ALL2ALL] > 0 && bd.ns[COST_ALLREDUCE] > 0);
+  CHECK(step_ns(&cm, 0, 64, 1000, 0, NULL) > a);
+  struct comm_group g;
+  comm_group_init(&g, &h, 0, 8);
+  CHECK(comm_broadcast_us(&g, 1e6) < comm_allreduce_us(&g, 1e6)); /* half the ring's steps */
+  cost_destroy(&cm);
+}
+
 int main(void) {
+  test_dp_ep();
   test_monotone_and_sum();
   test_decode_b1_band();
   test_comm_tiers();
