@@ -44,7 +44,9 @@
  * allocation ~15 us (the scheduler alone: 12.7 us/request, openfabric-systems/simllm PR 204),
  * update_from_output + stop checks ~30 us, worker _update_states/_prepare_inputs ~15 us,
  * pickling the scheduler output to the workers and the outputs back ~10 us, min_tokens stop-id
- * masking ~5 us, output serialization to the API server ~5 us: 80 us. Not fitted. */
+ * masking ~5 us, output serialization to the API server ~5 us: 80 us. Not fitted. Same order as
+ * ai-dynamo/aiconfigurator PR 1164, whose vLLM decode-overhead calibration (H200, Qwen3-8B,
+ * batch 1-62) implies ~100 us per request per step beyond kernel time. */
 #define CRL_CPU_REQ_US 80.0
 /* Host dispatch per layer under piecewise CUDA graphs: attention runs outside the graph, so each
  * layer costs a graph replay plus the attention op's Python path (~4 torch op dispatches at
