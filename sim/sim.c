@@ -186,8 +186,9 @@ static int sim_arrival(struct sim_state *st, int32_t id) {
   if (cfg->mode == SIM_OPEN_LOOP && (rc = sim_push_arrival(st))) return rc;
   int64_t peak = seq_peak_tokens(q);
   int too_long = cfg->engine.max_model_len > 0 && (int64_t)q->in_tok + q->out_tok > cfg->engine.max_model_len;
-  if (too_long || kv_blocks_for(&st->rep[0].sched.kv, peak) > cfg->kv_blocks || q->out_tok < 1) {
-    /* vLLM rejects these at the API (prompt + max_tokens over max_model_len) */
+  if (too_long || kv_blocks_for(&st->rep[0].sched.kv, peak) > cfg->kv_blocks || q->out_tok < 1 || q->in_tok < 1) {
+    /* vLLM rejects these at the API (empty prompt, prompt + max_tokens over max_model_len) or at
+     * start-up would not fit them in the KV pool; they count as failed requests */
     q->status = SEQ_FAILED;
     o->done_ns = now;
     o->first_tok_ns = -1;
@@ -223,7 +224,7 @@ static int sim_check_config(const struct sim_config *cfg, const struct trace *tr
   if (tr->n > INT32_MAX) return err_set(ERR_INPUT, "sim: %lld requests over the 2^31 limit", (long long)tr->n);
   for (int64_t i = 0; i < tr->n; i++) {
     const struct trace_req *q = &tr->reqs[i];
-    if (q->in_tok < 1 || q->out_tok < 0)
+    if (q->in_tok < 0 || q->out_tok < 0)
       return err_set(ERR_INPUT, "%s: request %lld has %d input and %d output tokens", tr->source, (long long)i,
                      q->in_tok, q->out_tok);
     if (cfg->mode == SIM_OPEN_LOOP && i > 0 && q->arrival_ns < tr->reqs[i - 1].arrival_ns)

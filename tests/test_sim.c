@@ -204,6 +204,16 @@ static void test_determinism_and_errors(void) {
   CHECK(too_big > 0 && too_big < t.n);
   CHECK(sim_run(&cfg, &t, &ra) == 0);
   CHECK_MSG(ra.metrics.es.failed == too_big, "failed %lld want %lld", (long long)ra.metrics.es.failed, (long long)too_big);
+  /* an empty prompt or zero output tokens (a failed row kept by a reader) is a failed request,
+   * not an error of the run */
+  cfg.kv_blocks = 200;
+  t.reqs[3].in_tok = 0;
+  t.reqs[7].out_tok = 0;
+  CHECK(sim_run(&cfg, &t, &ra) == 0);
+  CHECK_MSG(ra.metrics.es.failed == 2 && ra.reqs[3].ok == 0 && ra.reqs[7].ok == 0 && ra.reqs[8].ok == 1,
+            "failed %lld", (long long)ra.metrics.es.failed);
+  t.reqs[3].in_tok = 10;
+  t.reqs[7].out_tok = 10;
   /* an unsorted open-loop trace is an input error naming the requests */
   cfg.kv_blocks = 200;
   t.reqs[5].arrival_ns = 0;
