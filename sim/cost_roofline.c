@@ -73,9 +73,9 @@
 #define CRL_GRAPH_MAX 512
 /* vLLM's fused_marlin_moe block_size_m choice: the first of 8, 16, 32, 48, 64 with
  * M * top_k / E / block < 0.9 (fused_marlin_moe.py, 0.9.x). */
-static const int crl_marlin_blocks[] = {8, 16, 32, 48, 64};
+static const int cost_roofline_marlin_blocks[] = {8, 16, 32, 48, 64};
 
-struct crl_stage {
+struct cost_roofline_stage {
   int n_layers, n_moe, n_dense;
   int first, last;
   struct comm_group tp;      /* this stage's TP group */
@@ -83,7 +83,7 @@ struct crl_stage {
   struct comm_group pp;      /* link to the next stage (valid when !last) */
 };
 
-struct crl {
+struct cost_roofline_state {
   /* model, per rank */
   double H;                  /* hidden */
   int qh, kvh, hd;           /* q heads, kv heads (replicated when tp > n_kv), head dim per rank */
@@ -106,7 +106,7 @@ struct crl {
   double cpu_step_ns, cpu_req_ns, pp_stage_ns, cpu_layer_ns;
   int enforce_eager;
   struct moe_route_table route;
-  struct crl_stage *st;      /* (pp) */
+  struct cost_roofline_stage *st;      /* (pp) */
 };
 
 int cost_roofline_graph_size(int n_tok) {
@@ -129,7 +129,7 @@ void cost_roofline_opts_default(struct cost_roofline_opts *o) {
 
 /* One GEMM kernel of m rows: K x N weights of w_bytes, bf16 activations in and out. Tensor-core
  * MMAs work on 16-row tiles, so the FLOPs count padded rows. */
-static double crl_gemm_ns(const struct crl *c, double m, double k, double n, double w_bytes, int w4) {
+static double cost_roofline_gemm_ns(const struct cost_roofline_state *c, double m, double k, double n, double w_bytes, int w4) {
   if (m <= 0) return 0;
   double rows = ceil(m / 16.0) * 16.0;
   double flops = 2.0 * rows * k * n;
@@ -138,19 +138,19 @@ static double crl_gemm_ns(const struct crl *c, double m, double k, double n, dou
   return (t_mem > t_mma ? t_mem : t_mma) + (w4 ? CRL_W4_GEMM_FIXED_US * 1e3 : 0.0);
 }
 
-static int crl_marlin_block(const struct crl *c, int n_tok) {
+static int cost_roofline_marlin_block(const struct cost_roofline_state *c, int n_tok) {
   double per = (double)n_tok * c->topk / c->E;
   for (int i = 0; i < 5; i++)
-    if (per / crl_marlin_blocks[i] < 0.9) return crl_marlin_blocks[i];
+    if (per / cost_roofline_marlin_blocks[i] < 0.9) return cost_roofline_marlin_blocks[i];
   return 64;
 }
 
 /* Routing-table callback: one rank's expert GEMMs (gate_up, down; the SiLU between them is priced
  * with the small kernels) for its local experts' token counts. Weights are read only for experts
  * with tokens; each expert's rows are padded to the kernel's block (and to 16 for the MMAs). */
-static double crl_moe_rank_ns(const void *ctx, int n_tok, const int32_t *counts, int n_local) {
-  const struct crl *c = ctx;
-  int blk = crl_marlin_block(c, n_tok);
+static double cost_roofline_moe_rank_ns(const void *ctx, int n_tok, const int32_t *counts, int n_local) {
+  const struct cost_roofline_state *c = ctx;
+  int blk = cost_roofline_marlin_block(c, n_tok);
   double mma_rows_per_blk = blk < 16 ? 16 : blk;
   double active = 0, rows = 0, mma_rows = 0;
   for (int e = 0; e < n_local; e++) {
@@ -167,22 +167,22 @@ static double crl_moe_rank_ns(const void *ctx, int n_tok, const int32_t *counts,
   return t_mem > t_mma ? t_mem : t_mma;
 }
 
-static double crl_l2_bytes(const struct hw_spec *h) {
+static double cost_roofline_l2_bytes(const struct hw_spec *h) {
   /* L2 sizes from NVIDIA datasheets: A100 40 MB, H100/H200/H20 50 MB, L40S 96 MB. */
   if (strstr(h->gpu, "H100") || strstr(h->gpu, "H200") || strstr(h->gpu, "H20")) return 50e6;
   if (strstr(h->gpu, "L40")) return 96e6;
   return 40e6;
 }
 
-static void crl_destroy(void *state) {
-  struct crl *c = state;
+static void cost_roofline_destroy(void *state) {
+  struct cost_roofline_state *c = state;
   if (!c) return;
   moe_route_table_free(&c->route);
   free(c->st);
   free(c);
 }
 
-static int64_t crl_stage_ns(void *state, const struct cost_step *step, struct rng *rng,
+static int64_t cost_roofline_stage_ns(void *state, const struct cost_step *step, struct rng *rng,
                             struct cost_breakdown *bd);
 
 int cost_roofline_create(const struct model_spec *m, const struct hw_spec *h, const struct layout *l,
@@ -204,7 +204,7 @@ int cost_roofline_create(const struct model_spec *m, const struct hw_spec *h, co
   if (model_is_moe(m) && (m->n_experts % ep != 0 || m->moe_intermediate % (ep > 1 ? 1 : tp) != 0))
     return err_set(ERR_INPUT, "cost_roofline: %d experts of width %d do not split over ep=%d tp=%d",
                    m->n_experts, m->moe_intermediate, ep, tp);
-  struct crl *c = calloc(1, sizeof *c);
+  struct cost_roofline_state *c = calloc(1, sizeof *c);
   if (!c) return err_set(ERR_NOMEM, "cost_roofline: state");
   c->st = calloc((size_t)pp, sizeof *c->st);
   if (!c->st) {
@@ -246,7 +246,7 @@ int cost_roofline_create(const struct model_spec *m, const struct hw_spec *h, co
   c->attn_rate = h->tflops_bf16 * 1e3 * CRL_ATTN_MMA_FRAC;
   c->launch_ns = (h->kernel_launch_us > 0 ? h->kernel_launch_us : 3.0) * 1e3;
   c->eager_ns = (h->eager_launch_us > 0 ? h->eager_launch_us : 8.0) * 1e3;
-  c->l2_bytes = crl_l2_bytes(h);
+  c->l2_bytes = cost_roofline_l2_bytes(h);
   c->cpu_step_ns = (o->cpu_step_us >= 0 ? o->cpu_step_us : CRL_CPU_STEP_US) * 1e3;
   c->cpu_req_ns = (o->cpu_req_us >= 0 ? o->cpu_req_us : CRL_CPU_REQ_US) * 1e3;
   c->pp_stage_ns = (o->pp_stage_us >= 0 ? o->pp_stage_us : CRL_PP_STAGE_US) * 1e3;
@@ -254,7 +254,7 @@ int cost_roofline_create(const struct model_spec *m, const struct hw_spec *h, co
   c->enforce_eager = e->enforce_eager;
 
   for (int s = 0; s < pp; s++) {
-    struct crl_stage *st = &c->st[s];
+    struct cost_roofline_stage *st = &c->st[s];
     int first, count;
     layout_stage_layers(m->n_layers, pp, s, &first, &count);
     st->n_layers = count;
@@ -285,28 +285,28 @@ int cost_roofline_create(const struct model_spec *m, const struct hw_spec *h, co
     int max_tok = e->max_num_batched_tokens > 0 ? e->max_num_batched_tokens : 8192;
     if (max_tok < CRL_GRAPH_MAX) max_tok = CRL_GRAPH_MAX;
     max_tok *= c->ep_dp ? dp : 1;
-    int rcode = moe_route_table_build(&c->route, &rc, max_tok, crl_moe_rank_ns, c);
+    int rcode = moe_route_table_build(&c->route, &rc, max_tok, cost_roofline_moe_rank_ns, c);
     if (rcode) {
-      crl_destroy(c);
+      cost_roofline_destroy(c);
       return rcode;
     }
   }
   out->name = "roofline";
   out->state = c;
-  out->stage_ns = crl_stage_ns;
-  out->destroy = crl_destroy;
+  out->stage_ns = cost_roofline_stage_ns;
+  out->destroy = cost_roofline_destroy;
   return ERR_OK;
 }
 
 /* Small memory-bound kernel: its bytes at HBM speed (its fixed latency is the launch gap). */
-static double crl_mem_ns(const struct crl *c, double bytes) { return bytes / c->bw; }
+static double cost_roofline_mem_ns(const struct cost_roofline_state *c, double bytes) { return bytes / c->bw; }
 
-static int64_t crl_stage_ns(void *state, const struct cost_step *step, struct rng *rng,
+static int64_t cost_roofline_stage_ns(void *state, const struct cost_step *step, struct rng *rng,
                             struct cost_breakdown *bd) {
   (void)rng;
-  const struct crl *c = state;
+  const struct cost_roofline_state *c = state;
   int s = step->stage < 0 ? 0 : (step->stage >= c->pp ? c->pp - 1 : step->stage);
-  const struct crl_stage *st = &c->st[s];
+  const struct cost_roofline_stage *st = &c->st[s];
   double t[COST_N_TERMS] = {0};
   int T = step->n_tok;
   int graph = !c->enforce_eager ? cost_roofline_graph_size(T) : 0;
@@ -338,10 +338,10 @@ static int64_t crl_stage_ns(void *state, const struct cost_step *step, struct rn
     double attn_mem = (kv + kv_dec + reread + q_o_bytes) / c->bw, attn_mma = flops / c->attn_rate;
     double attn = attn_mem > attn_mma ? attn_mem : attn_mma;
 
-    double qkv = crl_gemm_ns(c, Tp, c->H, c->qkv_n, c->qkv_bytes, c->dense_w4);
-    double o = crl_gemm_ns(c, Tp, c->o_k, c->H, c->o_bytes, c->dense_w4);
+    double qkv = cost_roofline_gemm_ns(c, Tp, c->H, c->qkv_n, c->qkv_bytes, c->dense_w4);
+    double o = cost_roofline_gemm_ns(c, Tp, c->o_k, c->H, c->o_bytes, c->dense_w4);
     double act = Tp * c->H * 2.0;
-    double norms = crl_mem_ns(c, 2 * 3 * act +                            /* 2 add+RMSNorm */
+    double norms = cost_roofline_mem_ns(c, 2 * 3 * act +                            /* 2 add+RMSNorm */
                                      Tp * (c->qh + c->kvh) * c->hd * 2.0 * 4 + /* q/k norm, RoPE */
                                      Tp * c->kvh * c->hd * 2.0 * 2 * 2);    /* cache write */
     double ar_attn = c->tp > 1 ? comm_allreduce_us(&st->tp, act) * 1e3 : 0;
@@ -358,8 +358,8 @@ static int64_t crl_stage_ns(void *state, const struct cost_step *step, struct rn
       moe_route_lookup(&c->route, (int)T_moe, &mx, &mean);
       double fixed = c->dense_w4 ? 2 * CRL_W4_GEMM_FIXED_US * 1e3 : 0;
       double rows_local = T_moe * c->topk / c->ep_size; /* expert rows on a rank, on average */
-      double router = crl_gemm_ns(c, Tp, c->H, c->E, c->router_bytes, 0);
-      double misc = router + crl_mem_ns(c, Tp * c->E * 2.0 + Tp * c->topk * 8.0 + /* top-k */
+      double router = cost_roofline_gemm_ns(c, Tp, c->H, c->E, c->router_bytes, 0);
+      double misc = router + cost_roofline_mem_ns(c, Tp * c->E * 2.0 + Tp * c->topk * 8.0 + /* top-k */
                                                2 * Tp * c->topk * 4.0 +            /* align */
                                                rows_local * c->I_rank * 2.0 * 3 +  /* SiLU*mul */
                                                rows_local * c->H * 2.0 + act);     /* sum */
@@ -384,16 +384,16 @@ static int64_t crl_stage_ns(void *state, const struct cost_step *step, struct rn
       kernels += st->n_moe * (2 + 1 + (CRL_SMALL_KERNELS_MOE - 6)); /* 2 GEMMs, router, rest */
     }
     if (st->n_dense > 0) {
-      double gu = crl_gemm_ns(c, Tp, c->H, 2 * c->dense_I, c->dense_gu_bytes, c->dense_w4);
-      double dn = crl_gemm_ns(c, Tp, c->dense_I, c->H, c->dense_dn_bytes, c->dense_w4);
-      double silu = crl_mem_ns(c, Tp * c->dense_I * 2.0 * 3);
+      double gu = cost_roofline_gemm_ns(c, Tp, c->H, 2 * c->dense_I, c->dense_gu_bytes, c->dense_w4);
+      double dn = cost_roofline_gemm_ns(c, Tp, c->dense_I, c->H, c->dense_dn_bytes, c->dense_w4);
+      double silu = cost_roofline_mem_ns(c, Tp * c->dense_I * 2.0 * 3);
       t[COST_DENSE_GEMM] += st->n_dense * (gu + dn);
       t[COST_NORM_MISC] += st->n_dense * silu;
       if (c->tp > 1) t[COST_ALLREDUCE] += st->n_dense * comm_allreduce_us(&st->tp, act) * 1e3;
       kernels += st->n_dense * (2 + (CRL_SMALL_KERNELS_DENSE - 6));
     }
     if (st->first) { /* vocab-parallel embedding: masked gather, then an all-reduce over TP */
-      t[COST_LM_HEAD] += crl_mem_ns(c, 2 * act);
+      t[COST_LM_HEAD] += cost_roofline_mem_ns(c, 2 * act);
       if (c->tp > 1) t[COST_ALLREDUCE] += comm_allreduce_us(&st->tp, act) * 1e3;
       kernels += 1;
     }
@@ -413,10 +413,10 @@ static int64_t crl_stage_ns(void *state, const struct cost_step *step, struct rn
     /* Final norm, lm_head on each request's last position (V1 logits_indices), logits
      * all-gather over TP (every rank samples), sampler passes. */
     double n = step->n_reqs;
-    double lm = crl_gemm_ns(c, n, c->H, c->vocab_rank, c->lm_head_bytes, 0) +
-                crl_mem_ns(c, 3 * n * c->H * 2.0);
+    double lm = cost_roofline_gemm_ns(c, n, c->H, c->vocab_rank, c->lm_head_bytes, 0) +
+                cost_roofline_mem_ns(c, 3 * n * c->H * 2.0);
     double ag = c->tp > 1 ? comm_allgather_us(&st->tp, n * c->vocab_rank * 2.0) * 1e3 : 0;
-    double samp = crl_mem_ns(c, CRL_SAMPLER_BYTES_PER_LOGIT * n * c->vocab_rank * c->tp);
+    double samp = cost_roofline_mem_ns(c, CRL_SAMPLER_BYTES_PER_LOGIT * n * c->vocab_rank * c->tp);
     double samp_launch = CRL_SAMPLER_KERNELS * c->eager_ns;
     t[COST_LM_HEAD] += lm + ag + (samp > samp_launch ? samp : samp_launch);
     launch += 2 * c->launch_ns; /* norm + lm_head */
