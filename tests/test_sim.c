@@ -2,6 +2,7 @@
  * one request (plain, chunked, PP=2 with chunks following each other through the pipeline),
  * invariants under KV pressure (every request finishes once, blocks all return, time is
  * monotone), closed-loop admission, DP dispatch, and determinism. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -230,11 +231,64 @@ static void test_determinism_and_errors(void) {
   trace_free(&t);
 }
 
+/* Reentrancy: four threads run the same simulation at once (the planner's use) and must each get
+ * exactly the single-threaded result. */
+struct thread_job {
+  const struct sim_config *cfg;
+  const struct trace *t;
+  struct sim_req_result *out;
+  struct metrics m;
+  int rc;
+};
+
+static void *thread_run(void *arg) {
+  struct thread_job *j = arg;
+  struct sim_result res = {.reqs = j->out};
+  j->rc = sim_run(j->cfg, j->t, &res);
+  memcpy(&j->m, &res.metrics, sizeof j->m); /* padding included, for memcmp */
+  return NULL;
+}
+
+static void test_threads(void) {
+  struct trace t;
+  make_random_trace(&t, 300, 21);
+  struct cost_model cm;
+  cost_constant_init(&cm, F_NS, C_NS);
+  struct sim_config cfg;
+  sim_config_default(&cfg);
+  cfg.mode = SIM_OPEN_LOOP;
+  cfg.layout.pp = 2;
+  cfg.layout.dp = 3;
+  cfg.dispatch = DISPATCH_LEAST_OUTSTANDING;
+  cfg.kv_blocks = 100;
+  cfg.cost = &cm;
+  struct thread_job ref = {.cfg = &cfg, .t = &t, .out = calloc((size_t)t.n, sizeof(struct sim_req_result))};
+  thread_run(&ref);
+  CHECK(ref.rc == 0);
+  struct thread_job jobs[4];
+  pthread_t th[4];
+  for (int i = 0; i < 4; i++) {
+    jobs[i] = (struct thread_job){.cfg = &cfg, .t = &t, .out = calloc((size_t)t.n, sizeof(struct sim_req_result)), .rc = -1};
+    CHECK(pthread_create(&th[i], NULL, thread_run, &jobs[i]) == 0);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    CHECK(jobs[i].rc == 0);
+    CHECK_MSG(memcmp(jobs[i].out, ref.out, (size_t)t.n * sizeof *ref.out) == 0, "thread %d differs", i);
+    CHECK(memcmp(&jobs[i].m, &ref.m, sizeof ref.m) == 0);
+    free(jobs[i].out);
+  }
+  free(ref.out);
+  cost_destroy(&cm);
+  trace_free(&t);
+}
+
 int main(void) {
   test_one_request();
   test_invariants_under_pressure();
   test_closed_loop();
   test_dispatch();
   test_determinism_and_errors();
+  test_threads();
   return check_report("test_sim");
 }
