@@ -55,7 +55,8 @@ static void cli_plan_usage(FILE *f) {
           "  --dispatch rr|lor                DP replicas: round robin | least outstanding requests\n"
           "  --threads N (default: cores / MPI ranks on this host)   --seed S (0)\n"
           "output: --json  --top N (20; 0 = all)  --db FILE  --no-progress\n"
-          "MPI build: mpirun -n K servesim plan ... splits candidates across ranks (same answer)\n");
+          "MPI: mpirun -n K servesim plan ... splits the candidates across ranks (same answer)\n");
+  fprintf(f, "MPI: %s\n", plan_mpi_available() ? "built in" : "not in this build (one process)");
 }
 
 struct cli_plan_opts {
