@@ -46,9 +46,22 @@ __device__ __forceinline__ void w4_dequant(uint32_t q, uint32_t s_g2, uint32_t s
   }
 }
 
-template <int MT, int NT, int WK, int WN, int WM, int U, bool MOE, bool GATHER, bool SILU>
+__device__ __forceinline__ void w4_cp16(void *smem, const void *gmem) {
+  const unsigned a = (unsigned)__cvta_generic_to_shared(smem);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(a), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void w4_cp4(void *smem, const void *gmem) {
+  const unsigned a = (unsigned)__cvta_generic_to_shared(smem);
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(a), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void w4_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void w4_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS>
 __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
   static_assert(WK * WN * WM == 4, "4 warps per block");
+  static_assert(!XS || (WK == 1 && WM == 1), "shared activation tiles: warps split N only");
   constexpr int BM = WM * MT * 8;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
@@ -120,50 +133,147 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
 #pragma unroll
       for (int r = 0; r < 4; r++) acc[i][j][r] = 0.f;
 
-  for (int base = c_begin + kw; base < c_end; base += WK * U) {
-    uint4 wq[U][NT];
-    uint32_t sc[U][NT];
-    uint4 xv[U][MT][2];
+  if constexpr (XS) {
+    /* Large M: the block's activation tile (BM rows x 64 k, rows padded to 144 B so the
+     * 16-byte fragment reads of a quarter-warp hit distinct banks) is copied once per k64 chunk
+     * by all threads and shared by the WN warps, instead of each warp fetching it; the weights
+     * keep the per-thread ring. S-stage cp.async pipeline, one barrier per chunk. */
+    constexpr int XROW = 72; /* bf16 per padded row */
+    constexpr int PIECES = BM * 8 / 128; /* 16-byte pieces of the tile per thread */
+    constexpr int WSLOTS = NT + 1;
+    extern __shared__ uint4 w4_ring[];
+    uint16_t *xs = reinterpret_cast<uint16_t *>(w4_ring);
+    uint4 *wring = w4_ring + (size_t)S * BM * XROW / 8;
+    int prow[PIECES]; /* activation row of each piece this thread copies, -1 past the end */
 #pragma unroll
-    for (int u = 0; u < U; u++) {
-      const int c = base + u * WK;
-      const bool cv = c < c_end;
+    for (int j = 0; j < PIECES; j++) {
+      const int gr = row0 + (int)(threadIdx.x + j * 128) / 8;
+      prow[j] = gr < row_end ? (GATHER ? a.sorted_pair[gr] / a.topk : gr) : -1;
+    }
+    const int c16 = threadIdx.x % 8;
+    const int n_my = c_end - c_begin;
+    auto wslot = [&](int stage, int j) { return wring + ((size_t)(stage * WSLOTS + j) * 128 + threadIdx.x); };
+    auto issue = [&](int i) {
+      const int c = c_begin + i, stage = i % S;
+#pragma unroll
+      for (int j = 0; j < PIECES; j++)
+        if (prow[j] >= 0)
+          w4_cp16(xs + ((size_t)stage * BM + (threadIdx.x + j * 128) / 8) * XROW + c16 * 8,
+                  a.x + (size_t)prow[j] * K + (size_t)c * 64 + c16 * 8);
+#pragma unroll
+      for (int nt = 0; nt < NT; nt++)
+        if (nt0 + nt < NT16) {
+          w4_cp16(wslot(stage, nt), qrep + ((size_t)(nt0 + nt) * KC + c) * 32 + lane);
+          w4_cp4(reinterpret_cast<uint32_t *>(wslot(stage, NT)) + nt, srep + ((size_t)(c >> 1) * NT16 + nt0 + nt) * 8 + g);
+        }
+    };
+#pragma unroll
+    for (int i = 0; i < S - 1; i++) {
+      if (i < n_my) issue(i);
+      w4_commit();
+    }
+    for (int i = 0; i < n_my; i++) {
+      w4_wait<S - 2>();
+      __syncthreads(); /* chunk i's tile is complete for every thread; stage i-1 is free */
+      const int stage = i % S;
+      uint4 wq[NT];
+      uint32_t sc[NT];
 #pragma unroll
       for (int nt = 0; nt < NT; nt++) {
-        const bool ok = cv && nt0 + nt < NT16;
-        wq[u][nt] = ok ? __ldg(qrep + ((size_t)(nt0 + nt) * KC + c) * 32 + lane) : make_uint4(0, 0, 0, 0);
-        sc[u][nt] = ok ? __ldg(srep + ((size_t)(c >> 1) * NT16 + nt0 + nt) * 8 + g) : 0u;
+        wq[nt] = *wslot(stage, nt);
+        sc[nt] = reinterpret_cast<const uint32_t *>(wslot(stage, NT))[nt];
       }
+      if (i + S - 1 < n_my) issue(i + S - 1);
+      w4_commit();
+      const uint16_t *xt = xs + (size_t)stage * BM * XROW + g * XROW + 16 * t;
 #pragma unroll
-      for (int mt = 0; mt < MT; mt++) {
-        if (cv && rvalid[mt]) {
-          const uint4 *p = reinterpret_cast<const uint4 *>(xrow[mt] + (size_t)c * 64);
-          xv[u][mt][0] = __ldg(p);
-          xv[u][mt][1] = __ldg(p + 1);
-        } else {
-          xv[u][mt][0] = xv[u][mt][1] = make_uint4(0, 0, 0, 0);
+      for (int sp = 0; sp < 2; sp++) {
+        uint4 xq[MT];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) xq[mt] = *reinterpret_cast<const uint4 *>(xt + mt * 8 * XROW + 8 * sp);
+#pragma unroll
+        for (int s2 = 0; s2 < 2; s2++) {
+          const int s = 2 * sp + s2;
+#pragma unroll
+          for (int nt = 0; nt < NT; nt++) {
+            const uint32_t q = s == 0 ? wq[nt].x : s == 1 ? wq[nt].y : s == 2 ? wq[nt].z : wq[nt].w;
+            uint32_t af[4];
+            w4_dequant(q, __byte_perm(sc[nt], 0, 0x1010), __byte_perm(sc[nt], 0, 0x3232), af);
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+              kern_mma_bf16(acc[nt][mt], af, s2 ? xq[mt].z : xq[mt].x, s2 ? xq[mt].w : xq[mt].y);
+          }
         }
       }
     }
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-      if (base + u * WK >= c_end) break;
-#pragma unroll
+    w4_wait<0>();
+  } else {
+    /* Main loop: a per-thread ring of S stages in shared memory, filled with cp.async, keeps
+     * S-1 k64 chunks of loads in flight per warp without holding them in registers. Each thread
+     * reads back only what it copied itself, so no barrier is needed. Slots per stage: NT weight
+     * words (16 B each), 2*MT activation pieces (32 B per row), one slot of NT scale pairs.
+     * Rows or tiles past the end load nothing: their smem garbage only reaches outputs that are
+     * never written (mma columns and rows are independent). */
+    constexpr int SLOTS = NT + 2 * MT + 1;
+    extern __shared__ uint4 w4_ring[];
+    const int n_my = c_end - c_begin - kw > 0 ? (c_end - c_begin - kw + WK - 1) / WK : 0;
+    auto slot = [&](int stage, int j) { return w4_ring + ((size_t)(stage * SLOTS + j) * blockDim.x + threadIdx.x); };
+    auto issue = [&](int i) {
+      const int c = c_begin + kw + i * WK, stage = i % S;
+  #pragma unroll
+      for (int nt = 0; nt < NT; nt++)
+        if (nt0 + nt < NT16) {
+          w4_cp16(slot(stage, nt), qrep + ((size_t)(nt0 + nt) * KC + c) * 32 + lane);
+          w4_cp4(reinterpret_cast<uint32_t *>(slot(stage, NT + 2 * MT)) + nt,
+                 srep + ((size_t)(c >> 1) * NT16 + nt0 + nt) * 8 + g);
+        }
+  #pragma unroll
+      for (int mt = 0; mt < MT; mt++)
+        if (rvalid[mt]) {
+          const uint4 *p = reinterpret_cast<const uint4 *>(xrow[mt] + (size_t)c * 64);
+          w4_cp16(slot(stage, NT + 2 * mt), p);
+          w4_cp16(slot(stage, NT + 2 * mt + 1), p + 1);
+        }
+    };
+  #pragma unroll
+    for (int i = 0; i < S - 1; i++) {
+      if (i < n_my) issue(i);
+      w4_commit();
+    }
+    for (int i = 0; i < n_my; i++) {
+      w4_wait<S - 2>();
+      const int stage = i % S;
+      uint4 wq[NT], xv[MT][2];
+      uint32_t sc[NT];
+  #pragma unroll
+      for (int nt = 0; nt < NT; nt++) {
+        wq[nt] = *slot(stage, nt);
+        sc[nt] = reinterpret_cast<const uint32_t *>(slot(stage, NT + 2 * MT))[nt];
+      }
+  #pragma unroll
+      for (int mt = 0; mt < MT; mt++) {
+        xv[mt][0] = *slot(stage, NT + 2 * mt);
+        xv[mt][1] = *slot(stage, NT + 2 * mt + 1);
+      }
+      if (i + S - 1 < n_my) issue(i + S - 1);
+      w4_commit();
+  #pragma unroll
       for (int s = 0; s < 4; s++) {
-#pragma unroll
+  #pragma unroll
         for (int nt = 0; nt < NT; nt++) {
-          const uint32_t q = s == 0 ? wq[u][nt].x : s == 1 ? wq[u][nt].y : s == 2 ? wq[u][nt].z : wq[u][nt].w;
+          const uint32_t q = s == 0 ? wq[nt].x : s == 1 ? wq[nt].y : s == 2 ? wq[nt].z : wq[nt].w;
           uint32_t af[4];
-          w4_dequant(q, __byte_perm(sc[u][nt], 0, 0x1010), __byte_perm(sc[u][nt], 0, 0x3232), af);
-#pragma unroll
+          w4_dequant(q, __byte_perm(sc[nt], 0, 0x1010), __byte_perm(sc[nt], 0, 0x3232), af);
+  #pragma unroll
           for (int mt = 0; mt < MT; mt++) {
-            const uint4 &lo = xv[u][mt][s >> 1];
+            const uint4 &lo = xv[mt][s >> 1];
             const uint32_t b0 = (s & 1) ? lo.z : lo.x, b1 = (s & 1) ? lo.w : lo.y;
             kern_mma_bf16(acc[nt][mt], af, b0, b1);
           }
         }
       }
     }
+    w4_wait<0>();
   }
 
   /* In-block reduction over the WK warps that split K. */
@@ -331,20 +441,55 @@ constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384;
 
 int64_t w4a16_npad(int N) { return ((int64_t)N + 127) / 128 * 128; }
 
-template <int MT, int NT, int WK, int WN, int WM, int U>
+/* One kernel configuration: its dynamic shared memory (the cp.async ring) and how many of its
+ * blocks fit on one SM, both fixed per instantiation and computed once. */
+template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS>
+struct W4Cfg {
+  static constexpr int BM = WM * MT * 8, BN = WN * NT * 16;
+  static constexpr size_t kSmem = XS ? (size_t)S * (BM * 72 * 2 + (NT + 1) * 16 * 128)
+                                       : (size_t)S * (NT + 2 * MT + 1) * 16 * 128;
+  static int prepare(int *blocks_per_sm) {
+    static int occ = -1;
+    auto fn = w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS>;
+    if (occ < 0) {
+      KERN_CUDA(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSmem));
+      int o = 0;
+      KERN_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, fn, 128, kSmem));
+      occ = o > 0 ? o : 1;
+    }
+    *blocks_per_sm = occ;
+    return 0;
+  }
+};
+
+/* Split count for B block tiles when C blocks fit at once: minimise waves * (work per block +
+ * a fixed per-block cost of ~0.1 of an unsplit block's work: prologue latency and fix-up). */
+int w4a16_pick_splits(int64_t B, int64_t C, int max_splits) {
+  int best = 1;
+  double best_cost = 1e30;
+  for (int sp = 1; sp <= max_splits; sp++) {
+    const double waves = (double)((B * sp + C - 1) / C);
+    const double cost = waves * (1.0 / sp + 0.1);
+    if (cost < best_cost - 1e-9) { best_cost = cost; best = sp; }
+  }
+  return best;
+}
+
+template <int MT, int NT, int WK, int WN, int WM, int S, bool XS = false>
 int w4a16_launch_dense(const W4Args &a0, void *ws, size_t ws_bytes, cudaStream_t st) {
-  constexpr int BM = WM * MT * 8, BN = WN * NT * 16;
+  using Cfg = W4Cfg<MT, NT, WK, WN, WM, S, false, false, false, XS>;
+  constexpr int BM = Cfg::BM, BN = Cfg::BN;
   W4Args a = a0;
+  int occ = 1;
+  if (int rc = Cfg::prepare(&occ)) return rc;
   dim3 grid(kern_cdiv(a.N, BN), kern_cdiv(a.M, BM), 1);
   const int64_t blocks = (int64_t)grid.x * grid.y;
   const int KC = a.K / 64;
-  int splits = 1;
-  const int64_t target = 4LL * w4a16_num_sms();
-  if (blocks < target) splits = (int)((target + blocks - 1) / blocks);
-  splits = splits > kMaxSplits ? kMaxSplits : splits;
-  splits = splits > KC / WK ? KC / WK : splits; /* every warp gets at least one k64 chunk */
-  splits = splits < 1 ? 1 : splits;
-  while (splits > 1 && (int64_t)splits * grid.y * BM > kSplitRows) splits--;
+  int max_splits = kMaxSplits;
+  max_splits = max_splits > KC / WK ? KC / WK : max_splits; /* every warp gets a k64 chunk */
+  while (max_splits > 1 && (int64_t)max_splits * grid.y * BM > kSplitRows) max_splits--;
+  max_splits = max_splits < 1 ? 1 : max_splits;
+  int splits = w4a16_pick_splits(blocks, (int64_t)occ * w4a16_num_sms(), max_splits);
   /* Workspace: kCounters arrival counters first (fixed place, so calls with different N never
    * overwrite each other's counters), then the partials. */
   const size_t part_bytes = (size_t)splits * grid.y * BM * grid.x * BN * sizeof(float);
@@ -355,16 +500,18 @@ int w4a16_launch_dense(const W4Args &a0, void *ws, size_t ws_bytes, cudaStream_t
     a.ws_part = (float *)((char *)ws + kCounters * sizeof(int32_t));
   }
   grid.z = splits;
-  w4a16_kernel<MT, NT, WK, WN, WM, U, false, false, false><<<grid, 128, 0, st>>>(a);
+  w4a16_kernel<MT, NT, WK, WN, WM, S, false, false, false, XS><<<grid, 128, Cfg::kSmem, st>>>(a);
   KERN_LAUNCHED();
   return 0;
 }
 
-template <int MT, int NT, int WK, int WN, int WM, int U, bool GATHER, bool SILU>
+template <int MT, int NT, int WK, int WN, int WM, int S, bool GATHER, bool SILU, bool XS = false>
 int w4a16_launch_moe(const W4Args &a, int rows_max, cudaStream_t st) {
-  constexpr int BM = WM * MT * 8, BN = WN * NT * 16;
-  dim3 grid(kern_cdiv(a.N, BN), kern_cdiv(rows_max, BM) + a.n_experts, 1);
-  w4a16_kernel<MT, NT, WK, WN, WM, U, true, GATHER, SILU><<<grid, 128, 0, st>>>(a);
+  using Cfg = W4Cfg<MT, NT, WK, WN, WM, S, true, GATHER, SILU, XS>;
+  int occ = 1;
+  if (int rc = Cfg::prepare(&occ)) return rc;
+  dim3 grid(kern_cdiv(a.N, Cfg::BN), kern_cdiv(rows_max, Cfg::BM) + a.n_experts, 1);
+  w4a16_kernel<MT, NT, WK, WN, WM, S, true, GATHER, SILU, XS><<<grid, 128, Cfg::kSmem, st>>>(a);
   KERN_LAUNCHED();
   return 0;
 }
@@ -373,10 +520,10 @@ template <bool GATHER, bool SILU>
 int w4a16_moe(const W4Args &a, int rows_max, cudaStream_t st) {
   /* Tile height from the mean rows per local expert: decode batches give 1-2 rows each. */
   const int avg = rows_max / (a.n_experts > 0 ? a.n_experts : 1);
-  if (avg <= 8) return w4a16_launch_moe<1, 2, 4, 1, 1, 2, GATHER, SILU>(a, rows_max, st);
-  if (avg <= 16) return w4a16_launch_moe<2, 2, 4, 1, 1, 2, GATHER, SILU>(a, rows_max, st);
-  if (avg <= 32) return w4a16_launch_moe<4, 2, 4, 1, 1, 1, GATHER, SILU>(a, rows_max, st);
-  return w4a16_launch_moe<4, 4, 1, 2, 2, 1, GATHER, SILU>(a, rows_max, st);
+  if (avg <= 8) return w4a16_launch_moe<1, 2, 4, 1, 1, 4, GATHER, SILU>(a, rows_max, st);
+  if (avg <= 16) return w4a16_launch_moe<2, 2, 4, 1, 1, 4, GATHER, SILU>(a, rows_max, st);
+  if (avg <= 32) return w4a16_launch_moe<4, 2, 4, 1, 1, 3, GATHER, SILU>(a, rows_max, st);
+  return w4a16_launch_moe<8, 4, 1, 4, 1, 3, GATHER, SILU, true>(a, rows_max, st);
 }
 
 } // namespace
@@ -431,10 +578,10 @@ int kern_w4a16_gemm(bf16_t *y, const bf16_t *x, const int32_t *qrep, const bf16_
   a.y = y; a.x = x; a.qrep = (const uint4 *)qrep; a.srep = (const uint32_t *)srep;
   a.M = M; a.K = K; a.N = N;
   cudaStream_t st = (cudaStream_t)stream;
-  if (M <= 8) return w4a16_launch_dense<1, 2, 4, 1, 1, 2>(a, workspace, workspace_bytes, st);
-  if (M <= 16) return w4a16_launch_dense<2, 2, 4, 1, 1, 2>(a, workspace, workspace_bytes, st);
-  if (M <= 32) return w4a16_launch_dense<4, 2, 4, 1, 1, 1>(a, workspace, workspace_bytes, st);
-  return w4a16_launch_dense<4, 4, 1, 2, 2, 1>(a, workspace, workspace_bytes, st);
+  if (M <= 8) return w4a16_launch_dense<1, 2, 4, 1, 1, 4>(a, workspace, workspace_bytes, st);
+  if (M <= 16) return w4a16_launch_dense<2, 2, 4, 1, 1, 4>(a, workspace, workspace_bytes, st);
+  if (M <= 32) return w4a16_launch_dense<4, 2, 4, 1, 1, 3>(a, workspace, workspace_bytes, st);
+  return w4a16_launch_dense<8, 4, 1, 4, 1, 3, true>(a, workspace, workspace_bytes, st);
 }
 
 int kern_moe_w4a16_gate_up_silu(bf16_t *h, const bf16_t *x, const int32_t *qrep,
