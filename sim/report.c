@@ -121,10 +121,11 @@ void report_breakdown_json(FILE *f, const struct sim_result *res, int indent) {
   for (int g = 0; g < bd->n_gpus; g++) fprintf(f, "%s%.6f", g ? ", " : "", bd->gpu_busy_frac[g]);
   fprintf(f, "],\n");
   fprintf(f, "%*s\"events\": %lld,\n%*s\"steps\": %lld,\n%*s\"cost_calls\": %lld,\n%*s\"preemptions\": %lld,\n"
-          "%*s\"tokens\": %lld,\n%*s\"recompute_tokens\": %lld,\n%*s\"max_batch\": %lld\n",
+          "%*s\"tokens\": %lld,\n%*s\"recompute_tokens\": %lld,\n%*s\"prefix_cache_hit_tokens\": %lld,\n"
+          "%*s\"max_batch\": %lld\n",
           in, "", (long long)c->n_events, in, "", (long long)c->n_steps, in, "", (long long)c->n_stage_calls, in, "",
           (long long)c->n_preemptions, in, "", (long long)c->n_tokens, in, "", (long long)c->n_recompute_tokens, in,
-          "", (long long)c->max_batch);
+          "", (long long)c->n_cached_tokens, in, "", (long long)c->max_batch);
   fprintf(f, "%*s}", indent, "");
 }
 
@@ -204,9 +205,10 @@ void report_breakdown(FILE *f, const struct sim_result *res, const struct layout
   for (int g = 0; g < bd->n_gpus; g++) fprintf(f, "%s gpu%d %.1f%%", g && g % 8 == 0 ? "\n           " : "", g,
                                                100.0 * bd->gpu_busy_frac[g]);
   fprintf(f, "\n  events %lld, steps %lld, cost calls %lld, preemptions %lld (recomputed %lld tokens), "
-          "largest batch %lld requests\n",
+          "prefix-cache hits %lld tokens of %lld prompt tokens, largest batch %lld requests\n",
           (long long)c->n_events, (long long)c->n_steps, (long long)c->n_stage_calls, (long long)c->n_preemptions,
-          (long long)c->n_recompute_tokens, (long long)c->max_batch);
+          (long long)c->n_recompute_tokens, (long long)c->n_cached_tokens,
+          (long long)(c->n_cached_tokens + c->n_prefill_tokens), (long long)c->max_batch);
 }
 
 int report_requests_csv(const char *path, const struct sim_req_result *reqs, int64_t n) {

@@ -6,13 +6,13 @@
 
 #include "common/err.h"
 
-int sched_init(struct sched *s, struct seq *seqs, int64_t kv_blocks, int block_size,
+int sched_init(struct sched *s, struct seq *seqs, int64_t kv_blocks, int block_size, int prefix_caching,
                int max_num_seqs, int max_num_batched_tokens, int64_t w_cap) {
   memset(s, 0, sizeof *s);
   if (max_num_seqs < 1) return err_set(ERR_INPUT, "--max-num-seqs %d must be >= 1", max_num_seqs);
   if (max_num_batched_tokens < 1)
     return err_set(ERR_INPUT, "--max-num-batched-tokens %d must be >= 1", max_num_batched_tokens);
-  int rc = kv_init(&s->kv, kv_blocks, block_size);
+  int rc = kv_init(&s->kv, kv_blocks, block_size, prefix_caching);
   if (rc) return rc;
   if (w_cap < 1) w_cap = 1;
   s->seqs = seqs;
@@ -80,7 +80,7 @@ int sched_add(struct sched *s, int32_t id) {
 static void sched_preempt(struct sched *s, int32_t idx) {
   int32_t id = s->running[idx];
   struct seq *q = &s->seqs[id];
-  kv_free(&s->kv, &q->kv);
+  kv_free(&s->kv, &q->kv, q->n_computed); /* its full blocks stay cached for the recompute */
   if (q->n_computed > q->n_recompute) q->n_recompute = q->n_computed;
   q->n_computed = 0;
   q->n_preempt++;
@@ -119,7 +119,7 @@ static void sched_take(struct sched *s, struct sched_batch *b, int32_t id, int32
 }
 
 void sched_step(struct sched *s, struct sched_batch *b) {
-  b->n = b->n_tok = b->n_decode = b->n_sample = b->n_recompute_tok = b->n_preempted = 0;
+  b->n = b->n_tok = b->n_decode = b->n_sample = b->n_recompute_tok = b->n_preempted = b->n_hit_tok = 0;
   int32_t budget = s->max_batched_tok;
 
   /* 1. running requests, oldest first */
@@ -154,11 +154,21 @@ void sched_step(struct sched *s, struct sched_batch *b) {
     while (s->w_n > 0 && budget > 0 && s->n_running < s->max_num_seqs && b->n < b->cap) {
       int32_t id = s->waiting[s->w_head];
       struct seq *q = &s->seqs[id];
-      int32_t n_new = seq_remaining(q);
+      /* a waiting request holds no KV (n_computed == 0): its cached prefix counts as computed */
+      int32_t hit_free, hit = kv_prefix_hit(&s->kv, &q->kv, seq_num_tokens(q), &hit_free);
+      int32_t hit_tok = hit * s->kv.block_size;
+      int32_t n_new = seq_num_tokens(q) - hit_tok;
       if (n_new > budget) n_new = budget;
-      if (!kv_can_allocate(&s->kv, &q->kv, (int64_t)q->n_computed + n_new)) break;
+      if (!kv_can_admit(&s->kv, hit, hit_free, (int64_t)hit_tok + n_new)) break;
       s->w_head = (s->w_head + 1) % s->w_cap;
       s->w_n--;
+      if (hit) {
+        kv_take_hit(&s->kv, &q->kv, hit);
+        q->n_computed = hit_tok;
+        q->n_recompute = q->n_recompute > hit_tok ? q->n_recompute - hit_tok : 0;
+        s->n_hit_tok += hit_tok;
+        b->n_hit_tok += hit_tok;
+      }
       kv_allocate(&s->kv, &q->kv, (int64_t)q->n_computed + n_new);
       q->status = SEQ_RUNNING;
       s->running[s->n_running++] = id;
@@ -178,7 +188,7 @@ void sched_complete(struct sched *s, const struct sched_batch *b) {
     q->n_out++;
     if (q->n_out >= q->out_tok) {
       q->status = SEQ_FINISHED;
-      kv_free(&s->kv, &q->kv);
+      kv_free(&s->kv, &q->kv, 0);
       any_done = 1;
     }
   }
@@ -190,7 +200,7 @@ void sched_complete(struct sched *s, const struct sched_batch *b) {
 }
 
 int sched_check(const struct sched *s) {
-  int64_t held = 0;
+  int64_t held = 0; /* block references: shared prefix blocks count once per holder */
   for (int32_t r = 0; r < s->n_running; r++) {
     const struct seq *q = &s->seqs[s->running[r]];
     if (q->status != SEQ_RUNNING)
@@ -208,8 +218,9 @@ int sched_check(const struct sched *s) {
       return err_set(ERR_INTERNAL, "sched: waiting request %d has status %s and %d blocks", id,
                      seq_status_name(q->status), q->kv.n_blocks);
   }
-  if (held + s->kv.n_free != s->kv.n_blocks)
-    return err_set(ERR_INTERNAL, "sched: running requests hold %lld blocks, %d free, pool %d",
-                   (long long)held, s->kv.n_free, s->kv.n_blocks);
+  int64_t refs = kv_refs(&s->kv);
+  if (held != refs)
+    return err_set(ERR_INTERNAL, "sched: running requests hold %lld block references, the pool counts %lld",
+                   (long long)held, (long long)refs);
   return kv_check(&s->kv);
 }

@@ -7,7 +7,8 @@
  *     its KV is freed, it restarts from token 0 and goes to the FRONT of the waiting queue) until
  *     it fits or evicts itself;
  *  2. then, only when nothing was preempted this step, waiting requests in order while the budget
- *     lasts and fewer than max_num_seqs are running.
+ *     lasts and fewer than max_num_seqs are running; a request's leading blocks found in the
+ *     prefix cache count as computed (see kv.h).
  * Scheduling advances n_computed at once (as V1 does), so with pipeline parallelism a request
  * whose sampled token is still in flight has nothing to schedule and is skipped: up to PP batches
  * run over disjoint decode sets. (A long prompt's next chunk may follow its previous chunk into
@@ -32,6 +33,7 @@ struct sched {
   int32_t max_num_seqs;
   int32_t max_batched_tok;   /* max_num_batched_tokens */
   int64_t n_preemptions;     /* evictions so far */
+  int64_t n_hit_tok;         /* prompt tokens found in the prefix cache at admission */
   int64_t n_steps;           /* non-empty batches built */
 };
 
@@ -48,10 +50,11 @@ struct sched_batch {
   int32_t n_sample;
   int32_t n_recompute_tok;   /* sum of n_recompute */
   int32_t n_preempted;       /* evictions while building this batch */
+  int32_t n_hit_tok;         /* prefix-cache hits of the requests admitted in this batch */
 };
 
 /* w_cap: most requests this replica can ever hold waiting (the workload's request count). */
-int sched_init(struct sched *s, struct seq *seqs, int64_t kv_blocks, int block_size,
+int sched_init(struct sched *s, struct seq *seqs, int64_t kv_blocks, int block_size, int prefix_caching,
                int max_num_seqs, int max_num_batched_tokens, int64_t w_cap);
 void sched_destroy(struct sched *s);
 int sched_batch_init(struct sched_batch *b, int cap);

@@ -32,6 +32,9 @@ struct seq {
 };
 
 void seq_init(struct seq *s, int32_t in_tok, int32_t out_tok);
+/* Names the request for the prefix cache: its id, and the first group_tok prompt tokens it shares
+ * with prefix group `group` (-1 = none). */
+void seq_set_prefix(struct seq *s, int32_t id, int32_t group, int32_t group_tok, int block_size);
 /* Tokens whose KV the next forward needs: the prompt plus every generated token. */
 static inline int32_t seq_num_tokens(const struct seq *s) { return s->in_tok + s->n_out; }
 /* Tokens not yet computed or scheduled (0 for a decode whose token is in flight). */

@@ -120,6 +120,7 @@ static int sim_try_schedule(struct sim_state *st, int r) {
     st->res->counts.n_steps++;
     st->res->counts.n_prefill_tokens += b->n_tok - b->n_decode;
     st->res->counts.n_recompute_tokens += b->n_recompute_tok;
+    st->res->counts.n_cached_tokens += b->n_hit_tok;
     if (b->n > st->res->counts.max_batch) st->res->counts.max_batch = b->n;
     if (R->n_inflight == 0) R->active_since_ns = st->q.now_ns;
     R->n_inflight++;
@@ -300,6 +301,7 @@ int sim_run(const struct sim_config *cfg, const struct trace *tr, struct sim_res
   for (int64_t i = 0; i < st.n; i++) {
     const struct trace_req *t = &tr->reqs[i];
     seq_init(&st.seqs[i], t->in_tok, t->out_tok);
+    seq_set_prefix(&st.seqs[i], (int32_t)i, t->prefix_id, t->prefix_tok, cfg->engine.block_size);
     st.rq[i] = (struct sim_req_result){.start_ns = t->arrival_ns, .first_tok_ns = -1, .penult_tok_ns = -1,
                                         .done_ns = -1, .in_tok = t->in_tok, .out_tok = 0,
                                         .replica = -1, .ok = 0};
@@ -311,7 +313,8 @@ int sim_run(const struct sim_config *cfg, const struct trace *tr, struct sim_res
   for (int r = 0; r < st.dp; r++) {
     struct sim_replica *R = &st.rep[r];
     /* every request could wait on one replica (least-outstanding can pile them up) */
-    if ((rc = sched_init(&R->sched, st.seqs, cfg->kv_blocks, cfg->engine.block_size, cfg->engine.max_num_seqs,
+    if ((rc = sched_init(&R->sched, st.seqs, cfg->kv_blocks, cfg->engine.block_size,
+                         cfg->engine.enable_prefix_caching, cfg->engine.max_num_seqs,
                          cfg->engine.max_num_batched_tokens, n)))
       goto fail;
     for (int s = 0; s < st.pp; s++)

@@ -81,6 +81,7 @@ struct sim_counts {
   int64_t n_tokens;                /* tokens generated */
   int64_t n_prefill_tokens;        /* prompt tokens computed (recompute included) */
   int64_t n_recompute_tokens;
+  int64_t n_cached_tokens;         /* prompt tokens served from the prefix cache */
   int64_t max_batch;               /* largest batch (requests) */
 };
 

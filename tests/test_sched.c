@@ -15,7 +15,7 @@ static void setup(int n, const int *in_tok, int out_tok, int64_t kv_blocks, int 
   sched_destroy(&S);
   sched_batch_destroy(&B);
   for (int i = 0; i < n; i++) seq_init(&seqs[i], in_tok[i], out_tok);
-  CHECK(sched_init(&S, seqs, kv_blocks, 16, max_seqs, budget, 16) == 0);
+  CHECK(sched_init(&S, seqs, kv_blocks, 16, 0, max_seqs, budget, 16) == 0);
   CHECK(sched_batch_init(&B, max_seqs) == 0);
   for (int i = 0; i < n; i++) CHECK(sched_add(&S, i) == 0);
 }
@@ -140,6 +140,26 @@ int main(void) {
   CHECK(B3.n == 2 && B3.ids[0] == 2 && B3.ids[1] == 3 && B3.n_new[0] == 1);
   sched_batch_destroy(&B2);
   sched_batch_destroy(&B3);
+
+  /* prefix caching: 1 shares its first 96 tokens (6 blocks) with 0; admitted after 0 was
+   * scheduled, it computes only the rest and attends over the 96 cached tokens */
+  sched_destroy(&S);
+  sched_batch_destroy(&B);
+  seq_init(&seqs[0], 200, 3);
+  seq_init(&seqs[1], 150, 3);
+  seq_set_prefix(&seqs[0], 0, 7, 96, 16);
+  seq_set_prefix(&seqs[1], 1, 7, 96, 16);
+  CHECK(sched_init(&S, seqs, 100, 16, 1, 8, 4096, 16) == 0);
+  CHECK(sched_batch_init(&B, 8) == 0);
+  CHECK(sched_add(&S, 0) == 0);
+  STEP_IS("0:200");
+  CHECK(B.n_hit_tok == 0);
+  CHECK(sched_add(&S, 1) == 0);
+  sched_complete(&S, &B);
+  STEP_IS("0:1,1:54");
+  CHECK(B.n_hit_tok == 96 && B.n_ctx[1] == 96 && S.n_hit_tok == 96);
+  CHECK(S.kv.n_free == 100 - 13 - 4);  /* 0 holds 13 blocks, 1 adds 4 of its own */
+  sched_complete(&S, &B);
 
   sched_destroy(&S);
   sched_batch_destroy(&B);
