@@ -37,6 +37,12 @@
 #else
 #define CLI_HAVE_ROOFLINE 0
 #endif
+#if __has_include("sim/cost_calib.h") && CLI_HAVE_ROOFLINE
+#include "sim/cost_calib.h"
+#define CLI_HAVE_CALIB 1
+#else
+#define CLI_HAVE_CALIB 0
+#endif
 
 #define CLI_MAX_RUNS 32
 #define CLI_MAX_LAYOUTS 8
@@ -82,7 +88,8 @@ static void cli_usage(FILE *f, int bench) {
           "        [--prompt-inflation F, default 0.053])\n"
           "    --trace FILE [--trace-format F] [--parallel N]  replay arrivals (closed loop with --parallel)\n"
           "    --poisson RATE --number M [--lengths-from FILE]  open-loop Poisson arrivals\n"
-          "  --cost roofline|constant [--constant-step-us U --constant-token-us U] [--route-skew Z]\n"
+          "  --cost roofline|calibrated|constant [--constant-step-us U --constant-token-us U] [--route-skew Z]\n"
+          "      (calibrated reads servesim-exec measurements from --db, default servesim.db)\n"
           "  --dispatch rr|lor (DP replicas: round robin | least outstanding requests)\n"
           "  --seed S  --slo ttft=2s,tpot=100ms,e2el=60s  --json  --breakdown  --requests-csv FILE  --db FILE\n"
           "%s",
@@ -241,8 +248,8 @@ static int cli_parse(struct simcli *c, int argc, char **argv) {
     } else if (VAL("--cost")) {
       if (n > 0) {
         c->cost = v;
-        if (strcmp(v, "roofline") && strcmp(v, "constant"))
-          rc = err_set(ERR_INPUT, "--cost '%s': use roofline or constant", v);
+        if (strcmp(v, "roofline") && strcmp(v, "constant") && strcmp(v, "calibrated"))
+          rc = err_set(ERR_INPUT, "--cost '%s': use roofline, calibrated or constant", v);
       }
     } else if (VAL("--constant-step-us")) { if (n > 0) rc = cli_parse_double("--constant-step-us", v, 0, &c->const_step_us);
     } else if (VAL("--constant-token-us")) { if (n > 0) rc = cli_parse_double("--constant-token-us", v, 0, &c->const_tok_us);
@@ -409,6 +416,19 @@ static int cli_deploy_init(const struct simcli *c, const struct layout *l, struc
     if (!d->cm.stage_ns) return err_set(ERR_NOMEM, "out of memory for the cost model");
     return ERR_OK;
   }
+#if CLI_HAVE_CALIB
+  if (!strcmp(c->cost, "calibrated")) {
+    struct cost_roofline_opts o;
+    cost_roofline_opts_default(&o);
+    if (c->route_skew >= 0) o.route_skew = c->route_skew;
+    o.route_seed = rng_derive(c->seed, 0x726f757465ULL);
+    /* measurements come from the store (--db, default servesim.db) */
+    return cost_calib_create_db(&d->m, &d->h, &d->l, &d->e, c->a.db, &o, &d->cm);
+  }
+#else
+  if (!strcmp(c->cost, "calibrated"))
+    return err_set(ERR_INPUT, "--cost calibrated is not built in this version: use --cost roofline");
+#endif
 #if CLI_HAVE_ROOFLINE
   return cli_roofline_create(c, d);
 #else
@@ -417,6 +437,20 @@ static int cli_deploy_init(const struct simcli *c, const struct layout *l, struc
 }
 
 static void cli_deploy_free(struct cli_deploy *d) { cost_destroy(&d->cm); }
+
+/* The calibrated model says how much of the time came from measurements. */
+static void cli_calib_line(FILE *f, const struct cli_deploy *d) {
+#if CLI_HAVE_CALIB
+  if (d->cm.name && !strcmp(d->cm.name, "calibrated")) {
+    char buf[1024];
+    cost_calib_summary(&d->cm, buf, sizeof buf);
+    fprintf(f, "%s\n", buf);
+  }
+#else
+  (void)f;
+  (void)d;
+#endif
+}
 
 static void cli_deploy_header(FILE *f, const struct cli_deploy *d, const char *name) {
   fprintf(f, "deployment: %s on %d x %s, %s, cost model %s\n", d->m.name, d->n_gpus, d->h.name, name, d->cm.name);
@@ -596,6 +630,7 @@ int cli_simulate(int argc, char **argv) {
       printf("\n");
       report_breakdown(stdout, &res, &d.l);
     }
+    cli_calib_line(stdout, &d);
   }
 out:
   free(res.reqs);
@@ -682,7 +717,10 @@ int cli_bench(int argc, char **argv) {
       trace_free(&t);
     }
     if (c.a.json && c.n_layouts > 1) printf("\n        ]\n    }");
-    else if (!c.a.json) printf("\n");
+    else if (!c.a.json) {
+      cli_calib_line(stdout, &d);
+      printf("\n");
+    }
     first_json = 0;
     cli_deploy_free(&d);
   }
