@@ -95,7 +95,8 @@ static void cli_usage(FILE *f, int bench) {
           "%s",
           bench ? "bench" : "simulate",
           bench ? "  bench: --parallel 1 10 50 100 --number 10 20 100 200 (one run each);\n"
-                  "         --layout \"tp=8,ep\" --layout \"tp=4,pp=2\" compares layouts\n"
+                  "         --layout \"tp=8,ep\" --layout \"tp=4,pp=2\" compares layouts;\n"
+                  "         --requests-csv FILE writes FILE.<layout>.p<concurrency>.csv (e.g. FILE.tp8-ep.p10.csv)\n"
                 : "");
 }
 
@@ -691,8 +692,13 @@ int cli_bench(int argc, char **argv) {
         sum[L * CLI_MAX_RUNS + k] = res.metrics.es;
         if (c.db_given) rc = cli_db_save(&c, &d, desc, parallel, &res);
         if (c.requests_csv && !rc) {
-          char path[1024];
-          snprintf(path, sizeof path, "%s.%s.p%d.csv", c.requests_csv, c.layout_names[L], parallel);
+          /* FILE.<layout>.p<concurrency>.csv, the layout spelt without '=' and ',' */
+          char path[1024], lname[64];
+          int w = 0;
+          for (const char *ch = c.layout_names[L]; *ch && w < (int)sizeof lname - 1; ch++)
+            if (*ch != '=') lname[w++] = *ch == ',' ? '-' : *ch;
+          lname[w] = '\0';
+          snprintf(path, sizeof path, "%s.%s.p%d.csv", c.requests_csv, lname, parallel);
           rc = report_requests_csv(path, res.reqs, res.n_reqs);
         }
       }

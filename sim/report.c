@@ -211,6 +211,12 @@ void report_breakdown(FILE *f, const struct sim_result *res, const struct layout
           (long long)(c->n_cached_tokens + c->n_prefill_tokens), (long long)c->max_batch);
 }
 
+/* A CSV number: 9 decimals, or an empty field for NaN (no platform-dependent "-nan"). */
+static void report_csv_num(FILE *f, double x, int last) {
+  if (isnan(x)) fputs(last ? "\n" : ",", f);
+  else fprintf(f, last ? "%.9f\n" : "%.9f,", x);
+}
+
 int report_requests_csv(const char *path, const struct sim_req_result *reqs, int64_t n) {
   FILE *f = fopen(path, "w");
   if (!f) return err_set(ERR_IO, "--requests-csv %s: cannot open for writing", path);
@@ -221,9 +227,12 @@ int report_requests_csv(const char *path, const struct sim_req_result *reqs, int
     double lat = (r->done_ns - r->start_ns) * 1e-9;
     double ttft = r->first_tok_ns >= 0 ? (r->first_tok_ns - r->start_ns) * 1e-9 : NAN;
     double tpot = r->out_tok > 2 ? (r->penult_tok_ns - r->first_tok_ns) * 1e-9 / (r->out_tok - 2) : NAN;
-    fprintf(f, "%lld,%d,%d,%d,%d,%d,%lld,%lld,%lld,%lld,%.9f,%.9f,%.9f\n", (long long)i, r->replica, r->ok,
-            r->in_tok, r->out_tok, r->n_preempt, (long long)r->start_ns, (long long)r->first_tok_ns,
-            (long long)r->penult_tok_ns, (long long)r->done_ns, ttft, tpot, lat);
+    fprintf(f, "%lld,%d,%d,%d,%d,%d,%lld,%lld,%lld,%lld,", (long long)i, r->replica, r->ok, r->in_tok, r->out_tok,
+            r->n_preempt, (long long)r->start_ns, (long long)r->first_tok_ns, (long long)r->penult_tok_ns,
+            (long long)r->done_ns);
+    report_csv_num(f, ttft, 0);
+    report_csv_num(f, tpot, 0);
+    report_csv_num(f, lat, 1);
   }
   if (fclose(f) != 0) return err_set(ERR_IO, "--requests-csv %s: write failed", path);
   return ERR_OK;

@@ -29,7 +29,8 @@ void report_vllm(FILE *f, const struct metrics *m);
 /* Text: where the time goes (cost terms, bubble, idle, recompute), busy fraction per GPU,
  * event and step counts. */
 void report_breakdown(FILE *f, const struct sim_result *res, const struct layout *l);
-/* Per-request CSV: times in ns from the run start plus the derived seconds. */
+/* Per-request CSV: times in ns from the run start (-1: none) plus the derived seconds (empty:
+ * none, e.g. the TTFT of a rejected request). */
 int report_requests_csv(const char *path, const struct sim_req_result *reqs, int64_t n);
 
 #endif

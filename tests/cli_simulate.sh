@@ -55,6 +55,10 @@ run 0 bench $M $RAND --parallel 1 --number 2 --layout "tp=8,ep" --layout "tp=4,p
 python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); assert [x["layout"] for x in a]==["tp=8,ep","tp=4,pp=2"] and len(a[0]["results"])==1' "$TMP/out" \
   || fail "multi-layout bench --json"
 
+# bench writes one requests CSV per layout and concurrency
+run 0 bench $M $RAND --parallel 1 2 --number 1 2 --layout "tp=8,ep" --requests-csv "$TMP/r.csv"
+[ -f "$TMP/r.csv.tp8-ep.p1.csv" ] && [ -f "$TMP/r.csv.tp8-ep.p2.csv" ] || fail "bench per-run request CSVs missing: $(ls "$TMP")"
+
 # 3. determinism: same inputs and seed, byte-identical JSON and CSV; another seed differs
 A="$M $EP --dataset random --min-prompt-length 100 --max-prompt-length 2000 --min-tokens 10 --max-tokens 200 --number 40 --parallel 8"
 run 0 simulate $A --seed 5 --json --requests-csv "$TMP/a.csv"; cp "$TMP/out" "$TMP/a.json"
