@@ -30,6 +30,8 @@ static void cli_plan_usage(FILE *f) {
           "  --gpus 8 | 1-8 | 4,8            GPU counts to try\n"
           "  --hardware a100-40g-pcie,h100-sxm   hardware specs (names under specs/hardware)\n"
           "  -tp/-pp/-dp N                   pin one dimension (default: every divisor)\n"
+          "  --layout tp=8,ep --layout tp=4,pp=2   only these layouts (servesim bench's grammar;\n"
+          "                                  --gpus defaults to their GPU counts)\n"
           "  --expert-parallel on,off        try EP on, off or both (default both;\n"
           "                                  --enable-expert-parallel = on only)\n"
           "  --max-num-seqs 128,256,512      engine knob grid (default: the card's vLLM default)\n"
@@ -69,7 +71,9 @@ struct cli_plan_opts {
   int in_min, in_max, out_min, out_max, prefix_len;
   double inflation;
   int top_n, json, no_progress, threads;
-  int load_max_set;                /* --load-max given: else 64 x the rate, or --number clients */
+  int load_max_set;
+  int n_layouts;
+  struct layout layouts[PLAN_MAX_LAYOUTS];                /* --load-max given: else 64 x the rate, or --number clients */
   int cost_kind;
   double const_step_us, const_tok_us, route_skew;
   int dispatch;
@@ -106,6 +110,14 @@ static int cli_plan_flag(struct cli_plan_opts *o, int argc, char **argv, int i) 
   if (!strcmp(a, "--no-progress")) return o->no_progress = 1, 1;
   if (!strcmp(a, "--progress")) return o->no_progress = -1, 1;
   if (!strcmp(a, "--json")) return o->json = 1, 1;
+  if ((n = cli_args_value(argc, argv, i, "--layout", &v)) != 0) {
+    if (n < 0) return -1;
+    if (o->n_layouts == PLAN_MAX_LAYOUTS)
+      return err_set(ERR_INPUT, "--layout: at most %d layouts", PLAN_MAX_LAYOUTS), -1;
+    if (plan_space_parse_layout(v, &o->layouts[o->n_layouts])) return -1;
+    o->n_layouts++;
+    return n;
+  }
   /* Lists: intercepted before the shared parser, which takes one value per flag. */
   static const char *const lists[] = {"--hardware", "--gpus", "--max-num-seqs",
                                       "--max-num-batched-tokens", "--cuda-graphs",
@@ -357,12 +369,21 @@ int cli_plan(int argc, char **argv) {
     goto out;
   }
   if ((rc = cli_plan_hardware(o.hardware, space))) goto out;
-  if (!o.gpus) {
+  if (!o.gpus && !o.n_layouts) {
     rc = err_set(ERR_INPUT, "plan: --gpus is required (8, 1-8 or 4,8)");
     goto out;
   }
-  if ((rc = plan_space_parse_gpus(o.gpus, space->gpu_counts, PLAN_MAX_GPU_COUNTS, &space->n_gpu_counts)))
-    goto out;
+  if (o.gpus) {
+    if ((rc = plan_space_parse_gpus(o.gpus, space->gpu_counts, PLAN_MAX_GPU_COUNTS, &space->n_gpu_counts)))
+      goto out;
+  } else { /* the listed layouts' own GPU counts */
+    char list[PLAN_MAX_LAYOUTS * 8] = "";
+    for (int k = 0, off = 0; k < o.n_layouts; k++)
+      off += snprintf(list + off, sizeof list - (size_t)off, "%s%d", k ? "," : "", layout_n_gpus(&o.layouts[k]));
+    if ((rc = plan_space_parse_gpus(list, space->gpu_counts, PLAN_MAX_GPU_COUNTS, &space->n_gpu_counts))) goto out;
+  }
+  space->n_layouts = o.n_layouts;
+  memcpy(space->layouts, o.layouts, sizeof o.layouts);
   if (o.seqs && (rc = plan_space_parse_ints("--max-num-seqs", o.seqs, space->seqs, PLAN_MAX_KNOB, &space->n_seqs)))
     goto out;
   if (o.mbt && (rc = plan_space_parse_ints("--max-num-batched-tokens", o.mbt, space->mbt, PLAN_MAX_KNOB,

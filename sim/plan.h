@@ -24,6 +24,7 @@
 #define PLAN_MAX_KNOB 16
 #define PLAN_MAX_SLO 8
 #define PLAN_MAX_GPUS 1024
+#define PLAN_MAX_LAYOUTS 32
 
 /* ---- the search space ---- */
 
@@ -37,6 +38,8 @@ struct plan_space {
   int gpu_counts[PLAN_MAX_GPU_COUNTS]; /* ascending, unique */
   int ep_mode;                         /* enum plan_ep_mode */
   int tp, pp, dp;                      /* > 0 pins that dimension; 0 enumerates it */
+  int n_layouts;                       /* > 0: only these layouts (--layout, as servesim bench) */
+  struct layout layouts[PLAN_MAX_LAYOUTS];
   /* Engine knob grids crossed with every layout; an empty list keeps engine[hw]'s value. */
   int n_seqs;
   int seqs[PLAN_MAX_KNOB];             /* --max-num-seqs values */
@@ -63,6 +66,8 @@ struct plan_cand {
 int plan_space_parse_gpus(const char *s, int *counts, int max_counts, int *n_counts);
 /* Parses "on,off" / "off" / "on" for --cuda-graphs. */
 int plan_space_parse_onoff(const char *flag, const char *s, int *vals, int *n_vals);
+/* Parses servesim bench's --layout grammar: "tp=4,pp=2", "tp=8,ep", "tp=2,dp=4,ep=1". */
+int plan_space_parse_layout(const char *s, struct layout *l);
 /* Parses "128,256,512" into positive ints. */
 int plan_space_parse_ints(const char *flag, const char *s, int *vals, int max_vals, int *n_vals);
 /* Enumerates hardware, count, tp, pp, dp, ep, seqs, mbt, graphs (outermost first), running

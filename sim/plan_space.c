@@ -105,6 +105,47 @@ int plan_space_parse_onoff(const char *flag, const char *s, int *vals, int *n_va
   return ERR_OK;
 }
 
+int plan_space_parse_layout(const char *s, struct layout *l) {
+  *l = (struct layout){.tp = 1, .pp = 1, .dp = 1, .ep = 0};
+  if (!s || !*s) return err_set(ERR_INPUT, "--layout: empty value");
+  const char *p = s;
+  for (;;) {
+    const char *comma = strchr(p, ',');
+    const char *end = comma ? comma : p + strlen(p);
+    const char *eq = memchr(p, '=', (size_t)(end - p));
+    size_t klen = (size_t)((eq ? eq : end) - p);
+    int v = 1, rc;
+    if (eq && (rc = plan_space_int("--layout", eq + 1, end, PLAN_MAX_GPUS, &v))) {
+      if (klen == 2 && !strncmp(p, "ep", 2) && eq + 2 == end && eq[1] == '0') v = 0; /* ep=0 */
+      else return err_wrap(rc, "--layout '%s'", s);
+    }
+    if (klen == 2 && !strncmp(p, "tp", 2) && eq)
+      l->tp = v;
+    else if (klen == 2 && !strncmp(p, "pp", 2) && eq)
+      l->pp = v;
+    else if (klen == 2 && !strncmp(p, "dp", 2) && eq)
+      l->dp = v;
+    else if (klen == 2 && !strncmp(p, "ep", 2))
+      l->ep = v != 0;
+    else
+      return err_set(ERR_INPUT, "--layout '%s': '%.*s' is not tp=N, pp=N, dp=N or ep", s,
+                     (int)(end - p), p);
+    if (!comma) break;
+    p = comma + 1;
+  }
+  if (layout_n_gpus(l) > PLAN_MAX_GPUS)
+    return err_set(ERR_INPUT, "--layout '%s': more than %d GPUs", s, PLAN_MAX_GPUS);
+  return ERR_OK;
+}
+
+static int plan_space_listed(const struct plan_space *s, int tp, int pp, int dp, int ep) {
+  for (int i = 0; i < s->n_layouts; i++) {
+    const struct layout *l = &s->layouts[i];
+    if (l->tp == tp && l->pp == pp && l->dp == dp && l->ep == ep) return 1;
+  }
+  return 0;
+}
+
 void plan_cand_layout_str(const struct plan_cand *c, char *buf, int buf_len) {
   snprintf(buf, (size_t)buf_len, "TP%dxPP%dxDP%d%s", c->layout.tp, c->layout.pp, c->layout.dp,
            c->layout.ep ? " EP" : "");
@@ -171,8 +212,11 @@ int plan_space_enumerate(const struct plan_space *s, const struct model_spec *m,
           for (int ep = 0; ep <= 1; ep++) {
             if (ep && (!moe || s->ep_mode == PLAN_EP_OFF)) continue;
             if (!ep && moe && s->ep_mode == PLAN_EP_ON) continue;
-            /* EP over one rank is plain TP=1: listing it twice would only duplicate a row. */
-            if (ep && tp * dp == 1 && s->ep_mode == PLAN_EP_BOTH) continue;
+            if (s->n_layouts) {
+              if (!plan_space_listed(s, tp, pp, dp, ep)) continue;
+            } else if (ep && tp * dp == 1 && s->ep_mode == PLAN_EP_BOTH) {
+              continue; /* EP over one rank is plain TP=1: listing it twice only repeats a row */
+            }
             for (int k = 0; k < n_seqs * n_mbt * n_graphs; k++) {
               struct plan_cand c;
               memset(&c, 0, sizeof c);

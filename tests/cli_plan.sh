@@ -86,7 +86,17 @@ fi
 [ $? -eq 1 ] && grep -q "no candidate meets the SLO" "$T/err" && grep -q "none of the candidates meets" "$T/out" \
   && ok || fail "impossible SLO: $(cat "$T/err")"
 
-# 7. bad input: one line, exit 2
+# 7. the seed's acceptance between its two working layouts (the answer rests on the roofline
+# cost model; bench agreement above is the planner's own invariant): at concurrency 1 EP=8 has
+# the lowest TPOT, at 100 TP=4 x PP=2 the highest throughput, and TP=8 alone is rejected
+SEEDL=(--model qwen3-235b-a22b-gptq-int4 --hardware a100-40g-pcie --layout tp=8,ep --layout tp=4,pp=2 --layout tp=8)
+"$BIN" plan "${SEEDL[@]}" --dataset random --parallel 1 --number 10 --objective tpot >"$T/c1" 2>/dev/null
+grep -qE "^ +1 +a100-40g-pcie +8 +TP8xPP1xDP1 EP " "$T/c1" && ok || fail "concurrency 1: EP=8 not first by TPOT: $(head -9 "$T/c1")"
+grep -q "candidates: 3 (2 feasible, 1 rejected)" "$T/c1" && ok || fail "seed layouts: $(head -4 "$T/c1")"
+"$BIN" plan "${SEEDL[@]}" --dataset random --parallel 100 --number 200 >"$T/c100" 2>/dev/null
+grep -qE "^ +1 +a100-40g-pcie +8 +TP4xPP2xDP1 " "$T/c100" && ok || fail "concurrency 100: TP4xPP2 not first: $(head -9 "$T/c100")"
+
+# 8. bad input: one line, exit 2
 expect_err 2 "unknown flag '--bogus'" "$BIN" plan "${SEED[@]}" "${LOAD[@]}" --bogus
 expect_err 2 "--model is required" "$BIN" plan --hardware a100-40g-pcie --gpus 8 "${LOAD[@]}"
 expect_err 2 "--gpus" "$BIN" plan --model qwen3-235b-a22b-gptq-int4 --hardware a100-40g-pcie --gpus 8-2 "${LOAD[@]}"
@@ -100,6 +110,7 @@ printf 'arrival_s,input_tokens,output_tokens\n0.0,10,5\n0.5,abc,5\n' >"$T/bad.cs
 expect_err 2 "bad.csv:3" "$BIN" plan "${SEED[@]}" --trace "$T/bad.csv"
 expect_err 2 "needs --gpu-hour-cost" "$BIN" plan "${SEED[@]}" "${LOAD[@]}" --objective cost
 expect_err 2 "--threads" "$BIN" plan "${SEED[@]}" "${LOAD[@]}" --threads 0
+expect_err 2 "--layout 'tp=4,xx=2'" "$BIN" plan "${SEED[@]}" "${LOAD[@]}" --layout tp=4,xx=2
 
 echo "cli_plan: $passes passed, $fails failed"
 [ "$fails" -eq 0 ] || exit 1
