@@ -303,6 +303,10 @@ static int cli_parse(struct simcli *c, int argc, char **argv) {
   }
   if (c->poisson_rps > 0 && c->n_number != 1)
     return err_set(ERR_INPUT, "--poisson needs one --number (requests to generate)"), -1;
+  if (c->poisson_rps > 0 && c->n_parallel)
+    return err_set(ERR_INPUT, "--parallel is for closed loops (--dataset random, --trace); --poisson is open loop"), -1;
+  if (c->lengths_from && !(c->poisson_rps > 0))
+    return err_set(ERR_INPUT, "--lengths-from goes with --poisson (a --trace brings its own lengths)"), -1;
   if (c->trace_path && c->n_parallel > 1 && c->n_number != c->n_parallel && c->n_number != 0)
     return err_set(ERR_INPUT, "--parallel has %d values but --number has %d", c->n_parallel, c->n_number), -1;
   if (!c->bench && (c->n_parallel > 1 || c->n_layouts > 1))

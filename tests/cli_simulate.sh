@@ -111,6 +111,12 @@ run 2 simulate $M $EP; one_line; has "workload" err
 run 2 simulate --hardware a100-40g-pcie $EP --dataset random --number 1; one_line; has "--model" err
 run 2 bench $M --layout "tp=4,qq=2" $RAND --parallel 1 --number 1; one_line; has "qq" err
 run 2 simulate $M $EP --cost magic --dataset random --number 1; one_line; has "--cost" err
+run 2 simulate $M $EP --poisson 2 --number 10 --parallel 4; one_line; has "--parallel" err
+run 2 simulate $M $EP --poisson 0 --number 10; one_line; has "--poisson" err
+# open-loop Poisson with lengths resampled from a trace file
+run 0 simulate $M $EP --poisson 50 --number 30 --lengths-from "$TMP/t.csv" --json
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; assert s["Total requests"]==30 and s["Succeed requests"]==30 and s["Number of concurrency"]==0, s' "$TMP/out" \
+  || fail "poisson run"
 printf 'arrival_s,input_tokens,output_tokens\n0.0,abc,5\n' >"$TMP/bad.csv"
 run 2 simulate $M $EP --trace "$TMP/bad.csv"; one_line; has "bad.csv" err
 # an impossible layout: exit 1 naming vLLM's error
