@@ -313,13 +313,14 @@ static void bench_moe(const std::vector<int> &Ts, struct rng *r) {
 }
 
 int main(int argc, char **argv) {
-  int quick = 0, only_moe = 0, only_gemm = 0;
+  int quick = 0, only_moe = 0, only_gemm = 0, tune = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick")) quick = 1;
+    else if (!strcmp(argv[i], "--tune")) tune = 1;
     else if (!strcmp(argv[i], "--moe")) only_moe = 1;
     else if (!strcmp(argv[i], "--gemm")) only_gemm = 1;
     else {
-      fprintf(stderr, "bench_kernels: unknown flag %s (flags: --quick, --moe, --gemm)\n", argv[i]);
+      fprintf(stderr, "bench_kernels: unknown flag %s (flags: --quick, --tune, --moe, --gemm)\n", argv[i]);
       return 2;
     }
   }
@@ -337,6 +338,8 @@ int main(int argc, char **argv) {
   measure_copy();
   printf("device: %s, %d SMs, L2 %zu MiB, driver API %d, runtime %d\n", prop.name, prop.multiProcessorCount,
          g_l2_bytes >> 20, drv, rt);
+  const char *var = getenv("SERVESIM_W4_VARIANT");
+  printf("SERVESIM_W4_VARIANT=%s\n", var ? var : "(default)");
   printf("device-to-device copy: %.0f GB/s (read + write); floor = int4 weight + scale bytes / that\n", g_copy_gbs);
   struct rng r;
   rng_seed(&r, 20261128);
@@ -360,6 +363,10 @@ int main(int argc, char **argv) {
       Ms = {1, 4, 16, 64, 256};
       shapes.resize(4);
     }
+    if (tune) { /* the decode sizes, for comparing SERVESIM_W4_VARIANT settings */
+      Ms = {1, 8, 16};
+      shapes.resize(4);
+    }
     printf("\n| shape | TP | K | N | M | w4a16 us | GB/s | ratio to floor | floor us | cuBLAS bf16 us | speedup | TFLOP/s | nmse |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (const shape &s : shapes) bench_gemm(blas, s, Ms, ws, ws_bytes, &r);
@@ -369,6 +376,7 @@ int main(int argc, char **argv) {
   if (!only_gemm) {
     std::vector<int> Ts = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
     if (quick) Ts = {1, 8, 64, 512};
+    if (tune) Ts = {1, 8, 32};
     bench_moe(Ts, &r);
   }
   printf("\nvalidation: %s\n", g_pass ? "all configurations passed" : "SOME CONFIGURATIONS FAILED");

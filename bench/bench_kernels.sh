@@ -42,4 +42,10 @@ for t in $TESTS; do
     echo "FAIL $t (rc $?):"; tail -15 "$OUT/$t.log"
   fi
 done | tee "$OUT/tests.txt"
+if [ "${TUNE:-0}" = 1 ]; then
+  for v in 0 1 2 3 4 5; do
+    SERVESIM_W4_VARIANT=$v timeout 120 "$BIN/bench_kernels" --tune 2>&1 | grep -E "VARIANT|^\| (qkv|o_proj|gate_up|down) |^\| (1|8|32) \||validation"
+  done > "$OUT/tune.txt" 2>&1
+  cat "$OUT/tune.txt"
+fi
 timeout 400 "$BIN/bench_kernels" "$@" 2>&1 | tee "$OUT/bench.txt"

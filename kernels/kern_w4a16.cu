@@ -58,7 +58,7 @@ __device__ __forceinline__ void w4_commit() { asm volatile("cp.async.commit_grou
 template <int N>
 __device__ __forceinline__ void w4_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
 
-template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS>
+template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING>
 __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
   static_assert(WK * WN * WM == 4, "4 warps per block");
   static_assert(!XS || (WK == 1 && WM == 1), "shared activation tiles: warps split N only");
@@ -207,7 +207,7 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
       }
     }
     w4_wait<0>();
-  } else {
+  } else if constexpr (RING) {
     /* Main loop: a per-thread ring of S stages in shared memory, filled with cp.async, keeps
      * S-1 k64 chunks of loads in flight per warp without holding them in registers. Each thread
      * reads back only what it copied itself, so no barrier is needed. Slots per stage: NT weight
@@ -274,6 +274,53 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
       }
     }
     w4_wait<0>();
+  } else {
+    /* Register pipeline: S chunks of loads issued back to back, then consumed. */
+    for (int base = c_begin + kw; base < c_end; base += WK * S) {
+      uint4 wq[S][NT];
+      uint32_t sc[S][NT];
+      uint4 xv[S][MT][2];
+  #pragma unroll
+      for (int u = 0; u < S; u++) {
+        const int c = base + u * WK;
+        const bool cv = c < c_end;
+  #pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+          const bool ok = cv && nt0 + nt < NT16;
+          wq[u][nt] = ok ? __ldg(qrep + ((size_t)(nt0 + nt) * KC + c) * 32 + lane) : make_uint4(0, 0, 0, 0);
+          sc[u][nt] = ok ? __ldg(srep + ((size_t)(c >> 1) * NT16 + nt0 + nt) * 8 + g) : 0u;
+        }
+  #pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+          if (cv && rvalid[mt]) {
+            const uint4 *p = reinterpret_cast<const uint4 *>(xrow[mt] + (size_t)c * 64);
+            xv[u][mt][0] = __ldg(p);
+            xv[u][mt][1] = __ldg(p + 1);
+          } else {
+            xv[u][mt][0] = xv[u][mt][1] = make_uint4(0, 0, 0, 0);
+          }
+        }
+      }
+  #pragma unroll
+      for (int u = 0; u < S; u++) {
+        if (base + u * WK >= c_end) break;
+  #pragma unroll
+        for (int s = 0; s < 4; s++) {
+  #pragma unroll
+          for (int nt = 0; nt < NT; nt++) {
+            const uint32_t q = s == 0 ? wq[u][nt].x : s == 1 ? wq[u][nt].y : s == 2 ? wq[u][nt].z : wq[u][nt].w;
+            uint32_t af[4];
+            w4_dequant(q, __byte_perm(sc[u][nt], 0, 0x1010), __byte_perm(sc[u][nt], 0, 0x3232), af);
+  #pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+              const uint4 &lo = xv[u][mt][s >> 1];
+              const uint32_t b0 = (s & 1) ? lo.z : lo.x, b1 = (s & 1) ? lo.w : lo.y;
+              kern_mma_bf16(acc[nt][mt], af, b0, b1);
+            }
+          }
+        }
+      }
+    }
   }
 
   /* In-block reduction over the WK warps that split K. */
@@ -437,20 +484,21 @@ int w4a16_num_sms(void) {
 
 /* Split-K capacity of a workspace: splits * padded rows <= kSplitRows; block tiles that split
  * <= kCounters. */
-constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384;
+constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384, kDefaultVariant = 0;
 
 int64_t w4a16_npad(int N) { return ((int64_t)N + 127) / 128 * 128; }
 
 /* One kernel configuration: its dynamic shared memory (the cp.async ring) and how many of its
  * blocks fit on one SM, both fixed per instantiation and computed once. */
-template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS>
+template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING>
 struct W4Cfg {
   static constexpr int BM = WM * MT * 8, BN = WN * NT * 16;
-  static constexpr size_t kSmem = XS ? (size_t)S * (BM * 72 * 2 + (NT + 1) * 16 * 128)
-                                       : (size_t)S * (NT + 2 * MT + 1) * 16 * 128;
+  static constexpr size_t kSmem = XS     ? (size_t)S * (BM * 72 * 2 + (NT + 1) * 16 * 128)
+                                  : RING ? (size_t)S * (NT + 2 * MT + 1) * 16 * 128
+                                         : 0;
   static int prepare(int *blocks_per_sm) {
     static int occ = -1;
-    auto fn = w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS>;
+    auto fn = w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING>;
     if (occ < 0) {
       KERN_CUDA(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSmem));
       int o = 0;
@@ -462,68 +510,79 @@ struct W4Cfg {
   }
 };
 
-/* Split count for B block tiles when C blocks fit at once: minimise waves * (work per block +
- * a fixed per-block cost of ~0.1 of an unsplit block's work: prologue latency and fix-up). */
-int w4a16_pick_splits(int64_t B, int64_t C, int max_splits) {
-  int best = 1;
-  double best_cost = 1e30;
-  for (int sp = 1; sp <= max_splits; sp++) {
-    const double waves = (double)((B * sp + C - 1) / C);
-    const double cost = waves * (1.0 / sp + 0.1);
-    if (cost < best_cost - 1e-9) { best_cost = cost; best = sp; }
-  }
-  return best;
-}
-
-template <int MT, int NT, int WK, int WN, int WM, int S, bool XS = false>
-int w4a16_launch_dense(const W4Args &a0, void *ws, size_t ws_bytes, cudaStream_t st) {
-  using Cfg = W4Cfg<MT, NT, WK, WN, WM, S, false, false, false, XS>;
+/* One launch of a configuration. Dense: grid (N tiles, M tiles, K splits); the split count
+ * fills about target_per_sm blocks per SM (0: as many as fit), within the workspace. MoE: grid
+ * (N tiles, an upper bound of expert row tiles), no split. */
+template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING>
+int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int target_per_sm, cudaStream_t st) {
+  using Cfg = W4Cfg<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING>;
   constexpr int BM = Cfg::BM, BN = Cfg::BN;
   W4Args a = a0;
   int occ = 1;
   if (int rc = Cfg::prepare(&occ)) return rc;
-  dim3 grid(kern_cdiv(a.N, BN), kern_cdiv(a.M, BM), 1);
-  const int64_t blocks = (int64_t)grid.x * grid.y;
-  const int KC = a.K / 64;
-  int max_splits = kMaxSplits;
-  max_splits = max_splits > KC / WK ? KC / WK : max_splits; /* every warp gets a k64 chunk */
-  while (max_splits > 1 && (int64_t)max_splits * grid.y * BM > kSplitRows) max_splits--;
-  max_splits = max_splits < 1 ? 1 : max_splits;
-  int splits = w4a16_pick_splits(blocks, (int64_t)occ * w4a16_num_sms(), max_splits);
-  /* Workspace: kCounters arrival counters first (fixed place, so calls with different N never
-   * overwrite each other's counters), then the partials. */
-  const size_t part_bytes = (size_t)splits * grid.y * BM * grid.x * BN * sizeof(float);
-  if (splits > 1 && (!ws || blocks > kCounters || ws_bytes < kCounters * sizeof(int32_t) + part_bytes))
-    splits = 1; /* no (or too small a) workspace: still correct, less parallel */
-  if (splits > 1) {
-    a.ws_cnt = (int32_t *)ws;
-    a.ws_part = (float *)((char *)ws + kCounters * sizeof(int32_t));
+  dim3 grid(kern_cdiv(a.N, BN), MOE ? kern_cdiv(rows_max, BM) + a.n_experts : kern_cdiv(a.M, BM), 1);
+  if (!MOE) {
+    const int64_t blocks = (int64_t)grid.x * grid.y;
+    const int KC = a.K / 64;
+    int max_splits = kMaxSplits;
+    max_splits = max_splits > KC / WK ? KC / WK : max_splits; /* every warp gets a k64 chunk */
+    while (max_splits > 1 && (int64_t)max_splits * grid.y * BM > kSplitRows) max_splits--;
+    const int64_t target = (int64_t)(target_per_sm > 0 ? target_per_sm : occ) * w4a16_num_sms();
+    int splits = blocks < target ? (int)((target + blocks - 1) / blocks) : 1;
+    splits = splits > max_splits ? max_splits : splits;
+    splits = splits < 1 ? 1 : splits;
+    /* Workspace: kCounters arrival counters first (fixed place, so calls with different N
+     * never overwrite each other's counters), then the partials. */
+    const size_t part_bytes = (size_t)splits * grid.y * BM * grid.x * BN * sizeof(float);
+    if (splits > 1 && (!ws || blocks > kCounters || ws_bytes < kCounters * sizeof(int32_t) + part_bytes))
+      splits = 1; /* no (or too small a) workspace: still correct, less parallel */
+    if (splits > 1) {
+      a.ws_cnt = (int32_t *)ws;
+      a.ws_part = (float *)((char *)ws + kCounters * sizeof(int32_t));
+    }
+    grid.z = splits;
   }
-  grid.z = splits;
-  w4a16_kernel<MT, NT, WK, WN, WM, S, false, false, false, XS><<<grid, 128, Cfg::kSmem, st>>>(a);
+  w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING><<<grid, 128, Cfg::kSmem, st>>>(a);
   KERN_LAUNCHED();
   return 0;
 }
 
-template <int MT, int NT, int WK, int WN, int WM, int S, bool GATHER, bool SILU, bool XS = false>
-int w4a16_launch_moe(const W4Args &a, int rows_max, cudaStream_t st) {
-  using Cfg = W4Cfg<MT, NT, WK, WN, WM, S, true, GATHER, SILU, XS>;
-  int occ = 1;
-  if (int rc = Cfg::prepare(&occ)) return rc;
-  dim3 grid(kern_cdiv(a.N, Cfg::BN), kern_cdiv(rows_max, Cfg::BM) + a.n_experts, 1);
-  w4a16_kernel<MT, NT, WK, WN, WM, S, true, GATHER, SILU, XS><<<grid, 128, Cfg::kSmem, st>>>(a);
-  KERN_LAUNCHED();
-  return 0;
+/* Small-M variants (M <= 16, or MoE tiles of <= 16 rows), selectable for tuning with
+ * SERVESIM_W4_VARIANT (bench_kernels --variants compares them):
+ *   0 registers, 2 chunks in flight per warp, ~4 blocks/SM   1 registers, 4 chunks, ~4/SM
+ *   2 registers, 2 chunks, ~8/SM                             3 registers, 4 chunks, ~8/SM
+ *   4 cp.async ring of 4 stages, ~4/SM                       5 ring of 8 stages, ~4/SM */
+int w4a16_variant(void) {
+  static int v = -1;
+  if (v < 0) {
+    const char *e = getenv("SERVESIM_W4_VARIANT");
+    v = e && *e ? atoi(e) : kDefaultVariant;
+    if (v < 0 || v > 5) v = kDefaultVariant;
+  }
+  return v;
 }
 
-template <bool GATHER, bool SILU>
-int w4a16_moe(const W4Args &a, int rows_max, cudaStream_t st) {
-  /* Tile height from the mean rows per local expert: decode batches give 1-2 rows each. */
-  const int avg = rows_max / (a.n_experts > 0 ? a.n_experts : 1);
-  if (avg <= 8) return w4a16_launch_moe<1, 2, 4, 1, 1, 4, GATHER, SILU>(a, rows_max, st);
-  if (avg <= 16) return w4a16_launch_moe<2, 2, 4, 1, 1, 4, GATHER, SILU>(a, rows_max, st);
-  if (avg <= 32) return w4a16_launch_moe<4, 2, 4, 1, 1, 3, GATHER, SILU>(a, rows_max, st);
-  return w4a16_launch_moe<8, 4, 1, 4, 1, 3, GATHER, SILU, true>(a, rows_max, st);
+template <int MT, bool MOE, bool GATHER, bool SILU>
+int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_t st) {
+  switch (w4a16_variant()) {
+    case 1: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
+    case 2: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 8, st);
+    case 3: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 8, st);
+    case 4: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, true>(a, ws, wsb, rows_max, 4, st);
+    case 5: return w4a16_launch<MT, 2, 4, 1, 1, 8, MOE, GATHER, SILU, false, true>(a, ws, wsb, rows_max, 4, st);
+    default: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
+  }
+}
+
+/* Every size: rows per tile (M, or mean rows per local expert) picks the configuration. */
+template <bool MOE, bool GATHER, bool SILU>
+int w4a16_dispatch(const W4Args &a, void *ws, size_t wsb, int rows, int rows_max, cudaStream_t st) {
+  if (rows <= 8) return w4a16_small<1, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
+  if (rows <= 16) return w4a16_small<2, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
+  /* shared activation tiles: 32 x 128, 64 x 128, then 64 x 256 (rows x columns) */
+  if (rows <= 32) return w4a16_launch<4, 2, 1, 4, 1, 4, MOE, GATHER, SILU, true, false>(a, ws, wsb, rows_max, 0, st);
+  if (rows <= 256) return w4a16_launch<8, 2, 1, 4, 1, 4, MOE, GATHER, SILU, true, false>(a, ws, wsb, rows_max, 0, st);
+  return w4a16_launch<8, 4, 1, 4, 1, 3, MOE, GATHER, SILU, true, false>(a, ws, wsb, rows_max, 0, st);
 }
 
 } // namespace
@@ -578,10 +637,7 @@ int kern_w4a16_gemm(bf16_t *y, const bf16_t *x, const int32_t *qrep, const bf16_
   a.y = y; a.x = x; a.qrep = (const uint4 *)qrep; a.srep = (const uint32_t *)srep;
   a.M = M; a.K = K; a.N = N;
   cudaStream_t st = (cudaStream_t)stream;
-  if (M <= 8) return w4a16_launch_dense<1, 2, 4, 1, 1, 4>(a, workspace, workspace_bytes, st);
-  if (M <= 16) return w4a16_launch_dense<2, 2, 4, 1, 1, 4>(a, workspace, workspace_bytes, st);
-  if (M <= 32) return w4a16_launch_dense<4, 2, 4, 1, 1, 3>(a, workspace, workspace_bytes, st);
-  return w4a16_launch_dense<8, 4, 1, 4, 1, 3, true>(a, workspace, workspace_bytes, st);
+  return w4a16_dispatch<false, false, false>(a, workspace, workspace_bytes, M, M, st);
 }
 
 int kern_moe_w4a16_gate_up_silu(bf16_t *h, const bf16_t *x, const int32_t *qrep,
@@ -597,7 +653,7 @@ int kern_moe_w4a16_gate_up_silu(bf16_t *h, const bf16_t *x, const int32_t *qrep,
   a.y = h; a.x = x; a.qrep = (const uint4 *)qrep; a.srep = (const uint32_t *)srep;
   a.M = T * k; a.K = H; a.N = 2 * I;
   a.expert_off = expert_off; a.sorted_pair = sorted_pair; a.topk = k; a.n_experts = n_local_experts;
-  return w4a16_moe<true, true>(a, T * k, (cudaStream_t)stream);
+  return w4a16_dispatch<true, true, true>(a, NULL, 0, T * k / n_local_experts, T * k, (cudaStream_t)stream);
 }
 
 int kern_moe_w4a16_down(bf16_t *y, const bf16_t *h, const int32_t *qrep, const bf16_t *srep,
@@ -612,7 +668,7 @@ int kern_moe_w4a16_down(bf16_t *y, const bf16_t *h, const int32_t *qrep, const b
   a.y = y; a.x = h; a.qrep = (const uint4 *)qrep; a.srep = (const uint32_t *)srep;
   a.M = T * k; a.K = I; a.N = H;
   a.expert_off = expert_off; a.topk = k; a.n_experts = n_local_experts;
-  return w4a16_moe<false, false>(a, T * k, (cudaStream_t)stream);
+  return w4a16_dispatch<true, false, false>(a, NULL, 0, T * k / n_local_experts, T * k, (cudaStream_t)stream);
 }
 
 } /* extern "C" */
