@@ -749,6 +749,14 @@ static void ccal_cat(char *buf, int len, const char *fmt, ...) {
   va_end(ap);
 }
 
+/* A fraction as a whole percentage, "<1%" / ">99%" rather than a rounded 0% or 100% that is not. */
+static void ccal_pct(char out[16], double f) {
+  double p = 100 * f;
+  if (p > 0 && p < 0.5) snprintf(out, 16, "<1%%");
+  else if (p < 100 && p > 99.5) snprintf(out, 16, ">99%%");
+  else snprintf(out, 16, "%.0f%%", p);
+}
+
 void cost_calib_summary(const struct cost_model *cm, char *buf, int len) {
   if (len <= 0) return;
   buf[0] = '\0';
@@ -763,16 +771,21 @@ void cost_calib_summary(const struct cost_model *cm, char *buf, int len) {
     ccal_cat(buf, len, "calibrated: no op priced yet");
     return;
   }
-  ccal_cat(buf, len, "calibrated: %.0f%% of op time from measurements (%.0f%% inside the measured range, %.0f%% held flat "
-                     "beyond it), %.0f%% roofline fallback",
-           100 * (tot[0] + tot[1]) / all, 100 * tot[0] / all, 100 * tot[1] / all, 100 * tot[2] / all);
+  char p_meas[16], p_in[16], p_flat[16], p_fb[16];
+  ccal_pct(p_meas, (tot[0] + tot[1]) / all), ccal_pct(p_in, tot[0] / all), ccal_pct(p_flat, tot[1] / all);
+  ccal_pct(p_fb, tot[2] / all);
+  ccal_cat(buf, len, "calibrated: %s of op time from measurements (%s inside the measured range, %s held flat "
+                     "beyond it), %s roofline fallback",
+           p_meas, p_in, p_flat, p_fb);
   /* why: the classes that fell back, largest first */
   int first = 1;
   for (int k = 0; k < CCAL_N_OPS; k++) {
     if (st->ns[k][CCAL_FALLBACK] <= 0) continue;
     double part = st->ns[k][CCAL_FALLBACK] / (st->ns[k][0] + st->ns[k][1] + st->ns[k][2]);
     const char *why = c->why[k][0] ? c->why[k] : "part of the term has no measured op";
-    ccal_cat(buf, len, "%s%s %.0f%%: %s", first ? " (" : "; ", cost_calib_op_names[k], 100 * part, why);
+    char p[16];
+    ccal_pct(p, part);
+    ccal_cat(buf, len, "%s%s %s: %s", first ? " (" : "; ", cost_calib_op_names[k], p, why);
     first = 0;
   }
   if (!first) ccal_cat(buf, len, ")");
@@ -787,8 +800,9 @@ void cost_calib_summary(const struct cost_model *cm, char *buf, int len) {
   for (int k = 0; k < CCAL_N_OPS; k++)
     if (c->shape_note[k][0]) ccal_cat(buf, len, "%s%s", first ? "; held flat: " : ", ", c->shape_note[k]), first = 0;
   double step = all + st->other_ns;
-  ccal_cat(buf, len, "; roofline-only terms (host, launch, norms, lm_head, PP, all-to-all): %.0f%% of step time",
-           step > 0 ? 100 * st->other_ns / step : 0);
+  char p_other[16];
+  ccal_pct(p_other, step > 0 ? st->other_ns / step : 0);
+  ccal_cat(buf, len, "; roofline-only terms (host, launch, norms, lm_head, PP, all-to-all): %s of step time", p_other);
 }
 
 /* ---- single-op prices ---- */
