@@ -6,7 +6,7 @@
  * Method (device/METHOD.md): every configuration is validated before it is timed -- the GEMM
  * against cuBLAS on the same weights dequantised to bf16 (NMSE <= 5e-4), the MoE against the C
  * reference on sampled tokens -- and a configuration that fails prints FAIL and no time.
- * Timing: CUDA events around batches of launches, median over batches; weights rotate over
+ * Timing: CUDA events around batches of launches replayed as CUDA graphs, median over batches; weights rotate over
  * enough copies to exceed twice the L2 so that each launch reads them from HBM.
  * Usage: bench_kernels [--quick]   (--quick: fewer M values and token counts) */
 #include <cublas_v2.h>
@@ -88,26 +88,39 @@ static double nmse_dev(const uint16_t *d_a, const uint16_t *d_b, int64_t n) {
   return den > 0 ? num / den : INFINITY;
 }
 
-/* Median over batches of the mean time per call, microseconds. fn(i) launches call i. */
+static cudaStream_t g_st; /* every launch of the benchmark goes here (capturable) */
+
+/* Median over batches of the mean time per call, microseconds. fn(i) launches call i on g_st.
+ * Each batch is one CUDA graph of per_batch calls (captured once after an eager warm-up), as
+ * a serving engine replays decode steps: the timing then holds the kernels' own time and the
+ * graph's launch gaps, not the host's per-call launch cost. */
 template <typename F>
 static double time_us(F fn, int per_batch, int batches) {
   cudaEvent_t a, b;
   BK_CUDA(cudaEventCreate(&a));
   BK_CUDA(cudaEventCreate(&b));
-  for (int i = 0; i < per_batch; i++) fn(i); /* warm-up */
-  BK_CUDA(cudaDeviceSynchronize());
+  for (int i = 0; i < per_batch; i++) fn(i); /* warm-up, and lazy allocations outside capture */
+  BK_CUDA(cudaStreamSynchronize(g_st));
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  BK_CUDA(cudaStreamBeginCapture(g_st, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < per_batch; i++) fn(i);
+  BK_CUDA(cudaStreamEndCapture(g_st, &graph));
+  BK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  BK_CUDA(cudaGraphLaunch(exec, g_st));
   std::vector<double> v;
-  int call = 0;
   for (int bt = 0; bt < batches; bt++) {
-    BK_CUDA(cudaEventRecord(a));
-    for (int i = 0; i < per_batch; i++) fn(call++);
-    BK_CUDA(cudaEventRecord(b));
+    BK_CUDA(cudaEventRecord(a, g_st));
+    BK_CUDA(cudaGraphLaunch(exec, g_st));
+    BK_CUDA(cudaEventRecord(b, g_st));
     BK_CUDA(cudaEventSynchronize(b));
     float ms = 0;
     BK_CUDA(cudaEventElapsedTime(&ms, a, b));
     v.push_back(ms * 1000.0 / per_batch);
   }
   BK_CUDA(cudaGetLastError());
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
   std::sort(v.begin(), v.end());
   cudaEventDestroy(a);
   cudaEventDestroy(b);
@@ -120,7 +133,7 @@ static void measure_copy(void) {
   BK_CUDA(cudaMalloc(&a, n));
   BK_CUDA(cudaMalloc(&b, n));
   BK_CUDA(cudaMemset(a, 1, n));
-  double us = time_us([&](int) { BK_CUDA(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice)); }, 5, 5);
+  double us = time_us([&](int) { BK_CUDA(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, g_st)); }, 5, 5);
   g_copy_gbs = 2.0 * n / (us * 1e3);
   cudaFree(a);
   cudaFree(b);
@@ -153,8 +166,8 @@ static void bench_gemm(cublasHandle_t blas, const shape &s, const std::vector<in
   BK_CUDA(cudaMemcpy(d_s, hs.data(), s_bytes, cudaMemcpyHostToDevice));
   for (int c = 0; c < copies; c++)
     BK_KERN(kern_gptq_repack((int32_t *)((char *)d_rep + c * q_bytes), (uint16_t *)((char *)d_srep + c * s_bytes), d_q,
-                             d_s, K, N, 0));
-  bk_dequant<<<4096, 256>>>(d_wt, d_q, d_s, K, N);
+                             d_s, K, N, g_st));
+  bk_dequant<<<4096, 256, 0, g_st>>>(d_wt, d_q, d_s, K, N);
   for (int c = 1; c < bf_copies; c++)
     BK_CUDA(cudaMemcpy((char *)d_wt + (size_t)c * K * N * 2, d_wt, (size_t)K * N * 2, cudaMemcpyDeviceToDevice));
   const int maxM = *std::max_element(Ms.begin(), Ms.end());
@@ -162,12 +175,12 @@ static void bench_gemm(cublasHandle_t blas, const shape &s, const std::vector<in
   BK_CUDA(cudaMalloc(&d_x, (size_t)maxM * K * 2));
   BK_CUDA(cudaMalloc(&d_y, (size_t)maxM * N * 2));
   BK_CUDA(cudaMalloc(&d_yref, (size_t)maxM * N * 2));
-  bk_fill_bf16<<<1024, 256>>>(d_x, (int64_t)maxM * K, rng_u64(r));
+  bk_fill_bf16<<<1024, 256, 0, g_st>>>(d_x, (int64_t)maxM * K, rng_u64(r));
   const double floor_us = w_bytes / (g_copy_gbs * 1e3);
   for (int M : Ms) {
     BK_CUDA(cudaMemset(d_y, 0xff, (size_t)M * N * 2));
-    BK_KERN(kern_w4a16_gemm(d_y, d_x, d_rep, d_srep, M, K, N, ws, ws_bytes, 0));
-    BK_KERN(kern_linear_bf16(blas, d_yref, d_x, d_wt, M, K, N, 0));
+    BK_KERN(kern_w4a16_gemm(d_y, d_x, d_rep, d_srep, M, K, N, ws, ws_bytes, g_st));
+    BK_KERN(kern_linear_bf16(blas, d_yref, d_x, d_wt, M, K, N, g_st));
     BK_CUDA(cudaDeviceSynchronize());
     const double e = nmse_dev(d_y, d_yref, (int64_t)M * N);
     if (!(e <= 5e-4)) {
@@ -181,13 +194,13 @@ static void bench_gemm(cublasHandle_t blas, const shape &s, const std::vector<in
         [&](int i) {
           const int c = i % copies;
           kern_w4a16_gemm(d_y, d_x, (int32_t *)((char *)d_rep + c * q_bytes), (uint16_t *)((char *)d_srep + c * s_bytes),
-                          M, K, N, ws, ws_bytes, 0);
+                          M, K, N, ws, ws_bytes, g_st);
         },
         per, batches);
     const double us_bf = time_us(
         [&](int i) {
           const int c = i % bf_copies;
-          kern_linear_bf16(blas, d_yref, d_x, (uint16_t *)((char *)d_wt + (size_t)c * K * N * 2), M, K, N, 0);
+          kern_linear_bf16(blas, d_yref, d_x, (uint16_t *)((char *)d_wt + (size_t)c * K * N * 2), M, K, N, g_st);
         },
         per, batches);
     const double tflops = 2.0 * M * K * N / (us * 1e6);
@@ -226,10 +239,10 @@ static void bench_moe(const std::vector<int> &Ts, struct rng *r) {
     BK_CUDA(cudaMemcpy(d_tmpq2, &qu[e * nqg], nqg * 4, cudaMemcpyHostToDevice));
     BK_CUDA(cudaMemcpy(d_tmps, &sg[e * nsg], nsg * 2, cudaMemcpyHostToDevice));
     BK_CUDA(cudaMemcpy(d_tmps2, &su[e * nsg], nsg * 2, cudaMemcpyHostToDevice));
-    BK_KERN(kern_gptq_repack_gate_up(d_q13 + e * 2 * nqg, d_s13 + e * 2 * nsg, d_tmpq, d_tmps, d_tmpq2, d_tmps2, H, I, 0));
+    BK_KERN(kern_gptq_repack_gate_up(d_q13 + e * 2 * nqg, d_s13 + e * 2 * nsg, d_tmpq, d_tmps, d_tmpq2, d_tmps2, H, I, g_st));
     BK_CUDA(cudaMemcpy(d_tmpq, &qd[e * nqd], nqd * 4, cudaMemcpyHostToDevice));
     BK_CUDA(cudaMemcpy(d_tmps, &sd[e * nsd], nsd * 2, cudaMemcpyHostToDevice));
-    BK_KERN(kern_gptq_repack(d_q2 + e * nqd, d_s2 + e * nsd, d_tmpq, d_tmps, I, H, 0));
+    BK_KERN(kern_gptq_repack(d_q2 + e * nqd, d_s2 + e * nsd, d_tmpq, d_tmps, I, H, g_st));
   }
   BK_CUDA(cudaDeviceSynchronize());
   struct ref_moe_weights w = {qg.data(), qu.data(), qd.data(), sg.data(), su.data(), sd.data()};
@@ -248,18 +261,18 @@ static void bench_moe(const std::vector<int> &Ts, struct rng *r) {
   BK_CUDA(cudaMalloc(&d_off, (E + 1) * 4));
   BK_CUDA(cudaMalloc(&d_sorted, (size_t)maxT * k * 4));
   BK_CUDA(cudaMalloc(&d_prow, (size_t)maxT * k * 4));
-  bk_fill_bf16<<<1024, 256>>>(d_x, (int64_t)maxT * H, rng_u64(r));
-  bk_fill_bf16<<<1024, 256>>>(d_logits, (int64_t)SETS * maxT * E, rng_u64(r));
+  bk_fill_bf16<<<1024, 256, 0, g_st>>>(d_x, (int64_t)maxT * H, rng_u64(r));
+  bk_fill_bf16<<<1024, 256, 0, g_st>>>(d_logits, (int64_t)SETS * maxT * E, rng_u64(r));
   printf("\n| tokens | experts hit | us | GB/s | ratio to floor | floor us (hit experts' weights) | check |\n");
   printf("|---|---|---|---|---|---|---|\n");
   for (int T : Ts) {
     auto run = [&](int set) {
       kern_moe_route(d_ids + (size_t)set * maxT * k, d_w + (size_t)set * maxT * k, d_logits + (size_t)set * maxT * E, T, E,
-                     k, 1, 0);
-      kern_moe_align(d_off, d_sorted, d_prow, d_ids + (size_t)set * maxT * k, T, k, 0, E, 0);
-      kern_moe_w4a16_gate_up_silu(d_h, d_x, d_q13, d_s13, d_off, d_sorted, T, k, H, I, E, 0);
-      kern_moe_w4a16_down(d_y, d_h, d_q2, d_s2, d_off, T, k, I, H, E, 0);
-      kern_moe_combine(d_out, d_y, d_prow, d_w + (size_t)set * maxT * k, T, k, H, 0);
+                     k, 1, g_st);
+      kern_moe_align(d_off, d_sorted, d_prow, d_ids + (size_t)set * maxT * k, T, k, 0, E, g_st);
+      kern_moe_w4a16_gate_up_silu(d_h, d_x, d_q13, d_s13, d_off, d_sorted, T, k, H, I, E, g_st);
+      kern_moe_w4a16_down(d_y, d_h, d_q2, d_s2, d_off, T, k, I, H, E, g_st);
+      kern_moe_combine(d_out, d_y, d_prow, d_w + (size_t)set * maxT * k, T, k, H, g_st);
     };
     /* route every set once (set 0 last, so d_out holds set 0), then validate set 0 on up to
      * 3 sampled tokens against the C reference */
@@ -335,6 +348,7 @@ int main(int argc, char **argv) {
   cudaDriverGetVersion(&drv);
   cudaRuntimeGetVersion(&rt);
   g_l2_bytes = prop.l2CacheSize;
+  BK_CUDA(cudaStreamCreate(&g_st)); /* blocking: ordered with the cudaMemcpy/cudaMemset calls */
   measure_copy();
   printf("device: %s, %d SMs, L2 %zu MiB, driver API %d, runtime %d\n", prop.name, prop.multiProcessorCount,
          g_l2_bytes >> 20, drv, rt);
