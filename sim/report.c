@@ -38,6 +38,11 @@ static const char *const es_keys[15] = {
 
 /* The value of key k as evalscope prints it (ints stay ints). */
 static const char *es_value(char *buf, size_t n, const struct metrics_evalscope *es, int k) {
+  /* nothing succeeded: evalscope never computes its averages and prints their int default -1 */
+  if (es->succeed == 0 && k >= 5) {
+    snprintf(buf, n, "-1");
+    return buf;
+  }
   switch (k) {
     case 0: return report_num4(buf, n, es->time_s);
     case 1: snprintf(buf, n, "%lld", (long long)es->concurrency); return buf;

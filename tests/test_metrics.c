@@ -132,7 +132,7 @@ static void test_json_numbers(void) {
   CHECK(!strcmp(report_num4(b, sizeof b, 0.00001), "0.0"));
   CHECK(!strcmp(report_num4(b, sizeof b, NAN), "NaN"));
   /* the summary object carries evalscope's 15 keys in order, ints as ints */
-  struct metrics_evalscope es = {.time_s = 1.5, .concurrency = 10, .total = 20, .succeed = 20};
+  struct metrics_evalscope es = {.time_s = 1.5, .concurrency = 10, .total = 20, .succeed = 0, .failed = 20};
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
@@ -152,6 +152,14 @@ static void test_json_numbers(void) {
   }
   CHECK(strstr(buf, "\"Number of concurrency\": 10,") != NULL);
   CHECK(strstr(buf, "\"Time taken for tests (s)\": 1.5,") != NULL);
+  CHECK(strstr(buf, "\"Average latency (s)\": -1,") != NULL); /* nothing succeeded */
+  free(buf);
+  es.succeed = 20;
+  es.avg_latency_s = 25.58924;
+  f = open_memstream(&buf, &len);
+  report_evalscope_json(f, &es, 0);
+  fclose(f);
+  CHECK(strstr(buf, "\"Average latency (s)\": 25.5892,") != NULL);
   free(buf);
 }
 
