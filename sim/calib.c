@@ -227,17 +227,24 @@ int calib_set_load(struct calib_set *s, const char *db_path, const struct hw_spe
 }
 
 void calib_set_describe(const struct calib_set *s, char *buf, int len) {
+  if (len <= 0) return;
   char commits[80] = "";
   for (int i = 0; i < s->n_commits; i++) {
     size_t l = strlen(commits);
     snprintf(commits + l, sizeof commits - l, "%s%s", i ? "," : "", s->commits[i]);
   }
-  snprintf(buf, (size_t)len,
-           "%d measurements (gemm %d, moe %d, attention %d+%d, allreduce %d; %d unused) from %d profile run%s"
-           " on %s (driver %s, CUDA %s, NCCL %s), commit %s, %s .. %s",
-           s->n, s->n_by_kind[CALIB_GEMM], s->n_by_kind[CALIB_MOE], s->n_by_kind[CALIB_ATTN_DECODE],
-           s->n_by_kind[CALIB_ATTN_PREFILL], s->n_by_kind[CALIB_ALLREDUCE], s->n_unused, s->n_runs,
-           s->n_runs == 1 ? "" : "s", s->gpu_name[0] ? s->gpu_name : "?", s->driver[0] ? s->driver : "?",
-           s->cuda[0] ? s->cuda : "?", s->nccl[0] ? s->nccl : "?", commits[0] ? commits : "?",
-           s->first_at[0] ? s->first_at : "?", s->last_at[0] ? s->last_at : "?");
+  int n = snprintf(buf, (size_t)len, "%d measurements (gemm %d, moe %d, attention %d+%d, allreduce %d; %d unused)",
+                   s->n, s->n_by_kind[CALIB_GEMM], s->n_by_kind[CALIB_MOE], s->n_by_kind[CALIB_ATTN_DECODE],
+                   s->n_by_kind[CALIB_ATTN_PREFILL], s->n_by_kind[CALIB_ALLREDUCE], s->n_unused);
+  /* only what the rows say: unknown provenance fields are left out, not printed as "?" */
+  if (n > 0 && n < len && s->n_runs > 0)
+    n += snprintf(buf + n, (size_t)(len - n), " from %d profile run%s", s->n_runs, s->n_runs == 1 ? "" : "s");
+  if (n > 0 && n < len && s->gpu_name[0])
+    n += snprintf(buf + n, (size_t)(len - n), " on %s (driver %s, CUDA %s, NCCL %s)", s->gpu_name,
+                  s->driver[0] ? s->driver : "-", s->cuda[0] ? s->cuda : "-", s->nccl[0] ? s->nccl : "-");
+  if (n > 0 && n < len && commits[0]) n += snprintf(buf + n, (size_t)(len - n), ", commit %s", commits);
+  if (n > 0 && n < len && s->first_at[0]) {
+    if (strcmp(s->first_at, s->last_at)) snprintf(buf + n, (size_t)(len - n), ", %s..%s", s->first_at, s->last_at);
+    else snprintf(buf + n, (size_t)(len - n), ", %s", s->first_at);
+  }
 }
