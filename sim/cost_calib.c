@@ -818,7 +818,7 @@ double cost_calib_gemm_ns(const struct cost_model *cm, double m, double k, doubl
     else if (k == c->H && n == 2 * c->dense_I) b = &c->b_gu;
     else if (k == c->dense_I && n == c->H) b = &c->b_dn;
     struct ccal_bind any = {-1, 0};
-    if (!b) {
+    if (!b || b->fam < 0) {
       /* a shape the layout does not run: bind it the same way, without counting */
       double want[3] = {k, n, 0};
       any = ccal_bind(c, CALIB_GEMM, want);
