@@ -93,7 +93,7 @@ static void ckw_fill(const struct ckw_tensor *t, uint64_t seed, float skew, int 
           break;
         }
         case CKW_SCALES: {
-          uint16_t v = ws_scale_fp16(ws_hash(seed, tid, WS_PART_SCALES, idx), t->k_glob);
+          uint16_t v = ws_scale_fp16(ws_hash(seed, tid, WS_PART_SCALES, idx), t->k_glob, tid);
           memcpy(buf + idx * 2, &v, 2);
           break;
         }

@@ -4,6 +4,8 @@
 #   bash exec/device.sh tests            gpu_exec_comm, gpu_exec_forward, servesim-exec verify
 #   bash exec/device.sh generate B O     235B GPTQ-Int4 random weights, -tp 4, batch B, 1024 in, O out
 #   bash exec/device.sh profile [--quick]
+#   bash exec/device.sh verify           tiny model GPU vs C reference, tp 1/2/4, seeds 1-4
+#   bash exec/device.sh accept           generate b=1,16,64 + profile into one DB + SQL dump
 # Logs go to $OUT (the device tool's result folder) when set. Only this tree's targets are
 # built, so a half-edited file elsewhere cannot stop a measurement.
 set -uo pipefail
@@ -29,8 +31,21 @@ case "${1:-}" in
   generate)
     timeout 400 $B generate --model $M -tp 4 --batch "$2" --prompt-len 1024 --output-len "$3" \
       ${DB:+--db "$DB"}; echo "generate batch $2 rc=$?" ;;
+  verify)
+    for tp in 1 2 4; do for seed in 1 2 3 4; do
+      timeout 60 $B verify -tp $tp --seed $seed 2>&1 | head -1; done; done ;;
+  accept)
+    # the acceptance runs of issue 6: generate at batch 1, 16, 64 (1024 in, 128 out), the full
+    # profile, all into one database, exported as a deterministic SQL dump
+    DB=${DB:-$OUT/exec.db}
+    for b in 1 16 64; do
+      timeout 300 $B generate --model $M -tp 4 --batch $b --prompt-len 1024 --output-len 128 --db "$DB"
+      echo "generate batch $b rc=$?"
+    done
+    timeout 400 $B profile --model $M -tp 4 --db "$DB"; echo "profile rc=$?"
+    build-gpu/servesim db export --db "$DB" -o "$OUT/exec_measurements.sql"; echo "export rc=$?" ;;
   profile)
     shift
     timeout 400 $B profile --model $M -tp 4 ${DB:+--db "$DB"} "$@"; echo "profile rc=$?" ;;
-  *) echo "usage: $0 build|tests|generate B O|profile [--quick]" >&2; exit 2 ;;
+  *) echo "usage: $0 build|tests|verify|accept|generate B O|profile [--quick]" >&2; exit 2 ;;
 esac

@@ -81,7 +81,7 @@ __global__ void gw_synth_q_kernel(uint64_t seed, uint64_t tid, int64_t K_glob, i
     } else if (i < n_qw + n_sc) {
       int64_t j = i - n_qw, gi = j / nl, c = j % nl;
       sc[gi * ld + col_off + c] =
-          ws_scale_fp16(ws_hash(seed, tid, WS_PART_SCALES, (uint64_t)((k0 / g + gi) * N_glob + n0 + c)), K_glob);
+          ws_scale_fp16(ws_hash(seed, tid, WS_PART_SCALES, (uint64_t)((k0 / g + gi) * N_glob + n0 + c)), K_glob, tid);
     } else {
       int64_t j = i - n_qw - n_sc, gi = j / (nl / 8), c = j % (nl / 8);
       qz[gi * (ld / 8) + col_off / 8 + c] = (int32_t)WS_QZEROS_SYM4;

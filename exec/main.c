@@ -27,7 +27,7 @@
 
 struct opts {
   const char *cmd, *model, *weights, *db, *hardware;
-  int tp, batch, prompt_len, output_len, max_tok, eager, steps, quick;
+  int tp, batch, prompt_len, output_len, max_tok, eager, steps, quick, layers, top_k;
   uint64_t seed;
   double skew;
 };
@@ -36,9 +36,10 @@ static int usage(void) {
   fprintf(stderr,
           "usage: servesim-exec generate --model M -tp N --batch B --prompt-len P --output-len O\n"
           "                              [--weights random|DIR] [--db FILE] [--seed S] [--router-skew X]\n"
-          "                              [--max-num-batched-tokens T] [--enforce-eager] [--hardware H]\n"
+          "                              [--max-num-batched-tokens T] [--enforce-eager] [--hardware H|auto]\n"
           "       servesim-exec profile  --model M -tp N [--db FILE] [--weights random|DIR] [--quick]\n"
-          "       servesim-exec verify   [--model M] [-tp N] [--steps N] [--seed S]\n");
+          "       servesim-exec verify   [--model M] [-tp N] [--steps N] [--seed S] [--enforce-eager]\n"
+          "                              [--layers N] [--top-k K]   (diagnostic model overrides)\n");
   return 2;
 }
 
@@ -63,7 +64,7 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
   o->seed = 1;
   o->weights = "random";
   o->db = NULL;
-  o->hardware = "h100-sxm";
+  o->hardware = "auto";
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     long x;
@@ -82,6 +83,8 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
     INT_FLAG("--output-len", output_len, 1, 1 << 20)
     INT_FLAG("--max-num-batched-tokens", max_tok, 1, 1 << 20)
     INT_FLAG("--steps", steps, 1, VERIFY_MAX_STEPS)
+    INT_FLAG("--layers", layers, 1, 1000)
+    INT_FLAG("--top-k", top_k, 1, 1024)
 #undef INT_FLAG
     if (!strcmp(a, "--seed")) {
       if ((rc = parse_int(a, v, 0, 0x7fffffffL, &x))) return rc;
@@ -107,6 +110,12 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
     } else {
       return err_set(ERR_INPUT, "unknown flag '%s' for %s", a, o->cmd);
     }
+  }
+  if (!strcmp(o->hardware, "auto")) {
+    /* the spec of the card this runs on: H200 or H100 (SXM), the lent machines */
+    char gpu[128], drv[64], rt[32];
+    runner_device_info(gpu, sizeof gpu, drv, sizeof drv, rt, sizeof rt);
+    o->hardware = strstr(gpu, "H200") ? "h200-sxm" : "h100-sxm";
   }
   if (!o->model) {
     if (!strcmp(o->cmd, "verify")) o->model = "qwen3-moe-tiny";
@@ -239,14 +248,18 @@ static int cmd_profile(const struct opts *o, const struct model_spec *m, struct 
 static int cmd_verify(const struct opts *o) {
   struct verify_result *r = calloc(1, sizeof *r);
   if (!r) return err_set(ERR_NOMEM, "out of memory");
-  int rc = verify_run(o->model, o->tp, o->steps, o->seed, r);
+  verify_set_overrides(o->layers, o->top_k);
+  int rc = verify_run(o->model, o->tp, o->steps, o->seed, !o->eager, r);
   if (!rc) {
-    printf("verify %s -tp %d: %d rows, max logits relative error %.3e, %s%s\n", o->model, o->tp, r->n_rows,
-           r->max_rel_err, r->first_mismatch < 0 ? "greedy tokens identical" : "TOKENS DIFFER",
+    printf("verify %s -tp %d: %d rows, logits relative error %.3e (worst row %.3e), %s%s\n", o->model, o->tp,
+           r->n_rows, r->all_rel_err, r->max_rel_err, r->first_mismatch < 0 ? "greedy tokens identical" : "TOKENS DIFFER",
            r->head_dim_widened ? " (head_dim widened to 64)" : "");
     if (r->first_mismatch >= 0)
       printf("first mismatch at row %d: gpu %d, reference %d\n", r->first_mismatch, r->gpu_tokens[r->first_mismatch],
              r->ref_tokens[r->first_mismatch]);
+    for (int i = 0; i < r->n_rows && i < 2 * VERIFY_MAX_STEPS + 4; i++)
+      printf("row %2d: rel err %.2e, ref top-2 gap %.4f, tokens gpu %d ref %d\n", i, r->row_rel_err[i], r->row_ref_gap[i],
+             r->gpu_tokens[i], r->ref_tokens[i]);
     if (!(r->max_rel_err < 1e-2) || r->first_mismatch >= 0)
       rc = err_set(ERR_INTERNAL, "verify failed: relative error %.3e (limit 1e-2), first token mismatch row %d",
                    r->max_rel_err, r->first_mismatch);

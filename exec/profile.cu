@@ -60,18 +60,22 @@ static int prof_gemms(prof_job *j, int rank, eng *e, int reps) {
   kern_stream_t s = (kern_stream_t)e->stream;
   for (int i = 0; i < n_m; i++) {
     int M = ms[i];
+    /* the step's own buffers: qkv reads h [M, H] into qkv [M, qkv_n]; o_proj attn -> delta */
     struct {
       const char *op;
       const int32_t *q;
       const bf16_t *sc;
       int K, N;
-    } g[2] = {{"qkv", L->qkv_q, L->qkv_s, d->hidden, d->qkv_n}, {"o_proj", L->o_q, L->o_s, d->hq_loc * d->head_dim, d->hidden}};
+      bf16_t *y;
+      const bf16_t *x;
+    } g[2] = {{"qkv", L->qkv_q, L->qkv_s, d->hidden, d->qkv_n, e->qkv, e->h},
+              {"o_proj", L->o_q, L->o_s, d->hq_loc * d->head_dim, d->hidden, e->delta, e->attn}};
     for (int k = 0; k < 2; k++) {
       rec_meas m;
       rec_meas_init(&m, "gemm", g[k].op, "w4a16", "int4");
       m.m = M, m.n = g[k].N, m.k = g[k].K;
       ENG_TRY(prof_time(e, reps, &m, [&] {
-        return kern_w4a16_gemm(e->qkv, e->h, g[k].q, g[k].sc, M, g[k].K, g[k].N, e->gemm_ws, e->gemm_ws_bytes, s);
+        return kern_w4a16_gemm(g[k].y, g[k].x, g[k].q, g[k].sc, M, g[k].K, g[k].N, e->gemm_ws, e->gemm_ws_bytes, s);
       }));
       ENG_TRY(prof_add(j, rank, &m));
     }

@@ -13,7 +13,8 @@
 #include "exec/weights.h"
 #include "sim/model.h"
 
-#define VERIFY_P0 37
+#define VERIFY_P0 45
+#define VERIFY_CHUNK 24 /* seq 0's prompt is prefilled in two chunks: 24 + 21 tokens */
 #define VERIFY_P1 20
 
 /* The schedule, driven by a step function shared by both sides. */
@@ -43,12 +44,16 @@ static int verify_schedule(const struct verify_side *side, const struct batch_kv
     return err_set(ERR_NOMEM, "out of memory");
   }
   int ctx0 = 0, ctx1 = 0, row = 0;
-  for (int s = 0; s < n_steps + 1 && !rc; s++) {
+  /* step 0: seq 0 chunk 1 (no sample); step 1: seq 0 chunk 2 (after cached context, sampled);
+   * step 2: seq 1 prefill mixed with seq 0's first decode; then both decode. */
+  for (int s = 0; s < n_steps + 2 && !rc; s++) {
     struct batch_chunk ch[2];
     int n = 0;
     if (s == 0) {
-      ch[n++] = (struct batch_chunk){0, 0, VERIFY_P0, p0, 1};
+      ch[n++] = (struct batch_chunk){0, 0, VERIFY_CHUNK, p0, 0};
     } else if (s == 1) {
+      ch[n++] = (struct batch_chunk){0, VERIFY_CHUNK, VERIFY_P0 - VERIFY_CHUNK, p0 + VERIFY_CHUNK, 1};
+    } else if (s == 2) {
       ch[n++] = (struct batch_chunk){1, 0, VERIFY_P1, p1, 1};
       ch[n++] = (struct batch_chunk){0, ctx0, 1, &last0, 1};
     } else {
@@ -56,12 +61,15 @@ static int verify_schedule(const struct verify_side *side, const struct batch_kv
       ch[n++] = (struct batch_chunk){1, ctx1, 1, &last1, 1};
     }
     if ((rc = batch_build(&b, kv, ch, n)) || (rc = side->step(side->ctx, &b, next, lg))) break;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0, k = 0; i < n; i++) {
       int seq = ch[i].seq;
-      if (seq == 0) ctx0 += ch[i].n_new, last0 = next[i];
-      else ctx1 += ch[i].n_new, last1 = next[i];
-      memcpy(out->logits + (int64_t)row * V, lg + (int64_t)i * V, (size_t)V * 2);
-      out->tokens[row++] = next[i];
+      if (seq == 0) ctx0 += ch[i].n_new;
+      else ctx1 += ch[i].n_new;
+      if (!ch[i].sample) continue;
+      if (seq == 0) last0 = next[k];
+      else last1 = next[k];
+      memcpy(out->logits + (int64_t)row * V, lg + (int64_t)k * V, (size_t)V * 2);
+      out->tokens[row++] = next[k++];
     }
   }
   out->n_rows = row;
@@ -126,7 +134,14 @@ static int verify_gpu_rank(void *arg, int rank, struct eng *e, struct comm *cm) 
   return rc;
 }
 
-int verify_run(const char *model, int tp, int n_steps, uint64_t seed, struct verify_result *res) {
+static int verify_layers, verify_top_k;
+
+void verify_set_overrides(int n_layers, int top_k) {
+  verify_layers = n_layers;
+  verify_top_k = top_k;
+}
+
+int verify_run(const char *model, int tp, int n_steps, uint64_t seed, int cuda_graphs, struct verify_result *res) {
   memset(res, 0, sizeof *res);
   res->first_mismatch = -1;
   if (n_steps < 1 || n_steps > VERIFY_MAX_STEPS)
@@ -140,6 +155,8 @@ int verify_run(const char *model, int tp, int n_steps, uint64_t seed, struct ver
     m.head_dim = 64;
     res->head_dim_widened = 1;
   }
+  if (verify_layers > 0 && verify_layers <= m.n_layers) m.n_layers = m.n_moe_layers = verify_layers;
+  if (verify_top_k > 0 && verify_top_k <= m.n_experts) m.top_k = verify_top_k;
   if (m.hidden > 1024 || m.n_layers > 8 || m.vocab > 65536)
     return err_set(ERR_INPUT, "verify runs the C reference: model %s is too large (a tiny model like qwen3-moe-tiny)",
                    m.name);
@@ -163,7 +180,7 @@ int verify_run(const char *model, int tp, int n_steps, uint64_t seed, struct ver
   struct verify_side rside = {verify_ref_step, &rf};
   if ((rc = verify_schedule(&rside, &rf.kv, n_steps, V, &ref))) goto done;
   /* the GPU, same seed: identical weights synthesized on each device */
-  struct eng_cfg cfg = {&m, tp, 0, 2, max_ctx, 64, seed, 0.0f, NULL, 1};
+  struct eng_cfg cfg = {&m, tp, 0, 2, max_ctx, 64, seed, 0.0f, NULL, cuda_graphs};
   if ((rc = runner_run(&cfg, verify_gpu_rank, &g))) goto done;
   if (g.out.n_rows != ref.n_rows) {
     rc = err_set(ERR_INTERNAL, "verify: %d GPU rows vs %d reference rows", g.out.n_rows, ref.n_rows);
@@ -171,6 +188,7 @@ int verify_run(const char *model, int tp, int n_steps, uint64_t seed, struct ver
   }
   res->n_steps = n_steps;
   res->n_rows = ref.n_rows;
+  double all_num = 0, all_den = 0;
   for (int r = 0; r < ref.n_rows; r++) {
     double num = 0, den = 0;
     for (int v = 0; v < V; v++) {
@@ -179,6 +197,18 @@ int verify_run(const char *model, int tp, int n_steps, uint64_t seed, struct ver
       den += b * b;
     }
     double rel = den > 0 ? sqrt(num / den) : sqrt(num);
+    all_num += num;
+    all_den += den;
+    float t1 = -INFINITY, t2 = -INFINITY;
+    for (int v = 0; v < V; v++) {
+      float b = ref_bf16_to_f32(ref.logits[(int64_t)r * V + v]);
+      if (b > t1) t2 = t1, t1 = b;
+      else if (b > t2) t2 = b;
+    }
+    if (r < 2 * VERIFY_MAX_STEPS + 4) {
+      res->row_rel_err[r] = rel;
+      res->row_ref_gap[r] = t1 - t2;
+    }
     if (!(rel <= res->max_rel_err)) res->max_rel_err = rel;   /* NaN propagates as the max */
     if (res->first_mismatch < 0 && g.out.tokens[r] != ref.tokens[r]) res->first_mismatch = r;
     if (r < 2 * VERIFY_MAX_STEPS + 4) {
@@ -186,6 +216,7 @@ int verify_run(const char *model, int tp, int n_steps, uint64_t seed, struct ver
       res->gpu_tokens[r] = g.out.tokens[r];
     }
   }
+  res->all_rel_err = all_den > 0 ? sqrt(all_num / all_den) : sqrt(all_num);
 done:
   ref_fwd_free(&rf);
   wt_layout_free(&w);

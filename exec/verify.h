@@ -1,8 +1,10 @@
 /* verify: the GPU forward against the C reference on a tiny model.
  *
- * Both run the same schedule: sequence 0 prefills 37 tokens; the next step mixes sequence 1's
- * 20-token prefill with sequence 0's first decode; then both decode for the remaining steps
- * (CUDA graphs on the GPU side). Each side feeds back its own greedy tokens, so a divergence
+ * Both run the same schedule: sequence 0 prefills 45 tokens in two chunks (24, then 21 after
+ * the cached 24); the next step mixes sequence 1's 20-token prefill with sequence 0's first
+ * decode; then both decode for the remaining steps (CUDA graphs on the GPU side). Steps stay at
+ * or under 32 tokens, where the GPU GEMM runs without split-K reordering; bigger steps are the
+ * business of the kernel tests and `profile`. Each side feeds back its own greedy tokens, so a divergence
  * shows as a token mismatch rather than being hidden. Logits are compared per sampled row by
  * relative L2 error, the GPU's assembled from every rank's vocabulary slice. */
 #ifndef SERVESIM_EXEC_VERIFY_H
@@ -20,14 +22,22 @@ struct verify_result {
   int n_steps;                 /* decode steps of sequence 0 */
   int n_rows;                  /* sampled rows compared */
   double max_rel_err;          /* max over rows of |gpu - ref|_2 / |ref|_2 */
+  double all_rel_err;          /* the same over all compared logits at once */
   int first_mismatch;          /* row index of the first differing token; -1 if none */
   int32_t ref_tokens[2 * VERIFY_MAX_STEPS + 4];
   int32_t gpu_tokens[2 * VERIFY_MAX_STEPS + 4];
   int head_dim_widened;        /* the spec's head_dim was below the kernels' minimum of 64 */
+  double row_rel_err[2 * VERIFY_MAX_STEPS + 4];
+  double row_ref_gap[2 * VERIFY_MAX_STEPS + 4];   /* reference top-1 minus top-2 logit */
 };
 
 /* model: name or path (qwen3-moe-tiny). n_steps <= VERIFY_MAX_STEPS. */
-int verify_run(const char *model, int tp, int n_steps, uint64_t seed, struct verify_result *r);
+/* cuda_graphs: 0 runs every GPU step eagerly (isolates graph capture from kernel errors). */
+int verify_run(const char *model, int tp, int n_steps, uint64_t seed, int cuda_graphs, struct verify_result *r);
+/* Diagnostic overrides of the model (0 = keep): layers, experts per token. With top_k equal to
+ * the expert count routing has no discrete choice left, which separates arithmetic error from
+ * routing flips at near-ties. */
+void verify_set_overrides(int n_layers, int top_k);
 
 #ifdef __cplusplus
 }

@@ -181,7 +181,7 @@ static void wt_synth_q(uint64_t seed, uint64_t tid, int64_t K_glob, int64_t N_gl
   for (int64_t gi = 0; gi < kl / g; gi++) {
     for (int64_t c = 0; c < nl; c++)
       sc[gi * ld + col_off + c] =
-          ws_scale_fp16(ws_hash(seed, tid, WS_PART_SCALES, (uint64_t)((k0 / g + gi) * N_glob + n0 + c)), K_glob);
+          ws_scale_fp16(ws_hash(seed, tid, WS_PART_SCALES, (uint64_t)((k0 / g + gi) * N_glob + n0 + c)), K_glob, tid);
     for (int64_t c = 0; c < nl / 8; c++) qz[gi * (ld / 8) + col_off / 8 + c] = (int32_t)WS_QZEROS_SYM4;
   }
 }

@@ -9,7 +9,8 @@
  *
  * Value design (random but shaped like a trained model, so activations stay in range):
  *   qweight  nibbles symmetric around 8 (see ws_qweight); qzeros 7 (sym=true, effective zero 8);
- *   scales   fp16 in [2^e, 2^(e+1)) with e = -3 - ceil(log2 K)/2, so w has std ~ 0.9/sqrt(K);
+ *   scales   fp16 in [2^e, 2^(e+1)) with e = -3 - ceil(log2 K)/2, so w has std ~ 0.9/sqrt(K)
+ *            (a quarter of that for o_proj and down_proj);
  *   norms    1 +- 1/8; embeddings +-1 (as large as a sublayer output, so tokens stay distinct); lm_head +-1/64; router +-1/32 times the skew factor.
  * Router skew: row e of mlp.gate.weight is multiplied by 1 + skew * r(e)/(E-1), r a per-layer
  * permutation of the experts. Larger rows give wider logits, which win top-k more often: skew 0
@@ -68,18 +69,23 @@ WS_HD int ws_log2_ceil(int64_t k) {
 }
 
 /* fp16 scale bits for a GPTQ linear with k inputs: [2^e, 2^(e+1)), e = -3 - ceil(log2 k)/2.
- * Only the top 7 mantissa bits are random, so the value is exact in bf16 too: the GPU kernels
- * keep scales as bf16 (kern_gptq_repack) and the C reference reads fp16, and neither rounds. */
-WS_HD uint16_t ws_scale_fp16(uint32_t h, int64_t k) {
-  int e = -3 - ws_log2_ceil(k) / 2;
+ * Only the top 4 mantissa bits are random. Why: the GPU kernels dequantise in bf16
+ * ((q - 8) * scale rounded to 8 significant bits, as Marlin does) while the C reference uses
+ * exact float weights. With a 5-significant-bit scale and |q - 8| <= 8 (3 bits) the product is
+ * exact in bf16, so both sides multiply by the same weights and the comparison measures the
+ * forward pass, not that rounding (which would otherwise flip ~1/4 of the bf16 roundings after
+ * every GEMM). The value is also exact in bf16 itself (the kernels keep scales as bf16). */
+WS_HD uint16_t ws_scale_fp16(uint32_t h, int64_t k, uint64_t tid) {
+  /* Output projections (o_proj, down_proj) are 4x smaller: the sublayers add a quarter of the
+   * residual's size, as in trained models, so the residual stream (and the routing it drives)
+   * is not rewritten wholesale by every layer. */
+  int kind = (int)((tid >> 16) & 0xffff);
+  int e = -3 - ws_log2_ceil(k) / 2 - ((kind == WS_O || kind == WS_DOWN) ? 2 : 0);
   int biased = e + 15;
   if (biased < 1) biased = 1;
-  return (uint16_t)((biased << 10) | (h & 0x3f8u));
+  return (uint16_t)((biased << 10) | (h & 0x3c0u));
 }
 
-/* Eight nibbles uniform on 1..15 with 8 twice as likely (a zero nibble becomes 8): q - 8 is
- * then symmetric around 0. Plain uniform 0..15 would give every weight a mean of -0.5 steps, a
- * common component that makes all tokens' hidden states alike and collapses the routing. */
 WS_HD uint32_t ws_qweight(uint64_t seed, uint64_t tid, uint64_t idx) {
   uint32_t x = ws_hash(seed, tid, WS_PART_QWEIGHT, idx);
   uint32_t zero = ~(x | (x >> 1) | (x >> 2) | (x >> 3)) & 0x11111111u;

@@ -15,7 +15,7 @@ static struct verify_result r1, r2;
 int main(void) {
   int n = runner_device_count();
   if (n < 1) CHECK_SKIP("no CUDA device");
-  int rc = verify_run("qwen3-moe-tiny", 1, 32, 1, &r1);
+  int rc = verify_run("qwen3-moe-tiny", 1, 32, 1, 1, &r1);
   CHECK_MSG(rc == ERR_OK, "%s", err_msg());
   if (!rc) {
     printf("tp 1: %d rows, max relative error %.3e, first mismatch %d\n", r1.n_rows, r1.max_rel_err, r1.first_mismatch);
@@ -25,7 +25,7 @@ int main(void) {
               r1.ref_tokens[r1.first_mismatch]);
   }
   if (n >= 2) {
-    rc = verify_run("qwen3-moe-tiny", 2, 32, 1, &r2);
+    rc = verify_run("qwen3-moe-tiny", 2, 32, 1, 1, &r2);
     CHECK_MSG(rc == ERR_OK, "%s", err_msg());
     if (!rc) {
       printf("tp 2: %d rows, max relative error %.3e, first mismatch %d\n", r2.n_rows, r2.max_rel_err,
