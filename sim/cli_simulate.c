@@ -54,6 +54,7 @@ struct simcli {
   int db_given;
   /* workload */
   const char *trace_path, *trace_format, *dataset, *lengths_from;
+  int on_bad_row;                /* enum trace_bad_row for --trace */
   int64_t number[CLI_MAX_RUNS];
   int n_number;
   int parallel[CLI_MAX_RUNS];
@@ -86,7 +87,8 @@ static void cli_usage(FILE *f, int bench) {
           "    --dataset random --number M --parallel N  evalscope closed loop (random lengths:\n"
           "        --min-prompt-length --max-prompt-length --min-tokens --max-tokens [--prefix-length]\n"
           "        [--prompt-inflation F, default 0.053])\n"
-          "    --trace FILE [--trace-format F] [--parallel N]  replay arrivals (closed loop with --parallel)\n"
+          "    --trace FILE [--trace-format F] [--on-bad-row fail|skip] [--parallel N]\n"
+          "                                   replay arrivals (closed loop with --parallel)\n"
           "    --poisson RATE --number M [--lengths-from FILE]  open-loop Poisson arrivals\n"
           "  --cost roofline|calibrated|constant [--constant-step-us U --constant-token-us U] [--route-skew Z]\n"
           "      (calibrated reads servesim-exec measurements from --db, default servesim.db)\n"
@@ -233,6 +235,12 @@ static int cli_parse(struct simcli *c, int argc, char **argv) {
       n = cli_parse_list(argc, argv, i, "-n", c->number, &c->n_number);
     } else if (VAL("--trace")) { if (n > 0) c->trace_path = v;
     } else if (VAL("--trace-format")) { if (n > 0) c->trace_format = v;
+    } else if (VAL("--on-bad-row")) {
+      if (n > 0) {
+        if (!strcmp(v, "fail")) c->on_bad_row = TRACE_BAD_FAIL;
+        else if (!strcmp(v, "skip")) c->on_bad_row = TRACE_BAD_SKIP;
+        else rc = err_set(ERR_INPUT, "--on-bad-row: '%s' is not fail or skip", v);
+      }
     } else if (VAL("--dataset")) {
       if (n > 0) {
         c->dataset = v;
@@ -326,7 +334,9 @@ static int cli_workload(const struct simcli *c, int k, struct trace *t, int *par
     trace_read_opts_default(&o);
     if (c->trace_format && (o.format = trace_read_format_parse(c->trace_format)) < 0)
       return err_set(ERR_INPUT, "--trace-format '%s' is unknown", c->trace_format);
+    o.on_bad_row = c->on_bad_row;
     if ((rc = trace_read(c->trace_path, &o, t))) return rc;
+    if (k == 0) trace_print_dropped(t, stderr); /* skipped or failed rows: never a silent drop */
     if (c->n_parallel) {
       *parallel = c->parallel[k];
       int64_t m = c->n_number ? c->number[c->n_number > k ? k : 0] : t->n;
@@ -447,9 +457,9 @@ static void cli_deploy_free(struct cli_deploy *d) { cost_destroy(&d->cm); }
 static void cli_calib_line(FILE *f, const struct cli_deploy *d) {
 #if CLI_HAVE_CALIB
   if (d->cm.name && !strcmp(d->cm.name, "calibrated")) {
-    char buf[1024];
+    char buf[2048];
     cost_calib_summary(&d->cm, buf, sizeof buf);
-    fprintf(f, "%s\n", buf);
+    fprintf(f, "%s\ncalibrated from: %s\n", buf, cost_calib_source(&d->cm));
   }
 #else
   (void)f;
@@ -556,6 +566,8 @@ static int cli_db_save(const struct simcli *c, const struct cli_deploy *d, const
   s.latency_p99_s = m->vllm.e2el.p99;
   s.goodput_req_s = m->vllm.has_goodput ? m->vllm.goodput_rps : NAN;
   int64_t run_id = 0;
+  /* run, requests, summary and metrics commit together or not at all */
+  if ((rc = db_begin(db))) { free(rows); db_close(db); return rc; }
   rc = db_save_run(db, &run, rows, n, &s, &run_id);
   free(rows);
   /* the remaining evalscope keys and the percentile table as named metrics */
@@ -579,6 +591,8 @@ static int cli_db_save(const struct simcli *c, const struct cli_deploy *d, const
     snprintf(key, sizeof key, "%s (stage-s)", cost_term_names[t]);
     rc = db_put_metric(db, run_id, key, res->bd.term_ns[t] * 1e-9);
   }
+  if (!rc) rc = db_commit(db);
+  else db_rollback(db);
   db_close(db);
   return rc;
 }

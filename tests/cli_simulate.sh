@@ -118,7 +118,13 @@ run 0 simulate $M $EP --poisson 50 --number 30 --lengths-from "$TMP/t.csv" --jso
 python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; assert s["Total requests"]==30 and s["Succeed requests"]==30 and s["Number of concurrency"]==0, s' "$TMP/out" \
   || fail "poisson run"
 printf 'arrival_s,input_tokens,output_tokens\n0.0,abc,5\n' >"$TMP/bad.csv"
-run 2 simulate $M $EP --trace "$TMP/bad.csv"; one_line; has "bad.csv" err
+run 2 simulate $M $EP --trace "$TMP/bad.csv"; one_line; has "bad.csv:2:" err
+# --on-bad-row skip: the good rows run, and the skipped row is reported, not silently dropped
+printf 'arrival_s,input_tokens,output_tokens\n0.0,100,5\n0.5,abc,5\n1.0,100,5\n' >"$TMP/bad2.csv"
+run 0 simulate $M $EP --trace "$TMP/bad2.csv" --on-bad-row skip --json; has "bad2.csv:3:" err
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; assert s["Total requests"]==2, s' "$TMP/out" \
+  || fail "skip mode should run the 2 good rows"
+run 2 simulate $M $EP --trace "$TMP/bad2.csv" --on-bad-row maybe; one_line; has "--on-bad-row" err
 # an impossible layout: exit 1 naming vLLM's error
 run 1 simulate $M -tp 8 --dataset random --number 1 --parallel 1
 has "size_k must divisible by BLOCK_SIZE_K" err
