@@ -135,6 +135,7 @@ int main(int argc, char **argv) {
   else
     printf("best wall %.2f s (target <= 30 s on the 2-core machine): %s\n", best_wall,
            best_wall <= 30 ? "PASS" : "FAIL");
+  plan_eval_release(&ctx);
   trace_free(&tr);
   free(s);
   return 0;

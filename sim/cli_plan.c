@@ -329,7 +329,8 @@ int cli_plan(int argc, char **argv) {
   struct model_spec model;
   struct trace tr;
   struct plan_result res;
-  int rc = ERR_OK, is_root = 1, mpi_up = 0;
+  int rc = ERR_OK, is_root = plan_mpi_launch_rank() == 0, mpi_up = 0;
+  struct plan_eval_ctx *ectx_live = NULL; /* its cost-model cache is released at the end */
   trace_init(&tr);
   memset(&res, 0, sizeof res);
 
@@ -425,6 +426,7 @@ int cli_plan(int argc, char **argv) {
                                .route_seed = rng_derive(o.po.seed, 0x726f757465ULL), /* "route", as bench */
                                .dispatch = o.dispatch};
   struct plan_evaluator ev;
+  ectx_live = &ectx;
   if ((rc = plan_eval_init(&ev, &ectx))) goto out;
   if (closed) {
     /* Clients beyond the request count change nothing: cap the concurrency search there. */
@@ -488,6 +490,7 @@ int cli_plan(int argc, char **argv) {
 
 out:
   if (rc && is_root) err_print(CLI_PLAN_PROG);
+  plan_eval_release(ectx_live);
   if (mpi_up) plan_mpi_finalize();
   plan_result_free(&res);
   trace_free(&tr);

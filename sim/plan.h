@@ -14,6 +14,7 @@
 #define SERVESIM_PLAN_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "sim/hw.h"
 #include "sim/layout.h"
@@ -265,8 +266,13 @@ int plan_mpi_gather(struct plan_outcome *out, int n);
 int plan_mpi_bcast_int(int v);
 void plan_mpi_finalize(void);
 int plan_mpi_available(void); /* 1 in an MPI build */
+/* This process's rank as the launcher's environment says, before MPI starts (0 when none): lets
+ * ranks other than 0 keep quiet about bad flags that every rank finds alike. */
+int plan_mpi_launch_rank(void);
 
 /* ---- plan_eval.c: the evaluator that runs sim_run ---- */
+
+struct plan_eval_cache;
 
 enum plan_eval_cost { PLAN_COST_ROOFLINE = 0, PLAN_COST_CONSTANT = 1 };
 
@@ -283,19 +289,23 @@ struct plan_eval_ctx {
   uint64_t route_seed;             /* roofline: routing table seed, shared by every candidate so
                                     * all see the same expert popularity (as servesim bench) */
   int dispatch;                    /* enum dispatch_policy across DP replicas */
+  struct plan_eval_cache *cache;   /* cost models shared by candidates (plan_eval_init makes it) */
 };
 
-/* Fills ev to simulate through ctx (which must outlive ev); describes the workload. */
+/* Fills ev to simulate through ctx (which must outlive ev); describes the workload. Allocates
+ * ctx's cost-model cache: release it with plan_eval_release. */
 int plan_eval_init(struct plan_evaluator *ev, struct plan_eval_ctx *ctx);
-/* The evaluator's functions (thread-safe: a candidate's state holds its own cost model; each
- * call owns its trace copy). */
+void plan_eval_release(struct plan_eval_ctx *ctx);
+/* The key under which candidates share a cost model: c's engine with max_num_seqs cleared (no
+ * cost model reads it: tests/test_plan.c checks the roofline's step times do not move with it). */
+void plan_eval_cost_key(const struct plan_cand *c, struct engine *key);
+/* The evaluator's functions (thread-safe: cost models come from the shared cache, built once
+ * per key; each call owns its trace copy). */
 int plan_eval_begin(void *ctx, const struct plan_cand *c, void **cs);
-void plan_eval_end(void *ctx, void *cs);
 int plan_eval_sim(void *ctx, void *cs, const struct plan_cand *c, double load,
                   const struct plan_slo *slo, struct plan_metrics *m);
 
 /* plan_report.c */
-#include <stdio.h>
 void plan_report_table(FILE *f, const struct plan_result *r, int top_n);
 /* JSON document (cJSON); the caller frees the string. */
 char *plan_report_json(const struct plan_result *r);

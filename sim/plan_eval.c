@@ -1,13 +1,16 @@
 /* plan_eval: the planner's evaluator wired to the simulator: one sim_run of one candidate at
  * one load, boiled down to the figures the planner ranks by (struct plan_metrics).
  *
- * Thread safety: every call builds its own cost model and, when the load rescales an open-loop
- * trace, its own copy of the arrivals; the shared model, hardware and trace are only read.
+ * Thread safety: cost models are built once per key and then only read (see the cache below);
+ * a call that rescales an open-loop trace makes its own copy of the arrivals; the shared model,
+ * hardware and trace are only read.
  * Load means the arrival-rate factor for an open loop (arrival times divided by it: the same
  * requests, the same order, a faster or slower clock) and the number of clients for evalscope's
  * closed loop. The candidate's seed drives the simulator's random draws (expert routing), so a
  * candidate's answer is the same whichever thread, rank or search space it runs in. */
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,39 +57,114 @@ static void plan_eval_fill(const struct metrics *mt, const struct sim_result *re
   m->n_preempt = res->counts.n_preemptions;
 }
 
-/* The candidate's cost model, built once for every load of its rate search. Both models are
- * pure (no state changes in stage_ns), so concurrent simulations could even share one. */
-int plan_eval_begin(void *ctx, const struct plan_cand *c, void **cs) {
-  const struct plan_eval_ctx *x = ctx;
-  struct cost_model *cm = calloc(1, sizeof *cm);
-  int rc = ERR_OK;
-  *cs = NULL;
-  if (!cm) return err_set(ERR_NOMEM, "plan: out of memory for the cost model");
+/* ---- the cost-model cache ----
+ * Building a roofline model costs tens of ms (its MoE routing table), as much as a short
+ * simulation; candidates that differ only in max_num_seqs get identical models. So models are
+ * built once per (hardware, layout, engine without max_num_seqs) and shared. Sharing across
+ * threads is safe because stage_ns is pure (sim.h, cost_roofline.h: no state changes, the rng
+ * unused), and deterministic because a model depends only on its key: whichever thread builds
+ * it builds the same one. A thread that needs a model another is building waits for it. */
+struct plan_eval_entry {
+  int hw_idx;
+  struct layout layout;
+  struct engine engine;      /* the key: max_num_seqs cleared */
+  int state;                 /* 0 building, 1 ready, 2 failed */
+  int rc;
+  char err[512];             /* the build's message, replayed to every candidate that shares it */
+  struct cost_model cm;
+  struct plan_eval_entry *next;
+};
+
+struct plan_eval_cache {
+  pthread_mutex_t mu;
+  pthread_cond_t built;
+  struct plan_eval_entry *head;
+};
+
+void plan_eval_cost_key(const struct plan_cand *c, struct engine *key) {
+  *key = c->engine;
+  key->max_num_seqs = 0;
+}
+
+/* Field by field: struct padding is not guaranteed to be copied, so no memcmp. */
+static int plan_eval_engine_eq(const struct engine *a, const struct engine *b) {
+  return a->gpu_mem_util == b->gpu_mem_util && a->max_model_len == b->max_model_len &&
+         a->max_num_seqs == b->max_num_seqs && a->max_num_batched_tokens == b->max_num_batched_tokens &&
+         a->block_size == b->block_size && a->kv_dtype_bytes == b->kv_dtype_bytes &&
+         a->enforce_eager == b->enforce_eager && a->enable_prefix_caching == b->enable_prefix_caching;
+}
+
+static int plan_eval_layout_eq(const struct layout *a, const struct layout *b) {
+  return a->tp == b->tp && a->pp == b->pp && a->dp == b->dp && a->ep == b->ep;
+}
+
+static int plan_eval_build(const struct plan_eval_ctx *x, const struct plan_cand *c,
+                           struct cost_model *cm) {
+  memset(cm, 0, sizeof *cm);
   if (x->cost_kind == PLAN_COST_CONSTANT) {
     cost_constant_init(cm, x->const_fixed_ns, x->const_per_tok_ns);
-    if (!cm->stage_ns) rc = err_set(ERR_NOMEM, "plan: out of memory for the cost model");
-  } else {
-    struct cost_roofline_opts ro;
-    cost_roofline_opts_default(&ro);
-    if (x->route_skew >= 0) ro.route_skew = x->route_skew;
-    ro.route_seed = x->route_seed;
-    struct engine e = c->engine;
-    if (e.max_model_len <= 0) e.max_model_len = x->model->max_pos;
-    rc = cost_roofline_create(x->model, &x->space->hw[c->hw_idx], &c->layout, &e, &ro, cm);
+    return cm->stage_ns ? ERR_OK : err_set(ERR_NOMEM, "plan: out of memory for the cost model");
   }
-  if (rc) {
-    free(cm);
-    return rc;
+  struct cost_roofline_opts ro;
+  cost_roofline_opts_default(&ro);
+  if (x->route_skew >= 0) ro.route_skew = x->route_skew;
+  ro.route_seed = x->route_seed;
+  struct engine e = c->engine;
+  if (e.max_model_len <= 0) e.max_model_len = x->model->max_pos;
+  return cost_roofline_create(x->model, &x->space->hw[c->hw_idx], &c->layout, &e, &ro, cm);
+}
+
+int plan_eval_begin(void *ctx, const struct plan_cand *c, void **cs) {
+  const struct plan_eval_ctx *x = ctx;
+  struct plan_eval_cache *k = x->cache;
+  struct engine key;
+  *cs = NULL;
+  if (!k) return err_set(ERR_INTERNAL, "plan: plan_eval_begin before plan_eval_init");
+  plan_eval_cost_key(c, &key);
+  pthread_mutex_lock(&k->mu);
+  struct plan_eval_entry *e = k->head;
+  while (e && !(e->hw_idx == c->hw_idx && plan_eval_layout_eq(&e->layout, &c->layout) &&
+                plan_eval_engine_eq(&e->engine, &key)))
+    e = e->next;
+  if (!e) { /* ours to build, outside the lock */
+    e = calloc(1, sizeof *e);
+    if (!e) {
+      pthread_mutex_unlock(&k->mu);
+      return err_set(ERR_NOMEM, "plan: out of memory for the cost-model cache");
+    }
+    e->hw_idx = c->hw_idx;
+    e->layout = c->layout;
+    e->engine = key;
+    e->next = k->head;
+    k->head = e;
+    pthread_mutex_unlock(&k->mu);
+    int rc = plan_eval_build(x, c, &e->cm);
+    pthread_mutex_lock(&k->mu);
+    e->rc = rc;
+    if (rc) snprintf(e->err, sizeof e->err, "%s", err_msg());
+    e->state = rc ? 2 : 1;
+    pthread_cond_broadcast(&k->built);
   }
-  *cs = cm;
+  while (e->state == 0) pthread_cond_wait(&k->built, &k->mu);
+  int rc = e->rc;
+  pthread_mutex_unlock(&k->mu);
+  if (rc) return err_set(rc, "%s", e->err);
+  *cs = &e->cm;
   return ERR_OK;
 }
 
-void plan_eval_end(void *ctx, void *cs) {
-  (void)ctx;
-  if (!cs) return;
-  cost_destroy(cs);
-  free(cs);
+void plan_eval_release(struct plan_eval_ctx *ctx) {
+  struct plan_eval_cache *k = ctx ? ctx->cache : NULL;
+  if (!k) return;
+  for (struct plan_eval_entry *e = k->head, *n; e; e = n) {
+    n = e->next;
+    if (e->state == 1) cost_destroy(&e->cm);
+    free(e);
+  }
+  pthread_mutex_destroy(&k->mu);
+  pthread_cond_destroy(&k->built);
+  free(k);
+  ctx->cache = NULL;
 }
 
 int plan_eval_sim(void *ctx, void *cs, const struct plan_cand *c, double load,
@@ -157,14 +235,19 @@ int plan_eval_init(struct plan_evaluator *ev, struct plan_eval_ctx *ctx) {
   memset(ev, 0, sizeof *ev);
   const struct trace *t = ctx->trace;
   if (!t || t->n < 1) return err_set(ERR_INPUT, "plan: the workload has no requests");
+  if (ctx->closed_loop && ctx->parallel < 1) return err_set(ERR_INPUT, "plan: --parallel must be at least 1");
+  plan_eval_release(ctx);
+  ctx->cache = calloc(1, sizeof *ctx->cache);
+  if (!ctx->cache) return err_set(ERR_NOMEM, "plan: out of memory for the cost-model cache");
+  pthread_mutex_init(&ctx->cache->mu, NULL);
+  pthread_cond_init(&ctx->cache->built, NULL);
   ev->cand_begin = plan_eval_begin;
-  ev->cand_end = plan_eval_end;
+  ev->cand_end = NULL; /* models stay in the cache until plan_eval_release */
   ev->eval = plan_eval_sim;
   snprintf(ev->cost_model, sizeof ev->cost_model, "%s",
            ctx->cost_kind == PLAN_COST_CONSTANT ? "constant" : "roofline");
   ev->ctx = ctx;
   if (ctx->closed_loop) {
-    if (ctx->parallel < 1) return err_set(ERR_INPUT, "plan: --parallel must be at least 1");
     ev->load_kind = PLAN_LOAD_CONCURRENCY;
     ev->load_nominal = ctx->parallel;
     ev->rate_req_s = 0;

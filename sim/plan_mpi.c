@@ -28,6 +28,15 @@ static int plan_mpi_launched(void) {
 
 int plan_mpi_available(void) { return 1; }
 
+int plan_mpi_launch_rank(void) {
+  static const char *vars[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"};
+  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+    const char *v = getenv(vars[i]);
+    if (v && *v) return atoi(v);
+  }
+  return 0;
+}
+
 int plan_mpi_init(int *argc, char ***argv) {
   if (plan_mpi_on || !plan_mpi_launched()) return ERR_OK;
   int provided = 0;
@@ -109,6 +118,7 @@ void plan_mpi_finalize(void) {
 #else /* one process: no MPI in this build */
 
 int plan_mpi_available(void) { return 0; }
+int plan_mpi_launch_rank(void) { return 0; }
 int plan_mpi_init(int *argc, char ***argv) { return ERR_OK; }
 int plan_mpi_rank(void) { return 0; }
 int plan_mpi_size(void) { return 1; }

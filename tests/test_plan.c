@@ -16,6 +16,7 @@
 
 #include "common/err.h"
 #include "sim/cli_args.h"
+#include "sim/cost_roofline.h"
 #include "sim/plan.h"
 #include "tests/check.h"
 #include "traces/gen.h"
@@ -127,7 +128,9 @@ static int run_plan(const struct trace *tr, int closed, int parallel, const char
   if (closed) o.load_min = 1, o.load_max = (double)tr->n;
   if (slo && (rc = plan_slo_parse(slo, &o.slo))) return rc;
   int is_root;
-  return plan_run(s, m, &ev, &o, r, &is_root);
+  rc = plan_run(s, m, &ev, &o, r, &is_root);
+  plan_eval_release(&ctx);
+  return rc;
 }
 
 static void test_known_answers(void) {
@@ -241,7 +244,54 @@ static void test_thread_independence(void) {
   trace_free(&tr);
 }
 
+/* plan_eval shares one cost model among candidates that differ only in max_num_seqs. That is
+ * right only while no cost model reads max_num_seqs: check the roofline's step times do not
+ * move with it, for steps of every kind (prefill chunks, decodes, mixed). */
+static void test_cost_key(void) {
+  struct model_spec m;
+  struct hw_spec h;
+  struct cli_args a;
+  CHECK(model_load("qwen3-235b-a22b-gptq-int4", &m) == ERR_OK);
+  CHECK(hw_load("a100-40g-pcie", &h) == ERR_OK);
+  cli_args_init(&a);
+  struct layout ls[2] = {{.tp = 8, .pp = 1, .dp = 1, .ep = 1}, {.tp = 4, .pp = 2, .dp = 1, .ep = 0}};
+  struct cost_req reqs[64];
+  for (int i = 0; i < 64; i++) reqs[i] = (struct cost_req){.n_new = i % 5 ? 1 : 300, .n_ctx = 37 * i};
+  for (int li = 0; li < 2; li++) {
+    struct cost_model cm[2];
+    int seqs[2] = {128, 512};
+    for (int k = 0; k < 2; k++) {
+      struct engine e;
+      cli_args_engine(&a, &h, &e);
+      e.max_model_len = m.max_pos;
+      e.max_num_seqs = seqs[k];
+      struct cost_roofline_opts o;
+      cost_roofline_opts_default(&o);
+      CHECK(cost_roofline_create(&m, &h, &ls[li], &e, &o, &cm[k]) == ERR_OK);
+    }
+    int same = 1;
+    for (int n = 1; n <= 64; n += 7)
+      for (int stage = 0; stage < ls[li].pp; stage++) {
+        struct cost_step st = {.reqs = reqs, .n_reqs = n, .stage = stage};
+        for (int i = 0; i < n; i++) {
+          st.n_tok += reqs[i].n_new;
+          st.n_decode += reqs[i].n_new == 1;
+          st.n_sample++;
+        }
+        struct rng r0, r1;
+        rng_seed(&r0, 1);
+        rng_seed(&r1, 1);
+        same &= cm[0].stage_ns(cm[0].state, &st, &r0, NULL) == cm[1].stage_ns(cm[1].state, &st, &r1, NULL);
+      }
+    CHECK_MSG(same, "the roofline's step time depends on max_num_seqs (layout %d): plan_eval_cost_key "
+              "must keep max_num_seqs in the key", li);
+    cost_destroy(&cm[0]);
+    cost_destroy(&cm[1]);
+  }
+}
+
 int main(void) {
+  test_cost_key();
   test_seed_space();
   test_known_answers();
   test_thread_independence();
