@@ -484,7 +484,7 @@ int w4a16_num_sms(void) {
 
 /* Split-K capacity of a workspace: splits * padded rows <= kSplitRows; block tiles that split
  * <= kCounters. */
-constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384, kDefaultVariant = 0;
+constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384, kDefaultVariant = 0, kDefaultLarge = 0;
 
 int64_t w4a16_npad(int N) { return ((int64_t)N + 127) / 128 * 128; }
 
@@ -551,13 +551,14 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
  * SERVESIM_W4_VARIANT (bench_kernels --variants compares them):
  *   0 registers, 2 chunks in flight per warp, ~4 blocks/SM   1 registers, 4 chunks, ~4/SM
  *   2 registers, 2 chunks, ~8/SM                             3 registers, 4 chunks, ~8/SM
- *   4 cp.async ring of 4 stages, ~4/SM                       5 ring of 8 stages, ~4/SM */
+ *   4 cp.async ring of 4 stages, ~4/SM                       5 ring of 8 stages, ~4/SM
+ *   6 registers, 4 chunks, 64 columns per warp, ~4/SM        7 registers, 8 chunks, ~4/SM */
 int w4a16_variant(void) {
   static int v = -1;
   if (v < 0) {
     const char *e = getenv("SERVESIM_W4_VARIANT");
     v = e && *e ? atoi(e) : kDefaultVariant;
-    if (v < 0 || v > 5) v = kDefaultVariant;
+    if (v < 0 || v > 7) v = kDefaultVariant;
   }
   return v;
 }
@@ -570,6 +571,8 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
     case 3: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 8, st);
     case 4: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, true>(a, ws, wsb, rows_max, 4, st);
     case 5: return w4a16_launch<MT, 2, 4, 1, 1, 8, MOE, GATHER, SILU, false, true>(a, ws, wsb, rows_max, 4, st);
+    case 6: return w4a16_launch<MT, 4, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
+    case 7: return w4a16_launch<MT, 2, 4, 1, 1, 8, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     default: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
   }
 }
@@ -581,7 +584,17 @@ int w4a16_dispatch(const W4Args &a, void *ws, size_t wsb, int rows, int rows_max
   if (rows <= 16) return w4a16_small<2, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   /* shared activation tiles: 32 x 128, 64 x 128, then 64 x 256 (rows x columns) */
   if (rows <= 32) return w4a16_launch<4, 2, 1, 4, 1, 4, MOE, GATHER, SILU, true, false>(a, ws, wsb, rows_max, 0, st);
-  if (rows <= 256) return w4a16_launch<8, 2, 1, 4, 1, 4, MOE, GATHER, SILU, true, false>(a, ws, wsb, rows_max, 0, st);
+  if (rows <= 256) {
+    /* SERVESIM_W4_LARGE (tuning): 0 tiles 64 x 128, 1 tiles 32 x 256, 2 tiles 64 x 256 */
+    static int large = -1;
+    if (large < 0) {
+      const char *e = getenv("SERVESIM_W4_LARGE");
+      large = e && *e ? atoi(e) : kDefaultLarge;
+    }
+    if (large == 1) return w4a16_launch<4, 4, 1, 4, 1, 4, MOE, GATHER, SILU, true, false>(a, ws, wsb, rows_max, 0, st);
+    if (large == 2) return w4a16_launch<8, 4, 1, 4, 1, 3, MOE, GATHER, SILU, true, false>(a, ws, wsb, rows_max, 0, st);
+    return w4a16_launch<8, 2, 1, 4, 1, 4, MOE, GATHER, SILU, true, false>(a, ws, wsb, rows_max, 0, st);
+  }
   return w4a16_launch<8, 4, 1, 4, 1, 3, MOE, GATHER, SILU, true, false>(a, ws, wsb, rows_max, 0, st);
 }
 
