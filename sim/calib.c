@@ -17,6 +17,7 @@ const char *const calib_kind_names[CALIB_N_KINDS] = {
     [CALIB_ATTN_DECODE] = "attention decode",
     [CALIB_ATTN_PREFILL] = "attention prefill",
     [CALIB_ALLREDUCE] = "allreduce",
+    [CALIB_STEP] = "step",
 };
 
 void calib_set_init(struct calib_set *s) { memset(s, 0, sizeof *s); }
@@ -80,6 +81,8 @@ int calib_set_add(struct calib_set *s, const struct db_measurement *m, int heads
   struct calib_meas r;
   memset(&r, 0, sizeof r);
   r.run_id = m->run_id;
+  r.tp = m->tp > 0 ? (int)m->tp : 1;
+  calib_copy(r.model, sizeof r.model, m->model);
   const char *kind = m->kind ? m->kind : "";
   const char *op = m->op ? m->op : "";
   calib_copy(r.dtype, sizeof r.dtype, m->dtype);
@@ -115,6 +118,24 @@ int calib_set_add(struct calib_set *s, const struct db_measurement *m, int heads
     r.kind = CALIB_ALLREDUCE;
     if (m->n_bytes < 1 || m->ranks < 2) return calib_bad(m, "allreduce row needs n_bytes and ranks >= 2");
     r.n_bytes = (double)m->n_bytes, r.ranks = (int)m->ranks;
+  } else if (!strcmp(kind, "step")) {
+    /* servesim-exec's steps describe their batch in extra_json; without it a step cannot be
+     * replayed through the cost model */
+    cJSON *j = m->extra_json ? cJSON_Parse(m->extra_json) : NULL;
+    const char *keys[4] = {"prefill_chunks", "prefill_len", "decodes", "decode_ctx"};
+    int v[4], have = j != NULL;
+    for (int i = 0; i < 4 && have; i++) {
+      const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
+      have = cJSON_IsNumber(x) && x->valuedouble >= 0 && x->valuedouble < 1e7;
+      if (have) v[i] = x->valueint;
+    }
+    cJSON_Delete(j);
+    if (!have || (v[0] * v[1] + v[2]) <= 0 || (v[2] > 0 && v[3] < 1)) {
+      s->n_unused++;
+      return ERR_OK;
+    }
+    r.kind = CALIB_STEP;
+    r.step_prefill = v[0], r.step_prefill_len = v[1], r.step_decode = v[2], r.step_decode_ctx = v[3];
   } else {
     s->n_unused++;
     return ERR_OK;
@@ -233,9 +254,11 @@ void calib_set_describe(const struct calib_set *s, char *buf, int len) {
     size_t l = strlen(commits);
     snprintf(commits + l, sizeof commits - l, "%s%s", i ? "," : "", s->commits[i]);
   }
-  int n = snprintf(buf, (size_t)len, "%d measurements (gemm %d, moe %d, attention %d+%d, allreduce %d; %d unused)",
-                   s->n, s->n_by_kind[CALIB_GEMM], s->n_by_kind[CALIB_MOE], s->n_by_kind[CALIB_ATTN_DECODE],
-                   s->n_by_kind[CALIB_ATTN_PREFILL], s->n_by_kind[CALIB_ALLREDUCE], s->n_unused);
+  int n = snprintf(buf, (size_t)len,
+                   "%d measurements (gemm %d, moe %d, attention %d+%d, allreduce %d, step %d; %d unused)", s->n,
+                   s->n_by_kind[CALIB_GEMM], s->n_by_kind[CALIB_MOE], s->n_by_kind[CALIB_ATTN_DECODE],
+                   s->n_by_kind[CALIB_ATTN_PREFILL], s->n_by_kind[CALIB_ALLREDUCE], s->n_by_kind[CALIB_STEP],
+                   s->n_unused);
   /* only what the rows say: unknown provenance fields are left out, not printed as "?" */
   if (n > 0 && n < len && s->n_runs > 0)
     n += snprintf(buf + n, (size_t)(len - n), " from %d profile run%s", s->n_runs, s->n_runs == 1 ? "" : "s");

@@ -6,8 +6,9 @@
  * and weight dtype, the fused MoE by rows (tokens x top-k) and active experts with its (K, N),
  * paged attention by batch, context and query length with the measured model's heads per rank
  * (from the models table's config.json, else the spec of that name), all-reduces by bytes and
- * ranks. Rows the model does not use (steps, p2p, the concentrated-routing MoE points) are
- * counted, not kept. The set also keeps the provenance of what it read (GPU, driver, CUDA, NCCL,
+ * ranks; whole engine steps with their batch (prefill chunks and decodes, from extra_json), kept
+ * to check predictions against, never to price from. Rows the model does not use (p2p, the
+ * concentrated-routing MoE points, steps without a batch description) are counted, not kept. The set also keeps the provenance of what it read (GPU, driver, CUDA, NCCL,
  * commits, dates, profile runs) so a calibrated run can say what it was calibrated from.
  *
  * The set does not depend on the simulated model or layout: one set serves every cost model
@@ -26,6 +27,7 @@ enum calib_kind {
   CALIB_ATTN_DECODE,         /* paged attention, one new token per sequence */
   CALIB_ATTN_PREFILL,        /* paged attention over a prompt chunk */
   CALIB_ALLREDUCE,
+  CALIB_STEP,                /* a whole engine step (validation: not used for pricing) */
   CALIB_N_KINDS
 };
 
@@ -40,6 +42,9 @@ struct calib_meas {
   int qh, kvh, hd;           /* attention: q / kv heads per rank and head dim; 0 = unknown */
   double n_bytes;            /* all-reduce bytes per rank */
   int ranks;                 /* all-reduce group size */
+  int step_prefill, step_prefill_len, step_decode, step_decode_ctx; /* step: its batch (extra_json) */
+  int tp;                    /* TP size the row was measured under (1 when unset) */
+  char model[64];            /* measured model's name ("" = none) */
   double t_ns;               /* median latency */
   int64_t run_id;            /* profile run (DB_UNSET = none) */
 };

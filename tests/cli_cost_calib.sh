@@ -54,6 +54,8 @@ echo "$line" | grep -qE "^calibrated: [0-9<>]+% of op time from measurements" &&
 echo "$line" | grep -q "moe [0-9<>]*%: no int4 moe rows for hidden 2048, expert width 384 per rank" && ok \
   || fail "MoE fallback not named: $line"
 echo "$line" | grep -q "no allreduce rows" && fail "all-reduce rows were imported: $line" || ok
+grep -qE "^calibrated from: 60 measurements \(gemm 28, moe 0, attention 20\+4, allreduce 8, step 0; 0 unused\).*, commit " "$T/a" \
+  && ok || fail "provenance line: $(grep '^calibrated from' "$T/a")"
 
 # deterministic: the same inputs give the same bytes (the run is stored too, in its own copy)
 cp "$T/cal.db" "$T/cal2.db"
@@ -66,7 +68,7 @@ cmp -s "$T/a" "$T/b" && ok || fail "two calibrated runs differ: $(diff "$T/a" "$
 "$BIN" "${SIM[@]}" --cost calibrated --db "$T/empty.db" >"$T/c" 2>&1 && ok || fail "empty-db run: $(cat "$T/c")"
 "$BIN" "${SIM[@]}" --cost roofline --db "$T/rl.db" >"$T/r" 2>&1 && ok || fail "roofline run: $(cat "$T/r")"
 grep -q "100% roofline fallback" "$T/c" && ok || fail "empty db line: $(grep '^calibrated' "$T/c")"
-diff <(grep -v -e '^calibrated: ' -e '^deployment: ' "$T/c") <(grep -v '^deployment: ' "$T/r") >"$T/d" \
+diff <(grep -v -e '^calibrated: ' -e '^calibrated from: ' -e '^deployment: ' "$T/c") <(grep -v '^deployment: ' "$T/r") >"$T/d" \
   && ok || fail "empty database differs from the roofline: $(head -6 "$T/d")"
 cmp -s "$T/a" "$T/r" && fail "calibrated run equals the roofline run" || ok
 

@@ -161,9 +161,13 @@ static int fill_db(struct db *db, int with_ar) {
     rc = db_put_measurement(db, &m);
   }
   if (!rc) {
+    /* a step without its batch cannot be replayed: counted as unused; one with it is kept */
     meas_base(&m, "step", "decode", "h100-sxm");
     m.batch = 4, m.lat_us_median = 1000;
-    rc = db_put_measurement(db, &m);
+    if (!(rc = db_put_measurement(db, &m))) {
+      m.extra_json = "{\"prefill_chunks\":1,\"prefill_len\":512,\"decodes\":32,\"decode_ctx\":1024}";
+      rc = db_put_measurement(db, &m);
+    }
   }
   return rc;
 }
@@ -475,7 +479,12 @@ static void test_loader(const char *db_path) {
   CHECK(s.n_by_kind[CALIB_GEMM] == 2 * N_OF(gemm_ms)); /* the A100 row is not read */
   CHECK(s.n_by_kind[CALIB_MOE] == N_OF(moe_ts));
   CHECK(s.n_by_kind[CALIB_ATTN_DECODE] == N_OF(dec_bs) * N_OF(dec_cs));
-  CHECK(s.n_unused == N_OF(moe_ts) + 1); /* concentrated MoE points and the step row */
+  CHECK(s.n_unused == N_OF(moe_ts) + 1); /* concentrated MoE points and the bare step row */
+  CHECK(s.n_by_kind[CALIB_STEP] == 1);
+  for (int i = 0; i < s.n; i++)
+    if (s.rows[i].kind == CALIB_STEP)
+      CHECK(s.rows[i].step_prefill == 1 && s.rows[i].step_prefill_len == 512 && s.rows[i].step_decode == 32 &&
+            s.rows[i].step_decode_ctx == 1024 && s.rows[i].tp == 2 && !strcmp(s.rows[i].model, "qwen3-30b-a3b-gptq-int4"));
   CHECK(s.rows[0].kind == CALIB_GEMM);
   int found = 0;
   for (int i = 0; i < s.n; i++)
