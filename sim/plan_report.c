@@ -75,9 +75,12 @@ static void plan_report_row(FILE *f, const struct plan_result *r, int rank, int 
  * are the innermost loop of the enumeration, so a layout's settings are consecutive); the
  * details quoted are the first setting's, since figures such as the activation peak vary. */
 static void plan_report_rejected(FILE *f, const struct plan_result *r) {
-  int n_rej = r->n_cand - r->n_feasible;
-  fprintf(f, "\nrejected (%d of %d candidates):\n", n_rej, r->n_cand);
-  if (!n_rej) fprintf(f, "  none\n");
+  int n_rej = r->n_cand - r->n_feasible, n_failed = 0;
+  for (int i = 0; i < r->n_cand; i++) n_failed += r->cand[i].feasible && r->out[i].status != 0;
+  fprintf(f, "\nrejected (%d of %d candidates", n_rej, r->n_cand);
+  if (n_failed) fprintf(f, "; %d more failed to simulate", n_failed);
+  fprintf(f, "):\n");
+  if (!n_rej && !n_failed) fprintf(f, "  none\n");
   for (int i = 0; i < r->n_cand;) {
     int j = i + 1;
     const struct plan_cand *a = &r->cand[i];
