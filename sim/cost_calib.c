@@ -541,31 +541,23 @@ static void ccal_destroy(void *state) {
   free(c);
 }
 
-/* Records why an op class lacks measurements (first two reasons) or used a neighbour shape. */
-static void ccal_why(char *buf, size_t len, const char *fmt, double a, double b, const char *what) {
+/* Appends one reason to an op class's line (two at most: enough to say what to measure). */
+static void ccal_why(char *buf, size_t len, const char *one) {
   size_t l = strlen(buf);
-  if (l > 0 && strstr(buf, "; ")) return; /* two reasons are enough for one line */
-  char one[96];
-  snprintf(one, sizeof one, fmt, a, b, what);
-  if (strstr(buf, one)) return;
+  if (strstr(buf, "; ") || strstr(buf, one)) return;
   snprintf(buf + l, len - l, "%s%s", l ? "; " : "", one);
 }
 
 static void ccal_bind_gemm(struct ccal *c, struct ccal_bind *b, double k, double n, const char *what) {
   double want[3] = {k, n, 0};
   *b = ccal_bind(c, CALIB_GEMM, want);
-  const char *dt = ccal_model_dtype(&c->ms);
-  char fmt[64];
+  char one[160];
   if (b->fam < 0) {
-    snprintf(fmt, sizeof fmt, "no %s gemm rows for %%.0fx%%.0f (%%s)", dt);
-    ccal_why(c->why[CCAL_GEMM], sizeof c->why[0], fmt, k, n, what);
-  } else if (!b->exact) {
-    snprintf(fmt, sizeof fmt, "%%s %%.0fx%%.0f from the nearest measured shape %.0fx%.0f", c->fams[b->fam].key[0],
-             c->fams[b->fam].key[1]);
-    char one[128];
-    snprintf(one, sizeof one, fmt, what, k, n);
-    size_t l = strlen(c->shape_note[CCAL_GEMM]);
-    if (l == 0) snprintf(c->shape_note[CCAL_GEMM], sizeof c->shape_note[0], "%s", one);
+    snprintf(one, sizeof one, "no %s gemm rows for %.0fx%.0f (%s)", ccal_model_dtype(&c->ms), k, n, what);
+    ccal_why(c->why[CCAL_GEMM], sizeof c->why[0], one);
+  } else if (!b->exact && !c->shape_note[CCAL_GEMM][0]) {
+    snprintf(c->shape_note[CCAL_GEMM], sizeof c->shape_note[0], "%s %.0fx%.0f from the nearest measured shape %.0fx%.0f",
+             what, k, n, c->fams[b->fam].key[0], c->fams[b->fam].key[1]);
   }
 }
 
