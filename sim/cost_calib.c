@@ -81,7 +81,7 @@ struct ccal_acc {
 struct ccal {
   struct cost_model rl;      /* the roofline underneath */
   /* model and layout, per rank */
-  double H, hd, qh, kvh, qkv_n, o_k, dense_I, I_rank, kv_tok_bytes;
+  double H, hd, qh, kvh, qkv_n, o_k, dense_I, I_rank, kv_b; /* kv_b: KV-cache bytes per element */
   int E, topk, ep, n_local, ep_dp, tp, pp, dp, quant, enforce_eager;
   struct model_spec ms;      /* copy of the model (weight format for SOL bytes) */
   double w_qkv, w_o, w_gu, w_dn, w_egu, w_edn; /* weight bytes per rank of each GEMM / expert */
@@ -128,7 +128,7 @@ static double ccal_sol_moe(const struct ccal *c, double rows, double active, dou
  * q/k/v in and o out; FLOPs of QK^T and PV. */
 static double ccal_sol_attn(const struct ccal *c, double qh, double kvh, double hd, double n_q, double kv_read,
                             double qk_pairs) {
-  double kv_tok = 2.0 * kvh * hd * (c->kv_tok_bytes / (2.0 * c->kvh * c->hd));
+  double kv_tok = 2.0 * kvh * hd * c->kv_b; /* K and V of one token, this family's heads */
   double bytes = kv_read * kv_tok + n_q * ((qh + 2 * kvh) * hd + qh * hd) * 2.0;
   double flops = 4.0 * qh * hd * qk_pairs;
   return bytes / c->bw + flops / c->rate;
@@ -602,7 +602,7 @@ int cost_calib_create(const struct model_spec *m, const struct hw_spec *h, const
   c->w_egu = ccal_w_bytes(m, c->H, 2 * c->I_rank, c->quant);
   c->w_edn = ccal_w_bytes(m, c->I_rank, c->H, c->quant);
   int kv_b = e->kv_dtype_bytes > 0 ? e->kv_dtype_bytes : m->dtype_bytes;
-  c->kv_tok_bytes = 2.0 * c->kvh * c->hd * kv_b;
+  c->kv_b = kv_b;
   c->bw = h->hbm_GBps * (h->hbm_eff > 0 ? h->hbm_eff : 0.85);
   c->rate = h->tflops_bf16 * 1e3 * (h->mma_eff > 0 ? h->mma_eff : 0.7);
   if (m->quant.method == MODEL_QUANT_FP8 && h->tflops_fp8 > 0)
