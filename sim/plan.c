@@ -69,6 +69,9 @@ int plan_run(const struct plan_space *s, const struct model_spec *m,
     return err_set(ERR_INPUT, "plan: the rate search needs 0 < load_min <= load_max and tol > 0");
 
   if ((rc = plan_space_enumerate(s, m, o->seed, &r->cand, &r->n_cand))) return rc;
+  if (r->n_cand == 0)
+    return err_set(ERR_INPUT, "plan: no layout of the given GPU counts matches the pinned sizes "
+                   "(-tp/-pp/-dp), --layout or --expert-parallel");
   r->out = calloc((size_t)(r->n_cand ? r->n_cand : 1), sizeof *r->out);
   int *ids = malloc((size_t)(r->n_cand ? r->n_cand : 1) * sizeof *ids);
   struct plan_outcome *compact = calloc((size_t)(r->n_cand ? r->n_cand : 1), sizeof *compact);

@@ -8,8 +8,9 @@
  * load it sustains (plan_search.c). Candidates run on a thread pool (plan_pool.c) and, in an MPI
  * build launched by mpirun, round-robin across ranks (plan_mpi.c); each candidate's outcome
  * depends only on the candidate (its own seed) and lands in its own slot, so the answer is
- * byte-identical for any thread or rank count. plan_rank.c orders the outcomes per objective and
- * finds the Pareto frontier; plan_report.c prints the table, JSON and database rows. */
+ * byte-identical for any thread or rank count. plan_slo.c parses and judges the SLO; plan_rank.c
+ * orders the outcomes per objective and finds the Pareto frontier; plan_report.c prints the
+ * table and JSON, plan_db.c stores the rows; plan.c drives it all. */
 #ifndef SERVESIM_PLAN_H
 #define SERVESIM_PLAN_H
 

@@ -6,8 +6,10 @@
  * hardware and trace are only read.
  * Load means the arrival-rate factor for an open loop (arrival times divided by it: the same
  * requests, the same order, a faster or slower clock) and the number of clients for evalscope's
- * closed loop. The candidate's seed drives the simulator's random draws (expert routing), so a
- * candidate's answer is the same whichever thread, rank or search space it runs in. */
+ * closed loop. The candidate's seed drives the simulator's own random draws; the roofline's
+ * routing table takes one seed for every candidate (servesim bench's), so all layouts see the
+ * same expert popularity. A candidate's answer is thus the same whichever thread, rank or search
+ * space it runs in. */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
