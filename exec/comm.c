@@ -68,3 +68,20 @@ void comm_nccl_version(char *out, int n) {
   ncclGetVersion(&v);
   snprintf(out, (size_t)n, "%d.%d.%d", v / 10000, (v / 100) % 100, v % 100);
 }
+
+int comm_barrier(struct comm *c) {
+  if (c->size == 1) return ERR_OK;
+  float *d = NULL;
+  cudaStream_t s = NULL;
+  if (cudaMalloc((void **)&d, sizeof(float)) != cudaSuccess || cudaStreamCreate(&s) != cudaSuccess) {
+    if (d) cudaFree(d);
+    return err_set(ERR_DEVICE, "exec/comm.c: barrier: cannot allocate");
+  }
+  int rc = comm_check(ncclAllReduce(d, d, 1, ncclFloat32, ncclSum, (ncclComm_t)c->nccl, s), (ncclComm_t)c->nccl,
+                      "barrier all-reduce", __LINE__);
+  cudaError_t e = cudaStreamSynchronize(s);
+  if (!rc && e != cudaSuccess) rc = err_set(ERR_DEVICE, "exec/comm.c: barrier: %s", cudaGetErrorString(e));
+  cudaStreamDestroy(s);
+  cudaFree(d);
+  return rc;
+}

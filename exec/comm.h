@@ -31,6 +31,8 @@ void comm_abort(struct comm *c);
 int comm_allreduce_bf16(struct comm *c, void *buf, size_t n, void *stream);
 /* recv [size][n_bytes] = every rank's send [n_bytes] (device buffers). */
 int comm_allgather(struct comm *c, const void *send, void *recv, size_t n_bytes, void *stream);
+/* Returns once every rank called it (a one-element all-reduce, synchronised). */
+int comm_barrier(struct comm *c);
 /* "2.28.9" */
 void comm_nccl_version(char *out, int n);
 

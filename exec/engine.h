@@ -41,8 +41,9 @@ struct eng;
 /* Creates the rank on the current CUDA device. comm must outlive the engine. */
 int eng_create(const struct eng_cfg *cfg, struct comm *comm, struct eng **out);
 void eng_destroy(struct eng *e);
-/* One forward step. next int32 [n_sample] out (host). logits: NULL, or bf16 [n_sample, v_loc]
- * out (host): this rank's vocabulary slice, rows v0.. of the lm_head. */
+/* One forward step. next int32 [n_sample] out (host). logits: NULL, or bf16 [n_sample, V] out
+ * (host): the whole vocabulary, gathered from every rank's lm_head slice (needs V % tp == 0;
+ * every rank must ask, the gather is a collective). */
 int eng_step(struct eng *e, const struct batch *b, int32_t *next, bf16_t *logits);
 /* GPU time of the last step (CUDA events around it, uploads and the token read-back included). */
 double eng_last_step_ms(const struct eng *e);

@@ -48,6 +48,7 @@ struct eng {
   int32_t *ids;                /* [max_seqs] local argmax */
   int32_t *pairs;              /* [max_seqs, 2]: (logit as float bits, global id) */
   int32_t *gathered;           /* [tp, max_seqs, 2] */
+  bf16_t *logits_all;          /* [tp, max_seqs, v_loc]: the gathered vocabulary slices */
   unsigned long long *hits;    /* [L, E] */
   void *gemm_ws;               /* kern_w4a16 split-K workspace */
   size_t gemm_ws_bytes;
@@ -59,6 +60,7 @@ struct eng {
   /* pinned host staging */
   int32_t *h_in;               /* [5, max_tok] */
   int32_t *h_gathered;         /* [tp, max_seqs, 2] */
+  bf16_t *h_logits;            /* [tp, max_seqs, v_loc] */
   struct eng_graph graphs[ENG_MAX_GRAPHS];
 };
 

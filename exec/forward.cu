@@ -145,10 +145,16 @@ int eng_step(eng *e, const batch *b, int32_t *next, bf16_t *logits) {
   }
   if (g) ENG_CUDA(cudaGraphLaunch(g->exec, e->stream));
   else ENG_TRY(eng_forward_device(e, T, ns, b->max_context));
+  int64_t vl = e->d.v_loc;
   if (ns > 0) {
     ENG_CUDA(cudaMemcpyAsync(e->h_gathered, e->gathered, (size_t)tp * ns * 8, cudaMemcpyDeviceToHost, e->stream));
-    if (logits)
-      ENG_CUDA(cudaMemcpyAsync(logits, e->logits, (size_t)ns * e->d.v_loc * 2, cudaMemcpyDeviceToHost, e->stream));
+    if (logits) {
+      if ((int64_t)e->d.vocab != vl * tp)
+        return err_set(ERR_INPUT, "full logits need vocab %d divisible by tp %d", e->d.vocab, tp);
+      ENG_TRY(comm_allgather(e->comm, e->logits, e->logits_all, (size_t)(ns * vl * 2), e->stream));
+      ENG_CUDA(cudaMemcpyAsync(e->h_logits, e->logits_all, (size_t)(tp * ns * vl * 2), cudaMemcpyDeviceToHost,
+                               e->stream));
+    }
   }
   ENG_CUDA(cudaEventRecord(e->ev1, e->stream));
   ENG_CUDA(cudaEventSynchronize(e->ev1));
@@ -170,6 +176,10 @@ int eng_step(eng *e, const batch *b, int32_t *next, bf16_t *logits) {
     }
     next[i] = best_id;
   }
+  if (logits && ns > 0)   /* [tp][ns][v_loc] -> [ns][V] */
+    for (int r = 0; r < tp; r++)
+      for (int i = 0; i < ns; i++)
+        memcpy(logits + (int64_t)i * e->d.vocab + r * vl, e->h_logits + ((int64_t)r * ns + i) * vl, (size_t)vl * 2);
   return ERR_OK;
 }
 
@@ -210,6 +220,7 @@ static int64_t eng_carve_all(eng *e, uint8_t *base) {
   e->ids = (int32_t *)eng_carve(base, &off, ms * 4);
   e->pairs = (int32_t *)eng_carve(base, &off, ms * 8);
   e->gathered = (int32_t *)eng_carve(base, &off, (int64_t)e->cfg.tp * ms * 8);
+  e->logits_all = (bf16_t *)eng_carve(base, &off, (int64_t)e->cfg.tp * ms * d->v_loc * 2);
   e->hits = (unsigned long long *)eng_carve(base, &off, (int64_t)d->n_layers * d->n_experts * 8);
   e->gemm_ws = eng_carve(base, &off, (int64_t)e->gemm_ws_bytes);
   e->attn_ws = eng_carve(base, &off, (int64_t)e->attn_ws_bytes);
@@ -277,6 +288,7 @@ int eng_create(const eng_cfg *cfg, comm *cm, eng **out) {
   }
   ENG_CUDA(cudaMallocHost(&e->h_in, (size_t)5 * cfg->max_tok * 4));
   ENG_CUDA(cudaMallocHost(&e->h_gathered, (size_t)cfg->tp * cfg->max_seqs * 8));
+  ENG_CUDA(cudaMallocHost(&e->h_logits, (size_t)cfg->tp * cfg->max_seqs * d->v_loc * 2));
   memset(e->h_in, 0, (size_t)5 * cfg->max_tok * 4);
   *out = e;
   return ERR_OK;
@@ -290,6 +302,7 @@ void eng_destroy(eng *e) {
   if (e->act_base) cudaFree(e->act_base);
   if (e->h_in) cudaFreeHost(e->h_in);
   if (e->h_gathered) cudaFreeHost(e->h_gathered);
+  if (e->h_logits) cudaFreeHost(e->h_logits);
   if (e->blas) cublasDestroy(e->blas);
   if (e->ev0) cudaEventDestroy(e->ev0);
   if (e->ev1) cudaEventDestroy(e->ev1);

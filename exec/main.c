@@ -181,7 +181,7 @@ static int cmd_generate(const struct opts *o, const struct model_spec *m, struct
   job.cfg = (struct gen_cfg){o->batch, o->prompt_len, o->output_len, o->seed};
   job.n_layers = m->n_layers;
   job.n_experts = m->n_experts;
-  if ((rc = runner_run(&cfg, gen_rank, &job))) {
+  if ((rc = runner_run(&cfg, gen_rank, &job)) || !runner_reports(o->tp)) {
     free(job.res.hits);
     return rc;
   }
@@ -228,7 +228,7 @@ static int cmd_profile(const struct opts *o, const struct model_spec *m, struct 
   if (rc) return rc;
   struct eng_cfg cfg = {m, o->tp, 0, prof_max_seqs(&job), prof_max_ctx(&job), prof_max_tok(&job), o->seed,
                         (float)o->skew, ck, 1};
-  if ((rc = runner_run(&cfg, prof_rank, &job))) {
+  if ((rc = runner_run(&cfg, prof_rank, &job)) || !runner_reports(o->tp)) {
     rec_free(&job.rec);
     return rc;
   }
@@ -250,9 +250,10 @@ static int cmd_verify(const struct opts *o) {
   if (!r) return err_set(ERR_NOMEM, "out of memory");
   verify_set_overrides(o->layers, o->top_k);
   int rc = verify_run(o->model, o->tp, o->steps, o->seed, !o->eager, r);
-  if (!rc) {
-    printf("verify %s -tp %d: %d rows, logits relative error %.3e (worst row %.3e), %s%s\n", o->model, o->tp,
-           r->n_rows, r->all_rel_err, r->max_rel_err, r->first_mismatch < 0 ? "greedy tokens identical" : "TOKENS DIFFER",
+  if (!rc && r->n_rows >= 0 && runner_reports(o->tp)) {
+    printf("verify %s -tp %d: %d rows, logits relative error %.3e (worst row %.3e), %s, %d near-tie rows%s\n",
+           o->model, o->tp, r->n_rows, r->all_rel_err, r->max_rel_err,
+           r->first_mismatch < 0 ? "greedy tokens identical" : "TOKENS DIFFER", r->n_ties,
            r->head_dim_widened ? " (head_dim widened to 64)" : "");
     if (r->first_mismatch >= 0)
       printf("first mismatch at row %d: gpu %d, reference %d\n", r->first_mismatch, r->gpu_tokens[r->first_mismatch],
@@ -275,6 +276,7 @@ int main(int argc, char **argv) {
     err_print("servesim-exec");
     return 2;
   }
+  runner_set_argv(argc, argv);
   struct opts o;
   int rc = parse_opts(argc, argv, &o);
   if (rc) {
@@ -290,6 +292,7 @@ int main(int argc, char **argv) {
     if (!rc) rc = !strcmp(o.cmd, "generate") ? cmd_generate(&o, &m, ck) : cmd_profile(&o, &m, ck);
     st_close(ck);
   }
+  if (rc && runner_child_status()) return runner_child_status();   /* the rank printed why */
   if (rc) {
     err_print("servesim-exec");
     return err_exit_code(rc);

@@ -2,7 +2,10 @@
 #include "exec/runner.h"
 
 #include <cuda_runtime_api.h>
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,10 +102,135 @@ void runner_device_info(char *gpu, int gpu_n, char *driver, int driver_n, char *
   if (f) fclose(f);
 }
 
+static int runner_argc;
+static char **runner_argv;
+static int runner_env_rank = -1, runner_env_world = 0, runner_failed_status;
+
+void runner_set_argv(int argc, char **argv) {
+  runner_argc = argc;
+  runner_argv = argv;
+  const char *r = getenv("SERVESIM_EXEC_RANK"), *w = getenv("SERVESIM_EXEC_WORLD");
+  if (r && w) {
+    runner_env_rank = atoi(r);
+    runner_env_world = atoi(w);
+  }
+}
+
+int runner_reports(int tp) {
+  if (runner_env_rank >= 0) return runner_env_rank == 0;
+  return !(runner_argv && tp > 1);
+}
+
+int runner_child_status(void) { return runner_failed_status; }
+int runner_is_rank_process(void) { return runner_env_rank >= 0; }
+
+static void runner_hex(const uint8_t *id, char *out) {
+  for (int i = 0; i < COMM_ID_BYTES; i++) snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+static int runner_unhex(const char *s, uint8_t *id) {
+  if (!s || strlen(s) != 2 * COMM_ID_BYTES) return -1;
+  for (int i = 0; i < COMM_ID_BYTES; i++) {
+    unsigned v;
+    if (sscanf(s + 2 * i, "%2x", &v) != 1) return -1;
+    id[i] = (uint8_t)v;
+  }
+  return 0;
+}
+
+/* A rank process: this rank only, on this thread; a closing barrier so rank 0 reports only
+ * after every rank finished its work. */
+static int runner_rank_process(const struct eng_cfg *cfg, runner_fn fn, void *arg) {
+  int rank = runner_env_rank, rc;
+  uint8_t id[COMM_ID_BYTES];
+  if (runner_env_world != cfg->tp || runner_unhex(getenv("SERVESIM_EXEC_NCCL_ID"), id))
+    return err_set(ERR_INTERNAL, "rank process %d: SERVESIM_EXEC_WORLD/NCCL_ID do not match -tp %d", rank, cfg->tp);
+  cudaError_t ce = cudaSetDevice(rank);
+  if (ce != cudaSuccess) return err_set(ERR_DEVICE, "rank %d: cudaSetDevice: %s", rank, cudaGetErrorString(ce));
+  struct comm c;
+  if ((rc = comm_init(&c, id, rank, cfg->tp))) return err_wrap(rc, "rank %d", rank);
+  struct eng_cfg rcfg = *cfg;
+  rcfg.rank = rank;
+  struct eng *e = NULL;
+  if (!(rc = eng_create(&rcfg, &c, &e))) rc = fn(arg, rank, e, &c);
+  if (!rc) rc = comm_barrier(&c);
+  eng_destroy(e);
+  comm_destroy(&c);
+  return rc ? err_wrap(rc, "rank %d", rank) : ERR_OK;
+}
+
+/* The parent: start tp rank processes (this program, same arguments), wait for all. */
+static int runner_spawn(int tp) {
+  uint8_t id[COMM_ID_BYTES];
+  int rc = comm_unique_id(id);   /* starts NCCL's bootstrap root in this process, which stays */
+  if (rc) return rc;
+  char hex[2 * COMM_ID_BYTES + 1], num[16], world[16];
+  runner_hex(id, hex);
+  snprintf(world, sizeof world, "%d", tp);
+  fflush(stdout);
+  fflush(stderr);
+  pid_t *pids = calloc((size_t)tp, sizeof *pids);
+  if (!pids) return err_set(ERR_NOMEM, "out of memory");
+  for (int r = 0; r < tp; r++) {
+    pid_t p = fork();
+    if (p < 0) {
+      rc = err_set(ERR_IO, "fork: %s", strerror(errno));
+      for (int q = 0; q < r; q++) kill(pids[q], SIGKILL);
+      break;
+    }
+    if (p == 0) {
+      snprintf(num, sizeof num, "%d", r);
+      setenv("SERVESIM_EXEC_RANK", num, 1);
+      setenv("SERVESIM_EXEC_WORLD", world, 1);
+      setenv("SERVESIM_EXEC_NCCL_ID", hex, 1);
+      execv("/proc/self/exe", runner_argv);
+      fprintf(stderr, "servesim-exec: rank %d: exec /proc/self/exe: %s\n", r, strerror(errno));
+      _exit(2);
+    }
+    pids[r] = p;
+  }
+  int alive = rc ? 0 : tp;
+  double failed_at = -1;
+  while (alive > 0) {
+    int st;
+    pid_t p = waitpid(-1, &st, WNOHANG);
+    if (p > 0) {
+      for (int r = 0; r < tp; r++)
+        if (pids[r] == p) pids[r] = 0;
+      alive--;
+      int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+      if (code && !runner_failed_status) {
+        runner_failed_status = code;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        failed_at = now.tv_sec + now.tv_nsec * 1e-9;
+      }
+      continue;
+    }
+    if (failed_at >= 0) {
+      /* peers may sit in a collective with a dead rank: give them a few seconds, then stop them */
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if (now.tv_sec + now.tv_nsec * 1e-9 - failed_at > 5.0)
+        for (int r = 0; r < tp; r++)
+          if (pids[r] > 0) kill(pids[r], SIGKILL);
+    }
+    usleep(20000);
+  }
+  free(pids);
+  if (rc) return rc;
+  return runner_failed_status ? err_set(runner_failed_status == 1 ? ERR_LAYOUT : ERR_DEVICE,
+                                        "a rank process failed (exit status %d)", runner_failed_status)
+                              : ERR_OK;
+}
+
 int runner_run(const struct eng_cfg *cfg, runner_fn fn, void *arg) {
-  int tp = cfg->tp, n_dev = runner_device_count();
+  int tp = cfg->tp;
+  if (runner_env_rank >= 0) return runner_rank_process(cfg, fn, arg);
+  int n_dev = runner_device_count();
   if (n_dev < tp)
     return err_set(ERR_DEVICE, "-tp %d needs %d GPUs, %d visible (CUDA_VISIBLE_DEVICES?)", tp, tp, n_dev);
+  if (runner_argv && tp > 1) return runner_spawn(tp);
   struct runner_shared sh;
   memset(&sh, 0, sizeof sh);
   sh.cfg = cfg;
