@@ -6,12 +6,18 @@
  * tokens wastes no weight bandwidth and uses one m16n8k16 per 16x16 weight tile. Each lane
  * reads its A fragments of four k16 sub-tiles with one 16-byte load (the repack made this so)
  * and dequantises in registers: (nibble | 0x4300) is bf16 128+q, minus 136 is q-8 exactly, times
- * the group's scale (bf16) -- 3 ALU ops per two weights. The block (4 warps) covers BN columns
- * and BM tokens; warps split K inside the block (WK) for small M, or tile N x M (WN x WM) for
- * large M. For small M the grid also splits K (gridDim.z) so that enough loads are in flight to
- * saturate HBM; the last block to finish a tile sums the partials in split order (deterministic,
- * no float atomics) and resets the tile's counter for the next call.
- * Not done (yet): shared-memory staging with cp.async for large M, Hopper wgmma. */
+ * the group's scale (bf16) -- 3 ALU ops per two weights.
+ * - Small M (<= 16 rows per tile): 4 warps split K inside the block and the grid splits K
+ *   again (gridDim.z) so that enough loads are in flight; the last block to finish a tile sums
+ *   the partials in split order (deterministic, no float atomics) and resets the tile's
+ *   counter. Loads go through registers (S chunks per warp) or a per-thread cp.async ring;
+ *   SERVESIM_W4_VARIANT picks one of 9 such settings (bench_kernels.sh TUNE=1 times them all;
+ *   the default is the fastest measured on the H100, see kernels/NOTES.md).
+ * - Larger M: the block's activation tile is staged in shared memory by cp.async (S stages,
+ *   one barrier per k64 chunk) and shared by 4 warps that split N; weights keep a per-thread
+ *   ring. Tiles 32 x 256 up to 256 rows (SERVESIM_W4_LARGE), 64 x 256 beyond.
+ * Not done: a Hopper wgmma path (mma.sync tops out near 350 TFLOP/s here, cuBLAS bf16 uses
+ * wgmma), a persistent small-M grid. */
 #include "kernels/kern_common.cuh"
 
 namespace {
@@ -484,7 +490,7 @@ int w4a16_num_sms(void) {
 
 /* Split-K capacity of a workspace: splits * padded rows <= kSplitRows; block tiles that split
  * <= kCounters. */
-constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384, kDefaultVariant = 0, kDefaultLarge = 0;
+constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384, kDefaultVariant = 8, kDefaultLarge = 1, kMaxDevices = 64;
 
 int64_t w4a16_npad(int N) { return ((int64_t)N + 127) / 128 * 128; }
 
@@ -497,15 +503,21 @@ struct W4Cfg {
                                   : RING ? (size_t)S * (NT + 2 * MT + 1) * 16 * 128
                                          : 0;
   static int prepare(int *blocks_per_sm) {
-    static int occ = -1;
+    /* The shared-memory limit is a per-device attribute of the function: set it once on each
+     * device a launch runs on (the executor drives one GPU per thread). Racing first calls
+     * both set the same value, which is harmless. */
+    static int occ[kMaxDevices];
+    int dev = 0;
+    KERN_CUDA(cudaGetDevice(&dev));
+    if (dev < 0 || dev >= kMaxDevices) dev = kMaxDevices - 1;
     auto fn = w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING>;
-    if (occ < 0) {
+    if (occ[dev] <= 0) {
       KERN_CUDA(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSmem));
       int o = 0;
       KERN_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, fn, 128, kSmem));
-      occ = o > 0 ? o : 1;
+      occ[dev] = o > 0 ? o : 1;
     }
-    *blocks_per_sm = occ;
+    *blocks_per_sm = occ[dev];
     return 0;
   }
 };
@@ -584,7 +596,8 @@ template <bool MOE, bool GATHER, bool SILU>
 int w4a16_dispatch(const W4Args &a, void *ws, size_t wsb, int rows, int rows_max, cudaStream_t st) {
   if (rows <= 8) return w4a16_small<1, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   if (rows <= 16) return w4a16_small<2, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
-  /* shared activation tiles: 32 x 128, 64 x 128, then 64 x 256 (rows x columns) */
+  /* shared activation tiles (rows x columns): 32 x 128 up to 32 rows; 33..256 rows by
+   * SERVESIM_W4_LARGE (default 32 x 256); then 64 x 256 */
   if (rows <= 32) return w4a16_launch<4, 2, 1, 4, 1, 4, MOE, GATHER, SILU, true, false>(a, ws, wsb, rows_max, 0, st);
   if (rows <= 256) {
     /* SERVESIM_W4_LARGE (tuning): 0 tiles 64 x 128, 1 tiles 32 x 256, 2 tiles 64 x 256 */
