@@ -39,10 +39,10 @@ case "${1:-}" in
     # profile, all into one database, exported as a deterministic SQL dump
     DB=${DB:-$OUT/exec.db}
     for b in 1 16 64; do
-      timeout 300 $B generate --model $M -tp 4 --batch $b --prompt-len 1024 --output-len 128 --db "$DB"
+      timeout 120 $B generate --model $M -tp 4 --batch $b --prompt-len 1024 --output-len 128 --db "$DB"
       echo "generate batch $b rc=$?"
     done
-    timeout 400 $B profile --model $M -tp 4 --db "$DB"; echo "profile rc=$?"
+    timeout 200 $B profile --model $M -tp 4 --db "$DB" ${PROFILE_ARGS:-}; echo "profile rc=$?"
     build-gpu/servesim db export --db "$DB" -o "$OUT/exec_measurements.sql"; echo "export rc=$?" ;;
   profile)
     shift
