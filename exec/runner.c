@@ -78,23 +78,25 @@ void runner_device_info(char *gpu, int gpu_n, char *driver, int driver_n, char *
   int v = 0;
   cudaRuntimeGetVersion(&v);
   snprintf(runtime, (size_t)runtime_n, "%d.%d", v / 1000, (v % 1000) / 10);
-  /* the kernel driver's version string (what nvidia-smi prints); the CUDA driver API number
-   * otherwise */
+  /* the kernel driver's version (what nvidia-smi prints): the first "N.N[.N]" token of
+   * /proc/driver/nvidia/version, whose wording varies ("... Kernel Module for x86_64  580.159.04");
+   * the CUDA driver API number otherwise */
   FILE *f = fopen("/proc/driver/nvidia/version", "r");
   char line[512] = "";
+  driver[0] = '\0';
   if (f && fgets(line, sizeof line, f)) {
-    const char *p = strstr(line, "Kernel Module");
-    if (p) {
-      p += strlen("Kernel Module");
-      while (*p == ' ' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '-') p++;
-      int i = 0;
-      while (p[i] && p[i] != ' ' && i < driver_n - 1) {
-        driver[i] = p[i];
-        i++;
+    char *save = NULL;
+    for (char *tok = strtok_r(line, " \t\n", &save); tok && !driver[0]; tok = strtok_r(NULL, " \t\n", &save)) {
+      int digits = 0, dots = 0, ok = 1;
+      for (const char *c = tok; *c && ok; c++) {
+        if (*c >= '0' && *c <= '9') digits++;
+        else if (*c == '.' && digits) dots++;
+        else ok = 0;
       }
-      driver[i] = '\0';
+      if (ok && dots >= 1 && tok[strlen(tok) - 1] != '.') snprintf(driver, (size_t)driver_n, "%s", tok);
     }
-  } else {
+  }
+  if (!driver[0]) {
     int dv = 0;
     cudaDriverGetVersion(&dv);
     snprintf(driver, (size_t)driver_n, "cuda-driver-api %d.%d", dv / 1000, (dv % 1000) / 10);
