@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "exec/weights.h"
 
 struct runner_shared {
   const struct eng_cfg *cfg;
@@ -229,6 +230,11 @@ static int runner_spawn(int tp) {
 int runner_run(const struct eng_cfg *cfg, runner_fn fn, void *arg) {
   int tp = cfg->tp;
   if (runner_env_rank >= 0) return runner_rank_process(cfg, fn, arg);
+  /* the split rules once, here, so a model that cannot be split tp ways fails with one message
+   * instead of one per rank */
+  struct wt_dims d;
+  int rc0 = wt_dims_init(cfg->m, tp, 0, &d);
+  if (rc0) return rc0;
   int n_dev = runner_device_count();
   if (n_dev < tp)
     return err_set(ERR_DEVICE, "-tp %d needs %d GPUs, %d visible (CUDA_VISIBLE_DEVICES?)", tp, tp, n_dev);
