@@ -254,6 +254,11 @@ static int cli_plan_workload(struct cli_plan_opts *o, struct trace *t, int *clos
                                       : "plan: no workload: give --trace FILE, --dataset random or --poisson RATE");
   if (o->have_parallel && o->poisson_rps > 0)
     return err_set(ERR_INPUT, "plan: --parallel (closed loop) and --poisson (open loop) exclude each other");
+  if (!o->trace && (o->speedup || o->format || o->on_bad_row))
+    return err_set(ERR_INPUT, "plan: %s applies to --trace only",
+                   o->speedup ? "--speedup" : o->format ? "--trace-format" : "--on-bad-row");
+  if (o->lengths_from && !(o->poisson_rps > 0))
+    return err_set(ERR_INPUT, "plan: --lengths-from applies to --poisson only");
   if (o->dataset && strcmp(o->dataset, "random"))
     return err_set(ERR_INPUT, "--dataset: '%s' is not built in (random; or --trace FILE)", o->dataset);
   if (o->trace) {

@@ -110,6 +110,7 @@ printf 'arrival_s,input_tokens,output_tokens\n0.0,10,5\n0.5,abc,5\n' >"$T/bad.cs
 expect_err 2 "bad.csv:3" "$BIN" plan "${SEED[@]}" --trace "$T/bad.csv"
 expect_err 2 "needs --gpu-hour-cost" "$BIN" plan "${SEED[@]}" "${LOAD[@]}" --objective cost
 expect_err 2 "--threads" "$BIN" plan "${SEED[@]}" "${LOAD[@]}" --threads 0
+expect_err 2 "--speedup applies to --trace only" "$BIN" plan "${SEED[@]}" "${LOAD[@]}" --speedup 2
 expect_err 2 "no layout of the given GPU counts" "$BIN" plan "${SEED[@]}" "${LOAD[@]}" -tp 3
 expect_err 2 "--layout 'tp=4,xx=2'" "$BIN" plan "${SEED[@]}" "${LOAD[@]}" --layout tp=4,xx=2
 
