@@ -120,7 +120,7 @@ int main(int argc, char **argv) {
     if (wall < best_wall) best_wall = wall;
     char lay[64] = "-";
     int b = r.best[PLAN_OBJ_TPUT_GPU];
-    if (b >= 0) plan_cand_layout_str(&r.cand[b], lay, sizeof lay);
+    if (b >= 0) plan_space_layout_str(&r.cand[b], lay, sizeof lay);
     printf("run %d: %d candidates (%d feasible, %d rejected), %lld simulations: wall %.2f s, "
            "CPU %.2f s (%.3f s per simulation); best tok/s/GPU %s seqs %d mbt %d = %.1f\n",
            k + 1, r.n_cand, r.n_feasible, r.n_cand - r.n_feasible, (long long)r.n_sims, wall, cpu,

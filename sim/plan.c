@@ -112,7 +112,7 @@ int plan_run(const struct plan_space *s, const struct model_spec *m,
   }
   if (r->n_feasible > 0 && n_ok == 0) {
     char lay[64];
-    plan_cand_layout_str(&r->cand[first_fail], lay, sizeof lay);
+    plan_space_layout_str(&r->cand[first_fail], lay, sizeof lay);
     return err_set(r->out[first_fail].status, "plan: every simulation failed; %s: %s", lay,
                    r->out[first_fail].err);
   }

@@ -77,7 +77,7 @@ int plan_space_parse_ints(const char *flag, const char *s, int *vals, int max_va
 int plan_space_enumerate(const struct plan_space *s, const struct model_spec *m, uint64_t seed,
                          struct plan_cand **out, int *n_out);
 /* "TP4xPP2xDP1" plus " EP" when expert parallel is on. */
-void plan_cand_layout_str(const struct plan_cand *c, char *buf, int buf_len);
+void plan_space_layout_str(const struct plan_cand *c, char *buf, int buf_len);
 
 /* ---- metrics and the SLO ---- */
 

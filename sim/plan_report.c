@@ -47,7 +47,7 @@ static void plan_report_knobs(const struct plan_cand *c, char *buf, int len) {
 static void plan_report_who(const struct plan_result *r, int id, char *buf, int len) {
   const struct plan_cand *c = &r->cand[id];
   char lay[64];
-  plan_cand_layout_str(c, lay, sizeof lay);
+  plan_space_layout_str(c, lay, sizeof lay);
   snprintf(buf, (size_t)len, "%s on %d x %s, max-num-seqs %d, max-num-batched-tokens %d, "
            "cuda graphs %s", lay, c->n_gpus, r->space.hw[c->hw_idx].name, c->engine.max_num_seqs,
            c->engine.max_num_batched_tokens, c->engine.enforce_eager ? "off" : "on");
@@ -57,7 +57,7 @@ static void plan_report_row(FILE *f, const struct plan_result *r, int rank, int 
   const struct plan_cand *c = &r->cand[id];
   const struct plan_outcome *o = &r->out[id];
   char lay[64], knobs[48], tput[24], tpg[24], ttft[24], tpot[24], good[24], cost[24], load[32];
-  plan_cand_layout_str(c, lay, sizeof lay);
+  plan_space_layout_str(c, lay, sizeof lay);
   plan_report_knobs(c, knobs, sizeof knobs);
   plan_report_num(tput, sizeof tput, o->m.out_tok_s, 1);
   plan_report_num(tpg, sizeof tpg, plan_rank_value(r, id, PLAN_OBJ_TPUT_GPU), 1);
@@ -99,7 +99,7 @@ static void plan_report_rejected(FILE *f, const struct plan_result *r) {
       const struct plan_cand *c = &r->cand[k];
       if (c->feasible || (all_same && k > i)) continue;
       char lay[64], knobs[64];
-      plan_cand_layout_str(c, lay, sizeof lay);
+      plan_space_layout_str(c, lay, sizeof lay);
       if (all_same && j - i > 1)
         snprintf(knobs, sizeof knobs, "all %d knob settings; figures for the first", j - i);
       else

@@ -146,7 +146,7 @@ static int plan_space_listed(const struct plan_space *s, int tp, int pp, int dp,
   return 0;
 }
 
-void plan_cand_layout_str(const struct plan_cand *c, char *buf, int buf_len) {
+void plan_space_layout_str(const struct plan_cand *c, char *buf, int buf_len) {
   snprintf(buf, (size_t)buf_len, "TP%dxPP%dxDP%d%s", c->layout.tp, c->layout.pp, c->layout.dp,
            c->layout.ep ? " EP" : "");
 }
@@ -235,7 +235,7 @@ int plan_space_enumerate(const struct plan_space *s, const struct model_spec *m,
               int lrc = layout_check(m, h, g, &c.layout, &c.engine, &c.verdict);
               if (lrc != ERR_OK && lrc != ERR_LAYOUT) {
                 char lay[64];
-                plan_cand_layout_str(&c, lay, sizeof lay);
+                plan_space_layout_str(&c, lay, sizeof lay);
                 rc = err_wrap(lrc, "plan: checking %s on %d x %s", lay, g, h->name);
                 goto fail;
               }
