@@ -7,6 +7,7 @@
  *   weighted combine -> all-reduce.
  * Then final RMSNorm, the sampled rows, the vocab-parallel lm_head, a local argmax and an
  * all-gather of (max, argmax) pairs: greedy tokens without moving a [batch, vocab] tensor. */
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdio.h>
@@ -42,11 +43,80 @@ __global__ static void fw_count_hits(unsigned long long *hits, const int32_t *to
   if (i < n_pairs) atomicAdd(&hits[topk_ids[i]], 1ull);
 }
 
-int eng_forward_device(eng *e, int T, int n_sample, int max_context) {
+/* Decode attention with one query per (sequence, q head): row r = t * G + h of qs [T G, 3D]
+ * holds q head h of token t (the k/v parts of the row are never read), with t's sequence and
+ * position. Why: kern_attn_paged gives each (token, kv head, 512-key part) one block that
+ * loops over all G query heads of the group, so a batch-1 decode at TP=4 (G = 16, one kv
+ * head) runs 2-3 blocks on 132 SMs (77 us per layer measured). As G single-head queries the
+ * same kernel runs G times the blocks, each 1/G of the work; the output [T G, D] is the same
+ * [T, G, D] layout. Valid when the rank holds one kv head (hkv_loc == 1). */
+__global__ static void fw_split_heads(bf16_t *qs, int32_t *seq_s, int32_t *pos_s, const bf16_t *qkv,
+                                      const int32_t *seq, const int32_t *pos, int T, int G, int D, int row) {
+  int r = blockIdx.x, t = r / G, h = r % G;
+  const uint4 *src = (const uint4 *)(qkv + (int64_t)t * row + (int64_t)h * D);
+  uint4 *dst = (uint4 *)(qs + (int64_t)r * 3 * D);
+  for (int i = threadIdx.x; i < D / 8; i += blockDim.x) dst[i] = src[i];
+  if (threadIdx.x == 0) {
+    seq_s[r] = seq[t];
+    pos_s[r] = pos[t];
+  }
+}
+
+/* Router logits y [T, E] = x [T, H] w^T (w [E, H]) for small T: one warp per (token, expert),
+ * 16-byte loads, fp32 accumulation, bf16 out (kern_linear_bf16's semantics). cuBLAS takes
+ * 19 us for 1 x 4096 x 128 (measured); this is a few us. H % 256 == 0. */
+__global__ static void fw_router_gemv(bf16_t *y, const bf16_t *x, const bf16_t *w, int H, int E) {
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  int e = blockIdx.x * (blockDim.x >> 5) + warp, t = blockIdx.y;
+  if (e >= E) return;
+  const uint4 *xr = (const uint4 *)(x + (int64_t)t * H), *wr = (const uint4 *)(w + (int64_t)e * H);
+  float acc = 0.f;
+  for (int i = lane; i < H / 8; i += 32) {
+    uint4 a = xr[i], b = wr[i];
+    const __nv_bfloat162 *pa = (const __nv_bfloat162 *)&a, *pb = (const __nv_bfloat162 *)&b;
+    for (int j = 0; j < 4; j++) {
+      float2 fa = __bfloat1622float2(pa[j]), fb = __bfloat1622float2(pb[j]);
+      acc = fmaf(fa.x, fb.x, acc);
+      acc = fmaf(fa.y, fb.y, acc);
+    }
+  }
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (lane == 0) {
+    __nv_bfloat16 v = __float2bfloat16_rn(acc);
+    y[(int64_t)t * E + e] = *(bf16_t *)&v;
+  }
+}
+
+int eng_router(eng *e, const bf16_t *router, int T, kern_stream_t s) {
+  const wt_dims *d = &e->d;
+  if (e->router_gemv && T <= ENG_GEMV_MAX_T) {
+    dim3 grid((d->n_experts + 7) / 8, T);
+    fw_router_gemv<<<grid, 256, 0, (cudaStream_t)s>>>(e->rlogits, e->h, router, d->hidden, d->n_experts);
+    return ERR_OK;
+  }
+  return kern_linear_bf16((kern_blas_t)e->blas, e->rlogits, e->h, router, T, d->hidden, d->n_experts, s);
+}
+
+int eng_attention(eng *e, const bf16_t *kc, const bf16_t *vc, int T, int max_context, int decode,
+                         kern_stream_t s) {
+  const wt_dims *d = &e->d;
+  int D = d->head_dim, nq = d->hq_loc, nkv = d->hkv_loc;
+  float scale = 1.0f / sqrtf((float)D);
+  if (decode && e->split_heads && T <= e->kv.max_seqs) {
+    fw_split_heads<<<T * nq, 32, 0, (cudaStream_t)s>>>(e->qsplit, e->seq_split, e->pos_split, e->qkv, e->token_seq,
+                                                       e->positions, T, nq, D, d->qkv_n);
+    return kern_attn_paged(e->attn, e->qsplit, kc, vc, e->block_tables, e->kv.max_blocks, e->seq_split, e->pos_split,
+                           T * nq, 1, 1, D, max_context, scale, e->attn_ws, e->attn_ws_bytes, s);
+  }
+  return kern_attn_paged(e->attn, e->qkv, kc, vc, e->block_tables, e->kv.max_blocks, e->token_seq, e->positions, T,
+                         nq, nkv, D, max_context, scale, e->attn_ws, e->attn_ws_bytes, s);
+}
+
+int eng_forward_device(eng *e, int T, int n_sample, int max_context, int decode) {
   const wt_dims *d = &e->d;
   kern_stream_t s = (kern_stream_t)e->stream;
   int H = d->hidden, D = d->head_dim, E = d->n_experts, k = d->top_k, nq = d->hq_loc, nkv = d->hkv_loc;
-  float eps = (float)e->m.rms_eps, theta = (float)e->m.rope_theta, scale = 1.0f / sqrtf((float)D);
+  float eps = (float)e->m.rms_eps, theta = (float)e->m.rope_theta;
   ENG_TRY(kern_embed(e->resid, e->w.embed, e->tokens, T, H, d->vocab, s));
   for (int l = 0; l < d->n_layers; l++) {
     const gw_layer *L = &e->w.layers[l];
@@ -56,12 +126,11 @@ int eng_forward_device(eng *e, int T, int n_sample, int max_context) {
     ENG_TRY(kern_w4a16_gemm(e->qkv, e->h, L->qkv_q, L->qkv_s, T, H, d->qkv_n, e->gemm_ws, e->gemm_ws_bytes, s));
     ENG_TRY(kern_qk_norm_rope(e->qkv, L->q_norm, L->k_norm, e->positions, T, nq, nkv, D, eps, theta, s));
     ENG_TRY(kern_kv_write_paged(kc, vc, e->qkv, e->slots, T, nq, nkv, D, s));
-    ENG_TRY(kern_attn_paged(e->attn, e->qkv, kc, vc, e->block_tables, e->kv.max_blocks, e->token_seq, e->positions,
-                            T, nq, nkv, D, max_context, scale, e->attn_ws, e->attn_ws_bytes, s));
+    ENG_TRY(eng_attention(e, kc, vc, T, max_context, decode, s));
     ENG_TRY(kern_w4a16_gemm(e->delta, e->attn, L->o_q, L->o_s, T, nq * D, H, e->gemm_ws, e->gemm_ws_bytes, s));
     ENG_TRY(comm_allreduce_bf16(e->comm, e->delta, (size_t)T * H, e->stream));
     ENG_TRY(kern_rmsnorm(e->h, e->delta, e->resid, L->post_ln, T, H, eps, s));
-    ENG_TRY(kern_linear_bf16((kern_blas_t)e->blas, e->rlogits, e->h, L->router, T, H, E, s));
+    ENG_TRY(eng_router(e, L->router, T, s));
     ENG_TRY(kern_moe_route(e->topk_ids, e->topk_w, e->rlogits, T, E, k, e->m.norm_topk_prob, s));
     fw_count_hits<<<(T * k + 255) / 256, 256, 0, e->stream>>>(e->hits + (int64_t)l * E, e->topk_ids, T * k);
     ENG_TRY(kern_moe_align(e->expert_off, e->sorted_pair, e->pair_row, e->topk_ids, T, k, 0, E, s));
@@ -102,7 +171,7 @@ static int eng_capture(eng *e, int T, eng_graph **out) {
   }
   cudaGraph_t graph;
   ENG_CUDA(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal));
-  int rc = eng_forward_device(e, T, T, e->cap_ctx);
+  int rc = eng_forward_device(e, T, T, e->cap_ctx, 1);
   cudaError_t ce = cudaStreamEndCapture(e->stream, &graph);
   if (rc) return rc;
   if (ce != cudaSuccess) return err_set(ERR_DEVICE, "CUDA graph capture of decode batch %d: %s", T, cudaGetErrorString(ce));
@@ -144,7 +213,7 @@ int eng_step(eng *e, const batch *b, int32_t *next, bf16_t *logits) {
     if (!g) ENG_TRY(eng_capture(e, T, &g));
   }
   if (g) ENG_CUDA(cudaGraphLaunch(g->exec, e->stream));
-  else ENG_TRY(eng_forward_device(e, T, ns, b->max_context));
+  else ENG_TRY(eng_forward_device(e, T, ns, b->max_context, decode));
   int64_t vl = e->d.v_loc;
   if (ns > 0) {
     ENG_CUDA(cudaMemcpyAsync(e->h_gathered, e->gathered, (size_t)tp * ns * 8, cudaMemcpyDeviceToHost, e->stream));
@@ -181,6 +250,99 @@ int eng_step(eng *e, const batch *b, int32_t *next, bf16_t *logits) {
       for (int i = 0; i < ns; i++)
         memcpy(logits + (int64_t)i * e->d.vocab + r * vl, e->h_logits + ((int64_t)r * ns + i) * vl, (size_t)vl * 2);
   return ERR_OK;
+}
+
+/* ---- start-up self-check of the decode fast paths ---- */
+
+/* Normalised squared error of b against a (bf16 arrays). */
+static double eng_nmse(const bf16_t *a, const bf16_t *b, int64_t n) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double x = ref_bf16_to_f32(a[i]), y = ref_bf16_to_f32(b[i]);
+    num += (x - y) * (x - y);
+    den += x * x;
+  }
+  return den > 0 ? num / den : num;
+}
+
+/* Runs each fast path next to the library kernel it replaces on random data in this engine's
+ * own buffers and enables it only when they agree (NMSE <= 1e-5: the same arithmetic up to
+ * fp32 summation order). So a fast path can never silently change results on a device where
+ * it was not validated; eng_fast_paths reports which are on. */
+static int eng_selfcheck(eng *e) {
+  const wt_dims *d = &e->d;
+  kern_stream_t s = (kern_stream_t)e->stream;
+  int T = e->kv.max_seqs < 4 ? e->kv.max_seqs : 4, D = d->head_dim, G = d->hq_loc;
+  int C = e->cap_ctx < 600 ? e->cap_ctx : 600;   /* crosses kern_attn_paged's 512-key part */
+  int64_t n_qkv = (int64_t)T * d->qkv_n, n_kv = (int64_t)e->kv.n_blocks * BATCH_KV_BLOCK * d->hkv_loc * D;
+  int64_t n_h = (int64_t)T * d->hidden, n_out = (int64_t)T * G * D;
+  int64_t n_rand = n_qkv > n_kv ? n_qkv : n_kv;
+  n_rand = n_rand > n_h ? n_rand : n_h;
+  bf16_t *rnd = (bf16_t *)malloc((size_t)n_rand * 2), *a = (bf16_t *)malloc((size_t)(n_out > T * d->n_experts ? n_out : (int64_t)T * d->n_experts) * 2),
+         *b = (bf16_t *)malloc((size_t)(n_out > T * d->n_experts ? n_out : (int64_t)T * d->n_experts) * 2);
+  int32_t meta[2 * 64];
+  int rc = ERR_OK;
+  if (!rnd || !a || !b) {
+    free(rnd), free(a), free(b);
+    return err_set(ERR_NOMEM, "out of memory");
+  }
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  for (int64_t i = 0; i < n_rand; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    rnd[i] = ref_f32_to_bf16((float)((int64_t)(x >> 40) - (1 << 23)) / (float)(1 << 23));
+  }
+  e->split_heads = 0;
+  e->router_gemv = 0;
+  if (d->hkv_loc == 1 && G > 1 && D % 8 == 0) {
+    for (int t = 0; t < T; t++) meta[t] = t, meta[64 + t] = C - 1;
+    ENG_CUDA(cudaMemcpy(e->qkv, rnd, (size_t)n_qkv * 2, cudaMemcpyHostToDevice));
+    ENG_CUDA(cudaMemcpy(e->k_cache, rnd, (size_t)n_kv * 2, cudaMemcpyHostToDevice));
+    ENG_CUDA(cudaMemcpy(e->v_cache, rnd + 7, (size_t)(n_kv - 7) * 2, cudaMemcpyHostToDevice));
+    ENG_CUDA(cudaMemcpy(e->token_seq, meta, (size_t)T * 4, cudaMemcpyHostToDevice));
+    ENG_CUDA(cudaMemcpy(e->positions, meta + 64, (size_t)T * 4, cudaMemcpyHostToDevice));
+    ENG_CUDA(cudaDeviceSynchronize());   /* pageable uploads complete before e->stream reads them */
+    e->split_heads = 0;
+    /* e->stream is non-blocking: synchronise it before each plain cudaMemcpy reads results */
+    if (!(rc = eng_attention(e, e->k_cache, e->v_cache, T, C, 1, s))) {
+      ENG_CUDA(cudaStreamSynchronize(e->stream));
+      ENG_CUDA(cudaMemcpy(a, e->attn, (size_t)n_out * 2, cudaMemcpyDeviceToHost));
+      e->split_heads = 1;
+      if (!(rc = eng_attention(e, e->k_cache, e->v_cache, T, C, 1, s))) {
+        ENG_CUDA(cudaStreamSynchronize(e->stream));
+        ENG_CUDA(cudaMemcpy(b, e->attn, (size_t)n_out * 2, cudaMemcpyDeviceToHost));
+        e->split_heads = eng_nmse(a, b, n_out) <= 1e-5;
+      }
+    }
+  }
+  if (!rc && d->hidden % 256 == 0) {
+    int64_t n_r = (int64_t)T * d->n_experts;
+    ENG_CUDA(cudaMemcpy(e->h, rnd, (size_t)n_h * 2, cudaMemcpyHostToDevice));
+    ENG_CUDA(cudaDeviceSynchronize());
+    if (!(rc = eng_router(e, e->w.layers[0].router, T, s))) {
+      ENG_CUDA(cudaStreamSynchronize(e->stream));
+      ENG_CUDA(cudaMemcpy(a, e->rlogits, (size_t)n_r * 2, cudaMemcpyDeviceToHost));
+      e->router_gemv = 1;
+      if (!(rc = eng_router(e, e->w.layers[0].router, T, s))) {
+        ENG_CUDA(cudaStreamSynchronize(e->stream));
+        ENG_CUDA(cudaMemcpy(b, e->rlogits, (size_t)n_r * 2, cudaMemcpyDeviceToHost));
+        e->router_gemv = eng_nmse(a, b, n_r) <= 1e-5;
+      }
+    }
+  }
+  if (rc) e->split_heads = e->router_gemv = 0;
+  /* leave no trace: the KV cache starts zeroed like a fresh engine */
+  cudaStreamSynchronize(e->stream);
+  cudaMemset(e->k_cache, 0, (size_t)n_kv * 2 * d->n_layers);
+  cudaMemset(e->v_cache, 0, (size_t)n_kv * 2 * d->n_layers);
+  cudaError_t ce = cudaDeviceSynchronize();
+  free(rnd), free(a), free(b);
+  if (!rc && ce != cudaSuccess) rc = err_set(ERR_DEVICE, "fast-path self-check: %s", cudaGetErrorString(ce));
+  return rc;
+}
+
+void eng_fast_paths(const eng *e, int *split_heads, int *router_gemv) {
+  *split_heads = e->split_heads;
+  *router_gemv = e->router_gemv;
 }
 
 /* ---- lifetime ---- */
@@ -225,6 +387,9 @@ static int64_t eng_carve_all(eng *e, uint8_t *base) {
   e->gemm_ws = eng_carve(base, &off, (int64_t)e->gemm_ws_bytes);
   e->attn_ws = eng_carve(base, &off, (int64_t)e->attn_ws_bytes);
   e->blas_ws = eng_carve(base, &off, 32 << 20);
+  e->qsplit = (bf16_t *)eng_carve(base, &off, ms * d->hq_loc * 3 * d->head_dim * 2);
+  e->seq_split = (int32_t *)eng_carve(base, &off, ms * d->hq_loc * 4);
+  e->pos_split = (int32_t *)eng_carve(base, &off, ms * d->hq_loc * 4);
   e->k_cache = (bf16_t *)eng_carve(base, &off, (int64_t)d->n_layers * e->kv_layer_elems * 2);
   e->v_cache = (bf16_t *)eng_carve(base, &off, (int64_t)d->n_layers * e->kv_layer_elems * 2);
   return off;
@@ -281,6 +446,9 @@ int eng_create(const eng_cfg *cfg, comm *cm, eng **out) {
   /* the split-K counters and expert hits start at zero; the KV cache too, so unused slots are
    * finite (attention never reads them, but a memcheck run should see defined data) */
   ENG_CUDA(cudaMemset(e->act_base, 0, (size_t)e->act_bytes));
+  /* the memset runs on the legacy stream, which does not order work on the non-blocking
+   * e->stream: finish it before any kernel reads the zeroed split-K counters */
+  ENG_CUDA(cudaDeviceSynchronize());
   ENG_CUDA(cudaMemcpy(e->block_tables, e->kv.block_tables, (size_t)e->kv.n_blocks * 4, cudaMemcpyHostToDevice));
   if (cublasSetWorkspace(e->blas, e->blas_ws, 32 << 20) != CUBLAS_STATUS_SUCCESS) {
     eng_destroy(e);
@@ -290,6 +458,10 @@ int eng_create(const eng_cfg *cfg, comm *cm, eng **out) {
   ENG_CUDA(cudaMallocHost(&e->h_gathered, (size_t)cfg->tp * cfg->max_seqs * 8));
   ENG_CUDA(cudaMallocHost(&e->h_logits, (size_t)cfg->tp * cfg->max_seqs * d->v_loc * 2));
   memset(e->h_in, 0, (size_t)5 * cfg->max_tok * 4);
+  if ((rc = eng_selfcheck(e))) {
+    eng_destroy(e);
+    return rc;
+  }
   *out = e;
   return ERR_OK;
 }

@@ -94,6 +94,12 @@ static int prof_gemms(prof_job *j, int rank, eng *e, int reps) {
         return kern_linear_bf16((kern_blas_t)e->blas, e->rlogits, e->h, L->router, M, d->hidden, d->n_experts, s);
       }));
       ENG_TRY(prof_add(j, rank, &m));
+      if (e->router_gemv && M <= ENG_GEMV_MAX_T) {
+        rec_meas_init(&m, "gemm", "router", "exec-gemv", "bf16");
+        m.m = M, m.n = d->n_experts, m.k = d->hidden;
+        ENG_TRY(prof_time(e, reps, &m, [&] { return eng_router(e, L->router, M, s); }));
+        ENG_TRY(prof_add(j, rank, &m));
+      }
     }
   }
   return ERR_OK;
@@ -143,6 +149,7 @@ static int prof_moe(prof_job *j, int rank, eng *e, int reps) {
       for (int x = 0; x < E; x++) active += hit[x] > 0;
       cudaMemcpy(e->topk_ids, ids, sizeof(int32_t) * (size_t)T * k, cudaMemcpyHostToDevice);
       cudaError_t ce = cudaMemcpy(e->topk_w, w, sizeof(float) * (size_t)T * k, cudaMemcpyHostToDevice);
+      if (ce == cudaSuccess) ce = cudaDeviceSynchronize();   /* e->stream is non-blocking */
       if (ce != cudaSuccess) {
         rc = err_set(ERR_DEVICE, "profile moe upload: %s", cudaGetErrorString(ce));
         break;
@@ -183,6 +190,7 @@ static int prof_attn_inputs(eng *e, int batch, int q_len, int ctx) {
     }
   cudaMemcpy(e->token_seq, h, sizeof(int32_t) * (size_t)T, cudaMemcpyHostToDevice);
   cudaError_t ce = cudaMemcpy(e->positions, h + T, sizeof(int32_t) * (size_t)T, cudaMemcpyHostToDevice);
+  if (ce == cudaSuccess) ce = cudaDeviceSynchronize();   /* e->stream is non-blocking */
   free(h);
   return ce == cudaSuccess ? ERR_OK : err_set(ERR_DEVICE, "profile attention upload: %s", cudaGetErrorString(ce));
 }
@@ -208,6 +216,12 @@ static int prof_attention(prof_job *j, int rank, eng *e, int reps) {
                                e->attn_ws, e->attn_ws_bytes, s);
       }));
       ENG_TRY(prof_add(j, rank, &m));
+      if (e->split_heads) {   /* the path decode steps take (forward.cu) */
+        rec_meas_init(&m, "attention", "decode_split_heads", "paged", "bf16");
+        m.batch = B, m.ctx_len = C, m.q_len = 1, m.tokens = B;
+        ENG_TRY(prof_time(e, reps, &m, [&] { return eng_attention(e, e->k_cache, e->v_cache, B, C, 1, s); }));
+        ENG_TRY(prof_add(j, rank, &m));
+      }
     }
   static const int Qs[] = {256, 1024, 2048, 4096};
   for (int qi = 0; qi < 4; qi++) {
@@ -339,6 +353,8 @@ int prof_rank(void *arg, int rank, eng *e, comm *c) {
   ENG_TRY(prof_allreduce(j, rank, e, c, reps));
   ENG_TRY(prof_steps(j, rank, e, reps));
   if (rank == 0) {
+    rec_metric(&j->rec, "fast_path_split_heads_attention", e->split_heads);
+    rec_metric(&j->rec, "fast_path_router_gemv", e->router_gemv);
     rec_metric(&j->rec, "hbm_copy_GBps", j->hbm_copy_GBps);
     if (c->size > 1) rec_metric(&j->rec, "allreduce_hidden_us", j->allreduce_small_us);
   }
