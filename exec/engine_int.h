@@ -1,4 +1,4 @@
-/* engine_int: the inside of struct eng, shared by exec/forward.cu (the step) and
+/* engine_int: the inside of struct eng, shared by exec/engine.cu (the step) and
  * exec/profile.cu (which times the step's pieces on the same buffers and weights). */
 #ifndef SERVESIM_EXEC_ENGINE_INT_H
 #define SERVESIM_EXEC_ENGINE_INT_H
@@ -62,7 +62,7 @@ struct eng {
   int32_t *h_gathered;         /* [tp, max_seqs, 2] */
   bf16_t *h_logits;            /* [tp, max_seqs, v_loc] */
   struct eng_graph graphs[ENG_MAX_GRAPHS];
-  /* decode fast paths (forward.cu): enabled only after matching the library kernels on this
+  /* decode fast paths (engine.cu): enabled only after matching the library kernels on this
    * device at start-up (eng_selfcheck) */
   int split_heads;             /* decode attention as hq_loc single-head queries (needs hkv_loc 1) */
   int router_gemv;             /* router logits by a warp-per-expert GEMV for T <= ENG_GEMV_MAX_T */

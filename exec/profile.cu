@@ -216,7 +216,7 @@ static int prof_attention(prof_job *j, int rank, eng *e, int reps) {
                                e->attn_ws, e->attn_ws_bytes, s);
       }));
       ENG_TRY(prof_add(j, rank, &m));
-      if (e->split_heads) {   /* the path decode steps take (forward.cu) */
+      if (e->split_heads) {   /* the path decode steps take (engine.cu) */
         rec_meas_init(&m, "attention", "decode_split_heads", "paged", "bf16");
         m.batch = B, m.ctx_len = C, m.q_len = 1, m.tokens = B;
         ENG_TRY(prof_time(e, reps, &m, [&] { return eng_attention(e, e->k_cache, e->v_cache, B, C, 1, s); }));

@@ -15,7 +15,7 @@
  *                                    sampling takes each rank's (max, argmax) and gathers them.
  * Experts are stored back to back so a kernel indexes expert e by stride (the layout of
  * kernels/ref_moe.h); q, k and v are concatenated along N ([q | k | v]) so one GEMM serves all.
- * This is the checkpoint layout; the GPU copy is repacked by kern_gptq_repack* (exec/forward.cu).
+ * This is the checkpoint layout; the GPU copy is repacked by kern_gptq_repack* (exec/gpu_weights.cu).
  * The layout is a list of byte offsets from one base: the same struct describes the host mirror
  * and the device copy (llm.c's "one allocation carved into tensors"). */
 #ifndef SERVESIM_EXEC_WEIGHTS_H

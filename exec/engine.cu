@@ -1,4 +1,4 @@
-/* forward: one rank's Qwen3-MoE forward step on the GPU with tensor parallelism (engine.h).
+/* engine: one rank of the live executor (engine.h): lifetime and the forward step on the GPU.
  *
  * Per layer, as the C reference (exec/ref_forward.c) and vLLM run it:
  *   RMSNorm (+residual) -> qkv W4A16 GEMM -> q/k RMSNorm + RoPE -> paged KV write -> paged
@@ -21,14 +21,14 @@ extern "C" {
 #include "kernels/kernels.h"
 
 /* sel [n, H] = h rows sample_idx [n] */
-__global__ static void fw_gather_rows(bf16_t *sel, const bf16_t *h, const int32_t *idx, int H) {
+__global__ static void eng_gather_rows_kernel(bf16_t *sel, const bf16_t *h, const int32_t *idx, int H) {
   const bf16_t *src = h + (int64_t)idx[blockIdx.x] * H;
   bf16_t *dst = sel + (int64_t)blockIdx.x * H;
   for (int i = threadIdx.x; i < H; i += blockDim.x) dst[i] = src[i];
 }
 
 /* pairs [n, 2] = (float bits of the local max logit, global token id) */
-__global__ static void fw_argmax_pairs(int32_t *pairs, const bf16_t *logits, const int32_t *ids, int n, int v_loc,
+__global__ static void eng_argmax_pairs_kernel(int32_t *pairs, const bf16_t *logits, const int32_t *ids, int n, int v_loc,
                                        int v0) {
   int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
@@ -38,7 +38,7 @@ __global__ static void fw_argmax_pairs(int32_t *pairs, const bf16_t *logits, con
 }
 
 /* hits [L, E] += routed pairs of this layer (integer atomics: deterministic) */
-__global__ static void fw_count_hits(unsigned long long *hits, const int32_t *topk_ids, int n_pairs) {
+__global__ static void eng_count_hits_kernel(unsigned long long *hits, const int32_t *topk_ids, int n_pairs) {
   int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n_pairs) atomicAdd(&hits[topk_ids[i]], 1ull);
 }
@@ -50,7 +50,7 @@ __global__ static void fw_count_hits(unsigned long long *hits, const int32_t *to
  * head) runs 2-3 blocks on 132 SMs (77 us per layer measured). As G single-head queries the
  * same kernel runs G times the blocks, each 1/G of the work; the output [T G, D] is the same
  * [T, G, D] layout. Valid when the rank holds one kv head (hkv_loc == 1). */
-__global__ static void fw_split_heads(bf16_t *qs, int32_t *seq_s, int32_t *pos_s, const bf16_t *qkv,
+__global__ static void eng_split_heads_kernel(bf16_t *qs, int32_t *seq_s, int32_t *pos_s, const bf16_t *qkv,
                                       const int32_t *seq, const int32_t *pos, int T, int G, int D, int row) {
   int r = blockIdx.x, t = r / G, h = r % G;
   const uint4 *src = (const uint4 *)(qkv + (int64_t)t * row + (int64_t)h * D);
@@ -65,7 +65,7 @@ __global__ static void fw_split_heads(bf16_t *qs, int32_t *seq_s, int32_t *pos_s
 /* Router logits y [T, E] = x [T, H] w^T (w [E, H]) for small T: one warp per (token, expert),
  * 16-byte loads, fp32 accumulation, bf16 out (kern_linear_bf16's semantics). cuBLAS takes
  * 19 us for 1 x 4096 x 128 (measured); this is a few us. H % 256 == 0. */
-__global__ static void fw_router_gemv(bf16_t *y, const bf16_t *x, const bf16_t *w, int H, int E) {
+__global__ static void eng_router_gemv_kernel(bf16_t *y, const bf16_t *x, const bf16_t *w, int H, int E) {
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   int e = blockIdx.x * (blockDim.x >> 5) + warp, t = blockIdx.y;
   if (e >= E) return;
@@ -91,7 +91,7 @@ int eng_router(eng *e, const bf16_t *router, int T, kern_stream_t s) {
   const wt_dims *d = &e->d;
   if (e->router_gemv && T <= ENG_GEMV_MAX_T) {
     dim3 grid((d->n_experts + 7) / 8, T);
-    fw_router_gemv<<<grid, 256, 0, (cudaStream_t)s>>>(e->rlogits, e->h, router, d->hidden, d->n_experts);
+    eng_router_gemv_kernel<<<grid, 256, 0, (cudaStream_t)s>>>(e->rlogits, e->h, router, d->hidden, d->n_experts);
     return ERR_OK;
   }
   return kern_linear_bf16((kern_blas_t)e->blas, e->rlogits, e->h, router, T, d->hidden, d->n_experts, s);
@@ -103,7 +103,7 @@ int eng_attention(eng *e, const bf16_t *kc, const bf16_t *vc, int T, int max_con
   int D = d->head_dim, nq = d->hq_loc, nkv = d->hkv_loc;
   float scale = 1.0f / sqrtf((float)D);
   if (decode && e->split_heads && T <= e->kv.max_seqs) {
-    fw_split_heads<<<T * nq, 32, 0, (cudaStream_t)s>>>(e->qsplit, e->seq_split, e->pos_split, e->qkv, e->token_seq,
+    eng_split_heads_kernel<<<T * nq, 32, 0, (cudaStream_t)s>>>(e->qsplit, e->seq_split, e->pos_split, e->qkv, e->token_seq,
                                                        e->positions, T, nq, D, d->qkv_n);
     return kern_attn_paged(e->attn, e->qsplit, kc, vc, e->block_tables, e->kv.max_blocks, e->seq_split, e->pos_split,
                            T * nq, 1, 1, D, max_context, scale, e->attn_ws, e->attn_ws_bytes, s);
@@ -132,7 +132,7 @@ int eng_forward_device(eng *e, int T, int n_sample, int max_context, int decode)
     ENG_TRY(kern_rmsnorm(e->h, e->delta, e->resid, L->post_ln, T, H, eps, s));
     ENG_TRY(eng_router(e, L->router, T, s));
     ENG_TRY(kern_moe_route(e->topk_ids, e->topk_w, e->rlogits, T, E, k, e->m.norm_topk_prob, s));
-    fw_count_hits<<<(T * k + 255) / 256, 256, 0, e->stream>>>(e->hits + (int64_t)l * E, e->topk_ids, T * k);
+    eng_count_hits_kernel<<<(T * k + 255) / 256, 256, 0, e->stream>>>(e->hits + (int64_t)l * E, e->topk_ids, T * k);
     ENG_TRY(kern_moe_align(e->expert_off, e->sorted_pair, e->pair_row, e->topk_ids, T, k, 0, E, s));
     ENG_TRY(kern_moe_w4a16_gate_up_silu(e->hmid, e->h, L->w13_q, L->w13_s, e->expert_off, e->sorted_pair, T, k, H,
                                         d->inter_loc, E, s));
@@ -142,10 +142,10 @@ int eng_forward_device(eng *e, int T, int n_sample, int max_context, int decode)
   }
   ENG_TRY(kern_rmsnorm(e->h, e->delta, e->resid, e->w.final_ln, T, H, eps, s));
   if (n_sample > 0) {
-    fw_gather_rows<<<n_sample, 256, 0, e->stream>>>(e->sel, e->h, e->sample_idx, H);
+    eng_gather_rows_kernel<<<n_sample, 256, 0, e->stream>>>(e->sel, e->h, e->sample_idx, H);
     ENG_TRY(kern_linear_bf16((kern_blas_t)e->blas, e->logits, e->sel, e->w.lm_head, n_sample, H, d->v_loc, s));
     ENG_TRY(kern_argmax(e->ids, e->logits, n_sample, d->v_loc, s));
-    fw_argmax_pairs<<<(n_sample + 127) / 128, 128, 0, e->stream>>>(e->pairs, e->logits, e->ids, n_sample, d->v_loc,
+    eng_argmax_pairs_kernel<<<(n_sample + 127) / 128, 128, 0, e->stream>>>(e->pairs, e->logits, e->ids, n_sample, d->v_loc,
                                                                    d->v0);
     ENG_TRY(comm_allgather(e->comm, e->pairs, e->gathered, (size_t)n_sample * 8, e->stream));
   }
