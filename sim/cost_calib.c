@@ -593,7 +593,7 @@ int cost_calib_create(const struct model_spec *m, const struct hw_spec *h, const
   c->ep_dp = l->ep && moe && dp > 1;
   c->E = m->n_experts > 0 ? m->n_experts : 1;
   c->topk = m->top_k > 0 ? m->top_k : 1;
-  c->n_local = c->E / c->ep;
+  c->n_local = (c->E + c->ep - 1) / c->ep; /* the largest rank's share */
   c->I_rank = c->ep > 1 ? m->moe_intermediate : (double)m->moe_intermediate / tp;
   c->w_qkv = ccal_w_bytes(m, c->H, c->qkv_n, c->quant);
   c->w_o = ccal_w_bytes(m, c->o_k, c->H, c->quant);

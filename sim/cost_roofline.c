@@ -201,7 +201,7 @@ int cost_roofline_create(const struct model_spec *m, const struct hw_spec *h, co
   if (h->hbm_GBps <= 0 || h->tflops_bf16 <= 0)
     return err_set(ERR_INPUT, "cost_roofline: hardware %s lacks hbm_GBps or tflops_bf16", h->name);
   int ep = l->ep && model_is_moe(m) ? tp * dp : 1;
-  if (model_is_moe(m) && (m->n_experts % ep != 0 || m->moe_intermediate % (ep > 1 ? 1 : tp) != 0))
+  if (model_is_moe(m) && (ep > m->n_experts || m->moe_intermediate % (ep > 1 ? 1 : tp) != 0))
     return err_set(ERR_INPUT, "cost_roofline: %d experts of width %d do not split over ep=%d tp=%d",
                    m->n_experts, m->moe_intermediate, ep, tp);
   struct cost_roofline_state *c = calloc(1, sizeof *c);
@@ -229,7 +229,7 @@ int cost_roofline_create(const struct model_spec *m, const struct hw_spec *h, co
   c->topk = m->top_k > 0 ? m->top_k : 1;
   c->ep_size = ep;
   c->ep_dp = l->ep && dp > 1;
-  c->n_local = c->E / ep;
+  c->n_local = (c->E + ep - 1) / ep; /* the largest rank's share (uneven: first E % ep ranks) */
   c->I_rank = ep > 1 ? m->moe_intermediate : (double)m->moe_intermediate / tp;
   c->exp_gu_bytes = model_linear_bytes(m, m->hidden, (int64_t)(2 * c->I_rank), quant);
   c->exp_dn_bytes = model_linear_bytes(m, (int64_t)c->I_rank, m->hidden, quant);

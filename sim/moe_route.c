@@ -66,7 +66,7 @@ int moe_route_table_build(struct moe_route_table *tb, const struct moe_route_cfg
                           moe_rank_cost_fn cost, const void *ctx) {
   memset(tb, 0, sizeof *tb);
   int E = c->n_experts, R = c->n_ranks < 1 ? 1 : c->n_ranks;
-  if (E < 1 || c->top_k < 1 || c->top_k > E || E % R != 0 || c->skew < 0 || max_tok < 1)
+  if (E < 1 || c->top_k < 1 || c->top_k > E || R > E || c->skew < 0 || max_tok < 1)
     return err_set(ERR_INPUT, "moe_route: bad routing model (experts %d, top_k %d, ranks %d, skew %g)",
                    E, c->top_k, R, c->skew);
   /* Grid: 1..64, then 6.25% steps up to max_tok. */
@@ -116,7 +116,8 @@ int moe_route_table_build(struct moe_route_table *tb, const struct moe_route_cfg
   for (int i = 0; i < E; i++) wk.cdf[i] = (acc += wk.w[i] / tot);
   wk.cdf[E - 1] = 1.0;
 
-  int local = E / R;
+  /* vLLM 0.9.x determine_expert_map: E / R experts per rank, the first E % R ranks one more. */
+  int base = E / R, rem = E % R;
   for (int p = 0; p < n; p++) {
     int T = tb->tok[p];
     int S = MOE_ROUTE_PICKS_PER_POINT / (T * c->top_k);
@@ -131,7 +132,8 @@ int moe_route_table_build(struct moe_route_table *tb, const struct moe_route_cfg
       for (int t = 0; t < T; t++) moe_route_token(&wk, &r, picked);
       double mx = 0, mean = 0;
       for (int k = 0; k < R; k++) {
-        double v = cost(ctx, T, wk.counts + (size_t)k * local, local);
+        int first = k * base + (k < rem ? k : rem), n_local = base + (k < rem);
+        double v = cost(ctx, T, wk.counts + first, n_local);
         if (v > mx) mx = v;
         mean += v / R;
       }

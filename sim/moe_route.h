@@ -4,7 +4,8 @@
  * chance; skew s > 0 gives the expert of popularity rank r a weight (r + 1)^-s (a Zipf law), the
  * ranks shuffled over experts with a fixed seed so hot experts land on random EP ranks. Picks are
  * drawn without replacement in proportion to weight (Plackett-Luce). Experts sit on EP ranks
- * linearly (rank = expert / (E / ep)), as vLLM 0.9.x places them.
+ * linearly in contiguous ranges, as vLLM 0.9.x places them: E / ep experts per rank, the first
+ * E % ep ranks holding one more when ep does not divide E.
  *
  * The serving loop asks for a step's MoE cost ~1e6 times per run, so the expectation over routing
  * of (a) the most loaded rank's cost and (b) the mean rank's cost is tabulated by token count on a

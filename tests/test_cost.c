@@ -170,6 +170,11 @@ static void test_ep_imbalance(void) {
 
 /* Uniform routing: a token touches top_k of E experts, so the expected number of experts with
  * tokens after T tokens is E (1 - (1 - k/E)^T), exactly. */
+static double route_n_local(const void *ctx, int n_tok, const int32_t *counts, int n_local) {
+  (void)ctx, (void)n_tok, (void)counts;
+  return n_local;
+}
+
 static double route_dummy(const void *ctx, int n_tok, const int32_t *counts, int n_local) {
   (void)ctx, (void)n_tok;
   double a = 0;
@@ -192,8 +197,18 @@ static void test_route_table(void) {
     CHECK_NEAR(mean * 8, got, 1e-6 * got + 1e-9); /* mean over 8 ranks of active-per-rank */
   }
   moe_route_table_free(&tb);
+  /* 128 experts over 3 ranks: vLLM's placement gives 43, 43, 42; a cost that is the rank's
+   * expert count shows the most loaded rank holds 43 and the mean is 128/3. */
+  struct moe_route_cfg uneven = c;
+  uneven.n_ranks = 3;
+  CHECK(moe_route_table_build(&tb, &uneven, 16, route_n_local, NULL) == 0);
+  double mx3, mean3;
+  moe_route_lookup(&tb, 4, &mx3, &mean3);
+  CHECK_NEAR(mx3, 43.0, 1e-9);
+  CHECK_NEAR(mean3, 128.0 / 3, 1e-9);
+  moe_route_table_free(&tb);
   struct moe_route_cfg bad = c;
-  bad.n_ranks = 3; /* 128 experts do not split over 3 ranks */
+  bad.n_ranks = 129; /* more ranks than experts: some rank would hold none */
   CHECK(moe_route_table_build(&tb, &bad, 64, route_dummy, NULL) != 0);
   moe_route_table_free(&tb); /* harmless on a table whose build failed */
 }
