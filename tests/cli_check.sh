@@ -2,22 +2,7 @@
 # cli_check: `servesim check` end to end: the seed's acceptance commands (exit codes and the
 # strings they must print), --all, --json, and bad input (malformed config, missing file,
 # unknown flag, bad value) exiting 2 with one line naming the file:line or the flag.
-set -u
-S="${SERVESIM_BIN:?SERVESIM_BIN must point at the servesim binary}"
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-
-# run EXPECTED_RC CMD...: runs, keeps stdout in $TMP/out and stderr in $TMP/err.
-run() {
-  local want=$1; shift
-  "$S" "$@" >"$TMP/out" 2>"$TMP/err"
-  local rc=$?
-  [ "$rc" -eq "$want" ] || fail "exit $rc, wanted $want: servesim $*  (stderr: $(head -c 300 "$TMP/err"))"
-}
-has() { grep -qF -- "$1" "$TMP/$2" || fail "'$1' not in $2 of the last command"; }
-one_line() { [ "$(wc -l <"$TMP/err")" -eq 1 ] || fail "stderr is not one line: $(cat "$TMP/err")"; }
+source "$(dirname "$0")/cli_lib.sh"
 
 M="--model qwen3-235b-a22b-gptq-int4 --hardware a100-40g-pcie --gpus 8"
 
@@ -84,5 +69,4 @@ one_line; has "$TMP/hw.json:3:" err
 run 0 check --help
 has "usage: servesim check" out
 
-[ "$fails" -eq 0 ] && echo "cli_check: all passed" || echo "cli_check: $fails failed" >&2
-[ "$fails" -eq 0 ]
+cli_done

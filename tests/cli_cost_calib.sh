@@ -3,24 +3,8 @@
 # Measurements go in as CSV (servesim db import), the run prints the coverage line naming what
 # fell back; a database with no measurements gives the roofline's numbers exactly; the same
 # inputs give the same bytes; a missing or bad database exits 2 with one line naming the file.
-set -u
-BIN=${SERVESIM_BIN:?SERVESIM_BIN not set}
-T=$(mktemp -d /tmp/servesim_cli_cost_calib.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+source "$(dirname "$0")/cli_lib.sh"
 export SOURCE_DATE_EPOCH=1795000000
-fails=0; passes=0
-ok()   { passes=$((passes + 1)); }
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-
-expect_err() {
-  local code=$1 pat=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  local lines; lines=$(wc -l <"$T/err")
-  if [ "$rc" -ne "$code" ]; then fail "$*: exit $rc, want $code ($(cat "$T/err"))"; return; fi
-  if [ "$lines" -ne 1 ]; then fail "$*: $lines stderr lines, want 1: $(cat "$T/err")"; return; fi
-  if ! grep -qE -- "$pat" "$T/err"; then fail "$*: stderr '$(cat "$T/err")' lacks /$pat/"; return; fi
-  ok
-}
 
 # Qwen3-30B-A3B GPTQ-Int4 at TP=2 on H100: qkv 2048 x 2560, o_proj 2048 x 2048 per rank; decode
 # attention with 16/2 heads per rank; all-reduce over 2 ranks. No MoE rows: the MoE must fall
@@ -40,45 +24,44 @@ expect_err() {
   for b in 4096 16384 65536 262144 1048576 4194304 16777216 67108864; do
     awk -v b=$b 'BEGIN { printf "allreduce,allreduce,nccl,bf16,h100-sxm,,,,,,,,%d,2,2,%.3f,20\n", b, 7 + b/1.5e5 }'
   done
-} >"$T/cal.csv"
-"$BIN" db import --db "$T/cal.db" "$T/cal.csv" >"$T/out" 2>&1 && ok || fail "import: $(cat "$T/out")"
+} >"$TMP/cal.csv"
+"$BIN" db import --db "$TMP/cal.db" "$TMP/cal.csv" >"$TMP/out" 2>&1 && ok || fail "import: $(cat "$TMP/out")"
 
 SIM=(simulate --model qwen3-30b-a3b-gptq-int4 --hardware h100-sxm -tp 2 --dataset random --number 24
      --parallel 6 --min-prompt-length 512 --max-prompt-length 2048 --min-tokens 64 --max-tokens 128 --seed 5)
-"$BIN" "${SIM[@]}" --cost calibrated --db "$T/cal.db" >"$T/a" 2>"$T/err"; rc=$?
-[ $rc -eq 0 ] && ok || fail "calibrated run: exit $rc: $(cat "$T/err")"
-grep -q "cost model calibrated" "$T/a" && ok || fail "header lacks the cost model: $(head -2 "$T/a")"
-line=$(grep "^calibrated: " "$T/a")
-[ -n "$line" ] && ok || fail "no coverage line in: $(tail -3 "$T/a")"
+"$BIN" "${SIM[@]}" --cost calibrated --db "$TMP/cal.db" >"$TMP/a" 2>"$TMP/err"; rc=$?
+[ $rc -eq 0 ] && ok || fail "calibrated run: exit $rc: $(cat "$TMP/err")"
+grep -q "cost model calibrated" "$TMP/a" && ok || fail "header lacks the cost model: $(head -2 "$TMP/a")"
+line=$(grep "^calibrated: " "$TMP/a")
+[ -n "$line" ] && ok || fail "no coverage line in: $(tail -3 "$TMP/a")"
 echo "$line" | grep -qE "^calibrated: [0-9<>]+% of op time from measurements" && ok || fail "coverage line: $line"
 echo "$line" | grep -q "moe [0-9<>]*%: no int4 moe rows for hidden 2048, expert width 384 per rank" && ok \
   || fail "MoE fallback not named: $line"
 echo "$line" | grep -q "no allreduce rows" && fail "all-reduce rows were imported: $line" || ok
-grep -qE "^calibrated from: 60 measurements \(gemm 28, moe 0, attention 20\+4, allreduce 8, step 0; 0 unused\).*, commit " "$T/a" \
-  && ok || fail "provenance line: $(grep '^calibrated from' "$T/a")"
+grep -qE "^calibrated from: 60 measurements \(gemm 28, moe 0, attention 20\+4, allreduce 8, step 0; 0 unused\).*, commit " "$TMP/a" \
+  && ok || fail "provenance line: $(grep '^calibrated from' "$TMP/a")"
 
 # deterministic: the same inputs give the same bytes (the run is stored too, in its own copy)
-cp "$T/cal.db" "$T/cal2.db"
-"$BIN" "${SIM[@]}" --cost calibrated --db "$T/cal2.db" >"$T/b" 2>&1
-cmp -s "$T/a" "$T/b" && ok || fail "two calibrated runs differ: $(diff "$T/a" "$T/b" | head -5)"
+cp "$TMP/cal.db" "$TMP/cal2.db"
+"$BIN" "${SIM[@]}" --cost calibrated --db "$TMP/cal2.db" >"$TMP/b" 2>&1
+cmp -s "$TMP/a" "$TMP/b" && ok || fail "two calibrated runs differ: $(diff "$TMP/a" "$TMP/b" | head -5)"
 
 # no measurements: the roofline's numbers, 100% fallback
-"$BIN" db init --db "$T/empty.db" >/dev/null 2>&1
-"$BIN" db init --db "$T/rl.db" >/dev/null 2>&1
-"$BIN" "${SIM[@]}" --cost calibrated --db "$T/empty.db" >"$T/c" 2>&1 && ok || fail "empty-db run: $(cat "$T/c")"
-"$BIN" "${SIM[@]}" --cost roofline --db "$T/rl.db" >"$T/r" 2>&1 && ok || fail "roofline run: $(cat "$T/r")"
-grep -q "100% roofline fallback" "$T/c" && ok || fail "empty db line: $(grep '^calibrated' "$T/c")"
-diff <(grep -v -e '^calibrated: ' -e '^calibrated from: ' -e '^deployment: ' "$T/c") <(grep -v '^deployment: ' "$T/r") >"$T/d" \
-  && ok || fail "empty database differs from the roofline: $(head -6 "$T/d")"
-cmp -s "$T/a" "$T/r" && fail "calibrated run equals the roofline run" || ok
+"$BIN" db init --db "$TMP/empty.db" >/dev/null 2>&1
+"$BIN" db init --db "$TMP/rl.db" >/dev/null 2>&1
+"$BIN" "${SIM[@]}" --cost calibrated --db "$TMP/empty.db" >"$TMP/c" 2>&1 && ok || fail "empty-db run: $(cat "$TMP/c")"
+"$BIN" "${SIM[@]}" --cost roofline --db "$TMP/rl.db" >"$TMP/r" 2>&1 && ok || fail "roofline run: $(cat "$TMP/r")"
+grep -q "100% roofline fallback" "$TMP/c" && ok || fail "empty db line: $(grep '^calibrated' "$TMP/c")"
+diff <(grep -v -e '^calibrated: ' -e '^calibrated from: ' -e '^deployment: ' "$TMP/c") <(grep -v '^deployment: ' "$TMP/r") >"$TMP/d" \
+  && ok || fail "empty database differs from the roofline: $(head -6 "$TMP/d")"
+cmp -s "$TMP/a" "$TMP/r" && fail "calibrated run equals the roofline run" || ok
 
 # bad input
-expect_err 2 "nonexistent.db: no such database" "$BIN" "${SIM[@]}" --cost calibrated --db "$T/nonexistent.db"
-[ ! -e "$T/nonexistent.db" ] && ok || fail "a missing database was created"
-printf 'kind,op,dtype,hardware,m,n,k,lat_us_median,count\ngemm,qkv,int4,h100-sxm,1,2560,2048,0,5\n' >"$T/zero.csv"
-"$BIN" db import --db "$T/zero.db" "$T/zero.csv" >/dev/null 2>&1
-expect_err 2 "zero.db: measurement 1 \(gemm qkv\): latency must be > 0" "$BIN" "${SIM[@]}" --cost calibrated --db "$T/zero.db"
-expect_err 2 "--cost 'calibrate'" "$BIN" "${SIM[@]}" --cost calibrate --db "$T/cal.db"
+expect_err 2 "nonexistent.db: no such database" "$BIN" "${SIM[@]}" --cost calibrated --db "$TMP/nonexistent.db"
+[ ! -e "$TMP/nonexistent.db" ] && ok || fail "a missing database was created"
+printf 'kind,op,dtype,hardware,m,n,k,lat_us_median,count\ngemm,qkv,int4,h100-sxm,1,2560,2048,0,5\n' >"$TMP/zero.csv"
+"$BIN" db import --db "$TMP/zero.db" "$TMP/zero.csv" >/dev/null 2>&1
+expect_err 2 "zero.db: measurement 1 \(gemm qkv\): latency must be > 0" "$BIN" "${SIM[@]}" --cost calibrated --db "$TMP/zero.db"
+expect_err 2 "--cost 'calibrate'" "$BIN" "${SIM[@]}" --cost calibrate --db "$TMP/cal.db"
 
-echo "cli_cost_calib: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+cli_done

@@ -3,22 +3,10 @@
 # bad values and missing checkpoints exit 2 with one line naming the flag or file; a TP layout
 # vLLM rejects (-tp 8 of the 235B GPTQ model) exits 1 naming the rule; a corrupt checkpoint is
 # refused at open. Skipped (77) where servesim-exec was not built (no CUDA/NCCL).
-set -u
-S="${SERVESIM_BIN:?SERVESIM_BIN must point at the servesim binary}"
-X="$(dirname "$S")/exec/servesim-exec"
+source "$(dirname "$0")/cli_lib.sh"
+X="$(dirname "$BIN")/exec/servesim-exec"
 [ -x "$X" ] || { echo "SKIP: $X not built (no CUDA/NCCL)"; exit 77; }
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-run() {
-  local want=$1; shift
-  "$X" "$@" >"$TMP/out" 2>"$TMP/err"
-  local rc=$?
-  [ "$rc" -eq "$want" ] || fail "exit $rc, wanted $want: servesim-exec $*  (stderr: $(head -c 300 "$TMP/err"))"
-}
-has() { grep -qF -- "$1" "$TMP/$2" || fail "'$1' not in $2 of the last command: $(head -c 300 "$TMP/$2")"; }
-one_line() { [ "$(wc -l <"$TMP/err")" -eq 1 ] || fail "stderr is not one line: $(cat "$TMP/err")"; }
+RUN_BIN=$X
 M="--model qwen3-235b-a22b-gptq-int4"
 
 run 2 frobnicate;                          has "unknown command 'frobnicate'" err; one_line
@@ -39,5 +27,4 @@ run 2 generate $M -tp 4 --weights "$TMP/ckpt"; has "model.safetensors" err; one_
 # the tiny model cannot be split 4 ways (256 / 4 = 64 rows of down_proj per rank < one group)
 run 1 verify -tp 4; has "group size" err; one_line
 
-[ "$fails" -eq 0 ] && echo "cli_exec: all checks passed"
-exit $((fails > 0))
+cli_done

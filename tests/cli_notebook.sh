@@ -3,8 +3,7 @@
 # CLI (servesim db init, then rows through Python's sqlite3 with the schema's constraints on) and
 # draws its figures. Skips (77) when Jupyter's nbconvert, ipykernel, pandas or matplotlib are
 # missing (scripts/setup.sh installs them).
-set -u
-BIN=${SERVESIM_BIN:?SERVESIM_BIN not set}
+source "$(dirname "$0")/cli_lib.sh"
 SRC=${SERVESIM_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 PY=/usr/bin/python3
 [ -x "$PY" ] || { echo "SKIP: no $PY"; exit 77; }
@@ -12,14 +11,9 @@ PY=/usr/bin/python3
   || { echo "SKIP: python3 lacks matplotlib, pandas, ipykernel or nbformat"; exit 77; }
 "$PY" -m jupyter nbconvert --version >/dev/null 2>&1 || { echo "SKIP: no jupyter nbconvert"; exit 77; }
 
-T=$(mktemp -d /tmp/servesim_nb.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-export JUPYTER_RUNTIME_DIR=$T/rt JUPYTER_DATA_DIR=$T/data IPYTHONDIR=$T/ipy MPLCONFIGDIR=$T/mpl
-fails=0; passes=0
-ok()   { passes=$((passes + 1)); }
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+export JUPYTER_RUNTIME_DIR=$TMP/rt JUPYTER_DATA_DIR=$TMP/data IPYTHONDIR=$TMP/ipy MPLCONFIGDIR=$TMP/mpl
 
-DB=$T/nb.db
+DB=$TMP/nb.db
 "$BIN" db init --db "$DB" >/dev/null || { echo "FAIL: servesim db init"; exit 1; }
 "$PY" - "$DB" <<'EOF' || { echo "FAIL: filling the database"; exit 1; }
 import random, sqlite3, sys
@@ -71,12 +65,12 @@ for layer in range(4):
 con.commit()
 EOF
 
-OUT=$T/out.ipynb
+OUT=$TMP/out.ipynb
 if SERVESIM_DB=$DB timeout 240 "$PY" -m jupyter nbconvert --to notebook --execute \
-     --ExecutePreprocessor.timeout=120 --output "$OUT" "$SRC/notebooks/runs.ipynb" >"$T/log" 2>&1; then
+     --ExecutePreprocessor.timeout=120 --output "$OUT" "$SRC/notebooks/runs.ipynb" >"$TMP/log" 2>&1; then
   ok
 else
-  fail "nbconvert --execute: $(tail -20 "$T/log")"
+  fail "nbconvert --execute: $(tail -20 "$TMP/log")"
 fi
 if [ -f "$OUT" ]; then
   # Every code cell ran without an error, and the three figures with data were drawn.
@@ -95,7 +89,7 @@ print(f"notebook: {len(code)} cells ran, {pngs} figures")
 EOF
 fi
 # A missing database is a clear error, not a new empty file (the setup cell alone, no kernel).
-"$PY" - "$SRC/notebooks/runs.ipynb" "$T/none.db" >"$T/log2" 2>&1 <<'EOF'
+"$PY" - "$SRC/notebooks/runs.ipynb" "$TMP/none.db" >"$TMP/log2" 2>&1 <<'EOF'
 import json, os, sys
 os.environ["SERVESIM_DB"] = sys.argv[2]
 cell = next(c for c in json.load(open(sys.argv[1]))["cells"] if c.get("id") == "setup")
@@ -106,10 +100,9 @@ except FileNotFoundError as e:
     sys.exit(0)
 sys.exit("the setup cell accepted a missing database")
 EOF
-if [ $? -eq 0 ] && grep -q "none.db: no such database" "$T/log2" && [ ! -e "$T/none.db" ]; then
+if [ $? -eq 0 ] && grep -q "none.db: no such database" "$TMP/log2" && [ ! -e "$TMP/none.db" ]; then
   ok
 else
-  fail "missing database: $(tail -3 "$T/log2")"
+  fail "missing database: $(tail -3 "$TMP/log2")"
 fi
-echo "cli_notebook: $passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+cli_done

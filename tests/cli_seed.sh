@@ -5,15 +5,12 @@
 # average TTFT and average TPOT within 25% of the measured table, and both orderings (EP=8 ahead
 # at concurrency 1, TP=4 x PP=2 ahead at 50 and 100). The reference figures are the seed's
 # measurements (vLLM 0.9.2 + evalscope), not outputs of this code.
-set -u
-S="${SERVESIM_BIN:?SERVESIM_BIN must point at the servesim binary}"
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+source "$(dirname "$0")/cli_lib.sh"
 ARGS="--model qwen3-235b-a22b-gptq-int4 --hardware a100-40g-pcie --gpus 8 --parallel 1 10 50 100
       --number 10 20 100 200 --dataset random --min-prompt-length 1024 --max-prompt-length 1024
       --min-tokens 1024 --max-tokens 1024 --json"
-"$S" bench $ARGS -tp 8 --enable-expert-parallel >"$TMP/ep.json" || { echo "FAIL: bench EP=8" >&2; exit 1; }
-"$S" bench $ARGS -tp 4 -pp 2 >"$TMP/pp.json" || { echo "FAIL: bench TP=4 x PP=2" >&2; exit 1; }
+"$BIN" bench $ARGS -tp 8 --enable-expert-parallel >"$TMP/ep.json" || { echo "FAIL: bench EP=8" >&2; exit 1; }
+"$BIN" bench $ARGS -tp 4 -pp 2 >"$TMP/pp.json" || { echo "FAIL: bench TP=4 x PP=2" >&2; exit 1; }
 python3 - "$TMP/ep.json" "$TMP/pp.json" <<'PY'
 import json, sys
 # seed/README.md: (output tok/s, avg TTFT s, avg TPOT s) per concurrency

@@ -3,20 +3,7 @@
 # concurrency, its 15 keys in order), trace replay, the seed's two layouts, byte-identical JSON
 # and CSV for the same seed, the database rows, and bad input exiting 2 (1 for an impossible
 # layout) with one line naming the flag or file.
-set -u
-S="${SERVESIM_BIN:?SERVESIM_BIN must point at the servesim binary}"
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-run() {
-  local want=$1; shift
-  "$S" "$@" >"$TMP/out" 2>"$TMP/err"
-  local rc=$?
-  [ "$rc" -eq "$want" ] || fail "exit $rc, wanted $want: servesim $*  (stderr: $(head -c 300 "$TMP/err"))"
-}
-has() { grep -qF -- "$1" "$TMP/$2" || fail "'$1' not in $2 of the last command"; }
-one_line() { [ "$(wc -l <"$TMP/err")" -eq 1 ] || fail "stderr is not one line: $(cat "$TMP/err")"; }
+source "$(dirname "$0")/cli_lib.sh"
 
 M="--model qwen3-235b-a22b-gptq-int4 --hardware a100-40g-pcie"
 EP="-tp 8 --enable-expert-parallel"
@@ -129,5 +116,4 @@ run 2 simulate $M $EP --trace "$TMP/bad2.csv" --on-bad-row maybe; one_line; has 
 run 1 simulate $M -tp 8 --dataset random --number 1 --parallel 1
 has "size_k must divisible by BLOCK_SIZE_K" err
 
-if [ "$fails" -ne 0 ]; then echo "cli_simulate: $fails failure(s)" >&2; exit 1; fi
-echo "cli_simulate: all passed"
+cli_done

@@ -2,12 +2,7 @@
 # cli_trace: `servesim trace` end to end — exit codes and one-line errors naming file:line or the
 # flag, skip-mode summaries, failed-row reports, byte-identical generation per seed, convert
 # round trips and scaling. Real-trace checks run only when $SERVESIM_SHARED/traces exists.
-set -u
-BIN=${SERVESIM_BIN:?SERVESIM_BIN must name the servesim binary}
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/cli_trace.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+source "$(dirname "$0")/cli_lib.sh"
 
 # expect RC STDERR_REGEX -- command...: exit status and a single stderr line matching the regex
 expect() {
@@ -98,8 +93,4 @@ else
   echo "note: $S missing; real-trace checks skipped" >&2
 fi
 
-if [ "$fails" != 0 ]; then
-  echo "cli_trace: $fails check(s) FAILED" >&2
-  exit 1
-fi
-echo "cli_trace: all checks passed"
+cli_done
