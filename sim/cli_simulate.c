@@ -324,30 +324,55 @@ static int cli_parse(struct simcli *c, int argc, char **argv) {
 
 /* ---- workload ---- */
 
+/* The files a workload reads. A command reads them once, before its first run, not once per
+ * layout and concurrency: the I/O is not repeated and dropped rows are reported once. */
+struct cli_files {
+  struct trace trace;        /* --trace FILE */
+  struct trace lengths;      /* --lengths-from FILE */
+};
+
+static void cli_files_free(struct cli_files *f) {
+  trace_free(&f->trace);
+  trace_free(&f->lengths);
+}
+
+static int cli_files_read(const struct simcli *c, struct cli_files *f) {
+  int rc;
+  trace_init(&f->trace);
+  trace_init(&f->lengths);
+  struct trace_read_opts o;
+  trace_read_opts_default(&o);
+  if (c->lengths_from && (rc = trace_read(c->lengths_from, &o, &f->lengths))) return rc;
+  if (!c->trace_path) return ERR_OK;
+  if (c->trace_format && (o.format = trace_read_format_parse(c->trace_format)) < 0)
+    return err_set(ERR_INPUT, "--trace-format '%s' is unknown", c->trace_format);
+  o.on_bad_row = c->on_bad_row;
+  if ((rc = trace_read(c->trace_path, &o, &f->trace))) return rc;
+  trace_print_dropped(&f->trace, stderr); /* skipped or failed rows: never a silent drop */
+  return ERR_OK;
+}
+
 /* Run k of the sweep: the requests, and closed-loop concurrency (0 = open loop). */
-static int cli_workload(const struct simcli *c, int k, struct trace *t, int *parallel) {
+static int cli_workload(const struct simcli *c, const struct cli_files *f, int k, struct trace *t, int *parallel) {
   int rc;
   *parallel = 0;
   trace_init(t);
   if (c->trace_path) {
-    struct trace_read_opts o;
-    trace_read_opts_default(&o);
-    if (c->trace_format && (o.format = trace_read_format_parse(c->trace_format)) < 0)
-      return err_set(ERR_INPUT, "--trace-format '%s' is unknown", c->trace_format);
-    o.on_bad_row = c->on_bad_row;
-    if ((rc = trace_read(c->trace_path, &o, t))) return rc;
-    if (k == 0) trace_print_dropped(t, stderr); /* skipped or failed rows: never a silent drop */
+    int64_t m = f->trace.n;
     if (c->n_parallel) {
       *parallel = c->parallel[k];
-      int64_t m = c->n_number ? c->number[c->n_number > k ? k : 0] : t->n;
-      if (m < t->n) t->n = m; /* evalscope --number: the first M requests */
+      if (c->n_number && c->number[c->n_number > k ? k : 0] < m)
+        m = c->number[c->n_number > k ? k : 0]; /* evalscope --number: the first M requests */
     }
+    if ((rc = trace_reserve(t, m > 0 ? m : 1))) return rc;
+    if (m > 0) memcpy(t->reqs, f->trace.reqs, (size_t)m * sizeof *t->reqs);
+    t->n = m;
+    t->format = f->trace.format;
+    snprintf(t->source, sizeof t->source, "%s", f->trace.source);
     return ERR_OK;
   }
   struct gen_opts g;
   gen_opts_default(&g);
-  struct trace lengths;
-  trace_init(&lengths);
   g.seed = rng_derive(c->seed, (uint64_t)k);
   g.in_min = c->min_prompt;
   g.in_max = c->max_prompt;
@@ -362,26 +387,21 @@ static int cli_workload(const struct simcli *c, int k, struct trace *t, int *par
     g.arrival = GEN_POISSON;
     g.rate_rps = c->poisson_rps;
     g.n_req = c->number[0];
-    if (c->lengths_from) {
-      struct trace_read_opts o;
-      trace_read_opts_default(&o);
-      if ((rc = trace_read(c->lengths_from, &o, &lengths))) return rc;
-      g.lengths_from = &lengths;
-    }
+    if (c->lengths_from) g.lengths_from = &f->lengths;
   }
-  rc = gen_run(&g, t);
-  trace_free(&lengths);
-  if (rc) return rc;
+  if ((rc = gen_run(&g, t))) return rc;
   if (!g.lengths_from && c->inflation > 0)
     for (int64_t i = 0; i < t->n; i++)
       t->reqs[i].in_tok += (int32_t)llround(t->reqs[i].in_tok * c->inflation);
   return ERR_OK;
 }
 
-static void cli_workload_desc(const struct simcli *c, int k, int parallel, int64_t n, char *buf, size_t len) {
-  if (c->trace_path)
-    snprintf(buf, len, "trace %s (%lld requests%s%d)", c->trace_path, (long long)n,
-             parallel ? ", closed loop parallel=" : ", open loop", parallel);
+/* The workload as stored with the run (the runs table's workload column). */
+static void cli_workload_desc(const struct simcli *c, int parallel, int64_t n, char *buf, size_t len) {
+  if (c->trace_path && parallel)
+    snprintf(buf, len, "trace %s (%lld requests, closed loop parallel=%d)", c->trace_path, (long long)n, parallel);
+  else if (c->trace_path)
+    snprintf(buf, len, "trace %s (%lld requests, open loop)", c->trace_path, (long long)n);
   else if (c->dataset)
     snprintf(buf, len, "evalscope random parallel=%d number=%lld in=%d..%d out=%d..%d inflation=%g seed=%llu",
              parallel, (long long)n, c->min_prompt, c->max_prompt, c->min_tokens, c->max_tokens, c->inflation,
@@ -389,8 +409,6 @@ static void cli_workload_desc(const struct simcli *c, int k, int parallel, int64
   else
     snprintf(buf, len, "poisson %.6g req/s number=%lld lengths %s seed=%llu", c->poisson_rps, (long long)n,
              c->lengths_from ? c->lengths_from : "uniform", (unsigned long long)c->seed);
-  if (!c->trace_path && !parallel && buf[strlen(buf) - 1] == '0') buf[strlen(buf) - 1] = '\0';
-  (void)k;
 }
 
 /* ---- one layout ---- */
@@ -619,12 +637,15 @@ int cli_simulate(int argc, char **argv) {
   int rc = cli_deploy_init(&c, &c.layouts[0], &d);
   if (rc == ERR_LAYOUT) { int x = cli_layout_rejected(&c, &d, c.layout_names[0]); cli_deploy_free(&d); return x; }
   if (rc) { cli_deploy_free(&d); return cli_fail(&c, rc); }
+  struct cli_files files;
   struct trace t;
   int parallel;
   struct sim_result res = {0};
   char desc[512];
-  if ((rc = cli_workload(&c, 0, &t, &parallel))) goto out;
-  cli_workload_desc(&c, 0, parallel, t.n, desc, sizeof desc);
+  trace_init(&t);
+  if ((rc = cli_files_read(&c, &files))) goto out;
+  if ((rc = cli_workload(&c, &files, 0, &t, &parallel))) goto out;
+  cli_workload_desc(&c, parallel, t.n, desc, sizeof desc);
   if ((rc = cli_run_one(&c, &d, &t, parallel, &res))) goto out;
   if (c.requests_csv && (rc = report_requests_csv(c.requests_csv, res.reqs, res.n_reqs))) goto out;
   if (c.db_given && (rc = cli_db_save(&c, &d, desc, parallel, &res))) goto out;
@@ -655,6 +676,7 @@ int cli_simulate(int argc, char **argv) {
 out:
   free(res.reqs);
   trace_free(&t);
+  cli_files_free(&files);
   cli_deploy_free(&d);
   if (rc) return cli_fail(&c, rc);
   return 0;
@@ -678,7 +700,9 @@ int cli_bench(int argc, char **argv) {
   int *ok_layout = calloc(CLI_MAX_LAYOUTS, sizeof *ok_layout);
   if (!sum || !ok_layout) { free(sum); free(ok_layout); return cli_fail(&c, err_set(ERR_NOMEM, "out of memory")); }
   int any_rejected = 0;
-  if (c.a.json) printf("[\n");
+  struct cli_files files;
+  rc = cli_files_read(&c, &files);
+  if (c.a.json && !rc) printf("[\n");
   int first_json = 1;
   for (int L = 0; L < c.n_layouts && !rc; L++) {
     struct cli_deploy d;
@@ -704,10 +728,10 @@ int cli_bench(int argc, char **argv) {
       int parallel;
       struct sim_result res = {0};
       char desc[512];
-      rc = cli_workload(&c, k, &t, &parallel);
+      rc = cli_workload(&c, &files, k, &t, &parallel);
       if (!rc) rc = cli_run_one(&c, &d, &t, parallel, &res);
       if (!rc) {
-        cli_workload_desc(&c, k, parallel, t.n, desc, sizeof desc);
+        cli_workload_desc(&c, parallel, t.n, desc, sizeof desc);
         sum[L * CLI_MAX_RUNS + k] = res.metrics.es;
         if (c.db_given) rc = cli_db_save(&c, &d, desc, parallel, &res);
         if (c.requests_csv && !rc) {
@@ -770,6 +794,7 @@ int cli_bench(int argc, char **argv) {
       printf(" | %s\n", best >= 0 ? c.layout_names[best] : "-");
     }
   }
+  cli_files_free(&files);
   free(sum);
   free(ok_layout);
   if (rc) return cli_fail(&c, rc);
