@@ -561,8 +561,8 @@ static int cli_db_save(const struct simcli *c, const struct cli_deploy *d, const
     w->ok = r->ok;
     w->latency_s = (r->done_ns - r->start_ns) * 1e-9;
     w->e2e_s = (r->done_ns - w->arrival_ns) * 1e-9;
-    w->ttft_s = r->first_tok_ns >= 0 ? (r->first_tok_ns - r->start_ns) * 1e-9 : NAN;
-    w->tpot_s = r->out_tok > 2 ? (r->penult_tok_ns - r->first_tok_ns) * 1e-9 / (r->out_tok - 2) : NAN;
+    w->ttft_s = sim_req_ttft_s(r);
+    w->tpot_s = sim_req_tpot_s(r);
   }
   const struct metrics *m = &res->metrics;
   struct db_summary s;

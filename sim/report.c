@@ -230,8 +230,7 @@ int report_requests_csv(const char *path, const struct sim_req_result *reqs, int
   for (int64_t i = 0; i < n; i++) {
     const struct sim_req_result *r = &reqs[i];
     double lat = (r->done_ns - r->start_ns) * 1e-9;
-    double ttft = r->first_tok_ns >= 0 ? (r->first_tok_ns - r->start_ns) * 1e-9 : NAN;
-    double tpot = r->out_tok > 2 ? (r->penult_tok_ns - r->first_tok_ns) * 1e-9 / (r->out_tok - 2) : NAN;
+    double ttft = sim_req_ttft_s(r), tpot = sim_req_tpot_s(r);
     fprintf(f, "%lld,%d,%d,%d,%d,%d,%lld,%lld,%lld,%lld,", (long long)i, r->replica, r->ok, r->in_tok, r->out_tok,
             r->n_preempt, (long long)r->start_ns, (long long)r->first_tok_ns, (long long)r->penult_tok_ns,
             (long long)r->done_ns);

@@ -15,6 +15,7 @@
 #ifndef SERVESIM_SIM_H
 #define SERVESIM_SIM_H
 
+#include <math.h>
 #include <stdint.h>
 
 #include "sim/cost.h"
@@ -58,6 +59,16 @@ struct sim_req_result {
   int16_t replica;                 /* DP replica (-1 if rejected before dispatch) */
   int16_t ok;                      /* 1 succeeded, 0 failed (rejected) */
 };
+
+/* One request's TTFT in seconds (NAN when it produced no token) and evalscope's per-request
+ * TPOT: time from the first to the second-to-last token over output - 2 (NAN under 3 tokens).
+ * The per-request CSV and the database rows both print these. */
+static inline double sim_req_ttft_s(const struct sim_req_result *r) {
+  return r->first_tok_ns >= 0 ? (r->first_tok_ns - r->start_ns) * 1e-9 : NAN;
+}
+static inline double sim_req_tpot_s(const struct sim_req_result *r) {
+  return r->out_tok > 2 ? (r->penult_tok_ns - r->first_tok_ns) * 1e-9 / (r->out_tok - 2) : NAN;
+}
 
 /* Where the time goes, summed over every (replica, stage). */
 struct sim_breakdown {
