@@ -69,6 +69,14 @@ static inline uint64_t metrics_key(double x) {
   return (u >> 63) ? ~u : (u | 0x8000000000000000ULL);
 }
 
+/* Inverse of metrics_key: a[0..n) keys back into the doubles v[0..n) (a may alias v). */
+static void metrics_unkey(const uint64_t *a, double *v, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    uint64_t k = a[i], u = (k >> 63) ? (k & 0x7fffffffffffffffULL) : ~k;
+    memcpy(&v[i], &u, sizeof u);
+  }
+}
+
 void metrics_sort_doubles(double *v, double *tmp, int64_t n) {
   if (n < 2) return;
   /* 4 passes of 16 bits; a pass whose digit is the same for every key is skipped */
@@ -77,10 +85,7 @@ void metrics_sort_doubles(double *v, double *tmp, int64_t n) {
   static const int bits = 16;
   size_t *count = malloc(((size_t)1 << bits) * sizeof *count);
   if (!count) { /* no memory for the counts: fall back to a comparison sort */
-    for (int64_t i = 0; i < n; i++) {
-      uint64_t k = a[i], u = (k >> 63) ? (k & 0x7fffffffffffffffULL) : ~k;
-      memcpy(&v[i], &u, sizeof u);
-    }
+    metrics_unkey(a, v, n);
     qsort(v, (size_t)n, sizeof *v, metrics_cmp_double_fwd);
     return;
   }
@@ -100,11 +105,7 @@ void metrics_sort_doubles(double *v, double *tmp, int64_t n) {
     b = t;
   }
   free(count);
-  /* decode back into v (a may be tmp after an odd number of passes) */
-  for (int64_t i = 0; i < n; i++) {
-    uint64_t k = a[i], u = (k >> 63) ? (k & 0x7fffffffffffffffULL) : ~k;
-    memcpy(&v[i], &u, sizeof u);
-  }
+  metrics_unkey(a, v, n); /* a may be tmp after an odd number of passes */
 }
 
 double metrics_percentile_linear(const double *sorted, int64_t n, double p) {
