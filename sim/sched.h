@@ -67,7 +67,6 @@ void sched_step(struct sched *s, struct sched_batch *b);
 /* The batch finished its last stage: requests leave flight, sampled ones gain a token, finished
  * ones free their KV and leave the running set (their status becomes SEQ_FINISHED). */
 void sched_complete(struct sched *s, const struct sched_batch *b);
-static inline int sched_has_work(const struct sched *s) { return s->w_n > 0 || s->n_running > 0; }
 /* Checks that each queued request is in the right state and the block pool adds up. */
 int sched_check(const struct sched *s);
 

@@ -71,11 +71,9 @@ static int sim_push_arrival(struct sim_state *st) {
 
 /* A request left the system (finished or rejected): in the closed loop its client sends the
  * next one at once, as evalscope's semaphore does. */
-static int sim_request_left(struct sim_state *st, int64_t id) {
+static int sim_request_left(struct sim_state *st) {
   st->n_done++;
-  if (st->cfg->mode == SIM_CLOSED_LOOP) return sim_push_arrival(st);
-  (void)id;
-  return ERR_OK;
+  return st->cfg->mode == SIM_CLOSED_LOOP ? sim_push_arrival(st) : ERR_OK;
 }
 
 /* ---- replicas ---- */
@@ -164,7 +162,7 @@ static int sim_complete_batch(struct sim_state *st, int r, int slot) {
     o->out_tok = q->n_out;
     o->n_preempt = q->n_preempt;
     dispatch_done(&st->disp, r);
-    int rc = sim_request_left(st, id);
+    int rc = sim_request_left(st);
     if (rc) return rc;
   }
   R->slot_head = (R->slot_head + 1) % st->pp;
@@ -194,7 +192,7 @@ static int sim_arrival(struct sim_state *st, int32_t id) {
     o->done_ns = now;
     o->first_tok_ns = -1;
     o->ok = 0;
-    return sim_request_left(st, id);
+    return sim_request_left(st);
   }
   int r = dispatch_pick(&st->disp);
   q->replica = (int16_t)r;
