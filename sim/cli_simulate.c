@@ -46,7 +46,6 @@
 
 #define CLI_MAX_RUNS 32
 #define CLI_MAX_LAYOUTS 8
-#define CLI_DEFAULT_INFLATION 0.053
 
 struct simcli {
   struct cli_args a;
@@ -208,7 +207,7 @@ static int cli_parse_list(int argc, char **argv, int i, const char *flag, int64_
 
 static int cli_parse(struct simcli *c, int argc, char **argv) {
   cli_args_init(&c->a);
-  c->inflation = CLI_DEFAULT_INFLATION;
+  c->inflation = GEN_EVALSCOPE_PROMPT_INFLATION;
   c->cost = CLI_HAVE_ROOFLINE ? "roofline" : "constant";
   c->const_step_us = 20000;
   c->route_skew = -1;
@@ -389,11 +388,8 @@ static int cli_workload(const struct simcli *c, const struct cli_files *f, int k
     g.n_req = c->number[0];
     if (c->lengths_from) g.lengths_from = &f->lengths;
   }
-  if ((rc = gen_run(&g, t))) return rc;
-  if (!g.lengths_from && c->inflation > 0)
-    for (int64_t i = 0; i < t->n; i++)
-      t->reqs[i].in_tok += (int32_t)llround(t->reqs[i].in_tok * c->inflation);
-  return ERR_OK;
+  g.in_inflation = c->inflation;
+  return gen_run(&g, t);
 }
 
 /* The workload as stored with the run (the runs table's workload column). */

@@ -480,6 +480,22 @@ static void test_gen(void) {
   CHECK(pairs_ok);
   CHECK_NEAR(n10, 5000, 250);
   trace_free(&t);
+
+  /* evalscope prompt inflation: uniform prompts grow by llround(in * x), the prefix included
+   * (1024 * 0.053 = 54.27 -> 1078; (1024 + 100) * 0.053 = 59.57 -> 1184); resampled pairs keep
+   * their lengths */
+  gen_opts_default(&g);
+  g.n_req = 3;
+  g.in_inflation = 0.053;
+  CHECK(gen_run(&g, &t) == ERR_OK && t.reqs[0].in_tok == 1078 && t.reqs[2].in_tok == 1078 && t.reqs[1].out_tok == 1024);
+  trace_free(&t);
+  g.prefix_tok = 100;
+  CHECK(gen_run(&g, &t) == ERR_OK && t.reqs[1].in_tok == 1184 && t.reqs[1].prefix_tok == 100);
+  trace_free(&t);
+  g.prefix_tok = 0;
+  g.lengths_from = &src;
+  CHECK(gen_run(&g, &t) == ERR_OK && (t.reqs[0].in_tok == 10 || t.reqs[0].in_tok == 20));
+  trace_free(&t);
   trace_free(&src);
 
   /* bad options are ERR_INPUT naming the flag */
@@ -493,6 +509,12 @@ static void test_gen(void) {
   gen_opts_default(&g);
   g.n_req = 0;
   CHECK(gen_run(&g, &t) == ERR_INPUT && strstr(err_msg(), "--number"));
+  gen_opts_default(&g);
+  g.in_inflation = -0.1;
+  CHECK(gen_run(&g, &t) == ERR_INPUT && strstr(err_msg(), "--prompt-inflation"));
+  g.in_inflation = 50;
+  g.in_max = 100000000;
+  CHECK(gen_run(&g, &t) == ERR_INPUT && strstr(err_msg(), "--prompt-inflation"));
 }
 
 /* Random byte edits of small valid files in every format: each read must end in ERR_OK or

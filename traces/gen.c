@@ -35,6 +35,8 @@ static int gen_check(const struct gen_opts *o) {
   if (o->arrival == GEN_GAMMA && !(o->cv >= 0 && o->cv <= 1000))
     return err_set(ERR_INPUT, "--cv %g: must be in [0, 1000]", o->cv);
   if (o->prefix_tok < 0) return err_set(ERR_INPUT, "--prefix-length %d: negative", o->prefix_tok);
+  if (!(o->in_inflation >= 0 && o->in_inflation <= 100))
+    return err_set(ERR_INPUT, "--prompt-inflation %g: must be in [0, 100]", o->in_inflation);
   if (o->lengths_from) {
     if (o->lengths_from->n < 1)
       return err_set(ERR_INPUT, "--lengths-from %s: no requests to resample",
@@ -49,6 +51,8 @@ static int gen_check(const struct gen_opts *o) {
                    o->out_max);
   if ((int64_t)o->in_max + o->prefix_tok > INT32_MAX)
     return err_set(ERR_INPUT, "--prefix-length %d: prompt would exceed 2^31 tokens", o->prefix_tok);
+  if (((double)o->in_max + o->prefix_tok) * (1 + o->in_inflation) > INT32_MAX)
+    return err_set(ERR_INPUT, "--prompt-inflation %g: prompt would exceed 2^31 tokens", o->in_inflation);
   return ERR_OK;
 }
 
@@ -89,6 +93,7 @@ int gen_run(const struct gen_opts *o, struct trace *t) {
       r.prefix_tok = o->prefix_tok;
       r.in_tok = r.in_tok > INT32_MAX - o->prefix_tok ? INT32_MAX : r.in_tok + o->prefix_tok;
     }
+    if (!src && o->in_inflation > 0) r.in_tok += (int32_t)llround(r.in_tok * o->in_inflation);
     t->reqs[t->n++] = r;
   }
   t->format = TRACE_FMT_GENERATED;
