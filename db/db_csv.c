@@ -14,8 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <csv.h>
-
+#include "common/csvrow.h"
 #include "common/err.h"
 #include "db/db_int.h"
 
@@ -47,49 +46,10 @@ static const struct db_csv_col db_csv_cols[] = {
 #undef R
 #undef P
 #define DB_CSV_NCOLS (sizeof db_csv_cols / sizeof db_csv_cols[0])
-#define DB_CSV_MAX_FIELDS 64
+/* Fields a measurements CSV may have per line (more is an error). */
+#define DB_CSV_MAX_FIELDS CSVROW_MAX_FIELDS
 
-struct db_csv_line {
-  char *fbuf;            /* the line's fields, NUL-separated */
-  size_t fbuf_len;
-  char *field[DB_CSV_MAX_FIELDS];
-  int n_fields;
-};
-
-static void db_csv_on_field(void *s, size_t len, void *data) {
-  struct db_csv_line *c = data;
-  if (c->n_fields < DB_CSV_MAX_FIELDS) {
-    char *dst = c->fbuf + c->fbuf_len;
-    if (len) memcpy(dst, s, len);
-    dst[len] = '\0';
-    c->field[c->n_fields] = dst;
-    c->fbuf_len += len + 1;
-  }
-  c->n_fields++;
-}
-
-static void db_csv_on_row(int term, void *data) { (void)term; (void)data; }
-
-/* Splits one line; fbuf must hold len + DB_CSV_MAX_FIELDS + 1 bytes. */
-static int db_csv_split(const char *file, int line, char *text, size_t len,
-                        struct db_csv_line *c) {
-  struct csv_parser p;
-  if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI) != 0)
-    return err_set(ERR_NOMEM, "%s: out of memory for the CSV parser", file);
-  c->fbuf_len = 0;
-  c->n_fields = 0;
-  int bad = csv_parse(&p, text, len, db_csv_on_field, db_csv_on_row, c) != len ||
-            csv_fini(&p, db_csv_on_field, db_csv_on_row, c) != 0;
-  const char *why = bad ? csv_strerror(csv_error(&p)) : NULL;
-  csv_free(&p);
-  if (bad) return err_set(ERR_INPUT, "%s:%d: malformed CSV: %s", file, line, why);
-  if (c->n_fields > DB_CSV_MAX_FIELDS)
-    return err_set(ERR_INPUT, "%s:%d: %d fields, at most %d", file, line, c->n_fields,
-                   DB_CSV_MAX_FIELDS);
-  return ERR_OK;
-}
-
-static int db_csv_value(const char *file, int line, const struct db_csv_col *col, char *s,
+static int db_csv_value(const char *file, long long line, const struct db_csv_col *col, char *s,
                         struct db_measurement *m) {
   char *base = (char *)m, *end;
   if (!*s) return ERR_OK; /* empty = NULL / keep the default */
@@ -100,7 +60,7 @@ static int db_csv_value(const char *file, int line, const struct db_csv_col *col
     case DB_CSV_INT: {
       long long v = strtoll(s, &end, 10);
       if (errno || *end)
-        return err_set(ERR_INPUT, "%s:%d: column %s: '%s' is not an integer", file, line,
+        return err_set(ERR_INPUT, "%s:%lld: column %s: '%s' is not an integer", file, line,
                        col->name, s);
       *(int64_t *)(base + col->off) = v;
       break;
@@ -108,7 +68,7 @@ static int db_csv_value(const char *file, int line, const struct db_csv_col *col
     default: {
       double v = strtod(s, &end);
       if (errno || *end || isnan(v))
-        return err_set(ERR_INPUT, "%s:%d: column %s: '%s' is not a number", file, line,
+        return err_set(ERR_INPUT, "%s:%lld: column %s: '%s' is not a number", file, line,
                        col->name, s);
       *(double *)(base + col->off) = v;
       break;
@@ -117,92 +77,80 @@ static int db_csv_value(const char *file, int line, const struct db_csv_col *col
   return ERR_OK;
 }
 
-static int db_csv_rows(struct db *db, const char *file, FILE *f, int64_t *n_rows) {
-  char *text = NULL, *fbuf = NULL;
-  size_t cap = 0, fcap = 0;
-  ssize_t got;
-  int line = 0, rc = ERR_OK, n_head = 0;
+/* Loads the rows of the open CSV c (header first) into db as measurements. */
+static int db_csv_rows(struct db *db, struct csvrow *c, int64_t *n_rows) {
+  const char *file = c->path;
+  int rc = ERR_OK, n_head = 0, got;
   int map[DB_CSV_MAX_FIELDS]; /* field index -> db_csv_cols index */
   struct db_provenance here;
   db_provenance_fill(&here);
-  struct db_csv_line c;
-  while (!rc && (got = getline(&text, &cap, f)) >= 0) {
-    line++;
-    size_t len = (size_t)got;
-    while (len && (text[len - 1] == '\n' || text[len - 1] == '\r')) text[--len] = '\0';
-    if (!len) continue;
-    if (fcap < len + DB_CSV_MAX_FIELDS + 1) {
-      free(fbuf);
-      fcap = 2 * (len + DB_CSV_MAX_FIELDS + 1);
-      if (!(fbuf = malloc(fcap))) {
-        rc = err_set(ERR_NOMEM, "%s:%d: out of memory", file, line);
-        break;
-      }
+  while (!rc && !(rc = csvrow_next(c, &got)) && got) {
+    long long line = (long long)c->line_no;
+    if (c->parse_bad) {
+      rc = err_set(ERR_INPUT, "%s:%lld: malformed CSV: %s", file, line, c->bad_why);
+      break;
     }
-    c.fbuf = fbuf;
-    if ((rc = db_csv_split(file, line, text, len, &c))) break;
+    if (c->n_fields > DB_CSV_MAX_FIELDS) {
+      rc = err_set(ERR_INPUT, "%s:%lld: %d fields, at most %d", file, line, c->n_fields,
+                   DB_CSV_MAX_FIELDS);
+      break;
+    }
     if (!n_head) { /* the header */
       int seen_kind = 0, seen_lat = 0, seen_count = 0;
-      for (int i = 0; i < c.n_fields && !rc; i++) {
+      for (int i = 0; i < c->n_fields && !rc; i++) {
         map[i] = -1;
         for (size_t j = 0; j < DB_CSV_NCOLS; j++)
-          if (!strcmp(c.field[i], db_csv_cols[j].name)) map[i] = (int)j;
+          if (!strcmp(c->field[i], db_csv_cols[j].name)) map[i] = (int)j;
         for (int k = 0; k < i && map[i] >= 0; k++)
           if (map[k] == map[i])
-            rc = err_set(ERR_INPUT, "%s:%d: column %s appears twice", file, line, c.field[i]);
+            rc = err_set(ERR_INPUT, "%s:%lld: column %s appears twice", file, line, c->field[i]);
         if (map[i] < 0)
-          rc = err_set(ERR_INPUT, "%s:%d: unknown column '%s' (measurements columns, with "
-                       "hardware and model by name)", file, line, c.field[i]);
-        seen_kind |= !strcmp(c.field[i], "kind");
-        seen_lat |= !strcmp(c.field[i], "lat_us_median");
-        seen_count |= !strcmp(c.field[i], "count");
+          rc = err_set(ERR_INPUT, "%s:%lld: unknown column '%s' (measurements columns, with "
+                       "hardware and model by name)", file, line, c->field[i]);
+        seen_kind |= !strcmp(c->field[i], "kind");
+        seen_lat |= !strcmp(c->field[i], "lat_us_median");
+        seen_count |= !strcmp(c->field[i], "count");
       }
       if (!rc && !(seen_kind && seen_lat && seen_count))
-        rc = err_set(ERR_INPUT, "%s:%d: the header needs kind, lat_us_median and count", file,
+        rc = err_set(ERR_INPUT, "%s:%lld: the header needs kind, lat_us_median and count", file,
                      line);
-      n_head = c.n_fields;
+      n_head = c->n_fields;
       continue;
     }
-    if (c.n_fields != n_head) {
-      rc = err_set(ERR_INPUT, "%s:%d: %d fields, the header has %d", file, line, c.n_fields,
+    if (c->n_fields != n_head) {
+      rc = err_set(ERR_INPUT, "%s:%lld: %d fields, the header has %d", file, line, c->n_fields,
                    n_head);
       break;
     }
     struct db_measurement m;
     db_measurement_init(&m);
     m.prov = here;
-    for (int i = 0; i < c.n_fields && !rc; i++)
-      rc = db_csv_value(file, line, &db_csv_cols[map[i]], c.field[i], &m);
+    for (int i = 0; i < c->n_fields && !rc; i++)
+      rc = db_csv_value(file, line, &db_csv_cols[map[i]], c->field[i], &m);
     if (rc) break;
     if ((rc = db_put_measurement(db, &m))) {
       /* db_errmsg is "PATH: reason (context)": name the CSV line instead of the database. */
-      rc = err_set(rc, "%s:%d: %s", file, line, db_errmsg(db) + strlen(db_path(db)) + 2);
+      rc = err_set(rc, "%s:%lld: %s", file, line, db_errmsg(db) + strlen(db_path(db)) + 2);
       break;
     }
     (*n_rows)++;
   }
-  if (!rc && ferror(f)) rc = err_set(ERR_IO, "%s: read error", file);
   if (!rc && !n_head) rc = err_set(ERR_INPUT, "%s: empty file (no header row)", file);
-  free(text);
-  free(fbuf);
   return rc;
 }
 
 int db_import_csv(struct db *db, const char *csv_file, int64_t *n_rows) {
-  FILE *f = fopen(csv_file, "rb");
-  if (!f) {
-    int e = errno;
-    return err_set(e == ENOENT ? ERR_NOENT : ERR_IO, "%s: %s", csv_file, strerror(e));
-  }
+  struct csvrow c;
+  int rc = csvrow_open(&c, csv_file, 0);
+  if (rc) return rc;
   int64_t rows = 0;
-  int rc = db_begin(db);
-  if (!rc) {
-    if ((rc = db_csv_rows(db, csv_file, f, &rows)))
+  if (!(rc = db_begin(db))) {
+    if ((rc = db_csv_rows(db, &c, &rows)))
       db_rollback(db);
     else
       rc = db_commit(db);
   }
-  fclose(f);
+  csvrow_close(&c);
   if (!rc && n_rows) *n_rows = rows;
   return rc;
 }

@@ -2,17 +2,17 @@
  *
  * - numparse.c: strict number parsing (integers, decimal seconds to integer ns, wall-clock
  *   timestamps) with no double rounding on the exact paths.
- * - csvrow.c: a streaming libcsv reader that yields one row per physical line, with its line
- *   number, so every error can say file:line.
+ * - common/csvrow.c (shared with db/): a streaming libcsv reader that yields one row per
+ *   physical line, with its line number, so every error can say file:line.
  * - trace_read.c: the bad-row policy and the time-order / failed-row rules every reader applies.
  * - azure.c, burstgpt.c, mooncake.c, canon.c, lengths.c: one reader per format. */
 #ifndef SERVESIM_TRACES_FORMATS_H
 #define SERVESIM_TRACES_FORMATS_H
 
-#include <csv.h>
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/csvrow.h"
 #include "traces/trace.h"
 
 /* ---- numparse.c: each returns 0 or a static reason string for the error message ---- */
@@ -26,30 +26,8 @@ const char *numparse_sec_ns(const char *s, int64_t *ns);
  * unless an offset is given. Exact integer arithmetic (civil date to day count). */
 const char *numparse_datetime_ns(const char *s, int64_t *ns);
 
-/* ---- csvrow.c ---- */
-#define CSVROW_MAX_FIELDS 16
-
-struct csvrow {
-  FILE *f;
-  const char *path;
-  char *line;                 /* (line_cap) current physical line, getline buffer */
-  size_t line_cap;
-  char *fbuf;                 /* (fbuf_cap) field bytes, each NUL-terminated */
-  size_t fbuf_cap, fbuf_len;
-  int64_t line_no;            /* 1-based line of the row just returned */
-  int n_fields;               /* fields in the row (may exceed CSVROW_MAX_FIELDS) */
-  char *field[CSVROW_MAX_FIELDS]; /* (min(n_fields, MAX)) pointers into fbuf */
-  int parse_bad;              /* 1: libcsv rejected the line (e.g. an unterminated quote) */
-  struct csv_parser p;
-};
-
-/* ERR_NOENT naming the file if it does not exist, ERR_IO otherwise. */
-int csvrow_open(struct csvrow *c, const char *path);
-/* Next non-blank line as a row: *got = 1, or 0 at end of file. ERR_IO / ERR_NOMEM. */
-int csvrow_next(struct csvrow *c, int *got);
-void csvrow_close(struct csvrow *c);
-/* Index of the header field named `name` (case-insensitive, blanks trimmed), or -1. */
-int csvrow_find(const struct csvrow *c, const char *name);
+/* Header columns a trace CSV may have; a wider header is malformed. */
+#define TRACE_CSV_MAX_COLS 16
 
 /* ---- trace_read.c: the rules every reader applies ---- */
 struct trace_rd {

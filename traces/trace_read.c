@@ -159,8 +159,8 @@ int trace_read_csv(struct trace_rd *rd, const char *kind, const char *const *nam
                    const int *required, int n_need, int strict_cols,
                    int (*row_fn)(struct trace_rd *rd, const struct csvrow *c, const int *col)) {
   struct csvrow c;
-  int col[CSVROW_MAX_FIELDS], got;
-  int rc = csvrow_open(&c, rd->path);
+  int col[TRACE_CSV_MAX_COLS], got;
+  int rc = csvrow_open(&c, rd->path, CSVROW_SKIP_BOM | CSVROW_BLANK_WS);
   if (rc) return rc;
   if ((rc = csvrow_next(&c, &got))) goto done;
   if (!got) {
@@ -168,7 +168,7 @@ int trace_read_csv(struct trace_rd *rd, const char *kind, const char *const *nam
     goto done;
   }
   int n_cols = c.n_fields;
-  if (c.parse_bad || n_cols > CSVROW_MAX_FIELDS) {
+  if (c.parse_bad || n_cols > TRACE_CSV_MAX_COLS) {
     rc = err_set(ERR_INPUT, "%s:%lld: malformed %s header", rd->path, (long long)c.line_no, kind);
     goto done;
   }

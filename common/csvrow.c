@@ -1,16 +1,16 @@
 /* csvrow: streaming CSV rows through libcsv, one row per physical line.
  *
- * Every trace format we read has one record per line, so each line is parsed on its own and
- * the row is closed with csv_fini. That pins each row to an exact line number for error
- * messages, turns an unterminated quote into a bad row instead of swallowing the rest of the
- * file, and lets CRLF and LF files read alike. The cost is one csv_fini per line (a few ns). */
+ * Every CSV we read (trace formats, measurement imports) has one record per line, so each line
+ * is parsed on its own and the row is closed with csv_fini. That pins each row to an exact line
+ * number for error messages, turns an unterminated quote into a bad row instead of swallowing
+ * the rest of the file, and lets CRLF and LF files read alike. The cost is one csv_fini per line (a few ns). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "common/err.h"
-#include "traces/formats.h"
+#include "common/csvrow.h"
 
 static void on_field(void *s, size_t len, void *data) {
   struct csvrow *c = data;
@@ -27,9 +27,10 @@ static void on_field(void *s, size_t len, void *data) {
 
 static void on_row(int term, void *data) { (void)term; (void)data; }
 
-int csvrow_open(struct csvrow *c, const char *path) {
+int csvrow_open(struct csvrow *c, const char *path, int flags) {
   memset(c, 0, sizeof *c);
   c->path = path;
+  c->flags = flags;
   c->f = fopen(path, "rb");
   if (!c->f) {
     int e = errno;
@@ -66,7 +67,8 @@ int csvrow_next(struct csvrow *c, int *got) {
     }
     c->line_no++;
     char *s = c->line;
-    if (c->line_no == 1 && len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) { /* UTF-8 BOM */
+    if ((c->flags & CSVROW_SKIP_BOM) && c->line_no == 1 && len >= 3 &&
+        !memcmp(s, "\xEF\xBB\xBF", 3)) { /* UTF-8 BOM */
       s += 3;
       len -= 3;
     }
@@ -74,13 +76,14 @@ int csvrow_next(struct csvrow *c, int *got) {
     if ((size_t)len != strlen(s)) { /* a NUL byte inside the line: binary or corrupt */
       c->n_fields = 0;
       c->parse_bad = 1;
+      c->bad_why = "a NUL byte in the line";
       *got = 1;
       return ERR_OK;
     }
-    int blank = 1;
-    for (ssize_t i = 0; i < len && blank; i++)
-      if (s[i] != ' ' && s[i] != '\t') blank = 0;
-    if (blank) continue;
+    ssize_t lead = 0; /* an empty line is skipped; with CSVROW_BLANK_WS, one of blanks too */
+    if (c->flags & CSVROW_BLANK_WS)
+      while (lead < len && (s[lead] == ' ' || s[lead] == '\t')) lead++;
+    if (lead == len) continue;
     size_t need = (size_t)len + CSVROW_MAX_FIELDS + 1;
     if (need > c->fbuf_cap) {
       char *p = realloc(c->fbuf, need);
@@ -91,10 +94,12 @@ int csvrow_next(struct csvrow *c, int *got) {
     c->fbuf_len = 0;
     c->n_fields = 0;
     c->parse_bad = 0;
+    c->bad_why = NULL;
     size_t used = csv_parse(&c->p, s, (size_t)len, on_field, on_row, c);
     if (used != (size_t)len || csv_fini(&c->p, on_field, on_row, c) != 0) {
       /* libcsv keeps state after an error: start it afresh for the next line. */
       c->parse_bad = 1;
+      c->bad_why = csv_strerror(csv_error(&c->p));
       csv_free(&c->p);
       if (csv_init(&c->p, CSV_STRICT | CSV_STRICT_FINI) != 0)
         return err_set(ERR_NOMEM, "%s: libcsv init failed", c->path);
