@@ -3,12 +3,7 @@
 # (runs.workload) names the workload as given (seed digits intact, "open loop" for a replay), and
 # bench reads a --trace file once: its dropped rows are reported once however many layouts run,
 # and a malformed row stops it before any output.
-set -u
-BIN=${SERVESIM_BIN:?SERVESIM_BIN must point at the servesim binary}
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/servesim_cli_workload.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+source "$(dirname "$0")/cli_lib.sh"
 SHARED=${SERVESIM_SHARED:-$(dirname "$0")/../../shared}
 M="--model qwen3-235b-a22b-gptq-int4 --hardware a100-40g-pcie --gpus 8"
 TP4PP2="-tp 4 -pp 2"
@@ -50,5 +45,4 @@ rc=$?
 [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -qF "$TMP/bad.csv:3:" "$TMP/err" || fail "stderr: $(cat "$TMP/err")"
 [ ! -s "$TMP/out" ] || fail "bench printed before failing on the trace: $(head -c 200 "$TMP/out")"
 
-if [ "$fails" -ne 0 ]; then echo "cli_workload: $fails failure(s)" >&2; exit 1; fi
-echo "cli_workload: all passed"
+cli_done
