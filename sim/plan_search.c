@@ -29,6 +29,34 @@ static int plan_search_eval(const struct plan_evaluator *ev, void *cs, const str
   return ERR_OK;
 }
 
+/* The load bracket: lo is the highest load known to meet the SLO (m_lo its metrics), hi the
+ * lowest known to fail; 0 = none yet. */
+struct plan_bracket {
+  double lo, hi;
+  struct plan_metrics m_lo;
+};
+
+static void plan_bracket_note(struct plan_bracket *b, double x, int ok,
+                              const struct plan_metrics *m) {
+  if (ok) {
+    b->lo = x;
+    b->m_lo = *m;
+  } else {
+    b->hi = x;
+  }
+}
+
+/* Simulates load x and narrows the bracket with the answer. */
+static int plan_search_try(const struct plan_evaluator *ev, void *cs, const struct plan_cand *c,
+                           const struct plan_opts *o, double x, struct plan_outcome *out,
+                           struct plan_bracket *b) {
+  struct plan_metrics m;
+  int ok, rc = plan_search_eval(ev, cs, c, o, x, out, &m, &ok);
+  if (rc) return rc;
+  plan_bracket_note(b, x, ok, &m);
+  return ERR_OK;
+}
+
 static int plan_search_loads(const struct plan_evaluator *ev, void *cs,
                              const struct plan_cand *c, const struct plan_opts *o,
                              struct plan_outcome *out) {
@@ -43,77 +71,47 @@ static int plan_search_loads(const struct plan_evaluator *ev, void *cs,
 
   const int integer = ev->load_kind == PLAN_LOAD_CONCURRENCY;
   const double lmin = o->load_min, lmax = o->load_max;
-  struct plan_metrics m, m_lo;
-  memset(&m_lo, 0, sizeof m_lo);
-  double lo = 0, hi = 0; /* lo: highest load known to meet the SLO; hi: lowest known to fail */
+  struct plan_bracket b;
+  memset(&b, 0, sizeof b);
   double x = ev->load_nominal;
   if (x >= lmin && x <= lmax) {
-    if (ok) {
-      lo = x;
-      m_lo = out->m;
-    } else {
-      hi = x;
-    }
+    plan_bracket_note(&b, x, ok, &out->m);
   } else { /* nominal outside the bracket's limits: start from the nearer limit */
     x = x < lmin ? lmin : lmax;
-    if ((rc = plan_search_eval(ev, cs, c, o, x, out, &m, &ok))) return rc;
-    if (ok) {
-      lo = x;
-      m_lo = m;
-    } else {
-      hi = x;
-    }
+    if ((rc = plan_search_try(ev, cs, c, o, x, out, &b))) return rc;
   }
 
   /* Bracket: grow while the SLO holds, shrink while it fails. */
-  while (hi == 0) {
-    if (lo >= lmax) {
+  while (b.hi == 0) {
+    if (b.lo >= lmax) {
       out->rate_status = PLAN_RATE_AT_CAP;
-      out->max_load = lo;
-      out->m_max = m_lo;
+      out->max_load = b.lo;
+      out->m_max = b.m_lo;
       return ERR_OK;
     }
-    x = lo * 2 > lmax ? lmax : lo * 2;
-    if ((rc = plan_search_eval(ev, cs, c, o, x, out, &m, &ok))) return rc;
-    if (ok) {
-      lo = x;
-      m_lo = m;
-    } else {
-      hi = x;
-    }
+    x = b.lo * 2 > lmax ? lmax : b.lo * 2;
+    if ((rc = plan_search_try(ev, cs, c, o, x, out, &b))) return rc;
   }
-  while (lo == 0) {
-    if (hi <= lmin) {
+  while (b.lo == 0) {
+    if (b.hi <= lmin) {
       out->rate_status = PLAN_RATE_BELOW_MIN;
       out->max_load = 0;
       return ERR_OK;
     }
-    x = integer ? floor(hi / 2) : hi / 2;
+    x = integer ? floor(b.hi / 2) : b.hi / 2;
     if (x < lmin) x = lmin;
-    if ((rc = plan_search_eval(ev, cs, c, o, x, out, &m, &ok))) return rc;
-    if (ok) {
-      lo = x;
-      m_lo = m;
-    } else {
-      hi = x;
-    }
+    if ((rc = plan_search_try(ev, cs, c, o, x, out, &b))) return rc;
   }
 
   /* Bisection between lo (meets) and hi (fails). */
   for (int it = 0; it < o->rate_max_iters; it++) {
-    if (integer ? hi - lo <= 1 : hi - lo <= o->rate_tol * lo) break;
-    x = integer ? lo + floor((hi - lo) / 2) : 0.5 * (lo + hi);
-    if ((rc = plan_search_eval(ev, cs, c, o, x, out, &m, &ok))) return rc;
-    if (ok) {
-      lo = x;
-      m_lo = m;
-    } else {
-      hi = x;
-    }
+    if (integer ? b.hi - b.lo <= 1 : b.hi - b.lo <= o->rate_tol * b.lo) break;
+    x = integer ? b.lo + floor((b.hi - b.lo) / 2) : 0.5 * (b.lo + b.hi);
+    if ((rc = plan_search_try(ev, cs, c, o, x, out, &b))) return rc;
   }
   out->rate_status = PLAN_RATE_FOUND;
-  out->max_load = lo;
-  out->m_max = m_lo;
+  out->max_load = b.lo;
+  out->m_max = b.m_lo;
   return ERR_OK;
 }
 
