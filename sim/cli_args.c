@@ -32,6 +32,14 @@ int cli_args_value(int argc, char **argv, int i, const char *name, const char **
   return 2;
 }
 
+int cli_args_wants_help(int argc, char **argv) {
+  if (argc < 1) return 0;
+  if (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help") || !strcmp(argv[0], "help")) return 1;
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
+  return 0;
+}
+
 int cli_args_unknown(const char *arg) {
   if (arg[0] == '-') return err_set(ERR_INPUT, "unknown flag '%s'", arg);
   return err_set(ERR_INPUT, "unexpected argument '%s'", arg);

@@ -13,7 +13,8 @@
  *   }
  *   ... model/hw loaded, then cli_args_engine(&a, &hw, &engine) applies the card's defaults and
  *   the user's overrides.
- * cli_args_value() splits --flag=value / --flag value for the subcommand's own flags. */
+ * cli_args_value() splits --flag=value / --flag value for the subcommand's own flags;
+ * cli_args_wants_help() is the --help check of the commands with subcommands (db, trace). */
 #ifndef SERVESIM_CLI_ARGS_H
 #define SERVESIM_CLI_ARGS_H
 
@@ -48,6 +49,9 @@ int cli_args_parse_one(struct cli_args *a, int argc, char **argv, int i);
 /* For a subcommand's own flags: if argv[i] is `name` or `name=...`, sets *value and returns the
  * entries taken (1 or 2); 0 if argv[i] is another flag; -1 (ERR_INPUT) if the value is missing. */
 int cli_args_value(int argc, char **argv, int i, const char *name, const char **value);
+/* For a command with subcommands (db, trace): 1 if argv[0] is -h, --help or help, or any later
+ * argument is -h or --help, so `servesim db list --help` prints the usage; else 0. */
+int cli_args_wants_help(int argc, char **argv);
 /* Sets ERR_INPUT "unknown flag 'x'" (or "unexpected argument") and returns ERR_INPUT. */
 int cli_args_unknown(const char *arg);
 /* Engine knobs: vLLM's defaults for this card, then the user's overrides. */

@@ -14,6 +14,7 @@
 #include "common/err.h"
 #include "db/db.h"
 #include "sim/cli.h"
+#include "sim/cli_args.h"
 
 #define PROG "servesim db"
 
@@ -301,15 +302,10 @@ int cli_db(int argc, char **argv) {
     return 2;
   }
   const char *cmd = argv[0];
-  if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+  if (cli_args_wants_help(argc, argv)) {
     usage(stdout);
     return 0;
   }
-  for (int i = 1; i < argc; i++)
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      usage(stdout);
-      return 0;
-    }
   struct db_args a;
   int rc = parse_args(argc - 1, argv + 1, &a);
   if (!rc) {

@@ -9,6 +9,7 @@
 
 #include "common/err.h"
 #include "sim/cli.h"
+#include "sim/cli_args.h"
 #include "traces/gen.h"
 #include "traces/trace.h"
 
@@ -328,15 +329,10 @@ int cli_trace(int argc, char **argv) {
   if (argc < 1)
     return fail(err_set(ERR_INPUT, "trace: missing command (stats, convert, scale, gen; --help)"));
   const char *cmd = argv[0];
-  if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+  if (cli_args_wants_help(argc, argv)) {
     usage(stdout);
     return 0;
   }
-  for (int i = 1; i < argc; i++)
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      usage(stdout);
-      return 0;
-    }
   if (!strcmp(cmd, "stats")) return cmd_stats(argc - 1, argv + 1);
   if (!strcmp(cmd, "convert")) return cmd_rewrite(argc - 1, argv + 1, 0);
   if (!strcmp(cmd, "scale")) return cmd_rewrite(argc - 1, argv + 1, 1);
