@@ -176,6 +176,14 @@ int kv_can_allocate_slow(const struct kv *kv, const struct kv_seq *s, int64_t n_
   return need <= kv->n_free;
 }
 
+/* Appends block b to the end of s's private chain. */
+static inline void kv_chain_append(struct kv *kv, struct kv_seq *s, int32_t b) {
+  kv->cnext[b] = -1;
+  if (s->tail >= 0) kv->cnext[s->tail] = b;
+  else s->head = b;
+  s->tail = b;
+}
+
 /* Moves s's private chain head (position n_grp, now full) into the shared group part. If
  * another request published the same position first, s shares that block and frees its own. */
 static void kv_publish_group(struct kv *kv, struct kv_seq *s) {
@@ -202,10 +210,7 @@ int kv_allocate_slow(struct kv *kv, struct kv_seq *s, int64_t n_tok) {
   for (int32_t k = 0; k < need; k++) {
     int32_t b = kv_pop_free(kv);
     kv->refcnt[b] = 1;
-    kv->cnext[b] = -1;
-    if (s->tail >= 0) kv->cnext[s->tail] = b;
-    else s->head = b;
-    s->tail = b;
+    kv_chain_append(kv, s, b);
   }
   if (need > 0) s->n_blocks += need;
   /* group blocks become shareable once scheduled full (vLLM caches at allocation) */
@@ -237,10 +242,7 @@ void kv_take_hit(struct kv *kv, struct kv_seq *s, int32_t n_hit) {
       s->n_grp++;
     } else { /* its own block from before a preemption: back into the private chain */
       s->n_keyed_priv++;
-      kv->cnext[b] = -1;
-      if (s->tail >= 0) kv->cnext[s->tail] = b;
-      else s->head = b;
-      s->tail = b;
+      kv_chain_append(kv, s, b);
     }
     s->n_blocks++;
   }
@@ -296,7 +298,6 @@ void kv_free(struct kv *kv, struct kv_seq *s, int64_t keep_tok) {
       b = next;
     }
   }
-  (void)n_priv;
   /* then the shared group blocks, deepest first */
   int64_t gseq = base + n_priv;
   for (int32_t i = s->n_grp - 1; i >= 0; i--) {
