@@ -90,6 +90,14 @@ static void make_random_trace(struct trace *t, int n, uint64_t seed) {
   }
 }
 
+/* An open-loop run on the constant cost model cm at pipeline depth pp, else sim_config_default. */
+static void open_loop_cfg(struct sim_config *cfg, const struct cost_model *cm, int pp) {
+  sim_config_default(cfg);
+  cfg->mode = SIM_OPEN_LOOP;
+  cfg->layout.pp = pp;
+  cfg->cost = cm;
+}
+
 static void test_invariants_under_pressure(void) {
   struct trace t;
   make_random_trace(&t, 400, 7);
@@ -97,14 +105,11 @@ static void test_invariants_under_pressure(void) {
   cost_constant_init(&cm, F_NS, C_NS);
   for (int pp = 1; pp <= 3; pp++) {
     struct sim_config cfg;
-    sim_config_default(&cfg);
-    cfg.mode = SIM_OPEN_LOOP;
-    cfg.layout.pp = pp;
+    open_loop_cfg(&cfg, &cm, pp);
     cfg.layout.dp = 2;
     cfg.engine.max_num_seqs = 32;
     cfg.engine.max_num_batched_tokens = 512;
     cfg.kv_blocks = 120; /* 1920 tokens: far less than 32 requests need */
-    cfg.cost = &cm;
     cfg.check_invariants = 1;
     struct sim_req_result *o = calloc((size_t)t.n, sizeof *o);
     struct sim_result res = {.reqs = o};
@@ -186,11 +191,8 @@ static void test_determinism_and_errors(void) {
   struct cost_model cm;
   cost_constant_init(&cm, F_NS, C_NS);
   struct sim_config cfg;
-  sim_config_default(&cfg);
-  cfg.mode = SIM_OPEN_LOOP;
-  cfg.layout.pp = 2;
+  open_loop_cfg(&cfg, &cm, 2);
   cfg.kv_blocks = 200;
-  cfg.cost = &cm;
   struct sim_req_result *a = calloc((size_t)t.n, sizeof *a), *b = calloc((size_t)t.n, sizeof *b);
   struct sim_result ra = {.reqs = a}, rb = {.reqs = b};
   CHECK(sim_run(&cfg, &t, &ra) == 0);
@@ -255,13 +257,10 @@ static void test_threads(void) {
   struct cost_model cm;
   cost_constant_init(&cm, F_NS, C_NS);
   struct sim_config cfg;
-  sim_config_default(&cfg);
-  cfg.mode = SIM_OPEN_LOOP;
-  cfg.layout.pp = 2;
+  open_loop_cfg(&cfg, &cm, 2);
   cfg.layout.dp = 3;
   cfg.dispatch = DISPATCH_LEAST_OUTSTANDING;
   cfg.kv_blocks = 100;
-  cfg.cost = &cm;
   struct thread_job ref = {.cfg = &cfg, .t = &t, .out = calloc((size_t)t.n, sizeof(struct sim_req_result))};
   thread_run(&ref);
   CHECK(ref.rc == 0);
@@ -302,11 +301,9 @@ static void test_prefix_caching(void) {
   struct sim_result res[2];
   for (int caching = 0; caching <= 1; caching++) {
     struct sim_config cfg;
-    sim_config_default(&cfg);
-    cfg.mode = SIM_OPEN_LOOP;
+    open_loop_cfg(&cfg, &cm, 1);
     cfg.engine.enable_prefix_caching = caching;
     cfg.kv_blocks = 400;
-    cfg.cost = &cm;
     cfg.check_invariants = 1;
     res[caching] = (struct sim_result){0};
     int rc = sim_run(&cfg, &t, &res[caching]);
