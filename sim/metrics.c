@@ -195,6 +195,10 @@ static void metrics_itl_stats(struct metrics_itl *it, struct metrics *m) {
   }
 }
 
+/* A request's latency (start to last token) and time to its first token, in seconds. */
+static inline double metrics_lat_s(const struct metrics_req *r) { return (double)(r->done_ns - r->start_ns) * 1e-9; }
+static inline double metrics_ttft_s(const struct metrics_req *r) { return (double)(r->first_tok_ns - r->start_ns) * 1e-9; }
+
 int metrics_compute(const struct metrics_req *reqs, int64_t n, struct metrics_itl *itl,
                     int64_t concurrency, const struct metrics_slo *slo, struct metrics *out) {
   memset(out, 0, sizeof *out);
@@ -223,11 +227,11 @@ int metrics_compute(const struct metrics_req *reqs, int64_t n, struct metrics_it
       continue;
     }
     es->succeed++;
-    double lat = (double)(r->done_ns - r->start_ns) * 1e-9;
+    double lat = metrics_lat_s(r);
     double ttft, chunk_time, tpot;
     int64_t chunks;
     if (r->out_tok > 1) {
-      ttft = (double)(r->first_tok_ns - r->start_ns) * 1e-9;
+      ttft = metrics_ttft_s(r);
       chunks = r->out_tok - 2;
       chunk_time = (double)(r->penult_tok_ns - r->first_tok_ns) * 1e-9;
       tpot = chunks > 0 ? chunk_time / (double)chunks : 0.0;
@@ -291,10 +295,10 @@ int metrics_compute(const struct metrics_req *reqs, int64_t n, struct metrics_it
     for (int64_t i = 0; i < n; i++) {
       const struct metrics_req *r = &reqs[i];
       if (!r->ok) continue;
-      double lat = (double)(r->done_ns - r->start_ns) * 1e-9;
+      double lat = metrics_lat_s(r);
       double x = 0;
       switch (col) {
-        case MPCT_TTFT: x = r->out_tok > 1 ? (double)(r->first_tok_ns - r->start_ns) * 1e-9 : lat; break;
+        case MPCT_TTFT: x = r->out_tok > 1 ? metrics_ttft_s(r) : lat; break;
         case MPCT_TPOT: {
           double ct = r->out_tok > 1 ? (double)(r->penult_tok_ns - r->first_tok_ns) * 1e-9 : lat;
           x = r->out_tok > 0 ? ct / r->out_tok : NAN;
@@ -316,8 +320,8 @@ int metrics_compute(const struct metrics_req *reqs, int64_t n, struct metrics_it
     for (int64_t i = 0; i < n; i++) {
       const struct metrics_req *r = &reqs[i];
       if (!r->ok) continue;
-      double lat = (double)(r->done_ns - r->start_ns) * 1e-9;
-      double ttft = (double)(r->first_tok_ns - r->start_ns) * 1e-9;
+      double lat = metrics_lat_s(r);
+      double ttft = metrics_ttft_s(r);
       if (pass == 0) v[k++] = ttft;
       else if (pass == 1) { if (r->out_tok > 1) v[k++] = (lat - ttft) / (r->out_tok - 1); }
       else v[k++] = lat;
@@ -329,8 +333,8 @@ int metrics_compute(const struct metrics_req *reqs, int64_t n, struct metrics_it
     for (int64_t i = 0; i < n; i++) {
       const struct metrics_req *r = &reqs[i];
       if (!r->ok) continue;
-      double lat = (double)(r->done_ns - r->start_ns) * 1e-9;
-      double ttft = (double)(r->first_tok_ns - r->start_ns) * 1e-9;
+      double lat = metrics_lat_s(r);
+      double ttft = metrics_ttft_s(r);
       double tpot = r->out_tok > 1 ? (lat - ttft) / (r->out_tok - 1) : 0;
       if (slo->ttft_s > 0 && ttft > slo->ttft_s) continue;
       if (slo->tpot_s > 0 && tpot > slo->tpot_s) continue;
