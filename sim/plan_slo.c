@@ -42,12 +42,13 @@ static int plan_slo_term(const char *s, size_t len, struct plan_slo_term *t) {
   double v = strtod(val, &end);
   if (end == val || !isfinite(v) || v <= 0)
     return err_set(ERR_INPUT, "--slo: '%s' needs a positive value with unit s, ms or us", val);
-  double scale = 1;
-  if (!strcmp(end, "ms"))
-    scale = 1e-3;
+  /* A bare number is milliseconds, as in simulate/bench --slo and vLLM's --goodput. */
+  double scale = 1e-3;
+  if (!strcmp(end, "s"))
+    scale = 1;
   else if (!strcmp(end, "us"))
     scale = 1e-6;
-  else if (*end && strcmp(end, "s"))
+  else if (*end && strcmp(end, "ms"))
     return err_set(ERR_INPUT, "--slo: unknown unit '%s' in '%s' (s, ms or us)", end, val);
   t->limit_s = v * scale;
   return ERR_OK;

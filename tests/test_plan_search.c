@@ -105,11 +105,14 @@ static void test_parse(void) {
   CHECK(plan_slo_parse("e2e_mean=500us", &slo) == ERR_OK && slo.t[0].metric == PLAN_M_LATENCY &&
         slo.t[0].stat == PLAN_S_MEAN);
   CHECK_NEAR(slo.t[0].limit_s, 5e-4, 1e-15);
+  /* a bare number is milliseconds, as in simulate/bench --slo and vLLM's --goodput */
+  CHECK(plan_slo_parse("tpot_p99=100", &slo) == ERR_OK && fabs(slo.t[0].limit_s - 0.1) < 1e-12);
+  CHECK(plan_slo_parse("ttft_p99=2s", &slo) == ERR_OK && fabs(slo.t[0].limit_s - 2.0) < 1e-12);
   CHECK(plan_slo_parse("ttft_p99=2h", &slo) == ERR_INPUT);
   CHECK(plan_slo_parse("ttft_p42=2", &slo) == ERR_INPUT);
   CHECK(plan_slo_parse("itl=2", &slo) == ERR_INPUT);
   CHECK(plan_slo_parse("ttft_p99=-1", &slo) == ERR_INPUT);
-  CHECK(plan_slo_parse("ttft_p99=2,tpot_p90=0.05", &slo) == ERR_OK);
+  CHECK(plan_slo_parse("ttft_p99=2s,tpot_p90=0.05s", &slo) == ERR_OK);
   double thr[PLAN_M_N];
   plan_slo_thresholds(&slo, thr);
   CHECK(thr[PLAN_M_TTFT] == 2 && thr[PLAN_M_TPOT] == 0.05 && thr[PLAN_M_LATENCY] == 0);
@@ -199,7 +202,7 @@ static void test_rate_search(void) {
   plan_opts_default(&co);
   co.load_min = 1;
   co.load_max = 1000;
-  CHECK(plan_slo_parse("tpot_p99=0.1", &co.slo) == ERR_OK);
+  CHECK(plan_slo_parse("tpot_p99=0.1s", &co.slo) == ERR_OK);
   for (int pp = 1; pp <= 8; pp++) {
     struct plan_cand c = fake_cand(1, pp);
     /* the largest n with 0.02 + 0.001 n pp <= 0.1, counted with the evaluator's arithmetic */
@@ -222,7 +225,7 @@ static void test_rank(void) {
   memset(&r, 0, sizeof r);
   plan_opts_default(&r.opts);
   r.opts.gpu_hour_cost = 3.6; /* $0.001 per GPU-second */
-  CHECK(plan_slo_parse("tpot_p99=0.05", &r.opts.slo) == ERR_OK);
+  CHECK(plan_slo_parse("tpot_p99=0.05s", &r.opts.slo) == ERR_OK);
   r.n_cand = 6;
   r.cand = calloc((size_t)r.n_cand, sizeof *r.cand);
   r.out = calloc((size_t)r.n_cand, sizeof *r.out);
