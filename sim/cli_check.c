@@ -204,28 +204,13 @@ static void check_print_one(const struct model_spec *m, const struct hw_spec *h,
 
 #define CHECK_MAX_LAYOUTS 512
 
-static int check_enumerate(const struct model_spec *m, int gpus, struct layout *out, int cap) {
-  int n = 0;
-  for (int tp = 1; tp <= gpus; tp++) {
-    if (gpus % tp) continue;
-    for (int pp = 1; pp <= gpus / tp; pp++) {
-      if ((gpus / tp) % pp) continue;
-      int dp = gpus / tp / pp;
-      for (int ep = 0; ep <= 1; ep++) {
-        /* Expert parallel only changes anything for a MoE model over more than one rank. */
-        if (ep && (!model_is_moe(m) || tp * dp == 1)) continue;
-        if (n < cap) out[n] = (struct layout){tp, pp, dp, ep};
-        n++;
-      }
-    }
-  }
-  return n < cap ? n : cap;
-}
-
 static int check_all(const struct model_spec *m, const struct hw_spec *h, int gpus,
                      const struct engine *e, int json) {
   static struct layout ls[CHECK_MAX_LAYOUTS];
-  int n = check_enumerate(m, gpus, ls, CHECK_MAX_LAYOUTS);
+  /* Expert parallel only changes anything for a MoE model over more than one rank. */
+  int n = layout_enumerate(gpus, model_is_moe(m) ? LAYOUT_ENUM_EP_BOTH : LAYOUT_ENUM_EP_OFF, ls,
+                           CHECK_MAX_LAYOUTS);
+  if (n > CHECK_MAX_LAYOUTS) n = CHECK_MAX_LAYOUTS;
   int n_ok = 0;
   cJSON *root = json ? check_json_header(m, h, gpus, e) : NULL;
   cJSON *arr = json ? cJSON_AddArrayToObject(root, "layouts") : NULL;

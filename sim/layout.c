@@ -51,6 +51,25 @@ void engine_defaults(struct engine *e, const struct hw_spec *h) {
   e->enable_prefix_caching = 1;
 }
 
+int layout_enumerate(int n_gpus, enum layout_enum_ep ep_set, struct layout *out, int cap) {
+  int n = 0;
+  int ep_lo = ep_set == LAYOUT_ENUM_EP_ON ? 1 : 0, ep_hi = ep_set == LAYOUT_ENUM_EP_OFF ? 0 : 1;
+  for (int tp = 1; tp <= n_gpus; tp++) {
+    if (n_gpus % tp) continue;
+    for (int pp = 1; pp <= n_gpus / tp; pp++) {
+      if ((n_gpus / tp) % pp) continue;
+      int dp = n_gpus / (tp * pp);
+      for (int ep = ep_lo; ep <= ep_hi; ep++) {
+        /* Under BOTH, EP over one rank would only repeat the ep = 0 layout just listed. */
+        if (ep && ep_set == LAYOUT_ENUM_EP_BOTH && tp * dp == 1) continue;
+        if (n < cap) out[n] = (struct layout){.tp = tp, .pp = pp, .dp = dp, .ep = ep};
+        n++;
+      }
+    }
+  }
+  return n;
+}
+
 int layout_ep_size(const struct layout *l) { return l->ep ? l->tp * l->dp : 1; }
 
 int layout_n_gpus(const struct layout *l) { return l->tp * l->pp * l->dp; }

@@ -65,6 +65,21 @@ struct layout_verdict {
 };
 
 void engine_defaults(struct engine *e, const struct hw_spec *h);
+
+/* Which expert-parallel variants layout_enumerate yields for each TP x PP x DP. EP over one rank
+ * (tp * dp == 1) places every expert on the one rank, the same deployment as EP off. */
+enum layout_enum_ep {
+  LAYOUT_ENUM_EP_OFF = 0, /* ep = 0 only (dense models; --expert-parallel off) */
+  LAYOUT_ENUM_EP_ON,      /* ep = 1 only, over one rank too (--enable-expert-parallel asked for it) */
+  LAYOUT_ENUM_EP_BOTH,    /* ep = 0, then ep = 1 where the EP group has more than one rank */
+  LAYOUT_ENUM_EP_EVERY,   /* ep = 0, then ep = 1 everywhere, EP over one rank included */
+};
+/* Every layout of exactly n_gpus GPUs, in one fixed order that `servesim check --all` rows and
+ * the planner's candidates follow: TP ascending over the divisors of n_gpus, then PP ascending
+ * over the divisors of n_gpus / TP, DP = n_gpus / (TP * PP), then ep 0 before ep 1 (as ep_set
+ * allows). Writes the first min(total, cap) into out (out may be NULL when cap is 0) and returns
+ * the total, so a caller can count first and size its array; 0 when n_gpus < 1. */
+int layout_enumerate(int n_gpus, enum layout_enum_ep ep_set, struct layout *out, int cap);
 /* Fills the verdict; returns ERR_OK (runs) or ERR_LAYOUT (n_fails > 0) with err_msg the first. */
 int layout_check(const struct model_spec *m, const struct hw_spec *h, int n_gpus,
                  const struct layout *l, const struct engine *e, struct layout_verdict *v);

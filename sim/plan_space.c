@@ -1,6 +1,7 @@
 /* plan_space: the planner's search space. Parses the list flags (--gpus 1-8, --max-num-seqs
  * 128,256) and enumerates every (hardware, GPU count, TP, PP, DP, EP, knobs) point in one fixed
- * order, judging each with layout_check so rejected points carry vLLM's reasons. */
+ * order (hardware, then GPU count, then layout_enumerate's layout order, then knobs), judging each
+ * with layout_check so rejected points carry vLLM's reasons. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,10 +139,10 @@ int plan_space_parse_layout(const char *s, struct layout *l) {
   return ERR_OK;
 }
 
-static int plan_space_listed(const struct plan_space *s, int tp, int pp, int dp, int ep) {
+static int plan_space_listed(const struct plan_space *s, const struct layout *l) {
   for (int i = 0; i < s->n_layouts; i++) {
-    const struct layout *l = &s->layouts[i];
-    if (l->tp == tp && l->pp == pp && l->dp == dp && l->ep == ep) return 1;
+    const struct layout *x = &s->layouts[i];
+    if (x->tp == l->tp && x->pp == l->pp && x->dp == l->dp && x->ep == l->ep) return 1;
   }
   return 0;
 }
@@ -191,68 +192,75 @@ static int plan_space_push(struct plan_cand **v, int *n, int *cap, const struct 
 int plan_space_enumerate(const struct plan_space *s, const struct model_spec *m, uint64_t seed,
                          struct plan_cand **out, int *n_out) {
   struct plan_cand *v = NULL;
-  int n = 0, cap = 0, rc = ERR_OK;
+  struct layout *ls = NULL; /* [cap_ls] one GPU count's layouts, in layout_enumerate's order */
+  int n = 0, cap = 0, cap_ls = 0, rc = ERR_OK;
   *out = NULL;
   *n_out = 0;
   if (s->n_hw < 1) return err_set(ERR_INPUT, "plan: no hardware given (--hardware)");
   if (s->n_gpu_counts < 1) return err_set(ERR_INPUT, "plan: no GPU count given (--gpus)");
   int n_seqs = s->n_seqs ? s->n_seqs : 1, n_mbt = s->n_mbt ? s->n_mbt : 1;
   int n_graphs = s->n_graphs ? s->n_graphs : 1;
-  int moe = model_is_moe(m);
+  /* A --layout list is tried as listed, EP over one rank included; with both EP settings and no
+   * list, EP over one rank is plain TP=1 and trying it twice would only repeat a row. */
+  enum layout_enum_ep ep_set = !model_is_moe(m) || s->ep_mode == PLAN_EP_OFF ? LAYOUT_ENUM_EP_OFF
+                               : s->ep_mode == PLAN_EP_ON                   ? LAYOUT_ENUM_EP_ON
+                               : s->n_layouts                              ? LAYOUT_ENUM_EP_EVERY
+                                                                            : LAYOUT_ENUM_EP_BOTH;
   for (int hi = 0; hi < s->n_hw; hi++) {
     const struct hw_spec *h = &s->hw[hi];
     for (int gi = 0; gi < s->n_gpu_counts; gi++) {
       int g = s->gpu_counts[gi];
-      for (int tp = 1; tp <= g; tp++) {
-        if (g % tp || (s->tp && tp != s->tp)) continue;
-        for (int pp = 1; pp <= g / tp; pp++) {
-          if ((g / tp) % pp || (s->pp && pp != s->pp)) continue;
-          int dp = g / (tp * pp);
-          if (s->dp && dp != s->dp) continue;
-          for (int ep = 0; ep <= 1; ep++) {
-            if (ep && (!moe || s->ep_mode == PLAN_EP_OFF)) continue;
-            if (!ep && moe && s->ep_mode == PLAN_EP_ON) continue;
-            if (s->n_layouts) {
-              if (!plan_space_listed(s, tp, pp, dp, ep)) continue;
-            } else if (ep && tp * dp == 1 && s->ep_mode == PLAN_EP_BOTH) {
-              continue; /* EP over one rank is plain TP=1: listing it twice only repeats a row */
-            }
-            for (int k = 0; k < n_seqs * n_mbt * n_graphs; k++) {
-              struct plan_cand c;
-              memset(&c, 0, sizeof c);
-              c.hw_idx = hi;
-              c.n_gpus = g;
-              c.knob_idx = k;
-              c.layout = (struct layout){.tp = tp, .pp = pp, .dp = dp, .ep = ep};
-              c.engine = s->engine[hi];
-              /* knob index: seqs outermost, then mbt, then graphs */
-              int ki_seq = k / (n_mbt * n_graphs), ki_mbt = (k / n_graphs) % n_mbt,
-                  ki_gr = k % n_graphs;
-              if (s->n_seqs) c.engine.max_num_seqs = s->seqs[ki_seq];
-              if (s->n_mbt) c.engine.max_num_batched_tokens = s->mbt[ki_mbt];
-              if (s->n_graphs) c.engine.enforce_eager = !s->graphs[ki_gr];
-              c.seed = plan_space_seed(seed, h, &c);
-              int lrc = layout_check(m, h, g, &c.layout, &c.engine, &c.verdict);
-              if (lrc != ERR_OK && lrc != ERR_LAYOUT) {
-                char lay[64];
-                plan_space_layout_str(&c, lay, sizeof lay);
-                rc = err_wrap(lrc, "plan: checking %s on %d x %s", lay, g, h->name);
-                goto fail;
-              }
-              /* layout_check's contract: ERR_LAYOUT iff it listed a failed rule. */
-              c.feasible = lrc == ERR_OK && c.verdict.n_fails == 0;
-              c.id = n;
-              if ((rc = plan_space_push(&v, &n, &cap, &c))) goto fail;
-            }
+      int n_ls = layout_enumerate(g, ep_set, NULL, 0);
+      if (n_ls > cap_ls) {
+        struct layout *nls = realloc(ls, (size_t)n_ls * sizeof *nls);
+        if (!nls) {
+          rc = err_set(ERR_NOMEM, "plan: out of memory listing the %d layouts of %d GPUs", n_ls, g);
+          goto fail;
+        }
+        ls = nls;
+        cap_ls = n_ls;
+      }
+      layout_enumerate(g, ep_set, ls, cap_ls);
+      for (int li = 0; li < n_ls; li++) {
+        const struct layout *l = &ls[li];
+        if ((s->tp && l->tp != s->tp) || (s->pp && l->pp != s->pp) || (s->dp && l->dp != s->dp))
+          continue;
+        if (s->n_layouts && !plan_space_listed(s, l)) continue;
+        for (int k = 0; k < n_seqs * n_mbt * n_graphs; k++) {
+          struct plan_cand c;
+          memset(&c, 0, sizeof c);
+          c.hw_idx = hi;
+          c.n_gpus = g;
+          c.knob_idx = k;
+          c.layout = *l;
+          c.engine = s->engine[hi];
+          /* knob index: seqs outermost, then mbt, then graphs */
+          int ki_seq = k / (n_mbt * n_graphs), ki_mbt = (k / n_graphs) % n_mbt, ki_gr = k % n_graphs;
+          if (s->n_seqs) c.engine.max_num_seqs = s->seqs[ki_seq];
+          if (s->n_mbt) c.engine.max_num_batched_tokens = s->mbt[ki_mbt];
+          if (s->n_graphs) c.engine.enforce_eager = !s->graphs[ki_gr];
+          c.seed = plan_space_seed(seed, h, &c);
+          int lrc = layout_check(m, h, g, &c.layout, &c.engine, &c.verdict);
+          if (lrc != ERR_OK && lrc != ERR_LAYOUT) {
+            char lay[64];
+            plan_space_layout_str(&c, lay, sizeof lay);
+            rc = err_wrap(lrc, "plan: checking %s on %d x %s", lay, g, h->name);
+            goto fail;
           }
+          /* layout_check's contract: ERR_LAYOUT iff it listed a failed rule. */
+          c.feasible = lrc == ERR_OK && c.verdict.n_fails == 0;
+          c.id = n;
+          if ((rc = plan_space_push(&v, &n, &cap, &c))) goto fail;
         }
       }
     }
   }
+  free(ls);
   *out = v;
   *n_out = n;
   return ERR_OK;
 fail:
+  free(ls);
   free(v);
   return rc;
 }

@@ -1,6 +1,7 @@
 /* test_layout: each vLLM rule firing and not firing, the memory plan against FACTS.md's
  * figures (weights per GPU ~15.6-15.7 GB, KV bytes per token per GPU 48,128 / 24,064), vLLM's
- * per-card defaults, pipeline layer split, and the hardware spec's tier lookup. */
+ * per-card defaults, pipeline layer split, the hardware spec's tier lookup, and the order in which
+ * layouts are enumerated. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -300,7 +301,59 @@ static void test_hw_bad(void) {
   CHECK(hw_load("no-such-gpu", &h) == ERR_NOENT && strstr(err_msg(), "no-such-gpu"));
 }
 
+/* layout_enumerate: the (TP, PP, DP) of 8 GPUs written out by hand, in the documented order, and
+ * what each EP set adds; the count-then-fill contract; 12 GPUs checked against a brute force. */
+static void test_enumerate(void) {
+  static const int want8[10][3] = {{1, 1, 8}, {1, 2, 4}, {1, 4, 2}, {1, 8, 1}, {2, 1, 4},
+                                   {2, 2, 2}, {2, 4, 1}, {4, 1, 2}, {4, 2, 1}, {8, 1, 1}};
+  struct layout ls[64]; /* [64] more than any count below */
+  CHECK(layout_enumerate(8, LAYOUT_ENUM_EP_OFF, ls, 64) == 10);
+  for (int i = 0; i < 10; i++)
+    CHECK_MSG(ls[i].tp == want8[i][0] && ls[i].pp == want8[i][1] && ls[i].dp == want8[i][2] &&
+                  ls[i].ep == 0,
+              "EP off, layout %d: tp %d pp %d dp %d ep %d", i, ls[i].tp, ls[i].pp, ls[i].dp, ls[i].ep);
+  CHECK(layout_enumerate(8, LAYOUT_ENUM_EP_ON, ls, 64) == 10);
+  for (int i = 0; i < 10; i++)
+    CHECK(ls[i].tp == want8[i][0] && ls[i].pp == want8[i][1] && ls[i].ep == 1);
+  /* Both: each layout off then on, except TP1 x PP8 x DP1 whose EP group is one rank. */
+  CHECK(layout_enumerate(8, LAYOUT_ENUM_EP_BOTH, ls, 64) == 19);
+  int k = 0;
+  for (int i = 0; i < 10; i++) {
+    CHECK(ls[k].tp == want8[i][0] && ls[k].pp == want8[i][1] && ls[k].ep == 0);
+    k++;
+    if (want8[i][0] * want8[i][2] == 1) continue;
+    CHECK(ls[k].tp == want8[i][0] && ls[k].pp == want8[i][1] && ls[k].ep == 1);
+    k++;
+  }
+  CHECK(k == 19);
+  CHECK(layout_enumerate(8, LAYOUT_ENUM_EP_EVERY, ls, 64) == 20);
+  CHECK(ls[6].tp == 1 && ls[6].pp == 8 && ls[6].ep == 0 && ls[7].tp == 1 && ls[7].pp == 8 &&
+        ls[7].ep == 1);
+  CHECK(layout_enumerate(1, LAYOUT_ENUM_EP_BOTH, ls, 64) == 1 && ls[0].tp == 1 && ls[0].ep == 0);
+  CHECK(layout_enumerate(1, LAYOUT_ENUM_EP_EVERY, ls, 64) == 2 && ls[1].ep == 1);
+  CHECK(layout_enumerate(0, LAYOUT_ENUM_EP_BOTH, ls, 64) == 0);
+  /* Counting with no array, and a short array: the total comes back, only cap are written. */
+  CHECK(layout_enumerate(8, LAYOUT_ENUM_EP_BOTH, NULL, 0) == 19);
+  memset(ls, 0, sizeof ls);
+  CHECK(layout_enumerate(8, LAYOUT_ENUM_EP_BOTH, ls, 3) == 19);
+  CHECK(ls[2].tp == 1 && ls[2].pp == 2 && ls[2].ep == 0 && ls[3].tp == 0);
+  /* 12 GPUs: every (tp, pp, dp) with tp * pp * dp = 12, ep 0 and 1, exactly once, sorted. */
+  int n = layout_enumerate(12, LAYOUT_ENUM_EP_EVERY, ls, 64), brute = 0;
+  for (int tp = 1; tp <= 12; tp++)
+    for (int pp = 1; pp <= 12; pp++)
+      for (int dp = 1; dp <= 12; dp++) brute += 2 * (tp * pp * dp == 12);
+  CHECK_MSG(n == brute, "12 GPUs: %d layouts, %d by brute force", n, brute);
+  for (int i = 0; i < n && i < 64; i++) {
+    CHECK(layout_n_gpus(&ls[i]) == 12);
+    if (i == 0) continue;
+    const struct layout *a = &ls[i - 1], *b = &ls[i];
+    int before = a->tp != b->tp ? a->tp < b->tp : a->pp != b->pp ? a->pp < b->pp : a->ep < b->ep;
+    CHECK_MSG(before, "12 GPUs: layout %d out of order", i);
+  }
+}
+
 int main(void) {
+  test_enumerate();
   test_seed_layouts();
   test_structural_rules();
   test_quant_rules();
