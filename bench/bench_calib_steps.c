@@ -59,7 +59,7 @@ int main(int argc, char **argv) {
     }
     struct layout l = {.tp = r0->tp, .pp = 1, .dp = 1, .ep = 0};
     struct engine e;
-    engine_defaults(&e, &h);
+    engine_defaults(&e, &m, &h);
     struct cost_roofline_opts o;
     cost_roofline_opts_default(&o);
     o.cpu_step_us = 0, o.cpu_req_us = 0;

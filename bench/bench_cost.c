@@ -45,7 +45,7 @@ int main(int argc, char **argv) {
   const char *names[2] = {"EP=8 (tp=8, ep)", "TP=4 x PP=2"};
   for (int li = 0; li < 2; li++) {
     struct engine e;
-    engine_defaults(&e, &h);
+    engine_defaults(&e, &m, &h);
     struct cost_roofline_opts o;
     cost_roofline_opts_default(&o);
     struct cost_model cm;

@@ -125,7 +125,7 @@ int main(int argc, char **argv) {
   }
   struct layout l = {.tp = tp, .pp = 1, .dp = 1, .ep = 0};
   struct engine e;
-  engine_defaults(&e, &h);
+  engine_defaults(&e, &m, &h);
   struct cost_model rl, cal;
   double t0 = bench_now_s();
   int rc = cost_roofline_create(&m, &h, &l, &e, NULL, &rl);

@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   s->n_hw = 1;
-  cli_args_engine(&a, &s->hw[0], &s->engine[0]);
+  cli_args_engine(&a, &m, &s->hw[0], &s->engine[0]);
   s->n_gpu_counts = 1;
   s->gpu_counts[0] = 8;
   s->n_seqs = s->n_mbt = 3;

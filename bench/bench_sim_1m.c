@@ -60,8 +60,7 @@ int main(int argc, char **argv) {
   trace_init(&t);
   int rc;
   if ((rc = model_load("qwen3-235b-a22b-gptq-int4", &m)) || (rc = hw_load("a100-40g-pcie", &h))) goto fail;
-  engine_defaults(&e, &h);
-  if (e.max_model_len <= 0) e.max_model_len = m.max_pos;
+  engine_defaults(&e, &m, &h);
   if ((rc = layout_check(&m, &h, 8, &l, &e, &v))) goto fail;
   struct cost_roofline_opts co;
   cost_roofline_opts_default(&co);

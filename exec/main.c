@@ -131,7 +131,7 @@ static int check_layout(const struct opts *o, const struct model_spec *m, int ma
   if (rc) return rc;
   struct layout l = {o->tp, 1, 1, 0};
   struct engine e;
-  engine_defaults(&e, &h);
+  engine_defaults(&e, m, &h);
   e.max_model_len = max_model_len;
   e.max_num_batched_tokens = o->max_tok;
   struct layout_verdict v;

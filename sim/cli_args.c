@@ -167,8 +167,9 @@ int cli_args_parse_one(struct cli_args *a, int argc, char **argv, int i) {
   return 0;
 }
 
-void cli_args_engine(const struct cli_args *a, const struct hw_spec *h, struct engine *e) {
-  engine_defaults(e, h);
+void cli_args_engine(const struct cli_args *a, const struct model_spec *m, const struct hw_spec *h,
+                     struct engine *e) {
+  engine_defaults(e, m, h);
   if (a->gpu_mem_util > 0) e->gpu_mem_util = a->gpu_mem_util;
   if (a->max_model_len > 0) e->max_model_len = a->max_model_len;
   if (a->max_num_seqs > 0) e->max_num_seqs = a->max_num_seqs;

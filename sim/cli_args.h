@@ -11,8 +11,8 @@
  *     if (n == 0) { cli_args_unknown(argv[i]); err_print(...); return 2; }
  *     i += n;
  *   }
- *   ... model/hw loaded, then cli_args_engine(&a, &hw, &engine) applies the card's defaults and
- *   the user's overrides.
+ *   ... model/hw loaded, then cli_args_engine(&a, &model, &hw, &engine) applies vLLM's defaults
+ *   for that model and card (engine_defaults) and the user's overrides.
  * cli_args_value() splits --flag=value / --flag value for the subcommand's own flags;
  * cli_args_wants_help() is the --help check of the commands with subcommands (db, trace). */
 #ifndef SERVESIM_CLI_ARGS_H
@@ -54,7 +54,9 @@ int cli_args_value(int argc, char **argv, int i, const char *name, const char **
 int cli_args_wants_help(int argc, char **argv);
 /* Sets ERR_INPUT "unknown flag 'x'" (or "unexpected argument") and returns ERR_INPUT. */
 int cli_args_unknown(const char *arg);
-/* Engine knobs: vLLM's defaults for this card, then the user's overrides. */
-void cli_args_engine(const struct cli_args *a, const struct hw_spec *h, struct engine *e);
+/* Engine knobs: vLLM's defaults for this model and card (engine_defaults: max_model_len from the
+ * model), then the user's overrides. */
+void cli_args_engine(const struct cli_args *a, const struct model_spec *m, const struct hw_spec *h,
+                     struct engine *e);
 
 #endif

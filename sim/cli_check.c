@@ -124,7 +124,7 @@ static cJSON *check_json_header(const struct model_spec *m, const struct hw_spec
   cJSON_AddNumberToObject(o, "gpus", gpus);
   cJSON *eo = cJSON_AddObjectToObject(o, "engine");
   cJSON_AddNumberToObject(eo, "gpu_memory_utilization", e->gpu_mem_util);
-  cJSON_AddNumberToObject(eo, "max_model_len", e->max_model_len > 0 ? e->max_model_len : m->max_pos);
+  cJSON_AddNumberToObject(eo, "max_model_len", e->max_model_len);
   cJSON_AddNumberToObject(eo, "max_num_seqs", e->max_num_seqs);
   cJSON_AddNumberToObject(eo, "max_num_batched_tokens", e->max_num_batched_tokens);
   cJSON_AddNumberToObject(eo, "block_size", e->block_size);
@@ -298,7 +298,7 @@ int cli_check(int argc, char **argv) {
     return err_exit_code(rc);
   }
   struct engine e;
-  cli_args_engine(&a, &h, &e);
+  cli_args_engine(&a, &m, &h, &e);
   if (all) {
     int gpus = a.gpus > 0 ? a.gpus
                : (a.tp_set || a.pp_set || a.dp_set) ? layout_n_gpus(&a.layout)

@@ -412,7 +412,8 @@ int cli_plan(int argc, char **argv) {
   space->tp = o.a.tp_set ? o.a.layout.tp : 0;
   space->pp = o.a.pp_set ? o.a.layout.pp : 0;
   space->dp = o.a.dp_set ? o.a.layout.dp : 0;
-  for (int h = 0; h < space->n_hw; h++) cli_args_engine(&o.a, &space->hw[h], &space->engine[h]);
+  for (int h = 0; h < space->n_hw; h++)
+    cli_args_engine(&o.a, &model, &space->hw[h], &space->engine[h]);
 
   int closed = 0;
   if ((rc = cli_plan_workload(&o, &tr, &closed))) goto out;

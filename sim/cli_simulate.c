@@ -435,8 +435,7 @@ static int cli_deploy_init(const struct simcli *c, const struct layout *l, struc
   if ((rc = model_load(c->a.model, &d->m))) return rc;
   if ((rc = hw_load(c->a.hardware, &d->h))) return rc;
   d->l = *l;
-  cli_args_engine(&c->a, &d->h, &d->e);
-  if (d->e.max_model_len <= 0) d->e.max_model_len = d->m.max_pos;
+  cli_args_engine(&c->a, &d->m, &d->h, &d->e);
   d->n_gpus = c->a.gpus > 0 ? c->a.gpus : layout_n_gpus(l);
   rc = layout_check(&d->m, &d->h, d->n_gpus, l, &d->e, &d->v);
   if (rc) return rc;

@@ -37,10 +37,10 @@
 /* vLLM picks the MoeWNA16 CUDA kernel when tokens * top_k / n_experts <= 6 (decode batches). */
 #define LAYOUT_WNA16_CUDA_TOK_PER_EXPERT 6
 
-void engine_defaults(struct engine *e, const struct hw_spec *h) {
+void engine_defaults(struct engine *e, const struct model_spec *m, const struct hw_spec *h) {
   memset(e, 0, sizeof *e);
   e->gpu_mem_util = 0.9;
-  e->max_model_len = 0;
+  e->max_model_len = m ? m->max_pos : 0;
   /* vLLM 0.9 (API server): cards under 70 GiB, and any A100, get the small defaults. */
   int small = !h || (double)h->mem_bytes < 70.0 * LAYOUT_GiB || strstr(h->gpu, "A100") != NULL;
   e->max_num_batched_tokens = small ? 2048 : 8192;
@@ -401,7 +401,7 @@ int layout_check(const struct model_spec *m, const struct hw_spec *h, int n_gpus
   if (l->tp < 1 || l->pp < 1 || l->dp < 1)
     return err_set(ERR_INPUT, "tp, pp and dp must be >= 1 (got %d, %d, %d)", l->tp, l->pp, l->dp);
   struct mem_plan *p = &v->mem;
-  p->max_model_len = e->max_model_len > 0 ? e->max_model_len : m->max_pos;
+  p->max_model_len = e->max_model_len;
   p->q_heads_rank = layout_q_heads(m, l->tp);
   p->kv_heads_rank = layout_kv_heads(m, l->tp);
   p->experts_rank = model_is_moe(m) ? layout_experts_rank(m, l) : 0;

@@ -20,7 +20,7 @@ struct layout {
 
 struct engine {
   double gpu_mem_util;       /* --gpu-memory-utilization (0.9) */
-  int max_model_len;         /* --max-model-len (0 = model's max_position_embeddings) */
+  int max_model_len;         /* --max-model-len (engine_defaults: max_position_embeddings) */
   int max_num_seqs;          /* --max-num-seqs (0 = vLLM default for the card) */
   int max_num_batched_tokens;/* --max-num-batched-tokens (0 = vLLM default for the card) */
   int block_size;            /* --block-size (16) */
@@ -64,7 +64,12 @@ struct layout_verdict {
   struct mem_plan mem;
 };
 
-void engine_defaults(struct engine *e, const struct hw_spec *h);
+/* vLLM 0.9's engine defaults for a model on a card: max_model_len is the model's
+ * max_position_embeddings (as vLLM derives it from config.json), the batch limits depend on
+ * the card. Every engine starts here, so max_model_len is resolved once, where the engine
+ * meets its model; layout_check, the cost models and the simulator read it as given. m or h
+ * may be NULL (max_model_len 0; the small-card defaults). */
+void engine_defaults(struct engine *e, const struct model_spec *m, const struct hw_spec *h);
 
 /* Which expert-parallel variants layout_enumerate yields for each TP x PP x DP. EP over one rank
  * (tp * dp == 1) places every expert on the one rank, the same deployment as EP off. */
@@ -80,7 +85,8 @@ enum layout_enum_ep {
  * allows). Writes the first min(total, cap) into out (out may be NULL when cap is 0) and returns
  * the total, so a caller can count first and size its array; 0 when n_gpus < 1. */
 int layout_enumerate(int n_gpus, enum layout_enum_ep ep_set, struct layout *out, int cap);
-/* Fills the verdict; returns ERR_OK (runs) or ERR_LAYOUT (n_fails > 0) with err_msg the first. */
+/* Fills the verdict; returns ERR_OK (runs) or ERR_LAYOUT (n_fails > 0) with err_msg the first.
+ * e starts from engine_defaults for m (its max_model_len is taken as given). */
 int layout_check(const struct model_spec *m, const struct hw_spec *h, int n_gpus,
                  const struct layout *l, const struct engine *e, struct layout_verdict *v);
 /* EP group size (tp*dp with --enable-expert-parallel, else 1). */

@@ -111,9 +111,7 @@ static int plan_eval_build(const struct plan_eval_ctx *x, const struct plan_cand
   cost_roofline_opts_default(&ro);
   if (x->route_skew >= 0) ro.route_skew = x->route_skew;
   ro.route_seed = x->route_seed;
-  struct engine e = c->engine;
-  if (e.max_model_len <= 0) e.max_model_len = x->model->max_pos;
-  return cost_roofline_create(x->model, &x->space->hw[c->hw_idx], &c->layout, &e, &ro, cm);
+  return cost_roofline_create(x->model, &x->space->hw[c->hw_idx], &c->layout, &c->engine, &ro, cm);
 }
 
 int plan_eval_begin(void *ctx, const struct plan_cand *c, void **cs) {
@@ -187,7 +185,6 @@ int plan_eval_sim(void *ctx, void *cs, const struct plan_cand *c, double load,
   cfg.hw = &x->space->hw[c->hw_idx];
   cfg.layout = c->layout;
   cfg.engine = c->engine;
-  if (cfg.engine.max_model_len <= 0) cfg.engine.max_model_len = x->model->max_pos;
   cfg.kv_blocks = c->verdict.mem.kv_blocks;
   cfg.cost = cm;
   cfg.seed = c->seed;

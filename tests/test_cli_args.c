@@ -39,15 +39,18 @@ int main(void) {
   memset(&h, 0, sizeof h);
   strcpy(h.gpu, "NVIDIA H100 80GB HBM3");
   h.mem_bytes = 85000000000LL;
+  struct model_spec m;
+  CHECK(model_load("qwen3-moe-tiny", &m) == ERR_OK);
   struct engine e;
-  cli_args_engine(&a, &h, &e);
+  cli_args_engine(&a, &m, &h, &e);
   CHECK(e.gpu_mem_util == 0.85 && e.max_model_len == 8192 && e.max_num_seqs == 64);
   CHECK(e.max_num_batched_tokens == 4096 && e.block_size == 32 && e.kv_dtype_bytes == 1);
   CHECK(e.enforce_eager == 1 && e.enable_prefix_caching == 0);
   char *none[] = {"--model", "m"};
   CHECK(parse_all(&a, 2, none) == 2);
-  cli_args_engine(&a, &h, &e); /* nothing given: the card's defaults */
+  cli_args_engine(&a, &m, &h, &e); /* nothing given: the card's and the model's defaults */
   CHECK(e.max_num_seqs == 1024 && e.max_num_batched_tokens == 8192 && e.gpu_mem_util == 0.9);
+  CHECK(e.max_model_len == m.max_pos);
   CHECK(a.layout.tp == 1 && a.layout.pp == 1 && a.layout.dp == 1 && !a.tp_set && a.gpus == 0);
 
   /* Bad values name the flag. */

@@ -34,7 +34,7 @@ static int run(const struct model_spec *m, const struct hw_spec *h, int gpus, in
                int dp, int ep, struct layout_verdict *v) {
   struct layout l = {tp, pp, dp, ep};
   struct engine e;
-  engine_defaults(&e, h);
+  engine_defaults(&e, m, h);
   return layout_check(m, h, gpus, &l, &e, v);
 }
 
@@ -131,7 +131,7 @@ static void test_structural_rules(void) {
   /* EP size beyond the expert count (tiny: 16 experts; tp 2 x dp 8 = 16 ok... use dp to 32). */
   struct layout big = {2, 1, 16, 1};
   struct engine e;
-  engine_defaults(&e, &h);
+  engine_defaults(&e, &t, &h);
   layout_check(&t, &h, 0, &big, &e, &v);
   CHECK(has_rule(&v, "ep-experts"));
   struct layout fine = {2, 1, 4, 1};
@@ -142,11 +142,11 @@ static void test_structural_rules(void) {
   e.max_model_len = 8192;
   layout_check(&t, &h, 1, &one, &e, &v);
   CHECK(has_rule(&v, "max-model-len"));
-  e.max_model_len = 0;
+  e.max_model_len = t.max_pos;
   e.max_num_seqs = 10000; /* > 8192 batched tokens (H200 default) */
   layout_check(&t, &h, 1, &one, &e, &v);
-  CHECK(has_rule(&v, "batched-tokens"));
-  engine_defaults(&e, &h);
+  CHECK(has_rule(&v, "batched-tokens") && !has_rule(&v, "max-model-len"));
+  engine_defaults(&e, &t, &h);
   CHECK(layout_check(&t, &h, 1, &one, &e, &v) == ERR_OK && v.n_fails == 0);
 }
 
@@ -196,24 +196,32 @@ static void test_defaults_and_memory(void) {
   CHECK(hw_load("a100-80g-sxm", &a100_80) == ERR_OK);
   CHECK(hw_load("h100-sxm", &h100) == ERR_OK);
   CHECK(hw_load("l40s", &l40s) == ERR_OK);
+  struct model_spec m, t;
+  CHECK(model_load("qwen3-235b-a22b-gptq-int4", &m) == ERR_OK);
+  CHECK(model_load("qwen3-moe-tiny", &t) == ERR_OK);
   struct engine e;
-  engine_defaults(&e, &a100);
+  engine_defaults(&e, &m, &a100);
   CHECK(e.max_num_batched_tokens == 2048 && e.max_num_seqs == 256 && e.block_size == 16);
   CHECK(e.gpu_mem_util == 0.9 && e.enable_prefix_caching == 1);
-  engine_defaults(&e, &a100_80); /* 80 GB, but an A100: still the small defaults in 0.9 */
+  /* max_model_len: the model's max_position_embeddings, as vLLM derives it (40960 in the
+   * 235B config.json); none before a model is known. */
+  CHECK(e.max_model_len == 40960);
+  engine_defaults(&e, &t, &a100);
+  CHECK(e.max_model_len == t.max_pos && t.max_pos != 40960);
+  engine_defaults(&e, NULL, &a100);
+  CHECK(e.max_model_len == 0 && e.max_num_seqs == 256);
+  engine_defaults(&e, &m, &a100_80); /* 80 GB, but an A100: still the small defaults in 0.9 */
   CHECK(e.max_num_batched_tokens == 2048 && e.max_num_seqs == 256);
-  engine_defaults(&e, &h100);
+  engine_defaults(&e, &m, &h100);
   CHECK(e.max_num_batched_tokens == 8192 && e.max_num_seqs == 1024);
-  engine_defaults(&e, &l40s);
+  engine_defaults(&e, &m, &l40s);
   CHECK(e.max_num_batched_tokens == 2048);
 
   /* KV capacity: a lower utilization gives fewer blocks; a short max_model_len over a small
    * budget shows the KV shortfall rule. */
-  struct model_spec m;
-  CHECK(model_load("qwen3-235b-a22b-gptq-int4", &m) == ERR_OK);
   struct layout l = {4, 2, 1, 0};
   struct layout_verdict v9, v8;
-  engine_defaults(&e, &a100);
+  engine_defaults(&e, &m, &a100);
   CHECK(layout_check(&m, &a100, 8, &l, &e, &v9) == ERR_OK);
   e.gpu_mem_util = 0.8;
   CHECK(layout_check(&m, &a100, 8, &l, &e, &v8) == ERR_OK);
@@ -234,12 +242,12 @@ static void test_defaults_and_memory(void) {
   layout_check(&m, &a100, 8, &l, &e, &vs);
   CHECK(has_rule(&vs, "memory") && strstr(rule_detail(&vs, "memory"), "GB") != NULL);
   /* fp8 KV cache halves the bytes per token. */
-  engine_defaults(&e, &a100);
+  engine_defaults(&e, &m, &a100);
   e.kv_dtype_bytes = 1;
   layout_check(&m, &a100, 8, &l, &e, &vs);
   CHECK(vs.mem.kv_bytes_token_rank == 24064 / 2);
   CHECK(has_note(&vs, "kv-fp8-v0")); /* A100: no FlashAttention 3 */
-  engine_defaults(&e, &h100);
+  engine_defaults(&e, &m, &h100);
   e.kv_dtype_bytes = 1;
   layout_check(&m, &h100, 8, &l, &e, &vs);
   CHECK(!has_note(&vs, "kv-fp8-v0"));

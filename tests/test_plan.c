@@ -25,14 +25,15 @@
 #define F_NS 5000000LL /* 5 ms per stage-step */
 #define P_NS 100000LL  /* 0.1 ms per token */
 
-static int space_init(struct plan_space *s, const char *hw_list[], int n_hw, const char *gpus) {
+static int space_init(struct plan_space *s, const struct model_spec *m, const char *hw_list[],
+                      int n_hw, const char *gpus) {
   memset(s, 0, sizeof *s);
   struct cli_args a;
   cli_args_init(&a);
   for (int i = 0; i < n_hw; i++) {
     int rc = hw_load(hw_list[i], &s->hw[i]);
     if (rc) return rc;
-    cli_args_engine(&a, &s->hw[i], &s->engine[i]);
+    cli_args_engine(&a, m, &s->hw[i], &s->engine[i]);
   }
   s->n_hw = n_hw;
   return plan_space_parse_gpus(gpus, s->gpu_counts, PLAN_MAX_GPU_COUNTS, &s->n_gpu_counts);
@@ -50,7 +51,7 @@ static void test_seed_space(void) {
   struct plan_space *s = calloc(1, sizeof *s);
   const char *hw[] = {"a100-40g-pcie"};
   CHECK(model_load("qwen3-235b-a22b-gptq-int4", &m) == ERR_OK);
-  CHECK(space_init(s, hw, 1, "8") == ERR_OK);
+  CHECK(space_init(s, &m, hw, 1, "8") == ERR_OK);
   struct plan_cand *c = NULL;
   int n = 0;
   CHECK(plan_space_enumerate(s, &m, 7, &c, &n) == ERR_OK);
@@ -112,7 +113,7 @@ static int run_plan(const struct trace *tr, int closed, int parallel, const char
   const char *hw[] = {"a100-40g-pcie", "h100-sxm"};
   int rc;
   if ((rc = model_load("qwen3-30b-a3b-gptq-int4", m))) return rc;
-  if ((rc = space_init(s, hw, 2, "1-4"))) return rc;
+  if ((rc = space_init(s, m, hw, 2, "1-4"))) return rc;
   static struct plan_eval_ctx ctx; /* outlives the evaluator; one run at a time */
   ctx = (struct plan_eval_ctx){.model = m, .space = s, .trace = tr, .closed_loop = closed,
                                .parallel = parallel, .cost_kind = PLAN_COST_CONSTANT,
@@ -262,8 +263,7 @@ static void test_cost_key(void) {
     int seqs[2] = {128, 512};
     for (int k = 0; k < 2; k++) {
       struct engine e;
-      cli_args_engine(&a, &h, &e);
-      e.max_model_len = m.max_pos;
+      cli_args_engine(&a, &m, &h, &e);
       e.max_num_seqs = seqs[k];
       struct cost_roofline_opts o;
       cost_roofline_opts_default(&o);
