@@ -202,15 +202,24 @@ static void check_print_one(const struct model_spec *m, const struct hw_spec *h,
 
 /* ---- --all ---- */
 
-#define CHECK_MAX_LAYOUTS 512
+static int check_all_list(const struct model_spec *m, const struct hw_spec *h, int gpus,
+                          const struct engine *e, int json, const struct layout *ls, int n);
 
 static int check_all(const struct model_spec *m, const struct hw_spec *h, int gpus,
                      const struct engine *e, int json) {
-  static struct layout ls[CHECK_MAX_LAYOUTS];
   /* Expert parallel only changes anything for a MoE model over more than one rank. */
-  int n = layout_enumerate(gpus, model_is_moe(m) ? LAYOUT_ENUM_EP_BOTH : LAYOUT_ENUM_EP_OFF, ls,
-                           CHECK_MAX_LAYOUTS);
-  if (n > CHECK_MAX_LAYOUTS) n = CHECK_MAX_LAYOUTS;
+  enum layout_enum_ep ep_set = model_is_moe(m) ? LAYOUT_ENUM_EP_BOTH : LAYOUT_ENUM_EP_OFF;
+  int n = layout_enumerate(gpus, ep_set, NULL, 0); /* count, then list every one */
+  struct layout *ls = malloc(sizeof *ls * (size_t)(n > 0 ? n : 1)); /* (n) */
+  if (!ls) return err_set(ERR_NOMEM, "check --all: %d layouts", n);
+  layout_enumerate(gpus, ep_set, ls, n);
+  int rc = check_all_list(m, h, gpus, e, json, ls, n);
+  free(ls);
+  return rc;
+}
+
+static int check_all_list(const struct model_spec *m, const struct hw_spec *h, int gpus,
+                          const struct engine *e, int json, const struct layout *ls, int n) {
   int n_ok = 0;
   cJSON *root = json ? check_json_header(m, h, gpus, e) : NULL;
   cJSON *arr = json ? cJSON_AddArrayToObject(root, "layouts") : NULL;

@@ -68,5 +68,11 @@ run 2 check --model qwen3-32b --hardware "$TMP/hw.json"
 one_line; has "$TMP/hw.json:3:" err
 run 0 check --help
 has "usage: servesim check" out
+# --all lists every layout, however many: 3360 = 2^5 x 3 x 5 x 7 GPUs has over 512 of them
+run 1 check --model qwen3-30b-a3b --hardware h100-sxm --gpus 3360 --all
+n_head=$(head -1 "$TMP/out" | sed -n 's/.*, \([0-9]*\) layouts$/\1/p')
+n_rows=$(grep -cE '^[0-9]+ +[0-9]+ +[0-9]+ ' "$TMP/out")
+[ -n "$n_head" ] && [ "$n_head" -gt 512 ] && [ "$n_rows" -eq "$n_head" ] \
+  || fail "check --all at 3360 GPUs: header says '$n_head' layouts, $n_rows rows listed"
 
 cli_done
