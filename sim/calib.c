@@ -77,6 +77,38 @@ static double calib_moe_active(const struct db_measurement *m, double rows) {
   return NAN;
 }
 
+/* Same decode-attention point of the same profile run (variant aside)? */
+static int calib_decode_twin(const struct calib_meas *a, const struct calib_meas *b) {
+  return a->kind == CALIB_ATTN_DECODE && b->kind == CALIB_ATTN_DECODE && a->run_id == b->run_id && a->tp == b->tp &&
+         a->batch == b->batch && a->ctx == b->ctx && !strcmp(a->model, b->model);
+}
+
+/* servesim-exec profile times decode attention twice when its fast path is on: the library
+ * kernel ("decode") and the path decode steps actually take ("decode_split_heads"). Only the
+ * latter describes the engine; the two differ by up to 2.5x (either way), and their mean in util
+ * space priced a kernel that never runs. Drops the library row of r's point, or r itself when it
+ * is the library row and the engine's row is already in. Returns 1 when r is to be dropped. */
+static int calib_keep_engine_path(struct calib_set *s, const struct calib_meas *r) {
+  int drop_r = 0;
+  for (int i = 0; i < s->n;) {
+    const struct calib_meas *q = &s->rows[i];
+    if (calib_decode_twin(q, r) && q->engine_path != r->engine_path) {
+      if (!r->engine_path) {
+        drop_r = 1;
+      } else {
+        /* keep measurement_id order: close the gap */
+        memmove(&s->rows[i], &s->rows[i + 1], (size_t)(s->n - i - 1) * sizeof *s->rows);
+        s->n--;
+        s->n_by_kind[CALIB_ATTN_DECODE]--;
+        s->n_unused++;
+        continue;
+      }
+    }
+    i++;
+  }
+  return drop_r;
+}
+
 int calib_set_add(struct calib_set *s, const struct db_measurement *m, int heads, int kv_heads, int head_dim) {
   struct calib_meas r;
   memset(&r, 0, sizeof r);
@@ -107,6 +139,7 @@ int calib_set_add(struct calib_set *s, const struct db_measurement *m, int heads
   } else if (!strcmp(kind, "attention")) {
     if (m->batch < 1 || m->ctx_len < 1 || m->q_len < 1) return calib_bad(m, "attention row needs batch, ctx_len and q_len");
     r.kind = m->q_len == 1 ? CALIB_ATTN_DECODE : CALIB_ATTN_PREFILL;
+    r.engine_path = r.kind == CALIB_ATTN_DECODE && !strcmp(op, "decode_split_heads");
     r.batch = (double)m->batch, r.ctx = (double)m->ctx_len, r.q_len = (double)m->q_len;
     int tp = m->tp > 0 ? (int)m->tp : 1;
     if (heads > 0 && kv_heads > 0 && head_dim > 0 && heads % tp == 0) {
@@ -142,6 +175,10 @@ int calib_set_add(struct calib_set *s, const struct db_measurement *m, int heads
   }
   if (!(m->lat_us_median > 0) || !isfinite(m->lat_us_median)) return calib_bad(m, "latency must be > 0");
   r.t_ns = m->lat_us_median * 1e3;
+  if (r.kind == CALIB_ATTN_DECODE && calib_keep_engine_path(s, &r)) {
+    s->n_unused++;
+    return ERR_OK;
+  }
   if (s->n == s->cap) {
     int nc = s->cap ? 2 * s->cap : 256;
     struct calib_meas *nr = realloc(s->rows, (size_t)nc * sizeof *nr);

@@ -44,6 +44,8 @@ struct calib_meas {
   int ranks;                 /* all-reduce group size */
   int step_prefill, step_prefill_len, step_decode, step_decode_ctx; /* step: its batch (extra_json) */
   int tp;                    /* TP size the row was measured under (1 when unset) */
+  int engine_path;           /* decode attention: 1 = the variant the executor's decode steps run
+                              * (op "decode_split_heads", recorded only when its self-check passed) */
   char model[64];            /* measured model's name ("" = none) */
   double t_ns;               /* median latency */
   int64_t run_id;            /* profile run (DB_UNSET = none) */
@@ -65,7 +67,11 @@ struct calib_set {
 
 void calib_set_init(struct calib_set *s);
 /* Adds one measurement row. heads, kv_heads, head_dim: the measured model's (whole model, before
- * TP; 0 = unknown) for attention rows. A row of an unused kind is counted in n_unused.
+ * TP; 0 = unknown) for attention rows. A row of an unused kind is counted in n_unused. Decode
+ * attention timed both as the library kernel (op "decode") and as the path the engine's decode
+ * steps take ("decode_split_heads") at the same run, model, TP, batch and context keeps only the
+ * latter, in either order; the other counts as unused (averaging the two priced no kernel that
+ * runs).
  * ERR_INPUT for a usable kind with a missing shape or a non-positive latency, ERR_NOMEM. */
 int calib_set_add(struct calib_set *s, const struct db_measurement *m, int heads, int kv_heads, int head_dim);
 /* Reads every measurement of h's GPU from the database at db_path (which must exist; opened

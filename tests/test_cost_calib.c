@@ -525,6 +525,36 @@ static void test_loader(const char *db_path) {
   CHECK(cm.stage_ns == NULL);
 }
 
+/* servesim-exec profile times decode attention both as the library kernel ("decode") and as the
+ * path decode steps take ("decode_split_heads", only when its self-check passed). The set keeps
+ * only the engine's path at a point, whichever row comes first; other points, other runs and a
+ * lone library row stay. (Both used to land in one curve, merged into their mean in util space:
+ * 55 us at batch 1 x 1024 on the committed H100 dump, against 42 us run and 73 us not run.) */
+static void test_engine_path(void) {
+  struct calib_set s;
+  calib_set_init(&s);
+  struct db_measurement m;
+  const char *ops[4] = {"decode", "decode_split_heads", "decode_split_heads", "decode"};
+  const double t_us[4] = {73.0, 42.0, 40.0, 70.0};
+  const int ctx[4] = {1024, 1024, 2048, 2048}; /* library first at 1024, engine first at 2048 */
+  for (int i = 0; i < 4; i++) {
+    meas_base(&m, "attention", ops[i], "h100-sxm");
+    m.run_id = 4, m.batch = 1, m.ctx_len = ctx[i], m.q_len = 1, m.lat_us_median = t_us[i];
+    CHECK(calib_set_add(&s, &m, 64, 4, 128) == 0);
+  }
+  /* a lone library row (another point) and a library row of another run stay */
+  meas_base(&m, "attention", "decode", "h100-sxm");
+  m.run_id = 4, m.batch = 4, m.ctx_len = 1024, m.q_len = 1, m.lat_us_median = 74.0;
+  CHECK(calib_set_add(&s, &m, 64, 4, 128) == 0);
+  m.run_id = 9, m.batch = 1, m.ctx_len = 1024, m.lat_us_median = 75.0;
+  CHECK(calib_set_add(&s, &m, 64, 4, 128) == 0);
+  CHECK(s.n == 4 && s.n_by_kind[CALIB_ATTN_DECODE] == 4 && s.n_unused == 2);
+  double want_ns[4] = {42e3, 40e3, 74e3, 75e3}; /* measurement order kept */
+  for (int i = 0; i < s.n && i < 4; i++) CHECK_NEAR(s.rows[i].t_ns, want_ns[i], 1e-9);
+  CHECK(s.rows[0].engine_path && s.rows[1].engine_path && !s.rows[2].engine_path);
+  calib_set_free(&s);
+}
+
 int main(void) {
   const char *base = getenv("TMPDIR");
   snprintf(tmpdir, sizeof tmpdir, "%s/test_cost_calib.XXXXXX", base && *base ? base : "/tmp");
@@ -537,6 +567,7 @@ int main(void) {
   CHECK(make_db("noar.db", 0, 0, noar, sizeof noar) == 0);
   CHECK(make_db("empty.db", 0, 1, empty, sizeof empty) == 0);
   test_interp();
+  test_engine_path();
   test_loader(full);
   test_ops(full);
   test_step(full);
