@@ -1,6 +1,8 @@
-/* cli_args: shared flag parsing for the simulation subcommands (vLLM's flag names). */
+/* cli_args: shared flag parsing for the simulation subcommands (vLLM's flag names), and the one
+ * number parser of every command's flag values. */
 #include "sim/cli_args.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -45,14 +47,56 @@ int cli_args_unknown(const char *arg) {
   return err_set(ERR_INPUT, "unexpected argument '%s'", arg);
 }
 
-static int cli_args_int(const char *flag, const char *s, int lo, int hi, int *out) {
+int cli_args_i64(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out) {
   char *end;
   errno = 0;
-  long v = strtol(s, &end, 10);
-  if (!s[0] || *end || errno || v < lo || v > hi)
-    return err_set(ERR_INPUT, "%s: expected an integer in [%d, %d], got '%s'", flag, lo, hi, s), -1;
-  *out = (int)v;
-  return 0;
+  long long v = strtoll(s, &end, 10);
+  if (end == s || *end || errno || v < lo || v > hi) {
+    if (hi == INT64_MAX) return err_set(ERR_INPUT, "%s: '%s' is not an integer >= %lld", flag, s, (long long)lo);
+    return err_set(ERR_INPUT, "%s: '%s' is not an integer in [%lld, %lld]", flag, s, (long long)lo,
+                   (long long)hi);
+  }
+  *out = v;
+  return ERR_OK;
+}
+
+int cli_args_int(const char *flag, const char *s, int lo, int hi, int *out) {
+  int64_t v;
+  int rc = cli_args_i64(flag, s, lo, hi, &v);
+  if (!rc) *out = (int)v;
+  return rc;
+}
+
+int cli_args_u64(const char *flag, const char *s, uint64_t *out) {
+  const char *p = s;
+  while (isspace((unsigned char)*p)) p++;
+  /* strtoull takes "-1" as 2^64 - 1: a sign is refused here, not wrapped. Hex only with "0x", so
+   * a leading zero never turns the digits octal. */
+  int base = p[0] == '0' && (p[1] == 'x' || p[1] == 'X') ? 16 : 10;
+  char *end;
+  errno = 0;
+  unsigned long long v = *p == '-' || *p == '+' ? 0 : strtoull(p, &end, base);
+  if (*p == '-' || *p == '+' || end == p || *end || errno)
+    return err_set(ERR_INPUT, "%s: '%s' is not an integer in [0, %llu] (decimal or 0x hex)", flag, s,
+                   (unsigned long long)UINT64_MAX);
+  *out = v;
+  return ERR_OK;
+}
+
+int cli_args_double(const char *flag, const char *s, double lo, double hi, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  /* !(v >= lo && v <= hi) also refuses NaN. */
+  if (end == s || *end || errno || !isfinite(v) || !(v >= lo && v <= hi)) {
+    if (isfinite(lo) && isfinite(hi))
+      return err_set(ERR_INPUT, "%s: '%s' is not a number in [%g, %g]", flag, s, lo, hi);
+    if (isfinite(lo)) return err_set(ERR_INPUT, "%s: '%s' is not a number >= %g", flag, s, lo);
+    if (isfinite(hi)) return err_set(ERR_INPUT, "%s: '%s' is not a number <= %g", flag, s, hi);
+    return err_set(ERR_INPUT, "%s: '%s' is not a finite number", flag, s);
+  }
+  *out = v;
+  return ERR_OK;
 }
 
 /* Flags that take a value: long name, optional short alias. */
@@ -88,22 +132,21 @@ static int cli_args_set(struct cli_args *a, int key, const char *flag, const cha
       if (key == K_HW) a->hardware = v;
       if (key == K_DB) a->db = v;
       return 0;
-    case K_GPUS: return cli_args_int(flag, v, 1, 4096, &a->gpus);
-    case K_TP: a->tp_set = 1; return cli_args_int(flag, v, 1, 4096, &a->layout.tp);
-    case K_PP: a->pp_set = 1; return cli_args_int(flag, v, 1, 4096, &a->layout.pp);
-    case K_DP: a->dp_set = 1; return cli_args_int(flag, v, 1, 4096, &a->layout.dp);
+    case K_GPUS: return cli_args_int(flag, v, 1, 4096, &a->gpus) ? -1 : 0;
+    case K_TP: a->tp_set = 1; return cli_args_int(flag, v, 1, 4096, &a->layout.tp) ? -1 : 0;
+    case K_PP: a->pp_set = 1; return cli_args_int(flag, v, 1, 4096, &a->layout.pp) ? -1 : 0;
+    case K_DP: a->dp_set = 1; return cli_args_int(flag, v, 1, 4096, &a->layout.dp) ? -1 : 0;
     case K_UTIL: {
-      char *end;
-      errno = 0;
-      double u = strtod(v, &end);
-      if (!v[0] || *end || errno || !isfinite(u) || u <= 0 || u > 1)
-        return err_set(ERR_INPUT, "%s: expected a fraction in (0, 1], got '%s'", flag, v), -1;
+      /* vLLM's (0, 1]: the shared parser's closed range, then 0 refused in the same words. */
+      double u = 0;
+      if (cli_args_double(flag, v, 0, 1, &u) || !(u > 0))
+        return err_set(ERR_INPUT, "%s: '%s' is not a number in (0, 1]", flag, v), -1;
       a->gpu_mem_util = u;
       return 0;
     }
-    case K_MAXLEN: return cli_args_int(flag, v, 1, INT_MAX / 2, &a->max_model_len);
-    case K_SEQS: return cli_args_int(flag, v, 1, 1 << 20, &a->max_num_seqs);
-    case K_BATCHED: return cli_args_int(flag, v, 1, 1 << 24, &a->max_num_batched_tokens);
+    case K_MAXLEN: return cli_args_int(flag, v, 1, INT_MAX / 2, &a->max_model_len) ? -1 : 0;
+    case K_SEQS: return cli_args_int(flag, v, 1, 1 << 20, &a->max_num_seqs) ? -1 : 0;
+    case K_BATCHED: return cli_args_int(flag, v, 1, 1 << 24, &a->max_num_batched_tokens) ? -1 : 0;
     case K_BLOCK: {
       /* vLLM's --block-size choices. */
       static const int ok[] = {1, 8, 16, 32, 64, 128};

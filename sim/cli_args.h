@@ -14,9 +14,13 @@
  *   ... model/hw loaded, then cli_args_engine(&a, &model, &hw, &engine) applies vLLM's defaults
  *   for that model and card (engine_defaults) and the user's overrides.
  * cli_args_value() splits --flag=value / --flag value for the subcommand's own flags;
- * cli_args_wants_help() is the --help check of the commands with subcommands (db, trace). */
+ * cli_args_wants_help() is the --help check of the commands with subcommands (db, trace).
+ * cli_args_int/_i64/_u64/_double are the one number parser of every command (check, simulate,
+ * bench, plan, trace, db): the same syntax and the same one-line error everywhere. */
 #ifndef SERVESIM_CLI_ARGS_H
 #define SERVESIM_CLI_ARGS_H
+
+#include <stdint.h>
 
 #include "sim/hw.h"
 #include "sim/layout.h"
@@ -54,6 +58,17 @@ int cli_args_value(int argc, char **argv, int i, const char *name, const char **
 int cli_args_wants_help(int argc, char **argv);
 /* Sets ERR_INPUT "unknown flag 'x'" (or "unexpected argument") and returns ERR_INPUT. */
 int cli_args_unknown(const char *arg);
+/* Numbers of a flag's value. The whole value must be the number (strtoll / strtod syntax, base 10:
+ * leading blanks and a sign pass, trailing text does not) and lie in [lo, hi]; else ERR_INPUT is
+ * set as one line naming the flag and the value, "FLAG: 'VALUE' is not an integer in [LO, HI]"
+ * (or "... >= LO" when hi is the type's maximum), and ERR_INPUT returned; *out is then unchanged. */
+int cli_args_i64(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out);
+int cli_args_int(const char *flag, const char *s, int lo, int hi, int *out);
+/* A seed: any 64-bit unsigned value, decimal or 0x-prefixed hexadecimal; no sign. */
+int cli_args_u64(const char *flag, const char *s, uint64_t *out);
+/* A finite double in [lo, hi]; pass -HUGE_VAL / HUGE_VAL for an open side. Out-of-range text
+ * (1e999, 1e-999: errno ERANGE) is refused rather than rounded to inf or 0. */
+int cli_args_double(const char *flag, const char *s, double lo, double hi, double *out);
 /* Engine knobs: vLLM's defaults for this model and card (engine_defaults: max_model_len from the
  * model), then the user's overrides. */
 void cli_args_engine(const struct cli_args *a, const struct model_spec *m, const struct hw_spec *h,

@@ -59,16 +59,6 @@ static int flag_val(int argc, char **argv, int *i, const char *name, const char 
   return 1;
 }
 
-static int parse_i64(const char *flag, const char *s, int64_t lo, int64_t *out) {
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (end == s || *end || errno || v < lo)
-    return err_set(ERR_INPUT, "%s '%s': want an integer >= %lld", flag, s, (long long)lo);
-  *out = v;
-  return ERR_OK;
-}
-
 static int parse_args(int argc, char **argv, struct db_args *a) {
   memset(a, 0, sizeof *a);
   a->db_path = DB_DEFAULT_PATH;
@@ -96,9 +86,9 @@ static int parse_args(int argc, char **argv, struct db_args *a) {
   }
   if (rc) return rc;
   if (!*a->db_path) return err_set(ERR_INPUT, "--db: empty path");
-  if (lim && (rc = parse_i64("--limit", lim, 0, &a->limit))) return rc;
+  if (lim && (rc = cli_args_i64("--limit", lim, 0, INT64_MAX, &a->limit))) return rc;
   int64_t run;
-  if (a->run && (rc = parse_i64("--run", a->run, 1, &run))) return rc;
+  if (a->run && (rc = cli_args_i64("--run", a->run, 1, INT64_MAX, &run))) return rc;
   return ERR_OK;
 }
 

@@ -5,7 +5,6 @@
  * takes it), the SLO and the objectives; loads the specs; runs plan_run; prints the table or
  * JSON and optionally stores rows in SQLite. Under mpirun every rank parses the same flags and
  * enumerates the same space; only rank 0 prints and writes. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,26 +79,6 @@ struct cli_plan_opts {
   struct plan_opts po;
 };
 
-static int cli_plan_int(const char *flag, const char *v, long lo, long hi, int *out) {
-  char *end;
-  errno = 0;
-  long x = strtol(v, &end, 10);
-  if (!*v || *end || errno || x < lo || x > hi)
-    return err_set(ERR_INPUT, "%s: expected an integer in [%ld, %ld], got '%s'", flag, lo, hi, v);
-  *out = (int)x;
-  return ERR_OK;
-}
-
-static int cli_plan_double(const char *flag, const char *v, double lo, double *out) {
-  char *end;
-  errno = 0;
-  double x = strtod(v, &end);
-  if (!*v || *end || errno || !isfinite(x) || x < lo)
-    return err_set(ERR_INPUT, "%s: expected a number >= %g, got '%s'", flag, lo, v);
-  *out = x;
-  return ERR_OK;
-}
-
 /* One plan-specific flag at argv[i]: returns entries taken (> 0), 0 if not ours, -1 on error. */
 static int cli_plan_flag(struct cli_plan_opts *o, int argc, char **argv, int i) {
   const char *v = NULL;
@@ -140,29 +119,29 @@ static int cli_plan_flag(struct cli_plan_opts *o, int argc, char **argv, int i) 
     }
   }
   if ((n = cli_args_value(argc, argv, i, "--parallel", &v)) != 0) {
-    if (n > 0) rc = cli_plan_int("--parallel", v, 1, 1 << 20, &o->parallel), o->have_parallel = 1;
+    if (n > 0) rc = cli_args_int("--parallel", v, 1, 1 << 20, &o->parallel), o->have_parallel = 1;
   } else if ((n = cli_args_value(argc, argv, i, "--number", &v)) != 0) {
     int x = 0;
-    if (n > 0 && !(rc = cli_plan_int("--number", v, 1, 1 << 30, &x))) o->number = x;
+    if (n > 0 && !(rc = cli_args_int("--number", v, 1, 1 << 30, &x))) o->number = x;
   } else if ((n = cli_args_value(argc, argv, i, "--poisson", &v)) != 0) {
-    if (n > 0 && !(rc = cli_plan_double("--poisson", v, 0, &o->poisson_rps)) && !(o->poisson_rps > 0))
+    if (n > 0 && !(rc = cli_args_double("--poisson", v, 0, HUGE_VAL, &o->poisson_rps)) && !(o->poisson_rps > 0))
       rc = err_set(ERR_INPUT, "--poisson: must be a positive rate, got '%s'", v);
   } else if ((n = cli_args_value(argc, argv, i, "--prompt-inflation", &v)) != 0) {
-    if (n > 0) rc = cli_plan_double("--prompt-inflation", v, 0, &o->inflation);
+    if (n > 0) rc = cli_args_double("--prompt-inflation", v, 0, HUGE_VAL, &o->inflation);
   } else if ((n = cli_args_value(argc, argv, i, "--min-prompt-length", &v)) != 0) {
-    if (n > 0) rc = cli_plan_int("--min-prompt-length", v, 1, 1 << 24, &o->in_min);
+    if (n > 0) rc = cli_args_int("--min-prompt-length", v, 1, 1 << 24, &o->in_min);
   } else if ((n = cli_args_value(argc, argv, i, "--max-prompt-length", &v)) != 0) {
-    if (n > 0) rc = cli_plan_int("--max-prompt-length", v, 1, 1 << 24, &o->in_max);
+    if (n > 0) rc = cli_args_int("--max-prompt-length", v, 1, 1 << 24, &o->in_max);
   } else if ((n = cli_args_value(argc, argv, i, "--min-tokens", &v)) != 0) {
-    if (n > 0) rc = cli_plan_int("--min-tokens", v, 1, 1 << 24, &o->out_min);
+    if (n > 0) rc = cli_args_int("--min-tokens", v, 1, 1 << 24, &o->out_min);
   } else if ((n = cli_args_value(argc, argv, i, "--max-tokens", &v)) != 0) {
-    if (n > 0) rc = cli_plan_int("--max-tokens", v, 1, 1 << 24, &o->out_max);
+    if (n > 0) rc = cli_args_int("--max-tokens", v, 1, 1 << 24, &o->out_max);
   } else if ((n = cli_args_value(argc, argv, i, "--prefix-length", &v)) != 0) {
-    if (n > 0) rc = cli_plan_int("--prefix-length", v, 0, 1 << 24, &o->prefix_len);
+    if (n > 0) rc = cli_args_int("--prefix-length", v, 0, 1 << 24, &o->prefix_len);
   } else if ((n = cli_args_value(argc, argv, i, "--slo", &v)) != 0) {
     if (n > 0) rc = plan_slo_parse(v, &o->po.slo);
   } else if ((n = cli_args_value(argc, argv, i, "--gpu-hour-cost", &v)) != 0) {
-    if (n > 0 && !(rc = cli_plan_double("--gpu-hour-cost", v, 0, &o->po.gpu_hour_cost)) &&
+    if (n > 0 && !(rc = cli_args_double("--gpu-hour-cost", v, 0, HUGE_VAL, &o->po.gpu_hour_cost)) &&
         !(o->po.gpu_hour_cost > 0))
       rc = err_set(ERR_INPUT, "--gpu-hour-cost: must be positive, got '%s'", v);
   } else if ((n = cli_args_value(argc, argv, i, "--objective", &v)) != 0) {
@@ -179,24 +158,17 @@ static int cli_plan_flag(struct cli_plan_opts *o, int argc, char **argv, int i) 
         o->po.pareto_metric = tmp.t[0].metric, o->po.pareto_stat = tmp.t[0].stat;
     }
   } else if ((n = cli_args_value(argc, argv, i, "--rate-tol", &v)) != 0) {
-    if (n > 0 && !(rc = cli_plan_double("--rate-tol", v, 0, &o->po.rate_tol)) &&
+    if (n > 0 && !(rc = cli_args_double("--rate-tol", v, 0, HUGE_VAL, &o->po.rate_tol)) &&
         !(o->po.rate_tol > 0 && o->po.rate_tol < 1))
       rc = err_set(ERR_INPUT, "--rate-tol: must be in (0, 1), got '%s'", v);
   } else if ((n = cli_args_value(argc, argv, i, "--load-max", &v)) != 0) {
-    if (n > 0 && !(rc = cli_plan_double("--load-max", v, 1, &o->po.load_max))) o->load_max_set = 1;
+    if (n > 0 && !(rc = cli_args_double("--load-max", v, 1, HUGE_VAL, &o->po.load_max))) o->load_max_set = 1;
   } else if ((n = cli_args_value(argc, argv, i, "--threads", &v)) != 0) {
-    if (n > 0) rc = cli_plan_int("--threads", v, 1, 4096, &o->threads);
+    if (n > 0) rc = cli_args_int("--threads", v, 1, 4096, &o->threads);
   } else if ((n = cli_args_value(argc, argv, i, "--top", &v)) != 0) {
-    if (n > 0) rc = cli_plan_int("--top", v, 0, 1 << 30, &o->top_n);
+    if (n > 0) rc = cli_args_int("--top", v, 0, 1 << 30, &o->top_n);
   } else if ((n = cli_args_value(argc, argv, i, "--seed", &v)) != 0) {
-    if (n > 0) {
-      char *end;
-      errno = 0;
-      unsigned long long s = strtoull(v, &end, 0);
-      if (!*v || *end || errno || v[0] == '-')
-        rc = err_set(ERR_INPUT, "--seed: expected a non-negative integer, got '%s'", v);
-      o->po.seed = s;
-    }
+    if (n > 0) rc = cli_args_u64("--seed", v, &o->po.seed);
   } else if ((n = cli_args_value(argc, argv, i, "--cost", &v)) != 0) {
     if (n > 0) {
       if (!strcmp(v, "roofline"))
@@ -207,11 +179,11 @@ static int cli_plan_flag(struct cli_plan_opts *o, int argc, char **argv, int i) 
         rc = err_set(ERR_INPUT, "--cost: '%s' is not roofline or constant", v);
     }
   } else if ((n = cli_args_value(argc, argv, i, "--constant-step-us", &v)) != 0) {
-    if (n > 0) rc = cli_plan_double("--constant-step-us", v, 0, &o->const_step_us);
+    if (n > 0) rc = cli_args_double("--constant-step-us", v, 0, HUGE_VAL, &o->const_step_us);
   } else if ((n = cli_args_value(argc, argv, i, "--constant-token-us", &v)) != 0) {
-    if (n > 0) rc = cli_plan_double("--constant-token-us", v, 0, &o->const_tok_us);
+    if (n > 0) rc = cli_args_double("--constant-token-us", v, 0, HUGE_VAL, &o->const_tok_us);
   } else if ((n = cli_args_value(argc, argv, i, "--route-skew", &v)) != 0) {
-    if (n > 0) rc = cli_plan_double("--route-skew", v, 0, &o->route_skew);
+    if (n > 0) rc = cli_args_double("--route-skew", v, 0, HUGE_VAL, &o->route_skew);
   } else if ((n = cli_args_value(argc, argv, i, "--dispatch", &v)) != 0) {
     if (n > 0 && (o->dispatch = dispatch_parse(v)) < 0)
       rc = err_set(ERR_INPUT, "--dispatch: '%s' is not rr (round robin) or lor (least outstanding)", v);

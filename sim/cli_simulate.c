@@ -103,23 +103,6 @@ static void cli_usage(FILE *f, int bench) {
 
 /* ---- flag parsing ---- */
 
-static int cli_parse_int(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out) {
-  char *end;
-  long long v = strtoll(s, &end, 10);
-  if (!*s || *end || v < lo || v > hi)
-    return err_set(ERR_INPUT, "%s: '%s' is not an integer in %lld..%lld", flag, s, (long long)lo, (long long)hi);
-  *out = v;
-  return ERR_OK;
-}
-
-static int cli_parse_double(const char *flag, const char *s, double lo, double *out) {
-  char *end;
-  double v = strtod(s, &end);
-  if (!*s || *end || !(v >= lo) || isinf(v)) return err_set(ERR_INPUT, "%s: '%s' is not a number >= %g", flag, s, lo);
-  *out = v;
-  return ERR_OK;
-}
-
 /* A duration "2s", "150ms", "800us" or a bare number of milliseconds (vLLM's --goodput unit). */
 static int cli_parse_duration_s(const char *flag, const char *s, double *out) {
   char *end;
@@ -162,7 +145,7 @@ static int cli_parse_layout(const char *s, struct layout *l) {
     if (!eq) return err_set(ERR_INPUT, "--layout '%s': '%s' is not key=value (tp, pp, dp, ep)", s, tok);
     *eq = '\0';
     int64_t v;
-    int rc = cli_parse_int("--layout", eq + 1, 0, 4096, &v);
+    int rc = cli_args_i64("--layout", eq + 1, 0, 4096, &v);
     if (rc) return rc;
     if (!strcmp(tok, "tp")) l->tp = (int)v;
     else if (!strcmp(tok, "pp")) l->pp = (int)v;
@@ -191,13 +174,13 @@ static int cli_parse_list(int argc, char **argv, int i, const char *flag, int64_
     snprintf(buf, sizeof buf, "%s", eqv + 1);
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
       if (*n_out >= CLI_MAX_RUNS) return err_set(ERR_INPUT, "%s: at most %d values", flag, CLI_MAX_RUNS);
-      int rc = cli_parse_int(flag, tok, 1, INT32_MAX, &out[(*n_out)++]);
+      int rc = cli_args_i64(flag, tok, 1, INT32_MAX, &out[(*n_out)++]);
       if (rc) return -1;
     }
   } else {
     while (i + taken < argc && isdigit((unsigned char)argv[i + taken][0])) {
       if (*n_out >= CLI_MAX_RUNS) return err_set(ERR_INPUT, "%s: at most %d values", flag, CLI_MAX_RUNS), -1;
-      if (cli_parse_int(flag, argv[i + taken], 1, INT32_MAX, &out[(*n_out)++])) return -1;
+      if (cli_args_i64(flag, argv[i + taken], 1, INT32_MAX, &out[(*n_out)++])) return -1;
       taken++;
     }
   }
@@ -246,26 +229,26 @@ static int cli_parse(struct simcli *c, int argc, char **argv) {
         if (strcmp(v, "random")) rc = err_set(ERR_INPUT, "--dataset '%s': only 'random' is built in (use --trace FILE)", v);
       }
     } else if (VAL("--lengths-from")) { if (n > 0) c->lengths_from = v;
-    } else if (VAL("--poisson")) { if (n > 0) rc = cli_parse_double("--poisson", v, 1e-9, &c->poisson_rps);
-    } else if (VAL("--min-prompt-length")) { if (n > 0 && !(rc = cli_parse_int("--min-prompt-length", v, 1, 10000000, &iv))) c->min_prompt = (int)iv;
-    } else if (VAL("--max-prompt-length")) { if (n > 0 && !(rc = cli_parse_int("--max-prompt-length", v, 1, 10000000, &iv))) c->max_prompt = (int)iv;
-    } else if (VAL("--min-tokens")) { if (n > 0 && !(rc = cli_parse_int("--min-tokens", v, 1, 10000000, &iv))) c->min_tokens = (int)iv;
-    } else if (VAL("--max-tokens")) { if (n > 0 && !(rc = cli_parse_int("--max-tokens", v, 1, 10000000, &iv))) c->max_tokens = (int)iv;
-    } else if (VAL("--prefix-length")) { if (n > 0 && !(rc = cli_parse_int("--prefix-length", v, 0, 10000000, &iv))) c->prefix_len = (int)iv;
-    } else if (VAL("--prompt-inflation")) { if (n > 0) rc = cli_parse_double("--prompt-inflation", v, 0, &c->inflation);
+    } else if (VAL("--poisson")) { if (n > 0) rc = cli_args_double("--poisson", v, 1e-9, HUGE_VAL, &c->poisson_rps);
+    } else if (VAL("--min-prompt-length")) { if (n > 0 && !(rc = cli_args_i64("--min-prompt-length", v, 1, 10000000, &iv))) c->min_prompt = (int)iv;
+    } else if (VAL("--max-prompt-length")) { if (n > 0 && !(rc = cli_args_i64("--max-prompt-length", v, 1, 10000000, &iv))) c->max_prompt = (int)iv;
+    } else if (VAL("--min-tokens")) { if (n > 0 && !(rc = cli_args_i64("--min-tokens", v, 1, 10000000, &iv))) c->min_tokens = (int)iv;
+    } else if (VAL("--max-tokens")) { if (n > 0 && !(rc = cli_args_i64("--max-tokens", v, 1, 10000000, &iv))) c->max_tokens = (int)iv;
+    } else if (VAL("--prefix-length")) { if (n > 0 && !(rc = cli_args_i64("--prefix-length", v, 0, 10000000, &iv))) c->prefix_len = (int)iv;
+    } else if (VAL("--prompt-inflation")) { if (n > 0) rc = cli_args_double("--prompt-inflation", v, 0, HUGE_VAL, &c->inflation);
     } else if (VAL("--cost")) {
       if (n > 0) {
         c->cost = v;
         if (strcmp(v, "roofline") && strcmp(v, "constant") && strcmp(v, "calibrated"))
           rc = err_set(ERR_INPUT, "--cost '%s': use roofline, calibrated or constant", v);
       }
-    } else if (VAL("--constant-step-us")) { if (n > 0) rc = cli_parse_double("--constant-step-us", v, 0, &c->const_step_us);
-    } else if (VAL("--constant-token-us")) { if (n > 0) rc = cli_parse_double("--constant-token-us", v, 0, &c->const_tok_us);
-    } else if (VAL("--route-skew")) { if (n > 0) rc = cli_parse_double("--route-skew", v, 0, &c->route_skew);
+    } else if (VAL("--constant-step-us")) { if (n > 0) rc = cli_args_double("--constant-step-us", v, 0, HUGE_VAL, &c->const_step_us);
+    } else if (VAL("--constant-token-us")) { if (n > 0) rc = cli_args_double("--constant-token-us", v, 0, HUGE_VAL, &c->const_tok_us);
+    } else if (VAL("--route-skew")) { if (n > 0) rc = cli_args_double("--route-skew", v, 0, HUGE_VAL, &c->route_skew);
     } else if (VAL("--dispatch")) {
       if (n > 0 && (c->dispatch = dispatch_parse(v)) < 0)
         rc = err_set(ERR_INPUT, "--dispatch '%s': use rr (round robin) or lor (least outstanding requests)", v);
-    } else if (VAL("--seed")) { if (n > 0 && !(rc = cli_parse_int("--seed", v, 0, INT64_MAX, &iv))) c->seed = (uint64_t)iv;
+    } else if (VAL("--seed")) { if (n > 0 && !(rc = cli_args_i64("--seed", v, 0, INT64_MAX, &iv))) c->seed = (uint64_t)iv;
     } else if (VAL("--slo")) { if (n > 0) rc = cli_parse_slo(v, &c->slo);
     } else if (VAL("--requests-csv")) { if (n > 0) c->requests_csv = v;
     } else if (VAL("--layout")) {

@@ -1,7 +1,6 @@
 /* cli_trace: `servesim trace stats | convert | scale | gen` — read any supported trace format,
  * summarise it, write it as the canonical CSV, speed it up, or generate a synthetic one.
  * Bad input is one line on stderr naming the file:line or the flag, exit 2. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,37 +46,6 @@ static int flag_val(int argc, char **argv, int *i, const char *name, const char 
   }
   *val = argv[++*i];
   return 1;
-}
-
-static int parse_i64(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out) {
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (end == s || *end || errno || v < lo || v > hi)
-    return err_set(ERR_INPUT, "%s '%s': want an integer in [%lld, %lld]", flag, s, (long long)lo,
-                   (long long)hi);
-  *out = v;
-  return ERR_OK;
-}
-
-static int parse_u64(const char *flag, const char *s, uint64_t *out) {
-  char *end;
-  errno = 0;
-  if (*s == '-') return err_set(ERR_INPUT, "%s '%s': want a non-negative integer", flag, s);
-  unsigned long long v = strtoull(s, &end, 10);
-  if (end == s || *end || errno) return err_set(ERR_INPUT, "%s '%s': want a non-negative integer", flag, s);
-  *out = v;
-  return ERR_OK;
-}
-
-static int parse_f64(const char *flag, const char *s, double *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (end == s || *end || errno || !isfinite(v))
-    return err_set(ERR_INPUT, "%s '%s': want a number", flag, s);
-  *out = v;
-  return ERR_OK;
 }
 
 /* Read options shared by every subcommand that reads a trace. Returns 1 if argv[*i] was one. */
@@ -213,8 +181,8 @@ static int cmd_rewrite(int argc, char **argv, int scale) {
     } else if (scale && flag_val(argc, argv, &i, "--speedup", &v, &rc)) {
       speedup = v;
     } else if (scale && flag_val(argc, argv, &i, "--to-rate", &v, &rc)) {
-      if (v && !(rc = parse_f64("--to-rate", v, &to_rate)) && !(to_rate > 0))
-        rc = err_set(ERR_INPUT, "--to-rate '%s': must be positive", v);
+      if (v && !(rc = cli_args_double("--to-rate", v, -HUGE_VAL, HUGE_VAL, &to_rate)) && !(to_rate > 0))
+        rc = err_set(ERR_INPUT, "--to-rate: '%s' is not a number > 0", v);
     } else if (argv[i][0] == '-' && argv[i][1]) {
       rc = err_set(ERR_INPUT, "%s: unknown flag '%s'", cmd, argv[i]);
     } else if (file) {
@@ -267,29 +235,29 @@ static int cmd_gen(int argc, char **argv) {
     if (flag_val(argc, argv, &i, "-o", &v, &rc) || flag_val(argc, argv, &i, "--output", &v, &rc)) {
       if (v) out = v;
     } else if (flag_val(argc, argv, &i, "--number", &v, &rc) || flag_val(argc, argv, &i, "-n", &v, &rc)) {
-      if (v) rc = parse_i64("--number", v, 1, (int64_t)1 << 31, &g.n_req);
+      if (v) rc = cli_args_i64("--number", v, 1, (int64_t)1 << 31, &g.n_req);
     } else if (flag_val(argc, argv, &i, "--rate", &v, &rc)) {
-      if (v) rc = parse_f64("--rate", v, &g.rate_rps);
+      if (v) rc = cli_args_double("--rate", v, -HUGE_VAL, HUGE_VAL, &g.rate_rps);
       have_rate = 1;
     } else if (flag_val(argc, argv, &i, "--cv", &v, &rc)) {
-      if (v) rc = parse_f64("--cv", v, &g.cv);
+      if (v) rc = cli_args_double("--cv", v, -HUGE_VAL, HUGE_VAL, &g.cv);
       have_cv = 1;
     } else if (flag_val(argc, argv, &i, "--seed", &v, &rc)) {
-      if (v) rc = parse_u64("--seed", v, &g.seed);
+      if (v) rc = cli_args_u64("--seed", v, &g.seed);
     } else if (flag_val(argc, argv, &i, "--min-prompt-length", &v, &rc)) {
-      if (v && !(rc = parse_i64("--min-prompt-length", v, 1, INT32_MAX, &x))) g.in_min = (int32_t)x;
+      if (v && !(rc = cli_args_i64("--min-prompt-length", v, 1, INT32_MAX, &x))) g.in_min = (int32_t)x;
       have_range = 1;
     } else if (flag_val(argc, argv, &i, "--max-prompt-length", &v, &rc)) {
-      if (v && !(rc = parse_i64("--max-prompt-length", v, 1, INT32_MAX, &x))) g.in_max = (int32_t)x;
+      if (v && !(rc = cli_args_i64("--max-prompt-length", v, 1, INT32_MAX, &x))) g.in_max = (int32_t)x;
       have_range = 1;
     } else if (flag_val(argc, argv, &i, "--min-tokens", &v, &rc)) {
-      if (v && !(rc = parse_i64("--min-tokens", v, 1, INT32_MAX, &x))) g.out_min = (int32_t)x;
+      if (v && !(rc = cli_args_i64("--min-tokens", v, 1, INT32_MAX, &x))) g.out_min = (int32_t)x;
       have_range = 1;
     } else if (flag_val(argc, argv, &i, "--max-tokens", &v, &rc)) {
-      if (v && !(rc = parse_i64("--max-tokens", v, 1, INT32_MAX, &x))) g.out_max = (int32_t)x;
+      if (v && !(rc = cli_args_i64("--max-tokens", v, 1, INT32_MAX, &x))) g.out_max = (int32_t)x;
       have_range = 1;
     } else if (flag_val(argc, argv, &i, "--prefix-length", &v, &rc)) {
-      if (v && !(rc = parse_i64("--prefix-length", v, 0, INT32_MAX, &x))) g.prefix_tok = (int32_t)x;
+      if (v && !(rc = cli_args_i64("--prefix-length", v, 0, INT32_MAX, &x))) g.prefix_tok = (int32_t)x;
     } else if (flag_val(argc, argv, &i, "--lengths-from", &v, &rc)) {
       lengths = v;
     } else {

@@ -76,8 +76,8 @@ fi
 expect_err 2 "unknown command 'frobnicate'" "$BIN" db frobnicate
 expect_err 2 "unknown flag '--bogus'" "$BIN" db list --bogus
 expect_err 2 "--db: missing value" "$BIN" db init --db
-expect_err 2 "--limit 'x'" "$BIN" db list --db "$DB" --limit x
-expect_err 2 "--run '0'" "$BIN" db list requests --db "$DB" --run 0
+expect_err 2 "--limit: 'x'" "$BIN" db list --db "$DB" --limit x
+expect_err 2 "--run: '0'" "$BIN" db list requests --db "$DB" --run 0
 expect_err 2 "unknown 'widgets'" "$BIN" db list widgets --db "$DB"
 expect_err 2 "--kind: list requests" "$BIN" db list requests --kind gemm --db "$DB"
 expect_err 2 "nope.db: no such database" "$BIN" db list --db "$TMP/nope.db"

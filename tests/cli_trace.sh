@@ -31,7 +31,7 @@ expect 2 "--on-bad-row 'maybe'" -- "$BIN" trace stats "$TMP/bad.csv" --on-bad-ro
 expect 2 "--format 'xml'" -- "$BIN" trace stats "$TMP/bad.csv" --format xml
 expect 2 "--rate is required" -- "$BIN" trace gen poisson --number 10
 expect 2 "--cv is required" -- "$BIN" trace gen gamma --rate 1 --number 10
-expect 2 "--number 'ten'" -- "$BIN" trace gen random --number ten
+expect 2 "--number: 'ten'" -- "$BIN" trace gen random --number ten
 expect 2 "unknown kind 'zipf'" -- "$BIN" trace gen zipf
 expect 2 "prompt-length" -- "$BIN" trace gen random --min-prompt-length 10 --max-prompt-length 5
 expect 2 "--speedup '0'" -- "$BIN" trace scale "$TMP/bad.csv" --speedup 0

@@ -1,5 +1,8 @@
 /* test_cli_args: the shared flag parser: both spellings, short aliases, bad values naming the
- * flag, switches, unknown flags left to the caller, and engine overrides over card defaults. */
+ * flag, switches, unknown flags left to the caller, engine overrides over card defaults, and the
+ * number parsers every command uses (ranges, seeds, one error line naming flag and value). */
+#include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "check.h"
@@ -82,5 +85,45 @@ int main(void) {
   CHECK(cli_args_value(4, own, 1, "--trace", &v) == 2 && !strcmp(v, "g.csv"));
   CHECK(cli_args_value(4, own, 3, "--trace", &v) == -1);
   CHECK(cli_args_value(4, own, 0, "--tr", &v) == 0);
+
+  /* Numbers: the whole value, inside the range, bounds included; on error *out is untouched and
+   * the one line names the flag and the value. */
+  int iv = 7;
+  CHECK(cli_args_int("--top", "0", 0, 10, &iv) == ERR_OK && iv == 0);
+  CHECK(cli_args_int("--top", "10", 0, 10, &iv) == ERR_OK && iv == 10);
+  CHECK(cli_args_int("--top", "11", 0, 10, &iv) == ERR_INPUT && iv == 10);
+  CHECK(!strcmp(err_msg(), "--top: '11' is not an integer in [0, 10]"));
+  CHECK(cli_args_int("--top", "", 0, 10, &iv) == ERR_INPUT && strstr(err_msg(), "--top: ''"));
+  CHECK(cli_args_int("--top", "3x", 0, 10, &iv) == ERR_INPUT && iv == 10);
+  CHECK(cli_args_int("--top", "2.0", 0, 10, &iv) == ERR_INPUT);
+  CHECK(cli_args_int("--top", "-1", 0, 10, &iv) == ERR_INPUT && !strchr(err_msg(), '\n'));
+  int64_t lv = 0;
+  CHECK(cli_args_i64("--run", "9223372036854775807", 1, INT64_MAX, &lv) == ERR_OK && lv == INT64_MAX);
+  /* strtoll clamps an overflow to INT64_MAX: refused, not taken as the maximum */
+  CHECK(cli_args_i64("--run", "9223372036854775808", 1, INT64_MAX, &lv) == ERR_INPUT);
+  CHECK(!strcmp(err_msg(), "--run: '9223372036854775808' is not an integer >= 1"));
+  /* an int flag whose text fits int64 but not int: the range catches it before the cast */
+  CHECK(cli_args_int("--gpus", "4294967297", 1, 4096, &iv) == ERR_INPUT);
+  uint64_t sv = 0;
+  CHECK(cli_args_u64("--seed", "18446744073709551615", &sv) == ERR_OK && sv == UINT64_MAX);
+  CHECK(cli_args_u64("--seed", "0x1f", &sv) == ERR_OK && sv == 31);
+  CHECK(cli_args_u64("--seed", "010", &sv) == ERR_OK && sv == 10); /* decimal, never octal */
+  CHECK(cli_args_u64("--seed", "18446744073709551616", &sv) == ERR_INPUT && sv == 10);
+  CHECK(cli_args_u64("--seed", "-1", &sv) == ERR_INPUT && strstr(err_msg(), "--seed: '-1'"));
+  CHECK(cli_args_u64("--seed", " -1", &sv) == ERR_INPUT && sv == 10);
+  CHECK(cli_args_u64("--seed", "", &sv) == ERR_INPUT);
+  double dv = 0;
+  CHECK(cli_args_double("--rate", "2.5", 0, HUGE_VAL, &dv) == ERR_OK && dv == 2.5);
+  CHECK(cli_args_double("--rate", "1e-3", 1e-3, 1, &dv) == ERR_OK && dv == 1e-3);
+  CHECK(cli_args_double("--rate", "-0.5", 0, HUGE_VAL, &dv) == ERR_INPUT && dv == 1e-3);
+  CHECK(!strcmp(err_msg(), "--rate: '-0.5' is not a number >= 0"));
+  CHECK(cli_args_double("--f", "1.5", 0, 1, &dv) == ERR_INPUT && !strcmp(err_msg(), "--f: '1.5' is not a number in [0, 1]"));
+  CHECK(cli_args_double("--cv", "nan", -HUGE_VAL, HUGE_VAL, &dv) == ERR_INPUT);
+  CHECK(!strcmp(err_msg(), "--cv: 'nan' is not a finite number"));
+  CHECK(cli_args_double("--cv", "inf", -HUGE_VAL, HUGE_VAL, &dv) == ERR_INPUT);
+  CHECK(cli_args_double("--cv", "1e999", -HUGE_VAL, HUGE_VAL, &dv) == ERR_INPUT);
+  CHECK(cli_args_double("--cv", "1e-999", -HUGE_VAL, HUGE_VAL, &dv) == ERR_INPUT && dv == 1e-3);
+  CHECK(cli_args_double("--cv", "3 ", -HUGE_VAL, HUGE_VAL, &dv) == ERR_INPUT);
+  CHECK(cli_args_double("--cv", "-2", -HUGE_VAL, HUGE_VAL, &dv) == ERR_OK && dv == -2);
   return check_report("test_cli_args");
 }
