@@ -5,32 +5,26 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/hash.h"
 
 /* ---- key -> block table: open addressing, linear probing, backward-shift deletion ---- */
 
-static inline uint64_t kv_hash(uint64_t k) {
-  k ^= k >> 33;
-  k *= 0xff51afd7ed558ccdULL;
-  k ^= k >> 33;
-  return k;
-}
-
 static int32_t kv_hget(const struct kv *kv, uint64_t k) {
-  for (uint64_t i = kv_hash(k) & kv->hmask;; i = (i + 1) & kv->hmask) {
+  for (uint64_t i = hash_mix64(k) & kv->hmask;; i = (i + 1) & kv->hmask) {
     if (kv->hkey[i] == k) return kv->hval[i];
     if (kv->hkey[i] == KV_NO_KEY) return -1;
   }
 }
 
 static void kv_hput(struct kv *kv, uint64_t k, int32_t b) {
-  uint64_t i = kv_hash(k) & kv->hmask;
+  uint64_t i = hash_mix64(k) & kv->hmask;
   while (kv->hkey[i] != KV_NO_KEY && kv->hkey[i] != k) i = (i + 1) & kv->hmask;
   kv->hkey[i] = k;
   kv->hval[i] = b;
 }
 
 static void kv_hdel(struct kv *kv, uint64_t k) {
-  uint64_t i = kv_hash(k) & kv->hmask;
+  uint64_t i = hash_mix64(k) & kv->hmask;
   while (kv->hkey[i] != k) {
     if (kv->hkey[i] == KV_NO_KEY) return;
     i = (i + 1) & kv->hmask;
@@ -38,7 +32,7 @@ static void kv_hdel(struct kv *kv, uint64_t k) {
   /* shift later members of the probe run back so lookups never stop early */
   for (uint64_t j = (i + 1) & kv->hmask;; j = (j + 1) & kv->hmask) {
     if (kv->hkey[j] == KV_NO_KEY) break;
-    uint64_t home = kv_hash(kv->hkey[j]) & kv->hmask;
+    uint64_t home = hash_mix64(kv->hkey[j]) & kv->hmask;
     /* j's entry may move to i when its home is not cyclically in (i, j] */
     if (((j - home) & kv->hmask) >= ((j - i) & kv->hmask)) {
       kv->hkey[i] = kv->hkey[j];

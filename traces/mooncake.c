@@ -20,6 +20,7 @@
 
 #include "common/err.h"
 #include "traces/formats.h"
+#include "common/hash.h"
 
 /* Open-addressing set of block ids with a group number per root block; load factor <= 1/2. */
 struct idset {
@@ -28,15 +29,8 @@ struct idset {
   int64_t cap, n;
 };
 
-static uint64_t idset_hash(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  return x;
-}
-
 static int64_t idset_slot(const struct idset *s, uint64_t id) {
-  uint64_t mask = (uint64_t)s->cap - 1, i = idset_hash(id) & mask;
+  uint64_t mask = (uint64_t)s->cap - 1, i = hash_mix64(id) & mask;
   while (s->key[i] && s->key[i] != id + 1) i = (i + 1) & mask;
   return (int64_t)i;
 }
