@@ -19,8 +19,8 @@
 #include <cjson/cJSON.h>
 
 #include "common/err.h"
-#include "traces/formats.h"
 #include "common/hash.h"
+#include "traces/formats.h"
 
 /* Open-addressing set of block ids with a group number per root block; load factor <= 1/2. */
 struct idset {
