@@ -6,7 +6,10 @@
  * bound to a family: the family of its exact shape, else the nearest one within a factor of two
  * per dimension (flagged as held flat: a neighbouring shape), else none (roofline fallback).
  * A step asks the roofline for its terms, then rebuilds the four re-priced terms from the bound
- * families. Counters record where each op's time came from. */
+ * families, and the launch term without the per-kernel gaps of the measured ops (the profile
+ * times each op alone, so its launch latency is already in the measurement; adding the
+ * roofline's hw kernel_launch_us per kernel again counted it twice, 2.1 ms of a 15 ms H100
+ * decode step). Counters record where each op's time came from. */
 #include "sim/cost_calib.h"
 
 #include <math.h>
@@ -424,9 +427,11 @@ static double ccal_moe_rank_ns(const void *ctx, int n_tok, const int32_t *counts
 static int64_t ccal_stage_ns(void *state, const struct cost_step *step, struct rng *rng,
                              struct cost_breakdown *bd) {
   struct ccal *c = state;
+  (void)rng;
   struct cost_breakdown rb;
+  struct cost_roofline_launch lp;
   memset(&rb, 0, sizeof rb);
-  c->rl.stage_ns(c->rl.state, step, rng, &rb);
+  cost_roofline_stage_launch_ns(&c->rl, step, &rb, &lp);
   double t[COST_N_TERMS];
   for (int k = 0; k < COST_N_TERMS; k++) t[k] = (double)rb.ns[k];
   int s = step->stage < 0 ? 0 : (step->stage >= c->pp ? c->pp - 1 : step->stage);
@@ -435,18 +440,25 @@ static int64_t ccal_stage_ns(void *state, const struct cost_step *step, struct r
   double Tp = graph > 0 ? graph : T; /* rows the graph-captured ops run on, as the roofline */
   int how;
   double v;
+  /* Kernels whose time now comes from a measurement: each op was timed alone, its own launch
+   * latency inside, so the roofline's per-kernel gap is not added again for them (below). */
+  double k_meas = 0;
   if (T > 0 && n_l > 0) {
     /* dense GEMMs: QKV and O every layer, gate_up and down in dense-MLP layers */
     struct ccal_acc a = {0};
     v = ccal_gemm(c, &c->b_qkv, Tp, c->H, c->qkv_n, c->w_qkv, &how, 1);
     ccal_acc_add(&a, n_l, ccal_sol_gemm(c, Tp, c->w_qkv, c->H, c->qkv_n), v, how);
+    if (how != CCAL_FALLBACK) k_meas += lp.k_qkv;
     v = ccal_gemm(c, &c->b_o, Tp, c->o_k, c->H, c->w_o, &how, 1);
     ccal_acc_add(&a, n_l, ccal_sol_gemm(c, Tp, c->w_o, c->o_k, c->H), v, how);
+    if (how != CCAL_FALLBACK) k_meas += lp.k_o;
     if (n_dense > 0) {
       v = ccal_gemm(c, &c->b_gu, Tp, c->H, 2 * c->dense_I, c->w_gu, &how, 1);
       ccal_acc_add(&a, n_dense, ccal_sol_gemm(c, Tp, c->w_gu, c->H, 2 * c->dense_I), v, how);
+      if (how != CCAL_FALLBACK) k_meas += lp.k_gu;
       v = ccal_gemm(c, &c->b_dn, Tp, c->dense_I, c->H, c->w_dn, &how, 1);
       ccal_acc_add(&a, n_dense, ccal_sol_gemm(c, Tp, c->w_dn, c->dense_I, c->H), v, how);
+      if (how != CCAL_FALLBACK) k_meas += lp.k_dn;
     }
     t[COST_DENSE_GEMM] = ccal_acc_finish(c, CCAL_GEMM, &a, t[COST_DENSE_GEMM]);
 
@@ -468,6 +480,9 @@ static int64_t ccal_stage_ns(void *state, const struct cost_step *step, struct r
       ccal_acc_add(&at, n_l, ccal_sol_decode(c, c->qh, c->kvh, c->hd, n_dec, sum_att), v, how);
     }
     t[COST_ATTN] = ccal_acc_finish(c, CCAL_ATTN, &at, t[COST_ATTN]);
+    /* one attention kernel a layer in the roofline: its gap goes only when no part of the
+     * step's attention kept the roofline's time */
+    if (at.n[CCAL_FALLBACK] == 0 && at.n[CCAL_INSIDE] + at.n[CCAL_FLAT] > 0) k_meas += lp.k_attn;
 
     /* MoE: the most loaded rank's fused MoE (mean rank + imbalance, as the roofline splits it) */
     if (n_moe > 0) {
@@ -493,6 +508,7 @@ static int64_t ccal_stage_ns(void *state, const struct cost_step *step, struct r
         double overlap = n_moe * (2 * Tp * c->topk * 4.0 + rows_local * c->I_rank * 2.0 * 3 + rows_local * c->H * 2.0 +
                                   act) / c->bw;
         t[COST_NORM_MISC] = ccal_max(0, t[COST_NORM_MISC] - overlap);
+        k_meas += lp.k_moe; /* the same kernels: GEMMs, align/sort, SiLU*mul, weighted sum */
       } else {
         c->st.ns[CCAL_MOE][CCAL_FALLBACK] += r_moe;
         c->st.n[CCAL_MOE][CCAL_FALLBACK] += n_moe;
@@ -510,6 +526,17 @@ static int64_t ccal_stage_ns(void *state, const struct cost_step *step, struct r
       t[COST_ALLREDUCE] = ccal_acc_finish(c, CCAL_ALLREDUCE, &ar, t[COST_ALLREDUCE]);
     }
   }
+  /* Launch term, rebuilt as the roofline builds it (cost_roofline.h) with the measured ops'
+   * gaps left out: the gaps of the kernels still priced by the roofline (norms, router, top-k,
+   * embedding, fallback ops), the host dispatch time beyond the GPU's (now the calibrated GPU
+   * time), lm_head gaps and vLLM's per-step and per-request CPU time. All-reduces carry no gap
+   * in the roofline. Nothing measured: the roofline's term exactly (same expression). */
+  double gpu = lp.gpu_ns;
+  for (int k = 0; k < COST_N_TERMS; k++)
+    if (k != COST_LAUNCH) gpu += t[k] - (double)rb.ns[k]; /* lm_head / PP terms are unchanged */
+  double launch = (lp.k_all - k_meas) * lp.gap_ns;
+  if (lp.host_ns > gpu + launch) launch += lp.host_ns - (gpu + launch);
+  t[COST_LAUNCH] = launch + lp.fixed_ns;
   int64_t total = 0;
   for (int k = 0; k < COST_N_TERMS; k++) {
     int64_t x = (int64_t)llround(t[k]);

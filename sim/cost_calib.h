@@ -21,9 +21,12 @@
  * Per step and term (attention, dense GEMM, MoE + imbalance, all-reduce) the calibrated model
  * replaces the roofline's term by the sum of its ops' calibrated times; an op without any
  * measurement of its family keeps the roofline's time for it (its share of the roofline's term,
- * apportioned by SOL) and is counted as a fallback. The other terms (host and launch time,
- * norms, lm_head and sampling, PP transfer, all-to-all) are the roofline's. With no usable
- * measurement at all the model is the roofline exactly.
+ * apportioned by SOL) and is counted as a fallback. The launch term is rebuilt without the
+ * roofline's per-kernel gap for the kernels of measured ops (each op was timed alone, its launch
+ * latency inside the measurement); fallback ops and the roofline-only kernels keep their gaps,
+ * and the host terms stay. The other terms (norms, lm_head and sampling, PP transfer,
+ * all-to-all) are the roofline's. With no usable measurement at all the model is the roofline
+ * exactly.
  *
  * Every evaluation is counted: op time from measurements inside the measured range, held flat
  * beyond it (or taken from a neighbouring shape), or from the roofline; cost_calib_summary()

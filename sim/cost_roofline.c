@@ -301,10 +301,8 @@ int cost_roofline_create(const struct model_spec *m, const struct hw_spec *h, co
 /* Small memory-bound kernel: its bytes at HBM speed (its fixed latency is the launch gap). */
 static double cost_roofline_mem_ns(const struct cost_roofline_state *c, double bytes) { return bytes / c->bw; }
 
-static int64_t cost_roofline_stage_ns(void *state, const struct cost_step *step, struct rng *rng,
-                            struct cost_breakdown *bd) {
-  (void)rng;
-  const struct cost_roofline_state *c = state;
+static int64_t cost_roofline_stage(const struct cost_roofline_state *c, const struct cost_step *step,
+                                   struct cost_breakdown *bd, struct cost_roofline_launch *lp) {
   int s = step->stage < 0 ? 0 : (step->stage >= c->pp ? c->pp - 1 : step->stage);
   const struct cost_roofline_stage *st = &c->st[s];
   double t[COST_N_TERMS] = {0};
@@ -351,6 +349,7 @@ static int64_t cost_roofline_stage_ns(void *state, const struct cost_step *step,
     t[COST_NORM_MISC] += n_l * norms;
     t[COST_ALLREDUCE] += n_l * ar_attn;
     kernels += n_l * (1 + 2) + n_l * 6; /* attention, QKV, O, 6 norm/rope/cache kernels */
+    if (lp) lp->k_attn = lp->k_qkv = lp->k_o = n_l;
 
     if (st->n_moe > 0) {
       double T_moe = Tp * (c->ep_dp ? c->dp : 1);
@@ -382,6 +381,7 @@ static int64_t cost_roofline_stage_ns(void *state, const struct cost_step *step,
       t[COST_EXPERT_IMBALANCE] += st->n_moe * (mx - mean);
       t[COST_NORM_MISC] += st->n_moe * misc;
       kernels += st->n_moe * (2 + 1 + (CRL_SMALL_KERNELS_MOE - 6)); /* 2 GEMMs, router, rest */
+      if (lp) lp->k_moe = st->n_moe * (2 + 4); /* GEMMs, 2 align/sort, SiLU*mul, weighted sum */
     }
     if (st->n_dense > 0) {
       double gu = cost_roofline_gemm_ns(c, Tp, c->H, 2 * c->dense_I, c->dense_gu_bytes, c->dense_w4);
@@ -391,6 +391,7 @@ static int64_t cost_roofline_stage_ns(void *state, const struct cost_step *step,
       t[COST_NORM_MISC] += st->n_dense * silu;
       if (c->tp > 1) t[COST_ALLREDUCE] += st->n_dense * comm_allreduce_us(&st->tp, act) * 1e3;
       kernels += st->n_dense * (2 + (CRL_SMALL_KERNELS_DENSE - 6));
+      if (lp) lp->k_gu = lp->k_dn = st->n_dense;
     }
     if (st->first) { /* vocab-parallel embedding: masked gather, then an all-reduce over TP */
       t[COST_LM_HEAD] += cost_roofline_mem_ns(c, 2 * act);
@@ -408,6 +409,8 @@ static int64_t cost_roofline_stage_ns(void *state, const struct cost_step *step,
   double launch = kernels * c->launch_ns;
   double host = graph > 0 ? st->n_layers * c->cpu_layer_ns : kernels * c->eager_ns;
   if (host > gpu + launch) launch += host - (gpu + launch);
+  if (lp) lp->gap_ns = c->launch_ns, lp->k_all = kernels, lp->host_ns = host, lp->gpu_ns = gpu;
+  double fixed = 0; /* launch time added after the host/GPU comparison (lp->fixed_ns) */
 
   if (st->last && step->n_reqs > 0) {
     /* Final norm, lm_head on each request's last position (V1 logits_indices), logits
@@ -419,7 +422,7 @@ static int64_t cost_roofline_stage_ns(void *state, const struct cost_step *step,
     double samp = cost_roofline_mem_ns(c, CRL_SAMPLER_BYTES_PER_LOGIT * n * c->vocab_rank * c->tp);
     double samp_launch = CRL_SAMPLER_KERNELS * c->eager_ns;
     t[COST_LM_HEAD] += lm + ag + (samp > samp_launch ? samp : samp_launch);
-    launch += 2 * c->launch_ns; /* norm + lm_head */
+    fixed += 2 * c->launch_ns; /* norm + lm_head */
   } else if (!st->last) {
     /* PP hand-off: hidden states and residual (2 x T x hidden bf16); with TP each rank sends its
      * 1/tp slice over the link between the stages and the receivers all-gather (vLLM
@@ -432,8 +435,9 @@ static int64_t cost_roofline_stage_ns(void *state, const struct cost_step *step,
   /* Host time of the step, serial with the GPU work in vLLM 0.9.2 (no async scheduling): every
    * stage's workers update their request state and prepare inputs before launching (with PP the
    * receiving stage starts only when the sender's metadata arrives). */
-  launch += c->cpu_step_ns + c->cpu_req_ns * step->n_reqs;
-  t[COST_LAUNCH] += launch;
+  fixed += c->cpu_step_ns + c->cpu_req_ns * step->n_reqs;
+  if (lp) lp->fixed_ns = fixed;
+  t[COST_LAUNCH] += launch + fixed;
 
   int64_t total = 0;
   for (int k = 0; k < COST_N_TERMS; k++) {
@@ -442,4 +446,17 @@ static int64_t cost_roofline_stage_ns(void *state, const struct cost_step *step,
     if (bd) bd->ns[k] += v;
   }
   return total;
+}
+
+static int64_t cost_roofline_stage_ns(void *state, const struct cost_step *step, struct rng *rng,
+                                      struct cost_breakdown *bd) {
+  (void)rng;
+  return cost_roofline_stage(state, step, bd, NULL);
+}
+
+int64_t cost_roofline_stage_launch_ns(const struct cost_model *rl, const struct cost_step *step,
+                                      struct cost_breakdown *bd, struct cost_roofline_launch *lp) {
+  if (lp) memset(lp, 0, sizeof *lp);
+  if (!rl || rl->stage_ns != cost_roofline_stage_ns) return -err_set(ERR_INPUT, "cost_roofline_stage_launch_ns: not a roofline model");
+  return cost_roofline_stage(rl->state, step, bd, lp);
 }

@@ -33,6 +33,27 @@ int cost_roofline_create(const struct model_spec *m, const struct hw_spec *h, co
                          const struct engine *e, const struct cost_roofline_opts *o,
                          struct cost_model *out);
 
+/* The launch/CPU term of one stage step by part, for a model that re-prices some of the
+ * roofline's ops from measurements (cost_calib) and must rebuild the term. The roofline's is
+ *   COST_LAUNCH = gap_ns x k_all + max(0, host_ns - (gpu_ns + gap_ns x k_all)) + fixed_ns.
+ * k_* count the layer kernels of each re-priceable op on the stage (one GPU gap each). */
+struct cost_roofline_launch {
+  double gap_ns;             /* GPU gap per kernel (hw kernel_launch_us) */
+  double k_all;              /* every layer kernel on the stage (and the embedding's) */
+  double k_attn;             /* attention: one per layer */
+  double k_qkv, k_o;         /* QKV and O projections: one each per layer */
+  double k_gu, k_dn;         /* dense-MLP gate_up and down: one each per dense layer */
+  double k_moe;              /* fused-MoE kernels per MoE layer x layers: 2 align/sort, gate_up, SiLU*mul,
+                              * down, top-k weighted sum (router and top-k softmax not included) */
+  double host_ns;            /* host dispatch of those kernels (graph replays per layer, or eager) */
+  double gpu_ns;             /* the GPU terms the host time was compared with */
+  double fixed_ns;           /* after the comparison: lm_head gaps and the per-step, per-request CPU */
+};
+/* stage_ns of a roofline model with its launch term by part (lp may be NULL). ERR_INPUT (as a
+ * negative return) when rl is not a roofline model. */
+int64_t cost_roofline_stage_launch_ns(const struct cost_model *rl, const struct cost_step *step,
+                                      struct cost_breakdown *bd, struct cost_roofline_launch *lp);
+
 /* vLLM's captured CUDA-graph size for n_tok scheduled tokens: [1, 2, 4] then multiples of 8 up
  * to 512; 0 when the step runs eager (above 512). */
 int cost_roofline_graph_size(int n_tok);

@@ -15,7 +15,7 @@
 #    the launch latency inside each op timed alone costs ~3-5% and the two 8 KiB all-reduce
 #    timings of the dump differ by 46%, so 10% is the noise of what calibrates it. Mixing the
 #    library kernel into the decode attention (the bug fixed with this test) gave +13% at batch 1;
-#  - TTFT (avg and max) within 15% at each batch: the prefill steps replay within +3.8-9.5% of the
+#  - TTFT (avg and max) within 15% at each batch: the prefill steps replay within +3.5-7.6% of the
 #    measured steps, and the vLLM host term adds up to 9% at batch 1 (under 1% at 16 and 64);
 #    and three times closer than the roofline's (which is 56-61% low on prefill);
 #  - the same inputs give the same bytes.

@@ -342,7 +342,7 @@ static void test_step(const char *db_path) {
             L * f_moe_us(128, f_active(16), H, I_RANK) * 1e3);
   for (int k = 0; k < COST_N_TERMS; k++) {
     if (k == COST_ATTN || k == COST_DENSE_GEMM || k == COST_ALLREDUCE || k == COST_MOE_GEMM ||
-        k == COST_EXPERT_IMBALANCE || k == COST_NORM_MISC)
+        k == COST_EXPERT_IMBALANCE || k == COST_NORM_MISC || k == COST_LAUNCH) /* launch: test_launch */
       continue;
     CHECK_MSG(bc.ns[k] == br.ns[k], "term %s: %lld vs roofline %lld", cost_term_names[k], (long long)bc.ns[k],
               (long long)br.ns[k]);
@@ -369,6 +369,99 @@ static void test_step(const char *db_path) {
   CHECK(strstr(line, "100% of op time from measurements") != NULL);
   CHECK(strstr(cost_calib_source(&cal), "NVIDIA H100 80GB HBM3") != NULL);
   CHECK(strstr(cost_calib_source(&cal), "0123456") != NULL);
+  cost_destroy(&cal);
+  cost_destroy(&rl);
+}
+
+/* ---- launch gaps: not added again for ops priced from measurements ----
+ * Each profiled op is timed alone, its launch latency inside the measured time. With every op of
+ * a decode step measured, the launch term is the gaps of the kernels the roofline still prices
+ * (per layer: 2 add+RMSNorm, q-norm, k-norm, RoPE, KV-cache write, router GEMM, top-k softmax;
+ * the embedding; final norm + lm_head) plus the host constants, set here to values of the test's
+ * own so the expectation does not borrow the defaults. Against the roofline: 9 gaps a layer
+ * fewer (attention, QKV, O, and the fused MoE's 2 GEMMs, 2 align/sort, SiLU*mul, weighted sum).
+ * A class that falls back keeps its gaps. */
+
+/* The calibrated model (or the roofline) with the host constants of the test, over the full
+ * synthetic set less its attention rows (drop_attn 1: all, 2: prefill only) and its MoE rows. */
+static int make_launch_model(struct cost_model *cm, const char *db_path, int calibrated, int drop_attn, int drop_moe) {
+  struct model_spec m;
+  struct hw_spec h;
+  struct engine e;
+  test_model(&m), test_hw(&h), test_engine(&e);
+  struct layout l = {.tp = 2, .pp = 1, .dp = 1, .ep = 0};
+  struct cost_roofline_opts o;
+  cost_roofline_opts_default(&o);
+  o.route_samples = 16;
+  o.cpu_step_us = 1000, o.cpu_req_us = 50;
+  if (!calibrated) return cost_roofline_create(&m, &h, &l, &e, &o, cm);
+  struct calib_set s;
+  int rc = calib_set_load(&s, db_path, &h);
+  if (rc) return rc;
+  int n = 0;
+  for (int i = 0; i < s.n; i++) {
+    int k = s.rows[i].kind;
+    if ((drop_attn == 1 && k == CALIB_ATTN_DECODE) || (drop_attn && k == CALIB_ATTN_PREFILL)) continue;
+    if (drop_moe && k == CALIB_MOE) continue;
+    s.rows[n++] = s.rows[i];
+  }
+  s.n = n;
+  rc = cost_calib_create(&m, &h, &l, &e, &s, &o, cm);
+  calib_set_free(&s);
+  return rc;
+}
+
+static void test_launch(const char *db_path) {
+  const double L = 48, gap_ns = 2.5e3, n_dec = 16;
+  const double host_ns = 1000e3 + n_dec * 50e3;
+  struct cost_model rl, cal;
+  struct cost_breakdown br, bc;
+  CHECK(make_launch_model(&rl, db_path, 0, 0, 0) == 0);
+  step_ns(&rl, (int)n_dec, 1023, 0, 0, &br);
+  /* the roofline's: 17 kernels a layer, the embedding, final norm + lm_head */
+  CHECK_NEAR((double)br.ns[COST_LAUNCH], (L * 17 + 1 + 2) * gap_ns + host_ns, 1.0);
+
+  const struct { int drop_attn, drop_moe; double k_meas; const char *what; } cases[] = {
+      {0, 0, 1 + 2 + 6, "every op measured"},
+      {1, 0, 2 + 6, "attention falls back"},
+      {1, 1, 2, "attention and moe fall back"},
+  };
+  for (int i = 0; i < N_OF(cases); i++) {
+    CHECK(make_launch_model(&cal, db_path, 1, cases[i].drop_attn, cases[i].drop_moe) == 0);
+    int64_t tc = step_ns(&cal, (int)n_dec, 1023, 0, 0, &bc);
+    double want = (L * (17 - cases[i].k_meas) + 1 + 2) * gap_ns + host_ns;
+    CHECK_MSG(fabs((double)bc.ns[COST_LAUNCH] - want) <= 1.0, "%s: launch term %lld ns, want %.0f", cases[i].what,
+              (long long)bc.ns[COST_LAUNCH], want);
+    CHECK_NEAR((double)(br.ns[COST_LAUNCH] - bc.ns[COST_LAUNCH]), L * cases[i].k_meas * gap_ns, 1.0);
+    int64_t sum = 0;
+    for (int k = 0; k < COST_N_TERMS; k++) sum += bc.ns[k];
+    CHECK(sum == tc);
+    struct cost_calib_stats st;
+    CHECK(cost_calib_stats(&cal, &st) == 0);
+    CHECK(st.n[CCAL_ATTN][CCAL_FALLBACK] == (cases[i].drop_attn ? 48 : 0));
+    cost_destroy(&cal);
+  }
+  /* a mixed step (8 decodes + a 300-token chunk) without prefill attention rows: the step's
+   * attention is partly the roofline's, so its gap stays; the other ops' gaps go */
+  CHECK(make_launch_model(&cal, db_path, 1, 2, 0) == 0);
+  step_ns(&rl, 8, 1023, 300, 0, &br);
+  step_ns(&cal, 8, 1023, 300, 0, &bc);
+  struct cost_calib_stats st;
+  CHECK(cost_calib_stats(&cal, &st) == 0);
+  CHECK(st.n[CCAL_ATTN][CCAL_FALLBACK] == 48 && st.n[CCAL_ATTN][CCAL_INSIDE] == 48);
+  CHECK_NEAR((double)(br.ns[COST_LAUNCH] - bc.ns[COST_LAUNCH]), L * (2 + 6) * gap_ns, 1.0);
+  /* the parts the calibrated model rebuilds the term from */
+  struct cost_roofline_launch lp;
+  CHECK(cost_roofline_stage_launch_ns(&cal, NULL, NULL, &lp) < 0); /* not a roofline model */
+  struct cost_req reqs[2] = {{1, 1023}, {300, 0}};
+  struct cost_step one = {.reqs = reqs, .n_reqs = 2, .n_tok = 301, .n_decode = 1, .n_sample = 2, .stage = 0};
+  struct cost_breakdown b2;
+  memset(&b2, 0, sizeof b2);
+  int64_t t2 = cost_roofline_stage_launch_ns(&rl, &one, &b2, &lp);
+  CHECK(t2 > 0 && lp.k_all == L * 17 + 1 && lp.k_attn == L && lp.k_qkv == L && lp.k_o == L && lp.k_moe == L * 6);
+  CHECK(lp.k_gu == 0 && lp.k_dn == 0 && lp.gap_ns == gap_ns && lp.host_ns < lp.gpu_ns);
+  CHECK_NEAR(lp.fixed_ns, 2 * gap_ns + 1000e3 + 2 * 50e3, 1e-6);
+  CHECK_NEAR((double)b2.ns[COST_LAUNCH], lp.k_all * gap_ns + lp.fixed_ns, 1.0);
   cost_destroy(&cal);
   cost_destroy(&rl);
 }
@@ -571,6 +664,7 @@ int main(void) {
   test_loader(full);
   test_ops(full);
   test_step(full);
+  test_launch(full);
   test_fallback(noar);
   test_empty(empty);
   test_deterministic(full);
