@@ -21,6 +21,7 @@
 #include "exec/safetensors.h"
 #include "exec/verify.h"
 #include "exec/weights.h"
+#include "sim/cli_args.h"
 #include "sim/hw.h"
 #include "sim/layout.h"
 #include "sim/model.h"
@@ -43,15 +44,6 @@ static int usage(void) {
   return 2;
 }
 
-static int parse_int(const char *flag, const char *v, long lo, long hi, long *out) {
-  char *end;
-  long x = v ? strtol(v, &end, 10) : 0;
-  if (!v || !*v || *end || x < lo || x > hi)
-    return err_set(ERR_INPUT, "%s: expected an integer in [%ld, %ld], got '%s'", flag, lo, hi, v ? v : "");
-  *out = x;
-  return ERR_OK;
-}
-
 static int parse_opts(int argc, char **argv, struct opts *o) {
   memset(o, 0, sizeof *o);
   o->cmd = argv[1];
@@ -67,12 +59,13 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
   o->hardware = "auto";
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    long x;
     int rc;
+#define NEED_VALUE() \
+  if (!v) return err_set(ERR_INPUT, "%s needs a value", a)
 #define INT_FLAG(name, field, lo, hi)                                  \
   if (!strcmp(a, name)) {                                              \
-    if ((rc = parse_int(name, v, lo, hi, &x))) return rc;              \
-    o->field = (int)x;                                                 \
+    NEED_VALUE();                                                      \
+    if ((rc = cli_args_int(name, v, lo, hi, &o->field))) return rc;    \
     i++;                                                               \
     continue;                                                          \
   }
@@ -87,17 +80,17 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
     INT_FLAG("--top-k", top_k, 1, 1024)
 #undef INT_FLAG
     if (!strcmp(a, "--seed")) {
-      if ((rc = parse_int(a, v, 0, 0x7fffffffL, &x))) return rc;
-      o->seed = (uint64_t)x;
+      NEED_VALUE();
+      int64_t seed;
+      if ((rc = cli_args_i64(a, v, 0, 0x7fffffffL, &seed))) return rc;
+      o->seed = (uint64_t)seed;
       i++;
     } else if (!strcmp(a, "--router-skew")) {
-      char *end;
-      o->skew = v ? strtod(v, &end) : -1;
-      if (!v || *end || o->skew < 0 || o->skew > 100)
-        return err_set(ERR_INPUT, "--router-skew: expected a number in [0, 100], got '%s'", v ? v : "");
+      NEED_VALUE();
+      if ((rc = cli_args_double(a, v, 0, 100, &o->skew))) return rc;
       i++;
     } else if (!strcmp(a, "--model") || !strcmp(a, "--weights") || !strcmp(a, "--db") || !strcmp(a, "--hardware")) {
-      if (!v) return err_set(ERR_INPUT, "%s needs a value", a);
+      NEED_VALUE();
       if (!strcmp(a, "--model")) o->model = v;
       else if (!strcmp(a, "--weights")) o->weights = v;
       else if (!strcmp(a, "--db")) o->db = v;
@@ -110,6 +103,7 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
     } else {
       return err_set(ERR_INPUT, "unknown flag '%s' for %s", a, o->cmd);
     }
+#undef NEED_VALUE
   }
   if (!strcmp(o->hardware, "auto")) {
     /* the spec of the card this runs on: H200 or H100 (SXM), the lent machines */

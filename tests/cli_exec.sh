@@ -11,7 +11,9 @@ M="--model qwen3-235b-a22b-gptq-int4"
 
 run 2 frobnicate;                          has "unknown command 'frobnicate'" err; one_line
 run 2 generate $M --bogus;                 has "unknown flag '--bogus'" err; one_line
-run 2 generate $M -tp zero;                has "-tp: expected an integer" err; one_line
+run 2 generate $M -tp zero;                has "-tp: 'zero' is not an integer" err; one_line
+run 2 generate $M --router-skew "";        has "--router-skew: ''" err; one_line
+run 2 generate $M --batch;                 has "--batch needs a value" err; one_line
 run 2 generate $M --batch 0;               has "--batch" err; one_line
 run 2 generate -tp 4;                      has "needs --model" err; one_line
 run 2 generate --model no-such-model -tp 4; one_line
