@@ -55,8 +55,8 @@ int64_t eng_weight_bytes(const struct eng *e);
 int64_t eng_kv_bytes(const struct eng *e);
 int eng_vocab_slice(const struct eng *e, int *v0, int *v_loc);
 int eng_vocab(const struct eng *e);
-/* Which decode fast paths passed the start-up self-check against the library kernels. */
-void eng_fast_paths(const struct eng *e, int *split_heads, int *router_gemv);
+/* Whether the router GEMV passed the start-up self-check against cuBLAS (and is on). */
+void eng_fast_paths(const struct eng *e, int *router_gemv);
 int eng_max_tok(const struct eng *e);
 
 #ifdef __cplusplus

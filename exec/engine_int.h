@@ -64,23 +64,19 @@ struct eng {
   struct eng_graph graphs[ENG_MAX_GRAPHS];
   /* decode fast paths (engine.cu): enabled only after matching the library kernels on this
    * device at start-up (eng_selfcheck) */
-  int split_heads;             /* decode attention as hq_loc single-head queries (needs hkv_loc 1) */
   int router_gemv;             /* router logits by a warp-per-expert GEMV for T <= ENG_GEMV_MAX_T */
-  bf16_t *qsplit;              /* [max_seqs * hq_loc, 3 D]: each q head as its own query row */
-  int32_t *seq_split, *pos_split; /* [max_seqs * hq_loc] */
 };
 
 #define ENG_GEMV_MAX_T 64
-
-/* The step's attention (decode: the split-heads path when enabled) and router, as the forward
- * runs them; profile.cu times them. stream is the kernels' kern_stream_t. */
-int eng_attention(struct eng *e, const bf16_t *kc, const bf16_t *vc, int T, int max_context, int decode,
+/* The step's attention and router, as the forward runs them; profile.cu times them. stream is
+ * the kernels' kern_stream_t. */
+int eng_attention(struct eng *e, const bf16_t *kc, const bf16_t *vc, int T, int max_context,
                   struct CUstream_st *stream);
 int eng_router(struct eng *e, const bf16_t *router, int T, struct CUstream_st *stream);
 
 /* The layers and sampling of one step on already-uploaded inputs (no host sync): what a graph
  * captures. max_context sizes the attention split. */
-int eng_forward_device(struct eng *e, int n_tok, int n_sample, int max_context, int decode);
+int eng_forward_device(struct eng *e, int n_tok, int n_sample, int max_context);
 
 #define ENG_CUDA(call)                                                                                  \
   do {                                                                                                  \

@@ -106,7 +106,7 @@ int gen_rank(void *arg, int rank, struct eng *e, struct comm *c) {
     res->ttft_avg_ms = sum / B;
     res->ttft_max_ms = mx;
     res->n_decode_steps = n_dec;
-    eng_fast_paths(e, &res->split_heads, &res->router_gemv);
+    eng_fast_paths(e, &res->router_gemv);
     double dummy1, dummy2;
     rec_stats(dec_wall, n_dec, &res->decode_ms_med, &res->decode_ms_p10, &res->decode_ms_p90);
     rec_stats(dec_gpu, n_dec, &res->decode_gpu_ms_med, &dummy1, &dummy2);
@@ -139,7 +139,6 @@ int gen_record(const struct gen_job *job, int tp, struct rec *r) {
   rec_metric(r, "TPOT p90 (s)", x->decode_ms_p90 / 1e3);
   rec_metric(r, "decode_step_gpu_s", x->decode_gpu_ms_med / 1e3);
   rec_metric(r, "Output token throughput (tok/s)", g->batch / (x->decode_ms_med / 1e3));
-  rec_metric(r, "fast_path_split_heads_attention", x->split_heads);
   rec_metric(r, "fast_path_router_gemv", x->router_gemv);
   struct rec_meas m;
   rec_meas_init(&m, "step", "decode", "exec-graph", "int4");

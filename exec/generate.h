@@ -33,7 +33,7 @@ struct gen_result {
   int n_decode_steps;
   int32_t first_tokens[8];     /* of sequence 0, for a glance */
   int64_t *hits;               /* [L, E], rank 0 */
-  int split_heads, router_gemv;/* decode fast paths that passed the self-check (engine.h) */
+  int router_gemv;             /* the router GEMV passed its self-check and is on (engine.h) */
 };
 
 /* Runs on one rank (runner_fn shape with arg = struct gen_job). */

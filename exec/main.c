@@ -187,8 +187,7 @@ static int cmd_generate(const struct opts *o, const struct model_spec *m, struct
   printf("decode:    %.3f ms per token (median of %d steps; p10 %.3f, p90 %.3f; GPU %.3f ms)\n", x->decode_ms_med,
          x->n_decode_steps, x->decode_ms_p10, x->decode_ms_p90, x->decode_gpu_ms_med);
   printf("throughput: %.1f output tokens/s\n", o->batch / (x->decode_ms_med / 1e3));
-  printf("decode fast paths (self-checked against the library kernels): split-heads attention %s, router GEMV %s\n",
-         x->split_heads ? "on" : "off", x->router_gemv ? "on" : "off");
+  printf("router GEMV (self-checked against cuBLAS at start-up): %s\n", x->router_gemv ? "on" : "off");
   printf("sequence 0 tokens: %d %d %d %d ...\n", x->first_tokens[1], x->first_tokens[2], x->first_tokens[3],
          x->first_tokens[4]);
   fflush(stdout);
@@ -247,10 +246,9 @@ static int cmd_verify(const struct opts *o) {
   verify_set_overrides(o->layers, o->top_k);
   int rc = verify_run(o->model, o->tp, o->steps, o->seed, !o->eager, r);
   if (!rc && r->n_rows >= 0 && runner_reports(o->tp)) {
-    printf("verify %s -tp %d: %d rows, logits relative error %.3e (worst row %.3e), %s, %d near-tie rows%s\n",
+    printf("verify %s -tp %d: %d rows, logits relative error %.3e (worst row %.3e), %s, %d near-tie rows\n",
            o->model, o->tp, r->n_rows, r->all_rel_err, r->max_rel_err,
-           r->first_mismatch < 0 ? "greedy tokens identical" : "TOKENS DIFFER", r->n_ties,
-           r->head_dim_widened ? " (head_dim widened to 64)" : "");
+           r->first_mismatch < 0 ? "greedy tokens identical" : "TOKENS DIFFER", r->n_ties);
     if (r->first_mismatch >= 0)
       printf("first mismatch at row %d: gpu %d, reference %d\n", r->first_mismatch, r->gpu_tokens[r->first_mismatch],
              r->ref_tokens[r->first_mismatch]);

@@ -162,7 +162,7 @@ static int prof_moe(prof_job *j, int rank, eng *e, int reps) {
                conc ? "all tokens on experts 0..k-1" : "uniform, k distinct per token");
       rc = prof_time(e, reps, &m, [&] {
         int r2;
-        if ((r2 = kern_moe_align(e->expert_off, e->sorted_pair, e->pair_row, e->topk_ids, T, k, 0, E, s)) ||
+        if ((r2 = kern_moe_align(e->expert_off, e->sorted_pair, e->pair_row, e->topk_ids, T, k, 0, E, NULL, s)) ||
             (r2 = kern_moe_w4a16_gate_up_silu(e->hmid, e->h, L->w13_q, L->w13_s, e->expert_off, e->sorted_pair, T, k,
                                               d->hidden, d->inter_loc, E, s)) ||
             (r2 = kern_moe_w4a16_down(e->ymoe, e->hmid, L->w2_q, L->w2_s, e->expert_off, T, k, d->inter_loc,
@@ -216,12 +216,6 @@ static int prof_attention(prof_job *j, int rank, eng *e, int reps) {
                                e->attn_ws, e->attn_ws_bytes, s);
       }));
       ENG_TRY(prof_add(j, rank, &m));
-      if (e->split_heads) {   /* the path decode steps take (engine.cu) */
-        rec_meas_init(&m, "attention", "decode_split_heads", "paged", "bf16");
-        m.batch = B, m.ctx_len = C, m.q_len = 1, m.tokens = B;
-        ENG_TRY(prof_time(e, reps, &m, [&] { return eng_attention(e, e->k_cache, e->v_cache, B, C, 1, s); }));
-        ENG_TRY(prof_add(j, rank, &m));
-      }
     }
   static const int Qs[] = {256, 1024, 2048, 4096};
   for (int qi = 0; qi < 4; qi++) {
@@ -353,7 +347,6 @@ int prof_rank(void *arg, int rank, eng *e, comm *c) {
   ENG_TRY(prof_allreduce(j, rank, e, c, reps));
   ENG_TRY(prof_steps(j, rank, e, reps));
   if (rank == 0) {
-    rec_metric(&j->rec, "fast_path_split_heads_attention", e->split_heads);
     rec_metric(&j->rec, "fast_path_router_gemv", e->router_gemv);
     rec_metric(&j->rec, "hbm_copy_GBps", j->hbm_copy_GBps);
     if (c->size > 1) rec_metric(&j->rec, "allreduce_hidden_us", j->allreduce_small_us);

@@ -33,7 +33,6 @@ struct verify_result {
   int n_ties;                  /* rows whose tokens differ at a reference near-tie */
   int32_t ref_tokens[2 * VERIFY_MAX_STEPS + 4];
   int32_t gpu_tokens[2 * VERIFY_MAX_STEPS + 4];
-  int head_dim_widened;        /* the spec's head_dim was below the kernels' minimum of 64 */
   double row_rel_err[2 * VERIFY_MAX_STEPS + 4];
   double row_ref_gap[2 * VERIFY_MAX_STEPS + 4];   /* reference top-1 minus top-2 logit */
 };

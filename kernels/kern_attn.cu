@@ -1,22 +1,50 @@
 /* kern_attn: paged KV cache write and paged GQA attention for decode and chunked prefill.
  *
- * Attention: one block (4 warps) per (query token, kv head, context part of kPart keys); the
- * block holds the G = nq/nkv query heads that share the kv head, so each K/V row is read once
- * for the whole group. A warp takes 32 keys at a time: lane j scores key j against the G
- * heads (q in shared memory, broadcast), the warp keeps an online softmax per head (max across
- * lanes, per-lane partial sums), and accumulates P*V with each lane owning D/32 dimensions.
- * Warps then merge through shared memory. Long contexts split into parts (flash-decoding)
- * whose partial (max, sum, acc) go to a workspace and a second kernel merges them, so a decode
- * batch of one sequence still fills the GPU. CUDA cores only: a tensor-core prefill
- * (flash-attention with mma over query tiles) is the obvious next step and is not done. */
+ * Attention: one block (4 warps) per (query token, kv head, context part); the block holds the
+ * G = nq/nkv query heads that share the kv head, so each K/V row is read once for the whole
+ * group -- unless the groups are too few to fill the GPU (a decode batch of a few sequences
+ * with one kv head per rank), then one block per query head (attn_heads_per_block). A warp takes 32 keys at a time: lane j scores key j against the G heads (q in shared
+ * memory, broadcast), the warp keeps an online softmax per head (max across lanes, per-lane
+ * partial sums), and accumulates P*V with each lane owning D/32 dimensions; the 32 keys' cache
+ * slots are broadcast from the lanes that looked them up, so the V rows load independently
+ * (no table lookup on the critical path). Warps then merge through shared memory.
+ * Contexts split into parts (flash-decoding) whose partial (max, sum, acc) go to a workspace
+ * and a second kernel merges them. The number of parts Z (gridDim.z) is chosen on the host to
+ * fill the GPU -- about kTargetBlocks blocks, so a decode batch of one sequence still spreads
+ * over the SMs -- and never fewer than max_context / 512; each token then spreads its own
+ * context over the Z parts in multiples of 128 keys (one 32-key tile per warp), so a CUDA graph
+ * captured for a large max_context still splits a short context finely.
+ * CUDA cores only: a tensor-core prefill (flash-attention with mma over query tiles) is the
+ * obvious next step and is not done. */
 #include <math.h>
 
 #include "kernels/kern_common.cuh"
 
 namespace {
 
-constexpr int kPart = 512;   /* keys per context part */
-constexpr int kGmax = 16;    /* query heads per kv head handled in one block */
+constexpr int kPartMax = 512;      /* keys per context part at most (load balance of prefill) */
+constexpr int kPartQuantum = 128;  /* keys per context part at least: one 32-key tile per warp */
+constexpr int kTargetBlocks = 512; /* blocks wanted for one call: ~4 per SM of an H100 */
+constexpr int kGmax = 16;          /* query heads per kv head handled in one block */
+
+/* Context parts of a call whose grid has `rows` (token, head group) blocks per part. */
+int attn_parts(int64_t rows, int max_context) {
+  const int p_min = (max_context + kPartMax - 1) / kPartMax;
+  const int p_max = (max_context + kPartQuantum - 1) / kPartQuantum;
+  const int want = rows >= kTargetBlocks ? 1 : (int)((kTargetBlocks + rows - 1) / rows);
+  const int p = want < p_max ? want : p_max;
+  return p > p_min ? p : p_min;
+}
+
+/* Query heads per block: the whole group of a kv head (each K/V row read once for all of
+ * them), or one head per block when the groups cannot fill the GPU even at kPartQuantum-key
+ * parts -- a decode batch of a few sequences with one kv head per rank (Qwen3-235B at TP=4
+ * and 8): then each block scores one head and re-reads the group's K/V from L2. */
+int attn_heads_per_block(int T, int nq, int nkv, int max_context) {
+  const int G = nq / nkv;
+  const int p_max = (max_context + kPartQuantum - 1) / kPartQuantum;
+  return G > 1 && (int64_t)T * nkv * p_max < kTargetBlocks / 2 ? 1 : G;
+}
 
 __global__ void kv_write_kernel(uint16_t *kc, uint16_t *vc, const uint16_t *qkv, const int32_t *slots,
                                 int T, int nq, int nkv, int D) {
@@ -40,11 +68,14 @@ __global__ void __launch_bounds__(128) attn_kernel(uint16_t *out, const uint16_t
                                                    const int32_t *tseq, const int32_t *pos, int nq, int nkv,
                                                    int g_heads, float scale, float *ws, int n_parts) {
   constexpr int DL = D / 32; /* dims per lane */
-  const int t = blockIdx.x, kvh = blockIdx.y, part = blockIdx.z;
+  /* block (token, group of g_heads query heads, context part) */
+  const int t = blockIdx.x, part = blockIdx.z;
+  const int h0 = blockIdx.y * g_heads, kvh = h0 / (nq / nkv);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int n_keys = pos[t] + 1;
-  const int k_begin = part * kPart, k_end = min(n_keys, k_begin + kPart);
-  const int h0 = kvh * g_heads;
+  /* this token's context over the n_parts parts, in multiples of kPartQuantum keys */
+  const int plen = ((n_keys + n_parts - 1) / n_parts + kPartQuantum - 1) / kPartQuantum * kPartQuantum;
+  const int k_begin = part * plen, k_end = min(n_keys, k_begin + plen);
   /* s_q and s_p live only through the key loop; s_acc reuses their space for the merge. */
   constexpr int kLoopFloats = G * D + 4 * G * 32, kMergeFloats = 4 * G * D;
   __shared__ float smem[kLoopFloats > kMergeFloats ? kLoopFloats : kMergeFloats];
@@ -79,12 +110,14 @@ __global__ void __launch_bounds__(128) attn_kernel(uint16_t *out, const uint16_t
   for (int kb = k_begin + warp * 32; kb < k_end; kb += 4 * 32) {
     const int j = kb + lane;
     const bool valid = j < k_end;
+    /* lanes past the end look up the last key: finite data, weighted 0 below */
+    const int jc = valid ? j : k_end - 1;
+    const int my_slot = table[jc / KERN_KV_BLOCK] * KERN_KV_BLOCK + jc % KERN_KV_BLOCK;
     float s[G];
 #pragma unroll
     for (int h = 0; h < G; h++) s[h] = 0;
     if (valid) {
-      const size_t slot = (size_t)table[j / KERN_KV_BLOCK] * KERN_KV_BLOCK + j % KERN_KV_BLOCK;
-      const uint4 *kr = reinterpret_cast<const uint4 *>(kc + (slot * nkv + kvh) * D);
+      const uint4 *kr = reinterpret_cast<const uint4 *>(kc + ((size_t)my_slot * nkv + kvh) * D);
 #pragma unroll 4
       for (int c = 0; c < D / 8; c++) {
         const uint4 v = kr[c];
@@ -111,26 +144,35 @@ __global__ void __launch_bounds__(128) attn_kernel(uint16_t *out, const uint16_t
       s_p[warp][h][lane] = p;
     }
     __syncwarp();
-    const int nk = min(32, k_end - kb);
-    for (int jj = 0; jj < nk; jj++) {
-      const int key = kb + jj;
-      const size_t slot = (size_t)table[key / KERN_KV_BLOCK] * KERN_KV_BLOCK + key % KERN_KV_BLOCK;
-      const uint16_t *vr = vc + (slot * nkv + kvh) * D + lane * DL;
-      float vf[DL];
-      if constexpr (DL == 4) {
-        const uint2 v = *reinterpret_cast<const uint2 *>(vr);
-        vf[0] = __uint_as_float(v.x << 16); vf[1] = __uint_as_float(v.x & 0xffff0000u);
-        vf[2] = __uint_as_float(v.y << 16); vf[3] = __uint_as_float(v.y & 0xffff0000u);
-      } else {
+    /* P*V over the tile's 32 keys (keys past the end have p = 0 and a valid row): 8 rows in
+     * flight per lane, each row's slot taken from the lane that looked it up */
 #pragma unroll
-        for (int d = 0; d < DL; d++) vf[d] = kern_bf2f(vr[d]);
+    for (int j0 = 0; j0 < 32; j0 += 8) {
+      float vf[8][DL];
+#pragma unroll
+      for (int u = 0; u < 8; u++) {
+        const int sl = __shfl_sync(0xffffffffu, my_slot, j0 + u);
+        const uint16_t *vr = vc + ((size_t)sl * nkv + kvh) * D + lane * DL;
+        if constexpr (DL == 4) {
+          const uint2 v = *reinterpret_cast<const uint2 *>(vr);
+          vf[u][0] = __uint_as_float(v.x << 16); vf[u][1] = __uint_as_float(v.x & 0xffff0000u);
+          vf[u][2] = __uint_as_float(v.y << 16); vf[u][3] = __uint_as_float(v.y & 0xffff0000u);
+        } else if constexpr (DL == 2) {
+          const uint32_t v = *reinterpret_cast<const uint32_t *>(vr);
+          vf[u][0] = __uint_as_float(v << 16); vf[u][1] = __uint_as_float(v & 0xffff0000u);
+        } else {
+#pragma unroll
+          for (int d = 0; d < DL; d++) vf[u][d] = kern_bf2f(vr[d]);
+        }
       }
 #pragma unroll
-      for (int h = 0; h < G; h++) {
-        const float p = s_p[warp][h][jj];
+      for (int u = 0; u < 8; u++)
 #pragma unroll
-        for (int d = 0; d < DL; d++) acc[h][d] += p * vf[d];
-      }
+        for (int h = 0; h < G; h++) {
+          const float p = s_p[warp][h][j0 + u];
+#pragma unroll
+          for (int d = 0; d < DL; d++) acc[h][d] += p * vf[u][d];
+        }
     }
     __syncwarp();
   }
@@ -188,7 +230,9 @@ template <int D>
 int attn_launch(dim3 grid, cudaStream_t st, uint16_t *out, const uint16_t *qkv, const uint16_t *kc,
                 const uint16_t *vc, const int32_t *bt, int max_blocks, const int32_t *tseq,
                 const int32_t *pos, int nq, int nkv, int G, float scale, float *ws, int n_parts) {
-  if (G <= 4)
+  if (G <= 1)
+    attn_kernel<D, 1><<<grid, 128, 0, st>>>(out, qkv, kc, vc, bt, max_blocks, tseq, pos, nq, nkv, G, scale, ws, n_parts);
+  else if (G <= 4)
     attn_kernel<D, 4><<<grid, 128, 0, st>>>(out, qkv, kc, vc, bt, max_blocks, tseq, pos, nq, nkv, G, scale, ws, n_parts);
   else if (G <= 8)
     attn_kernel<D, 8><<<grid, 128, 0, st>>>(out, qkv, kc, vc, bt, max_blocks, tseq, pos, nq, nkv, G, scale, ws, n_parts);
@@ -215,10 +259,15 @@ int kern_kv_write_paged(bf16_t *k_cache, bf16_t *v_cache, const bf16_t *qkv,
   return 0;
 }
 
+/* The most any call of up to T tokens (any nkv) needs: fewer tokens may take more parts. */
 size_t kern_attn_workspace_bytes(int T, int nq, int D, int max_context) {
-  const int parts = (max_context + kPart - 1) / kPart;
-  if (parts <= 1) return 0;
-  return (size_t)T * nq * parts * (D + 2) * sizeof(float);
+  if (T < 1 || max_context < 1) return 0;
+  int64_t most = 0;
+  for (int t = 1; t <= T; t++) {
+    const int parts = attn_parts(t, max_context); /* the most parts t tokens can take */
+    if (parts > 1 && (int64_t)t * parts > most) most = (int64_t)t * parts;
+  }
+  return (size_t)most * nq * (D + 2) * sizeof(float);
 }
 
 int kern_attn_paged(bf16_t *out, const bf16_t *qkv, const bf16_t *k_cache, const bf16_t *v_cache,
@@ -228,23 +277,26 @@ int kern_attn_paged(bf16_t *out, const bf16_t *qkv, const bf16_t *k_cache, const
   KERN_REQUIRE(T >= 0 && nq > 0 && nkv > 0 && nq % nkv == 0,
                "kern_attn_paged: nq = %d is not a positive multiple of nkv = %d", nq, nkv);
   KERN_REQUIRE(nq / nkv <= kGmax, "kern_attn_paged: %d query heads per kv head > %d", nq / nkv, kGmax);
-  KERN_REQUIRE(D == 128 || D == 64, "kern_attn_paged: head_dim %d (supported: 64, 128)", D);
+  KERN_REQUIRE(D == 128 || D == 64 || D == 32, "kern_attn_paged: head_dim %d (supported: 32, 64, 128)", D);
   KERN_REQUIRE(max_context >= 1 && max_context <= max_blocks * KERN_KV_BLOCK,
                "kern_attn_paged: max_context %d outside 1..max_blocks*16 = %d", max_context,
                max_blocks * KERN_KV_BLOCK);
   if (T == 0) return 0;
-  const int parts = (max_context + kPart - 1) / kPart;
-  const size_t need = kern_attn_workspace_bytes(T, nq, D, max_context);
+  const int hpb = attn_heads_per_block(T, nq, nkv, max_context);
+  const int parts = attn_parts((int64_t)T * (nq / hpb), max_context);
+  const size_t need = parts > 1 ? (size_t)T * nq * parts * (D + 2) * sizeof(float) : 0;
   KERN_REQUIRE(workspace_bytes >= need && (need == 0 || workspace),
                "kern_attn_paged: workspace %zu bytes < %zu needed", workspace_bytes, need);
   cudaStream_t st = (cudaStream_t)stream;
-  dim3 grid(T, nkv, parts);
+  dim3 grid(T, nq / hpb, parts);
   float *ws = (float *)workspace;
-  const int G = nq / nkv;
-  int rc = D == 128 ? attn_launch<128>(grid, st, out, qkv, k_cache, v_cache, block_tables, max_blocks, token_seq,
+  const int G = hpb;
+  int rc = D == 128  ? attn_launch<128>(grid, st, out, qkv, k_cache, v_cache, block_tables, max_blocks, token_seq,
+                                        positions, nq, nkv, G, scale, ws, parts)
+           : D == 64 ? attn_launch<64>(grid, st, out, qkv, k_cache, v_cache, block_tables, max_blocks, token_seq,
                                        positions, nq, nkv, G, scale, ws, parts)
-                    : attn_launch<64>(grid, st, out, qkv, k_cache, v_cache, block_tables, max_blocks, token_seq,
-                                      positions, nq, nkv, G, scale, ws, parts);
+                     : attn_launch<32>(grid, st, out, qkv, k_cache, v_cache, block_tables, max_blocks, token_seq,
+                                       positions, nq, nkv, G, scale, ws, parts);
   if (rc) return rc;
   if (parts > 1) {
     attn_merge_kernel<<<T * nq, D, 0, st>>>(out, ws, nq, D, parts);

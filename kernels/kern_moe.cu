@@ -62,7 +62,8 @@ constexpr int kAlignWarps = 32, kAlignMaxExperts = 256;
  * range, so the order is ascending pair index (stable), independent of scheduling. */
 __global__ void __launch_bounds__(1024) moe_align_kernel(int32_t *expert_off, int32_t *sorted_pair,
                                                          int32_t *pair_row, const int32_t *ids,
-                                                         int P, int e0, int n_local) {
+                                                         int P, int e0, int n_local,
+                                                         unsigned long long *hits) {
   __shared__ int cnt[kAlignWarps][kAlignMaxExperts];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   for (int i = threadIdx.x; i < kAlignWarps * kAlignMaxExperts; i += blockDim.x) (&cnt[0][0])[i] = 0;
@@ -92,6 +93,8 @@ __global__ void __launch_bounds__(1024) moe_align_kernel(int32_t *expert_off, in
   }
   __syncthreads();
   if (threadIdx.x <= n_local) expert_off[threadIdx.x] = off[threadIdx.x];
+  /* one thread per expert: plain adds, no race, the same counts every run */
+  if (hits && threadIdx.x < n_local) hits[threadIdx.x] += (unsigned long long)(off[threadIdx.x + 1] - off[threadIdx.x]);
   if (threadIdx.x < n_local) {
     int run = off[threadIdx.x];
     for (int w = 0; w < kAlignWarps; w++) {
@@ -164,13 +167,15 @@ int kern_moe_route(int32_t *topk_ids, float *topk_w, const bf16_t *logits, int T
 }
 
 int kern_moe_align(int32_t *expert_off, int32_t *sorted_pair, int32_t *pair_row,
-                   const int32_t *topk_ids, int T, int k, int e0, int e1, kern_stream_t stream) {
+                   const int32_t *topk_ids, int T, int k, int e0, int e1, uint64_t *hits,
+                   kern_stream_t stream) {
   KERN_REQUIRE(T >= 0 && k > 0, "kern_moe_align: T = %d, k = %d", T, k);
   KERN_REQUIRE((int64_t)T * k <= (1 << 20), "kern_moe_align: T*k = %lld > 2^20", (long long)T * k);
   KERN_REQUIRE(e0 >= 0 && e1 > e0 && e1 - e0 <= kAlignMaxExperts,
                "kern_moe_align: expert range [%d, %d) empty or wider than %d", e0, e1, kAlignMaxExperts);
   moe_align_kernel<<<1, 32 * kAlignWarps, 0, (cudaStream_t)stream>>>(expert_off, sorted_pair, pair_row,
-                                                                     topk_ids, T * k, e0, e1 - e0);
+                                                                     topk_ids, T * k, e0, e1 - e0,
+                                                                     (unsigned long long *)hits);
   KERN_LAUNCHED();
   return 0;
 }

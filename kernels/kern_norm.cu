@@ -68,15 +68,26 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(uint16_t *out, co
   }
 }
 
-/* One warp per (token, head) of q and k; lane handles rotary pairs i = lane, lane+32, ... */
+/* One warp per (token, head) of q and k; lane handles rotary pairs i = lane, lane+32, ...
+ * With a cache (kc != NULL) the k warps also store the finished k row, and the v row, into the
+ * token's slot (kern_kv_write_paged's layout), so the decode step needs no separate write. */
 __global__ void qk_norm_rope_kernel(uint16_t *qkv, const uint16_t *qw, const uint16_t *kw,
                                     const int32_t *pos, int T, int nq, int nkv, int D, float eps,
-                                    float theta) {
+                                    float theta, uint16_t *kc, uint16_t *vc, const int32_t *slots) {
   const int warp = (int)((blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
   const int heads = nq + nkv;
   if (warp >= T * heads) return;
   const int t = warp / heads, h = warp % heads;
   uint16_t *x = qkv + (size_t)t * (nq + 2 * nkv) * D + (size_t)h * D;
+  /* cache rows of this k head and its v head, or NULL (q head, no cache, padding slot) */
+  uint16_t *kd = NULL, *vd = NULL;
+  if (kc && h >= nq && slots[t] >= 0) {
+    const size_t dst = ((size_t)slots[t] * nkv + (h - nq)) * D;
+    kd = kc + dst;
+    vd = vc + dst;
+    const uint16_t *vs = x + (size_t)nkv * D; /* v head h - nq */
+    for (int i = lane; i < D; i += 32) vd[i] = vs[i];
+  }
   const uint16_t *w = h < nq ? qw : kw;
   const int half = D / 2;
   float a[4], b[4]; /* D <= 256: at most 4 pairs per lane */
@@ -102,8 +113,13 @@ __global__ void qk_norm_rope_kernel(uint16_t *qkv, const uint16_t *qw, const uin
       const float inv_freq = (float)pow((double)theta, -2.0 * i / (double)D);
       float s, c;
       sincosf(p * inv_freq, &s, &c);
-      x[i] = kern_f2bf(an * c - bn * s);
-      x[i + half] = kern_f2bf(bn * c + an * s);
+      const uint16_t lo = kern_f2bf(an * c - bn * s), hi = kern_f2bf(bn * c + an * s);
+      x[i] = lo;
+      x[i + half] = hi;
+      if (kd) {
+        kd[i] = lo;
+        kd[i + half] = hi;
+      }
     }
   }
 }
@@ -125,12 +141,20 @@ int kern_rmsnorm(bf16_t *out, const bf16_t *x, bf16_t *residual, const bf16_t *w
 
 int kern_qk_norm_rope(bf16_t *qkv, const bf16_t *q_w, const bf16_t *k_w, const int32_t *positions,
                       int T, int nq, int nkv, int D, float eps, float theta, kern_stream_t stream) {
+  return kern_qk_norm_rope_kv_write(qkv, q_w, k_w, positions, NULL, NULL, NULL, T, nq, nkv, D, eps, theta, stream);
+}
+
+int kern_qk_norm_rope_kv_write(bf16_t *qkv, const bf16_t *q_w, const bf16_t *k_w, const int32_t *positions,
+                               bf16_t *k_cache, bf16_t *v_cache, const int32_t *slot_mapping, int T, int nq,
+                               int nkv, int D, float eps, float theta, kern_stream_t stream) {
   KERN_REQUIRE(T >= 0 && nq > 0 && nkv > 0, "kern_qk_norm_rope: T = %d, nq = %d, nkv = %d", T, nq, nkv);
   KERN_REQUIRE(D > 0 && D % 2 == 0 && D <= 256, "kern_qk_norm_rope: D = %d not even in 2..256", D);
+  KERN_REQUIRE(!k_cache == !v_cache && (!k_cache || slot_mapping),
+               "kern_qk_norm_rope_kv_write: k_cache, v_cache and slot_mapping go together");
   if (T == 0) return 0;
   const int64_t warps = (int64_t)T * (nq + nkv);
-  qk_norm_rope_kernel<<<(int)((warps + 7) / 8), 256, 0, (cudaStream_t)stream>>>(qkv, q_w, k_w, positions,
-                                                                               T, nq, nkv, D, eps, theta);
+  qk_norm_rope_kernel<<<(int)((warps + 7) / 8), 256, 0, (cudaStream_t)stream>>>(
+      qkv, q_w, k_w, positions, T, nq, nkv, D, eps, theta, k_cache, v_cache, slot_mapping);
   KERN_LAUNCHED();
   return 0;
 }

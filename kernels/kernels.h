@@ -89,9 +89,12 @@ int kern_moe_route(int32_t *topk_ids, float *topk_w, const bf16_t *logits, int T
  *   expert_off int32 [e1-e0+1] out: rows of local expert e are [expert_off[e], expert_off[e+1])
  *   sorted_pair int32 [T*k] out: sorted row r -> pair index (only the first expert_off[E_l] used)
  *   pair_row int32 [T*k] out: pair index -> sorted row, or -1 when the expert is not local.
+ *   hits uint64 [e1-e0] in/out, or NULL: hits[e] += pairs routed to local expert e (the
+ *   executor's expert hit counts, without a kernel of their own).
  * One block; T*k <= 1<<20, e1 - e0 <= 256. */
 int kern_moe_align(int32_t *expert_off, int32_t *sorted_pair, int32_t *pair_row,
-                   const int32_t *topk_ids, int T, int k, int e0, int e1, kern_stream_t stream);
+                   const int32_t *topk_ids, int T, int k, int e0, int e1, uint64_t *hits,
+                   kern_stream_t stream);
 
 /* Grouped W4A16 GEMM over local experts with the SiLU(gate) * up epilogue:
  *   h bf16 [T*k, I] out, row r = sorted row r (rows >= expert_off[E_l] untouched);
@@ -132,6 +135,12 @@ int kern_rmsnorm(bf16_t *out, const bf16_t *x, bf16_t *residual, const bf16_t *w
  * inv_freq[i] = theta^(-2i/D). v is untouched. D even, D <= 256. */
 int kern_qk_norm_rope(bf16_t *qkv, const bf16_t *q_w, const bf16_t *k_w, const int32_t *positions,
                       int T, int nq, int nkv, int D, float eps, float theta, kern_stream_t stream);
+/* The same, then the token's finished k heads and its v heads stored into the paged cache as
+ * kern_kv_write_paged (below) stores them (bit-identical; a negative slot skips the token):
+ * one kernel instead of two per layer. */
+int kern_qk_norm_rope_kv_write(bf16_t *qkv, const bf16_t *q_w, const bf16_t *k_w, const int32_t *positions,
+                               bf16_t *k_cache, bf16_t *v_cache, const int32_t *slot_mapping, int T, int nq,
+                               int nkv, int D, float eps, float theta, kern_stream_t stream);
 
 /* Paged KV cache, block size KERN_KV_BLOCK tokens. Per layer:
  *   k_cache, v_cache bf16 [num_blocks, KERN_KV_BLOCK, nkv, D]
@@ -155,7 +164,7 @@ size_t kern_attn_workspace_bytes(int T, int nq, int D, int max_context);
  *   out bf16 [T, nq, D]; qkv bf16 [T, (nq+2nkv)*D] (q is read from it, after qk_norm_rope);
  *   block_tables int32 [S, max_blocks]; token_seq int32 [T]; positions int32 [T];
  *   max_context >= 1 + max positions[t] (host value: sizes the split over the context).
- *   scale = 1/sqrt(D) normally. nq % nkv == 0, D == 128 (Qwen3) or 64. */
+ *   scale = 1/sqrt(D) normally. nq % nkv == 0, D == 128 (Qwen3), 64 or 32. */
 int kern_attn_paged(bf16_t *out, const bf16_t *qkv, const bf16_t *k_cache, const bf16_t *v_cache,
                     const int32_t *block_tables, int max_blocks, const int32_t *token_seq,
                     const int32_t *positions, int T, int nq, int nkv, int D, int max_context,

@@ -1,7 +1,9 @@
 /* gpu_kern_attn: q/k RMSNorm + RoPE, the paged KV write (bit-exact) and paged attention against
- * ref_*: a decode batch with contexts 1..1300 (several context parts, workspace merge), a
- * chunked prefill (cached context + causal chunk), GQA groups of 16 and 8, head_dim 128 and 64,
- * a shuffled block table. Label gpu; exit 77 without a GPU. */
+ * ref_*: decode batches with contexts 1..5000 (many context parts, workspace merge), parts sized
+ * for a larger capacity than the contexts (as a CUDA graph captures them), a chunked prefill
+ * (cached context + causal chunk), GQA groups of 16, 8 and 1, head_dim 128, 64 and 32, a
+ * shuffled block table; q/k norm + RoPE alone and fused with the cache write (bit-identical).
+ * Label gpu; exit 77 without a GPU. */
 #include <string.h>
 
 #include "kernels/ref_attn.h"
@@ -14,6 +16,8 @@ static void test_qk_norm_rope(struct rng *r, int T, int nq, int nkv, int D) {
   const int row = (nq + 2 * nkv) * D;
   bf16_t *qkv = kt_alloc(2 * (size_t)T * row), *g = kt_alloc(2 * (size_t)T * row), *qw = kt_alloc(2 * D), *kw = kt_alloc(2 * D);
   kt_fill_bf16(r, qkv, (int64_t)T * row, 3.0f);
+  bf16_t *in = kt_alloc(2 * (size_t)T * row);
+  memcpy(in, qkv, 2 * (size_t)T * row);
   kt_fill_bf16(r, qw, D, 1.0f);
   kt_fill_bf16(r, kw, D, 1.0f);
   int32_t *pos = kt_alloc(4 * (size_t)T);
@@ -25,12 +29,39 @@ static void test_qk_norm_rope(struct rng *r, int T, int nq, int nkv, int D) {
   gk_down(g, d_qkv, 2 * (size_t)T * row);
   double e = kt_nmse_bf16(g, qkv, (int64_t)T * row);
   CHECK_MSG(e <= KT_NMSE_BF16, "qk_norm_rope T=%d nq=%d nkv=%d D=%d: nmse %.3g", T, nq, nkv, D, e);
+  /* fused with the cache write: qkv bit-identical to the unfused kernel's, and the cache
+   * exactly what kern_kv_write_paged's reference makes of it; token 1 skipped (slot -1) */
+  const int n_slots = 2 * T + 3;
+  int32_t *slots = kt_alloc(4 * (size_t)T);
+  for (int t = 0; t < T; t++) slots[t] = t == 1 ? -1 : (int32_t)((7 * t + 3) % n_slots);
+  const size_t cache = 2 * (size_t)n_slots * nkv * D;
+  bf16_t *kc = kt_alloc(cache), *vc = kt_alloc(cache), *gkc = kt_alloc(cache), *gvc = kt_alloc(cache),
+         *g2 = kt_alloc(2 * (size_t)T * row);
+  memset(kc, 0, cache);
+  memset(vc, 0, cache);
+  ref_kv_write_paged(kc, vc, g, slots, T, nq, nkv, D);
+  int32_t *d_slots = gk_up(slots, 4 * (size_t)T);
+  bf16_t *d_kc = gk_dev(cache), *d_vc = gk_dev(cache);
+  GK_CUDA(cudaMemset(d_kc, 0, cache));
+  GK_CUDA(cudaMemset(d_vc, 0, cache));
+  GK_CUDA(cudaMemcpy(d_qkv, in, 2 * (size_t)T * row, cudaMemcpyHostToDevice));
+  GK_KERN(kern_qk_norm_rope_kv_write(d_qkv, d_qw, d_kw, d_pos, d_kc, d_vc, d_slots, T, nq, nkv, D, 1e-6f, 1e6f, 0));
+  gk_down(g2, d_qkv, 2 * (size_t)T * row);
+  gk_down(gkc, d_kc, cache);
+  gk_down(gvc, d_vc, cache);
+  CHECK_MSG(memcmp(g2, g, 2 * (size_t)T * row) == 0, "qk_norm_rope_kv_write T=%d nq=%d: qkv differs from unfused", T, nq);
+  CHECK_MSG(memcmp(gkc, kc, cache) == 0, "qk_norm_rope_kv_write T=%d nq=%d nkv=%d: K cache differs", T, nq, nkv);
+  CHECK_MSG(memcmp(gvc, vc, cache) == 0, "qk_norm_rope_kv_write T=%d nq=%d nkv=%d: V cache differs", T, nq, nkv);
+  cudaFree(d_slots); cudaFree(d_kc); cudaFree(d_vc);
+  free(slots); free(kc); free(vc); free(gkc); free(gvc); free(g2); free(in);
   cudaFree(d_qkv); cudaFree(d_qw); cudaFree(d_kw); cudaFree(d_pos);
   free(qkv); free(g); free(qw); free(kw); free(pos);
 }
 
-/* S sequences with lens[s] tokens in the cache; queries: the last q_new[s] tokens of each. */
-static void test_attn(struct rng *r, int S, const int *lens, const int *q_new, int nq, int nkv, int D) {
+/* S sequences with lens[s] tokens in the cache; queries: the last q_new[s] tokens of each.
+ * cap > 0 passes max_context = cap (a CUDA graph sized for the KV capacity) instead of the
+ * longest context, so the parts are sized for cap while the tokens' contexts are shorter. */
+static void test_attn_cap(struct rng *r, int S, const int *lens, const int *q_new, int nq, int nkv, int D, int cap) {
   const int row = (nq + 2 * nkv) * D;
   int max_len = 0, total = 0, T = 0;
   for (int s = 0; s < S; s++) {
@@ -38,6 +69,7 @@ static void test_attn(struct rng *r, int S, const int *lens, const int *q_new, i
     total += lens[s];
     T += q_new[s];
   }
+  if (cap > max_len) max_len = cap;
   const int max_blocks = (max_len + 15) / 16 + 1, n_blocks = S * max_blocks;
   /* block table: a random permutation of the pool */
   int32_t *perm = kt_alloc(4 * (size_t)n_blocks), *bt = kt_alloc(4 * (size_t)n_blocks);
@@ -97,11 +129,15 @@ static void test_attn(struct rng *r, int S, const int *lens, const int *q_new, i
          ws_bytes, e);
   if (ws_bytes) /* too small a workspace is refused, not overrun */
     CHECK(kern_attn_paged(d_out, d_q, d_kc, d_vc, d_bt, max_blocks, d_tseq, d_pos, T, nq, nkv, D, max_len, scale, ws,
-                          ws_bytes - 1, 0) == ERR_INPUT);
+                          64, 0) == ERR_INPUT);
   cudaFree(d_all); cudaFree(d_kc); cudaFree(d_vc); cudaFree(d_slots); cudaFree(d_q); cudaFree(d_out);
   cudaFree(d_bt); cudaFree(d_tseq); cudaFree(d_pos); cudaFree(ws);
   free(perm); free(bt); free(all); free(slots); free(tseq); free(pos); free(q); free(kc); free(vc); free(gk);
   free(out); free(gout);
+}
+
+static void test_attn(struct rng *r, int S, const int *lens, const int *q_new, int nq, int nkv, int D) {
+  test_attn_cap(r, S, lens, q_new, nq, nkv, D, 0);
 }
 
 int main(void) {
@@ -118,5 +154,14 @@ int main(void) {
   test_attn(&r, 2, (const int[]){700, 9}, (const int[]){3, 9}, 8, 1, 128);   /* TP=8 group */
   test_attn(&r, 2, (const int[]){530, 40}, (const int[]){2, 40}, 8, 2, 64);  /* 30B-like, D=64 */
   test_attn(&r, 1, (const int[]){77}, (const int[]){77}, 64, 4, 128);        /* TP=1 heads */
+  /* batch-1 decode: the parts fill the GPU (128-key parts), G = 16 and G = 1 (split heads) */
+  test_attn(&r, 1, (const int[]){1100}, (const int[]){1}, 16, 1, 128);
+  test_attn(&r, 1, (const int[]){5000}, (const int[]){1}, 1, 1, 128);
+  test_attn(&r, 3, (const int[]){129, 1, 257}, (const int[]){1, 1, 1}, 2, 2, 128); /* G = 1, nkv 2 */
+  /* graph-style: parts sized for a capacity of 4096 keys, contexts of 1..700 */
+  test_attn_cap(&r, 4, (const int[]){700, 1, 300, 129}, (const int[]){1, 1, 1, 1}, 16, 1, 128, 4096);
+  test_attn_cap(&r, 2, (const int[]){40, 333}, (const int[]){40, 5}, 8, 1, 64, 2000); /* prefill + decode */
+  /* head_dim 32 (the tiny test model) */
+  test_attn(&r, 2, (const int[]){600, 30}, (const int[]){1, 30}, 4, 2, 32);
   return check_report("gpu_kern_attn");
 }

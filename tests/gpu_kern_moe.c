@@ -89,7 +89,17 @@ static void test_moe(struct rng *r, struct moe_case c) {
   int32_t *d_ids = gk_up(ids, 4 * (size_t)P), *d_off = gk_dev(4 * (nl + 1)), *d_sorted = gk_dev(4 * (size_t)P),
           *d_prow = gk_dev(4 * (size_t)P);
   float *d_tw = gk_up(tw, 4 * (size_t)P);
-  GK_KERN(kern_moe_align(d_off, d_sorted, d_prow, d_ids, c.T, c.k, c.e0, c.e1, 0));
+  /* hit counters start at 1000 + e: the kernel adds to them */
+  uint64_t *hits = kt_alloc(8 * (size_t)nl), *g_hits = kt_alloc(8 * (size_t)nl);
+  for (int e = 0; e < nl; e++) hits[e] = 1000u + (uint64_t)e;
+  uint64_t *d_hits = gk_up(hits, 8 * (size_t)nl);
+  for (int p = 0; p < P; p++)
+    if (ids[p] >= c.e0 && ids[p] < c.e1) hits[ids[p] - c.e0]++;
+  GK_KERN(kern_moe_align(d_off, d_sorted, d_prow, d_ids, c.T, c.k, c.e0, c.e1, d_hits, 0));
+  gk_down(g_hits, d_hits, 8 * (size_t)nl);
+  CHECK_MSG(memcmp(hits, g_hits, 8 * (size_t)nl) == 0, "align hit counts T=%d mode=%d", c.T, c.mode);
+  cudaFree(d_hits);
+  free(hits); free(g_hits);
   int32_t *g_off = kt_alloc(4 * (nl + 1)), *g_sorted = kt_alloc(4 * (size_t)P), *g_prow = kt_alloc(4 * (size_t)P);
   gk_down(g_off, d_off, 4 * (nl + 1));
   gk_down(g_sorted, d_sorted, 4 * (size_t)P);
