@@ -382,7 +382,10 @@ int main(int argc, char **argv) {
          g_l2_bytes >> 20, drv, rt);
   const char *var = getenv("SERVESIM_W4_VARIANT");
   const char *lvar = getenv("SERVESIM_W4_LARGE");
-  printf("SERVESIM_W4_VARIANT=%s SERVESIM_W4_LARGE=%s\n", var ? var : "(default)", lvar ? lvar : "(default)");
+  const char *pvar = getenv("SERVESIM_PDL");
+  printf("SERVESIM_W4_VARIANT=%s SERVESIM_W4_LARGE=%s SERVESIM_PDL=%s (programmatic dependent launch: %s)\n",
+         var ? var : "(default)", lvar ? lvar : "(default)", pvar ? pvar : "(default)",
+         kern_pdl_on() ? "on" : "off");
   printf("device-to-device copy: %.0f GB/s (read + write); floor = int4 weight + scale bytes / that\n", g_copy_gbs);
   struct rng r;
   rng_seed(&r, 20261128);

@@ -67,6 +67,7 @@ __global__ void __launch_bounds__(128) attn_kernel(uint16_t *out, const uint16_t
                                                    const uint16_t *vc, const int32_t *bt, int max_blocks,
                                                    const int32_t *tseq, const int32_t *pos, int nq, int nkv,
                                                    int g_heads, float scale, float *ws, int n_parts) {
+  kern_pdl_trigger();
   constexpr int DL = D / 32; /* dims per lane */
   /* block (token, group of g_heads query heads, context part) */
   const int t = blockIdx.x, part = blockIdx.z;
@@ -210,6 +211,7 @@ __global__ void __launch_bounds__(128) attn_kernel(uint16_t *out, const uint16_t
 
 /* Merges the context parts of one (token, head): block of D threads. */
 __global__ void attn_merge_kernel(uint16_t *out, const float *ws, int nq, int D, int n_parts) {
+  kern_pdl_trigger();
   const size_t th = blockIdx.x; /* token * nq + head */
   const int d = threadIdx.x;
   const float *w = ws + th * n_parts * (D + 2);

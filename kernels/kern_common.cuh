@@ -48,4 +48,23 @@ static __device__ __forceinline__ void kern_mma_bf16(float d[4], const uint32_t 
 
 static inline int kern_cdiv(int64_t a, int64_t b) { return (int)((a + b - 1) / b); }
 
+/* Programmatic dependent launch (Hopper, sm_90+; no-ops below). A kernel launched with
+ * kern_pdl_on() may be scheduled while the kernel before it in the stream still runs, as soon
+ * as every block of that kernel has called kern_pdl_trigger(); it must call kern_pdl_wait()
+ * before it reads anything the earlier kernels write, or writes anything they read (the wait
+ * returns once the earlier kernel has completed and its writes are visible). So a GEMM can
+ * stream its weights, which no kernel writes, during the previous kernel's tail. Triggering is
+ * harmless for a kernel whose successor was launched the ordinary way. */
+static __device__ __forceinline__ void kern_pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+static __device__ __forceinline__ void kern_pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+/* kern_pdl_on() (kernels.h) says whether launches on the current device use it. */
+
 #endif

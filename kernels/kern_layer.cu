@@ -1,12 +1,14 @@
 /* kern_layer: embedding gather, greedy argmax, and the bf16 dense linear through cuBLAS
  * (lm_head, router gate, and the benchmark's baseline). */
 #include <cublas_v2.h>
+#include <stdlib.h>
 
 #include "kernels/kern_common.cuh"
 
 namespace {
 
 __global__ void embed_kernel(uint16_t *out, const uint16_t *table, const int32_t *ids, int H, int V) {
+  kern_pdl_trigger();
   const int t = blockIdx.x;
   const int id = ids[t];
   uint4 *o = reinterpret_cast<uint4 *>(out + (size_t)t * H);
@@ -43,6 +45,22 @@ __global__ void argmax_kernel(int32_t *ids, const uint16_t *logits, int V) {
 } // namespace
 
 extern "C" {
+
+int kern_pdl_on(void) {
+  static int env = -1, on[64];   /* per device: 0 unknown, 1 off, 2 on */
+  if (env < 0) {
+    const char *e = getenv("SERVESIM_PDL");
+    env = !(e && e[0] == '0');
+  }
+  if (!env) return 0;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 0;
+  if (!on[dev]) {
+    int major = 0;
+    on[dev] = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9 ? 2 : 1;
+  }
+  return on[dev] == 2;
+}
 
 int kern_embed(bf16_t *out, const bf16_t *table, const int32_t *ids, int T, int H, int V,
                kern_stream_t stream) {

@@ -13,6 +13,7 @@ constexpr int kRouteWarps = 4;
 /* One warp per token: logits staged in shared memory, k rounds of a warp arg-max. */
 __global__ void moe_route_kernel(int32_t *ids, float *wts, const uint16_t *logits, int T, int E,
                                  int k, int renorm) {
+  kern_pdl_trigger();
   extern __shared__ float s_l[]; /* [kRouteWarps][E] */
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int tok = blockIdx.x * kRouteWarps + warp;
@@ -64,6 +65,7 @@ __global__ void __launch_bounds__(1024) moe_align_kernel(int32_t *expert_off, in
                                                          int32_t *pair_row, const int32_t *ids,
                                                          int P, int e0, int n_local,
                                                          unsigned long long *hits) {
+  kern_pdl_trigger();
   __shared__ int cnt[kAlignWarps][kAlignMaxExperts];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   for (int i = threadIdx.x; i < kAlignWarps * kAlignMaxExperts; i += blockDim.x) (&cnt[0][0])[i] = 0;
@@ -127,6 +129,7 @@ __global__ void __launch_bounds__(1024) moe_align_kernel(int32_t *expert_off, in
 /* One block per token, 8 bf16 per thread per step. */
 __global__ void moe_combine_kernel(uint16_t *out, const uint16_t *y, const int32_t *pair_row,
                                    const float *wts, int k, int H) {
+  kern_pdl_trigger();
   const int t = blockIdx.x;
   for (int c = threadIdx.x * 8; c < H; c += blockDim.x * 8) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};

@@ -28,6 +28,7 @@ __device__ __forceinline__ uint4 pack8(const float f[8]) {
 __global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(uint16_t *out, const uint16_t *x,
                                                                uint16_t *res, const uint16_t *w,
                                                                int H, float eps) {
+  kern_pdl_trigger();
   const size_t row = (size_t)blockIdx.x * H;
   float v[kNormVec][8];
   float ss = 0;
@@ -74,6 +75,7 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(uint16_t *out, co
 __global__ void qk_norm_rope_kernel(uint16_t *qkv, const uint16_t *qw, const uint16_t *kw,
                                     const int32_t *pos, int T, int nq, int nkv, int D, float eps,
                                     float theta, uint16_t *kc, uint16_t *vc, const int32_t *slots) {
+  kern_pdl_trigger();
   const int warp = (int)((blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
   const int heads = nq + nkv;
   if (warp >= T * heads) return;

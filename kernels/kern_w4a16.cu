@@ -73,9 +73,16 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
   const int g = lane >> 2, t = lane & 3;
   const int kw = warp % WK, wn = (warp / WK) % WN, wm = warp / (WK * WN);
   const int K = a.K, N = a.N, KC = K / 64, NT16 = N / 16;
+  /* Programmatic dependent launch (kern_common.cuh): let the next kernel be scheduled now;
+   * wait for the previous one before the first read of activations or expert offsets (the
+   * dense register path first issues its first weight loads) and before any write. */
+  kern_pdl_trigger();
+  bool waited = false;
 
   int expert = 0, row0, row_end;
   if (MOE) {
+    kern_pdl_wait();
+    waited = true;
     /* Find this block's (expert, 8*MT*WM-row tile): warp 0 scans tile counts 32 experts at a
      * time. Blocks past the last tile leave at once, so experts with no rows cost nothing. */
     __shared__ int s_tile[3];
@@ -150,6 +157,10 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
     extern __shared__ uint4 w4_ring[];
     uint16_t *xs = reinterpret_cast<uint16_t *>(w4_ring);
     uint4 *wring = w4_ring + (size_t)S * BM * XROW / 8;
+    if (!waited) {
+      kern_pdl_wait();
+      waited = true;
+    }
     int prow[PIECES]; /* activation row of each piece this thread copies, -1 past the end */
 #pragma unroll
     for (int j = 0; j < PIECES; j++) {
@@ -222,6 +233,10 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
      * never written (mma columns and rows are independent). */
     constexpr int SLOTS = NT + 2 * MT + 1;
     extern __shared__ uint4 w4_ring[];
+    if (!waited) {
+      kern_pdl_wait();
+      waited = true;
+    }
     const int n_my = c_end - c_begin - kw > 0 ? (c_end - c_begin - kw + WK - 1) / WK : 0;
     auto slot = [&](int stage, int j) { return w4_ring + ((size_t)(stage * SLOTS + j) * blockDim.x + threadIdx.x); };
     auto issue = [&](int i) {
@@ -296,6 +311,15 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
           wq[u][nt] = ok ? __ldg(qrep + ((size_t)(nt0 + nt) * KC + c) * 32 + lane) : make_uint4(0, 0, 0, 0);
           sc[u][nt] = ok ? __ldg(srep + ((size_t)(c >> 1) * NT16 + nt0 + nt) * 8 + g) : 0u;
         }
+      }
+      if (!waited) { /* the first weight loads are in flight: now the activations */
+        kern_pdl_wait();
+        waited = true;
+      }
+  #pragma unroll
+      for (int u = 0; u < S; u++) {
+        const int c = base + u * WK;
+        const bool cv = c < c_end;
   #pragma unroll
         for (int mt = 0; mt < MT; mt++) {
           if (cv && rvalid[mt]) {
@@ -328,6 +352,8 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
       }
     }
   }
+
+  if (!waited) kern_pdl_wait(); /* a warp without k chunks: before any write */
 
   /* In-block reduction over the WK warps that split K. */
   if (WK > 1) {
@@ -558,7 +584,22 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
     }
     grid.z = splits;
   }
-  w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING><<<grid, 128, Cfg::kSmem, st>>>(a);
+  auto fn = w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING>;
+  if (kern_pdl_on()) {
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(128);
+    cfg.dynamicSmemBytes = Cfg::kSmem;
+    cfg.stream = st;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    KERN_CUDA(cudaLaunchKernelEx(&cfg, fn, a));
+  } else {
+    fn<<<grid, 128, Cfg::kSmem, st>>>(a);
+  }
   KERN_LAUNCHED();
   return 0;
 }

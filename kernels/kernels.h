@@ -179,6 +179,12 @@ int kern_embed(bf16_t *out, const bf16_t *table, const int32_t *ids, int T, int 
  *   ids int32 [T] out; logits bf16 [T, V]. */
 int kern_argmax(int32_t *ids, const bf16_t *logits, int T, int V, kern_stream_t stream);
 
+/* Whether the W4A16 GEMMs on the current device launch with programmatic dependent launch
+ * (Hopper and later; SERVESIM_PDL=0 turns it off for A/B timing): each GEMM's blocks may then
+ * be scheduled during the previous kernel's tail and stream their first weights before they
+ * wait for its results. The other kernels only signal early (kern_common.cuh). */
+int kern_pdl_on(void);
+
 #ifdef __cplusplus
 }
 #endif
