@@ -9,6 +9,7 @@
 
 #include "common/err.h"
 #include "common/rng.h"
+#include "kernels/kernels.h"
 
 static double gen_now_ms(void) {
   struct timespec t;
@@ -107,6 +108,7 @@ int gen_rank(void *arg, int rank, struct eng *e, struct comm *c) {
     res->ttft_max_ms = mx;
     res->n_decode_steps = n_dec;
     eng_fast_paths(e, &res->router_gemv);
+    res->pdl = kern_pdl_on();
     double dummy1, dummy2;
     rec_stats(dec_wall, n_dec, &res->decode_ms_med, &res->decode_ms_p10, &res->decode_ms_p90);
     rec_stats(dec_gpu, n_dec, &res->decode_gpu_ms_med, &dummy1, &dummy2);
@@ -140,6 +142,7 @@ int gen_record(const struct gen_job *job, int tp, struct rec *r) {
   rec_metric(r, "decode_step_gpu_s", x->decode_gpu_ms_med / 1e3);
   rec_metric(r, "Output token throughput (tok/s)", g->batch / (x->decode_ms_med / 1e3));
   rec_metric(r, "fast_path_router_gemv", x->router_gemv);
+  rec_metric(r, "programmatic_dependent_launch", x->pdl);
   struct rec_meas m;
   rec_meas_init(&m, "step", "decode", "exec-graph", "int4");
   m.batch = g->batch;

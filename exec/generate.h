@@ -34,6 +34,7 @@ struct gen_result {
   int32_t first_tokens[8];     /* of sequence 0, for a glance */
   int64_t *hits;               /* [L, E], rank 0 */
   int router_gemv;             /* the router GEMV passed its self-check and is on (engine.h) */
+  int pdl;                     /* the W4A16 GEMMs used programmatic dependent launch (kernels.h) */
 };
 
 /* Runs on one rank (runner_fn shape with arg = struct gen_job). */

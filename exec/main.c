@@ -187,7 +187,8 @@ static int cmd_generate(const struct opts *o, const struct model_spec *m, struct
   printf("decode:    %.3f ms per token (median of %d steps; p10 %.3f, p90 %.3f; GPU %.3f ms)\n", x->decode_ms_med,
          x->n_decode_steps, x->decode_ms_p10, x->decode_ms_p90, x->decode_gpu_ms_med);
   printf("throughput: %.1f output tokens/s\n", o->batch / (x->decode_ms_med / 1e3));
-  printf("router GEMV (self-checked against cuBLAS at start-up): %s\n", x->router_gemv ? "on" : "off");
+  printf("router GEMV (self-checked against cuBLAS at start-up): %s; programmatic dependent launch: %s\n",
+         x->router_gemv ? "on" : "off", x->pdl ? "on" : "off");
   printf("sequence 0 tokens: %d %d %d %d ...\n", x->first_tokens[1], x->first_tokens[2], x->first_tokens[3],
          x->first_tokens[4]);
   fflush(stdout);
