@@ -24,7 +24,7 @@ case "${1:-}" in
     cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DSERVESIM_DEPS_PREFIX=/tmp/deps \
           -DCMAKE_CUDA_ARCHITECTURES=90 >"$OUT/build.log" 2>&1 &&
     cmake --build build-gpu -j "$(nproc)" --target servesim-exec gpu_exec_comm gpu_exec_forward servesim \
-          gpu_kern_attn gpu_kern_moe gpu_kern_w4a16 gpu_kern_layer \
+          gpu_kern_attn gpu_kern_moe gpu_kern_w4a16 gpu_kern_layer bench_kernels \
           >>"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
     echo "build ok" ;;
   kerntests)
