@@ -8,7 +8,10 @@
  * reference on sampled tokens -- and a configuration that fails prints FAIL and no time.
  * Timing: CUDA events around batches of launches replayed as CUDA graphs, median over batches; weights rotate over
  * enough copies to exceed twice the L2 so that each launch reads them from HBM.
- * Usage: bench_kernels [--quick]   (--quick: fewer M values and token counts) */
+ * --attn: paged decode attention at the Qwen3-235B TP=4/TP=8 rank shapes (16 or 8 q heads, one
+ * kv head, head_dim 128) by batch and context, with the kernel's automatic head split and with
+ * each choice forced (SERVESIM_ATTN_HEADS), outputs compared between the choices.
+ * Usage: bench_kernels [--quick] [--moe | --gemm | --attn] */
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -239,6 +242,68 @@ static void bench_gemm(cublasHandle_t blas, const shape &s, const std::vector<in
 }
 
 /* Fused MoE at T tokens, 8 of 128 experts, H=4096, I=1536 (TP=1, all experts local). */
+/* Decode attention: B sequences of ctx tokens each (contiguous blocks), one query per sequence
+ * at position ctx-1, the cache and the block tables as the engine holds them; the KV rows of a
+ * rank's batch are small enough to stay in L2 between replays, so these are L2-warm times --
+ * for comparing the head split choices, not a bandwidth figure. */
+static void bench_attn(int quick) {
+  const int D = 128, nkv = 1;
+  const int Bs[] = {1, 4, 16, 64}, Cs[] = {512, 1024, 4096};
+  const char *modes[3] = {NULL, "split", "group"};
+  printf("\n| q heads | batch | context | auto us | one head per block us | grouped us | auto picks | max nmse between |\n");
+  printf("|---|---|---|---|---|---|---|---|\n");
+  for (int nq : {16, 8}) {
+    for (int B : Bs) {
+      for (int C : Cs) {
+        if (quick && (C == 512 || nq == 8)) continue;
+        const int max_blocks = (C + 15) / 16, n_blocks = B * max_blocks, row = (nq + 2 * nkv) * D;
+        uint16_t *kc, *vc, *q, *out[3];
+        int32_t *bt, *tseq, *pos;
+        const size_t cache = (size_t)n_blocks * 16 * nkv * D * 2;
+        BK_CUDA(cudaMalloc(&kc, cache));
+        BK_CUDA(cudaMalloc(&vc, cache));
+        BK_CUDA(cudaMalloc(&q, (size_t)B * row * 2));
+        for (int i = 0; i < 3; i++) BK_CUDA(cudaMalloc(&out[i], (size_t)B * nq * D * 2));
+        bk_fill_bf16<<<1024, 256, 0, g_st>>>(kc, (int64_t)(cache / 2), 11);
+        bk_fill_bf16<<<1024, 256, 0, g_st>>>(vc, (int64_t)(cache / 2), 12);
+        bk_fill_bf16<<<1024, 256, 0, g_st>>>(q, (int64_t)B * row, 13);
+        std::vector<int32_t> h_bt(n_blocks), h_seq(B), h_pos(B, C - 1);
+        for (int i = 0; i < n_blocks; i++) h_bt[i] = i;
+        for (int b = 0; b < B; b++) h_seq[b] = b;
+        BK_CUDA(cudaMalloc(&bt, n_blocks * 4));
+        BK_CUDA(cudaMalloc(&tseq, B * 4));
+        BK_CUDA(cudaMalloc(&pos, B * 4));
+        BK_CUDA(cudaMemcpy(bt, h_bt.data(), n_blocks * 4, cudaMemcpyHostToDevice));
+        BK_CUDA(cudaMemcpy(tseq, h_seq.data(), B * 4, cudaMemcpyHostToDevice));
+        BK_CUDA(cudaMemcpy(pos, h_pos.data(), B * 4, cudaMemcpyHostToDevice));
+        const size_t wsb = kern_attn_workspace_bytes(B, nq, D, C);
+        void *ws = NULL;
+        if (wsb) BK_CUDA(cudaMalloc(&ws, wsb));
+        double us[3];
+        for (int m = 0; m < 3; m++) {
+          if (modes[m]) setenv("SERVESIM_ATTN_HEADS", modes[m], 1);
+          else unsetenv("SERVESIM_ATTN_HEADS");
+          auto fn = [&](int) {
+            BK_KERN(kern_attn_paged(out[m], q, kc, vc, bt, max_blocks, tseq, pos, B, nq, nkv, D, C,
+                                    1.0f / sqrtf((float)D), ws, wsb, g_st));
+          };
+          us[m] = time_us(fn, 20, 15);
+        }
+        unsetenv("SERVESIM_ATTN_HEADS");
+        const double e1 = nmse_dev(out[1], out[2], (int64_t)B * nq * D), e0 = nmse_dev(out[0], out[2], (int64_t)B * nq * D);
+        const double e = e1 > e0 ? e1 : e0;
+        const bool ok = e <= 1e-5;
+        if (!ok) g_pass = false;
+        const char *pick = fabs(us[0] - us[1]) < fabs(us[0] - us[2]) ? "split" : "group";
+        printf("| %d | %d | %d | %.1f | %.1f | %.1f | %s | %.1e%s |\n", nq, B, C, us[0], us[1], us[2], pick, e,
+               ok ? "" : " FAIL");
+        cudaFree(kc); cudaFree(vc); cudaFree(q); cudaFree(bt); cudaFree(tseq); cudaFree(pos); cudaFree(ws);
+        for (int i = 0; i < 3; i++) cudaFree(out[i]);
+      }
+    }
+  }
+}
+
 static void bench_moe(const std::vector<int> &Ts, struct rng *r) {
   const int E = 128, k = 8, H = 4096, I = 1536;
   const size_t nqg = (size_t)H / 8 * I, nsg = (size_t)H / 128 * I, nqd = (size_t)I / 8 * H, nsd = (size_t)I / 128 * H;
@@ -353,15 +418,16 @@ static void bench_moe(const std::vector<int> &Ts, struct rng *r) {
 }
 
 int main(int argc, char **argv) {
-  int quick = 0, only_moe = 0, only_gemm = 0, tune = 0, tune_large = 0;
+  int quick = 0, only_moe = 0, only_gemm = 0, only_attn = 0, tune = 0, tune_large = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick")) quick = 1;
     else if (!strcmp(argv[i], "--tune")) tune = 1;
     else if (!strcmp(argv[i], "--tune-large")) tune_large = only_gemm = 1;
     else if (!strcmp(argv[i], "--moe")) only_moe = 1;
     else if (!strcmp(argv[i], "--gemm")) only_gemm = 1;
+    else if (!strcmp(argv[i], "--attn")) only_attn = 1;
     else {
-      fprintf(stderr, "bench_kernels: unknown flag %s (flags: --quick, --tune, --tune-large, --moe, --gemm)\n", argv[i]);
+      fprintf(stderr, "bench_kernels: unknown flag %s (flags: --quick, --tune, --tune-large, --moe, --gemm, --attn)\n", argv[i]);
       return 2;
     }
   }
@@ -389,6 +455,11 @@ int main(int argc, char **argv) {
   printf("device-to-device copy: %.0f GB/s (read + write); floor = int4 weight + scale bytes / that\n", g_copy_gbs);
   struct rng r;
   rng_seed(&r, 20261128);
+  if (only_attn) {
+    bench_attn(quick);
+    printf("\nvalidation: %s\n", g_pass ? "all configurations passed" : "SOME CONFIGURATIONS FAILED");
+    return g_pass ? 0 : 1;
+  }
   if (!only_moe) {
     cublasHandle_t blas;
     if (cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) {

@@ -17,6 +17,8 @@
  * CUDA cores only: a tensor-core prefill (flash-attention with mma over query tiles) is the
  * obvious next step and is not done. */
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "kernels/kern_common.cuh"
 
@@ -42,6 +44,11 @@ int attn_parts(int64_t rows, int max_context) {
  * and 8): then each block scores one head and re-reads the group's K/V from L2. */
 int attn_heads_per_block(int T, int nq, int nkv, int max_context) {
   const int G = nq / nkv;
+  /* SERVESIM_ATTN_HEADS=split|group forces one choice (bench_kernels --attn compares them);
+   * read per call so a benchmark can switch it between timings */
+  const char *force = getenv("SERVESIM_ATTN_HEADS");
+  if (force && !strcmp(force, "split")) return 1;
+  if (force && !strcmp(force, "group")) return G;
   const int p_max = (max_context + kPartQuantum - 1) / kPartQuantum;
   return G > 1 && (int64_t)T * nkv * p_max < kTargetBlocks / 2 ? 1 : G;
 }

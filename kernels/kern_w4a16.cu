@@ -612,13 +612,15 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
  *   2 registers, 2 chunks, ~8/SM                             3 registers, 4 chunks, ~8/SM
  *   4 cp.async ring of 4 stages, ~4/SM                       5 ring of 8 stages, ~4/SM
  *   6 registers, 4 chunks, 64 columns per warp, ~4/SM        7 registers, 8 chunks, ~4/SM
- *   8 registers, 4 chunks, ~2/SM (fewer K splits) */
+ *   8 registers, 4 chunks, ~2/SM (fewer K splits)
+ *   9 registers, 8 chunks, 16 columns per warp, ~2/SM (twice the column tiles, deeper)
+ *  10 registers, 8 chunks, ~1/SM (the fewest K splits: least split-K fix-up) */
 int w4a16_variant(void) {
   static int v = -1;
   if (v < 0) {
     const char *e = getenv("SERVESIM_W4_VARIANT");
     v = e && *e ? atoi(e) : kDefaultVariant;
-    if (v < 0 || v > 8) v = kDefaultVariant;
+    if (v < 0 || v > 10) v = kDefaultVariant;
   }
   return v;
 }
@@ -634,6 +636,8 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
     case 6: return w4a16_launch<MT, 4, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     case 7: return w4a16_launch<MT, 2, 4, 1, 1, 8, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     case 8: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 2, st);
+    case 9: return w4a16_launch<MT, 1, 4, 1, 1, 8, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 2, st);
+    case 10: return w4a16_launch<MT, 2, 4, 1, 1, 8, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 1, st);
     default: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
   }
 }
