@@ -41,7 +41,10 @@ int attn_parts(int64_t rows, int max_context) {
 /* Query heads per block: the whole group of a kv head (each K/V row read once for all of
  * them), or one head per block when the groups cannot fill the GPU even at kPartQuantum-key
  * parts -- a decode batch of a few sequences with one kv head per rank (Qwen3-235B at TP=4
- * and 8): then each block scores one head and re-reads the group's K/V from L2. */
+ * and 8): then each block scores one head and re-reads the group's K/V from L2. The line,
+ * fewer than kTargetBlocks / 4 grouped blocks at the finest parts, is where the two cross in
+ * `bench_kernels --attn` on an H100 (16 and 8 heads per kv head, batch 1-64, 512-4096 keys:
+ * the faster choice at every point measured, bench/RESULTS.md). */
 int attn_heads_per_block(int T, int nq, int nkv, int max_context) {
   const int G = nq / nkv;
   /* SERVESIM_ATTN_HEADS=split|group forces one choice (bench_kernels --attn compares them);
@@ -50,7 +53,7 @@ int attn_heads_per_block(int T, int nq, int nkv, int max_context) {
   if (force && !strcmp(force, "split")) return 1;
   if (force && !strcmp(force, "group")) return G;
   const int p_max = (max_context + kPartQuantum - 1) / kPartQuantum;
-  return G > 1 && (int64_t)T * nkv * p_max < kTargetBlocks / 2 ? 1 : G;
+  return G > 1 && (int64_t)T * nkv * p_max < kTargetBlocks / 4 ? 1 : G;
 }
 
 __global__ void kv_write_kernel(uint16_t *kc, uint16_t *vc, const uint16_t *qkv, const int32_t *slots,

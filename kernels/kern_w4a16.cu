@@ -15,7 +15,7 @@
  *   the default is the fastest measured on the H100, see kernels/NOTES.md).
  * - Larger M: the block's activation tile is staged in shared memory by cp.async (S stages,
  *   one barrier per k64 chunk) and shared by 4 warps that split N; weights keep a per-thread
- *   ring. Tiles 32 x 256 up to 256 rows (SERVESIM_W4_LARGE), 64 x 256 beyond.
+ *   ring. Tiles 64 x 128 up to 256 rows (SERVESIM_W4_LARGE), 64 x 256 beyond.
  * Not done: a Hopper wgmma path (mma.sync tops out near 350 TFLOP/s here, cuBLAS bf16 uses
  * wgmma), a persistent small-M grid. */
 #include "kernels/kern_common.cuh"
@@ -518,7 +518,7 @@ int w4a16_num_sms(void) {
 
 /* Split-K capacity of a workspace: splits * padded rows <= kSplitRows; block tiles that split
  * <= kCounters. */
-constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384, kDefaultVariant = 8, kDefaultLarge = 1, kMaxDevices = 64;
+constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384, kDefaultVariant = 8, kDefaultLarge = 0, kMaxDevices = 64;
 
 int64_t w4a16_npad(int N) { return ((int64_t)N + 127) / 128 * 128; }
 
@@ -613,14 +613,14 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
  *   4 cp.async ring of 4 stages, ~4/SM                       5 ring of 8 stages, ~4/SM
  *   6 registers, 4 chunks, 64 columns per warp, ~4/SM        7 registers, 8 chunks, ~4/SM
  *   8 registers, 4 chunks, ~2/SM (fewer K splits)
- *   9 registers, 8 chunks, 16 columns per warp, ~2/SM (twice the column tiles, deeper)
- *  10 registers, 8 chunks, ~1/SM (the fewest K splits: least split-K fix-up) */
+ * (Tried and dropped, 3184f17 on an H100: 16 columns per warp with 8 chunks, and 8 chunks at
+ * ~1/SM, summed 464 and 429 us against variant 8's 334 us; kernels/NOTES.md.) */
 int w4a16_variant(void) {
   static int v = -1;
   if (v < 0) {
     const char *e = getenv("SERVESIM_W4_VARIANT");
     v = e && *e ? atoi(e) : kDefaultVariant;
-    if (v < 0 || v > 10) v = kDefaultVariant;
+    if (v < 0 || v > 8) v = kDefaultVariant;
   }
   return v;
 }
@@ -636,8 +636,6 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
     case 6: return w4a16_launch<MT, 4, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     case 7: return w4a16_launch<MT, 2, 4, 1, 1, 8, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     case 8: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 2, st);
-    case 9: return w4a16_launch<MT, 1, 4, 1, 1, 8, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 2, st);
-    case 10: return w4a16_launch<MT, 2, 4, 1, 1, 8, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 1, st);
     default: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
   }
 }
@@ -648,7 +646,7 @@ int w4a16_dispatch(const W4Args &a, void *ws, size_t wsb, int rows, int rows_max
   if (rows <= 8) return w4a16_small<1, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   if (rows <= 16) return w4a16_small<2, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   /* shared activation tiles (rows x columns): 32 x 128 up to 32 rows; 33..256 rows by
-   * SERVESIM_W4_LARGE (default 32 x 256); then 64 x 256 */
+   * SERVESIM_W4_LARGE (default 64 x 128); then 64 x 256 */
   if (rows <= 32) return w4a16_launch<4, 2, 1, 4, 1, 4, MOE, GATHER, SILU, true, false>(a, ws, wsb, rows_max, 0, st);
   if (rows <= 256) {
     /* SERVESIM_W4_LARGE (tuning): 0 tiles 64 x 128, 1 tiles 32 x 256, 2 tiles 64 x 256 */
