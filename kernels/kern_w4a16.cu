@@ -64,8 +64,7 @@ __device__ __forceinline__ void w4_commit() { asm volatile("cp.async.commit_grou
 template <int N>
 __device__ __forceinline__ void w4_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
 
-template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING,
-          bool DBUF = false>
+template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING>
 __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
   static_assert(WK * WN * WM == 4, "4 warps per block");
   static_assert(!XS || (WK == 1 && WM == 1), "shared activation tiles: warps split N only");
@@ -297,86 +296,6 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
       }
     }
     w4_wait<0>();
-  } else if constexpr (DBUF) {
-    /* Register pipeline, double-buffered: the next S chunks' loads are issued before the
-     * current S chunks are consumed, so a warp always has a round of loads in flight. Two
-     * named buffers (not an indexed pair) keep everything in registers. */
-    uint4 wa[S][NT], wb[S][NT], xa[S][MT][2], xb[S][MT][2];
-    uint32_t sa[S][NT], sb[S][NT];
-    auto load_w = [&](uint4 (&wq)[S][NT], uint32_t (&sc)[S][NT], int base) {
-  #pragma unroll
-      for (int u = 0; u < S; u++) {
-        const int c = base + u * WK;
-        const bool cv = c < c_end;
-  #pragma unroll
-        for (int nt = 0; nt < NT; nt++) {
-          const bool ok = cv && nt0 + nt < NT16;
-          wq[u][nt] = ok ? __ldg(qrep + ((size_t)(nt0 + nt) * KC + c) * 32 + lane) : make_uint4(0, 0, 0, 0);
-          sc[u][nt] = ok ? __ldg(srep + ((size_t)(c >> 1) * NT16 + nt0 + nt) * 8 + g) : 0u;
-        }
-      }
-    };
-    auto load_x = [&](uint4 (&xv)[S][MT][2], int base) {
-  #pragma unroll
-      for (int u = 0; u < S; u++) {
-        const int c = base + u * WK;
-  #pragma unroll
-        for (int mt = 0; mt < MT; mt++) {
-          if (c < c_end && rvalid[mt]) {
-            const uint4 *p = reinterpret_cast<const uint4 *>(xrow[mt] + (size_t)c * 64);
-            xv[u][mt][0] = __ldg(p);
-            xv[u][mt][1] = __ldg(p + 1);
-          } else {
-            xv[u][mt][0] = xv[u][mt][1] = make_uint4(0, 0, 0, 0);
-          }
-        }
-      }
-    };
-    auto compute = [&](const uint4 (&wq)[S][NT], const uint32_t (&sc)[S][NT], const uint4 (&xv)[S][MT][2], int base) {
-  #pragma unroll
-      for (int u = 0; u < S; u++) {
-        if (base + u * WK >= c_end) break;
-  #pragma unroll
-        for (int s = 0; s < 4; s++) {
-  #pragma unroll
-          for (int nt = 0; nt < NT; nt++) {
-            const uint32_t q = s == 0 ? wq[u][nt].x : s == 1 ? wq[u][nt].y : s == 2 ? wq[u][nt].z : wq[u][nt].w;
-            uint32_t af[4];
-            w4_dequant(q, __byte_perm(sc[u][nt], 0, 0x1010), __byte_perm(sc[u][nt], 0, 0x3232), af);
-  #pragma unroll
-            for (int mt = 0; mt < MT; mt++) {
-              const uint4 &lo = xv[u][mt][s >> 1];
-              const uint32_t b0 = (s & 1) ? lo.z : lo.x, b1 = (s & 1) ? lo.w : lo.y;
-              kern_mma_bf16(acc[nt][mt], af, b0, b1);
-            }
-          }
-        }
-      }
-    };
-    constexpr int kStep = WK * S;
-    int base = c_begin + kw;
-    if (base < c_end) {
-      load_w(wa, sa, base);
-      kern_pdl_wait(); /* the first weight loads are in flight: now the activations */
-      waited = true;
-      load_x(xa, base);
-      for (;;) {
-        if (base + kStep < c_end) {
-          load_w(wb, sb, base + kStep);
-          load_x(xb, base + kStep);
-        }
-        compute(wa, sa, xa, base);
-        base += kStep;
-        if (base >= c_end) break;
-        if (base + kStep < c_end) {
-          load_w(wa, sa, base + kStep);
-          load_x(xa, base + kStep);
-        }
-        compute(wb, sb, xb, base);
-        base += kStep;
-        if (base >= c_end) break;
-      }
-    }
   } else {
     /* Register pipeline: S chunks of loads issued back to back, then consumed. */
     for (int base = c_begin + kw; base < c_end; base += WK * S) {
@@ -605,8 +524,7 @@ int64_t w4a16_npad(int N) { return ((int64_t)N + 127) / 128 * 128; }
 
 /* One kernel configuration: its dynamic shared memory (the cp.async ring) and how many of its
  * blocks fit on one SM, both fixed per instantiation and computed once. */
-template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING,
-          bool DBUF = false>
+template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING>
 struct W4Cfg {
   static constexpr int BM = WM * MT * 8, BN = WN * NT * 16;
   static constexpr size_t kSmem = XS     ? (size_t)S * (BM * 72 * 2 + (NT + 1) * 16 * 128)
@@ -620,7 +538,7 @@ struct W4Cfg {
     int dev = 0;
     KERN_CUDA(cudaGetDevice(&dev));
     if (dev < 0 || dev >= kMaxDevices) dev = kMaxDevices - 1;
-    auto fn = w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING, DBUF>;
+    auto fn = w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING>;
     if (occ[dev] <= 0) {
       KERN_CUDA(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSmem));
       int o = 0;
@@ -638,10 +556,9 @@ struct W4Cfg {
  * min(E, rows) experts with rows adds one partial tile to rows / BM full ones, so a decode
  * batch of 8 pairs launches 9 row tiles, not 1 + E (129 at 128 experts: thousands of blocks
  * that only found they had no work). */
-template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING,
-          bool DBUF = false>
+template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING>
 int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int target_per_sm, cudaStream_t st) {
-  using Cfg = W4Cfg<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING, DBUF>;
+  using Cfg = W4Cfg<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING>;
   constexpr int BM = Cfg::BM, BN = Cfg::BN;
   W4Args a = a0;
   int occ = 1;
@@ -669,7 +586,7 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
     }
     grid.z = splits;
   }
-  auto fn = w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING, DBUF>;
+  auto fn = w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING>;
   if (kern_pdl_on()) {
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute attr[1];
@@ -696,7 +613,6 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
  *   4 cp.async ring of 4 stages, ~4/SM                       5 ring of 8 stages, ~4/SM
  *   6 registers, 4 chunks, 64 columns per warp, ~4/SM        7 registers, 8 chunks, ~4/SM
  *   8 registers, 4 chunks, ~2/SM (fewer K splits)
- *   9 registers, double-buffered rounds of 4 chunks, ~2/SM
  * (Tried and dropped, 3184f17 on an H100: 16 columns per warp with 8 chunks, and 8 chunks at
  * ~1/SM, summed 464 and 429 us against variant 8's 334 us; kernels/NOTES.md.) */
 int w4a16_variant(void) {
@@ -704,7 +620,7 @@ int w4a16_variant(void) {
   if (v < 0) {
     const char *e = getenv("SERVESIM_W4_VARIANT");
     v = e && *e ? atoi(e) : kDefaultVariant;
-    if (v < 0 || v > 9) v = kDefaultVariant;
+    if (v < 0 || v > 8) v = kDefaultVariant;
   }
   return v;
 }
@@ -720,7 +636,6 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
     case 6: return w4a16_launch<MT, 4, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     case 7: return w4a16_launch<MT, 2, 4, 1, 1, 8, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     case 8: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 2, st);
-    case 9: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false, true>(a, ws, wsb, rows_max, 2, st);
     default: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
   }
 }
