@@ -18,51 +18,11 @@
  *   ring. Tiles 64 x 128 up to 256 rows (SERVESIM_W4_LARGE), 64 x 256 beyond.
  * Not done: a Hopper wgmma path (mma.sync tops out near 350 TFLOP/s here, cuBLAS bf16 uses
  * wgmma), a persistent small-M grid. */
-#include "kernels/kern_common.cuh"
+#include "kernels/kern_w4a16.cuh"
 
 namespace {
 
-struct W4Args {
-  uint16_t *y;             /* [rows, N] or [rows, N/2] with SILU */
-  const uint16_t *x;       /* [*, K] */
-  const uint4 *qrep;       /* tile layout, E stacked */
-  const uint32_t *srep;    /* bf16 pairs, E stacked */
-  int M, K, N;
-  const int32_t *expert_off;  /* MoE: [E_l + 1] or NULL (dense) */
-  const int32_t *sorted_pair; /* MoE gate_up: x row of sorted row r = sorted_pair[r] / topk */
-  int topk, n_experts;
-  float *ws_part;          /* split-K partials */
-  int32_t *ws_cnt;         /* split-K arrival counters (zero between calls) */
-};
-
-constexpr uint32_t kMask = 0x000f000fu, kMagic = 0x43004300u;
-
-/* A fragment (4 regs of bf16x2) from one tile word; s_g2 / s_g82 are the scales of rows g and
- * g+8 broadcast into both halves. */
-__device__ __forceinline__ void w4_dequant(uint32_t q, uint32_t s_g2, uint32_t s_g82,
-                                           uint32_t a[4]) {
-  const __nv_bfloat162 c136 = __floats2bfloat162_rn(136.0f, 136.0f);
-#pragma unroll
-  for (int r = 0; r < 4; r++) {
-    uint32_t v = ((q >> (4 * r)) & kMask) | kMagic;
-    __nv_bfloat162 w = __hsub2(*reinterpret_cast<__nv_bfloat162 *>(&v), c136);
-    uint32_t s = (r & 1) ? s_g82 : s_g2;
-    w = __hmul2(w, *reinterpret_cast<__nv_bfloat162 *>(&s));
-    a[r] = *reinterpret_cast<uint32_t *>(&w);
-  }
-}
-
-__device__ __forceinline__ void w4_cp16(void *smem, const void *gmem) {
-  const unsigned a = (unsigned)__cvta_generic_to_shared(smem);
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(a), "l"(gmem) : "memory");
-}
-__device__ __forceinline__ void w4_cp4(void *smem, const void *gmem) {
-  const unsigned a = (unsigned)__cvta_generic_to_shared(smem);
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(a), "l"(gmem) : "memory");
-}
-__device__ __forceinline__ void w4_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void w4_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+using namespace kern_w4;
 
 template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING>
 __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
@@ -645,6 +605,8 @@ template <bool MOE, bool GATHER, bool SILU>
 int w4a16_dispatch(const W4Args &a, void *ws, size_t wsb, int rows, int rows_max, cudaStream_t st) {
   if (rows <= 8) return w4a16_small<1, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   if (rows <= 16) return w4a16_small<2, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
+  if constexpr (!MOE)
+    if (rows > 32 && rows <= 256 && w4a16_wgmma_available()) return w4a16_wgmma_launch(a, st);
   /* shared activation tiles (rows x columns): 32 x 128 up to 32 rows; 33..256 rows by
    * SERVESIM_W4_LARGE (default 64 x 128); then 64 x 256 */
   if (rows <= 32) return w4a16_launch<4, 2, 1, 4, 1, 4, MOE, GATHER, SILU, true, false>(a, ws, wsb, rows_max, 0, st);

@@ -1,0 +1,62 @@
+/* kern_w4a16.cuh: what the W4A16 GEMM's two source files share (internal to kernels/): the
+ * launch arguments, the in-register dequantisation of a tile word into an mma A fragment, the
+ * cp.async helpers, and the Hopper wgmma path's entry (kern_w4a16_wgmma.cu). */
+#ifndef SERVESIM_KERN_W4A16_CUH
+#define SERVESIM_KERN_W4A16_CUH
+
+#include "kernels/kern_common.cuh"
+
+namespace kern_w4 {
+
+struct W4Args {
+  uint16_t *y;             /* [rows, N] or [rows, N/2] with SILU */
+  const uint16_t *x;       /* [*, K] */
+  const uint4 *qrep;       /* tile layout, E stacked */
+  const uint32_t *srep;    /* bf16 pairs, E stacked */
+  int M, K, N;
+  const int32_t *expert_off;  /* MoE: [E_l + 1] or NULL (dense) */
+  const int32_t *sorted_pair; /* MoE gate_up: x row of sorted row r = sorted_pair[r] / topk */
+  int topk, n_experts;
+  float *ws_part;          /* split-K partials */
+  int32_t *ws_cnt;         /* split-K arrival counters (zero between calls) */
+};
+
+static constexpr uint32_t kMask = 0x000f000fu, kMagic = 0x43004300u;
+
+/* A fragment (4 regs of bf16x2) from one tile word; s_g2 / s_g82 are the scales of rows g and
+ * g+8 broadcast into both halves. */
+static __device__ __forceinline__ void w4_dequant(uint32_t q, uint32_t s_g2, uint32_t s_g82,
+                                           uint32_t a[4]) {
+  const __nv_bfloat162 c136 = __floats2bfloat162_rn(136.0f, 136.0f);
+#pragma unroll
+  for (int r = 0; r < 4; r++) {
+    uint32_t v = ((q >> (4 * r)) & kMask) | kMagic;
+    __nv_bfloat162 w = __hsub2(*reinterpret_cast<__nv_bfloat162 *>(&v), c136);
+    uint32_t s = (r & 1) ? s_g82 : s_g2;
+    w = __hmul2(w, *reinterpret_cast<__nv_bfloat162 *>(&s));
+    a[r] = *reinterpret_cast<uint32_t *>(&w);
+  }
+}
+
+static __device__ __forceinline__ void w4_cp16(void *smem, const void *gmem) {
+  const unsigned a = (unsigned)__cvta_generic_to_shared(smem);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(a), "l"(gmem) : "memory");
+}
+static __device__ __forceinline__ void w4_cp4(void *smem, const void *gmem) {
+  const unsigned a = (unsigned)__cvta_generic_to_shared(smem);
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(a), "l"(gmem) : "memory");
+}
+static __device__ __forceinline__ void w4_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+static __device__ __forceinline__ void w4_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+/* Hopper (sm_90a) path for dense GEMMs of 33..256 rows: warpgroup MMA (wgmma) with the
+ * dequantised weights as the register A operand and the activations staged in shared memory
+ * as B. w4a16_wgmma_available() says whether the current device runs it (compute capability
+ * 9.0, the sm_90a code present, SERVESIM_W4_WGMMA not 0). */
+int w4a16_wgmma_available(void);
+int w4a16_wgmma_launch(const W4Args &a, cudaStream_t st);
+
+} // namespace kern_w4
+
+#endif
