@@ -7,9 +7,16 @@
  * the 64 x 16 A tile -- so the rounding is the same. The activations are the B operand in
  * shared memory, K-major without swizzle: core matrices of 8 rows x 16 bytes; for each k16
  * step the two k-adjacent cores of a row group are 128 bytes apart (the descriptor's leading
- * byte offset) and row groups 256 bytes apart (stride byte offset). S-stage cp.async pipeline
- * per k64 chunk (activation tile + each thread's own weight word and scale), one barrier per
- * chunk, 4 wgmma per chunk, then wait for them before the next chunk's dequantisation.
+ * byte offset) and row groups 256 bytes apart (stride byte offset).
+ * The repacked tile word of lane (g, t) holds, for mma step s of a k64 chunk, the real k
+ * 16t + 4s + {0,1} where the mma fragment expects k 2t + {0,1} and 16t + 4s + {2,3} for
+ * 2t + 8 + {0,1} (ref_w4a16.h; the mma.sync path reads its B fragments in the same order, so
+ * the permutation cancels). wgmma reads B from shared memory in plain k order, so the tile is
+ * staged permuted: bf16 pair p (real k 2p, 2p+1) of a row goes to step s = (p >> 1) & 3, k-half
+ * h = p & 1, slot t = p >> 3 of the row's 16 bytes. Hence 4-byte copies, one pair per thread.
+ * S-stage cp.async pipeline per k64 chunk (activation tile + each thread's own weight word and
+ * scale), one barrier per chunk, 4 wgmma per chunk, then wait for them before the next
+ * chunk's dequantisation.
  * Compiled for sm_90a only (wgmma needs the architecture-specific target); elsewhere the kernel
  * is empty and w4a16_wgmma_available() is 0, so the mma.sync path runs. */
 #include <stdlib.h>
@@ -33,11 +40,12 @@ constexpr int w4g_xbytes() { return BT * 128; }
 template <int BT>
 constexpr size_t w4g_smem() { return (size_t)kW4gStages * (w4g_xbytes<BT>() + 128 * 16 + 128 * 4); }
 
-/* Byte offset of (row r, 8-k group kc8) of a stage's tile: k16 step (kc8 / 2) blocks of BT/8
- * row groups x 2 cores x 128 bytes. */
+/* Byte offset of (row r, bf16 pair p of the chunk) in a stage's tile: blocks per k16 step of
+ * BT/8 row groups x 2 cores x 128 bytes, the pair permuted as the tile words are. */
 template <int BT>
-__device__ __forceinline__ uint32_t w4g_off(int r, int kc8) {
-  return (uint32_t)((kc8 >> 1) * (BT / 8 * 256) + (r >> 3) * 256 + (kc8 & 1) * 128 + (r & 7) * 16);
+__device__ __forceinline__ uint32_t w4g_off(int r, int p) {
+  const int t = p >> 3, s = (p >> 1) & 3, h = p & 1;
+  return (uint32_t)(s * (BT / 8 * 256) + (r >> 3) * 256 + h * 128 + (r & 7) * 16 + t * 4);
 }
 
 #ifdef W4G_SM90A
@@ -95,7 +103,7 @@ __device__ __forceinline__ void w4g_mma(float (&d)[BT / 2], const uint32_t (&a)[
 template <int BT>
 __global__ void __launch_bounds__(128) w4g_kernel(W4Args a, int swap_offsets) {
 #ifdef W4G_SM90A
-  constexpr int S = kW4gStages, XB = w4g_xbytes<BT>(), PIECES = BT * 8 / 128;
+  constexpr int S = kW4gStages, XB = w4g_xbytes<BT>(), ROWS = BT / 4; /* rows per thread */
   extern __shared__ __align__(128) uint8_t w4g_smem_buf[];
   uint8_t *xs = w4g_smem_buf;
   uint4 *wring = reinterpret_cast<uint4 *>(w4g_smem_buf + S * XB);
@@ -105,23 +113,22 @@ __global__ void __launch_bounds__(128) w4g_kernel(W4Args a, int swap_offsets) {
   const int nt = blockIdx.x * 4 + warp; /* this warp's 16 output columns */
   const bool nt_ok = nt < NT16;
   const int m0 = blockIdx.y * BT;
-  const int kc8 = threadIdx.x & 7; /* every piece of this thread has the same 8-k group */
-  const uint16_t *prow[PIECES];
-  uint32_t poff[PIECES];
-#pragma unroll
-  for (int j = 0; j < PIECES; j++) {
-    const int r = (threadIdx.x + j * 128) >> 3;
-    const int row = m0 + r < M ? m0 + r : M - 1; /* rows past M load a real row: columns discarded */
-    prow[j] = a.x + (size_t)row * K + kc8 * 8;
-    poff[j] = w4g_off<BT>(r, kc8);
-  }
+  /* this thread copies bf16 pair p of rows warp, warp + 4, ...: a warp reads 128 contiguous
+   * bytes of a row */
+  const int p = lane;
+  const uint32_t poff = w4g_off<BT>(0, p);
+  const uint16_t *xsrc = a.x + 2 * p;
   const uint4 *wsrc = a.qrep + (size_t)(nt_ok ? nt : 0) * KC * 32 + lane;
   const uint32_t *ssrc = a.srep + (nt_ok ? nt : 0) * 8 + g;
   kern_pdl_wait(); /* activations are the previous kernel's output */
   auto issue = [&](int c) {
     const int st = c % S;
 #pragma unroll
-    for (int j = 0; j < PIECES; j++) w4_cp16(xs + st * XB + poff[j], prow[j] + (size_t)c * 64);
+    for (int j = 0; j < ROWS; j++) {
+      const int r = warp + 4 * j;
+      const int row = m0 + r < M ? m0 + r : M - 1; /* rows past M load a real row: columns discarded */
+      w4_cp4(xs + st * XB + poff + (r >> 3) * 256 + (r & 7) * 16, xsrc + (size_t)row * K + (size_t)c * 64);
+    }
     w4_cp16(wring + st * 128 + threadIdx.x, wsrc + (size_t)c * 32);
     w4_cp4(sring + st * 128 + threadIdx.x, ssrc + (size_t)(c >> 1) * NT16 * 8);
   };
