@@ -16,7 +16,9 @@
  * - Larger M: the block's activation tile is staged in shared memory by cp.async (S stages,
  *   one barrier per k64 chunk) and shared by 4 warps that split N; weights keep a per-thread
  *   ring. Tiles 64 x 128 up to 256 rows (SERVESIM_W4_LARGE), 64 x 256 beyond.
- * Not done: a Hopper wgmma path (mma.sync tops out near 350 TFLOP/s here, cuBLAS bf16 uses
+ * On Hopper, SERVESIM_W4_WGMMA=1 sends dense GEMMs of 33..256 rows to the wgmma path
+ * (kern_w4a16_wgmma.cu): exact, but slower than this kernel so far, so off by default.
+ * Not done: a fast wgmma path (mma.sync tops out near 350 TFLOP/s here, cuBLAS bf16 uses
  * wgmma), a persistent small-M grid. */
 #include "kernels/kern_w4a16.cuh"
 
