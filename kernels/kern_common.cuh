@@ -67,4 +67,28 @@ static __device__ __forceinline__ void kern_pdl_wait() {
 }
 /* kern_pdl_on() (kernels.h) says whether launches on the current device use it. */
 
+/* Launches fn<<<grid, block, smem, st>>>(args...), with programmatic dependent launch where
+ * kern_pdl_on(); ERR_DEVICE with CUDA's reason on a bad launch. */
+template <typename... Params, typename... Args>
+static int kern_launch_pdl(void (*fn)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t st,
+                           Args... args) {
+  if (kern_pdl_on()) {
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = st;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    KERN_CUDA(cudaLaunchKernelEx(&cfg, fn, args...));
+  } else {
+    fn<<<grid, block, smem, st>>>(args...);
+  }
+  KERN_LAUNCHED();
+  return 0;
+}
+
 #endif

@@ -548,24 +548,8 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
     }
     grid.z = splits;
   }
-  auto fn = w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING>;
-  if (kern_pdl_on()) {
-    cudaLaunchConfig_t cfg = {};
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.gridDim = grid;
-    cfg.blockDim = dim3(128);
-    cfg.dynamicSmemBytes = Cfg::kSmem;
-    cfg.stream = st;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-    KERN_CUDA(cudaLaunchKernelEx(&cfg, fn, a));
-  } else {
-    fn<<<grid, 128, Cfg::kSmem, st>>>(a);
-  }
-  KERN_LAUNCHED();
-  return 0;
+  return kern_launch_pdl(w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING>, grid, dim3(128),
+                         Cfg::kSmem, st, a);
 }
 
 /* Small-M variants (M <= 16, or MoE tiles of <= 16 rows), selectable for tuning with

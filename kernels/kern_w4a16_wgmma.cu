@@ -196,23 +196,7 @@ int w4g_launch(const W4Args &a, cudaStream_t st, int swap) {
     attr_set[dev] = 1;
   }
   dim3 grid(kern_cdiv(a.N, 64), kern_cdiv(a.M, BT));
-  if (kern_pdl_on()) {
-    cudaLaunchConfig_t cfg = {};
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.gridDim = grid;
-    cfg.blockDim = dim3(128);
-    cfg.dynamicSmemBytes = w4g_smem<BT>();
-    cfg.stream = st;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-    KERN_CUDA(cudaLaunchKernelEx(&cfg, w4g_kernel<BT>, a, swap));
-  } else {
-    w4g_kernel<BT><<<grid, 128, w4g_smem<BT>(), st>>>(a, swap);
-  }
-  KERN_LAUNCHED();
-  return 0;
+  return kern_launch_pdl(w4g_kernel<BT>, grid, dim3(128), w4g_smem<BT>(), st, a, swap);
 }
 
 } // namespace
