@@ -83,8 +83,10 @@ static int calib_decode_twin(const struct calib_meas *a, const struct calib_meas
          a->batch == b->batch && a->ctx == b->ctx && !strcmp(a->model, b->model);
 }
 
-/* servesim-exec profile times decode attention twice when its fast path is on: the library
- * kernel ("decode") and the path decode steps actually take ("decode_split_heads"). Only the
+/* servesim-exec profile up to 55de95a timed decode attention twice when its split-heads fast
+ * path was on (the committed H100 dump): the library kernel ("decode") and the path decode steps
+ * actually took ("decode_split_heads"); since b1c518c the kernel picks its head split itself and
+ * the profile writes one "decode" row per point. Only the
  * latter describes the engine; the two differ by up to 2.5x (either way), and their mean in util
  * space priced a kernel that never runs. Drops the library row of r's point, or r itself when it
  * is the library row and the engine's row is already in. Returns 1 when r is to be dropped. */

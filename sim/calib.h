@@ -44,8 +44,8 @@ struct calib_meas {
   int ranks;                 /* all-reduce group size */
   int step_prefill, step_prefill_len, step_decode, step_decode_ctx; /* step: its batch (extra_json) */
   int tp;                    /* TP size the row was measured under (1 when unset) */
-  int engine_path;           /* decode attention: 1 = the variant the executor's decode steps run
-                              * (op "decode_split_heads", recorded only when its self-check passed) */
+  int engine_path;           /* decode attention: 1 = the variant the executor's decode steps ran
+                              * (op "decode_split_heads", in profiles up to 55de95a) */
   char model[64];            /* measured model's name ("" = none) */
   double t_ns;               /* median latency */
   int64_t run_id;            /* profile run (DB_UNSET = none) */
