@@ -352,7 +352,7 @@ static int db_import_stmts(struct db *db, const char *file, const char *text, in
 }
 
 int db_import_sql(const char *path, const char *dump_file, int64_t *n_rows) {
-  char *text;
+  char *text = NULL;
   size_t len;
   int64_t rows = 0;
   int rc = db_read_file(dump_file, &text, &len);

@@ -61,7 +61,7 @@ int cli_args_i64(const char *flag, const char *s, int64_t lo, int64_t hi, int64_
 }
 
 int cli_args_int(const char *flag, const char *s, int lo, int hi, int *out) {
-  int64_t v;
+  int64_t v = 0;
   int rc = cli_args_i64(flag, s, lo, hi, &v);
   if (!rc) *out = (int)v;
   return rc;
@@ -150,7 +150,7 @@ static int cli_args_set(struct cli_args *a, int key, const char *flag, const cha
     case K_BLOCK: {
       /* vLLM's --block-size choices. */
       static const int ok[] = {1, 8, 16, 32, 64, 128};
-      int b;
+      int b = 0;
       if (cli_args_int(flag, v, 1, 128, &b)) return -1;
       for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++)
         if (b == ok[k]) {
