@@ -15,7 +15,7 @@
 enum ckw_part { CKW_BF16, CKW_QWEIGHT, CKW_QZEROS, CKW_SCALES, CKW_GIDX };
 
 struct ckw_tensor {
-  char name[160];
+  char name[200];   /* as the builders below: prefix + suffix fit */
   int dtype, ndim, part;
   int64_t shape[2];
   int shard;

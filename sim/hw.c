@@ -43,7 +43,7 @@ static int hw_num(const cJSON *root, const cJSON *src, const char *key, int zero
 
 static int hw_read_tier(const cJSON *t, const cJSON *src, struct hw_tier *tier, const char *path,
                         int idx) {
-  char ctx[64];
+  char ctx[640];  /* the spec path (up to 511 bytes) and the tier index */
   snprintf(ctx, sizeof ctx, "%s: tiers[%d]", path, idx);
   int rc;
   if ((rc = specjson_str(t, "name", 1, NULL, tier->name, sizeof tier->name, ctx))) return rc;

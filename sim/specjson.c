@@ -95,7 +95,7 @@ int specjson_num(const cJSON *obj, const char *key, int required, double def, do
 
 int specjson_int(const cJSON *obj, const char *key, int required, int64_t def, int64_t *out,
                  const char *path) {
-  double v;
+  double v = 0;
   int rc = specjson_num(obj, key, required, (double)def, &v, path);
   if (rc) return rc;
   /* 2^53: beyond it a double no longer holds every integer, and no spec value is that big. */
