@@ -3,58 +3,27 @@
  * Attention: one block (4 warps) per (query token, kv head, context part); the block holds the
  * G = nq/nkv query heads that share the kv head, so each K/V row is read once for the whole
  * group -- unless the groups are too few to fill the GPU (a decode batch of a few sequences
- * with one kv head per rank), then one block per query head (attn_heads_per_block). A warp takes 32 keys at a time: lane j scores key j against the G heads (q in shared
+ * with one kv head per rank), then one block per query head (attn_plan.h). A warp takes 32
+ * keys at a time: lane j scores key j against the G heads (q in shared
  * memory, broadcast), the warp keeps an online softmax per head (max across lanes, per-lane
  * partial sums), and accumulates P*V with each lane owning D/32 dimensions; the 32 keys' cache
  * slots are broadcast from the lanes that looked them up, so the V rows load independently
  * (no table lookup on the critical path). Warps then merge through shared memory.
  * Contexts split into parts (flash-decoding) whose partial (max, sum, acc) go to a workspace
- * and a second kernel merges them. The number of parts Z (gridDim.z) is chosen on the host to
- * fill the GPU -- about kTargetBlocks blocks, so a decode batch of one sequence still spreads
- * over the SMs -- and never fewer than max_context / 512; each token then spreads its own
- * context over the Z parts in multiples of 128 keys (one 32-key tile per warp), so a CUDA graph
- * captured for a large max_context still splits a short context finely.
+ * and a second kernel merges them. The split (parts, keys per part, heads per block,
+ * workspace) is kernels/attn_plan.h, plain C tested in CI.
  * CUDA cores only: a tensor-core prefill (flash-attention with mma over query tiles) is the
  * obvious next step and is not done. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/attn_plan.h"
 #include "kernels/kern_common.cuh"
 
 namespace {
 
-constexpr int kPartMax = 512;      /* keys per context part at most (load balance of prefill) */
-constexpr int kPartQuantum = 128;  /* keys per context part at least: one 32-key tile per warp */
-constexpr int kTargetBlocks = 512; /* blocks wanted for one call: ~4 per SM of an H100 */
 constexpr int kGmax = 16;          /* query heads per kv head handled in one block */
-
-/* Context parts of a call whose grid has `rows` (token, head group) blocks per part. */
-int attn_parts(int64_t rows, int max_context) {
-  const int p_min = (max_context + kPartMax - 1) / kPartMax;
-  const int p_max = (max_context + kPartQuantum - 1) / kPartQuantum;
-  const int want = rows >= kTargetBlocks ? 1 : (int)((kTargetBlocks + rows - 1) / rows);
-  const int p = want < p_max ? want : p_max;
-  return p > p_min ? p : p_min;
-}
-
-/* Query heads per block: the whole group of a kv head (each K/V row read once for all of
- * them), or one head per block when the groups cannot fill the GPU even at kPartQuantum-key
- * parts -- a decode batch of a few sequences with one kv head per rank (Qwen3-235B at TP=4
- * and 8): then each block scores one head and re-reads the group's K/V from L2. The line,
- * fewer than kTargetBlocks / 4 grouped blocks at the finest parts, is where the two cross in
- * `bench_kernels --attn` on an H100 (16 and 8 heads per kv head, batch 1-64, 512-4096 keys:
- * the faster choice at every point measured, bench/RESULTS.md). */
-int attn_heads_per_block(int T, int nq, int nkv, int max_context) {
-  const int G = nq / nkv;
-  /* SERVESIM_ATTN_HEADS=split|group forces one choice (bench_kernels --attn compares them);
-   * read per call so a benchmark can switch it between timings */
-  const char *force = getenv("SERVESIM_ATTN_HEADS");
-  if (force && !strcmp(force, "split")) return 1;
-  if (force && !strcmp(force, "group")) return G;
-  const int p_max = (max_context + kPartQuantum - 1) / kPartQuantum;
-  return G > 1 && (int64_t)T * nkv * p_max < kTargetBlocks / 4 ? 1 : G;
-}
 
 __global__ void kv_write_kernel(uint16_t *kc, uint16_t *vc, const uint16_t *qkv, const int32_t *slots,
                                 int T, int nq, int nkv, int D) {
@@ -84,8 +53,8 @@ __global__ void __launch_bounds__(128) attn_kernel(uint16_t *out, const uint16_t
   const int h0 = blockIdx.y * g_heads, kvh = h0 / (nq / nkv);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int n_keys = pos[t] + 1;
-  /* this token's context over the n_parts parts, in multiples of kPartQuantum keys */
-  const int plen = ((n_keys + n_parts - 1) / n_parts + kPartQuantum - 1) / kPartQuantum * kPartQuantum;
+  /* this token's context over the n_parts parts, in multiples of ATTN_PART_QUANTUM keys */
+  const int plen = attn_plan_part_keys(n_keys, n_parts);
   const int k_begin = part * plen, k_end = min(n_keys, k_begin + plen);
   /* s_q and s_p live only through the key loop; s_acc reuses their space for the merge. */
   constexpr int kLoopFloats = G * D + 4 * G * 32, kMergeFloats = 4 * G * D;
@@ -271,15 +240,8 @@ int kern_kv_write_paged(bf16_t *k_cache, bf16_t *v_cache, const bf16_t *qkv,
   return 0;
 }
 
-/* The most any call of up to T tokens (any nkv) needs: fewer tokens may take more parts. */
 size_t kern_attn_workspace_bytes(int T, int nq, int D, int max_context) {
-  if (T < 1 || max_context < 1) return 0;
-  int64_t most = 0;
-  for (int t = 1; t <= T; t++) {
-    const int parts = attn_parts(t, max_context); /* the most parts t tokens can take */
-    if (parts > 1 && (int64_t)t * parts > most) most = (int64_t)t * parts;
-  }
-  return (size_t)most * nq * (D + 2) * sizeof(float);
+  return attn_plan_workspace_bytes(T, nq, D, max_context);
 }
 
 int kern_attn_paged(bf16_t *out, const bf16_t *qkv, const bf16_t *k_cache, const bf16_t *v_cache,
@@ -294,9 +256,11 @@ int kern_attn_paged(bf16_t *out, const bf16_t *qkv, const bf16_t *k_cache, const
                "kern_attn_paged: max_context %d outside 1..max_blocks*16 = %d", max_context,
                max_blocks * KERN_KV_BLOCK);
   if (T == 0) return 0;
-  const int hpb = attn_heads_per_block(T, nq, nkv, max_context);
-  const int parts = attn_parts((int64_t)T * (nq / hpb), max_context);
-  const size_t need = parts > 1 ? (size_t)T * nq * parts * (D + 2) * sizeof(float) : 0;
+  /* SERVESIM_ATTN_HEADS=split|group forces the head choice (bench_kernels --attn compares
+   * them); read per call so a benchmark can switch it between timings */
+  const int hpb = attn_plan_heads_per_block(T, nq, nkv, max_context, getenv("SERVESIM_ATTN_HEADS"));
+  const int parts = attn_plan_parts((int64_t)T * (nq / hpb), max_context);
+  const size_t need = attn_plan_call_bytes(T, nq, D, parts);
   KERN_REQUIRE(workspace_bytes >= need && (need == 0 || workspace),
                "kern_attn_paged: workspace %zu bytes < %zu needed", workspace_bytes, need);
   cudaStream_t st = (cudaStream_t)stream;
