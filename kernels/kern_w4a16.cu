@@ -21,6 +21,7 @@
  * Not done: a fast wgmma path (mma.sync tops out near 350 TFLOP/s here, cuBLAS bf16 uses
  * wgmma), a persistent small-M grid. */
 #include "kernels/kern_w4a16.cuh"
+#include "kernels/moe_plan.h"
 
 namespace {
 
@@ -514,10 +515,7 @@ struct W4Cfg {
 
 /* One launch of a configuration. Dense: grid (N tiles, M tiles, K splits); the split count
  * fills about target_per_sm blocks per SM (0: as many as fit), within the workspace. MoE: grid
- * (N tiles, an upper bound of expert row tiles), no split. The bound: each of the at most
- * min(E, rows) experts with rows adds one partial tile to rows / BM full ones, so a decode
- * batch of 8 pairs launches 9 row tiles, not 1 + E (129 at 128 experts: thousands of blocks
- * that only found they had no work). */
+ * (N tiles, an upper bound of expert row tiles, kernels/moe_plan.h), no split. */
 template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING>
 int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int target_per_sm, cudaStream_t st) {
   using Cfg = W4Cfg<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING>;
@@ -525,8 +523,7 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
   W4Args a = a0;
   int occ = 1;
   if (int rc = Cfg::prepare(&occ)) return rc;
-  const int moe_tiles = kern_cdiv(rows_max, BM) + (a.n_experts < rows_max ? a.n_experts : rows_max);
-  dim3 grid(kern_cdiv(a.N, BN), MOE ? moe_tiles : kern_cdiv(a.M, BM), 1);
+  dim3 grid(kern_cdiv(a.N, BN), MOE ? moe_plan_row_tiles(rows_max, a.n_experts, BM) : kern_cdiv(a.M, BM), 1);
   if (!MOE) {
     const int64_t blocks = (int64_t)grid.x * grid.y;
     const int KC = a.K / 64;

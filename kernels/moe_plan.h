@@ -1,0 +1,23 @@
+/* moe_plan: how many row tiles the grouped expert GEMMs launch, in plain C so that CI tests the
+ * bound the GPU kernel relies on (tests/test_moe_plan.c). The launcher cannot see the expert
+ * offsets (they are on the device, written by kern_moe_align), so it launches an upper bound of
+ * the row tiles and blocks past the last real tile leave at once. Too few and rows would be
+ * silently skipped; too many and a decode batch launches blocks that only find no work (it
+ * was ceil(rows / BM) + E before fd300d4: 129 row tiles for one token over 128 experts). */
+#ifndef SERVESIM_MOE_PLAN_H
+#define SERVESIM_MOE_PLAN_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Row tiles of bm rows enough for any split of `rows` (token, expert) pairs over n_experts
+ * experts: sum over experts of ceil(n_e / bm) <= ceil(rows / bm) + min(n_experts, rows), since
+ * each of the at most min(E, rows) experts with rows adds at most one partial tile. */
+int moe_plan_row_tiles(int rows, int n_experts, int bm);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
