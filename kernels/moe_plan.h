@@ -12,8 +12,9 @@ extern "C" {
 #endif
 
 /* Row tiles of bm rows enough for any split of `rows` (token, expert) pairs over n_experts
- * experts: sum over experts of ceil(n_e / bm) <= ceil(rows / bm) + min(n_experts, rows), since
- * each of the at most min(E, rows) experts with rows adds at most one partial tile. */
+ * experts, and no more than the worst split needs: with m = min(n_experts, rows) experts that
+ * can have rows, sum over e of ceil(n_e / bm) <= sum of (n_e + bm - 1) / bm rounded down
+ * <= (rows + m (bm - 1)) / bm rounded down, reached by m - 1 experts with one row each. */
 int moe_plan_row_tiles(int rows, int n_experts, int bm);
 
 #ifdef __cplusplus
