@@ -92,7 +92,8 @@ __global__ void __launch_bounds__(128) attn_kernel(uint16_t *out, const uint16_t
     const bool valid = j < k_end;
     /* lanes past the end look up the last key: finite data, weighted 0 below */
     const int jc = valid ? j : k_end - 1;
-    const int my_slot = table[jc / KERN_KV_BLOCK] * KERN_KV_BLOCK + jc % KERN_KV_BLOCK;
+    /* 64-bit: a pool of more than 2^27 blocks would overflow an int slot */
+    const long long my_slot = (long long)table[jc / KERN_KV_BLOCK] * KERN_KV_BLOCK + jc % KERN_KV_BLOCK;
     float s[G];
 #pragma unroll
     for (int h = 0; h < G; h++) s[h] = 0;
@@ -131,7 +132,7 @@ __global__ void __launch_bounds__(128) attn_kernel(uint16_t *out, const uint16_t
       float vf[8][DL];
 #pragma unroll
       for (int u = 0; u < 8; u++) {
-        const int sl = __shfl_sync(0xffffffffu, my_slot, j0 + u);
+        const long long sl = __shfl_sync(0xffffffffu, my_slot, j0 + u);
         const uint16_t *vr = vc + ((size_t)sl * nkv + kvh) * D + lane * DL;
         if constexpr (DL == 4) {
           const uint2 v = *reinterpret_cast<const uint2 *>(vr);

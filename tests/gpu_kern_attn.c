@@ -1,9 +1,11 @@
 /* gpu_kern_attn: q/k RMSNorm + RoPE, the paged KV write (bit-exact) and paged attention against
  * ref_*: decode batches with contexts 1..5000 (many context parts, workspace merge), parts sized
  * for a larger capacity than the contexts (as a CUDA graph captures them), a chunked prefill
- * (cached context + causal chunk), GQA groups of 16, 8 and 1, head_dim 128, 64 and 32, a
+ * (cached context + causal chunk), GQA groups of 16, 8, 5 and 1, each head split forced both
+ * ways (SERVESIM_ATTN_HEADS) on the same shapes, head_dim 128, 64 and 32, a
  * shuffled block table; q/k norm + RoPE alone and fused with the cache write (bit-identical).
  * Label gpu; exit 77 without a GPU. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/ref_attn.h"
@@ -163,5 +165,15 @@ int main(void) {
   test_attn_cap(&r, 2, (const int[]){40, 333}, (const int[]){40, 5}, 8, 1, 64, 2000); /* prefill + decode */
   /* head_dim 32 (the tiny test model) */
   test_attn(&r, 2, (const int[]){600, 30}, (const int[]){1, 30}, 4, 2, 32);
+  /* each head choice forced on the same shapes (the rule picks one; both must be right), and a
+   * group of 5 heads (Qwen3-14B's 40 / 8) on the 8-head block: rows 5..7 of the group unused */
+  static const char *force[2] = {"split", "group"};
+  for (int f = 0; f < 2; f++) {
+    setenv("SERVESIM_ATTN_HEADS", force[f], 1);
+    test_attn(&r, 3, (const int[]){1100, 77, 2000}, (const int[]){1, 1, 1}, 16, 1, 128);
+    test_attn(&r, 2, (const int[]){300, 45}, (const int[]){1, 45}, 40, 8, 128);
+  }
+  unsetenv("SERVESIM_ATTN_HEADS");
+  test_attn(&r, 2, (const int[]){700, 9}, (const int[]){1, 9}, 40, 8, 64);
   return check_report("gpu_kern_attn");
 }
