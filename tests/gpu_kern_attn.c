@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/attn_plan.h"
 #include "kernels/ref_attn.h"
 #include "kernels/ref_norm.h"
 #include "tests/check.h"
@@ -129,9 +130,13 @@ static void test_attn_cap(struct rng *r, int S, const int *lens, const int *q_ne
   CHECK_MSG(e <= KT_NMSE_BF16, "attention S=%d T=%d nq=%d nkv=%d D=%d max_len=%d: nmse %.3g", S, T, nq, nkv, D, max_len, e);
   printf("attention S=%d T=%d nq=%d nkv=%d D=%d max_len=%d parts-ws=%zu B: nmse %.2g\n", S, T, nq, nkv, D, max_len,
          ws_bytes, e);
-  if (ws_bytes) /* too small a workspace is refused, not overrun */
+  /* this call's exact need (kernels/attn_plan.h): one byte less is refused, not overrun */
+  const int hpb = attn_plan_heads_per_block(T, nq, nkv, max_len, getenv("SERVESIM_ATTN_HEADS"));
+  const size_t need = attn_plan_call_bytes(T, nq, D, attn_plan_parts((int64_t)T * (nq / hpb), max_len));
+  CHECK(need <= ws_bytes);
+  if (need)
     CHECK(kern_attn_paged(d_out, d_q, d_kc, d_vc, d_bt, max_blocks, d_tseq, d_pos, T, nq, nkv, D, max_len, scale, ws,
-                          64, 0) == ERR_INPUT);
+                          need - 1, 0) == ERR_INPUT);
   cudaFree(d_all); cudaFree(d_kc); cudaFree(d_vc); cudaFree(d_slots); cudaFree(d_q); cudaFree(d_out);
   cudaFree(d_bt); cudaFree(d_tseq); cudaFree(d_pos); cudaFree(ws);
   free(perm); free(bt); free(all); free(slots); free(tseq); free(pos); free(q); free(kc); free(vc); free(gk);
