@@ -64,12 +64,13 @@ struct eng {
   struct eng_graph graphs[ENG_MAX_GRAPHS];
   /* decode fast paths (engine.cu): enabled only after matching the library kernels on this
    * device at start-up (eng_selfcheck) */
-  int router_gemv;             /* router logits by a warp-per-expert GEMV for T <= ENG_GEMV_MAX_T */
+  int router_gemv;             /* router logits by a GEMV (4 warps per expert) for T <= ENG_GEMV_MAX_T */
 };
 
 #define ENG_GEMV_MAX_T 64
-/* The step's attention and router, as the forward runs them; profile.cu times them. stream is
- * the kernels' kern_stream_t. */
+/* The step's attention and router, as the forward runs them (profile.cu times the router this
+ * way; the attention it times through kern_attn_paged, which is all eng_attention calls). stream
+ * is the kernels' kern_stream_t. */
 int eng_attention(struct eng *e, const bf16_t *kc, const bf16_t *vc, int T, int max_context,
                   struct CUstream_st *stream);
 int eng_router(struct eng *e, const bf16_t *router, int T, struct CUstream_st *stream);
