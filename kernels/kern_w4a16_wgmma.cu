@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "kernels/kern_w4a16.cuh"
+#include "kernels/w4g_layout.h"
 
 namespace kern_w4 {
 namespace {
@@ -40,13 +41,6 @@ constexpr int w4g_xbytes() { return BT * 128; }
 template <int BT>
 constexpr size_t w4g_smem() { return (size_t)kW4gStages * (w4g_xbytes<BT>() + 128 * 16 + 128 * 4); }
 
-/* Byte offset of (row r, bf16 pair p of the chunk) in a stage's tile: blocks per k16 step of
- * BT/8 row groups x 2 cores x 128 bytes, the pair permuted as the tile words are. */
-template <int BT>
-__device__ __forceinline__ uint32_t w4g_off(int r, int p) {
-  const int t = p >> 3, s = (p >> 1) & 3, h = p & 1;
-  return (uint32_t)(s * (BT / 8 * 256) + (r >> 3) * 256 + h * 128 + (r & 7) * 16 + t * 4);
-}
 
 #ifdef W4G_SM90A
 __device__ __forceinline__ uint64_t w4g_desc(const void *smem, uint32_t lbo, uint32_t sbo) {
@@ -116,7 +110,7 @@ __global__ void __launch_bounds__(128) w4g_kernel(W4Args a, int swap_offsets) {
   /* this thread copies bf16 pair p of rows warp, warp + 4, ...: a warp reads 128 contiguous
    * bytes of a row */
   const int p = lane;
-  const uint32_t poff = w4g_off<BT>(0, p);
+  const uint32_t poff = w4g_layout_off(BT, 0, p);
   const uint16_t *xsrc = a.x + 2 * p;
   const uint4 *wsrc = a.qrep + (size_t)(nt_ok ? nt : 0) * KC * 32 + lane;
   const uint32_t *ssrc = a.srep + (nt_ok ? nt : 0) * 8 + g;
@@ -127,7 +121,7 @@ __global__ void __launch_bounds__(128) w4g_kernel(W4Args a, int swap_offsets) {
     for (int j = 0; j < ROWS; j++) {
       const int r = warp + 4 * j;
       const int row = m0 + r < M ? m0 + r : M - 1; /* rows past M load a real row: columns discarded */
-      w4_cp4(xs + st * XB + poff + (r >> 3) * 256 + (r & 7) * 16, xsrc + (size_t)row * K + (size_t)c * 64);
+      w4_cp4(xs + st * XB + poff + (r >> 3) * W4G_SBO + (r & 7) * 16, xsrc + (size_t)row * K + (size_t)c * 64);
     }
     w4_cp16(wring + st * 128 + threadIdx.x, wsrc + (size_t)c * 32);
     w4_cp4(sring + st * 128 + threadIdx.x, ssrc + (size_t)(c >> 1) * NT16 * 8);
@@ -140,7 +134,7 @@ __global__ void __launch_bounds__(128) w4g_kernel(W4Args a, int swap_offsets) {
     if (i < KC) issue(i);
     w4_commit();
   }
-  const uint32_t lbo = swap_offsets ? 256 : 128, sbo = swap_offsets ? 128 : 256;
+  const uint32_t lbo = swap_offsets ? W4G_SBO : W4G_LBO, sbo = swap_offsets ? W4G_LBO : W4G_SBO;
   for (int c = 0; c < KC; c++) {
     w4_wait<S - 2>();
     /* cp.async wrote through the generic proxy; wgmma reads through the async proxy */
@@ -158,7 +152,7 @@ __global__ void __launch_bounds__(128) w4g_kernel(W4Args a, int swap_offsets) {
     w4_dequant(wq.w, __byte_perm(sc, 0, 0x1010), __byte_perm(sc, 0, 0x3232), af[3]);
     w4g_fence();
 #pragma unroll
-    for (int s = 0; s < 4; s++) w4g_mma<BT>(d, af[s], w4g_desc(xs + st * XB + s * (BT / 8 * 256), lbo, sbo));
+    for (int s = 0; s < 4; s++) w4g_mma<BT>(d, af[s], w4g_desc(xs + st * XB + s * w4g_step_bytes(BT), lbo, sbo));
     w4g_commit();
     w4g_wait0(); /* A registers and the stage are reused next chunk */
   }

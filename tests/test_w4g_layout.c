@@ -1,0 +1,112 @@
+/* test_w4g_layout: the contract between the repacked int4 weights (ref_w4a16.h) and the shared
+ * memory layout of the wgmma path (kernels/w4g_layout.h), checked on the CPU by emulating what
+ * the hardware reads: each warp's A fragment registers as the kernel dequantises them from the
+ * tile words (mma.m16n8k16 layout: rows g / g+8, logical k 2t, 2t+1, 2t+8, 2t+9), and B from
+ * shared memory through the descriptor's K-major, no-swizzle addressing (PTX ISA: element (n, k)
+ * of a k16 step at (n/8)*SBO + (n%8)*16 + (k/8)*LBO + (k%8)*2). The emulated product must equal
+ * the plain GEMM on the dequantised weights; the plain k-order staging (the first, wrong version)
+ * must not -- so the test can tell the two apart. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/ref_w4a16.h"
+#include "kernels/w4g_layout.h"
+#include "tests/check.h"
+#include "tests/kern_test_util.h"
+
+enum { K = 256, N = 64, BT = 64, M = 40, KC = K / 64, NT16 = N / 16 };
+
+/* The kernel's dequantisation of nibble q with bf16 scale s: bf16((q - 8) * s). */
+static float w4g_dq(int q, bf16_t s) { return ref_bf16_to_f32(ref_f32_to_bf16((float)(q - 8) * ref_bf16_to_f32(s))); }
+
+/* Emulated D [N weight rows][BT tokens] over the whole K, B staged by `permuted` layout or the
+ * plain k order. */
+static void emulate(float *D, const int32_t *qrep, const bf16_t *srep, const bf16_t *x, int permuted) {
+  static uint8_t smem[4 * BT * 128];
+  memset(D, 0, sizeof(float) * N * BT);
+  for (int c = 0; c < KC; c++) {
+    /* stage the chunk: rows past M repeat row M-1, as the kernel does */
+    memset(smem, 0, sizeof smem);
+    for (int r = 0; r < BT; r++) {
+      const int row = r < M ? r : M - 1;
+      for (int p = 0; p < 32; p++) {
+        uint32_t off;
+        if (permuted) {
+          off = w4g_layout_off(BT, r, p);
+        } else { /* plain: k group kc8 = p / 4 of 8 elements, pair p % 4 inside it */
+          const int kc8 = p >> 2;
+          off = (uint32_t)((kc8 >> 1) * w4g_step_bytes(BT) + (r >> 3) * W4G_SBO + (kc8 & 1) * W4G_LBO + (r & 7) * 16 +
+                           (p & 3) * 4);
+        }
+        memcpy(smem + off, x + (size_t)row * K + c * 64 + 2 * p, 4);
+      }
+    }
+    for (int s = 0; s < 4; s++) {
+      /* A: warp w (weight tile nt = w) -> rows 16w..16w+15, logical k 0..15 of step s */
+      float A[N][16];
+      for (int w = 0; w < NT16; w++)
+        for (int lane = 0; lane < 32; lane++) {
+          const int g = lane >> 2, t = lane & 3;
+          const uint32_t q = (uint32_t)qrep[(((size_t)w * KC + c) * 32 + lane) * 4 + s];
+          const bf16_t s_lo = srep[(((size_t)(c >> 1) * NT16 + w) * 8 + g) * 2],
+                       s_hi = srep[(((size_t)(c >> 1) * NT16 + w) * 8 + g) * 2 + 1];
+          for (int reg = 0; reg < 4; reg++) {
+            const int row = 16 * w + g + ((reg & 1) ? 8 : 0), k0 = 2 * t + ((reg & 2) ? 8 : 0);
+            const bf16_t sc = (reg & 1) ? s_hi : s_lo;
+            A[row][k0] = w4g_dq((int)((q >> (4 * reg)) & 0xf), sc);         /* low half: nibble reg */
+            A[row][k0 + 1] = w4g_dq((int)((q >> (4 * reg + 16)) & 0xf), sc); /* high half: nibble reg+4 */
+          }
+        }
+      /* B through the descriptor addressing of step s */
+      const uint8_t *start = smem + s * w4g_step_bytes(BT);
+      for (int m = 0; m < N; m++)
+        for (int n = 0; n < BT; n++) {
+          float acc = 0;
+          for (int vk = 0; vk < 16; vk++) {
+            bf16_t b;
+            memcpy(&b, start + (n >> 3) * W4G_SBO + (n & 7) * 16 + (vk >> 3) * W4G_LBO + (vk & 7) * 2, 2);
+            acc += A[m][vk] * ref_bf16_to_f32(b);
+          }
+          D[m * BT + n] += acc;
+        }
+    }
+  }
+}
+
+int main(void) {
+  struct rng r;
+  rng_seed(&r, kt_seed("test_w4g_layout"));
+  int32_t *qw = kt_alloc(4 * (size_t)K / 8 * N), *qrep = kt_alloc(4 * (size_t)K * N / 8);
+  uint16_t *sc = kt_alloc(2 * (size_t)K / 128 * N);
+  bf16_t *srep = kt_alloc(2 * (size_t)K / 128 * N), *x = kt_alloc(2 * (size_t)M * K);
+  ref_w4a16_random(qw, sc, K, N, rng_u64(&r), 0.002f, 0.01f);
+  ref_w4a16_repack(qrep, srep, qw, sc, K, N);
+  kt_fill_bf16(&r, x, (int64_t)M * K, 1.0f);
+  /* the plain product on the same dequantised weights */
+  static float ref[N * BT], D[N * BT];
+  for (int m = 0; m < N; m++)
+    for (int n = 0; n < M; n++) {
+      double acc = 0;
+      for (int k = 0; k < K; k++) {
+        const bf16_t s_bf = ref_f32_to_bf16(ref_w4a16_f16_to_f32(sc[(k / 128) * N + m]));
+        acc += (double)w4g_dq(ref_w4a16_get(qw, N, k, m), s_bf) * ref_bf16_to_f32(x[(size_t)n * K + k]);
+      }
+      ref[m * BT + n] = (float)acc;
+    }
+  for (int permuted = 1; permuted >= 0; permuted--) {
+    emulate(D, qrep, srep, x, permuted);
+    double num = 0, den = 0;
+    for (int m = 0; m < N; m++)
+      for (int n = 0; n < M; n++) {
+        const double e = D[m * BT + n] - ref[m * BT + n];
+        num += e * e;
+        den += (double)ref[m * BT + n] * ref[m * BT + n];
+      }
+    const double nmse = num / den;
+    if (permuted) CHECK_MSG(nmse < 1e-10, "the wgmma staging does not reproduce the GEMM: nmse %.3g", nmse);
+    else CHECK_MSG(nmse > 0.5, "the plain k-order staging should not match the repacked weights: nmse %.3g", nmse);
+    printf("staging %s: nmse %.3g\n", permuted ? "w4g_layout" : "plain k order", nmse);
+  }
+  free(qw); free(qrep); free(sc); free(srep); free(x);
+  return check_report("test_w4g_layout");
+}
