@@ -235,7 +235,7 @@ int kern_kv_write_paged(bf16_t *k_cache, bf16_t *v_cache, const bf16_t *qkv,
   KERN_REQUIRE(D > 0 && D % 8 == 0, "kern_kv_write_paged: D = %d is not a multiple of 8", D);
   if (T == 0) return 0;
   const int64_t n = (int64_t)T * nkv * (D / 8);
-  kv_write_kernel<<<(int)((n + 255) / 256 < 65535 ? (n + 255) / 256 : 65535), 256, 0, (cudaStream_t)stream>>>(
+  kv_write_kernel<<<kern_grid_256(n), 256, 0, (cudaStream_t)stream>>>(
       k_cache, v_cache, qkv, slot_mapping, T, nq, nkv, D);
   KERN_LAUNCHED();
   return 0;

@@ -27,6 +27,12 @@ extern "C" {
     if (!(cond)) return err_set(ERR_INPUT, __VA_ARGS__);                                 \
   } while (0)
 
+/* Blocks of 256 threads for a grid-stride loop over n items, at most 65535 blocks. */
+static inline int kern_grid_256(int64_t n) {
+  const int64_t blocks = (n + 255) / 256;
+  return (int)(blocks < 65535 ? blocks : 65535);
+}
+
 static __device__ __forceinline__ float kern_bf2f(uint16_t h) {
   return __uint_as_float((uint32_t)h << 16);
 }

@@ -607,6 +607,20 @@ int w4a16_dispatch(const W4Args &a, void *ws, size_t wsb, int rows, int rows_max
   return w4a16_launch<8, 4, 1, 4, 1, 3, MOE, GATHER, SILU, true, false>(a, ws, wsb, rows_max, 0, st);
 }
 
+/* Both repacks into the K x N tile layout: the 4-bit words, then the group scales. One source
+ * matrix (gate_up 0: q1/s1 unused, src_n = N) or gate and up interleaved (gate_up 1, src_n = I). */
+int w4a16_repack(int32_t *qrep, bf16_t *srep, const int32_t *q0, const int32_t *q1,
+                 const uint16_t *s0, const uint16_t *s1, int K, int N, int src_n, int gate_up,
+                 cudaStream_t st) {
+  const int64_t words = (int64_t)K * N / 8;
+  w4a16_repack_kernel<<<kern_grid_256(words), 256, 0, st>>>(qrep, q0, q1, K, N, src_n, gate_up);
+  KERN_LAUNCHED();
+  const int64_t ns = (int64_t)(K / 128) * N;
+  w4a16_repack_scales_kernel<<<kern_grid_256(ns), 256, 0, st>>>(srep, s0, s1, K, N, src_n, gate_up);
+  KERN_LAUNCHED();
+  return 0;
+}
+
 } // namespace
 
 extern "C" {
@@ -615,15 +629,8 @@ int kern_gptq_repack(int32_t *qrep, bf16_t *srep, const int32_t *qweight, const 
                      int K, int N, kern_stream_t stream) {
   KERN_REQUIRE(K > 0 && K % 128 == 0, "kern_gptq_repack: K = %d is not a positive multiple of 128", K);
   KERN_REQUIRE(N > 0 && N % 16 == 0, "kern_gptq_repack: N = %d is not a positive multiple of 16", N);
-  const int64_t words = (int64_t)K * N / 8;
-  w4a16_repack_kernel<<<(int)((words + 255) / 256 < 65535 ? (words + 255) / 256 : 65535), 256, 0,
-                        (cudaStream_t)stream>>>(qrep, qweight, qweight, K, N, N, 0);
-  KERN_LAUNCHED();
-  const int64_t ns = (int64_t)(K / 128) * N;
-  w4a16_repack_scales_kernel<<<(int)((ns + 255) / 256 < 65535 ? (ns + 255) / 256 : 65535), 256, 0,
-                               (cudaStream_t)stream>>>(srep, scales, scales, K, N, N, 0);
-  KERN_LAUNCHED();
-  return 0;
+  return w4a16_repack(qrep, srep, qweight, qweight, scales, scales, K, N, N, 0,
+                      (cudaStream_t)stream);
 }
 
 int kern_gptq_repack_gate_up(int32_t *qrep, bf16_t *srep, const int32_t *qw_gate,
@@ -631,16 +638,8 @@ int kern_gptq_repack_gate_up(int32_t *qrep, bf16_t *srep, const int32_t *qw_gate
                              int K, int I, kern_stream_t stream) {
   KERN_REQUIRE(K > 0 && K % 128 == 0, "kern_gptq_repack_gate_up: K = %d is not a positive multiple of 128", K);
   KERN_REQUIRE(I > 0 && I % 8 == 0, "kern_gptq_repack_gate_up: I = %d is not a positive multiple of 8", I);
-  const int N = 2 * I;
-  const int64_t words = (int64_t)K * N / 8;
-  w4a16_repack_kernel<<<(int)((words + 255) / 256 < 65535 ? (words + 255) / 256 : 65535), 256, 0,
-                        (cudaStream_t)stream>>>(qrep, qw_gate, qw_up, K, N, I, 1);
-  KERN_LAUNCHED();
-  const int64_t ns = (int64_t)(K / 128) * N;
-  w4a16_repack_scales_kernel<<<(int)((ns + 255) / 256 < 65535 ? (ns + 255) / 256 : 65535), 256, 0,
-                               (cudaStream_t)stream>>>(srep, s_gate, s_up, K, N, I, 1);
-  KERN_LAUNCHED();
-  return 0;
+  return w4a16_repack(qrep, srep, qw_gate, qw_up, s_gate, s_up, K, 2 * I, I, 1,
+                      (cudaStream_t)stream);
 }
 
 size_t kern_w4a16_workspace_bytes(int max_M, int max_N) {
