@@ -236,17 +236,6 @@ int eng_step(eng *e, const batch *b, int32_t *next, bf16_t *logits) {
 
 /* ---- start-up self-check of the decode fast paths ---- */
 
-/* Normalised squared error of b against a (bf16 arrays). */
-static double eng_nmse(const bf16_t *a, const bf16_t *b, int64_t n) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < n; i++) {
-    double x = ref_bf16_to_f32(a[i]), y = ref_bf16_to_f32(b[i]);
-    num += (x - y) * (x - y);
-    den += x * x;
-  }
-  return den > 0 ? num / den : num;
-}
-
 /* Runs the router GEMV next to the library GEMM it replaces (cuBLAS) on random data in this
  * engine's own buffers and enables it only when they agree (NMSE <= 1e-5: the same arithmetic
  * up to fp32 summation order). So the fast path can never silently change results on a device
@@ -280,7 +269,7 @@ static int eng_selfcheck(eng *e) {
       if (!(rc = eng_router(e, e->w.layers[0].router, T, s))) {
         ENG_CUDA(cudaStreamSynchronize(e->stream));
         ENG_CUDA(cudaMemcpy(b, e->rlogits, (size_t)n_r * 2, cudaMemcpyDeviceToHost));
-        e->router_gemv = eng_nmse(a, b, n_r) <= 1e-5;
+        e->router_gemv = ref_bf16_nmse(b, a, n_r) <= 1e-5; /* GEMV against cuBLAS */
       }
     }
   }

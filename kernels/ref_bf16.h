@@ -27,5 +27,9 @@ static inline float ref_bf16_round(float f) { return ref_bf16_to_f32(ref_f32_to_
 
 void ref_bf16_from_f32(bf16_t *dst, const float *src, int64_t n);
 void ref_bf16_to_f32_array(float *dst, const bf16_t *src, int64_t n);
+/* Normalised squared error of a against the reference b: sum (a - b)^2 / sum b^2 over bf16
+ * arrays, in double; NaN anywhere gives +inf, an all-zero b gives 0 if a equals it, else +inf.
+ * The metric the kernel tolerances are named in (tests/kern_test_util.h). */
+double ref_bf16_nmse(const bf16_t *a, const bf16_t *b, int64_t n);
 
 #endif

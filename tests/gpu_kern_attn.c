@@ -30,7 +30,7 @@ static void test_qk_norm_rope(struct rng *r, int T, int nq, int nkv, int D) {
   ref_qk_norm_rope(qkv, qw, kw, pos, T, nq, nkv, D, 1e-6f, 1e6f);
   GK_KERN(kern_qk_norm_rope(d_qkv, d_qw, d_kw, d_pos, T, nq, nkv, D, 1e-6f, 1e6f, 0));
   gk_down(g, d_qkv, 2 * (size_t)T * row);
-  double e = kt_nmse_bf16(g, qkv, (int64_t)T * row);
+  double e = ref_bf16_nmse(g, qkv, (int64_t)T * row);
   CHECK_MSG(e <= KT_NMSE_BF16, "qk_norm_rope T=%d nq=%d nkv=%d D=%d: nmse %.3g", T, nq, nkv, D, e);
   /* fused with the cache write: qkv bit-identical to the unfused kernel's, and the cache
    * exactly what kern_kv_write_paged's reference makes of it; token 1 skipped (slot -1) */
@@ -126,7 +126,7 @@ static void test_attn_cap(struct rng *r, int S, const int *lens, const int *q_ne
   GK_KERN(kern_attn_paged(d_out, d_q, d_kc, d_vc, d_bt, max_blocks, d_tseq, d_pos, T, nq, nkv, D, max_len, scale, ws,
                           ws_bytes, 0));
   gk_down(gout, d_out, 2 * (size_t)T * nq * D);
-  double e = kt_nmse_bf16(gout, out, (int64_t)T * nq * D);
+  double e = ref_bf16_nmse(gout, out, (int64_t)T * nq * D);
   CHECK_MSG(e <= KT_NMSE_BF16, "attention S=%d T=%d nq=%d nkv=%d D=%d max_len=%d: nmse %.3g", S, T, nq, nkv, D, max_len, e);
   printf("attention S=%d T=%d nq=%d nkv=%d D=%d max_len=%d parts-ws=%zu B: nmse %.2g\n", S, T, nq, nkv, D, max_len,
          ws_bytes, e);

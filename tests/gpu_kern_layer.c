@@ -21,7 +21,7 @@ static void test_rmsnorm(struct rng *r, int T, int H, int with_res) {
   ref_rmsnorm(out, x, with_res ? res : NULL, w, T, H, 1e-6f);
   GK_KERN(kern_rmsnorm(d_out, d_x, with_res ? d_res : NULL, d_w, T, H, 1e-6f, 0));
   gk_down(g, d_out, 2 * (size_t)T * H);
-  double e = kt_nmse_bf16(g, out, (int64_t)T * H);
+  double e = ref_bf16_nmse(g, out, (int64_t)T * H);
   CHECK_MSG(e <= KT_NMSE_BF16, "rmsnorm T=%d H=%d res=%d: nmse %.3g", T, H, with_res, e);
   if (with_res) {
     gk_down(g, d_res, 2 * (size_t)T * H);
@@ -71,7 +71,7 @@ static void test_linear(struct rng *r, int M, int K, int N) {
   bf16_t *d_x = gk_up(x, 2 * (size_t)M * K), *d_w = gk_up(w, 2 * (size_t)N * K), *d_y = gk_dev(2 * (size_t)M * N);
   GK_KERN(kern_linear_bf16(h, d_y, d_x, d_w, M, K, N, 0));
   gk_down(g, d_y, 2 * (size_t)M * N);
-  double e = kt_nmse_bf16(g, y, (int64_t)M * N);
+  double e = ref_bf16_nmse(g, y, (int64_t)M * N);
   CHECK_MSG(e <= KT_NMSE_BF16, "linear M=%d K=%d N=%d: nmse %.3g", M, K, N, e);
   cudaFree(d_x); cudaFree(d_w); cudaFree(d_y);
   free(x); free(w); free(y); free(g);

@@ -110,15 +110,15 @@ static void test_moe(struct rng *r, struct moe_case c) {
   GK_KERN(kern_moe_w4a16_gate_up_silu(d_h, d_x, d_q13, d_s13, d_off, d_sorted, c.T, c.k, H, I, nl, 0));
   bf16_t *g_h = kt_alloc(2 * (size_t)P * I), *g_y = kt_alloc(2 * (size_t)P * H), *g_out = kt_alloc(2 * (size_t)c.T * H);
   gk_down(g_h, d_h, 2 * (size_t)P * I);
-  double eh = kt_nmse_bf16(g_h, h, (int64_t)rows * I);
+  double eh = ref_bf16_nmse(g_h, h, (int64_t)rows * I);
   CHECK_MSG(eh <= KT_NMSE_GEMM, "moe gate_up T=%d k=%d E=[%d,%d) mode=%d: nmse %.3g", c.T, c.k, c.e0, c.e1, c.mode, eh);
   GK_KERN(kern_moe_w4a16_down(d_y, d_h, d_q2, d_s2, d_off, c.T, c.k, I, H, nl, 0));
   gk_down(g_y, d_y, 2 * (size_t)P * H);
-  double ey = kt_nmse_bf16(g_y, y, (int64_t)rows * H);
+  double ey = ref_bf16_nmse(g_y, y, (int64_t)rows * H);
   CHECK_MSG(ey <= KT_NMSE_GEMM, "moe down T=%d mode=%d: nmse %.3g", c.T, c.mode, ey);
   GK_KERN(kern_moe_combine(d_out, d_y, d_prow, d_tw, c.T, c.k, H, 0));
   gk_down(g_out, d_out, 2 * (size_t)c.T * H);
-  double eo = kt_nmse_bf16(g_out, out, (int64_t)c.T * H);
+  double eo = ref_bf16_nmse(g_out, out, (int64_t)c.T * H);
   CHECK_MSG(eo <= KT_NMSE_GEMM, "moe combine T=%d mode=%d: nmse %.3g", c.T, c.mode, eo);
   printf("moe T=%d k=%d experts [%d,%d) of %d H=%d I=%d mode=%d: rows %d, nmse h %.2g y %.2g out %.2g\n", c.T,
          c.k, c.e0, c.e1, c.E, H, I, c.mode, rows, eh, ey, eo);

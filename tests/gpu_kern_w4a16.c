@@ -39,7 +39,7 @@ static void test_shape(struct rng *r, int K, int N, const int *Ms, int nM) {
       GK_KERN(kern_w4a16_gemm(d_y, d_x, d_rep, d_srep, M, K, N, use_ws ? g_ws : NULL,
                               use_ws ? g_ws_bytes : 0, 0));
       gk_down(yg, d_y, 2 * (size_t)M * N);
-      double e = kt_nmse_bf16(yg, y, (int64_t)M * N);
+      double e = ref_bf16_nmse(yg, y, (int64_t)M * N);
       CHECK_MSG(e <= KT_NMSE_GEMM, "w4a16 GEMM M=%d K=%d N=%d ws=%d: nmse %.3g", M, K, N, use_ws, e);
     }
     GK_KERN(kern_w4a16_gemm(d_y, d_x, d_rep, d_srep, M, K, N, g_ws, g_ws_bytes, 0));

@@ -37,17 +37,6 @@ static inline void kt_fill_bf16(struct rng *r, bf16_t *x, int64_t n, float stdde
   for (int64_t i = 0; i < n; i++) x[i] = ref_f32_to_bf16((float)(rng_normal(r) * stddev));
 }
 
-/* sum (a - b)^2 / sum b^2 over bf16 arrays, in double; NaN anywhere gives +inf. */
-static inline double kt_nmse_bf16(const bf16_t *a, const bf16_t *b, int64_t n) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < n; i++) {
-    double x = ref_bf16_to_f32(a[i]), y = ref_bf16_to_f32(b[i]);
-    if (x != x || y != y) return INFINITY;
-    num += (x - y) * (x - y);
-    den += y * y;
-  }
-  return den > 0 ? num / den : (num > 0 ? INFINITY : 0);
-}
 
 static inline double kt_nmse_f64(const bf16_t *a, const double *b, int64_t n) {
   double num = 0, den = 0;
