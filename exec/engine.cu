@@ -421,11 +421,6 @@ double eng_last_step_ms(const eng *e) { return e->last_ms; }
 const batch_kv *eng_kv(const eng *e) { return &e->kv; }
 int64_t eng_weight_bytes(const eng *e) { return e->w.n_bytes; }
 int64_t eng_kv_bytes(const eng *e) { return 2 * (int64_t)e->d.n_layers * e->kv_layer_elems * 2; }
-int eng_vocab_slice(const eng *e, int *v0, int *v_loc) {
-  *v0 = e->d.v0;
-  *v_loc = e->d.v_loc;
-  return ERR_OK;
-}
 
 int eng_vocab(const eng *e) { return e->d.vocab; }
 int eng_max_tok(const eng *e) { return e->cfg.max_tok; }

@@ -53,7 +53,6 @@ int eng_expert_hits(struct eng *e, int64_t *hits);
 void eng_reset_hits(struct eng *e);
 int64_t eng_weight_bytes(const struct eng *e);
 int64_t eng_kv_bytes(const struct eng *e);
-int eng_vocab_slice(const struct eng *e, int *v0, int *v_loc);
 int eng_vocab(const struct eng *e);
 /* Whether the router GEMV passed the start-up self-check against cuBLAS (and is on). */
 void eng_fast_paths(const struct eng *e, int *router_gemv);

@@ -350,5 +350,4 @@ int st_read_block(const struct st_ckpt *c, const struct st_tensor *t, int64_t ro
 }
 
 int st_n_tensors(const struct st_ckpt *c) { return c->n_tensors; }
-const struct st_tensor *st_tensor_at(const struct st_ckpt *c, int i) { return &c->tensors[i]; }
 const char *st_shard_path(const struct st_ckpt *c, int shard) { return c->shards[shard].path; }

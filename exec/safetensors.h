@@ -49,7 +49,6 @@ int st_read_block(const struct st_ckpt *c, const struct st_tensor *t, int64_t ro
                   int64_t col0, int64_t n_cols, void *dst);
 
 int st_n_tensors(const struct st_ckpt *c);
-const struct st_tensor *st_tensor_at(const struct st_ckpt *c, int i);   /* sorted by name */
 const char *st_shard_path(const struct st_ckpt *c, int shard);
 int st_dtype_size(int dtype);
 const char *st_dtype_name(int dtype);

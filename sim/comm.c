@@ -84,14 +84,6 @@ double comm_allgather_us(const struct comm_group *g, double n_bytes_rank) {
   return comm_ring_us(g, n - 1, n_bytes_rank * (n - 1));
 }
 
-double comm_all2all_us(const struct comm_group *g, double n_bytes_rank) {
-  int n = g->n_ranks;
-  if (n <= 1 || n_bytes_rank <= 0) return 0.0;
-  /* NCCL all-to-all is n-1 concurrent send/recv pairs: one message latency, then every link
-   * carries (n-1)/n of the rank's bytes each way at the tier's collective bandwidth. */
-  return g->ll_base_us + g->p2p_lat_us + n_bytes_rank * (n - 1) / n / (g->busbw_GBps * 1e3);
-}
-
 double comm_broadcast_us(const struct comm_group *g, double n_bytes) {
   int n = g->n_ranks;
   if (n <= 1 || n_bytes <= 0) return 0.0;

@@ -32,8 +32,6 @@ void comm_group_init(struct comm_group *g, const struct hw_spec *h, int first_gp
 double comm_allreduce_us(const struct comm_group *g, double n_bytes);
 /* All-gather where each rank contributes n_bytes_rank (ring: n-1 steps). */
 double comm_allgather_us(const struct comm_group *g, double n_bytes_rank);
-/* All-to-all where each rank sends n_bytes_rank in total, (n-1)/n of it to other ranks. */
-double comm_all2all_us(const struct comm_group *g, double n_bytes_rank);
 /* Ring broadcast of n_bytes from one rank to the others (pipelined: n-1 steps of latency). */
 double comm_broadcast_us(const struct comm_group *g, double n_bytes);
 /* One message of n_bytes between two GPUs of the group's tier. */

@@ -85,13 +85,6 @@ static inline int kv_can_allocate(const struct kv *kv, const struct kv_seq *s, i
 static inline int kv_allocate(struct kv *kv, struct kv_seq *s, int64_t n_tok) {
   return n_tok <= (int64_t)s->n_blocks * kv->block_size ? 0 : kv_allocate_slow(kv, s, n_tok);
 }
-/* Decode: room for n_new more tokens on top of n_cur already held. */
-static inline int kv_can_append(const struct kv *kv, const struct kv_seq *s, int64_t n_cur, int n_new) {
-  return kv_can_allocate(kv, s, n_cur + n_new);
-}
-static inline int kv_append(struct kv *kv, struct kv_seq *s, int64_t n_cur, int n_new) {
-  return kv_allocate(kv, s, n_cur + n_new);
-}
 /* Cache hit of an empty sequence whose first n_known tokens are known: leading blocks found
  * (no side effect). *n_hit_free: how many of them sit in the free queue (admitting takes them
  * out of it, so they count against n_free). */

@@ -24,8 +24,8 @@ static void test_plain(void) {
   CHECK(!kv_can_allocate(&kv, &s, 1601));
   CHECK(kv_allocate(&kv, &s, 1601) == ERR_NOMEM && kv.n_free == 100 && s.n_blocks == 0);
   CHECK(kv_allocate(&kv, &s, 20) == 0 && s.n_blocks == 2 && kv.n_free == 98);
-  CHECK(kv_can_append(&kv, &s, 20, 12) && kv_append(&kv, &s, 20, 12) == 0 && s.n_blocks == 2); /* 32 fits */
-  CHECK(kv_append(&kv, &s, 32, 1) == 0 && s.n_blocks == 3 && kv.n_free == 97);
+  CHECK(kv_can_allocate(&kv, &s, 20 + 12) && kv_allocate(&kv, &s, 20 + 12) == 0 && s.n_blocks == 2); /* 32 fits */
+  CHECK(kv_allocate(&kv, &s, 32 + 1) == 0 && s.n_blocks == 3 && kv.n_free == 97);
   int32_t hf;
   CHECK(kv_prefix_hit(&kv, &s, 40, &hf) == 0); /* caching off: never a hit */
   kv_free(&kv, &s, 48);
