@@ -342,12 +342,14 @@ static int64_t cost_roofline_stage(const struct cost_roofline_state *c, const st
     double norms = cost_roofline_mem_ns(c, 2 * 3 * act +                            /* 2 add+RMSNorm */
                                      Tp * (c->qh + c->kvh) * c->hd * 2.0 * 4 + /* q/k norm, RoPE */
                                      Tp * c->kvh * c->hd * 2.0 * 2 * 2);    /* cache write */
-    double ar_attn = c->tp > 1 ? comm_allreduce_us(&st->tp, act) * 1e3 : 0;
+    /* one TP all-reduce of the step's hidden states (0 without TP): after attention, after
+     * the MLP or MoE, after the embedding */
+    double ar_tp = c->tp > 1 ? comm_allreduce_us(&st->tp, act) * 1e3 : 0;
     int n_l = st->n_layers;
     t[COST_ATTN] += n_l * attn;
     t[COST_DENSE_GEMM] += n_l * (qkv + o);
     t[COST_NORM_MISC] += n_l * norms;
-    t[COST_ALLREDUCE] += n_l * ar_attn;
+    t[COST_ALLREDUCE] += n_l * ar_tp;
     kernels += n_l * (1 + 2) + n_l * 6; /* attention, QKV, O, 6 norm/rope/cache kernels */
     if (lp) lp->k_attn = lp->k_qkv = lp->k_o = n_l;
 
@@ -372,7 +374,7 @@ static int64_t cost_roofline_stage(const struct cost_roofline_state *c, const st
         comm = c->dp * comm_broadcast_us(&st->moe, per_rank) * 1e3 +
                comm_allreduce_us(&st->moe, act * c->dp) * 1e3;
         t[COST_ALL2ALL] += st->n_moe * comm;
-        if (c->tp > 1) t[COST_ALLREDUCE] += st->n_moe * comm_allreduce_us(&st->tp, act) * 1e3;
+        t[COST_ALLREDUCE] += st->n_moe * ar_tp; /* the TP all-reduce inside a replica */
       } else if (st->moe.n_ranks > 1) {
         comm = comm_allreduce_us(&st->moe, act) * 1e3;
         t[COST_ALLREDUCE] += st->n_moe * comm;
@@ -389,13 +391,13 @@ static int64_t cost_roofline_stage(const struct cost_roofline_state *c, const st
       double silu = cost_roofline_mem_ns(c, Tp * c->dense_I * 2.0 * 3);
       t[COST_DENSE_GEMM] += st->n_dense * (gu + dn);
       t[COST_NORM_MISC] += st->n_dense * silu;
-      if (c->tp > 1) t[COST_ALLREDUCE] += st->n_dense * comm_allreduce_us(&st->tp, act) * 1e3;
+      t[COST_ALLREDUCE] += st->n_dense * ar_tp;
       kernels += st->n_dense * (2 + (CRL_SMALL_KERNELS_DENSE - 6));
       if (lp) lp->k_gu = lp->k_dn = st->n_dense;
     }
     if (st->first) { /* vocab-parallel embedding: masked gather, then an all-reduce over TP */
       t[COST_LM_HEAD] += cost_roofline_mem_ns(c, 2 * act);
-      if (c->tp > 1) t[COST_ALLREDUCE] += comm_allreduce_us(&st->tp, act) * 1e3;
+      t[COST_ALLREDUCE] += ar_tp;
       kernels += 1;
     }
   }

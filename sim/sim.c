@@ -255,7 +255,7 @@ static void sim_fill_breakdown(struct sim_state *st) {
   bd->span_ns = span;
   bd->stage_span_ns = span * st->dp * st->pp;
   bd->recompute_ns = st->recompute_ns;
-  bd->n_gpus = l->tp * l->pp * l->dp;
+  bd->n_gpus = layout_n_gpus(l);
   if (bd->n_gpus > SIM_MAX_GPUS) bd->n_gpus = SIM_MAX_GPUS;
   for (int r = 0; r < st->dp; r++) {
     struct sim_replica *R = &st->rep[r];
