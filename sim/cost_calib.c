@@ -314,14 +314,19 @@ static double ccal_u1(struct ccal *c, const struct ccal_bind *b, double key, int
   return u;
 }
 
+/* The op helpers below return the calibrated time (NAN with *how = CCAL_FALLBACK when the
+ * op's family has no measurement) and, through sol when not NULL, the op's speed-of-light time
+ * they divide by util: the step pricer needs both. */
 static double ccal_gemm(struct ccal *c, const struct ccal_bind *b, double m, double k, double n, double w, int *how,
-                        int count) {
+                        int count, double *sol) {
+  const double t_sol = ccal_sol_gemm(c, m, w, k, n);
+  if (sol) *sol = t_sol;
   if (b->fam < 0) {
     *how = CCAL_FALLBACK;
     return NAN;
   }
   double u = ccal_u1(c, b, m, NOTE_GEMM_M_LO, NOTE_GEMM_M_HI, how, count);
-  return ccal_sol_gemm(c, m, w, k, n) / u;
+  return t_sol / u;
 }
 
 static double ccal_moe(struct ccal *c, double rows, double active, int *how, int count) {
@@ -338,7 +343,9 @@ static double ccal_moe(struct ccal *c, double rows, double active, int *how, int
 }
 
 /* Decodes of a step: batch sequences attending sum_att tokens in all. */
-static double ccal_decode(struct ccal *c, double batch, double sum_att, int *how, int count) {
+static double ccal_decode(struct ccal *c, double batch, double sum_att, int *how, int count, double *sol) {
+  const double t_sol = ccal_sol_decode(c, c->qh, c->kvh, c->hd, batch, sum_att);
+  if (sol) *sol = t_sol;
   if (c->b_dec.fam < 0) {
     *how = CCAL_FALLBACK;
     return NAN;
@@ -358,10 +365,12 @@ static double ccal_decode(struct ccal *c, double batch, double sum_att, int *how
     if (out & INTERP_BELOW_R) ccal_note(c, NOTE_DEC_B_LO, exp(f->u2.r[0]), batch);
     if (out & INTERP_ABOVE_R) ccal_note(c, NOTE_DEC_B_HI, exp(f->u2.r[f->u2.n_rows - 1]), batch);
   }
-  return ccal_sol_decode(c, c->qh, c->kvh, c->hd, batch, sum_att) / u;
+  return t_sol / u;
 }
 
-static double ccal_chunk(struct ccal *c, double n_new, double ctx, int *how, int count) {
+static double ccal_chunk(struct ccal *c, double n_new, double ctx, int *how, int count, double *sol) {
+  const double t_sol = ccal_sol_chunk(c, c->qh, c->kvh, c->hd, n_new, ctx);
+  if (sol) *sol = t_sol;
   if (c->b_pre.fam < 0) {
     *how = CCAL_FALLBACK;
     return NAN;
@@ -374,16 +383,18 @@ static double ccal_chunk(struct ccal *c, double n_new, double ctx, int *how, int
     *how = CCAL_FLAT;
     if (count) ccal_note(c, NOTE_PRE_KV_HI, f->kv_max, ctx + n_new);
   }
-  return ccal_sol_chunk(c, c->qh, c->kvh, c->hd, n_new, ctx) / u;
+  return t_sol / u;
 }
 
-static double ccal_allreduce(struct ccal *c, int stage, double bytes, int *how, int count) {
+static double ccal_allreduce(struct ccal *c, int stage, double bytes, int *how, int count, double *sol) {
+  const double t_sol = ccal_sol_allreduce(c, stage, bytes);
+  if (sol) *sol = t_sol;
   if (c->b_ar.fam < 0) {
     *how = CCAL_FALLBACK;
     return NAN;
   }
   double u = ccal_u1(c, &c->b_ar, bytes, NOTE_AR_LO, NOTE_AR_HI, how, count);
-  return ccal_sol_allreduce(c, stage, bytes) / u;
+  return t_sol / u;
 }
 
 static void ccal_acc_add(struct ccal_acc *a, double count, double sol, double ns, int how) {
@@ -439,25 +450,25 @@ static int64_t ccal_stage_ns(void *state, const struct cost_step *step, struct r
   int graph = !c->enforce_eager ? cost_roofline_graph_size(T) : 0;
   double Tp = graph > 0 ? graph : T; /* rows the graph-captured ops run on, as the roofline */
   int how;
-  double v;
+  double v, sol;
   /* Kernels whose time now comes from a measurement: each op was timed alone, its own launch
    * latency inside, so the roofline's per-kernel gap is not added again for them (below). */
   double k_meas = 0;
   if (T > 0 && n_l > 0) {
     /* dense GEMMs: QKV and O every layer, gate_up and down in dense-MLP layers */
     struct ccal_acc a = {0};
-    v = ccal_gemm(c, &c->b_qkv, Tp, c->H, c->qkv_n, c->w_qkv, &how, 1);
-    ccal_acc_add(&a, n_l, ccal_sol_gemm(c, Tp, c->w_qkv, c->H, c->qkv_n), v, how);
+    v = ccal_gemm(c, &c->b_qkv, Tp, c->H, c->qkv_n, c->w_qkv, &how, 1, &sol);
+    ccal_acc_add(&a, n_l, sol, v, how);
     if (how != CCAL_FALLBACK) k_meas += lp.k_qkv;
-    v = ccal_gemm(c, &c->b_o, Tp, c->o_k, c->H, c->w_o, &how, 1);
-    ccal_acc_add(&a, n_l, ccal_sol_gemm(c, Tp, c->w_o, c->o_k, c->H), v, how);
+    v = ccal_gemm(c, &c->b_o, Tp, c->o_k, c->H, c->w_o, &how, 1, &sol);
+    ccal_acc_add(&a, n_l, sol, v, how);
     if (how != CCAL_FALLBACK) k_meas += lp.k_o;
     if (n_dense > 0) {
-      v = ccal_gemm(c, &c->b_gu, Tp, c->H, 2 * c->dense_I, c->w_gu, &how, 1);
-      ccal_acc_add(&a, n_dense, ccal_sol_gemm(c, Tp, c->w_gu, c->H, 2 * c->dense_I), v, how);
+      v = ccal_gemm(c, &c->b_gu, Tp, c->H, 2 * c->dense_I, c->w_gu, &how, 1, &sol);
+      ccal_acc_add(&a, n_dense, sol, v, how);
       if (how != CCAL_FALLBACK) k_meas += lp.k_gu;
-      v = ccal_gemm(c, &c->b_dn, Tp, c->dense_I, c->H, c->w_dn, &how, 1);
-      ccal_acc_add(&a, n_dense, ccal_sol_gemm(c, Tp, c->w_dn, c->dense_I, c->H), v, how);
+      v = ccal_gemm(c, &c->b_dn, Tp, c->dense_I, c->H, c->w_dn, &how, 1, &sol);
+      ccal_acc_add(&a, n_dense, sol, v, how);
       if (how != CCAL_FALLBACK) k_meas += lp.k_dn;
     }
     t[COST_DENSE_GEMM] = ccal_acc_finish(c, CCAL_GEMM, &a, t[COST_DENSE_GEMM]);
@@ -471,13 +482,13 @@ static int64_t ccal_stage_ns(void *state, const struct cost_step *step, struct r
         n_dec += 1;
         sum_att += ctx + 1;
       } else if (n_new > 0) {
-        v = ccal_chunk(c, n_new, ctx, &how, 1);
-        ccal_acc_add(&at, n_l, ccal_sol_chunk(c, c->qh, c->kvh, c->hd, n_new, ctx), v, how);
+        v = ccal_chunk(c, n_new, ctx, &how, 1, &sol);
+        ccal_acc_add(&at, n_l, sol, v, how);
       }
     }
     if (n_dec > 0) {
-      v = ccal_decode(c, n_dec, sum_att, &how, 1);
-      ccal_acc_add(&at, n_l, ccal_sol_decode(c, c->qh, c->kvh, c->hd, n_dec, sum_att), v, how);
+      v = ccal_decode(c, n_dec, sum_att, &how, 1, &sol);
+      ccal_acc_add(&at, n_l, sol, v, how);
     }
     t[COST_ATTN] = ccal_acc_finish(c, CCAL_ATTN, &at, t[COST_ATTN]);
     /* one attention kernel a layer in the roofline: its gap goes only when no part of the
@@ -492,21 +503,15 @@ static int64_t ccal_stage_ns(void *state, const struct cost_step *step, struct r
         double mx, mean;
         moe_route_lookup(&c->route, (int)T_moe, &mx, &mean);
         double rows = T_moe * c->topk / c->ep; /* expert rows on a rank, on average */
-        int out = 0;
-        const struct ccal_fam *f = &c->fams[c->b_moe.fam];
-        interp1_eval(&f->u1, log(rows), &out);
-        how = (out || !c->b_moe.exact) ? CCAL_FLAT : CCAL_INSIDE;
-        if (out & INTERP_BELOW_X) ccal_note(c, NOTE_MOE_LO, exp(f->u1.x[0]), rows);
-        if (out & INTERP_ABOVE_X) ccal_note(c, NOTE_MOE_HI, exp(f->u1.x[f->u1.n - 1]), rows);
+        ccal_u1(c, &c->b_moe, rows, NOTE_MOE_LO, NOTE_MOE_HI, &how, 1); /* the coverage notes */
         t[COST_MOE_GEMM] = n_moe * mean;
         t[COST_EXPERT_IMBALANCE] = n_moe * (mx - mean);
         c->st.ns[CCAL_MOE][how] += n_moe * mx;
         c->st.n[CCAL_MOE][how] += n_moe;
         /* The measured fused MoE includes the align, SiLU*mul (fused into gate_up) and top-k sum
          * kernels, which the roofline prices under norms/misc: take its bytes for them back out. */
-        double rows_local = T_moe * c->topk / c->ep, act = Tp * c->H * 2.0;
-        double overlap = n_moe * (2 * Tp * c->topk * 4.0 + rows_local * c->I_rank * 2.0 * 3 + rows_local * c->H * 2.0 +
-                                  act) / c->bw;
+        double act = Tp * c->H * 2.0;
+        double overlap = n_moe * (2 * Tp * c->topk * 4.0 + rows * c->I_rank * 2.0 * 3 + rows * c->H * 2.0 + act) / c->bw;
         t[COST_NORM_MISC] = ccal_max(0, t[COST_NORM_MISC] - overlap);
         k_meas += lp.k_moe; /* the same kernels: GEMMs, align/sort, SiLU*mul, weighted sum */
       } else {
@@ -521,8 +526,8 @@ static int64_t ccal_stage_ns(void *state, const struct cost_step *step, struct r
       struct ccal_acc ar = {0};
       double act = Tp * c->H * 2.0;
       double n_ar = n_l + n_moe + n_dense + (s == 0 ? 1 : 0);
-      v = ccal_allreduce(c, s, act, &how, 1);
-      ccal_acc_add(&ar, n_ar, ccal_sol_allreduce(c, s, act), v, how);
+      v = ccal_allreduce(c, s, act, &how, 1, &sol);
+      ccal_acc_add(&ar, n_ar, sol, v, how);
       t[COST_ALLREDUCE] = ccal_acc_finish(c, CCAL_ALLREDUCE, &ar, t[COST_ALLREDUCE]);
     }
   }
@@ -844,7 +849,7 @@ double cost_calib_gemm_ns(const struct cost_model *cm, double m, double k, doubl
       b = &any;
     }
     if (b->fam >= 0) {
-      v = ccal_gemm(c, b, m, k, n, ccal_w_bytes(&c->ms, k, n, c->quant), &h, 0);
+      v = ccal_gemm(c, b, m, k, n, ccal_w_bytes(&c->ms, k, n, c->quant), &h, 0, NULL);
     }
   }
   if (how) *how = h;
@@ -862,7 +867,7 @@ double cost_calib_moe_ns(const struct cost_model *cm, double rows, double active
 double cost_calib_attn_decode_ns(const struct cost_model *cm, double batch, double ctx, int *how) {
   struct ccal *c = ccal_of(cm);
   int h = CCAL_FALLBACK;
-  double v = c && batch > 0 && ctx > 0 ? ccal_decode(c, batch, batch * ctx, &h, 0) : NAN;
+  double v = c && batch > 0 && ctx > 0 ? ccal_decode(c, batch, batch * ctx, &h, 0, NULL) : NAN;
   if (how) *how = h;
   return v;
 }
@@ -870,7 +875,7 @@ double cost_calib_attn_decode_ns(const struct cost_model *cm, double batch, doub
 double cost_calib_attn_prefill_ns(const struct cost_model *cm, double n_new, double ctx, int *how) {
   struct ccal *c = ccal_of(cm);
   int h = CCAL_FALLBACK;
-  double v = c && n_new > 0 && ctx >= 0 ? ccal_chunk(c, n_new, ctx, &h, 0) : NAN;
+  double v = c && n_new > 0 && ctx >= 0 ? ccal_chunk(c, n_new, ctx, &h, 0, NULL) : NAN;
   if (how) *how = h;
   return v;
 }
@@ -878,7 +883,7 @@ double cost_calib_attn_prefill_ns(const struct cost_model *cm, double n_new, dou
 double cost_calib_allreduce_ns(const struct cost_model *cm, double n_bytes, int *how) {
   struct ccal *c = ccal_of(cm);
   int h = CCAL_FALLBACK;
-  double v = c && n_bytes > 0 ? ccal_allreduce(c, 0, n_bytes, &h, 0) : NAN;
+  double v = c && n_bytes > 0 ? ccal_allreduce(c, 0, n_bytes, &h, 0, NULL) : NAN;
   if (how) *how = h;
   return v;
 }
