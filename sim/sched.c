@@ -41,9 +41,8 @@ int sched_batch_init(struct sched_batch *b, int cap) {
   b->ids = malloc((size_t)cap * sizeof *b->ids);
   b->n_new = malloc((size_t)cap * sizeof *b->n_new);
   b->n_ctx = malloc((size_t)cap * sizeof *b->n_ctx);
-  b->n_recompute = malloc((size_t)cap * sizeof *b->n_recompute);
   b->sample = malloc((size_t)cap);
-  if (!b->ids || !b->n_new || !b->n_ctx || !b->n_recompute || !b->sample) {
+  if (!b->ids || !b->n_new || !b->n_ctx || !b->sample) {
     sched_batch_destroy(b);
     return err_set(ERR_NOMEM, "sched: cannot allocate a batch of %d", cap);
   }
@@ -56,7 +55,6 @@ void sched_batch_destroy(struct sched_batch *b) {
   free(b->ids);
   free(b->n_new);
   free(b->n_ctx);
-  free(b->n_recompute);
   free(b->sample);
   memset(b, 0, sizeof *b);
 }
@@ -106,7 +104,6 @@ static void sched_take(struct sched *s, struct sched_batch *b, int32_t id, int32
   b->ids[k] = id;
   b->n_new[k] = n_new;
   b->n_ctx[k] = q->n_computed;
-  b->n_recompute[k] = rec;
   q->n_recompute -= rec;
   q->n_computed += n_new;
   q->n_inflight++;

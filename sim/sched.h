@@ -42,13 +42,12 @@ struct sched_batch {
   int32_t *ids;              /* (cap) request ids */
   int32_t *n_new;            /* (cap) tokens computed this step */
   int32_t *n_ctx;            /* (cap) tokens already in KV before this step */
-  int32_t *n_recompute;      /* (cap) of n_new, tokens recomputed after a preemption */
   uint8_t *sample;           /* (cap) 1 if this step yields a token for the request */
   int32_t n, cap;
   int32_t n_tok;             /* sum of n_new */
   int32_t n_decode;          /* entries with n_new == 1 and n_ctx > 0 */
   int32_t n_sample;
-  int32_t n_recompute_tok;   /* sum of n_recompute */
+  int32_t n_recompute_tok;   /* of n_tok, tokens recomputed after a preemption */
   int32_t n_preempted;       /* evictions while building this batch */
   int32_t n_hit_tok;         /* prefix-cache hits of the requests admitted in this batch */
 };
