@@ -182,19 +182,15 @@ int db_save_run(struct db *db, const struct db_run *r, const struct db_request_r
    * the run, e.g. its metrics, and commits it all at once). */
   int outer = db->in_txn;
   int64_t id = 0;
-  int rc = outer ? db_exec(db, "SAVEPOINT db_save", "savepoint") : db_begin(db);
+  int rc = outer ? db_sp_begin(db) : db_begin(db);
   if (rc) return rc;
   if ((rc = db_put_run(db, r, &id)) || (rc = db_put_requests(db, id, rows, n)) ||
       (s && (rc = db_put_summary(db, id, s)))) {
-    if (outer) {
-      sqlite3_exec(db->h, "ROLLBACK TO db_save", NULL, NULL, NULL);
-      sqlite3_exec(db->h, "RELEASE db_save", NULL, NULL, NULL);
-    } else {
-      db_rollback(db);
-    }
+    if (outer) return db_sp_end(db, rc);
+    db_rollback(db);
     return rc;
   }
-  if ((rc = outer ? db_exec(db, "RELEASE db_save", "commit") : db_commit(db))) return rc;
+  if ((rc = outer ? db_sp_end(db, ERR_OK) : db_commit(db))) return rc;
   if (run_id) *run_id = id;
   return ERR_OK;
 }
