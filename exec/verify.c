@@ -156,11 +156,12 @@ int verify_run(const char *model, int tp, int n_steps, uint64_t seed, int cuda_g
     rc = err_set(ERR_NOMEM, "out of memory");
     goto done;
   }
+  /* the GPU side, same seed: identical weights synthesized on each device */
+  struct eng_cfg cfg = {&m, tp, 0, 2, max_ctx, 64, seed, 0.0f, NULL, cuda_graphs};
   /* the parent of rank processes only waits: the ranks compute the reference (every rank
    * needs its tokens) and rank 0 compares */
   if (!runner_reports(tp) && !runner_is_rank_process()) {
-    struct eng_cfg pcfg = {&m, tp, 0, 2, max_ctx, 64, seed, 0.0f, NULL, cuda_graphs};
-    rc = runner_run(&pcfg, verify_gpu_rank, &g);
+    rc = runner_run(&cfg, verify_gpu_rank, &g);
     res->n_rows = -1;
     goto done;
   }
@@ -171,8 +172,6 @@ int verify_run(const char *model, int tp, int n_steps, uint64_t seed, int cuda_g
   struct verify_side rside = {verify_ref_step, &rf};
   if ((rc = verify_schedule(&rside, &rf.kv, n_steps, V, NULL, &ref))) goto done;
   g.forced = ref.tokens;
-  /* the GPU, same seed: identical weights synthesized on each device */
-  struct eng_cfg cfg = {&m, tp, 0, 2, max_ctx, 64, seed, 0.0f, NULL, cuda_graphs};
   if ((rc = runner_run(&cfg, verify_gpu_rank, &g))) goto done;
   if (!runner_reports(tp)) {
     res->n_rows = -1;
