@@ -85,7 +85,7 @@ struct ccal {
   struct cost_model rl;      /* the roofline underneath */
   /* model and layout, per rank */
   double H, hd, qh, kvh, qkv_n, o_k, dense_I, I_rank, kv_b; /* kv_b: KV-cache bytes per element */
-  int E, topk, ep, n_local, ep_dp, tp, pp, dp, quant, enforce_eager;
+  int E, topk, ep, ep_dp, tp, pp, dp, quant, enforce_eager;
   struct model_spec ms;      /* copy of the model (weight format for SOL bytes) */
   double w_qkv, w_o, w_gu, w_dn, w_egu, w_edn; /* weight bytes per rank of each GEMM / expert */
   double bw, rate;           /* bytes/ns and FLOPs/ns at the achievable ceilings */
@@ -625,7 +625,6 @@ int cost_calib_create(const struct model_spec *m, const struct hw_spec *h, const
   c->ep_dp = l->ep && moe && dp > 1;
   c->E = m->n_experts > 0 ? m->n_experts : 1;
   c->topk = m->top_k > 0 ? m->top_k : 1;
-  c->n_local = (c->E + c->ep - 1) / c->ep; /* the largest rank's share */
   c->I_rank = c->ep > 1 ? m->moe_intermediate : (double)m->moe_intermediate / tp;
   c->w_qkv = ccal_w_bytes(m, c->H, c->qkv_n, c->quant);
   c->w_o = ccal_w_bytes(m, c->o_k, c->H, c->quant);

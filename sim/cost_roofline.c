@@ -92,7 +92,7 @@ struct cost_roofline_state {
   int dense_w4;              /* attention / expert linears quantized (GPTQ: Marlin kernels) */
   double dense_I;            /* dense MLP width per rank (mlp_only layers or dense models) */
   double dense_gu_bytes, dense_dn_bytes;
-  int E, topk, ep_size, n_local, ep_dp;
+  int E, topk, ep_size, ep_dp;
   double I_rank;             /* expert intermediate width per rank */
   double exp_gu_bytes, exp_dn_bytes;
   double router_bytes;
@@ -229,7 +229,6 @@ int cost_roofline_create(const struct model_spec *m, const struct hw_spec *h, co
   c->topk = m->top_k > 0 ? m->top_k : 1;
   c->ep_size = ep;
   c->ep_dp = l->ep && dp > 1;
-  c->n_local = (c->E + ep - 1) / ep; /* the largest rank's share (uneven: first E % ep ranks) */
   c->I_rank = ep > 1 ? m->moe_intermediate : (double)m->moe_intermediate / tp;
   c->exp_gu_bytes = model_linear_bytes(m, m->hidden, (int64_t)(2 * c->I_rank), quant);
   c->exp_dn_bytes = model_linear_bytes(m, (int64_t)c->I_rank, m->hidden, quant);

@@ -26,7 +26,6 @@ int dispatch_pick(struct dispatch *d) {
       if (d->outstanding[i] < d->outstanding[r]) r = i;
   }
   d->outstanding[r]++;
-  d->assigned[r]++;
   return r;
 }
 

@@ -17,7 +17,6 @@ struct dispatch {
   int n_replicas;
   int rr_next;
   int64_t outstanding[DISPATCH_MAX_REPLICAS];  /* (n_replicas) assigned, not finished */
-  int64_t assigned[DISPATCH_MAX_REPLICAS];     /* (n_replicas) total assigned */
 };
 
 int dispatch_init(struct dispatch *d, int policy, int n_replicas);

@@ -43,7 +43,6 @@ int evq_push(struct evq *q, int64_t t_ns, int32_t type, int32_t obj) {
     i = p;
   }
   q->heap[i] = ev;
-  q->n_pushed++;
   if (q->n > q->peak) q->peak = q->n;
   return ERR_OK;
 }

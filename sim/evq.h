@@ -22,7 +22,6 @@ struct evq {
   int64_t cap;
   uint64_t next_seq;
   int64_t now_ns;            /* time of the last popped event: never decreases */
-  int64_t n_pushed;
   int64_t n_popped;
   int64_t peak;              /* largest n seen: how much of cap a run needed */
   const char *knob;          /* what to raise when cap runs out, for the error message */

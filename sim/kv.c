@@ -240,7 +240,6 @@ void kv_take_hit(struct kv *kv, struct kv_seq *s, int32_t n_hit) {
     }
     s->n_blocks++;
   }
-  kv->n_hit_blocks += n_hit;
 }
 
 void kv_free(struct kv *kv, struct kv_seq *s, int64_t keep_tok) {

@@ -61,7 +61,6 @@ struct kv {
   int32_t n_free;            /* free blocks, keyed or not (n_ustack + n_keyed_free) */
   int32_t block_size;        /* tokens per block */
   int caching;               /* --enable-prefix-caching */
-  int64_t n_hit_blocks;      /* blocks found in the cache at admission */
   int64_t n_evicted;         /* cached blocks handed out again */
 };
 

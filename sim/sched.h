@@ -34,7 +34,6 @@ struct sched {
   int32_t max_batched_tok;   /* max_num_batched_tokens */
   int64_t n_preemptions;     /* evictions so far */
   int64_t n_hit_tok;         /* prompt tokens found in the prefix cache at admission */
-  int64_t n_steps;           /* non-empty batches built */
 };
 
 /* One scheduled batch. Arrays sized max_num_seqs by sched_batch_init. */
