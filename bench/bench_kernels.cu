@@ -11,7 +11,8 @@
  * --attn: paged decode attention at the Qwen3-235B TP=4/TP=8 rank shapes (16 or 8 q heads, one
  * kv head, head_dim 128) by batch and context, with the kernel's automatic head split and with
  * each choice forced (SERVESIM_ATTN_HEADS), outputs compared between the choices.
- * Usage: bench_kernels [--quick] [--moe | --gemm | --attn] */
+ * --floor: a read-only kernel over the same weight bytes, the bound under this timing method.
+ * Usage: bench_kernels [--quick] [--moe | --gemm | --attn | --floor] */
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -417,8 +418,144 @@ static void bench_moe(const std::vector<int> &Ts, struct rng *r) {
   cudaFree(d_ids); cudaFree(d_w); cudaFree(d_off); cudaFree(d_sorted); cudaFree(d_prow);
 }
 
+
+/* --floor: what a kernel that only reads the weights achieves under the same timing method --
+ * the bound any W4A16 kernel's small-M time sits above. Each thread issues U 16-byte loads of
+ * a grid-strided slice before using any, folds them into one word, and writes only if the word
+ * takes an impossible value (so the loads cannot be dropped). pdl: launched with programmatic
+ * dependent launch, triggering the next call at its start and loading before its wait, i.e.
+ * consecutive calls' reads overlap as far as the hardware lets them. */
+template <int U, bool PDL>
+__global__ void __launch_bounds__(256) bk_stream(const uint4 *__restrict__ p, int64_t n16, uint32_t *sink) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (PDL) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+  const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+  uint32_t acc = 0;
+  for (int64_t base = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; base < n16; base += stride * U) {
+    uint4 v[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      const int64_t i = base + u * stride;
+      v[u] = i < n16 ? __ldg(p + i) : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < U; u++) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+  }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (PDL) asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+  if (acc == 0x9e3779b9u) sink[0] = acc;
+}
+
+/* The same bytes read the way the W4A16 kernels walk them: block b reads its own contiguous
+ * slab (n16 / gridDim.x pieces), each warp 512 contiguous bytes per load, U loads in flight. */
+template <int U>
+__global__ void __launch_bounds__(256) bk_slab(const uint4 *__restrict__ p, int64_t n16, uint32_t *sink) {
+  const int64_t per = (n16 + gridDim.x - 1) / gridDim.x, b0 = blockIdx.x * per;
+  const int64_t b1 = b0 + per < n16 ? b0 + per : n16;
+  uint32_t acc = 0;
+  for (int64_t base = b0 + threadIdx.x; base < b1; base += (int64_t)blockDim.x * U) {
+    uint4 v[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      const int64_t i = base + (int64_t)u * blockDim.x;
+      v[u] = i < b1 ? __ldg(p + i) : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < U; u++) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+  }
+  if (acc == 0x9e3779b9u) sink[0] = acc;
+}
+
+template <int U, bool PDL>
+static void bk_stream_launch(const uint4 *p, int64_t n16, uint32_t *sink, int blocks) {
+  if (!PDL) {
+    bk_stream<U, PDL><<<blocks, 256, 0, g_st>>>(p, n16, sink);
+    return;
+  }
+  cudaLaunchConfig_t cfg = {};
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.gridDim = dim3(blocks);
+  cfg.blockDim = dim3(256);
+  cfg.stream = g_st;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  BK_CUDA(cudaLaunchKernelEx(&cfg, bk_stream<U, PDL>, p, n16, sink));
+}
+
+static void bench_floor(const std::vector<shape> &shapes, int sms) {
+  printf("\n### Read-only floor probe (graph replay, weights rotated beyond 2x L2)\n");
+  printf("\n| shape | TP | MB | floor us (copy bw) | empty kernel us | read us | blocks/SM | U | read GB/s | read / floor "
+         "| read us, PDL overlap | blocks/SM | U | GB/s | / floor |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  uint32_t *sink;
+  BK_CUDA(cudaMalloc(&sink, 4));
+  const double empty_us = time_us([&](int) { bk_stream<1, false><<<sms, 256, 0, g_st>>>(NULL, 0, sink); }, 20, 15);
+  const double empty_pdl = time_us([&](int) { bk_stream_launch<1, true>(NULL, 0, sink, sms); }, 20, 15);
+  printf("(empty kernel, %d blocks: %.2f us per call; with programmatic dependent launch %.2f us)\n", sms, empty_us,
+         empty_pdl);
+  for (const shape &s : shapes) {
+    const size_t w_bytes = (size_t)s.K * s.N / 2 + (size_t)s.K / 128 * s.N * 2;
+    const int64_t n16 = (int64_t)(w_bytes / 16);
+    const int copies = (int)std::min<size_t>(64, 2 * g_l2_bytes / w_bytes + 2);
+    uint4 *d;
+    BK_CUDA(cudaMalloc(&d, n16 * 16 * copies));
+    BK_CUDA(cudaMemset(d, 0x5a, n16 * 16 * copies));
+    double best[2] = {1e30, 1e30};
+    int bb[2] = {0, 0}, bu[2] = {0, 0};
+    for (int pdl = 0; pdl < 2; pdl++)
+      for (int bps : {1, 2, 4, 8})
+        for (int U : {1, 2, 4, 8}) {
+          const int blocks = bps * sms;
+          const double us = time_us(
+              [&](int i) {
+                const uint4 *p = d + (size_t)(i % copies) * n16;
+                if (pdl) {
+                  if (U == 1) bk_stream_launch<1, true>(p, n16, sink, blocks);
+                  else if (U == 2) bk_stream_launch<2, true>(p, n16, sink, blocks);
+                  else if (U == 4) bk_stream_launch<4, true>(p, n16, sink, blocks);
+                  else bk_stream_launch<8, true>(p, n16, sink, blocks);
+                } else {
+                  if (U == 1) bk_stream_launch<1, false>(p, n16, sink, blocks);
+                  else if (U == 2) bk_stream_launch<2, false>(p, n16, sink, blocks);
+                  else if (U == 4) bk_stream_launch<4, false>(p, n16, sink, blocks);
+                  else bk_stream_launch<8, false>(p, n16, sink, blocks);
+                }
+              },
+              20, 15);
+          if (us < best[pdl]) { best[pdl] = us; bb[pdl] = bps; bu[pdl] = U; }
+        }
+    double best_slab = 1e30;
+    int sb = 0, su = 0;
+    for (int bps : {1, 2, 4, 8})
+      for (int U : {1, 2, 4, 8}) {
+        const int blocks = bps * sms;
+        const double us = time_us(
+            [&](int i) {
+              const uint4 *p = d + (size_t)(i % copies) * n16;
+              if (U == 1) bk_slab<1><<<blocks, 256, 0, g_st>>>(p, n16, sink);
+              else if (U == 2) bk_slab<2><<<blocks, 256, 0, g_st>>>(p, n16, sink);
+              else if (U == 4) bk_slab<4><<<blocks, 256, 0, g_st>>>(p, n16, sink);
+              else bk_slab<8><<<blocks, 256, 0, g_st>>>(p, n16, sink);
+            },
+            20, 15);
+        if (us < best_slab) { best_slab = us; sb = bps; su = U; }
+      }
+    printf("(%s: per-block slabs, best %.2f us at %d blocks/SM, U = %d)\n", s.name, best_slab, sb, su);
+    BK_CUDA(cudaGetLastError());
+    const double floor_us = w_bytes / (g_copy_gbs * 1e3);
+    printf("| %s | %d | %.2f | %.2f | %.2f | %.2f | %d | %d | %.0f | %.2f | %.2f | %d | %d | %.0f | %.2f |\n", s.name, s.tp,
+           w_bytes / 1e6, floor_us, empty_us, best[0], bb[0], bu[0], w_bytes / (best[0] * 1e3), best[0] / floor_us,
+           best[1], bb[1], bu[1], w_bytes / (best[1] * 1e3), best[1] / floor_us);
+    cudaFree(d);
+  }
+  cudaFree(sink);
+}
+
 int main(int argc, char **argv) {
-  int quick = 0, only_moe = 0, only_gemm = 0, only_attn = 0, tune = 0, tune_large = 0;
+  int quick = 0, only_moe = 0, only_gemm = 0, only_attn = 0, tune = 0, tune_large = 0, floor_probe = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick")) quick = 1;
     else if (!strcmp(argv[i], "--tune")) tune = 1;
@@ -426,8 +563,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--moe")) only_moe = 1;
     else if (!strcmp(argv[i], "--gemm")) only_gemm = 1;
     else if (!strcmp(argv[i], "--attn")) only_attn = 1;
+    else if (!strcmp(argv[i], "--floor")) floor_probe = 1;
     else {
-      fprintf(stderr, "bench_kernels: unknown flag %s (flags: --quick, --tune, --tune-large, --moe, --gemm, --attn)\n", argv[i]);
+      fprintf(stderr, "bench_kernels: unknown flag %s (flags: --quick, --tune, --tune-large, --moe, --gemm, --attn, --floor)\n", argv[i]);
       return 2;
     }
   }
@@ -455,6 +593,12 @@ int main(int argc, char **argv) {
   printf("device-to-device copy: %.0f GB/s (read + write); floor = int4 weight + scale bytes / that\n", g_copy_gbs);
   struct rng r;
   rng_seed(&r, 20261128);
+  if (floor_probe) {
+    bench_floor({{"qkv", 1, 4096, 9216}, {"o_proj", 1, 8192, 4096}, {"gate_up", 1, 4096, 3072}, {"down", 1, 1536, 4096},
+                 {"gate_up", 4, 4096, 768}, {"down", 4, 384, 4096}},
+                prop.multiProcessorCount);
+    return 0;
+  }
   if (only_attn) {
     bench_attn(quick);
     printf("\nvalidation: %s\n", g_pass ? "all configurations passed" : "SOME CONFIGURATIONS FAILED");

@@ -74,27 +74,43 @@ static __device__ __forceinline__ void kern_pdl_wait() {
 /* kern_pdl_on() (kernels.h) says whether launches on the current device use it. */
 
 /* Launches fn<<<grid, block, smem, st>>>(args...), with programmatic dependent launch where
- * kern_pdl_on(); ERR_DEVICE with CUDA's reason on a bad launch. */
+ * kern_pdl_on(), and as thread block clusters of (1, 1, cluster_z) blocks when cluster_z > 1
+ * (sm_90+; grid.z must be a multiple); ERR_DEVICE with CUDA's reason on a bad launch. */
 template <typename... Params, typename... Args>
-static int kern_launch_pdl(void (*fn)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t st,
-                           Args... args) {
-  if (kern_pdl_on()) {
+static int kern_launch_ex(void (*fn)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t st,
+                          int cluster_z, Args... args) {
+  const int pdl = kern_pdl_on();
+  if (pdl || cluster_z > 1) {
     cudaLaunchConfig_t cfg = {};
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchAttribute attr[2];
+    int n = 0;
+    if (pdl) {
+      attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+      attr[n++].val.programmaticStreamSerializationAllowed = 1;
+    }
+    if (cluster_z > 1) {
+      attr[n].id = cudaLaunchAttributeClusterDimension;
+      attr[n].val.clusterDim.x = 1;
+      attr[n].val.clusterDim.y = 1;
+      attr[n++].val.clusterDim.z = (unsigned)cluster_z;
+    }
     cfg.gridDim = grid;
     cfg.blockDim = block;
     cfg.dynamicSmemBytes = smem;
     cfg.stream = st;
     cfg.attrs = attr;
-    cfg.numAttrs = 1;
+    cfg.numAttrs = (unsigned)n;
     KERN_CUDA(cudaLaunchKernelEx(&cfg, fn, args...));
   } else {
     fn<<<grid, block, smem, st>>>(args...);
   }
   KERN_LAUNCHED();
   return 0;
+}
+template <typename... Params, typename... Args>
+static int kern_launch_pdl(void (*fn)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t st,
+                           Args... args) {
+  return kern_launch_ex(fn, grid, block, smem, st, 1, args...);
 }
 
 #endif

@@ -20,6 +20,8 @@
  * (kern_w4a16_wgmma.cu): exact, but slower than this kernel so far, so off by default.
  * Not done: a fast wgmma path (mma.sync tops out near 350 TFLOP/s here, cuBLAS bf16 uses
  * wgmma), a persistent small-M grid. */
+#include <cooperative_groups.h>
+
 #include "kernels/kern_w4a16.cuh"
 #include "kernels/moe_plan.h"
 
@@ -27,7 +29,7 @@ namespace {
 
 using namespace kern_w4;
 
-template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING>
+template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING, int MODE = 0>
 __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
   static_assert(WK * WN * WM == 4, "4 warps per block");
   static_assert(!XS || (WK == 1 && WM == 1), "shared activation tiles: warps split N only");
@@ -42,6 +44,7 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
    * loop is done, so its weight prefetch overlaps this kernel's reduction tail rather than
    * competing with its streaming (triggering at the start cost 4-7% on qkv and o_proj). */
   bool waited = false;
+  if (a.pdl_early) kern_pdl_trigger(); /* tuning (SERVESIM_W4_PDL_EARLY=1): trigger at the start */
 
   int expert = 0, row0, row_end;
   if (MOE) {
@@ -101,6 +104,27 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
 
   const int splits = gridDim.z, z = blockIdx.z;
   const int c_begin = (int)((int64_t)z * KC / splits), c_end = (int)((int64_t)(z + 1) * KC / splits);
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  /* L2 prefetch (dense small-M path, a.prefetch): before anything else, the block asks for
+   * all of its weight bytes -- per n16 tile one contiguous run of k64 chunks, and the group
+   * scales -- with bulk prefetches that hold no registers, so the whole share streams from
+   * HBM at once and the register rounds below hit L2. Under programmatic dependent launch
+   * this runs before the wait, i.e. during the previous kernel. */
+  if (!MOE && !XS && !RING && a.prefetch) {
+    constexpr int TILES = WN * NT;
+    const int nt_base = blockIdx.x * TILES, nch = c_end - c_begin;
+    if (lane == 0 && warp < TILES && nt_base + warp < NT16 && nch > 0) {
+      const uint4 *p = qrep + ((size_t)(nt_base + warp) * KC + c_begin) * 32;
+      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(nch * 512) : "memory");
+    }
+    const int ntv = min(TILES, NT16 - nt_base), g0 = c_begin >> 1, g1 = (c_end + 1) >> 1;
+    for (int gi = g0 + (int)threadIdx.x - 32 * TILES; gi < g1 && threadIdx.x >= 32 * TILES; gi += (int)blockDim.x - 32 * TILES) {
+      const uint32_t *p = srep + ((size_t)gi * NT16 + nt_base) * 8;
+      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(ntv * 32) : "memory");
+    }
+  }
+#endif
 
   float acc[NT][MT][4];
 #pragma unroll
@@ -259,6 +283,52 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
       }
     }
     w4_wait<0>();
+  } else if constexpr ((MODE & 1) != 0) {
+    /* Rolling register pipeline: S slots, each refilled with the chunk S ahead as soon as it
+     * has been consumed, so a warp always has S - 1 to S chunks of loads in flight, without
+     * the drain between rounds of the batch pipeline below and with no more registers. */
+    const int n_my = c_end - c_begin - kw > 0 ? (c_end - c_begin - kw + WK - 1) / WK : 0;
+    uint4 wq[S][NT], xv[S][MT][2];
+    uint32_t sc[S][NT];
+    auto load_w = [&](int u, int k) {
+      const int c = c_begin + kw + k * WK;
+#pragma unroll
+      for (int nt = 0; nt < NT; nt++) {
+        const bool ok = k < n_my && nt0 + nt < NT16;
+        wq[u][nt] = ok ? __ldg(qrep + ((size_t)(nt0 + nt) * KC + c) * 32 + lane) : make_uint4(0, 0, 0, 0);
+        sc[u][nt] = ok ? __ldg(srep + ((size_t)(c >> 1) * NT16 + nt0 + nt) * 8 + g) : 0u;
+      }
+    };
+    auto load_x = [&](int u, int k) {
+      const int c = c_begin + kw + k * WK;
+#pragma unroll
+      for (int mt = 0; mt < MT; mt++) {
+        if (k < n_my && rvalid[mt]) {
+          const uint4 *p = reinterpret_cast<const uint4 *>(xrow[mt] + (size_t)c * 64);
+          xv[u][mt][0] = __ldg(p);
+          xv[u][mt][1] = __ldg(p + 1);
+        } else {
+          xv[u][mt][0] = xv[u][mt][1] = make_uint4(0, 0, 0, 0);
+        }
+      }
+    };
+#pragma unroll
+    for (int u = 0; u < S; u++) load_w(u, u);
+    kern_pdl_wait(); /* the first weight loads are in flight: now the activations */
+    waited = true;
+#pragma unroll
+    for (int u = 0; u < S; u++) load_x(u, u);
+    for (int k0 = 0; k0 < n_my; k0 += S) {
+#pragma unroll
+      for (int u = 0; u < S; u++) {
+        if (k0 + u >= n_my) break;
+        w4_chunk<NT, MT, (MODE & 2) != 0>(acc, wq[u], sc[u], xv[u]);
+        if (k0 + u + S < n_my) {
+          load_w(u, k0 + u + S);
+          load_x(u, k0 + u + S);
+        }
+      }
+    }
   } else {
     /* Register pipeline: S chunks of loads issued back to back, then consumed. */
     for (int base = c_begin + kw; base < c_end; base += WK * S) {
@@ -298,27 +368,13 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
   #pragma unroll
       for (int u = 0; u < S; u++) {
         if (base + u * WK >= c_end) break;
-  #pragma unroll
-        for (int s = 0; s < 4; s++) {
-  #pragma unroll
-          for (int nt = 0; nt < NT; nt++) {
-            const uint32_t q = s == 0 ? wq[u][nt].x : s == 1 ? wq[u][nt].y : s == 2 ? wq[u][nt].z : wq[u][nt].w;
-            uint32_t af[4];
-            w4_dequant(q, __byte_perm(sc[u][nt], 0, 0x1010), __byte_perm(sc[u][nt], 0, 0x3232), af);
-  #pragma unroll
-            for (int mt = 0; mt < MT; mt++) {
-              const uint4 &lo = xv[u][mt][s >> 1];
-              const uint32_t b0 = (s & 1) ? lo.z : lo.x, b1 = (s & 1) ? lo.w : lo.y;
-              kern_mma_bf16(acc[nt][mt], af, b0, b1);
-            }
-          }
-        }
+        w4_chunk<NT, MT, (MODE & 2) != 0>(acc, wq[u], sc[u], xv[u]);
       }
     }
   }
 
   if (!waited) kern_pdl_wait(); /* a warp without k chunks: before any write */
-  kern_pdl_trigger();
+  if (!a.pdl_early) kern_pdl_trigger();
 
   /* In-block reduction over the WK warps that split K. */
   if (WK > 1) {
@@ -347,13 +403,60 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
     }
   }
 
+  /* The bf16 output of fragment (i, j) of warp slot (wn_, wm_), lane ln's four sums. */
+  auto store = [&](int i, int j, int wn_, int wm_, int ln, float v0, float v1, float v2, float v3) {
+    const int ntile = (blockIdx.x * WN + wn_) * NT + i;
+    if (ntile >= NT16) return;
+    w4_store_frag<SILU>(a.y, N, row_end, row0 + (wm_ * MT + j) * 8 + 2 * (ln & 3), ntile, ln >> 2, v0, v1, v2, v3);
+  };
+  const int wslot = wn * WM + wm;
+  constexpr int TILE4 = WN * WM * NT * MT * 32; /* float4 per block partial */
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  /* Split-K inside a thread block cluster (Hopper): each block leaves its partial in its own
+   * shared memory, and after one cluster barrier block r sums the r-th 1/splits of the tile
+   * over the blocks' partials in rank (= split) order -- the same order, so the same bits, as
+   * the workspace path below, without its global round trip, fence and arrival counter. The
+   * second barrier keeps every block's partial alive until the others have read it. */
+  if (splits > 1 && a.cluster_split) {
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    __shared__ float4 cl_static[(XS || RING) ? 1 : TILE4];
+    float4 *cl = cl_static;
+    if constexpr (XS || RING) {
+      extern __shared__ uint4 w4_ring[];
+      cl = reinterpret_cast<float4 *>(w4_ring); /* the host checks that the ring holds TILE4 */
+    }
+    __syncthreads(); /* every warp is past its last read of the ring */
+    if (kw == 0) {
+#pragma unroll
+      for (int i = 0; i < NT; i++)
+#pragma unroll
+        for (int j = 0; j < MT; j++)
+          cl[((wslot * NT + i) * MT + j) * 32 + lane] = make_float4(acc[i][j][0], acc[i][j][1], acc[i][j][2], acc[i][j][3]);
+    }
+    cluster.sync();
+    const int rank = (int)cluster.block_rank();
+    const int lo = (int)((int64_t)rank * TILE4 / splits), hi = (int)((int64_t)(rank + 1) * TILE4 / splits);
+    for (int e = lo + (int)threadIdx.x; e < hi; e += (int)blockDim.x) {
+      float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
+      for (int zz = 0; zz < splits; zz++) {
+        const float4 v = *cluster.map_shared_rank(cl + e, zz);
+        sum.x += v.x; sum.y += v.y; sum.z += v.z; sum.w += v.w;
+      }
+      const int f = e >> 5, j = f % MT, i = (f / MT) % NT, ws_ = f / (MT * NT);
+      store(i, j, ws_ / WM, ws_ % WM, e & 31, sum.x, sum.y, sum.z, sum.w);
+    }
+    cluster.sync();
+    return;
+  }
+#endif
+
   /* Split-K across blocks: write partials, the last block to arrive sums them in order. */
   if (splits > 1) {
-    constexpr int TILE = WN * WM * NT * MT * 4 * 32; /* floats per block partial */
     const int tile_id = blockIdx.y * gridDim.x + blockIdx.x;
-    const int wslot = wn * WM + wm;
     if (kw == 0) {
-      float4 *part = reinterpret_cast<float4 *>(a.ws_part + ((size_t)tile_id * splits + z) * TILE) +
+      float4 *part = reinterpret_cast<float4 *>(a.ws_part) + ((size_t)tile_id * splits + z) * TILE4 +
                      (size_t)wslot * NT * MT * 32;
 #pragma unroll
       for (int i = 0; i < NT; i++)
@@ -377,7 +480,7 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
 #pragma unroll
         for (int j = 0; j < MT; j++) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.f;
       for (int zz = 0; zz < splits; zz++) {
-        const float4 *part = reinterpret_cast<const float4 *>(a.ws_part + ((size_t)tile_id * splits + zz) * TILE) +
+        const float4 *part = reinterpret_cast<const float4 *>(a.ws_part) + ((size_t)tile_id * splits + zz) * TILE4 +
                              (size_t)wslot * NT * MT * 32;
 #pragma unroll
         for (int i = 0; i < NT; i++)
@@ -393,29 +496,9 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
 
   if (kw != 0) return;
 #pragma unroll
-  for (int i = 0; i < NT; i++) {
-    const int ntile = nt0 + i;
-    if (ntile >= NT16) continue;
+  for (int i = 0; i < NT; i++)
 #pragma unroll
-    for (int j = 0; j < MT; j++) {
-      const int m = row0 + (wm * MT + j) * 8 + 2 * t;
-      if (SILU) {
-        const int n = ntile * 8 + g, NO = N / 2;
-        if (m < row_end) a.y[(size_t)m * NO + n] = kern_f2bf(kern_silu(acc[i][j][0]) * acc[i][j][2]);
-        if (m + 1 < row_end) a.y[(size_t)(m + 1) * NO + n] = kern_f2bf(kern_silu(acc[i][j][1]) * acc[i][j][3]);
-      } else {
-        const int n = ntile * 16 + g;
-        if (m < row_end) {
-          a.y[(size_t)m * N + n] = kern_f2bf(acc[i][j][0]);
-          a.y[(size_t)m * N + n + 8] = kern_f2bf(acc[i][j][2]);
-        }
-        if (m + 1 < row_end) {
-          a.y[(size_t)(m + 1) * N + n] = kern_f2bf(acc[i][j][1]);
-          a.y[(size_t)(m + 1) * N + n + 8] = kern_f2bf(acc[i][j][3]);
-        }
-      }
-    }
-  }
+    for (int j = 0; j < MT; j++) store(i, j, wn, wm, lane, acc[i][j][0], acc[i][j][1], acc[i][j][2], acc[i][j][3]);
 }
 
 /* Repack: one thread per tile word, gathering its 8 nibbles from the checkpoint layout. */
@@ -479,6 +562,30 @@ int w4a16_num_sms(void) {
   return sms;
 }
 
+} // namespace
+
+/* Whether dense split-K GEMMs sum their splits inside a thread block cluster (compute
+ * capability 9.0 and up; SERVESIM_W4_CLUSTER=0 turns it off, for comparison) rather than
+ * through the global workspace. Per device, as the executor drives one GPU per thread. */
+int kern_w4::w4a16_cluster_on(void) {
+  static int on[64];
+  static int env = -1;
+  if (env < 0) {
+    const char *e = getenv("SERVESIM_W4_CLUSTER");
+    env = e && *e ? atoi(e) != 0 : 1;
+  }
+  if (!env) return 0;
+  int dev = 0, major = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 0;
+  if (!on[dev]) {
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) major = 0;
+    on[dev] = major >= 9 ? 1 : 2;
+  }
+  return on[dev] == 1;
+}
+
+namespace {
+
 /* Split-K capacity of a workspace: splits * padded rows <= kSplitRows; block tiles that split
  * <= kCounters. */
 constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384, kDefaultVariant = 8, kDefaultLarge = 0, kMaxDevices = 64;
@@ -487,12 +594,15 @@ int64_t w4a16_npad(int N) { return ((int64_t)N + 127) / 128 * 128; }
 
 /* One kernel configuration: its dynamic shared memory (the cp.async ring) and how many of its
  * blocks fit on one SM, both fixed per instantiation and computed once. */
-template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING>
+template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING, int MODE = 0>
 struct W4Cfg {
   static constexpr int BM = WM * MT * 8, BN = WN * NT * 16;
   static constexpr size_t kSmem = XS     ? (size_t)S * (BM * 72 * 2 + (NT + 1) * 16 * 128)
                                   : RING ? (size_t)S * (NT + 2 * MT + 1) * 16 * 128
                                          : 0;
+  /* The cluster split-K keeps a block's partial (BM x BN floats) in the ring, or in static
+   * shared memory where there is no ring. */
+  static constexpr bool kClusterFits = !(XS || RING) || kSmem >= (size_t)BM * BN * sizeof(float);
   static int prepare(int *blocks_per_sm) {
     /* The shared-memory limit is a per-device attribute of the function: set it once on each
      * device a launch runs on (the executor drives one GPU per thread). Racing first calls
@@ -501,7 +611,7 @@ struct W4Cfg {
     int dev = 0;
     KERN_CUDA(cudaGetDevice(&dev));
     if (dev < 0 || dev >= kMaxDevices) dev = kMaxDevices - 1;
-    auto fn = w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING>;
+    auto fn = w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING, MODE>;
     if (occ[dev] <= 0) {
       KERN_CUDA(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSmem));
       int o = 0;
@@ -516,37 +626,56 @@ struct W4Cfg {
 /* One launch of a configuration. Dense: grid (N tiles, M tiles, K splits); the split count
  * fills about target_per_sm blocks per SM (0: as many as fit), within the workspace. MoE: grid
  * (N tiles, an upper bound of expert row tiles, kernels/moe_plan.h), no split. */
-template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING>
+template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING, int MODE = 0>
 int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int target_per_sm, cudaStream_t st) {
-  using Cfg = W4Cfg<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING>;
+  using Cfg = W4Cfg<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING, MODE>;
   constexpr int BM = Cfg::BM, BN = Cfg::BN;
   W4Args a = a0;
+  static int early = -1;
+  if (early < 0) {
+    const char *e = getenv("SERVESIM_W4_PDL_EARLY");
+    early = e && *e ? atoi(e) != 0 : 0;
+  }
+  a.pdl_early = early;
+  static int prefetch = -1;
+  if (prefetch < 0) {
+    const char *e = getenv("SERVESIM_W4_PREFETCH");
+    prefetch = e && *e ? atoi(e) != 0 : 0;
+  }
+  a.prefetch = prefetch;
   int occ = 1;
   if (int rc = Cfg::prepare(&occ)) return rc;
   dim3 grid(kern_cdiv(a.N, BN), MOE ? moe_plan_row_tiles(rows_max, a.n_experts, BM) : kern_cdiv(a.M, BM), 1);
+  int cluster_z = 1;
   if (!MOE) {
     const int64_t blocks = (int64_t)grid.x * grid.y;
     const int KC = a.K / 64;
+    const bool cluster = Cfg::kClusterFits && w4a16_cluster_on();
     int max_splits = kMaxSplits;
     max_splits = max_splits > KC / WK ? KC / WK : max_splits; /* every warp gets a k64 chunk */
-    while (max_splits > 1 && (int64_t)max_splits * grid.y * BM > kSplitRows) max_splits--;
+    while (!cluster && max_splits > 1 && (int64_t)max_splits * grid.y * BM > kSplitRows) max_splits--;
     const int64_t target = (int64_t)(target_per_sm > 0 ? target_per_sm : occ) * w4a16_num_sms();
     int splits = blocks < target ? (int)((target + blocks - 1) / blocks) : 1;
     splits = splits > max_splits ? max_splits : splits;
     splits = splits < 1 ? 1 : splits;
-    /* Workspace: kCounters arrival counters first (fixed place, so calls with different N
-     * never overwrite each other's counters), then the partials. */
-    const size_t part_bytes = (size_t)splits * grid.y * BM * grid.x * BN * sizeof(float);
-    if (splits > 1 && (!ws || blocks > kCounters || ws_bytes < kCounters * sizeof(int32_t) + part_bytes))
-      splits = 1; /* no (or too small a) workspace: still correct, less parallel */
-    if (splits > 1) {
-      a.ws_cnt = (int32_t *)ws;
-      a.ws_part = (float *)((char *)ws + kCounters * sizeof(int32_t));
+    if (cluster && splits > 1) { /* the splits of a tile: one cluster, no workspace */
+      a.cluster_split = 1;
+      cluster_z = splits;
+    } else {
+      /* Workspace: kCounters arrival counters first (fixed place, so calls with different N
+       * never overwrite each other's counters), then the partials. */
+      const size_t part_bytes = (size_t)splits * grid.y * BM * grid.x * BN * sizeof(float);
+      if (splits > 1 && (!ws || blocks > kCounters || ws_bytes < kCounters * sizeof(int32_t) + part_bytes))
+        splits = 1; /* no (or too small a) workspace: still correct, less parallel */
+      if (splits > 1) {
+        a.ws_cnt = (int32_t *)ws;
+        a.ws_part = (float *)((char *)ws + kCounters * sizeof(int32_t));
+      }
     }
     grid.z = splits;
   }
-  return kern_launch_pdl(w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING>, grid, dim3(128),
-                         Cfg::kSmem, st, a);
+  return kern_launch_ex(w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING, MODE>, grid, dim3(128),
+                        Cfg::kSmem, st, cluster_z, a);
 }
 
 /* Small-M variants (M <= 16, or MoE tiles of <= 16 rows), selectable for tuning with
@@ -563,7 +692,7 @@ int w4a16_variant(void) {
   if (v < 0) {
     const char *e = getenv("SERVESIM_W4_VARIANT");
     v = e && *e ? atoi(e) : kDefaultVariant;
-    if (v < 0 || v > 8) v = kDefaultVariant;
+    if (v < 0 || v > 18) v = kDefaultVariant;
   }
   return v;
 }
@@ -579,6 +708,16 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
     case 6: return w4a16_launch<MT, 4, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     case 7: return w4a16_launch<MT, 2, 4, 1, 1, 8, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     case 8: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 2, st);
+    case 9: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false, 1>(a, ws, wsb, rows_max, 2, st);
+    case 10: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false, 1>(a, ws, wsb, rows_max, 4, st);
+    case 11: return w4a16_launch<MT, 2, 4, 1, 1, 8, MOE, GATHER, SILU, false, false, 1>(a, ws, wsb, rows_max, 2, st);
+    case 12: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false, 1>(a, ws, wsb, rows_max, 4, st);
+    case 13: return w4a16_launch<MT, 2, 2, 2, 1, 4, MOE, GATHER, SILU, false, false, 1>(a, ws, wsb, rows_max, 2, st);
+    case 14: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false, 2>(a, ws, wsb, rows_max, 2, st);
+    case 15: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false, 3>(a, ws, wsb, rows_max, 4, st);
+    case 16: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false, 2>(a, ws, wsb, rows_max, 8, st);
+    case 17: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false, 2>(a, ws, wsb, rows_max, 4, st);
+    case 18: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false, 3>(a, ws, wsb, rows_max, 2, st);
     default: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
   }
 }
@@ -586,6 +725,8 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
 /* Every size: rows per tile (M, or mean rows per local expert) picks the configuration. */
 template <bool MOE, bool GATHER, bool SILU>
 int w4a16_dispatch(const W4Args &a, void *ws, size_t wsb, int rows, int rows_max, cudaStream_t st) {
+  if constexpr (!MOE)
+    if (rows <= 16 && w4a16_stream_available()) return w4a16_stream_launch(a, st);
   if (rows <= 8) return w4a16_small<1, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   if (rows <= 16) return w4a16_small<2, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   if constexpr (!MOE)
