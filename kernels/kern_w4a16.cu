@@ -8,9 +8,11 @@
  * and dequantises in registers: (nibble | 0x4300) is bf16 128+q, minus 136 is q-8 exactly, times
  * the group's scale (bf16) -- 3 ALU ops per two weights.
  * - Small M (<= 16 rows per tile): 4 warps split K inside the block and the grid splits K
- *   again (gridDim.z) so that enough loads are in flight; the last block to finish a tile sums
- *   the partials in split order (deterministic, no float atomics) and resets the tile's
- *   counter. Loads go through registers (S chunks per warp) or a per-thread cp.async ring;
+ *   again (gridDim.z) so that enough loads are in flight. On Hopper the splits of a tile form
+ *   one thread block cluster and sum their partials through distributed shared memory, each
+ *   block one slice, in split order; elsewhere (or SERVESIM_W4_CLUSTER=0) the last block to
+ *   finish a tile sums the partials from a global workspace in split order and resets the
+ *   tile's counter. Both are deterministic (no float atomics) and give the same bits. Loads go through registers (S chunks per warp) or a per-thread cp.async ring;
  *   SERVESIM_W4_VARIANT picks one of 9 such settings (bench_kernels.sh TUNE=1 times them all;
  *   the default is the fastest measured on the H100, see kernels/NOTES.md).
  * - Larger M: the block's activation tile is staged in shared memory by cp.async (S stages,
@@ -29,7 +31,7 @@ namespace {
 
 using namespace kern_w4;
 
-template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING, int MODE = 0>
+template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING>
 __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
   static_assert(WK * WN * WM == 4, "4 warps per block");
   static_assert(!XS || (WK == 1 && WM == 1), "shared activation tiles: warps split N only");
@@ -44,7 +46,6 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
    * loop is done, so its weight prefetch overlaps this kernel's reduction tail rather than
    * competing with its streaming (triggering at the start cost 4-7% on qkv and o_proj). */
   bool waited = false;
-  if (a.pdl_early) kern_pdl_trigger(); /* tuning (SERVESIM_W4_PDL_EARLY=1): trigger at the start */
 
   int expert = 0, row0, row_end;
   if (MOE) {
@@ -105,26 +106,6 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
   const int splits = gridDim.z, z = blockIdx.z;
   const int c_begin = (int)((int64_t)z * KC / splits), c_end = (int)((int64_t)(z + 1) * KC / splits);
 
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  /* L2 prefetch (dense small-M path, a.prefetch): before anything else, the block asks for
-   * all of its weight bytes -- per n16 tile one contiguous run of k64 chunks, and the group
-   * scales -- with bulk prefetches that hold no registers, so the whole share streams from
-   * HBM at once and the register rounds below hit L2. Under programmatic dependent launch
-   * this runs before the wait, i.e. during the previous kernel. */
-  if (!MOE && !XS && !RING && a.prefetch) {
-    constexpr int TILES = WN * NT;
-    const int nt_base = blockIdx.x * TILES, nch = c_end - c_begin;
-    if (lane == 0 && warp < TILES && nt_base + warp < NT16 && nch > 0) {
-      const uint4 *p = qrep + ((size_t)(nt_base + warp) * KC + c_begin) * 32;
-      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(nch * 512) : "memory");
-    }
-    const int ntv = min(TILES, NT16 - nt_base), g0 = c_begin >> 1, g1 = (c_end + 1) >> 1;
-    for (int gi = g0 + (int)threadIdx.x - 32 * TILES; gi < g1 && threadIdx.x >= 32 * TILES; gi += (int)blockDim.x - 32 * TILES) {
-      const uint32_t *p = srep + ((size_t)gi * NT16 + nt_base) * 8;
-      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(ntv * 32) : "memory");
-    }
-  }
-#endif
 
   float acc[NT][MT][4];
 #pragma unroll
@@ -266,69 +247,9 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
       }
       if (i + S - 1 < n_my) issue(i + S - 1);
       w4_commit();
-  #pragma unroll
-      for (int s = 0; s < 4; s++) {
-  #pragma unroll
-        for (int nt = 0; nt < NT; nt++) {
-          const uint32_t q = s == 0 ? wq[nt].x : s == 1 ? wq[nt].y : s == 2 ? wq[nt].z : wq[nt].w;
-          uint32_t af[4];
-          w4_dequant(q, __byte_perm(sc[nt], 0, 0x1010), __byte_perm(sc[nt], 0, 0x3232), af);
-  #pragma unroll
-          for (int mt = 0; mt < MT; mt++) {
-            const uint4 &lo = xv[mt][s >> 1];
-            const uint32_t b0 = (s & 1) ? lo.z : lo.x, b1 = (s & 1) ? lo.w : lo.y;
-            kern_mma_bf16(acc[nt][mt], af, b0, b1);
-          }
-        }
-      }
+      w4_chunk<NT, MT>(acc, wq, sc, xv);
     }
     w4_wait<0>();
-  } else if constexpr ((MODE & 1) != 0) {
-    /* Rolling register pipeline: S slots, each refilled with the chunk S ahead as soon as it
-     * has been consumed, so a warp always has S - 1 to S chunks of loads in flight, without
-     * the drain between rounds of the batch pipeline below and with no more registers. */
-    const int n_my = c_end - c_begin - kw > 0 ? (c_end - c_begin - kw + WK - 1) / WK : 0;
-    uint4 wq[S][NT], xv[S][MT][2];
-    uint32_t sc[S][NT];
-    auto load_w = [&](int u, int k) {
-      const int c = c_begin + kw + k * WK;
-#pragma unroll
-      for (int nt = 0; nt < NT; nt++) {
-        const bool ok = k < n_my && nt0 + nt < NT16;
-        wq[u][nt] = ok ? __ldg(qrep + ((size_t)(nt0 + nt) * KC + c) * 32 + lane) : make_uint4(0, 0, 0, 0);
-        sc[u][nt] = ok ? __ldg(srep + ((size_t)(c >> 1) * NT16 + nt0 + nt) * 8 + g) : 0u;
-      }
-    };
-    auto load_x = [&](int u, int k) {
-      const int c = c_begin + kw + k * WK;
-#pragma unroll
-      for (int mt = 0; mt < MT; mt++) {
-        if (k < n_my && rvalid[mt]) {
-          const uint4 *p = reinterpret_cast<const uint4 *>(xrow[mt] + (size_t)c * 64);
-          xv[u][mt][0] = __ldg(p);
-          xv[u][mt][1] = __ldg(p + 1);
-        } else {
-          xv[u][mt][0] = xv[u][mt][1] = make_uint4(0, 0, 0, 0);
-        }
-      }
-    };
-#pragma unroll
-    for (int u = 0; u < S; u++) load_w(u, u);
-    kern_pdl_wait(); /* the first weight loads are in flight: now the activations */
-    waited = true;
-#pragma unroll
-    for (int u = 0; u < S; u++) load_x(u, u);
-    for (int k0 = 0; k0 < n_my; k0 += S) {
-#pragma unroll
-      for (int u = 0; u < S; u++) {
-        if (k0 + u >= n_my) break;
-        w4_chunk<NT, MT, (MODE & 2) != 0>(acc, wq[u], sc[u], xv[u]);
-        if (k0 + u + S < n_my) {
-          load_w(u, k0 + u + S);
-          load_x(u, k0 + u + S);
-        }
-      }
-    }
   } else {
     /* Register pipeline: S chunks of loads issued back to back, then consumed. */
     for (int base = c_begin + kw; base < c_end; base += WK * S) {
@@ -368,13 +289,13 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
   #pragma unroll
       for (int u = 0; u < S; u++) {
         if (base + u * WK >= c_end) break;
-        w4_chunk<NT, MT, (MODE & 2) != 0>(acc, wq[u], sc[u], xv[u]);
+        w4_chunk<NT, MT>(acc, wq[u], sc[u], xv[u]);
       }
     }
   }
 
   if (!waited) kern_pdl_wait(); /* a warp without k chunks: before any write */
-  if (!a.pdl_early) kern_pdl_trigger();
+  kern_pdl_trigger();
 
   /* In-block reduction over the WK warps that split K. */
   if (WK > 1) {
@@ -594,7 +515,7 @@ int64_t w4a16_npad(int N) { return ((int64_t)N + 127) / 128 * 128; }
 
 /* One kernel configuration: its dynamic shared memory (the cp.async ring) and how many of its
  * blocks fit on one SM, both fixed per instantiation and computed once. */
-template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING, int MODE = 0>
+template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING>
 struct W4Cfg {
   static constexpr int BM = WM * MT * 8, BN = WN * NT * 16;
   static constexpr size_t kSmem = XS     ? (size_t)S * (BM * 72 * 2 + (NT + 1) * 16 * 128)
@@ -611,7 +532,7 @@ struct W4Cfg {
     int dev = 0;
     KERN_CUDA(cudaGetDevice(&dev));
     if (dev < 0 || dev >= kMaxDevices) dev = kMaxDevices - 1;
-    auto fn = w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING, MODE>;
+    auto fn = w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING>;
     if (occ[dev] <= 0) {
       KERN_CUDA(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSmem));
       int o = 0;
@@ -626,23 +547,11 @@ struct W4Cfg {
 /* One launch of a configuration. Dense: grid (N tiles, M tiles, K splits); the split count
  * fills about target_per_sm blocks per SM (0: as many as fit), within the workspace. MoE: grid
  * (N tiles, an upper bound of expert row tiles, kernels/moe_plan.h), no split. */
-template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING, int MODE = 0>
+template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING>
 int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int target_per_sm, cudaStream_t st) {
-  using Cfg = W4Cfg<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING, MODE>;
+  using Cfg = W4Cfg<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING>;
   constexpr int BM = Cfg::BM, BN = Cfg::BN;
   W4Args a = a0;
-  static int early = -1;
-  if (early < 0) {
-    const char *e = getenv("SERVESIM_W4_PDL_EARLY");
-    early = e && *e ? atoi(e) != 0 : 0;
-  }
-  a.pdl_early = early;
-  static int prefetch = -1;
-  if (prefetch < 0) {
-    const char *e = getenv("SERVESIM_W4_PREFETCH");
-    prefetch = e && *e ? atoi(e) != 0 : 0;
-  }
-  a.prefetch = prefetch;
   int occ = 1;
   if (int rc = Cfg::prepare(&occ)) return rc;
   dim3 grid(kern_cdiv(a.N, BN), MOE ? moe_plan_row_tiles(rows_max, a.n_experts, BM) : kern_cdiv(a.M, BM), 1);
@@ -653,7 +562,7 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
     const bool cluster = Cfg::kClusterFits && w4a16_cluster_on();
     int max_splits = kMaxSplits;
     max_splits = max_splits > KC / WK ? KC / WK : max_splits; /* every warp gets a k64 chunk */
-    while (!cluster && max_splits > 1 && (int64_t)max_splits * grid.y * BM > kSplitRows) max_splits--;
+    while (max_splits > 1 && (int64_t)max_splits * grid.y * BM > kSplitRows) max_splits--;
     const int64_t target = (int64_t)(target_per_sm > 0 ? target_per_sm : occ) * w4a16_num_sms();
     int splits = blocks < target ? (int)((target + blocks - 1) / blocks) : 1;
     splits = splits > max_splits ? max_splits : splits;
@@ -674,7 +583,7 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
     }
     grid.z = splits;
   }
-  return kern_launch_ex(w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING, MODE>, grid, dim3(128),
+  return kern_launch_ex(w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING>, grid, dim3(128),
                         Cfg::kSmem, st, cluster_z, a);
 }
 
@@ -692,7 +601,7 @@ int w4a16_variant(void) {
   if (v < 0) {
     const char *e = getenv("SERVESIM_W4_VARIANT");
     v = e && *e ? atoi(e) : kDefaultVariant;
-    if (v < 0 || v > 18) v = kDefaultVariant;
+    if (v < 0 || v > 8) v = kDefaultVariant;
   }
   return v;
 }
@@ -708,16 +617,6 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
     case 6: return w4a16_launch<MT, 4, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     case 7: return w4a16_launch<MT, 2, 4, 1, 1, 8, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     case 8: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 2, st);
-    case 9: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false, 1>(a, ws, wsb, rows_max, 2, st);
-    case 10: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false, 1>(a, ws, wsb, rows_max, 4, st);
-    case 11: return w4a16_launch<MT, 2, 4, 1, 1, 8, MOE, GATHER, SILU, false, false, 1>(a, ws, wsb, rows_max, 2, st);
-    case 12: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false, 1>(a, ws, wsb, rows_max, 4, st);
-    case 13: return w4a16_launch<MT, 2, 2, 2, 1, 4, MOE, GATHER, SILU, false, false, 1>(a, ws, wsb, rows_max, 2, st);
-    case 14: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false, 2>(a, ws, wsb, rows_max, 2, st);
-    case 15: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false, 3>(a, ws, wsb, rows_max, 4, st);
-    case 16: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false, 2>(a, ws, wsb, rows_max, 8, st);
-    case 17: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false, 2>(a, ws, wsb, rows_max, 4, st);
-    case 18: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false, 3>(a, ws, wsb, rows_max, 2, st);
     default: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
   }
 }
@@ -725,8 +624,6 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
 /* Every size: rows per tile (M, or mean rows per local expert) picks the configuration. */
 template <bool MOE, bool GATHER, bool SILU>
 int w4a16_dispatch(const W4Args &a, void *ws, size_t wsb, int rows, int rows_max, cudaStream_t st) {
-  if constexpr (!MOE)
-    if (rows <= 16 && w4a16_stream_available()) return w4a16_stream_launch(a, st);
   if (rows <= 8) return w4a16_small<1, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   if (rows <= 16) return w4a16_small<2, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   if constexpr (!MOE)

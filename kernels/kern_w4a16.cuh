@@ -21,8 +21,6 @@ struct W4Args {
   int32_t *ws_cnt;         /* split-K arrival counters (zero between calls) */
   int cluster_split;       /* 1: the gridDim.z K splits of a tile form one thread block cluster
                               and are summed through distributed shared memory (sm_90+) */
-  int pdl_early;           /* trigger the next kernel at the start, not after the main loop */
-  int prefetch;            /* dense small M: bulk-prefetch the block's weights into L2 first */
 };
 
 static constexpr uint32_t kMask = 0x000f000fu, kMagic = 0x43004300u;
@@ -42,73 +40,23 @@ static __device__ __forceinline__ void w4_dequant(uint32_t q, uint32_t s_g2, uin
   }
 }
 
-/* acc[NT][MT] += one k64 chunk: the lane's tile words wq[NT] (four k16 steps each), their
- * scale pairs sc[NT] (rows g and g+8), the activations xv[MT][2] (B fragments of the four
- * steps). PS false: dequantise each weight to bf16 (q - 8) * s, then mma -- the reference's
- * rounding, 16 ALU ops per 8 weights. PS true (all 64 k of a chunk share one scale group): mma
- * the exact bf16 integers 128 + q, subtract 136 * sum(x) (one mma per step with a constant A,
- * shared by the NT tiles) and scale the chunk's fp32 sums per row -- 7 ALU ops per 8 weights,
- * and the weights are not rounded (fp32 sums of exact products, like the reference's f32
- * accumulation but without the bf16 rounding of q * s). */
-template <int NT, int MT, bool PS>
+/* acc[NT][MT] += one k64 chunk: the lane's tile words wq[NT] (four k16 steps each), dequantised
+ * to bf16 (q - 8) * s with their scale pairs sc[NT] (rows g and g+8), times the activations
+ * xv[MT][2] (the B fragments of the four steps). */
+template <int NT, int MT>
 static __device__ __forceinline__ void w4_chunk(float (&acc)[NT][MT][4], const uint4 (&wq)[NT], const uint32_t (&sc)[NT],
                                                 const uint4 (&xv)[MT][2]) {
-  if constexpr (!PS) {
 #pragma unroll
-    for (int s = 0; s < 4; s++) {
+  for (int s = 0; s < 4; s++) {
 #pragma unroll
-      for (int nt = 0; nt < NT; nt++) {
-        const uint32_t q = s == 0 ? wq[nt].x : s == 1 ? wq[nt].y : s == 2 ? wq[nt].z : wq[nt].w;
-        uint32_t af[4];
-        w4_dequant(q, __byte_perm(sc[nt], 0, 0x1010), __byte_perm(sc[nt], 0, 0x3232), af);
-#pragma unroll
-        for (int mt = 0; mt < MT; mt++) {
-          const uint4 &lo = xv[mt][s >> 1];
-          kern_mma_bf16(acc[nt][mt], af, (s & 1) ? lo.z : lo.x, (s & 1) ? lo.w : lo.y);
-        }
-      }
-    }
-  } else {
-    float tmp[NT][MT][4], off[MT][4];
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++) {
-#pragma unroll
-      for (int r = 0; r < 4; r++) off[mt][r] = 0.f;
-#pragma unroll
-      for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-        for (int r = 0; r < 4; r++) tmp[nt][mt][r] = 0.f;
-    }
-    const uint32_t a136[4] = {0x43084308u, 0x43084308u, 0x43084308u, 0x43084308u}; /* bf16 136 */
-#pragma unroll
-    for (int s = 0; s < 4; s++) {
+    for (int nt = 0; nt < NT; nt++) {
+      const uint32_t q = s == 0 ? wq[nt].x : s == 1 ? wq[nt].y : s == 2 ? wq[nt].z : wq[nt].w;
+      uint32_t af[4];
+      w4_dequant(q, __byte_perm(sc[nt], 0, 0x1010), __byte_perm(sc[nt], 0, 0x3232), af);
 #pragma unroll
       for (int mt = 0; mt < MT; mt++) {
         const uint4 &lo = xv[mt][s >> 1];
-        kern_mma_bf16(off[mt], a136, (s & 1) ? lo.z : lo.x, (s & 1) ? lo.w : lo.y);
-      }
-#pragma unroll
-      for (int nt = 0; nt < NT; nt++) {
-        const uint32_t q = s == 0 ? wq[nt].x : s == 1 ? wq[nt].y : s == 2 ? wq[nt].z : wq[nt].w;
-        uint32_t af[4];
-#pragma unroll
-        for (int r = 0; r < 4; r++) af[r] = ((q >> (4 * r)) & kMask) | kMagic; /* bf16 128 + q */
-#pragma unroll
-        for (int mt = 0; mt < MT; mt++) {
-          const uint4 &lo = xv[mt][s >> 1];
-          kern_mma_bf16(tmp[nt][mt], af, (s & 1) ? lo.z : lo.x, (s & 1) ? lo.w : lo.y);
-        }
-      }
-    }
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-      const float s_lo = __uint_as_float(sc[nt] << 16), s_hi = __uint_as_float(sc[nt] & 0xffff0000u);
-#pragma unroll
-      for (int mt = 0; mt < MT; mt++) {
-        acc[nt][mt][0] = fmaf(s_lo, tmp[nt][mt][0] - off[mt][0], acc[nt][mt][0]);
-        acc[nt][mt][1] = fmaf(s_lo, tmp[nt][mt][1] - off[mt][1], acc[nt][mt][1]);
-        acc[nt][mt][2] = fmaf(s_hi, tmp[nt][mt][2] - off[mt][2], acc[nt][mt][2]);
-        acc[nt][mt][3] = fmaf(s_hi, tmp[nt][mt][3] - off[mt][3], acc[nt][mt][3]);
+        kern_mma_bf16(acc[nt][mt], af, (s & 1) ? lo.z : lo.x, (s & 1) ? lo.w : lo.y);
       }
     }
   }
@@ -157,13 +105,7 @@ static __device__ __forceinline__ void w4_wait() { asm volatile("cp.async.wait_g
 int w4a16_wgmma_available(void);
 int w4a16_wgmma_launch(const W4Args &a, cudaStream_t st);
 
-/* Hopper (sm_90) path for dense GEMMs of 1..16 rows (kern_w4a16_stream.cu): a producer warp
- * streams each block's weights into a shared-memory ring with bulk copies (TMA) and mbarriers,
- * four warps consume; split-K summed inside a thread block cluster. w4a16_stream_available()
- * says whether the current device runs it (compute capability 9.0 or more, SERVESIM_W4_STREAM
- * not 0). */
-int w4a16_stream_available(void);
-int w4a16_stream_launch(const W4Args &a, cudaStream_t st);
+/* Whether dense split-K GEMMs sum their splits inside a thread block cluster (kern_w4a16.cu). */
 int w4a16_cluster_on(void);
 
 } // namespace kern_w4
