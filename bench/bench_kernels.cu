@@ -12,7 +12,8 @@
  * kv head, head_dim 128) by batch and context, with the kernel's automatic head split and with
  * each choice forced (SERVESIM_ATTN_HEADS), outputs compared between the choices.
  * --floor: a read-only kernel over the same weight bytes, the bound under this timing method.
- * Usage: bench_kernels [--quick] [--moe | --gemm | --attn | --floor] */
+ * --only SHAPE: the GEMM table for that shape only (qkv, o_proj, gate_up, down), e.g. under ncu.
+ * Usage: bench_kernels [--quick] [--moe | --gemm | --attn | --floor] [--only SHAPE] */
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -556,6 +557,7 @@ static void bench_floor(const std::vector<shape> &shapes, int sms) {
 
 int main(int argc, char **argv) {
   int quick = 0, only_moe = 0, only_gemm = 0, only_attn = 0, tune = 0, tune_large = 0, floor_probe = 0;
+  const char *only_shape = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick")) quick = 1;
     else if (!strcmp(argv[i], "--tune")) tune = 1;
@@ -564,8 +566,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--gemm")) only_gemm = 1;
     else if (!strcmp(argv[i], "--attn")) only_attn = 1;
     else if (!strcmp(argv[i], "--floor")) floor_probe = 1;
+    else if (!strcmp(argv[i], "--only") && i + 1 < argc) only_shape = argv[++i];
     else {
-      fprintf(stderr, "bench_kernels: unknown flag %s (flags: --quick, --tune, --tune-large, --moe, --gemm, --attn, --floor)\n", argv[i]);
+      fprintf(stderr, "bench_kernels: unknown flag %s (flags: --quick, --tune, --tune-large, --moe, --gemm, --attn, --floor, --only SHAPE)\n", argv[i]);
       return 2;
     }
   }
@@ -634,7 +637,8 @@ int main(int argc, char **argv) {
     }
     printf("\n| shape | TP | K | N | M | w4a16 us | GB/s | ratio to floor | floor us | cuBLAS bf16 us | speedup | TFLOP/s | nmse |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    for (const shape &s : shapes) bench_gemm(blas, s, Ms, ws, ws_bytes, &r);
+    for (const shape &s : shapes)
+      if (!only_shape || !strcmp(only_shape, s.name)) bench_gemm(blas, s, Ms, ws, ws_bytes, &r);
     cudaFree(ws);
     cublasDestroy(blas);
   }

@@ -14,7 +14,8 @@
  *   finish a tile sums the partials from a global workspace in split order and resets the
  *   tile's counter. Both are deterministic (no float atomics) and give the same bits. Loads go through registers (S chunks per warp) or a per-thread cp.async ring;
  *   SERVESIM_W4_VARIANT picks one of 9 such settings (bench_kernels.sh TUNE=1 times them all;
- *   the default is the fastest measured on the H100, see kernels/NOTES.md).
+ *   the defaults, one for dense GEMMs and one for MoE experts, are the fastest measured on the
+ *   H100, see kernels/NOTES.md).
  * - Larger M: the block's activation tile is staged in shared memory by cp.async (S stages,
  *   one barrier per k64 chunk) and shared by 4 warps that split N; weights keep a per-thread
  *   ring. Tiles 64 x 128 up to 256 rows (SERVESIM_W4_LARGE), 64 x 256 beyond.
@@ -509,7 +510,7 @@ namespace {
 
 /* Split-K capacity of a workspace: splits * padded rows <= kSplitRows; block tiles that split
  * <= kCounters. */
-constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384, kDefaultVariant = 8, kDefaultLarge = 0, kMaxDevices = 64;
+constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384, kDefaultVariant = 8, kDefaultVariantMoe = 2, kDefaultLarge = 0, kMaxDevices = 64;
 
 int64_t w4a16_npad(int N) { return ((int64_t)N + 127) / 128 * 128; }
 
@@ -594,21 +595,24 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
  *   4 cp.async ring of 4 stages, ~4/SM                       5 ring of 8 stages, ~4/SM
  *   6 registers, 4 chunks, 64 columns per warp, ~4/SM        7 registers, 8 chunks, ~4/SM
  *   8 registers, 4 chunks, ~2/SM (fewer K splits)
+ * Defaults, the fastest on the H100 (kernels/NOTES.md): 8 for dense GEMMs, 2 for the MoE
+ * expert GEMMs (no K split there; fused MoE 207.5 against 216.0 us at 8 tokens, 8448474).
  * (Tried and dropped, 3184f17 on an H100: 16 columns per warp with 8 chunks, and 8 chunks at
- * ~1/SM, summed 464 and 429 us against variant 8's 334 us; kernels/NOTES.md.) */
-int w4a16_variant(void) {
-  static int v = -1;
-  if (v < 0) {
+ * ~1/SM, summed 464 and 429 us against variant 8's 334 us; 38e971d: a rolling register
+ * pipeline, post-mma scaling, a TMA producer/consumer kernel; kernels/NOTES.md.) */
+int w4a16_variant(bool moe) {
+  static int v = -2;
+  if (v == -2) {
     const char *e = getenv("SERVESIM_W4_VARIANT");
-    v = e && *e ? atoi(e) : kDefaultVariant;
-    if (v < 0 || v > 8) v = kDefaultVariant;
+    v = e && *e ? atoi(e) : -1;
+    if (v < -1 || v > 8) v = -1;
   }
-  return v;
+  return v >= 0 ? v : moe ? kDefaultVariantMoe : kDefaultVariant;
 }
 
 template <int MT, bool MOE, bool GATHER, bool SILU>
 int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_t st) {
-  switch (w4a16_variant()) {
+  switch (w4a16_variant(MOE)) {
     case 1: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     case 2: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 8, st);
     case 3: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 8, st);
