@@ -487,6 +487,25 @@ static void bk_stream_launch(const uint4 *p, int64_t n16, uint32_t *sink, int bl
   BK_CUDA(cudaLaunchKernelEx(&cfg, bk_stream<U, PDL>, p, n16, sink));
 }
 
+/* One read-only launch: kind 0 grid-stride, 1 grid-stride under programmatic dependent
+ * launch, 2 per-block slabs; U loads in flight per thread (1, 2, 4 or 8). */
+static void bk_read_launch(int kind, int U, const uint4 *p, int64_t n16, uint32_t *sink, int blocks) {
+  switch (kind * 16 + U) {
+    case 1: bk_stream_launch<1, false>(p, n16, sink, blocks); break;
+    case 2: bk_stream_launch<2, false>(p, n16, sink, blocks); break;
+    case 4: bk_stream_launch<4, false>(p, n16, sink, blocks); break;
+    case 8: bk_stream_launch<8, false>(p, n16, sink, blocks); break;
+    case 17: bk_stream_launch<1, true>(p, n16, sink, blocks); break;
+    case 18: bk_stream_launch<2, true>(p, n16, sink, blocks); break;
+    case 20: bk_stream_launch<4, true>(p, n16, sink, blocks); break;
+    case 24: bk_stream_launch<8, true>(p, n16, sink, blocks); break;
+    case 33: bk_slab<1><<<blocks, 256, 0, g_st>>>(p, n16, sink); break;
+    case 34: bk_slab<2><<<blocks, 256, 0, g_st>>>(p, n16, sink); break;
+    case 36: bk_slab<4><<<blocks, 256, 0, g_st>>>(p, n16, sink); break;
+    default: bk_slab<8><<<blocks, 256, 0, g_st>>>(p, n16, sink); break;
+  }
+}
+
 static void bench_floor(const std::vector<shape> &shapes, int sms) {
   printf("\n### Read-only floor probe (graph replay, weights rotated beyond 2x L2)\n");
   printf("\n| shape | TP | MB | floor us (copy bw) | empty kernel us | read us | blocks/SM | U | read GB/s | read / floor "
@@ -504,47 +523,18 @@ static void bench_floor(const std::vector<shape> &shapes, int sms) {
     uint4 *d;
     BK_CUDA(cudaMalloc(&d, n16 * 16 * copies));
     BK_CUDA(cudaMemset(d, 0x5a, n16 * 16 * copies));
-    double best[2] = {1e30, 1e30};
-    int bb[2] = {0, 0}, bu[2] = {0, 0};
-    for (int pdl = 0; pdl < 2; pdl++)
+    /* kind 0: grid-stride reads; 1: the same with programmatic dependent launch; 2: per-block slabs */
+    double best[3] = {1e30, 1e30, 1e30};
+    int bb[3] = {0, 0, 0}, bu[3] = {0, 0, 0};
+    for (int kind = 0; kind < 3; kind++)
       for (int bps : {1, 2, 4, 8})
         for (int U : {1, 2, 4, 8}) {
           const int blocks = bps * sms;
           const double us = time_us(
-              [&](int i) {
-                const uint4 *p = d + (size_t)(i % copies) * n16;
-                if (pdl) {
-                  if (U == 1) bk_stream_launch<1, true>(p, n16, sink, blocks);
-                  else if (U == 2) bk_stream_launch<2, true>(p, n16, sink, blocks);
-                  else if (U == 4) bk_stream_launch<4, true>(p, n16, sink, blocks);
-                  else bk_stream_launch<8, true>(p, n16, sink, blocks);
-                } else {
-                  if (U == 1) bk_stream_launch<1, false>(p, n16, sink, blocks);
-                  else if (U == 2) bk_stream_launch<2, false>(p, n16, sink, blocks);
-                  else if (U == 4) bk_stream_launch<4, false>(p, n16, sink, blocks);
-                  else bk_stream_launch<8, false>(p, n16, sink, blocks);
-                }
-              },
-              20, 15);
-          if (us < best[pdl]) { best[pdl] = us; bb[pdl] = bps; bu[pdl] = U; }
+              [&](int i) { bk_read_launch(kind, U, d + (size_t)(i % copies) * n16, n16, sink, blocks); }, 20, 15);
+          if (us < best[kind]) { best[kind] = us; bb[kind] = bps; bu[kind] = U; }
         }
-    double best_slab = 1e30;
-    int sb = 0, su = 0;
-    for (int bps : {1, 2, 4, 8})
-      for (int U : {1, 2, 4, 8}) {
-        const int blocks = bps * sms;
-        const double us = time_us(
-            [&](int i) {
-              const uint4 *p = d + (size_t)(i % copies) * n16;
-              if (U == 1) bk_slab<1><<<blocks, 256, 0, g_st>>>(p, n16, sink);
-              else if (U == 2) bk_slab<2><<<blocks, 256, 0, g_st>>>(p, n16, sink);
-              else if (U == 4) bk_slab<4><<<blocks, 256, 0, g_st>>>(p, n16, sink);
-              else bk_slab<8><<<blocks, 256, 0, g_st>>>(p, n16, sink);
-            },
-            20, 15);
-        if (us < best_slab) { best_slab = us; sb = bps; su = U; }
-      }
-    printf("(%s: per-block slabs, best %.2f us at %d blocks/SM, U = %d)\n", s.name, best_slab, sb, su);
+    printf("(%s: per-block slabs, best %.2f us at %d blocks/SM, U = %d)\n", s.name, best[2], bb[2], bu[2]);
     BK_CUDA(cudaGetLastError());
     const double floor_us = w_bytes / (g_copy_gbs * 1e3);
     printf("| %s | %d | %.2f | %.2f | %.2f | %.2f | %d | %d | %.0f | %.2f | %.2f | %d | %d | %.0f | %.2f |\n", s.name, s.tp,
