@@ -132,10 +132,10 @@ static int cli_args_set(struct cli_args *a, int key, const char *flag, const cha
       if (key == K_HW) a->hardware = v;
       if (key == K_DB) a->db = v;
       return 0;
-    case K_GPUS: return cli_args_int(flag, v, 1, 4096, &a->gpus) ? -1 : 0;
-    case K_TP: a->tp_set = 1; return cli_args_int(flag, v, 1, 4096, &a->layout.tp) ? -1 : 0;
-    case K_PP: a->pp_set = 1; return cli_args_int(flag, v, 1, 4096, &a->layout.pp) ? -1 : 0;
-    case K_DP: a->dp_set = 1; return cli_args_int(flag, v, 1, 4096, &a->layout.dp) ? -1 : 0;
+    case K_GPUS: return cli_args_int(flag, v, 1, CLI_MAX_GPUS, &a->gpus) ? -1 : 0;
+    case K_TP: a->tp_set = 1; return cli_args_int(flag, v, 1, CLI_MAX_GPUS, &a->layout.tp) ? -1 : 0;
+    case K_PP: a->pp_set = 1; return cli_args_int(flag, v, 1, CLI_MAX_GPUS, &a->layout.pp) ? -1 : 0;
+    case K_DP: a->dp_set = 1; return cli_args_int(flag, v, 1, CLI_MAX_GPUS, &a->layout.dp) ? -1 : 0;
     case K_UTIL: {
       /* vLLM's (0, 1]: the shared parser's closed range, then 0 refused in the same words. */
       double u = 0;

@@ -20,6 +20,9 @@
 #ifndef SERVESIM_CLI_ARGS_H
 #define SERVESIM_CLI_ARGS_H
 
+/* The largest GPU count (and TP, PP, DP size) a command line may ask for. */
+#define CLI_MAX_GPUS 4096
+
 #include <stdint.h>
 
 #include "sim/hw.h"

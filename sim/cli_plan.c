@@ -93,7 +93,7 @@ static int cli_plan_flag(struct cli_plan_opts *o, int argc, char **argv, int i) 
     if (n < 0) return -1;
     if (o->n_layouts == PLAN_MAX_LAYOUTS)
       return err_set(ERR_INPUT, "--layout: at most %d layouts", PLAN_MAX_LAYOUTS), -1;
-    if (plan_space_parse_layout(v, &o->layouts[o->n_layouts])) return -1;
+    if (layout_parse(v, PLAN_MAX_GPUS, &o->layouts[o->n_layouts])) return -1;
     o->n_layouts++;
     return n;
   }

@@ -132,31 +132,6 @@ static int cli_parse_slo(const char *s, struct metrics_slo *slo) {
   return ERR_OK;
 }
 
-/* "tp=8,ep" / "tp=4,pp=2" / "tp=2,pp=2,dp=2,ep=1" */
-static int cli_parse_layout(const char *s, struct layout *l) {
-  char buf[128];
-  if (strlen(s) >= sizeof buf) return err_set(ERR_INPUT, "--layout: value too long");
-  strcpy(buf, s);
-  *l = (struct layout){1, 1, 1, 0};
-  for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-    while (isspace((unsigned char)*tok)) tok++;
-    if (!strcmp(tok, "ep")) { l->ep = 1; continue; }
-    char *eq = strchr(tok, '=');
-    if (!eq) return err_set(ERR_INPUT, "--layout '%s': '%s' is not key=value (tp, pp, dp, ep)", s, tok);
-    *eq = '\0';
-    int64_t v;
-    int rc = cli_args_i64("--layout", eq + 1, 0, 4096, &v);
-    if (rc) return rc;
-    if (!strcmp(tok, "tp")) l->tp = (int)v;
-    else if (!strcmp(tok, "pp")) l->pp = (int)v;
-    else if (!strcmp(tok, "dp")) l->dp = (int)v;
-    else if (!strcmp(tok, "ep")) l->ep = v != 0;
-    else return err_set(ERR_INPUT, "--layout '%s': unknown key '%s' (tp, pp, dp, ep)", s, tok);
-  }
-  if (l->tp < 1 || l->pp < 1 || l->dp < 1) return err_set(ERR_INPUT, "--layout '%s': sizes must be >= 1", s);
-  return ERR_OK;
-}
-
 static void cli_layout_name(const struct layout *l, char *buf, size_t n) {
   int k = snprintf(buf, n, "tp=%d", l->tp);
   if (l->pp > 1) k += snprintf(buf + k, n - (size_t)k, ",pp=%d", l->pp);
@@ -254,7 +229,7 @@ static int cli_parse(struct simcli *c, int argc, char **argv) {
     } else if (VAL("--layout")) {
       if (n > 0) {
         if (c->n_layouts >= CLI_MAX_LAYOUTS) rc = err_set(ERR_INPUT, "--layout: at most %d layouts", CLI_MAX_LAYOUTS);
-        else rc = cli_parse_layout(v, &c->layouts[c->n_layouts++]);
+        else rc = layout_parse(v, CLI_MAX_GPUS, &c->layouts[c->n_layouts++]);
       }
     } else if (!strcmp(arg, "--breakdown")) {
       c->breakdown = 1;

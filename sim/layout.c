@@ -70,6 +70,52 @@ int layout_enumerate(int n_gpus, enum layout_enum_ep ep_set, struct layout *out,
   return n;
 }
 
+int layout_parse(const char *s, int max_gpus, struct layout *l) {
+  *l = (struct layout){.tp = 1, .pp = 1, .dp = 1, .ep = 0};
+  if (!s || !*s) return err_set(ERR_INPUT, "--layout: empty value");
+  int seen[4] = {0, 0, 0, 0}; /* tp, pp, dp, ep */
+  const char *p = s;
+  for (;;) {
+    const char *comma = strchr(p, ',');
+    const char *b = p, *e = comma ? comma : p + strlen(p);
+    while (b < e && (*b == ' ' || *b == '\t')) b++;
+    while (e > b && (e[-1] == ' ' || e[-1] == '\t')) e--;
+    if (b == e) return err_set(ERR_INPUT, "--layout '%s': empty item", s);
+    const char *eq = memchr(b, '=', (size_t)(e - b));
+    const size_t klen = (size_t)((eq ? eq : e) - b);
+    static const char *const keys[4] = {"tp", "pp", "dp", "ep"};
+    int k = 0;
+    while (k < 4 && !(klen == 2 && !strncmp(b, keys[k], 2))) k++;
+    if (k == 4 || (k < 3 && !eq))
+      return err_set(ERR_INPUT, "--layout '%s': '%.*s' is not tp=N, pp=N, dp=N or ep", s, (int)(e - b), b);
+    if (seen[k]++) return err_set(ERR_INPUT, "--layout '%s': %s given twice", s, keys[k]);
+    long v = 1;
+    if (eq) {
+      const char *d = eq + 1;
+      if (d == e) return err_set(ERR_INPUT, "--layout '%s': %s has no value", s, keys[k]);
+      v = 0;
+      for (; d < e; d++) {
+        if (*d < '0' || *d > '9' || v > max_gpus)
+          return err_set(ERR_INPUT, "--layout '%s': %s=%.*s is not an integer from %d to %d", s, keys[k],
+                         (int)(e - eq - 1), eq + 1, k == 3 ? 0 : 1, k == 3 ? 1 : max_gpus);
+        v = v * 10 + (*d - '0');
+      }
+      if (k == 3 ? v > 1 : v < 1 || v > max_gpus)
+        return err_set(ERR_INPUT, "--layout '%s': %s=%ld is not an integer from %d to %d", s, keys[k], v,
+                       k == 3 ? 0 : 1, k == 3 ? 1 : max_gpus);
+    }
+    if (k == 0) l->tp = (int)v;
+    else if (k == 1) l->pp = (int)v;
+    else if (k == 2) l->dp = (int)v;
+    else l->ep = (int)v;
+    if (!comma) break;
+    p = comma + 1;
+  }
+  if ((int64_t)l->tp * l->pp * l->dp > max_gpus)
+    return err_set(ERR_INPUT, "--layout '%s': %lld GPUs, more than %d", s, (long long)l->tp * l->pp * l->dp, max_gpus);
+  return ERR_OK;
+}
+
 int layout_ep_size(const struct layout *l) { return l->ep ? l->tp * l->dp : 1; }
 
 int layout_n_gpus(const struct layout *l) { return l->tp * l->pp * l->dp; }

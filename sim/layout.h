@@ -89,6 +89,11 @@ int layout_enumerate(int n_gpus, enum layout_enum_ep ep_set, struct layout *out,
  * e starts from engine_defaults for m (its max_model_len is taken as given). */
 int layout_check(const struct model_spec *m, const struct hw_spec *h, int n_gpus,
                  const struct layout *l, const struct engine *e, struct layout_verdict *v);
+/* A --layout value: "tp=8,ep", "tp=4, pp=2", "tp=2,pp=2,dp=2,ep=1". tp, pp and dp take an
+ * integer >= 1 (1 when not given); ep alone or ep=1 turns expert parallelism on, ep=0 off.
+ * Spaces around an item are ignored; an empty item, an unknown key, a key given twice, or more
+ * than max_gpus GPUs in all (tp * pp * dp) is an ERR_INPUT naming the value. */
+int layout_parse(const char *s, int max_gpus, struct layout *l);
 /* EP group size (tp*dp with --enable-expert-parallel, else 1). */
 int layout_ep_size(const struct layout *l);
 int layout_n_gpus(const struct layout *l);

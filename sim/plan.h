@@ -68,8 +68,6 @@ struct plan_cand {
 int plan_space_parse_gpus(const char *s, int *counts, int max_counts, int *n_counts);
 /* Parses "on,off" / "off" / "on" for --cuda-graphs. */
 int plan_space_parse_onoff(const char *flag, const char *s, int *vals, int *n_vals);
-/* Parses servesim bench's --layout grammar: "tp=4,pp=2", "tp=8,ep", "tp=2,dp=4,ep=1". */
-int plan_space_parse_layout(const char *s, struct layout *l);
 /* Parses "128,256,512" into positive ints. */
 int plan_space_parse_ints(const char *flag, const char *s, int *vals, int max_vals, int *n_vals);
 /* Enumerates hardware, count, tp, pp, dp, ep, seqs, mbt, graphs (outermost first), running

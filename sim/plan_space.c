@@ -106,39 +106,6 @@ int plan_space_parse_onoff(const char *flag, const char *s, int *vals, int *n_va
   return ERR_OK;
 }
 
-int plan_space_parse_layout(const char *s, struct layout *l) {
-  *l = (struct layout){.tp = 1, .pp = 1, .dp = 1, .ep = 0};
-  if (!s || !*s) return err_set(ERR_INPUT, "--layout: empty value");
-  const char *p = s;
-  for (;;) {
-    const char *comma = strchr(p, ',');
-    const char *end = comma ? comma : p + strlen(p);
-    const char *eq = memchr(p, '=', (size_t)(end - p));
-    size_t klen = (size_t)((eq ? eq : end) - p);
-    int v = 1, rc;
-    if (eq && (rc = plan_space_int("--layout", eq + 1, end, PLAN_MAX_GPUS, &v))) {
-      if (klen == 2 && !strncmp(p, "ep", 2) && eq + 2 == end && eq[1] == '0') v = 0; /* ep=0 */
-      else return err_wrap(rc, "--layout '%s'", s);
-    }
-    if (klen == 2 && !strncmp(p, "tp", 2) && eq)
-      l->tp = v;
-    else if (klen == 2 && !strncmp(p, "pp", 2) && eq)
-      l->pp = v;
-    else if (klen == 2 && !strncmp(p, "dp", 2) && eq)
-      l->dp = v;
-    else if (klen == 2 && !strncmp(p, "ep", 2))
-      l->ep = v != 0;
-    else
-      return err_set(ERR_INPUT, "--layout '%s': '%.*s' is not tp=N, pp=N, dp=N or ep", s,
-                     (int)(end - p), p);
-    if (!comma) break;
-    p = comma + 1;
-  }
-  if (layout_n_gpus(l) > PLAN_MAX_GPUS)
-    return err_set(ERR_INPUT, "--layout '%s': more than %d GPUs", s, PLAN_MAX_GPUS);
-  return ERR_OK;
-}
-
 static int plan_space_listed(const struct plan_space *s, const struct layout *l) {
   for (int i = 0; i < s->n_layouts; i++) {
     const struct layout *x = &s->layouts[i];

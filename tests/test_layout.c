@@ -360,7 +360,42 @@ static void test_enumerate(void) {
   }
 }
 
+/* The --layout grammar both servesim bench and servesim plan read. */
+static void test_parse(void) {
+  struct layout l;
+  CHECK(layout_parse("tp=8,ep", 4096, &l) == ERR_OK && l.tp == 8 && l.pp == 1 && l.dp == 1 && l.ep == 1);
+  CHECK(layout_parse(" tp=4 , pp=2 ", 4096, &l) == ERR_OK && l.tp == 4 && l.pp == 2 && l.dp == 1 && l.ep == 0);
+  CHECK(layout_parse("dp=2,tp=2,pp=2,ep=1", 8, &l) == ERR_OK && l.tp == 2 && l.pp == 2 && l.dp == 2 && l.ep == 1);
+  CHECK(layout_parse("ep=0,tp=2", 8, &l) == ERR_OK && l.tp == 2 && l.ep == 0);
+  CHECK(layout_parse("pp=4", 4, &l) == ERR_OK && l.tp == 1 && l.pp == 4);
+  static const struct {
+    const char *s, *msg;
+  } bad[] = {
+      {"", "empty value"},
+      {"tp=4,", "empty item"},
+      {"tp=4,,pp=2", "empty item"},
+      {"tp=4,xx=2", "'xx=2' is not tp=N"},
+      {"tp", "'tp' is not tp=N"},
+      {"tp=4,tp=2", "tp given twice"},
+      {"ep,ep=0", "ep given twice"},
+      {"tp=0", "tp=0 is not an integer from 1 to 16"},
+      {"tp=", "tp has no value"},
+      {"pp=2x", "pp=2x is not an integer"},
+      {"tp=-2", "tp=-2 is not an integer"},
+      {"ep=2", "ep=2 is not an integer from 0 to 1"},
+      {"tp=99999999999999999999", "is not an integer from 1 to 16"},
+      {"tp=4,pp=2,dp=4", "32 GPUs, more than 16"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    const int rc = layout_parse(bad[i].s, 16, &l);
+    CHECK_MSG(rc == ERR_INPUT && strstr(err_msg(), bad[i].msg) != NULL, "layout_parse('%s'): rc %d, '%s'", bad[i].s, rc,
+              err_msg());
+    if (*bad[i].s) CHECK_MSG(strstr(err_msg(), bad[i].s) != NULL, "the error names the value: %s", err_msg());
+  }
+}
+
 int main(void) {
+  test_parse();
   test_enumerate();
   test_seed_layouts();
   test_structural_rules();
