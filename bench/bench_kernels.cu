@@ -487,78 +487,6 @@ static void bk_stream_launch(const uint4 *p, int64_t n16, uint32_t *sink, int bl
   BK_CUDA(cudaLaunchKernelEx(&cfg, bk_stream<U, PDL>, p, n16, sink));
 }
 
-/* --trace SHAPE (experiment): the timeline of each block of the last call of a graph-replayed
- * batch, from the kernel's own clock reads, at M = 1 and 16. */
-static void bench_trace(const shape &s, int clock_khz) {
-  const int K = s.K, N = s.N;
-  const size_t q_bytes = (size_t)K * N / 2, s_bytes = (size_t)K / 128 * N * 2, w_bytes = q_bytes + s_bytes;
-  const int copies = (int)std::min<size_t>(64, 2 * g_l2_bytes / w_bytes + 2);
-  char *d_w;
-  uint16_t *d_x, *d_y;
-  unsigned long long *d_tr;
-  const int max_blocks = 16384;
-  BK_CUDA(cudaMalloc(&d_w, w_bytes * copies));
-  BK_CUDA(cudaMemset(d_w, 0x11, w_bytes * copies));
-  BK_CUDA(cudaMalloc(&d_x, (size_t)16 * K * 2));
-  BK_CUDA(cudaMemset(d_x, 0, (size_t)16 * K * 2));
-  BK_CUDA(cudaMalloc(&d_y, (size_t)16 * N * 2));
-  BK_CUDA(cudaMalloc(&d_tr, (size_t)max_blocks * 64));
-  const size_t ws_bytes = kern_w4a16_workspace_bytes(16, N);
-  void *ws;
-  BK_CUDA(cudaMalloc(&ws, ws_bytes));
-  BK_CUDA(cudaMemset(ws, 0, ws_bytes));
-  for (int M : {1, 16}) {
-    BK_CUDA(cudaMemset(d_tr, 0, (size_t)max_blocks * 64));
-    kern_w4a16_trace(d_tr);
-    const double us = time_us(
-        [&](int i) {
-          const char *w = d_w + (size_t)(i % copies) * w_bytes;
-          kern_w4a16_gemm(d_y, d_x, (const int32_t *)w, (const uint16_t *)(w + q_bytes), M, K, N, ws, ws_bytes, g_st);
-        },
-        20, 3);
-    kern_w4a16_trace(NULL);
-    std::vector<unsigned long long> tr((size_t)max_blocks * 8);
-    BK_CUDA(cudaMemcpy(tr.data(), d_tr, tr.size() * 8, cudaMemcpyDeviceToHost));
-    int nb = 0;
-    while (nb < max_blocks && tr[(size_t)nb * 8 + 1]) nb++;
-    unsigned long long g_min = ~0ull, g_max = 0;
-    for (int b = 0; b < nb; b++) {
-      g_min = std::min(g_min, tr[(size_t)b * 8]);
-      g_max = std::max(g_max, tr[(size_t)b * 8 + 1]);
-    }
-    const double cyc_ns = 1e6 / clock_khz;
-    auto pct = [&](std::vector<double> v, double q) {
-      std::sort(v.begin(), v.end());
-      return v.empty() ? 0.0 : v[(size_t)(q * (v.size() - 1))];
-    };
-    std::vector<double> start, end, wait, first, loop, red, fin;
-    for (int b = 0; b < nb; b++) {
-      const unsigned long long *t = &tr[(size_t)b * 8];
-      start.push_back((double)(t[0] - g_min));
-      end.push_back((double)(t[1] - g_min));
-      wait.push_back(t[2] * cyc_ns);
-      first.push_back(t[3] * cyc_ns);
-      loop.push_back(t[4] * cyc_ns);
-      red.push_back(t[5] * cyc_ns);
-      fin.push_back(t[6] * cyc_ns);
-    }
-    printf("\n%s M=%d: %.2f us a call (graph), %d blocks traced, span of the last call %.0f ns\n", s.name, M, us, nb,
-           (double)(g_max - g_min));
-    printf("| ns (p0 / p10 / p50 / p90 / max) | p0 | p10 | p50 | p90 | max |\n|---|---|---|---|---|---|\n");
-    auto row = [&](const char *name, const std::vector<double> &v) {
-      printf("| %s | %.0f | %.0f | %.0f | %.0f | %.0f |\n", name, pct(v, 0), pct(v, 0.1), pct(v, 0.5), pct(v, 0.9), pct(v, 1));
-    };
-    row("block start (globaltimer, from the first)", start);
-    row("block end (globaltimer, from the first start)", end);
-    row("dependency wait returned (clock, from block start)", wait);
-    row("first chunk computed", first);
-    row("main loop done", loop);
-    row("in-block reduction done", red);
-    row("block done", fin);
-  }
-  cudaFree(d_w); cudaFree(d_x); cudaFree(d_y); cudaFree(d_tr); cudaFree(ws);
-}
-
 /* One read-only launch: kind 0 grid-stride, 1 grid-stride under programmatic dependent
  * launch, 2 per-block slabs; U loads in flight per thread (1, 2, 4 or 8). */
 static void bk_read_launch(int kind, int U, const uint4 *p, int64_t n16, uint32_t *sink, int blocks) {
@@ -619,7 +547,7 @@ static void bench_floor(const std::vector<shape> &shapes, int sms) {
 
 int main(int argc, char **argv) {
   int quick = 0, only_moe = 0, only_gemm = 0, only_attn = 0, tune = 0, tune_large = 0, floor_probe = 0;
-  const char *only_shape = NULL, *trace_shape = NULL;
+  const char *only_shape = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick")) quick = 1;
     else if (!strcmp(argv[i], "--tune")) tune = 1;
@@ -629,7 +557,6 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--attn")) only_attn = 1;
     else if (!strcmp(argv[i], "--floor")) floor_probe = 1;
     else if (!strcmp(argv[i], "--only") && i + 1 < argc) only_shape = argv[++i];
-    else if (!strcmp(argv[i], "--trace") && i + 1 < argc) trace_shape = argv[++i];
     else {
       fprintf(stderr, "bench_kernels: unknown flag %s (flags: --quick, --tune, --tune-large, --moe, --gemm, --attn, --floor, --only SHAPE)\n", argv[i]);
       return 2;
@@ -659,15 +586,6 @@ int main(int argc, char **argv) {
   printf("device-to-device copy: %.0f GB/s (read + write); floor = int4 weight + scale bytes / that\n", g_copy_gbs);
   struct rng r;
   rng_seed(&r, 20261128);
-  if (trace_shape) {
-    int khz = 0;
-    BK_CUDA(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, 0));
-    printf("SM clock (max) %d kHz; clock cycles converted at that rate\n", khz);
-    for (const shape &s : std::vector<shape>{{"qkv", 1, 4096, 9216}, {"o_proj", 1, 8192, 4096},
-                                             {"gate_up", 1, 4096, 3072}, {"down", 1, 1536, 4096}})
-      if (!strcmp(trace_shape, "all") || !strcmp(trace_shape, s.name)) bench_trace(s, khz);
-    return 0;
-  }
   if (floor_probe) {
     bench_floor({{"qkv", 1, 4096, 9216}, {"o_proj", 1, 8192, 4096}, {"gate_up", 1, 4096, 3072}, {"down", 1, 1536, 4096},
                  {"gate_up", 4, 4096, 768}, {"down", 4, 384, 4096}},

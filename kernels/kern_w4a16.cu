@@ -47,23 +47,6 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
    * loop is done, so its weight prefetch overlaps this kernel's reduction tail rather than
    * competing with its streaming (triggering at the start cost 4-7% on qkv and o_proj). */
   bool waited = false;
-  unsigned long long tr_g0 = 0;
-  long long tr_c0 = 0, tr_cw = 0, tr_c1 = 0, tr_c2 = 0, tr_c3 = 0;
-  if (a.trace && threadIdx.x == 0) {
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(tr_g0));
-    tr_c0 = clock64();
-  }
-#define W4_TRACE_END()                                                                                  \
-  if (a.trace && threadIdx.x == 0) {                                                                    \
-    unsigned long long g1;                                                                              \
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(g1));                                              \
-    const long long c4 = clock64();                                                                     \
-    unsigned smid;                                                                                      \
-    asm volatile("mov.u32 %0, %%smid;" : "=r"(smid));                                                   \
-    unsigned long long *tr = a.trace + 8 * (((size_t)blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x); \
-    tr[0] = tr_g0; tr[1] = g1; tr[2] = tr_cw - tr_c0; tr[3] = tr_c1 - tr_c0; tr[4] = tr_c2 - tr_c0;    \
-    tr[5] = tr_c3 - tr_c0; tr[6] = c4 - tr_c0; tr[7] = smid;                                            \
-  }
 
   int expert = 0, row0, row_end;
   if (MOE) {
@@ -288,7 +271,6 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
       if (!waited) { /* the first weight loads are in flight: now the activations */
         kern_pdl_wait();
         waited = true;
-        if (a.trace && threadIdx.x == 0) tr_cw = clock64();
       }
   #pragma unroll
       for (int u = 0; u < S; u++) {
@@ -309,11 +291,9 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
       for (int u = 0; u < S; u++) {
         if (base + u * WK >= c_end) break;
         w4_chunk<NT, MT>(acc, wq[u], sc[u], xv[u]);
-        if (a.trace && threadIdx.x == 0 && !tr_c1) tr_c1 = clock64();
       }
     }
   }
-  if (a.trace && threadIdx.x == 0) tr_c2 = clock64();
 
   if (!waited) kern_pdl_wait(); /* a warp without k chunks: before any write */
   kern_pdl_trigger();
@@ -345,7 +325,6 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
     }
   }
 
-  if (a.trace && threadIdx.x == 0) tr_c3 = clock64();
   /* The bf16 output of fragment (i, j) of warp slot (wn_, wm_), lane ln's four sums. */
   auto store = [&](int i, int j, int wn_, int wm_, int ln, float v0, float v1, float v2, float v3) {
     const int ntile = (blockIdx.x * WN + wn_) * NT + i;
@@ -391,7 +370,6 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
       store(i, j, ws_ / WM, ws_ % WM, e & 31, sum.x, sum.y, sum.z, sum.w);
     }
     cluster.sync();
-    W4_TRACE_END();
     return;
   }
 #endif
@@ -416,10 +394,7 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
       s_last = old == splits - 1;
     }
     __syncthreads();
-    if (!s_last) {
-      W4_TRACE_END();
-      return;
-    }
+    if (!s_last) return;
     __threadfence();
     if (kw == 0) {
 #pragma unroll
@@ -446,7 +421,6 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
   for (int i = 0; i < NT; i++)
 #pragma unroll
     for (int j = 0; j < MT; j++) store(i, j, wn, wm, lane, acc[i][j][0], acc[i][j][1], acc[i][j][2], acc[i][j][3]);
-  W4_TRACE_END();
 }
 
 /* Repack: one thread per tile word, gathering its 8 nibbles from the checkpoint layout. */
@@ -691,11 +665,7 @@ int w4a16_repack(int32_t *qrep, bf16_t *srep, const int32_t *q0, const int32_t *
 
 } // namespace
 
-static unsigned long long *g_trace;
-
 extern "C" {
-
-void kern_w4a16_trace(unsigned long long *buf) { g_trace = buf; }
 
 int kern_gptq_repack(int32_t *qrep, bf16_t *srep, const int32_t *qweight, const uint16_t *scales,
                      int K, int N, kern_stream_t stream) {
@@ -729,7 +699,6 @@ int kern_w4a16_gemm(bf16_t *y, const bf16_t *x, const int32_t *qrep, const bf16_
   W4Args a = {};
   a.y = y; a.x = x; a.qrep = (const uint4 *)qrep; a.srep = (const uint32_t *)srep;
   a.M = M; a.K = K; a.N = N;
-  a.trace = g_trace;
   cudaStream_t st = (cudaStream_t)stream;
   return w4a16_dispatch<false, false, false>(a, workspace, workspace_bytes, M, M, st);
 }

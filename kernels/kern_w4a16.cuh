@@ -19,7 +19,6 @@ struct W4Args {
   int topk, n_experts;
   float *ws_part;          /* split-K partials */
   int32_t *ws_cnt;         /* split-K arrival counters (zero between calls) */
-  unsigned long long *trace; /* experimental: per-block timeline (8 words a block) */
   int cluster_split;       /* 1: the gridDim.z K splits of a tile form one thread block cluster
                               and are summed through distributed shared memory (sm_90+) */
 };

@@ -67,7 +67,6 @@ size_t kern_w4a16_workspace_bytes(int max_M, int max_N);
  * Any M >= 1 (M = 0 is a no-op). */
 int kern_w4a16_gemm(bf16_t *y, const bf16_t *x, const int32_t *qrep, const bf16_t *srep, int M,
                     int K, int N, void *workspace, size_t workspace_bytes, kern_stream_t stream);
-void kern_w4a16_trace(unsigned long long *buf);
 
 /* ---- bf16 dense (cuBLAS): lm_head, router, the benchmark's baseline --------------------- */
 
