@@ -43,11 +43,14 @@ for t in $TESTS; do
     cat /tmp/kern-test.log; echo "FAIL $t"
   fi
 done > "$OUT/tests.txt" 2>&1
-# the GEMM test again with split-K summed through the workspace (ctest: gpu_kern_w4a16_workspace)
-{ echo "== gpu_kern_w4a16 SERVESIM_W4_CLUSTER=0 SERVESIM_W4_STREAM=0"
-  if SERVESIM_W4_CLUSTER=0 SERVESIM_W4_STREAM=0 timeout 300 "$BIN/gpu_kern_w4a16" > /tmp/kern-test.log 2>&1; then
-    cat /tmp/kern-test.log; echo "PASS gpu_kern_w4a16_workspace"
-  else cat /tmp/kern-test.log; echo "FAIL gpu_kern_w4a16_workspace"; fi; } >> "$OUT/tests.txt" 2>&1
+# the GEMM test again with split-K summed through the workspace, and with the stream-K path
+# (ctest: gpu_kern_w4a16_workspace, gpu_kern_w4a16_streamk)
+for v in workspace:SERVESIM_W4_CLUSTER=0 streamk:SERVESIM_W4_STREAMK=1; do
+  { echo "== gpu_kern_w4a16 ${v#*:}"
+    if env "${v#*:}" timeout 300 "$BIN/gpu_kern_w4a16" > /tmp/kern-test.log 2>&1; then
+      cat /tmp/kern-test.log; echo "PASS gpu_kern_w4a16_${v%%:*}"
+    else cat /tmp/kern-test.log; echo "FAIL gpu_kern_w4a16_${v%%:*}"; fi; } >> "$OUT/tests.txt" 2>&1
+done
 grep -E "^(PASS|FAIL) " "$OUT/tests.txt"
 if [ "${TUNE:-0}" = 1 ]; then
   # Compare the small-M variants; the full run below uses the one with the least summed time
