@@ -122,34 +122,18 @@ static int gw_synth_bf16(cudaStream_t s, uint64_t seed, int layer, int kind, int
 
 /* One layer's checkpoint-layout slice synthesized into the device staging layer L. */
 static int gw_synth_layer(cudaStream_t s, const wt_dims *d, uint64_t seed, float skew, int l, wt_layer *L) {
-  int H = d->hidden, D = d->head_dim, g = d->group, E = d->n_experts, I = d->inter, Il = d->inter_loc, rc;
+  int H = d->hidden, D = d->head_dim, g = d->group, E = d->n_experts, rc;
   if ((rc = gw_synth_bf16(s, seed, l, WS_IN_LN, 0, 1, H, E, skew, L->input_ln)) ||
       (rc = gw_synth_bf16(s, seed, l, WS_POST_LN, 0, 1, H, E, skew, L->post_ln)) ||
       (rc = gw_synth_bf16(s, seed, l, WS_Q_NORM, 0, 1, D, E, skew, L->q_norm)) ||
       (rc = gw_synth_bf16(s, seed, l, WS_K_NORM, 0, 1, D, E, skew, L->k_norm)) ||
       (rc = gw_synth_bf16(s, seed, l, WS_ROUTER, 0, E, H, E, skew, L->router)))
     return rc;
-  int64_t nq = (int64_t)d->n_heads * D, nkv = (int64_t)d->n_kv_heads * D, ld = d->qkv_n;
-  if ((rc = gw_synth_q(s, seed, ws_tensor_id(l, WS_Q, 0), H, nq, g, 0, H, (int64_t)d->q_head0 * D,
-                       (int64_t)d->hq_loc * D, L->qkv.qweight, L->qkv.qzeros, L->qkv.scales, ld, 0)) ||
-      (rc = gw_synth_q(s, seed, ws_tensor_id(l, WS_K, 0), H, nkv, g, 0, H, (int64_t)d->kv_head0 * D,
-                       (int64_t)d->hkv_loc * D, L->qkv.qweight, L->qkv.qzeros, L->qkv.scales, ld,
-                       (int64_t)d->hq_loc * D)) ||
-      (rc = gw_synth_q(s, seed, ws_tensor_id(l, WS_V, 0), H, nkv, g, 0, H, (int64_t)d->kv_head0 * D,
-                       (int64_t)d->hkv_loc * D, L->qkv.qweight, L->qkv.qzeros, L->qkv.scales, ld,
-                       (int64_t)(d->hq_loc + d->hkv_loc) * D)) ||
-      (rc = gw_synth_q(s, seed, ws_tensor_id(l, WS_O, 0), nq, H, g, (int64_t)d->q_head0 * D, (int64_t)d->hq_loc * D,
-                       0, H, L->o.qweight, L->o.qzeros, L->o.scales, H, 0)))
-    return rc;
-  int64_t s1w = (int64_t)H / 8 * Il, s1z = (int64_t)H / g * (Il / 8), s1s = (int64_t)H / g * Il;
-  int64_t s2w = (int64_t)Il / 8 * H, s2z = (int64_t)Il / g * (H / 8), s2s = (int64_t)Il / g * H;
-  for (int e = 0; e < E; e++) {
-    if ((rc = gw_synth_q(s, seed, ws_tensor_id(l, WS_GATE, e), H, I, g, 0, H, (int64_t)d->rank * Il, Il,
-                         L->w1.qweight + e * s1w, L->w1.qzeros + e * s1z, L->w1.scales + e * s1s, Il, 0)) ||
-        (rc = gw_synth_q(s, seed, ws_tensor_id(l, WS_UP, e), H, I, g, 0, H, (int64_t)d->rank * Il, Il,
-                         L->w3.qweight + e * s1w, L->w3.qzeros + e * s1z, L->w3.scales + e * s1s, Il, 0)) ||
-        (rc = gw_synth_q(s, seed, ws_tensor_id(l, WS_DOWN, e), I, H, g, (int64_t)d->rank * Il, Il, 0, H,
-                         L->w2.qweight + e * s2w, L->w2.qzeros + e * s2z, L->w2.scales + e * s2s, H, 0)))
+  for (int i = 0; i < wt_layer_qslice_count(d); i++) {
+    wt_qslice q;
+    wt_layer_qslice(d, L, i, &q);
+    if ((rc = gw_synth_q(s, seed, ws_tensor_id(l, q.kind, q.expert < 0 ? 0 : q.expert), q.K_glob, q.N_glob, g, q.k0,
+                         q.kl, q.n0, q.nl, q.qweight, q.qzeros, q.scales, q.ld, q.col_off)))
       return rc;
   }
   return ERR_OK;

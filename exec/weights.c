@@ -169,6 +169,45 @@ void wt_layout_free(struct wt_rank *w) {
   w->layers = NULL;
 }
 
+/* ---- the quantised tensors' slices ---- */
+
+int wt_layer_qslice_count(const struct wt_dims *d) { return 4 + 3 * d->n_experts; }
+
+void wt_layer_qslice(const struct wt_dims *d, const struct wt_layer *L, int i, struct wt_qslice *s) {
+  const int64_t H = d->hidden, D = d->head_dim, g = d->group, I = d->inter, Il = d->inter_loc;
+  const int64_t nq = (int64_t)d->n_heads * D, nkv = (int64_t)d->n_kv_heads * D;
+  const int64_t hq = (int64_t)d->hq_loc * D, hkv = (int64_t)d->hkv_loc * D;
+  if (i < 4) {
+    /* q, k, v: column-parallel by heads into the fused [q | k | v] buffer; o: row-parallel */
+    const struct wt_qlinear *q = i < 3 ? &L->qkv : &L->o;
+    static const int kinds[4] = {WS_Q, WS_K, WS_V, WS_O};
+    *s = (struct wt_qslice){.kind = kinds[i], .expert = -1, .qweight = q->qweight, .qzeros = q->qzeros,
+                            .scales = q->scales};
+    if (i < 3) {
+      s->K_glob = H, s->N_glob = i == 0 ? nq : nkv, s->k0 = 0, s->kl = H;
+      s->n0 = (int64_t)(i == 0 ? d->q_head0 : d->kv_head0) * D, s->nl = i == 0 ? hq : hkv;
+      s->ld = d->qkv_n, s->col_off = i == 0 ? 0 : i == 1 ? hq : hq + hkv;
+    } else {
+      s->K_glob = nq, s->N_glob = H, s->k0 = (int64_t)d->q_head0 * D, s->kl = hq;
+      s->n0 = 0, s->nl = H, s->ld = H, s->col_off = 0;
+    }
+    return;
+  }
+  const int e = (i - 4) / 3, which = (i - 4) % 3; /* gate, up, down */
+  const struct wt_qexperts *x = which == 0 ? &L->w1 : which == 1 ? &L->w3 : &L->w2;
+  /* per-expert strides: gate/up K = H, N = Il; down K = Il, N = H */
+  const int64_t kx = which < 2 ? H : Il, nx = which < 2 ? Il : H;
+  *s = (struct wt_qslice){.kind = which == 0 ? WS_GATE : which == 1 ? WS_UP : WS_DOWN, .expert = e,
+                          .qweight = x->qweight + e * (kx / 8 * nx), .qzeros = x->qzeros + e * (kx / g * (nx / 8)),
+                          .scales = x->scales + e * (kx / g * nx)};
+  if (which < 2) {
+    s->K_glob = H, s->N_glob = I, s->k0 = 0, s->kl = H, s->n0 = (int64_t)d->rank * Il, s->nl = Il, s->ld = Il;
+  } else {
+    s->K_glob = I, s->N_glob = H, s->k0 = (int64_t)d->rank * Il, s->kl = Il, s->n0 = 0, s->nl = H, s->ld = H;
+  }
+  s->col_off = 0;
+}
+
 /* ---- host synthesis ---- */
 
 /* Fills the block rows [k0, k0+kl) x cols [n0, n0+nl) of the full GPTQ tensor (K_glob x N_glob)
@@ -202,30 +241,17 @@ void wt_synth_globals_host(const struct wt_dims *d, uint64_t seed, float skew, s
 }
 
 void wt_synth_layer_host(const struct wt_dims *d, uint64_t seed, float skew, int l, struct wt_layer *L) {
-  int H = d->hidden, D = d->head_dim, g = d->group, E = d->n_experts, I = d->inter, Il = d->inter_loc;
+  int H = d->hidden, D = d->head_dim, g = d->group, E = d->n_experts;
   wt_synth_bf16(seed, l, WS_IN_LN, 0, 1, H, E, skew, L->input_ln);
   wt_synth_bf16(seed, l, WS_POST_LN, 0, 1, H, E, skew, L->post_ln);
   wt_synth_bf16(seed, l, WS_Q_NORM, 0, 1, D, E, skew, L->q_norm);
   wt_synth_bf16(seed, l, WS_K_NORM, 0, 1, D, E, skew, L->k_norm);
   wt_synth_bf16(seed, l, WS_ROUTER, 0, E, H, E, skew, L->router);
-  int64_t nq = (int64_t)d->n_heads * D, nkv = (int64_t)d->n_kv_heads * D, ld = d->qkv_n;
-  wt_synth_q(seed, ws_tensor_id(l, WS_Q, 0), H, nq, g, 0, H, (int64_t)d->q_head0 * D, (int64_t)d->hq_loc * D,
-             L->qkv.qweight, L->qkv.qzeros, L->qkv.scales, ld, 0);
-  wt_synth_q(seed, ws_tensor_id(l, WS_K, 0), H, nkv, g, 0, H, (int64_t)d->kv_head0 * D, (int64_t)d->hkv_loc * D,
-             L->qkv.qweight, L->qkv.qzeros, L->qkv.scales, ld, (int64_t)d->hq_loc * D);
-  wt_synth_q(seed, ws_tensor_id(l, WS_V, 0), H, nkv, g, 0, H, (int64_t)d->kv_head0 * D, (int64_t)d->hkv_loc * D,
-             L->qkv.qweight, L->qkv.qzeros, L->qkv.scales, ld, (int64_t)(d->hq_loc + d->hkv_loc) * D);
-  wt_synth_q(seed, ws_tensor_id(l, WS_O, 0), nq, H, g, (int64_t)d->q_head0 * D, (int64_t)d->hq_loc * D, 0, H,
-             L->o.qweight, L->o.qzeros, L->o.scales, H, 0);
-  int64_t s1w = (int64_t)H / 8 * Il, s1z = (int64_t)H / g * (Il / 8), s1s = (int64_t)H / g * Il;
-  int64_t s2w = (int64_t)Il / 8 * H, s2z = (int64_t)Il / g * (H / 8), s2s = (int64_t)Il / g * H;
-  for (int e = 0; e < E; e++) {
-    wt_synth_q(seed, ws_tensor_id(l, WS_GATE, e), H, I, g, 0, H, (int64_t)d->rank * Il, Il, L->w1.qweight + e * s1w,
-               L->w1.qzeros + e * s1z, L->w1.scales + e * s1s, Il, 0);
-    wt_synth_q(seed, ws_tensor_id(l, WS_UP, e), H, I, g, 0, H, (int64_t)d->rank * Il, Il, L->w3.qweight + e * s1w,
-               L->w3.qzeros + e * s1z, L->w3.scales + e * s1s, Il, 0);
-    wt_synth_q(seed, ws_tensor_id(l, WS_DOWN, e), I, H, g, (int64_t)d->rank * Il, Il, 0, H, L->w2.qweight + e * s2w,
-               L->w2.qzeros + e * s2z, L->w2.scales + e * s2s, H, 0);
+  for (int i = 0; i < wt_layer_qslice_count(d); i++) {
+    struct wt_qslice q;
+    wt_layer_qslice(d, L, i, &q);
+    wt_synth_q(seed, ws_tensor_id(l, q.kind, q.expert < 0 ? 0 : q.expert), q.K_glob, q.N_glob, g, q.k0, q.kl, q.n0,
+               q.nl, q.qweight, q.qzeros, q.scales, q.ld, q.col_off);
   }
 }
 
@@ -316,7 +342,7 @@ int wt_load_globals(const struct st_ckpt *c, const struct wt_dims *d, struct wt_
 }
 
 int wt_load_layer(const struct st_ckpt *c, const struct wt_dims *d, int l, struct wt_layer *L) {
-  int H = d->hidden, D = d->head_dim, g = d->group, E = d->n_experts, I = d->inter, Il = d->inter_loc, rc;
+  int H = d->hidden, D = d->head_dim, g = d->group, E = d->n_experts, rc;
   char name[256], pre[200];
   wt_hf_name(name, sizeof name, l, "input_layernorm", -1, "weight");
   if ((rc = wt_load_bf16(c, name, 0, H, 0, 1, L->input_ln))) return rc;
@@ -328,37 +354,19 @@ int wt_load_layer(const struct st_ckpt *c, const struct wt_dims *d, int l, struc
   if ((rc = wt_load_bf16(c, name, 0, D, 0, 1, L->k_norm))) return rc;
   wt_hf_name(name, sizeof name, l, "mlp.gate", -1, "weight");
   if ((rc = wt_load_bf16(c, name, E, H, 0, E, L->router))) return rc;
-  int64_t nq = (int64_t)d->n_heads * D, nkv = (int64_t)d->n_kv_heads * D, ld = d->qkv_n;
-  snprintf(pre, sizeof pre, "model.layers.%d.self_attn.q_proj", l);
-  if ((rc = wt_load_q(c, pre, H, nq, g, 0, H, (int64_t)d->q_head0 * D, (int64_t)d->hq_loc * D, L->qkv.qweight,
-                      L->qkv.qzeros, L->qkv.scales, ld, 0)))
-    return rc;
-  snprintf(pre, sizeof pre, "model.layers.%d.self_attn.k_proj", l);
-  if ((rc = wt_load_q(c, pre, H, nkv, g, 0, H, (int64_t)d->kv_head0 * D, (int64_t)d->hkv_loc * D, L->qkv.qweight,
-                      L->qkv.qzeros, L->qkv.scales, ld, (int64_t)d->hq_loc * D)))
-    return rc;
-  snprintf(pre, sizeof pre, "model.layers.%d.self_attn.v_proj", l);
-  if ((rc = wt_load_q(c, pre, H, nkv, g, 0, H, (int64_t)d->kv_head0 * D, (int64_t)d->hkv_loc * D, L->qkv.qweight,
-                      L->qkv.qzeros, L->qkv.scales, ld, (int64_t)(d->hq_loc + d->hkv_loc) * D)))
-    return rc;
-  snprintf(pre, sizeof pre, "model.layers.%d.self_attn.o_proj", l);
-  if ((rc = wt_load_q(c, pre, nq, H, g, (int64_t)d->q_head0 * D, (int64_t)d->hq_loc * D, 0, H, L->o.qweight,
-                      L->o.qzeros, L->o.scales, H, 0)))
-    return rc;
-  int64_t s1w = (int64_t)H / 8 * Il, s1z = (int64_t)H / g * (Il / 8), s1s = (int64_t)H / g * Il;
-  int64_t s2w = (int64_t)Il / 8 * H, s2z = (int64_t)Il / g * (H / 8), s2s = (int64_t)Il / g * H;
-  for (int e = 0; e < E; e++) {
-    snprintf(pre, sizeof pre, "model.layers.%d.mlp.experts.%d.gate_proj", l, e);
-    if ((rc = wt_load_q(c, pre, H, I, g, 0, H, (int64_t)d->rank * Il, Il, L->w1.qweight + e * s1w,
-                        L->w1.qzeros + e * s1z, L->w1.scales + e * s1s, Il, 0)))
-      return rc;
-    snprintf(pre, sizeof pre, "model.layers.%d.mlp.experts.%d.up_proj", l, e);
-    if ((rc = wt_load_q(c, pre, H, I, g, 0, H, (int64_t)d->rank * Il, Il, L->w3.qweight + e * s1w,
-                        L->w3.qzeros + e * s1z, L->w3.scales + e * s1s, Il, 0)))
-      return rc;
-    snprintf(pre, sizeof pre, "model.layers.%d.mlp.experts.%d.down_proj", l, e);
-    if ((rc = wt_load_q(c, pre, I, H, g, (int64_t)d->rank * Il, Il, 0, H, L->w2.qweight + e * s2w,
-                        L->w2.qzeros + e * s2z, L->w2.scales + e * s2s, H, 0)))
+  for (int i = 0; i < wt_layer_qslice_count(d); i++) {
+    struct wt_qslice q;
+    wt_layer_qslice(d, L, i, &q);
+    static const char *const module[] = {[WS_Q] = "self_attn.q_proj", [WS_K] = "self_attn.k_proj",
+                                         [WS_V] = "self_attn.v_proj", [WS_O] = "self_attn.o_proj",
+                                         [WS_GATE] = "gate_proj",     [WS_UP] = "up_proj",
+                                         [WS_DOWN] = "down_proj"};
+    if (q.expert < 0)
+      snprintf(pre, sizeof pre, "model.layers.%d.%s", l, module[q.kind]);
+    else
+      snprintf(pre, sizeof pre, "model.layers.%d.mlp.experts.%d.%s", l, q.expert, module[q.kind]);
+    if ((rc = wt_load_q(c, pre, q.K_glob, q.N_glob, g, q.k0, q.kl, q.n0, q.nl, q.qweight, q.qzeros, q.scales, q.ld,
+                        q.col_off)))
       return rc;
   }
   return ERR_OK;

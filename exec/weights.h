@@ -105,6 +105,22 @@ void wt_layout_free(struct wt_rank *w);
 int64_t wt_layer_bytes(const struct wt_dims *d);
 void wt_layout_layer(const struct wt_dims *d, uint8_t *base, struct wt_layer *L);
 
+/* One quantised tensor of a layer as this rank holds it: block rows [k0, k0 + kl) x columns
+ * [n0, n0 + nl) of the full GPTQ tensor (K_glob x N_glob), stored in the rank's buffers of ld
+ * columns from column col_off. Host synthesis, the checkpoint loader and the GPU synthesis
+ * (exec/gpu_weights.cu) all walk the same list, so the tensor-parallel slicing is written once. */
+struct wt_qslice {
+  int kind;   /* wsynth.h's WS_Q, WS_K, WS_V, WS_O, WS_GATE, WS_UP, WS_DOWN */
+  int expert; /* -1 for the attention tensors */
+  int64_t K_glob, N_glob, k0, kl, n0, nl, ld, col_off;
+  int32_t *qweight, *qzeros;
+  uint16_t *scales;
+};
+/* A layer has wt_layer_qslice_count(d) = 4 + 3 n_experts of them: i = 0..3 q, k, v, o; then
+ * gate, up, down of expert (i - 4) / 3. */
+int wt_layer_qslice_count(const struct wt_dims *d);
+void wt_layer_qslice(const struct wt_dims *d, const struct wt_layer *L, int i, struct wt_qslice *s);
+
 /* Host synthesis of the rank's slice (wsynth.h values). w must point into host memory. */
 void wt_synth_host(const struct wt_dims *d, uint64_t seed, float skew, struct wt_rank *w);
 void wt_synth_layer_host(const struct wt_dims *d, uint64_t seed, float skew, int layer, struct wt_layer *L);
