@@ -12,7 +12,8 @@
  * kv head, head_dim 128) by batch and context, with the kernel's automatic head split and with
  * each choice forced (SERVESIM_ATTN_HEADS), outputs compared between the choices.
  * --floor: a read-only kernel over the same weight bytes, the bound under this timing method.
- * --only SHAPE: the GEMM table for that shape only (qkv, o_proj, gate_up, down), e.g. under ncu.
+ * --only SHAPE: the GEMM table for that shape only (qkv, o_proj, gate_up, down; every TP slice
+ * of it), no MoE, e.g. under ncu.
  * Usage: bench_kernels [--quick] [--moe | --gemm | --attn | --floor] [--only SHAPE] */
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -502,7 +503,8 @@ static void bk_read_launch(int kind, int U, const uint4 *p, int64_t n16, uint32_
     case 33: bk_slab<1><<<blocks, 256, 0, g_st>>>(p, n16, sink); break;
     case 34: bk_slab<2><<<blocks, 256, 0, g_st>>>(p, n16, sink); break;
     case 36: bk_slab<4><<<blocks, 256, 0, g_st>>>(p, n16, sink); break;
-    default: bk_slab<8><<<blocks, 256, 0, g_st>>>(p, n16, sink); break;
+    case 40: bk_slab<8><<<blocks, 256, 0, g_st>>>(p, n16, sink); break;
+    default: fprintf(stderr, "bench_kernels: no read kernel for kind %d, U %d\n", kind, U); exit(1);
   }
 }
 
@@ -556,7 +558,15 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--gemm")) only_gemm = 1;
     else if (!strcmp(argv[i], "--attn")) only_attn = 1;
     else if (!strcmp(argv[i], "--floor")) floor_probe = 1;
-    else if (!strcmp(argv[i], "--only") && i + 1 < argc) only_shape = argv[++i];
+    else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+      only_shape = argv[++i];
+      only_gemm = 1;
+      if (strcmp(only_shape, "qkv") && strcmp(only_shape, "o_proj") && strcmp(only_shape, "gate_up") &&
+          strcmp(only_shape, "down")) {
+        fprintf(stderr, "bench_kernels: --only %s: not a shape (qkv, o_proj, gate_up, down)\n", only_shape);
+        return 2;
+      }
+    }
     else {
       fprintf(stderr, "bench_kernels: unknown flag %s (flags: --quick, --tune, --tune-large, --moe, --gemm, --attn, --floor, --only SHAPE)\n", argv[i]);
       return 2;
@@ -577,11 +587,12 @@ int main(int argc, char **argv) {
   measure_copy();
   printf("device: %s, %d SMs, L2 %zu MiB, driver API %d, runtime %d\n", prop.name, prop.multiProcessorCount,
          g_l2_bytes >> 20, drv, rt);
-  const char *var = getenv("SERVESIM_W4_VARIANT");
+  const char *var = getenv("SERVESIM_W4_VARIANT"), *mvar = getenv("SERVESIM_W4_VARIANT_MOE");
   const char *lvar = getenv("SERVESIM_W4_LARGE");
   const char *pvar = getenv("SERVESIM_PDL");
-  printf("SERVESIM_W4_VARIANT=%s SERVESIM_W4_LARGE=%s SERVESIM_PDL=%s (programmatic dependent launch: %s)\n",
-         var ? var : "(default)", lvar ? lvar : "(default)", pvar ? pvar : "(default)",
+  printf("SERVESIM_W4_VARIANT=%s SERVESIM_W4_VARIANT_MOE=%s SERVESIM_W4_LARGE=%s SERVESIM_PDL=%s (programmatic dependent "
+         "launch: %s)\n",
+         var ? var : "(default)", mvar ? mvar : "(default)", lvar ? lvar : "(default)", pvar ? pvar : "(default)",
          kern_pdl_on() ? "on" : "off");
   printf("device-to-device copy: %.0f GB/s (read + write); floor = int4 weight + scale bytes / that\n", g_copy_gbs);
   struct rng r;

@@ -476,14 +476,12 @@ __global__ void w4a16_repack_scales_kernel(uint16_t *srep, const uint16_t *s0, c
 }
 
 int w4a16_num_sms(void) {
-  static int sms = 0;
-  if (!sms) {
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-      sms = 132;
-  }
-  return sms;
+  static int sms[64];
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 132;
+  if (!sms[dev] && cudaDeviceGetAttribute(&sms[dev], cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+    sms[dev] = 132;
+  return sms[dev];
 }
 
 } // namespace
@@ -527,11 +525,11 @@ struct W4Cfg {
   /* The cluster split-K keeps a block's partial (BM x BN floats) in the ring, or in static
    * shared memory where there is no ring. */
   static constexpr bool kClusterFits = !(XS || RING) || kSmem >= (size_t)BM * BN * sizeof(float);
-  static int prepare(int *blocks_per_sm) {
+  static int prepare(int *blocks_per_sm, int *has_sm90) {
     /* The shared-memory limit is a per-device attribute of the function: set it once on each
      * device a launch runs on (the executor drives one GPU per thread). Racing first calls
      * both set the same value, which is harmless. */
-    static int occ[kMaxDevices];
+    static int occ[kMaxDevices], sm90[kMaxDevices];
     int dev = 0;
     KERN_CUDA(cudaGetDevice(&dev));
     if (dev < 0 || dev >= kMaxDevices) dev = kMaxDevices - 1;
@@ -540,9 +538,15 @@ struct W4Cfg {
       KERN_CUDA(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSmem));
       int o = 0;
       KERN_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, fn, 128, kSmem));
+      /* the cluster split-K exists only in code built for sm_90 and up: a build without it
+       * (e.g. compute_80 PTX run on an H100) must keep the workspace path */
+      cudaFuncAttributes fa;
+      KERN_CUDA(cudaFuncGetAttributes(&fa, fn));
+      sm90[dev] = fa.binaryVersion >= 90;
       occ[dev] = o > 0 ? o : 1;
     }
     *blocks_per_sm = occ[dev];
+    *has_sm90 = sm90[dev];
     return 0;
   }
 };
@@ -555,14 +559,14 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
   using Cfg = W4Cfg<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING>;
   constexpr int BM = Cfg::BM, BN = Cfg::BN;
   W4Args a = a0;
-  int occ = 1;
-  if (int rc = Cfg::prepare(&occ)) return rc;
+  int occ = 1, has_sm90 = 0;
+  if (int rc = Cfg::prepare(&occ, &has_sm90)) return rc;
   dim3 grid(kern_cdiv(a.N, BN), MOE ? moe_plan_row_tiles(rows_max, a.n_experts, BM) : kern_cdiv(a.M, BM), 1);
   int cluster_z = 1;
   if (!MOE) {
     const int64_t blocks = (int64_t)grid.x * grid.y;
     const int KC = a.K / 64;
-    const bool cluster = Cfg::kClusterFits && w4a16_cluster_on();
+    const bool cluster = Cfg::kClusterFits && has_sm90 && w4a16_cluster_on();
     int max_splits = kMaxSplits;
     max_splits = max_splits > KC / WK ? KC / WK : max_splits; /* every warp gets a k64 chunk */
     while (max_splits > 1 && (int64_t)max_splits * grid.y * BM > kSplitRows) max_splits--;
@@ -591,7 +595,8 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
 }
 
 /* Small-M variants (M <= 16, or MoE tiles of <= 16 rows), selectable for tuning with
- * SERVESIM_W4_VARIANT (bench_kernels --variants compares them):
+ * SERVESIM_W4_VARIANT (dense) and SERVESIM_W4_VARIANT_MOE (expert GEMMs); bench_kernels.sh
+ * TUNE=1 compares them:
  *   0 registers, 2 chunks in flight per warp, ~4 blocks/SM   1 registers, 4 chunks, ~4/SM
  *   2 registers, 2 chunks, ~8/SM                             3 registers, 4 chunks, ~8/SM
  *   4 cp.async ring of 4 stages, ~4/SM                       5 ring of 8 stages, ~4/SM
@@ -603,13 +608,14 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
  * ~1/SM, summed 464 and 429 us against variant 8's 334 us; 38e971d: a rolling register
  * pipeline, post-mma scaling, a TMA producer/consumer kernel; kernels/NOTES.md.) */
 int w4a16_variant(bool moe) {
-  static int v = -2;
-  if (v == -2) {
-    const char *e = getenv("SERVESIM_W4_VARIANT");
-    v = e && *e ? atoi(e) : -1;
-    if (v < -1 || v > 8) v = -1;
+  static int v[2] = {-2, -2}; /* dense, MoE: -1 = the default */
+  int &x = v[moe ? 1 : 0];
+  if (x == -2) {
+    const char *e = getenv(moe ? "SERVESIM_W4_VARIANT_MOE" : "SERVESIM_W4_VARIANT");
+    x = e && *e ? atoi(e) : -1;
+    if (x < -1 || x > 8) x = -1;
   }
-  return v >= 0 ? v : moe ? kDefaultVariantMoe : kDefaultVariant;
+  return x >= 0 ? x : moe ? kDefaultVariantMoe : kDefaultVariant;
 }
 
 template <int MT, bool MOE, bool GATHER, bool SILU>

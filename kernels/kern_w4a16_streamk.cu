@@ -22,10 +22,13 @@ namespace kern_w4 {
 namespace {
 
 constexpr int kSkNT = 2, kSkWK = 4, kSkS = 4; /* n16 tiles per warp, warps, chunks in flight per warp */
+/* Blocks per SM the register budget must allow (MT = 2 took 166 registers unbounded: 3 a SM,
+ * fewer than the default 4 a SM the grid asks for, which would make a second wave). */
+constexpr int kSkMinBlocks = 4;
 
 /* grid (B); 128 threads; U = CB * KC units; maxc: workspace slots per column block. */
 template <int MT>
-__global__ void __launch_bounds__(128) w4sk_kernel(W4Args a, int64_t U, int maxc) {
+__global__ void __launch_bounds__(128, kSkMinBlocks) w4sk_kernel(W4Args a, int64_t U, int maxc) {
   constexpr int NT = kSkNT, WK = kSkWK, S = kSkS;
   constexpr int TILE4 = NT * MT * 32; /* float4 per block partial */
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, kw = warp;
@@ -47,8 +50,8 @@ __global__ void __launch_bounds__(128) w4sk_kernel(W4Args a, int64_t U, int maxc
   bool waited = false;
 
   for (int64_t u = streamk_plan_lo(b, U, B); u < u_end;) {
-    const int cb = (int)(u / KC), c_lo = (int)(u % KC);
-    const int c_hi = (int)(u_end - (int64_t)cb * KC < KC ? u_end - (int64_t)cb * KC : KC);
+    int cb, c_lo, c_hi;
+    const int64_t u_next = streamk_plan_segment(u, u_end, KC, &cb, &c_lo, &c_hi);
     const int nt0 = cb * NT;
     float acc[NT][MT][4];
 #pragma unroll
@@ -99,6 +102,8 @@ __global__ void __launch_bounds__(128) w4sk_kernel(W4Args a, int64_t U, int maxc
       kern_pdl_wait();
       waited = true;
     }
+    /* the last segment's loads are done: let the next kernel start on its weights */
+    if (u_next >= u_end) kern_pdl_trigger();
 
     /* The 4 warps' sums, in warp order, into warp 0 (the barrier before also keeps the last
      * segment's readers of red ahead of this segment's writers). */
@@ -167,9 +172,24 @@ __global__ void __launch_bounds__(128) w4sk_kernel(W4Args a, int64_t U, int maxc
             w4_store_frag<false>(a.y, N, a.M, j * 8 + 2 * t, nt0 + i, g, acc[i][j][0], acc[i][j][1], acc[i][j][2],
                                  acc[i][j][3]);
     }
-    u = (int64_t)cb * KC + c_hi;
+    u = u_next;
   }
-  kern_pdl_trigger();
+}
+
+/* Blocks of w4sk_kernel<MT> that fit on one SM of the current device (computed once a device). */
+template <int MT>
+int w4sk_occupancy(int *per_sm) {
+  static int occ[64];
+  int dev = 0;
+  KERN_CUDA(cudaGetDevice(&dev));
+  if (dev < 0 || dev >= 64) dev = 63;
+  if (occ[dev] <= 0) {
+    int o = 0;
+    KERN_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, w4sk_kernel<MT>, 128, 0));
+    occ[dev] = o > 0 ? o : 1;
+  }
+  *per_sm = occ[dev];
+  return ERR_OK;
 }
 
 template <int MT>
@@ -199,8 +219,11 @@ int w4a16_streamk_launch(const W4Args &a0, int32_t *counters, int n_counters, fl
     if (bps < 1) bps = 4;
   }
   const int64_t CB = (a0.N + 31) / 32, KC = a0.K / 64, U = CB * KC;
-  const int64_t B = (int64_t)sms * bps < U ? (int64_t)sms * bps : U;
   const int MT = a0.M <= 8 ? 1 : 2;
+  int fit = 1; /* one wave: no more blocks a SM than fit */
+  if (int rc = MT == 1 ? w4sk_occupancy<1>(&fit) : w4sk_occupancy<2>(&fit)) return rc;
+  const int per_sm = bps < fit ? bps : fit;
+  const int64_t B = (int64_t)sms * per_sm < U ? (int64_t)sms * per_sm : U;
   /* slots per column block: the same few shapes come back every layer, so keep the last answer */
   static thread_local int64_t memo_cb = -1, memo_kc = -1, memo_b = -1;
   static thread_local int memo_maxc = 0;

@@ -41,6 +41,17 @@ STREAMK_PLAN_FN int64_t streamk_plan_last(int64_t cb, int64_t KC, int64_t U, int
   return streamk_plan_block_of(cb * KC + KC - 1, U, B);
 }
 
+/* One segment of a block's walk: from unit u (< u_end, the block's end), the run within one
+ * column block: *cb, its chunks [*c_lo, *c_hi); returns the next segment's first unit. The
+ * segment is the whole column block, stored by this block, iff *c_lo == 0 and *c_hi == KC. */
+STREAMK_PLAN_FN int64_t streamk_plan_segment(int64_t u, int64_t u_end, int64_t KC, int *cb, int *c_lo, int *c_hi) {
+  const int64_t c = u / KC, rest = u_end - c * KC;
+  *cb = (int)c;
+  *c_lo = (int)(u - c * KC);
+  *c_hi = (int)(rest < KC ? rest : KC);
+  return c * KC + *c_hi;
+}
+
 /* The most blocks any column block is split between (the workspace's slots per column
  * block); 0 when the arguments are out of range (cb_count, KC, B >= 1 and B <= cb_count * KC). */
 int streamk_plan_max_split(int64_t cb_count, int64_t KC, int64_t B);

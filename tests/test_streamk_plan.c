@@ -2,8 +2,9 @@
  * edge grids: the blocks' ranges cover every unit exactly once and differ in size by at most
  * one unit; block_of(u) names the block that holds u; first/last bracket exactly the blocks
  * that hold a column block's chunks, so the slot numbers the kernel's fix-up uses are 0 ..
- * n - 1 without gaps; max_split is the largest such n. A wrong formula here would drop or
- * double-count chunks on the GPU, or let the fix-up wait for a partial nobody writes. */
+ * n - 1 without gaps; max_split is the largest such n; and the kernel's segment walk
+ * (streamk_plan_segment) visits every unit once and stores every column block once. A wrong
+ * formula here would drop or double-count chunks on the GPU, or leave a column block unsummed. */
 #include <stdlib.h>
 
 #include "common/rng.h"
@@ -45,6 +46,49 @@ static void check_grid(int64_t CB, int64_t KC, int64_t B) {
             (long long)B, bad);
   CHECK_MSG(streamk_plan_max_split(CB, KC, B) == most, "CB=%lld KC=%lld B=%lld: max_split %d, brute force %lld",
             (long long)CB, (long long)KC, (long long)B, streamk_plan_max_split(CB, KC, B), (long long)most);
+
+  /* The kernel's walk (streamk_plan_segment, as kern_w4a16_streamk.cu calls it): every unit
+   * once; a segment stays in one column block; a block stores a column block itself exactly
+   * when nobody else holds part of it; otherwise its slot is in [0, n) and no slot is written
+   * twice; every column block ends up stored exactly once (by its block, or by the last of its
+   * n contributors to arrive). */
+  int64_t *seen = calloc((size_t)U, sizeof *seen), *slots = calloc((size_t)CB * (size_t)most, sizeof *slots),
+          *stored = calloc((size_t)CB, sizeof *stored), *arrived = calloc((size_t)CB, sizeof *arrived);
+  CHECK(seen && slots && stored && arrived);
+  if (seen && slots && stored && arrived) {
+    int walk_bad = 0;
+    for (int64_t b = 0; b < B; b++) {
+      const int64_t u_end = streamk_plan_lo(b + 1, U, B);
+      for (int64_t u = streamk_plan_lo(b, U, B); u < u_end;) {
+        int cb, c_lo, c_hi;
+        const int64_t next = streamk_plan_segment(u, u_end, KC, &cb, &c_lo, &c_hi);
+        walk_bad += next <= u || next > u_end || c_lo >= c_hi || c_hi > KC || cb < 0 || cb >= CB ||
+                    (int64_t)cb * KC + c_lo != u || next != (int64_t)cb * KC + c_hi;
+        if (next <= u) break;
+        for (int64_t v = u; v < next; v++) seen[v]++;
+        const int64_t f = streamk_plan_first(cb, KC, U, B), n = streamk_plan_last(cb, KC, U, B) - f + 1;
+        if (c_lo == 0 && c_hi == KC) {
+          walk_bad += n != 1;
+          stored[cb]++;
+        } else {
+          const int64_t slot = b - f;
+          walk_bad += n < 2 || slot < 0 || slot >= n || slot >= most;
+          if (slot >= 0 && slot < most) slots[cb * most + slot]++;
+          if (++arrived[cb] == n) stored[cb]++; /* the last contributor sums and stores */
+        }
+        u = next;
+      }
+    }
+    for (int64_t v = 0; v < U; v++) walk_bad += seen[v] != 1;
+    for (int64_t i = 0; i < CB * most; i++) walk_bad += slots[i] > 1;
+    for (int64_t cb = 0; cb < CB; cb++) walk_bad += stored[cb] != 1;
+    CHECK_MSG(walk_bad == 0, "CB=%lld KC=%lld B=%lld: the segment walk is wrong in %d places", (long long)CB,
+              (long long)KC, (long long)B, walk_bad);
+  }
+  free(seen);
+  free(slots);
+  free(stored);
+  free(arrived);
   free(owner);
 }
 
