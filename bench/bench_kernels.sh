@@ -3,6 +3,9 @@
 # another module's code does not build, compile the kernel sources directly with nvcc), run the
 # CPU and GPU kernel tests, then bench_kernels. Logs go to $OUT (or /tmp/kern-out).
 #   bash bench/bench_kernels.sh [bench flags, e.g. --quick]
+#   TUNE=1     time the small-M variants and large-M tiles first; the full run uses the fastest
+#   STREAMK=1  time the stream-K small-M path (SERVESIM_W4_STREAMK) at 1..5 blocks per SM
+#              against the default first, into $OUT/streamk.txt
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/kern-out}
@@ -79,5 +82,16 @@ if [ "${TUNE:-0}" = 1 ]; then
   done
   echo "best large: $best ($best_t us)" | tee -a "$OUT/tune.txt"
   export SERVESIM_W4_LARGE=$best
+fi
+if [ "${STREAMK:-0}" = 1 ]; then
+  for cfg in off 1 2 3 4 5; do
+    if [ $cfg = off ]; then envs="SERVESIM_W4_STREAMK=0"; else envs="SERVESIM_W4_STREAMK=1 SERVESIM_W4_STREAMK_BPS=$cfg"; fi
+    env $envs timeout 120 "$BIN/bench_kernels" --tune --gemm > /tmp/kern-tune.txt 2>&1
+    { echo "== $envs"
+      grep -E "^\| (qkv|o_proj|gate_up|down) " /tmp/kern-tune.txt | awk -F'|' '{printf "%s M=%s %s us (%sx); ", $2, $6, $7, $9}'
+      echo
+      awk -F'|' '/^\| (qkv|o_proj|gate_up|down) /{s+=$7} END{print "summed us", s+0}' /tmp/kern-tune.txt
+      grep validation /tmp/kern-tune.txt; } | tee -a "$OUT/streamk.txt"
+  done
 fi
 timeout 400 "$BIN/bench_kernels" "$@" 2>&1 | tee "$OUT/bench.txt"
