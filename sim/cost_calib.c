@@ -610,22 +610,24 @@ int cost_calib_create(const struct model_spec *m, const struct hw_spec *h, const
     return rc;
   }
   c->ms = *m;
-  int tp = l->tp < 1 ? 1 : l->tp, pp = l->pp < 1 ? 1 : l->pp, dp = l->dp < 1 ? 1 : l->dp;
+  struct layout_rank r; /* the same per-rank widths as the roofline underneath */
+  layout_rank_init(m, l, &r);
+  const int tp = r.tp, pp = r.pp, dp = r.dp;
   c->tp = tp, c->pp = pp, c->dp = dp;
-  c->H = m->hidden;
-  c->hd = m->head_dim;
-  c->qh = m->n_heads / tp;
-  c->kvh = m->n_kv_heads >= tp ? m->n_kv_heads / tp : 1; /* replicated when tp > kv heads */
-  c->qkv_n = (c->qh + 2 * c->kvh) * c->hd;
-  c->o_k = c->qh * c->hd;
-  c->dense_I = (double)m->intermediate / tp;
+  c->H = r.H;
+  c->hd = r.hd;
+  c->qh = r.qh;
+  c->kvh = r.kvh;
+  c->qkv_n = r.qkv_n;
+  c->o_k = r.o_k;
+  c->dense_I = r.dense_I;
   c->quant = m->quant.method != MODEL_QUANT_NONE;
   int moe = model_is_moe(m);
-  c->ep = l->ep && moe ? tp * dp : 1;
-  c->ep_dp = l->ep && moe && dp > 1;
-  c->E = m->n_experts > 0 ? m->n_experts : 1;
-  c->topk = m->top_k > 0 ? m->top_k : 1;
-  c->I_rank = c->ep > 1 ? m->moe_intermediate : (double)m->moe_intermediate / tp;
+  c->ep = r.ep;
+  c->ep_dp = r.ep_dp;
+  c->E = r.E;
+  c->topk = r.topk;
+  c->I_rank = r.I_rank;
   c->w_qkv = ccal_w_bytes(m, c->H, c->qkv_n, c->quant);
   c->w_o = ccal_w_bytes(m, c->o_k, c->H, c->quant);
   c->w_gu = ccal_w_bytes(m, c->H, 2 * c->dense_I, c->quant);
@@ -648,13 +650,7 @@ int cost_calib_create(const struct model_spec *m, const struct hw_spec *h, const
     goto fail;
   }
   for (int s = 0; s < pp; s++) {
-    int first, count;
-    layout_stage_layers(m->n_layers, pp, s, &first, &count);
-    c->n_layers[s] = count;
-    for (int i = first; i < first + count; i++) {
-      if (model_layer_is_moe(m, i)) c->n_moe[s]++;
-      else c->n_dense[s]++;
-    }
+    layout_stage_counts(m, pp, s, &c->n_layers[s], &c->n_moe[s], &c->n_dense[s]);
     comm_group_init(&c->tp_group[s], h, s * tp, tp); /* replica 0's GPUs, as the roofline */
   }
   if ((rc = ccal_build_fams(c, set))) goto fail;

@@ -211,25 +211,27 @@ int cost_roofline_create(const struct model_spec *m, const struct hw_spec *h, co
     free(c);
     return err_set(ERR_NOMEM, "cost_roofline: stages");
   }
+  struct layout_rank r;
+  layout_rank_init(m, l, &r);
   c->tp = tp, c->pp = pp, c->dp = dp;
-  c->H = m->hidden;
-  c->hd = m->head_dim;
-  c->qh = m->n_heads / tp;
-  c->kvh = m->n_kv_heads >= tp ? m->n_kv_heads / tp : 1; /* replicated when tp > n_kv */
-  c->qkv_n = (double)(c->qh + 2 * c->kvh) * c->hd;
-  c->o_k = (double)c->qh * c->hd;
+  c->H = r.H;
+  c->hd = r.hd;
+  c->qh = r.qh;
+  c->kvh = r.kvh;
+  c->qkv_n = r.qkv_n;
+  c->o_k = r.o_k;
   c->dense_w4 = m->quant.method == MODEL_QUANT_GPTQ;
   int quant = m->quant.method != MODEL_QUANT_NONE;
   c->qkv_bytes = model_linear_bytes(m, m->hidden, (int64_t)c->qkv_n, quant);
   c->o_bytes = model_linear_bytes(m, (int64_t)c->o_k, m->hidden, quant);
-  c->dense_I = (double)m->intermediate / tp;
+  c->dense_I = r.dense_I;
   c->dense_gu_bytes = model_linear_bytes(m, m->hidden, (int64_t)(2 * c->dense_I), quant);
   c->dense_dn_bytes = model_linear_bytes(m, (int64_t)c->dense_I, m->hidden, quant);
-  c->E = m->n_experts > 0 ? m->n_experts : 1;
-  c->topk = m->top_k > 0 ? m->top_k : 1;
-  c->ep_size = ep;
-  c->ep_dp = l->ep && dp > 1;
-  c->I_rank = ep > 1 ? m->moe_intermediate : (double)m->moe_intermediate / tp;
+  c->E = r.E;
+  c->topk = r.topk;
+  c->ep_size = r.ep;
+  c->ep_dp = r.ep_dp; /* MoE only: a dense model has no MoE stage to route */
+  c->I_rank = r.I_rank;
   c->exp_gu_bytes = model_linear_bytes(m, m->hidden, (int64_t)(2 * c->I_rank), quant);
   c->exp_dn_bytes = model_linear_bytes(m, (int64_t)c->I_rank, m->hidden, quant);
   c->router_bytes = (double)m->hidden * c->E * m->dtype_bytes;
@@ -254,13 +256,7 @@ int cost_roofline_create(const struct model_spec *m, const struct hw_spec *h, co
 
   for (int s = 0; s < pp; s++) {
     struct cost_roofline_stage *st = &c->st[s];
-    int first, count;
-    layout_stage_layers(m->n_layers, pp, s, &first, &count);
-    st->n_layers = count;
-    for (int i = first; i < first + count; i++) {
-      if (model_layer_is_moe(m, i)) st->n_moe++;
-      else st->n_dense++;
-    }
+    layout_stage_counts(m, pp, s, &st->n_layers, &st->n_moe, &st->n_dense);
     st->first = s == 0;
     st->last = s == pp - 1;
     /* Replica 0's GPUs (rank = dp*(pp*tp) + stage*tp + tp_rank): replicas are identical. */

@@ -116,6 +116,36 @@ int layout_parse(const char *s, int max_gpus, struct layout *l) {
   return ERR_OK;
 }
 
+void layout_rank_init(const struct model_spec *m, const struct layout *l, struct layout_rank *r) {
+  const int tp = l->tp < 1 ? 1 : l->tp, pp = l->pp < 1 ? 1 : l->pp, dp = l->dp < 1 ? 1 : l->dp;
+  const int moe = model_is_moe(m);
+  memset(r, 0, sizeof *r);
+  r->tp = tp, r->pp = pp, r->dp = dp;
+  r->H = m->hidden;
+  r->hd = m->head_dim;
+  r->qh = m->n_heads / tp;
+  r->kvh = m->n_kv_heads >= tp ? m->n_kv_heads / tp : 1;
+  r->qkv_n = (double)(r->qh + 2 * r->kvh) * r->hd;
+  r->o_k = (double)r->qh * r->hd;
+  r->dense_I = (double)m->intermediate / tp;
+  r->E = m->n_experts > 0 ? m->n_experts : 1;
+  r->topk = m->top_k > 0 ? m->top_k : 1;
+  r->ep = l->ep && moe ? tp * dp : 1;
+  r->ep_dp = l->ep && moe && dp > 1;
+  r->I_rank = r->ep > 1 ? m->moe_intermediate : (double)m->moe_intermediate / tp;
+}
+
+void layout_stage_counts(const struct model_spec *m, int pp, int stage, int *n_layers, int *n_moe, int *n_dense) {
+  int first, count;
+  layout_stage_layers(m->n_layers, pp, stage, &first, &count);
+  *n_layers = count;
+  *n_moe = *n_dense = 0;
+  for (int i = first; i < first + count; i++) {
+    if (model_layer_is_moe(m, i)) ++*n_moe;
+    else ++*n_dense;
+  }
+}
+
 int layout_ep_size(const struct layout *l) { return l->ep ? l->tp * l->dp : 1; }
 
 int layout_n_gpus(const struct layout *l) { return l->tp * l->pp * l->dp; }

@@ -94,6 +94,23 @@ int layout_check(const struct model_spec *m, const struct hw_spec *h, int n_gpus
  * Spaces around an item are ignored; an empty item, an unknown key, a key given twice, or more
  * than max_gpus GPUs in all (tp * pp * dp) is an ERR_INPUT naming the value. */
 int layout_parse(const char *s, int max_gpus, struct layout *l);
+/* What one rank of a layout computes, as the cost models price it: the per-rank widths of the
+ * model's linears and attention under TP, and the expert-parallel group. Sizes below 1 in the
+ * layout count as 1. */
+struct layout_rank {
+  int tp, pp, dp;
+  int qh, kvh, hd;     /* q heads, kv heads (replicated when tp > n_kv_heads), head dim */
+  double H;            /* hidden */
+  double qkv_n, o_k;   /* fused QKV output width, O input width */
+  double dense_I;      /* dense MLP width (dense models, mlp-only layers) */
+  double I_rank;       /* expert intermediate width: whole with EP, else split by TP */
+  int E, topk;         /* experts, experts per token (1 for dense models) */
+  int ep;              /* EP group size: tp * dp with --enable-expert-parallel on a MoE, else 1 */
+  int ep_dp;           /* EP spans the DP replicas (MoE, EP on, dp > 1) */
+};
+void layout_rank_init(const struct model_spec *m, const struct layout *l, struct layout_rank *r);
+/* Layers of pipeline stage `stage`, and how many of them are MoE and dense layers. */
+void layout_stage_counts(const struct model_spec *m, int pp, int stage, int *n_layers, int *n_moe, int *n_dense);
 /* EP group size (tp*dp with --enable-expert-parallel, else 1). */
 int layout_ep_size(const struct layout *l);
 int layout_n_gpus(const struct layout *l);
