@@ -12,10 +12,11 @@
  *   one thread block cluster and sum their partials through distributed shared memory, each
  *   block one slice, in split order; elsewhere (or SERVESIM_W4_CLUSTER=0) the last block to
  *   finish a tile sums the partials from a global workspace in split order and resets the
- *   tile's counter. Both are deterministic (no float atomics) and give the same bits. Loads go through registers (S chunks per warp) or a per-thread cp.async ring;
- *   SERVESIM_W4_VARIANT picks one of 9 such settings (bench_kernels.sh TUNE=1 times them all;
- *   the defaults, one for dense GEMMs and one for MoE experts, are the fastest measured on the
- *   H100, see kernels/NOTES.md).
+ *   tile's counter. Both are deterministic (no float atomics) and give the same bits. Loads
+ *   go through registers (S chunks per warp) or a per-thread cp.async ring;
+ *   SERVESIM_W4_VARIANT (dense) and SERVESIM_W4_VARIANT_MOE (experts) pick one of 9 such
+ *   settings (bench_kernels.sh TUNE=1 times them all; the defaults are the fastest measured on
+ *   the H100, see kernels/NOTES.md).
  * - Larger M: the block's activation tile is staged in shared memory by cp.async (S stages,
  *   one barrier per k64 chunk) and shared by 4 warps that split N; weights keep a per-thread
  *   ring. Tiles 64 x 128 up to 256 rows (SERVESIM_W4_LARGE), 64 x 256 beyond.
@@ -108,7 +109,6 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
 
   const int splits = gridDim.z, z = blockIdx.z;
   const int c_begin = (int)((int64_t)z * KC / splits), c_end = (int)((int64_t)(z + 1) * KC / splits);
-
 
   float acc[NT][MT][4];
 #pragma unroll
