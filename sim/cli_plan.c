@@ -222,15 +222,15 @@ static int cli_plan_workload(struct cli_plan_opts *o, struct trace *t, int *clos
   int rc;
   int n_kinds = !!o->trace + !!o->dataset + (o->poisson_rps > 0);
   if (n_kinds != 1)
-    return err_set(ERR_INPUT, n_kinds ? "plan: give one workload: --trace, --dataset random or --poisson"
-                                      : "plan: no workload: give --trace FILE, --dataset random or --poisson RATE");
+    return err_set(ERR_INPUT, n_kinds ? "give one workload: --trace, --dataset random or --poisson"
+                                      : "no workload: give --trace FILE, --dataset random or --poisson RATE");
   if (o->have_parallel && o->poisson_rps > 0)
-    return err_set(ERR_INPUT, "plan: --parallel (closed loop) and --poisson (open loop) exclude each other");
+    return err_set(ERR_INPUT, "--parallel (closed loop) and --poisson (open loop) exclude each other");
   if (!o->trace && (o->speedup || o->format || o->on_bad_row))
-    return err_set(ERR_INPUT, "plan: %s applies to --trace only",
+    return err_set(ERR_INPUT, "%s applies to --trace only",
                    o->speedup ? "--speedup" : o->format ? "--trace-format" : "--on-bad-row");
   if (o->lengths_from && !(o->poisson_rps > 0))
-    return err_set(ERR_INPUT, "plan: --lengths-from applies to --poisson only");
+    return err_set(ERR_INPUT, "--lengths-from applies to --poisson only");
   if (o->dataset && strcmp(o->dataset, "random"))
     return err_set(ERR_INPUT, "--dataset: '%s' is not built in (random; or --trace FILE)", o->dataset);
   if (o->trace) {
@@ -327,16 +327,16 @@ int cli_plan(int argc, char **argv) {
   }
   if (o.a.json) o.json = 1;
   if (!o.a.model) {
-    rc = err_set(ERR_INPUT, "plan: --model is required (a name under specs/models or a config.json)");
+    rc = err_set(ERR_INPUT, "--model is required (a name under specs/models or a config.json)");
     goto out;
   }
   if (!o.hardware) {
-    rc = err_set(ERR_INPUT, "plan: --hardware is required (one or more specs, comma-separated)");
+    rc = err_set(ERR_INPUT, "--hardware is required (one or more specs, comma-separated)");
     goto out;
   }
   space = calloc(1, sizeof *space);
   if (!space) {
-    rc = err_set(ERR_NOMEM, "plan: out of memory");
+    rc = err_set(ERR_NOMEM, "out of memory");
     goto out;
   }
   if ((rc = model_load(o.a.model, &model))) {
@@ -345,7 +345,7 @@ int cli_plan(int argc, char **argv) {
   }
   if ((rc = cli_plan_hardware(o.hardware, space))) goto out;
   if (!o.gpus && !o.n_layouts) {
-    rc = err_set(ERR_INPUT, "plan: --gpus is required (8, 1-8 or 4,8)");
+    rc = err_set(ERR_INPUT, "--gpus is required (8, 1-8 or 4,8)");
     goto out;
   }
   if (o.gpus) {
@@ -366,7 +366,7 @@ int cli_plan(int argc, char **argv) {
     goto out;
   if (o.graphs) {
     if (o.a.enforce_eager > 0) {
-      rc = err_set(ERR_INPUT, "plan: give --cuda-graphs or --enforce-eager, not both");
+      rc = err_set(ERR_INPUT, "give --cuda-graphs or --enforce-eager, not both");
       goto out;
     }
     if ((rc = plan_space_parse_onoff("--cuda-graphs", o.graphs, space->graphs, &space->n_graphs))) goto out;
@@ -375,7 +375,7 @@ int cli_plan(int argc, char **argv) {
   if (o.epmode) {
     int v[2], nv;
     if (o.a.layout.ep) {
-      rc = err_set(ERR_INPUT, "plan: give --expert-parallel or --enable-expert-parallel, not both");
+      rc = err_set(ERR_INPUT, "give --expert-parallel or --enable-expert-parallel, not both");
       goto out;
     }
     if ((rc = plan_space_parse_onoff("--expert-parallel", o.epmode, v, &nv))) goto out;
@@ -443,7 +443,7 @@ int cli_plan(int argc, char **argv) {
   if (o.json) {
     char *js = plan_report_json(&res);
     if (!js) {
-      rc = err_set(ERR_NOMEM, "plan: out of memory writing JSON");
+      rc = err_set(ERR_NOMEM, "out of memory writing JSON");
       goto out;
     }
     fputs(js, stdout);
@@ -459,7 +459,7 @@ int cli_plan(int argc, char **argv) {
   /* exit 1 when an SLO was given and nothing meets it, as `check` exits 1 for a rejected layout */
   if (o.po.slo.n && res.fewest_cand < 0) {
     fflush(stdout);
-    err_set(ERR_LAYOUT, "plan: no candidate meets the SLO");
+    err_set(ERR_LAYOUT, "no candidate meets the SLO");
     rc = ERR_LAYOUT;
   }
 
