@@ -117,6 +117,59 @@ int main(void) {
   mw.head_dim = 64;
   mw.moe_intermediate = 512;
   CHECK(wt_dims_init(&mw, 4, 3, &d4) == ERR_OK && d4.hkv_loc == 1 && d4.kv_head0 == 1 && d4.hq_loc == 2);
+  /* (c) that variant's checkpoint at tp 4: every rank's loaded slice equals its synthesized one,
+   * and k / v come from kv head r / 2 of the full weights (replicated), q from heads 2r, 2r + 1,
+   * o_proj from rows of those heads, expert down from rows [128 r, 128 r + 128). */
+  {
+    char dir4[] = "/tmp/servesim_ckpt4_XXXXXX";
+    CHECK(mkdtemp(dir4) != NULL);
+    CHECK(ckw_write_random(dir4, &mw, 1234, 0.5f, 2) == ERR_OK);
+    struct st_ckpt *c4 = NULL;
+    CHECK_MSG(st_open(dir4, &c4) == ERR_OK, "%s", err_msg());
+    struct wt_rank f4, f4s;
+    if (c4 && load_rank(c4, &mw, 1, 0, &f4, &f4s) == ERR_OK) {
+      const int D = mw.head_dim, H = mw.hidden, nq = mw.n_heads * D, fqn = f4.d.qkv_n;
+      for (int r = 0; r < 4; r++) {
+        struct wt_rank wl, ws;
+        rc = load_rank(c4, &mw, 4, r, &wl, &ws);
+        CHECK_MSG(rc == ERR_OK, "tp 4 rank %d: %s", r, err_msg());
+        if (rc) continue;
+        CHECK_MSG(memcmp(wl.base, ws.base, (size_t)wl.n_bytes) == 0, "tp 4 rank %d: loaded != synthesized", r);
+        const struct wt_dims *d = &wl.d;
+        const int Il = d->inter_loc;
+        int ok_q = 1, ok_k = 1, ok_v = 1, ok_o = 1, ok_w2 = 1;
+        for (int l = 0; l < mw.n_layers; l++) {
+          const struct wt_layer *A = &wl.layers[l], *F = &f4.layers[l];
+          for (int row = 0; row < H / 8; row++)
+            for (int col = 0; col < D; col++) {
+              for (int h = 0; h < d->hq_loc; h++)
+                ok_q &= A->qkv.qweight[row * d->qkv_n + h * D + col] ==
+                        F->qkv.qweight[row * fqn + (r * d->hq_loc + h) * D + col];
+              ok_k &= A->qkv.qweight[row * d->qkv_n + d->hq_loc * D + col] ==
+                      F->qkv.qweight[row * fqn + nq + (r / 2) * D + col];
+              ok_v &= A->qkv.qweight[row * d->qkv_n + (d->hq_loc + 1) * D + col] ==
+                      F->qkv.qweight[row * fqn + nq + mw.n_kv_heads * D + (r / 2) * D + col];
+            }
+          for (int row = 0; row < d->hq_loc * D / 8; row++)
+            for (int col = 0; col < H; col++)
+              ok_o &= A->o.qweight[row * H + col] == F->o.qweight[(r * d->hq_loc * D / 8 + row) * H + col];
+          for (int e = 0; e < mw.n_experts; e += 7)
+            for (int row = 0; row < Il / 8; row++)
+              for (int col = 0; col < H; col++)
+                ok_w2 &= A->w2.qweight[(int64_t)e * (Il / 8) * H + row * H + col] ==
+                         F->w2.qweight[(int64_t)e * (mw.moe_intermediate / 8) * H + (r * Il / 8 + row) * H + col];
+        }
+        CHECK_MSG(ok_q && ok_k && ok_v && ok_o && ok_w2, "tp 4 rank %d: q %d k %d v %d o %d down %d", r, ok_q, ok_k,
+                  ok_v, ok_o, ok_w2);
+        free_rank(&wl);
+        free_rank(&ws);
+      }
+      free_rank(&f4);
+      free_rank(&f4s);
+    }
+    st_close(c4);
+    run_cmd("rm -rf %s", dir4);
+  }
   free_rank(&full);
   free_rank(&fulls);
   st_close(c);
