@@ -1,8 +1,10 @@
 /* test_exec_loader: the GPTQ checkpoint round trip on the CPU. A random tiny Qwen3-MoE
  * checkpoint is written in the real safetensors + index format (exec/ckpt_write.c), read back
- * through the loader for every rank of TP 1 and 2, and compared with (a) the on-the-fly
- * synthesis of the same slice and (b) the TP=1 weights sliced by hand, which pins the
- * column/row-parallel rules independently of the slicing code. Then the faults: a missing
+ * through the loader for every rank of TP 1 and 2 (and TP 4 of a wider variant, where kv heads
+ * are replicated), and compared with (a) the on-the-fly synthesis of the same slice -- which
+ * shares the loader's slice list (wt_layer_qslice), so (r) checks the TP=1 weights against the
+ * checkpoint's raw tensors with code of its own -- and (b) the TP=1 weights sliced by hand,
+ * which pins the column/row-parallel rules. Then the faults: a missing
  * shard, a truncated shard, a corrupt header, an index naming a tensor its shard lacks, a
  * checkpoint of the wrong shape, and the TP=8 split of the 235B model's down_proj.
  * exec/ is configured only with CUDA, so its CPU files are compiled into this test directly. */
@@ -21,6 +23,8 @@
 
 static int load_rank(struct st_ckpt *c, const struct model_spec *m, int tp, int rank, struct wt_rank *wl,
                      struct wt_rank *ws) {
+  memset(wl, 0, sizeof *wl); /* free_rank is safe on them whatever fails */
+  memset(ws, 0, sizeof *ws);
   struct wt_dims d;
   int rc = wt_dims_init(m, tp, rank, &d);
   if (rc) return rc;
@@ -39,6 +43,60 @@ static void free_rank(struct wt_rank *w) {
 }
 
 static int contains(const char *hay, const char *needle) { return strstr(hay, needle) != NULL; }
+
+/* Whether the checkpoint tensor `name` (rows x n, es-byte elements) sits in dst, a buffer of ld
+ * columns, from column col_off: the raw file bytes against what the loader placed. */
+static int raw_placed(const struct st_ckpt *c, const char *name, const void *dst, int64_t ld, int64_t col_off, int es) {
+  const struct st_tensor *t = st_find(c, name);
+  if (!t || t->ndim != 2) return 0;
+  const int64_t rows = t->shape[0], n = t->shape[1];
+  for (int64_t r = 0; r < rows; r++)
+    if (memcmp((const uint8_t *)dst + (r * ld + col_off) * es, t->data + r * n * es, (size_t)(n * es))) return 0;
+  return 1;
+}
+
+/* (r) The TP=1 weights against the checkpoint's own tensors, read straight from the files, so
+ * the slice list the loader and the synthesis share is checked by code that does not use it:
+ * q/k/v at their column offsets in the fused buffer, o, and every expert's gate/up/down at its
+ * stride -- qweight, qzeros and scales each. */
+static void check_raw(const struct st_ckpt *c, const struct wt_rank *w) {
+  const struct wt_dims *d = &w->d;
+  const int64_t D = d->head_dim, H = d->hidden, g = d->group, I = d->inter;
+  const int64_t hq = (int64_t)d->hq_loc * D, hkv = (int64_t)d->hkv_loc * D, ld = d->qkv_n;
+  static const char *const parts[3] = {"qweight", "qzeros", "scales"};
+  char name[256];
+  int bad = 0;
+  for (int l = 0; l < d->n_layers; l++) {
+    const struct wt_layer *L = &w->layers[l];
+    static const char *const attn[3] = {"q_proj", "k_proj", "v_proj"};
+    const int64_t off[3] = {0, hq, hq + hkv};
+    for (int i = 0; i < 3; i++)
+      for (int p = 0; p < 3; p++) {
+        snprintf(name, sizeof name, "model.layers.%d.self_attn.%s.%s", l, attn[i], parts[p]);
+        const void *dst = p == 0 ? (const void *)L->qkv.qweight : p == 1 ? (const void *)L->qkv.qzeros : (const void *)L->qkv.scales;
+        bad += !raw_placed(c, name, dst, p == 1 ? ld / 8 : ld, p == 1 ? off[i] / 8 : off[i], p == 2 ? 2 : 4);
+      }
+    for (int p = 0; p < 3; p++) {
+      snprintf(name, sizeof name, "model.layers.%d.self_attn.o_proj.%s", l, parts[p]);
+      const void *dst = p == 0 ? (const void *)L->o.qweight : p == 1 ? (const void *)L->o.qzeros : (const void *)L->o.scales;
+      bad += !raw_placed(c, name, dst, p == 1 ? H / 8 : H, 0, p == 2 ? 2 : 4);
+    }
+    static const char *const mlp[3] = {"gate_proj", "up_proj", "down_proj"};
+    for (int e = 0; e < d->n_experts; e++)
+      for (int j = 0; j < 3; j++) {
+        const struct wt_qexperts *x = j == 0 ? &L->w1 : j == 1 ? &L->w3 : &L->w2;
+        const int64_t K = j < 2 ? H : I, N = j < 2 ? I : H;
+        for (int p = 0; p < 3; p++) {
+          snprintf(name, sizeof name, "model.layers.%d.mlp.experts.%d.%s.%s", l, e, mlp[j], parts[p]);
+          const void *dst = p == 0   ? (const void *)(x->qweight + e * (K / 8 * N))
+                            : p == 1 ? (const void *)(x->qzeros + e * (K / g * (N / 8)))
+                                     : (const void *)(x->scales + e * (K / g * N));
+          bad += !raw_placed(c, name, dst, p == 1 ? N / 8 : N, 0, p == 2 ? 2 : 4);
+        }
+      }
+  }
+  CHECK_MSG(bad == 0, "%d checkpoint tensors are not where the TP=1 loader put them", bad);
+}
 
 static void run_cmd(const char *fmt, const char *dir) {
   char cmd[1024];
@@ -69,6 +127,7 @@ int main(void) {
   struct wt_rank full, fulls;
   CHECK(load_rank(c, &m, 1, 0, &full, &fulls) == ERR_OK);
   CHECK(memcmp(full.base, fulls.base, (size_t)full.n_bytes) == 0);
+  check_raw(c, &full);
   for (int r = 0; r < 2; r++) {
     struct wt_rank wl, ws;
     rc = load_rank(c, &m, 2, r, &wl, &ws);
@@ -122,18 +181,27 @@ int main(void) {
    * o_proj from rows of those heads, expert down from rows [128 r, 128 r + 128). */
   {
     char dir4[] = "/tmp/servesim_ckpt4_XXXXXX";
-    CHECK(mkdtemp(dir4) != NULL);
-    CHECK(ckw_write_random(dir4, &mw, 1234, 0.5f, 2) == ERR_OK);
+    const int made = mkdtemp(dir4) != NULL;
+    CHECK(made);
+    CHECK(made && ckw_write_random(dir4, &mw, 1234, 0.5f, 2) == ERR_OK);
     struct st_ckpt *c4 = NULL;
-    CHECK_MSG(st_open(dir4, &c4) == ERR_OK, "%s", err_msg());
+    CHECK_MSG(made && st_open(dir4, &c4) == ERR_OK, "%s", err_msg());
     struct wt_rank f4, f4s;
-    if (c4 && load_rank(c4, &mw, 1, 0, &f4, &f4s) == ERR_OK) {
+    const int full4 = c4 && load_rank(c4, &mw, 1, 0, &f4, &f4s) == ERR_OK;
+    CHECK_MSG(full4, "the wider variant at tp 1: %s", err_msg());
+    if (full4) {
+      CHECK(memcmp(f4.base, f4s.base, (size_t)f4.n_bytes) == 0);
+      check_raw(c4, &f4);
       const int D = mw.head_dim, H = mw.hidden, nq = mw.n_heads * D, fqn = f4.d.qkv_n;
       for (int r = 0; r < 4; r++) {
         struct wt_rank wl, ws;
         rc = load_rank(c4, &mw, 4, r, &wl, &ws);
         CHECK_MSG(rc == ERR_OK, "tp 4 rank %d: %s", r, err_msg());
-        if (rc) continue;
+        if (rc) {
+          free_rank(&wl);
+          free_rank(&ws);
+          continue;
+        }
         CHECK_MSG(memcmp(wl.base, ws.base, (size_t)wl.n_bytes) == 0, "tp 4 rank %d: loaded != synthesized", r);
         const struct wt_dims *d = &wl.d;
         const int Il = d->inter_loc;
@@ -168,7 +236,7 @@ int main(void) {
       free_rank(&f4s);
     }
     st_close(c4);
-    run_cmd("rm -rf %s", dir4);
+    if (made) run_cmd("rm -rf %s", dir4);
   }
   free_rank(&full);
   free_rank(&fulls);
