@@ -129,8 +129,8 @@ __global__ void __launch_bounds__(128, kSkMinBlocks) w4sk_kernel(W4Args a, int64
 
     bool store = c_lo == 0 && c_hi == KC; /* the whole column block is this block's */
     if (!store) {
-      const int64_t first = streamk_plan_first(cb, KC, U, B);
-      const int n = (int)(streamk_plan_last(cb, KC, U, B) - first + 1), slot = (int)(b - first);
+      int n, slot;
+      streamk_plan_share(cb, KC, U, B, b, &n, &slot);
       float4 *part = reinterpret_cast<float4 *>(a.ws_part) + (size_t)cb * maxc * TILE4;
       if (kw == 0) {
 #pragma unroll

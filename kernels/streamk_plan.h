@@ -41,6 +41,14 @@ STREAMK_PLAN_FN int64_t streamk_plan_last(int64_t cb, int64_t KC, int64_t U, int
   return streamk_plan_block_of(cb * KC + KC - 1, U, B);
 }
 
+/* Block b's share of column block cb: how many blocks hold a part of it (*n; 1 = b holds it
+ * whole and stores it) and b's slot among them (b - first(cb)), where it leaves its partial. */
+STREAMK_PLAN_FN void streamk_plan_share(int64_t cb, int64_t KC, int64_t U, int64_t B, int64_t b, int *n, int *slot) {
+  const int64_t first = streamk_plan_first(cb, KC, U, B);
+  *n = (int)(streamk_plan_last(cb, KC, U, B) - first + 1);
+  *slot = (int)(b - first);
+}
+
 /* One segment of a block's walk: from unit u (< u_end, the block's end), the run within one
  * column block: *cb, its chunks [*c_lo, *c_hi); returns the next segment's first unit. The
  * segment is the whole column block, stored by this block, iff *c_lo == 0 and *c_hi == KC. */

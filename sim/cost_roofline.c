@@ -194,13 +194,14 @@ int cost_roofline_create(const struct model_spec *m, const struct hw_spec *h, co
     cost_roofline_opts_default(&def);
     o = &def;
   }
-  int tp = l->tp < 1 ? 1 : l->tp, pp = l->pp < 1 ? 1 : l->pp, dp = l->dp < 1 ? 1 : l->dp;
+  struct layout_rank r;
+  layout_rank_init(m, l, &r);
+  const int tp = r.tp, pp = r.pp, dp = r.dp, ep = r.ep;
   if (m->n_heads % tp != 0 || m->n_layers < pp || m->hidden <= 0 || m->head_dim <= 0)
     return err_set(ERR_INPUT, "cost_roofline: cannot split %s over tp=%d pp=%d (heads %d, layers %d)",
                    m->name, tp, pp, m->n_heads, m->n_layers);
   if (h->hbm_GBps <= 0 || h->tflops_bf16 <= 0)
     return err_set(ERR_INPUT, "cost_roofline: hardware %s lacks hbm_GBps or tflops_bf16", h->name);
-  int ep = l->ep && model_is_moe(m) ? tp * dp : 1;
   if (model_is_moe(m) && (ep > m->n_experts || m->moe_intermediate % (ep > 1 ? 1 : tp) != 0))
     return err_set(ERR_INPUT, "cost_roofline: %d experts of width %d do not split over ep=%d tp=%d",
                    m->n_experts, m->moe_intermediate, ep, tp);
@@ -211,8 +212,6 @@ int cost_roofline_create(const struct model_spec *m, const struct hw_spec *h, co
     free(c);
     return err_set(ERR_NOMEM, "cost_roofline: stages");
   }
-  struct layout_rank r;
-  layout_rank_init(m, l, &r);
   c->tp = tp, c->pp = pp, c->dp = dp;
   c->H = r.H;
   c->hd = r.hd;

@@ -66,12 +66,12 @@ static void check_grid(int64_t CB, int64_t KC, int64_t B) {
                     (int64_t)cb * KC + c_lo != u || next != (int64_t)cb * KC + c_hi;
         if (next <= u) break;
         for (int64_t v = u; v < next; v++) seen[v]++;
-        const int64_t f = streamk_plan_first(cb, KC, U, B), n = streamk_plan_last(cb, KC, U, B) - f + 1;
+        int n, slot;
+        streamk_plan_share(cb, KC, U, B, b, &n, &slot);
         if (c_lo == 0 && c_hi == KC) {
-          walk_bad += n != 1;
+          walk_bad += n != 1 || slot != 0;
           stored[cb]++;
         } else {
-          const int64_t slot = b - f;
           walk_bad += n < 2 || slot < 0 || slot >= n || slot >= most;
           if (slot >= 0 && slot < most) slots[cb * most + slot]++;
           if (++arrived[cb] == n) stored[cb]++; /* the last contributor sums and stores */
