@@ -248,6 +248,8 @@ static int cli_parse(struct simcli *c, int argc, char **argv) {
   if (c->n_layouts == 0) {
     c->layouts[0] = c->a.layout;
     c->n_layouts = 1;
+  } else if (c->a.tp_set || c->a.pp_set || c->a.dp_set || c->a.layout.ep) {
+    return err_set(ERR_INPUT, "give the layout by -tp/-pp/-dp/--enable-expert-parallel or by --layout, not both"), -1;
   }
   for (int k = 0; k < c->n_layouts; k++) cli_layout_name(&c->layouts[k], c->layout_names[k], sizeof c->layout_names[k]);
   if (!c->a.model) return err_set(ERR_INPUT, "--model is required"), -1;
