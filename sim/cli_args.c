@@ -133,9 +133,20 @@ static int cli_args_set(struct cli_args *a, int key, const char *flag, const cha
       if (key == K_DB) a->db = v;
       return 0;
     case K_GPUS: return cli_args_int(flag, v, 1, CLI_MAX_GPUS, &a->gpus) ? -1 : 0;
-    case K_TP: a->tp_set = 1; return cli_args_int(flag, v, 1, CLI_MAX_GPUS, &a->layout.tp) ? -1 : 0;
-    case K_PP: a->pp_set = 1; return cli_args_int(flag, v, 1, CLI_MAX_GPUS, &a->layout.pp) ? -1 : 0;
-    case K_DP: a->dp_set = 1; return cli_args_int(flag, v, 1, CLI_MAX_GPUS, &a->layout.dp) ? -1 : 0;
+    case K_TP:
+    case K_PP:
+    case K_DP: {
+      int *dst = key == K_TP ? &a->layout.tp : key == K_PP ? &a->layout.pp : &a->layout.dp;
+      if (cli_args_int(flag, v, 1, CLI_MAX_GPUS, dst)) return -1;
+      if (key == K_TP) a->tp_set = 1;
+      if (key == K_PP) a->pp_set = 1;
+      if (key == K_DP) a->dp_set = 1;
+      const int64_t gpus = (int64_t)a->layout.tp * a->layout.pp * a->layout.dp;
+      if (gpus > CLI_MAX_GPUS)
+        return err_set(ERR_INPUT, "%s %s: -tp %d x -pp %d x -dp %d is %lld GPUs, more than %d", flag, v, a->layout.tp,
+                       a->layout.pp, a->layout.dp, (long long)gpus, CLI_MAX_GPUS), -1;
+      return 0;
+    }
     case K_UTIL: {
       /* vLLM's (0, 1]: the shared parser's closed range, then 0 refused in the same words. */
       double u = 0;
