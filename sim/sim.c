@@ -321,10 +321,12 @@ int sim_run(const struct sim_config *cfg, const struct trace *tr, struct sim_res
     if (!R->stage_dur_ns) { rc = err_set(ERR_NOMEM, "sim: out of memory"); goto fail; }
     rng_seed(&R->rng, rng_derive(cfg->seed, (uint64_t)r));
   }
-  /* In flight at once: one arrival (open loop) or N clients (closed loop), plus one stage event
-   * per micro-batch slot and one schedule event per replica. */
+  /* In flight at once: one arrival (open loop) or N clients (closed loop; no more clients than
+   * requests ever start), plus one stage event per micro-batch slot and one schedule event per
+   * replica. */
+  const int64_t clients = cfg->parallel < st.n ? cfg->parallel : st.n;
   int64_t cap = cfg->max_events > 0 ? cfg->max_events
-                                    : 16 + (int64_t)st.dp * (st.pp + 1) + (cfg->mode == SIM_CLOSED_LOOP ? cfg->parallel : 1);
+                                    : 16 + (int64_t)st.dp * (st.pp + 1) + (cfg->mode == SIM_CLOSED_LOOP ? clients : 1);
   if ((rc = evq_init(&st.q, cap, "sim_config.max_events"))) goto fail;
 
   if (cfg->mode == SIM_CLOSED_LOOP) {

@@ -99,6 +99,9 @@ run 2 simulate --hardware a100-40g-pcie $EP --dataset random --number 1; one_lin
 run 2 bench $M --layout "tp=4,qq=2" $RAND --parallel 1 --number 1; one_line; has "qq" err
 run 2 bench $M -tp 8 --layout "tp=4,pp=2" $RAND --parallel 1 --number 1; one_line; has "not both" err
 run 2 simulate $M -tp 4096 -pp 4096 $RAND --parallel 1 --number 1; one_line; has "16777216 GPUs, more than 4096" err
+# more clients than requests: only as many start as there are requests (the event queue was
+# sized by --parallel, 2^31 of them here)
+run 0 simulate $M $EP $RAND --parallel 2147483647 --number 2
 run 2 simulate $M $EP --cost magic --dataset random --number 1; one_line; has "--cost" err
 run 2 simulate $M $EP --poisson 2 --number 10 --parallel 4; one_line; has "--parallel" err
 run 2 simulate $M $EP --poisson 0 --number 10; one_line; has "--poisson" err
