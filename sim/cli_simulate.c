@@ -223,7 +223,7 @@ static int cli_parse(struct simcli *c, int argc, char **argv) {
     } else if (VAL("--dispatch")) {
       if (n > 0 && (c->dispatch = dispatch_parse(v)) < 0)
         rc = err_set(ERR_INPUT, "--dispatch '%s': use rr (round robin) or lor (least outstanding requests)", v);
-    } else if (VAL("--seed")) { if (n > 0 && !(rc = cli_args_i64("--seed", v, 0, INT64_MAX, &iv))) c->seed = (uint64_t)iv;
+    } else if (VAL("--seed")) { if (n > 0) rc = cli_args_u64("--seed", v, &c->seed);
     } else if (VAL("--slo")) { if (n > 0) rc = cli_parse_slo(v, &c->slo);
     } else if (VAL("--requests-csv")) { if (n > 0) c->requests_csv = v;
     } else if (VAL("--layout")) {

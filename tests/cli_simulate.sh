@@ -54,6 +54,10 @@ cmp -s "$TMP/a.json" "$TMP/b.json" || fail "simulate --json differs between iden
 cmp -s "$TMP/a.csv" "$TMP/b.csv" || fail "--requests-csv differs between identical runs"
 run 0 simulate $A --seed 6 --json
 cmp -s "$TMP/a.json" "$TMP/out" && fail "a different --seed gave identical output"
+# --seed reads any 64-bit value, decimal or 0x hex, as plan and trace gen do
+run 0 simulate $A --seed 0x5 --json
+cmp -s "$TMP/a.json" "$TMP/out" && ok || fail "--seed 0x5 differs from --seed 5"
+run 0 simulate $A --seed 18446744073709551615 --json
 [ "$(wc -l <"$TMP/a.csv")" -eq 41 ] || fail "requests CSV should have a header and 40 rows"
 head -1 "$TMP/a.csv" | grep -q '^idx,replica,ok,in_tok,out_tok' || fail "requests CSV header"
 
