@@ -180,7 +180,7 @@ static int cli_parse(struct simcli *c, int argc, char **argv) {
     int n = cli_args_parse_one(&c->a, argc, argv, i);
     if (n < 0) return -1;
     if (n > 0) { i += n; continue; }
-    int64_t iv, list[CLI_MAX_RUNS];
+    int64_t list[CLI_MAX_RUNS];
     int rc = 0;
 #define VAL(name) ((n = cli_args_value(argc, argv, i, name, &v)) != 0)
     if (!strncmp(arg, "--parallel", 10) && (arg[10] == '\0' || arg[10] == '=')) {
@@ -205,11 +205,11 @@ static int cli_parse(struct simcli *c, int argc, char **argv) {
       }
     } else if (VAL("--lengths-from")) { if (n > 0) c->lengths_from = v;
     } else if (VAL("--poisson")) { if (n > 0) rc = cli_args_double("--poisson", v, 1e-9, HUGE_VAL, &c->poisson_rps);
-    } else if (VAL("--min-prompt-length")) { if (n > 0 && !(rc = cli_args_i64("--min-prompt-length", v, 1, 10000000, &iv))) c->min_prompt = (int)iv;
-    } else if (VAL("--max-prompt-length")) { if (n > 0 && !(rc = cli_args_i64("--max-prompt-length", v, 1, 10000000, &iv))) c->max_prompt = (int)iv;
-    } else if (VAL("--min-tokens")) { if (n > 0 && !(rc = cli_args_i64("--min-tokens", v, 1, 10000000, &iv))) c->min_tokens = (int)iv;
-    } else if (VAL("--max-tokens")) { if (n > 0 && !(rc = cli_args_i64("--max-tokens", v, 1, 10000000, &iv))) c->max_tokens = (int)iv;
-    } else if (VAL("--prefix-length")) { if (n > 0 && !(rc = cli_args_i64("--prefix-length", v, 0, 10000000, &iv))) c->prefix_len = (int)iv;
+    } else if (VAL("--min-prompt-length")) { if (n > 0) rc = cli_args_int("--min-prompt-length", v, 1, 10000000, &c->min_prompt);
+    } else if (VAL("--max-prompt-length")) { if (n > 0) rc = cli_args_int("--max-prompt-length", v, 1, 10000000, &c->max_prompt);
+    } else if (VAL("--min-tokens")) { if (n > 0) rc = cli_args_int("--min-tokens", v, 1, 10000000, &c->min_tokens);
+    } else if (VAL("--max-tokens")) { if (n > 0) rc = cli_args_int("--max-tokens", v, 1, 10000000, &c->max_tokens);
+    } else if (VAL("--prefix-length")) { if (n > 0) rc = cli_args_int("--prefix-length", v, 0, 10000000, &c->prefix_len);
     } else if (VAL("--prompt-inflation")) { if (n > 0) rc = cli_args_double("--prompt-inflation", v, 0, HUGE_VAL, &c->inflation);
     } else if (VAL("--cost")) {
       if (n > 0) {
