@@ -73,6 +73,23 @@ static __device__ __forceinline__ void kern_pdl_wait() {
 }
 /* kern_pdl_on() (kernels.h) says whether launches on the current device use it. */
 
+/* Compute capability of the current device as 10 x major + minor (90 on an H100 or H200), read
+ * once per device: the switches of the Hopper-only paths (PDL, cluster split-K, wgmma) ask it.
+ * 0 when it cannot be read. */
+static inline int kern_device_cc(void) {
+  static int cc[64]; /* per device: 0 not read yet, -1 unreadable */
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 0;
+  if (!cc[dev]) {
+    int major = 0, minor = 0;
+    cc[dev] = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+                      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess
+                  ? 10 * major + minor
+                  : -1;
+  }
+  return cc[dev] > 0 ? cc[dev] : 0;
+}
+
 /* Launches fn<<<grid, block, smem, st>>>(args...), with programmatic dependent launch where
  * kern_pdl_on(), and as thread block clusters of (1, 1, cluster_z) blocks when cluster_z > 1
  * (sm_90+; grid.z must be a multiple); ERR_DEVICE with CUDA's reason on a bad launch. */

@@ -47,19 +47,12 @@ __global__ void argmax_kernel(int32_t *ids, const uint16_t *logits, int V) {
 extern "C" {
 
 int kern_pdl_on(void) {
-  static int env = -1, on[64];   /* per device: 0 unknown, 1 off, 2 on */
+  static int env = -1;
   if (env < 0) {
     const char *e = getenv("SERVESIM_PDL");
     env = !(e && e[0] == '0');
   }
-  if (!env) return 0;
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 0;
-  if (!on[dev]) {
-    int major = 0;
-    on[dev] = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9 ? 2 : 1;
-  }
-  return on[dev] == 2;
+  return env && kern_device_cc() >= 90;
 }
 
 int kern_embed(bf16_t *out, const bf16_t *table, const int32_t *ids, int T, int H, int V,

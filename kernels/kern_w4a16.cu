@@ -490,20 +490,12 @@ int w4a16_num_sms(void) {
  * capability 9.0 and up; SERVESIM_W4_CLUSTER=0 turns it off, for comparison) rather than
  * through the global workspace. Per device, as the executor drives one GPU per thread. */
 int kern_w4::w4a16_cluster_on(void) {
-  static int on[64];
   static int env = -1;
   if (env < 0) {
     const char *e = getenv("SERVESIM_W4_CLUSTER");
     env = e && *e ? atoi(e) != 0 : 1;
   }
-  if (!env) return 0;
-  int dev = 0, major = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 0;
-  if (!on[dev]) {
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) major = 0;
-    on[dev] = major >= 9 ? 1 : 2;
-  }
-  return on[dev] == 1;
+  return env && kern_device_cc() >= 90;
 }
 
 namespace {

@@ -196,21 +196,12 @@ int w4g_launch(const W4Args &a, cudaStream_t st, int swap) {
 } // namespace
 
 int w4a16_wgmma_available(void) {
-  static int env = -1, on[64]; /* per device: 0 unknown, 1 no, 2 yes */
+  static int env = -1;
   if (env < 0) {
     const char *e = getenv("SERVESIM_W4_WGMMA");
     env = e && *e ? atoi(e) : 0; /* off until validated on a GPU: kernels/NOTES.md */
   }
-  if (!env) return 0;
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 0;
-  if (!on[dev]) {
-    int major = 0, minor = 0;
-    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-                    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess;
-    on[dev] = ok && major == 9 && minor == 0 ? 2 : 1; /* sm_90a code runs on 9.0 only */
-  }
-  return on[dev] == 2;
+  return env && kern_device_cc() == 90; /* sm_90a code runs on 9.0 only */
 }
 
 int w4a16_wgmma_launch(const W4Args &a, cudaStream_t st) {
