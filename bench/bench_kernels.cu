@@ -35,6 +35,7 @@ extern "C" {
 #include "kernels/ref_moe.h"
 #include "kernels/ref_w4a16.h"
 }
+#include "kernels/kern_common.cuh" /* kern_pdl_trigger / kern_pdl_wait for the floor probe */
 
 #define BK_CUDA(call)                                                                          \
   do {                                                                                         \
@@ -426,9 +427,7 @@ static void bench_moe(const std::vector<int> &Ts, struct rng *r) {
  * consecutive calls' reads overlap as far as the hardware lets them. */
 template <int U, bool PDL>
 __global__ void __launch_bounds__(256) bk_stream(const uint4 *__restrict__ p, int64_t n16, uint32_t *sink) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (PDL) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
+  if (PDL) kern_pdl_trigger();
   const int64_t stride = (int64_t)gridDim.x * blockDim.x;
   uint32_t acc = 0;
   for (int64_t base = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; base < n16; base += stride * U) {
@@ -441,9 +440,7 @@ __global__ void __launch_bounds__(256) bk_stream(const uint4 *__restrict__ p, in
 #pragma unroll
     for (int u = 0; u < U; u++) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
   }
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (PDL) asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
+  if (PDL) kern_pdl_wait();
   if (acc == 0x9e3779b9u) sink[0] = acc;
 }
 
