@@ -4,8 +4,8 @@
 # CPU and GPU kernel tests, then bench_kernels. Logs go to $OUT (or /tmp/kern-out).
 #   bash bench/bench_kernels.sh [bench flags, e.g. --quick]
 #   TUNE=1     time the small-M variants and large-M tiles first; the full run uses the fastest
-#   STREAMK=1  time the stream-K small-M path (SERVESIM_W4_STREAMK) at 1..5 blocks per SM
-#              against the default first, into $OUT/streamk.txt
+#   STREAMK=1  time the stream-K small-M path (SERVESIM_W4_STREAMK) at 1..3 blocks per SM and
+#              both trigger places (STREAMK_CFGS) against the split-K kernel, into $OUT/streamk.txt
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/kern-out}
@@ -84,8 +84,10 @@ if [ "${TUNE:-0}" = 1 ]; then
   export SERVESIM_W4_LARGE=$best
 fi
 if [ "${STREAMK:-0}" = 1 ]; then
-  for cfg in off 1 2 3 4 5; do
-    if [ $cfg = off ]; then envs="SERVESIM_W4_STREAMK=0"; else envs="SERVESIM_W4_STREAMK=1 SERVESIM_W4_STREAMK_BPS=$cfg"; fi
+  # off, then blocks per SM : early trigger (1) or after the main loop (0)
+  for cfg in ${STREAMK_CFGS:-off 1:1 2:1 3:1 1:0 2:0}; do
+    if [ $cfg = off ]; then envs="SERVESIM_W4_STREAMK=0"
+    else envs="SERVESIM_W4_STREAMK=1 SERVESIM_W4_STREAMK_BPS=${cfg%%:*} SERVESIM_W4_STREAMK_TRIGGER=${cfg#*:}"; fi
     env $envs timeout 120 "$BIN/bench_kernels" --tune --gemm > /tmp/kern-tune.txt 2>&1
     { echo "== $envs"
       grep -E "^\| (qkv|o_proj|gate_up|down) " /tmp/kern-tune.txt | awk -F'|' '{printf "%s M=%s %s us (%sx); ", $2, $6, $7, $9}'

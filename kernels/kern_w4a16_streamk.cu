@@ -1,18 +1,33 @@
-/* kern_w4a16_streamk: the W4A16 GEMM for 1..16 rows split stream-K (kernels/streamk_plan.h):
- * one wave of B blocks, each an equal contiguous run of (32-column block, k64 chunk) units, so
- * that every SM streams the same weight bytes. Why: a per-block timeline of the split-K kernel
- * (kernels/NOTES.md, item 6) showed qkv's 288 equal blocks on 132 SMs finishing 1.6x apart,
- * the SMs with three blocks setting the time.
+/* kern_w4a16_streamk: the W4A16 GEMM for 1..16 rows on Hopper, split stream-K, with each
+ * block's whole weight share in flight before it waits for the previous kernel.
  *
- * Inside a block, the run is walked column block by column block ("segments"); the 4 warps
- * split a segment's chunks (warp w takes chunks w, w + 4, ...) with the register pipeline of
- * the split-K kernel (4 chunks of loads in flight per warp) and the same dequantisation and
- * mma (w4_chunk). A segment that is a whole column block is stored by its block; a partial one
- * goes to its slot of the workspace, and the last of the column block's blocks to arrive sums
- * the slots in slot order and stores -- deterministic, no float atomics, and no block waits
- * for another (the counter is reset for the next call by the block that sums).
- * Off by default until measured on a GPU (SERVESIM_W4_STREAMK=1 turns it on; the ctest
- * gpu_kern_w4a16_streamk runs the GEMM tests with it). */
+ * The work is U = (N / 16) * (K / 64) units, one unit = one k64 chunk of one n16 tile, numbered
+ * in the repacked layout's memory order (kernels/ref_w4a16.h: tile by tile, chunk by chunk, 512
+ * bytes each), and block b of a one-wave grid takes the contiguous units [lo(b), lo(b + 1))
+ * (kernels/streamk_plan.h, with a column block = one n16 tile), so every SM streams the same
+ * bytes and a block's share is one contiguous run of memory.
+ *
+ * Why this shape (kernels/NOTES.md, item 6): a per-block timeline of the split-K kernel showed
+ * qkv's 288 equal blocks on 132 SMs finishing 1.6x apart; a register stream-K kernel fixed the
+ * balance but kept only 4 chunks in flight per warp and was slower (qkv M=1 15.1 against 11.8
+ * us); and a kernel that only reads the weights reaches ~1.0x the floor only when it issues all
+ * its loads before the programmatic-dependent-launch wait, so that they overlap the previous
+ * kernel. So here:
+ *  1. Before the wait (weights are constants): lane 0 of each warp issues bulk asynchronous
+ *     copies (TMA, cp.async.bulk) of the warp's part of the block's run into shared memory, in
+ *     pieces of PU units, each completing on its own mbarrier; every thread issues cp.async
+ *     copies of the block's group scales; then the block lets the next kernel be scheduled.
+ *  2. After the wait: warp w walks its units in order (at most two n16 tiles, the host sees to
+ *     it), waiting for each piece as it reaches it; the activations come from global memory
+ *     (L2), the next S units' loads in flight while the current ones compute; dequantisation
+ *     and mma are the split-K kernel's (w4_chunk).
+ *  3. Partials: each warp leaves one per tile it touched in shared memory; warp j sums tile j's
+ *     in warp order; a tile wholly inside the block is stored, a tile split between blocks goes
+ *     through the split-K workspace: each block writes its slot, the last to arrive sums the
+ *     slots in slot order and stores (deterministic, no float atomics, nobody waits) and resets
+ *     the tile's counter.
+ * Compiled for sm_80 too, where the kernel is empty and w4a16_streamk_launch() never launches
+ * it. SERVESIM_W4_STREAMK=0 sends these GEMMs to the split-K kernel. */
 #include <stdlib.h>
 
 #include "kernels/kern_w4a16.cuh"
@@ -21,22 +36,76 @@
 namespace kern_w4 {
 namespace {
 
-constexpr int kSkNT = 2, kSkWK = 4, kSkS = 4; /* n16 tiles per warp, warps, chunks in flight per warp */
-/* Blocks per SM the register budget must allow (MT = 2 took 166 registers unbounded: 3 a SM,
- * fewer than the default 4 a SM the grid asks for, which would make a second wave). */
-constexpr int kSkMinBlocks = 4;
+constexpr int kSkW = 8;         /* warps per block */
+constexpr int kSkPieces = 16;   /* most pieces (mbarriers) per warp */
+constexpr int kSkBarBytes = kSkW * kSkPieces * 8;
 
-/* grid (B); 128 threads; U = CB * KC units; maxc: workspace slots per column block. */
+/* Dynamic shared memory: mbarriers, the warps' tile partials [W][2][MT * 32] float4, the
+ * block's group scales [slots][8] uint32, its weight run [units][32] uint4. */
 template <int MT>
-__global__ void __launch_bounds__(128, kSkMinBlocks) w4sk_kernel(W4Args a, int64_t U, int maxc) {
-  constexpr int NT = kSkNT, WK = kSkWK, S = kSkS;
-  constexpr int TILE4 = NT * MT * 32; /* float4 per block partial */
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, kw = warp;
-  const int K = a.K, N = a.N, KC = K / 64, NT16 = N / 16;
-  const int64_t B = gridDim.x, b = blockIdx.x;
-  const int64_t u_end = streamk_plan_lo(b + 1, U, B);
-  const uint4 *qrep = a.qrep;
-  const uint32_t *srep = a.srep;
+constexpr size_t sk_red_bytes() { return (size_t)kSkW * 2 * MT * 32 * 16; }
+static size_t sk_smem(int MT, int max_units) {
+  const size_t red = (size_t)kSkW * 2 * MT * 32 * 16, slots = (size_t)max_units / 2 + 2;
+  return kSkBarBytes + red + slots * 32 + (size_t)max_units * 512;
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+static __device__ __forceinline__ uint32_t sk_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+static __device__ __forceinline__ void sk_wait(uint32_t bar) {
+  uint32_t done = 0;
+  while (!done)
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], 0;\n selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar)
+        : "memory");
+}
+#endif
+
+/* grid (B); 256 threads; U = (N / 16) * KC units; maxc: workspace slots per tile; pu: units
+ * per piece. */
+template <int MT, int S>
+__global__ void __launch_bounds__(256, 2) w4sk_kernel(W4Args a, int U, int maxc, int pu, int trigger_early) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  constexpr int W = kSkW, FR = MT * 32; /* float4 per tile partial */
+  extern __shared__ __align__(128) unsigned char sk_buf[];
+  uint64_t *bars = reinterpret_cast<uint64_t *>(sk_buf);
+  float4 *red = reinterpret_cast<float4 *>(sk_buf + kSkBarBytes);
+  uint32_t *ssc = reinterpret_cast<uint32_t *>(sk_buf + kSkBarBytes + sk_red_bytes<MT>());
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int K = a.K, N = a.N, KC = K / 64, NT16 = N / 16, B = gridDim.x, b = blockIdx.x;
+  const int lo = (int)streamk_plan_lo(b, U, B), hi = (int)streamk_plan_lo(b + 1, U, B), n = hi - lo;
+  const int nslots = ((hi - 1) >> 1) - (lo >> 1) + 1;
+  const uint4 *sw = reinterpret_cast<const uint4 *>(ssc + (size_t)((n / 2 + 2) * 8)); /* [n][32] */
+  const int wa = lo + warp * n / W, wb = lo + (warp + 1) * n / W;
+
+  /* 1. Everything that does not depend on the previous kernel. */
+  if (threadIdx.x == 0) {
+    for (int i = 0; i < W * kSkPieces; i++)
+      asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(sk_addr(bars + i)) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+  if (lane == 0)
+    for (int p = 0, u = wa; u < wb; p++, u += pu) {
+      const uint32_t bytes = (uint32_t)((wb - u < pu ? wb - u : pu) * 512), bar = sk_addr(bars + warp * kSkPieces + p);
+      asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+      asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                       sk_addr(sw + (size_t)(u - lo) * 32)),
+                   "l"(a.qrep + (size_t)u * 32), "r"(bytes), "r"(bar)
+                   : "memory");
+    }
+  for (int i = threadIdx.x; i < nslots; i += blockDim.x) {
+    const int G = (lo >> 1) + i, tile = G / (KC / 2), grp = G - tile * (KC / 2); /* unit u's group: u / 2 */
+    const uint32_t *src = a.srep + ((size_t)grp * NT16 + tile) * 8;
+    w4_cp16(ssc + i * 8, src);
+    w4_cp16(ssc + i * 8 + 4, src + 4);
+  }
+  w4_commit();
+  if (trigger_early) kern_pdl_trigger();
+
+  /* 2. The activations are the previous kernel's output. */
+  kern_pdl_wait();
   const uint16_t *xrow[MT];
   bool rvalid[MT];
 #pragma unroll
@@ -45,199 +114,212 @@ __global__ void __launch_bounds__(128, kSkMinBlocks) w4sk_kernel(W4Args a, int64
     rvalid[mt] = r < a.M;
     xrow[mt] = a.x + (size_t)(rvalid[mt] ? r : 0) * K + 16 * t;
   }
-  __shared__ float4 red[WK - 1][TILE4];
-  __shared__ int s_last;
-  bool waited = false;
-
-  for (int64_t u = streamk_plan_lo(b, U, B); u < u_end;) {
-    int cb, c_lo, c_hi;
-    const int64_t u_next = streamk_plan_segment(u, u_end, KC, &cb, &c_lo, &c_hi);
-    const int nt0 = cb * NT;
-    float acc[NT][MT][4];
+  /* activations of the S units from (tile, c) on */
+  auto load_x = [&](uint4 (&xv)[S][MT][2], int u, int c) {
 #pragma unroll
-    for (int i = 0; i < NT; i++)
+    for (int s = 0; s < S; s++) {
 #pragma unroll
-      for (int j = 0; j < MT; j++)
-#pragma unroll
-        for (int r = 0; r < 4; r++) acc[i][j][r] = 0.f;
-
-    for (int base = c_lo + kw; base < c_hi; base += WK * S) {
-      uint4 wq[S][NT], xv[S][MT][2];
-      uint32_t sc[S][NT];
-#pragma unroll
-      for (int s = 0; s < S; s++) {
-        const int c = base + s * WK;
-#pragma unroll
-        for (int nt = 0; nt < NT; nt++) {
-          const bool ok = c < c_hi && nt0 + nt < NT16;
-          wq[s][nt] = ok ? __ldg(qrep + ((size_t)(nt0 + nt) * KC + c) * 32 + lane) : make_uint4(0, 0, 0, 0);
-          sc[s][nt] = ok ? __ldg(srep + ((size_t)(c >> 1) * NT16 + nt0 + nt) * 8 + g) : 0u;
+      for (int mt = 0; mt < MT; mt++) {
+        if (u + s < wb && rvalid[mt]) {
+          const uint4 *p = reinterpret_cast<const uint4 *>(xrow[mt] + (size_t)c * 64);
+          xv[s][mt][0] = __ldg(p);
+          xv[s][mt][1] = __ldg(p + 1);
+        } else {
+          xv[s][mt][0] = xv[s][mt][1] = make_uint4(0, 0, 0, 0);
         }
       }
-      if (!waited) { /* the first weight loads are in flight: now the activations */
-        kern_pdl_wait();
-        waited = true;
-      }
+      c = c + 1 == KC ? 0 : c + 1;
+    }
+  };
+  float acc[1][MT][4];
 #pragma unroll
-      for (int s = 0; s < S; s++) {
-        const int c = base + s * WK;
+  for (int j = 0; j < MT; j++)
 #pragma unroll
-        for (int mt = 0; mt < MT; mt++) {
-          if (c < c_hi && rvalid[mt]) {
-            const uint4 *p = reinterpret_cast<const uint4 *>(xrow[mt] + (size_t)c * 64);
-            xv[s][mt][0] = __ldg(p);
-            xv[s][mt][1] = __ldg(p + 1);
-          } else {
-            xv[s][mt][0] = xv[s][mt][1] = make_uint4(0, 0, 0, 0);
+    for (int r = 0; r < 4; r++) acc[0][j][r] = 0.f;
+  int tile = wa / KC, c = wa - tile * KC, seg = 0;
+  int piece = 0, piece_end = wa; /* units [.., piece_end) have arrived */
+  uint4 xv[S][MT][2];
+  load_x(xv, wa, c);
+  w4_wait<0>();
+  __syncthreads(); /* the scales */
+  for (int u0 = wa; u0 < wb; u0 += S) {
+    uint4 xn[S][MT][2];
+    {
+      int cn = c + S, un = u0 + S;
+      while (cn >= KC) cn -= KC;
+      load_x(xn, un, cn);
+    }
+#pragma unroll
+    for (int s = 0; s < S; s++) {
+      const int u = u0 + s;
+      if (u < wb) {
+        if (u == piece_end) {
+          sk_wait(sk_addr(bars + warp * kSkPieces + piece));
+          piece++;
+          piece_end = wa + piece * pu < wb ? wa + piece * pu : wb;
+        }
+        if (c == 0 && u != wa) { /* a new tile: leave the last one's partial */
+#pragma unroll
+          for (int j = 0; j < MT; j++) {
+            red[(warp * 2 + seg) * FR + j * 32 + lane] = make_float4(acc[0][j][0], acc[0][j][1], acc[0][j][2], acc[0][j][3]);
+#pragma unroll
+            for (int r = 0; r < 4; r++) acc[0][j][r] = 0.f;
           }
+          seg = 1;
         }
-      }
-#pragma unroll
-      for (int s = 0; s < S; s++) {
-        if (base + s * WK >= c_hi) break;
-        w4_chunk<NT, MT>(acc, wq[s], sc[s], xv[s]);
-      }
-    }
-    if (!waited) { /* a warp without chunks so far: before any write */
-      kern_pdl_wait();
-      waited = true;
-    }
-    /* the last segment's loads are done: let the next kernel start on its weights */
-    if (u_next >= u_end) kern_pdl_trigger();
-
-    /* The 4 warps' sums, in warp order, into warp 0 (the barrier before also keeps the last
-     * segment's readers of red ahead of this segment's writers). */
-    __syncthreads();
-    if (kw > 0) {
-#pragma unroll
-      for (int i = 0; i < NT; i++)
-#pragma unroll
-        for (int j = 0; j < MT; j++)
-          red[kw - 1][(i * MT + j) * 32 + lane] = make_float4(acc[i][j][0], acc[i][j][1], acc[i][j][2], acc[i][j][3]);
-    }
-    __syncthreads();
-    if (kw == 0) {
-#pragma unroll
-      for (int i = 0; i < NT; i++)
-#pragma unroll
-        for (int j = 0; j < MT; j++)
-          for (int w = 0; w < WK - 1; w++) {
-            const float4 v = red[w][(i * MT + j) * 32 + lane];
-            acc[i][j][0] += v.x; acc[i][j][1] += v.y; acc[i][j][2] += v.z; acc[i][j][3] += v.w;
-          }
-    }
-
-    bool store = c_lo == 0 && c_hi == KC; /* the whole column block is this block's */
-    if (!store) {
-      int n, slot;
-      streamk_plan_share(cb, KC, U, B, b, &n, &slot);
-      float4 *part = reinterpret_cast<float4 *>(a.ws_part) + (size_t)cb * maxc * TILE4;
-      if (kw == 0) {
-#pragma unroll
-        for (int i = 0; i < NT; i++)
-#pragma unroll
-          for (int j = 0; j < MT; j++)
-            __stcg(part + (size_t)slot * TILE4 + (i * MT + j) * 32 + lane,
-                   make_float4(acc[i][j][0], acc[i][j][1], acc[i][j][2], acc[i][j][3]));
-      }
-      __threadfence();
-      __syncthreads();
-      if (threadIdx.x == 0) s_last = atomicAdd(a.ws_cnt + cb, 1) == n - 1;
-      __syncthreads();
-      store = s_last;
-      if (store) {
-        __threadfence();
-        if (kw == 0) {
-#pragma unroll
-          for (int i = 0; i < NT; i++)
-#pragma unroll
-            for (int j = 0; j < MT; j++) {
-              float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
-              for (int z = 0; z < n; z++) {
-                const float4 v = __ldcg(part + (size_t)z * TILE4 + (i * MT + j) * 32 + lane);
-                sum.x += v.x; sum.y += v.y; sum.z += v.z; sum.w += v.w;
-              }
-              acc[i][j][0] = sum.x; acc[i][j][1] = sum.y; acc[i][j][2] = sum.z; acc[i][j][3] = sum.w;
-            }
-        }
-        if (threadIdx.x == 0) a.ws_cnt[cb] = 0;
+        const uint4 wq[1] = {sw[(size_t)(u - lo) * 32 + lane]};
+        const uint32_t sc[1] = {ssc[((u >> 1) - (lo >> 1)) * 8 + g]};
+        w4_chunk<1, MT>(acc, wq, sc, xv[s]);
+        c = c + 1 == KC ? 0 : c + 1;
       }
     }
-    if (store && kw == 0) {
 #pragma unroll
-      for (int i = 0; i < NT; i++)
-        if (nt0 + i < NT16)
+    for (int s = 0; s < S; s++)
 #pragma unroll
-          for (int j = 0; j < MT; j++)
-            w4_store_frag<false>(a.y, N, a.M, j * 8 + 2 * t, nt0 + i, g, acc[i][j][0], acc[i][j][1], acc[i][j][2],
-                                 acc[i][j][3]);
-    }
-    u = u_next;
+      for (int mt = 0; mt < MT; mt++) {
+        xv[s][mt][0] = xn[s][mt][0];
+        xv[s][mt][1] = xn[s][mt][1];
+      }
   }
+  if (wa < wb)
+#pragma unroll
+    for (int j = 0; j < MT; j++)
+      red[(warp * 2 + seg) * FR + j * 32 + lane] = make_float4(acc[0][j][0], acc[0][j][1], acc[0][j][2], acc[0][j][3]);
+  if (!trigger_early) kern_pdl_trigger();
+  __syncthreads();
+
+  /* 3. Tile j of the block (tiles lo / KC .. (hi - 1) / KC) to warp j % W: its partials in
+   * warp order, then stored, or summed with the other blocks' through the workspace. */
+  const int t_first = lo / KC, t_last = (hi - 1) / KC;
+  for (int tl = t_first + warp; tl <= t_last; tl += W) {
+    float4 v[MT];
+#pragma unroll
+    for (int j = 0; j < MT; j++) v[j] = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int w = 0; w < W; w++) {
+      const int a0 = lo + w * n / W, b0 = lo + (w + 1) * n / W;
+      if (a0 >= b0) continue;
+      const int s0 = a0 / KC, s1 = (b0 - 1) / KC; /* warp w's tiles: s0 (slot 0) and s1 (slot 1) */
+      if (tl != s0 && tl != s1) continue;
+      const int slot = tl == s0 ? 0 : 1;
+#pragma unroll
+      for (int j = 0; j < MT; j++) {
+        const float4 p = red[(w * 2 + slot) * FR + j * 32 + lane];
+        v[j].x += p.x; v[j].y += p.y; v[j].z += p.z; v[j].w += p.w;
+      }
+    }
+    if (tl * KC < lo || (tl + 1) * KC > hi) { /* split between blocks */
+      int nb, slot;
+      streamk_plan_share(tl, KC, U, B, b, &nb, &slot);
+      float4 *part = reinterpret_cast<float4 *>(a.ws_part) + (size_t)tl * maxc * FR;
+#pragma unroll
+      for (int j = 0; j < MT; j++) __stcg(part + (size_t)slot * FR + j * 32 + lane, v[j]);
+      __threadfence();
+      __syncwarp();
+      int last = 0;
+      if (lane == 0) last = atomicAdd(a.ws_cnt + tl, 1) == nb - 1;
+      if (!__shfl_sync(0xffffffffu, last, 0)) continue;
+      __threadfence();
+#pragma unroll
+      for (int j = 0; j < MT; j++) {
+        float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int z = 0; z < nb; z++) {
+          const float4 p = __ldcg(part + (size_t)z * FR + j * 32 + lane);
+          sum.x += p.x; sum.y += p.y; sum.z += p.z; sum.w += p.w;
+        }
+        v[j] = sum;
+      }
+      if (lane == 0) a.ws_cnt[tl] = 0;
+    }
+#pragma unroll
+    for (int j = 0; j < MT; j++) w4_store_frag<false>(a.y, N, a.M, j * 8 + 2 * t, tl, g, v[j].x, v[j].y, v[j].z, v[j].w);
+  }
+#else
+  (void)a; (void)U; (void)maxc; (void)pu; (void)trigger_early;
+#endif
 }
 
-/* Blocks of w4sk_kernel<MT> that fit on one SM of the current device (computed once a device). */
-template <int MT>
-int w4sk_occupancy(int *per_sm) {
-  static int occ[64];
-  int dev = 0;
-  KERN_CUDA(cudaGetDevice(&dev));
-  if (dev < 0 || dev >= 64) dev = 63;
-  if (occ[dev] <= 0) {
-    int o = 0;
-    KERN_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, w4sk_kernel<MT>, 128, 0));
-    occ[dev] = o > 0 ? o : 1;
+struct SkDev {
+  int ready;      /* 0: not looked up on this device */
+  int ok;         /* sm_90 code present and the device is 9.x */
+  int smem_max;   /* opt-in shared memory per block */
+};
+
+/* Whether this device runs the kernel (compute capability 9.x and code built for it), and its
+ * shared-memory limit (set on the functions once per device). */
+template <int MT, int S>
+int sk_prepare(SkDev *d) {
+  if (!d->ready) {
+    int dev = 0;
+    KERN_CUDA(cudaGetDevice(&dev));
+    KERN_CUDA(cudaDeviceGetAttribute(&d->smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    cudaFuncAttributes fa;
+    KERN_CUDA(cudaFuncGetAttributes(&fa, w4sk_kernel<MT, S>));
+    d->ok = kern_device_cc() >= 90 && fa.binaryVersion >= 90;
+    if (d->ok)
+      KERN_CUDA(cudaFuncSetAttribute(w4sk_kernel<MT, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, d->smem_max));
+    d->ready = 1;
   }
-  *per_sm = occ[dev];
   return ERR_OK;
 }
 
-template <int MT>
-int w4sk_launch(const W4Args &a, int64_t U, int B, int maxc, cudaStream_t st) {
-  return kern_launch_pdl(w4sk_kernel<MT>, dim3((unsigned)B), dim3(128), 0, st, a, U, maxc);
+int sk_env(const char *name, int dflt) {
+  const char *e = getenv(name);
+  return e && *e ? atoi(e) : dflt;
+}
+
+template <int MT, int S>
+int sk_launch(const W4Args &a0, int32_t *counters, int n_counters, float *part, size_t part_floats, int sms,
+              cudaStream_t st, int *launched) {
+  static SkDev devs[64];
+  int dev = 0;
+  KERN_CUDA(cudaGetDevice(&dev));
+  SkDev *d = devs + (dev >= 0 && dev < 64 ? dev : 63);
+  if (int rc = sk_prepare<MT, S>(d)) return rc;
+  if (!d->ok) return ERR_OK;
+  static int bps = -1, early = -1;
+  if (bps < 0) bps = sk_env("SERVESIM_W4_STREAMK_BPS", 1);
+  if (early < 0) early = sk_env("SERVESIM_W4_STREAMK_TRIGGER", 1) != 0;
+  const int64_t NT16 = a0.N / 16, KC = a0.K / 64, U = NT16 * KC;
+  if (U > (1 << 30)) return ERR_OK;
+  const int64_t B = (int64_t)sms * (bps >= 1 ? bps : 1) < U ? (int64_t)sms * (bps >= 1 ? bps : 1) : U;
+  const int max_units = (int)((U + B - 1) / B);
+  /* each warp's run may touch at most two tiles: (units a warp + 1) <= KC + 2 covers it */
+  const int per_warp = (max_units + kSkW - 1) / kSkW;
+  if (per_warp > KC + 1) return ERR_OK;
+  const size_t smem = sk_smem(MT, max_units);
+  if (smem > (size_t)d->smem_max) return ERR_OK;
+  /* slots per tile: the same few shapes come back every layer, so keep the last answer */
+  static thread_local int64_t memo_t = -1, memo_kc = -1, memo_b = -1;
+  static thread_local int memo_maxc = 0;
+  if (NT16 != memo_t || KC != memo_kc || B != memo_b) {
+    memo_maxc = streamk_plan_max_split(NT16, KC, B);
+    memo_t = NT16; memo_kc = KC; memo_b = B;
+  }
+  const int maxc = memo_maxc;
+  if (maxc < 1 || NT16 > n_counters || (size_t)NT16 * maxc * MT * 32 * 4 > part_floats) return ERR_OK;
+  int pu = (per_warp + kSkPieces - 1) / kSkPieces;
+  pu = pu < 2 ? 2 : pu;
+  W4Args a = a0;
+  a.ws_cnt = counters;
+  a.ws_part = part;
+  *launched = 1;
+  return kern_launch_pdl(w4sk_kernel<MT, S>, dim3((unsigned)B), dim3(32 * kSkW), smem, st, a, (int)U, maxc, pu, early);
 }
 
 } // namespace
 
 int w4a16_streamk_on(void) {
   static int env = -1;
-  if (env < 0) {
-    const char *e = getenv("SERVESIM_W4_STREAMK");
-    env = e && *e ? atoi(e) != 0 : 0;
-  }
+  if (env < 0) env = sk_env("SERVESIM_W4_STREAMK", 0) != 0;
   return env;
 }
 
-int w4a16_streamk_launch(const W4Args &a0, int32_t *counters, int n_counters, float *part, size_t part_floats,
+int w4a16_streamk_launch(const W4Args &a, int32_t *counters, int n_counters, float *part, size_t part_floats,
                          int sms, cudaStream_t st, int *launched) {
   *launched = 0;
-  if (a0.M < 1 || a0.M > 16 || !counters || !part) return ERR_OK;
-  static int bps = -1;
-  if (bps < 0) {
-    const char *e = getenv("SERVESIM_W4_STREAMK_BPS");
-    bps = e && *e ? atoi(e) : 4;
-    if (bps < 1) bps = 4;
-  }
-  const int64_t CB = (a0.N + 31) / 32, KC = a0.K / 64, U = CB * KC;
-  const int MT = a0.M <= 8 ? 1 : 2;
-  int fit = 1; /* one wave: no more blocks a SM than fit */
-  if (int rc = MT == 1 ? w4sk_occupancy<1>(&fit) : w4sk_occupancy<2>(&fit)) return rc;
-  const int per_sm = bps < fit ? bps : fit;
-  const int64_t B = (int64_t)sms * per_sm < U ? (int64_t)sms * per_sm : U;
-  /* slots per column block: the same few shapes come back every layer, so keep the last answer */
-  static thread_local int64_t memo_cb = -1, memo_kc = -1, memo_b = -1;
-  static thread_local int memo_maxc = 0;
-  if (CB != memo_cb || KC != memo_kc || B != memo_b) {
-    memo_maxc = streamk_plan_max_split(CB, KC, B);
-    memo_cb = CB; memo_kc = KC; memo_b = B;
-  }
-  const int maxc = memo_maxc;
-  if (maxc < 1 || CB > n_counters || (size_t)CB * maxc * kSkNT * MT * 32 * 4 > part_floats) return ERR_OK;
-  W4Args a = a0;
-  a.ws_cnt = counters;
-  a.ws_part = part;
-  *launched = 1;
-  return MT == 1 ? w4sk_launch<1>(a, U, (int)B, maxc, st) : w4sk_launch<2>(a, U, (int)B, maxc, st);
+  if (a.M < 1 || a.M > 16 || !counters || !part) return ERR_OK;
+  return a.M <= 8 ? sk_launch<1, 4>(a, counters, n_counters, part, part_floats, sms, st, launched)
+                  : sk_launch<2, 2>(a, counters, n_counters, part, part_floats, sms, st, launched);
 }
 
 } // namespace kern_w4
