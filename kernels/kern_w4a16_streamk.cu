@@ -17,10 +17,12 @@
  *     copies (TMA, cp.async.bulk) of the warp's part of the block's run into shared memory, in
  *     pieces of PU units, each completing on its own mbarrier; every thread issues cp.async
  *     copies of the block's group scales; then the block lets the next kernel be scheduled.
- *  2. After the wait: warp w walks its units in order (at most two n16 tiles, the host sees to
- *     it), waiting for each piece as it reaches it; the activations come from global memory
- *     (L2), the next S units' loads in flight while the current ones compute; dequantisation
- *     and mma are the split-K kernel's (w4_chunk).
+ *  2. After the wait: the block copies all M activation rows into shared memory (cp.async, one
+ *     round trip); warp w walks its units in order (at most two n16 tiles, the host sees to
+ *     it), waiting for each piece as it reaches it; dequantisation and mma are the split-K
+ *     kernel's (w4_chunk). A first version read the activations from L2 per unit, two units
+ *     ahead: every step then waited for L2 (qkv M=1 21.7 us on the H100). Where the rows do
+ *     not fit beside the weights (large M x K), the split-K kernel runs instead.
  *  3. Partials: each warp leaves one per tile it touched in shared memory; warp j sums tile j's
  *     in warp order; a tile wholly inside the block is stored, a tile split between blocks goes
  *     through the split-K workspace: each block writes its slot, the last to arrive sums the
@@ -41,12 +43,14 @@ constexpr int kSkPieces = 16;   /* most pieces (mbarriers) per warp */
 constexpr int kSkBarBytes = kSkW * kSkPieces * 8;
 
 /* Dynamic shared memory: mbarriers, the warps' tile partials [W][2][MT * 32] float4, the
- * block's group scales [slots][8] uint32, its weight run [units][32] uint4. */
+ * activations [M][K + 8] bf16 (the 16-byte pad makes a warp's fragment reads conflict-free),
+ * the block's group scales [slots][8] uint32, its weight run [units][32] uint4. */
 template <int MT>
 constexpr size_t sk_red_bytes() { return (size_t)kSkW * 2 * MT * 32 * 16; }
-static size_t sk_smem(int MT, int max_units) {
+static size_t sk_x_bytes(int M, int K) { return (size_t)M * (2 * (size_t)K + 16); }
+static size_t sk_smem(int MT, int M, int K, int max_units) {
   const size_t red = (size_t)kSkW * 2 * MT * 32 * 16, slots = (size_t)max_units / 2 + 2;
-  return kSkBarBytes + red + slots * 32 + (size_t)max_units * 512;
+  return kSkBarBytes + red + sk_x_bytes(M, K) + slots * 32 + (size_t)max_units * 512;
 }
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -71,7 +75,9 @@ __global__ void __launch_bounds__(256, 2) w4sk_kernel(W4Args a, int U, int maxc,
   extern __shared__ __align__(128) unsigned char sk_buf[];
   uint64_t *bars = reinterpret_cast<uint64_t *>(sk_buf);
   float4 *red = reinterpret_cast<float4 *>(sk_buf + kSkBarBytes);
-  uint32_t *ssc = reinterpret_cast<uint32_t *>(sk_buf + kSkBarBytes + sk_red_bytes<MT>());
+  const int xst = a.K + 8; /* activation row stride in shared memory, elements */
+  uint16_t *xs = reinterpret_cast<uint16_t *>(sk_buf + kSkBarBytes + sk_red_bytes<MT>());
+  uint32_t *ssc = reinterpret_cast<uint32_t *>(sk_buf + kSkBarBytes + sk_red_bytes<MT>() + (size_t)a.M * xst * 2);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int K = a.K, N = a.N, KC = K / 64, NT16 = N / 16, B = gridDim.x, b = blockIdx.x;
   const int lo = (int)streamk_plan_lo(b, U, B), hi = (int)streamk_plan_lo(b + 1, U, B), n = hi - lo;
@@ -104,51 +110,36 @@ __global__ void __launch_bounds__(256, 2) w4sk_kernel(W4Args a, int U, int maxc,
   w4_commit();
   if (trigger_early) kern_pdl_trigger();
 
-  /* 2. The activations are the previous kernel's output. */
+  /* 2. The activations are the previous kernel's output: all M rows into shared memory at
+   * once (one round trip; read from L2 per unit they put that latency in every step, and a
+   * tile's activations would be read once per tile rather than once per block). */
   kern_pdl_wait();
+  {
+    const int per_row = K / 8; /* 16-byte pieces */
+    for (int i = threadIdx.x; i < a.M * per_row; i += blockDim.x) {
+      const int r = i / per_row, k8 = i - r * per_row;
+      w4_cp16(xs + (size_t)r * xst + 8 * k8, a.x + (size_t)r * K + 8 * k8);
+    }
+    w4_commit();
+  }
   const uint16_t *xrow[MT];
   bool rvalid[MT];
 #pragma unroll
   for (int mt = 0; mt < MT; mt++) {
     const int r = mt * 8 + g;
     rvalid[mt] = r < a.M;
-    xrow[mt] = a.x + (size_t)(rvalid[mt] ? r : 0) * K + 16 * t;
+    xrow[mt] = xs + (size_t)(rvalid[mt] ? r : 0) * xst + 16 * t;
   }
-  /* activations of the S units from (tile, c) on */
-  auto load_x = [&](uint4 (&xv)[S][MT][2], int u, int c) {
-#pragma unroll
-    for (int s = 0; s < S; s++) {
-#pragma unroll
-      for (int mt = 0; mt < MT; mt++) {
-        if (u + s < wb && rvalid[mt]) {
-          const uint4 *p = reinterpret_cast<const uint4 *>(xrow[mt] + (size_t)c * 64);
-          xv[s][mt][0] = __ldg(p);
-          xv[s][mt][1] = __ldg(p + 1);
-        } else {
-          xv[s][mt][0] = xv[s][mt][1] = make_uint4(0, 0, 0, 0);
-        }
-      }
-      c = c + 1 == KC ? 0 : c + 1;
-    }
-  };
   float acc[1][MT][4];
 #pragma unroll
   for (int j = 0; j < MT; j++)
 #pragma unroll
     for (int r = 0; r < 4; r++) acc[0][j][r] = 0.f;
-  int tile = wa / KC, c = wa - tile * KC, seg = 0;
+  int c = wa % KC, seg = 0;
   int piece = 0, piece_end = wa; /* units [.., piece_end) have arrived */
-  uint4 xv[S][MT][2];
-  load_x(xv, wa, c);
   w4_wait<0>();
-  __syncthreads(); /* the scales */
+  __syncthreads(); /* the scales and activations */
   for (int u0 = wa; u0 < wb; u0 += S) {
-    uint4 xn[S][MT][2];
-    {
-      int cn = c + S, un = u0 + S;
-      while (cn >= KC) cn -= KC;
-      load_x(xn, un, cn);
-    }
 #pragma unroll
     for (int s = 0; s < S; s++) {
       const int u = u0 + s;
@@ -167,19 +158,23 @@ __global__ void __launch_bounds__(256, 2) w4sk_kernel(W4Args a, int U, int maxc,
           }
           seg = 1;
         }
+        uint4 xv[MT][2];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+          if (rvalid[mt]) {
+            const uint4 *p = reinterpret_cast<const uint4 *>(xrow[mt] + (size_t)c * 64);
+            xv[mt][0] = p[0];
+            xv[mt][1] = p[1];
+          } else {
+            xv[mt][0] = xv[mt][1] = make_uint4(0, 0, 0, 0);
+          }
+        }
         const uint4 wq[1] = {sw[(size_t)(u - lo) * 32 + lane]};
         const uint32_t sc[1] = {ssc[((u >> 1) - (lo >> 1)) * 8 + g]};
-        w4_chunk<1, MT>(acc, wq, sc, xv[s]);
+        w4_chunk<1, MT>(acc, wq, sc, xv);
         c = c + 1 == KC ? 0 : c + 1;
       }
     }
-#pragma unroll
-    for (int s = 0; s < S; s++)
-#pragma unroll
-      for (int mt = 0; mt < MT; mt++) {
-        xv[s][mt][0] = xn[s][mt][0];
-        xv[s][mt][1] = xn[s][mt][1];
-      }
   }
   if (wa < wb)
 #pragma unroll
@@ -286,7 +281,7 @@ int sk_launch(const W4Args &a0, int32_t *counters, int n_counters, float *part, 
   /* each warp's run may touch at most two tiles: (units a warp + 1) <= KC + 2 covers it */
   const int per_warp = (max_units + kSkW - 1) / kSkW;
   if (per_warp > KC + 1) return ERR_OK;
-  const size_t smem = sk_smem(MT, max_units);
+  const size_t smem = sk_smem(MT, a0.M, (int)a0.K, max_units);
   if (smem > (size_t)d->smem_max) return ERR_OK;
   /* slots per tile: the same few shapes come back every layer, so keep the last answer */
   static thread_local int64_t memo_t = -1, memo_kc = -1, memo_b = -1;
