@@ -4,8 +4,8 @@
 # CPU and GPU kernel tests, then bench_kernels. Logs go to $OUT (or /tmp/kern-out).
 #   bash bench/bench_kernels.sh [bench flags, e.g. --quick]
 #   TUNE=1     time the small-M variants and large-M tiles first; the full run uses the fastest
-#   STREAMK=1  time the stream-K small-M path (SERVESIM_W4_STREAMK) at cluster sizes 1, 2, 4 and
-#              both trigger places (STREAMK_CFGS) against the split-K kernel, into $OUT/streamk.txt
+#   STREAMK=1  time the stream-K small-M path (SERVESIM_W4_STREAMK) at cluster sizes, trigger places
+#              and warps a block (STREAMK_CFGS) against the split-K kernel, into $OUT/streamk.txt
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/kern-out}
@@ -84,10 +84,11 @@ if [ "${TUNE:-0}" = 1 ]; then
   export SERVESIM_W4_LARGE=$best
 fi
 if [ "${STREAMK:-0}" = 1 ]; then
-  # off, then cluster size : early trigger (1) or after the main loop (0)
-  for cfg in ${STREAMK_CFGS:-off 2:1 1:1 4:1 2:0}; do
+  # off, then cluster size : early trigger (1) or after the main loop (0) : warps a block
+  for cfg in ${STREAMK_CFGS:-off 1:1:16 2:1:16 1:1:8 2:1:8 1:0:16}; do
     if [ $cfg = off ]; then envs="SERVESIM_W4_STREAMK=0"
-    else envs="SERVESIM_W4_STREAMK=1 SERVESIM_W4_STREAMK_CLUSTER=${cfg%%:*} SERVESIM_W4_STREAMK_TRIGGER=${cfg#*:}"; fi
+    else IFS=: read -r cl trig warps <<< "$cfg"
+      envs="SERVESIM_W4_STREAMK=1 SERVESIM_W4_STREAMK_CLUSTER=$cl SERVESIM_W4_STREAMK_TRIGGER=$trig SERVESIM_W4_STREAMK_WARPS=$warps"; fi
     env $envs timeout 120 "$BIN/bench_kernels" --tune --gemm > /tmp/kern-tune.txt 2>&1
     { echo "== $envs"
       grep -E "^\| (qkv|o_proj|gate_up|down) " /tmp/kern-tune.txt | awk -F'|' '{printf "%s M=%s %s us (%sx); ", $2, $6, $7, $9}'

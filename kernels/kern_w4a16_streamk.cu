@@ -41,17 +41,16 @@
 namespace kern_w4 {
 namespace {
 
-constexpr int kSkW = 8;        /* warps per block */
 constexpr int kSkPieces = 16;  /* most commit groups of weights per lane */
 
 /* Dynamic shared memory: the warps' tile partials [W][2][MT * 32] float4, the block's two
  * boundary-tile partials [2][MT * 32] float4, the activations [M][K + 8] bf16 (the 16-byte pad
  * makes a warp's fragment reads conflict-free), the block's group scales [slots][8] uint32, its
  * weight run [units][32] uint4. */
-template <int MT>
-constexpr size_t sk_red_bytes() { return (size_t)(kSkW + 1) * 2 * MT * 32 * 16; }
-static size_t sk_smem(int MT, int M, int K, int max_units) {
-  const size_t red = (size_t)(kSkW + 1) * 2 * MT * 32 * 16, slots = (size_t)max_units / 2 + 2;
+template <int MT, int W>
+constexpr size_t sk_red_bytes() { return (size_t)(W + 1) * 2 * MT * 32 * 16; }
+static size_t sk_smem(int MT, int W, int M, int K, int max_units) {
+  const size_t red = (size_t)(W + 1) * 2 * MT * 32 * 16, slots = (size_t)max_units / 2 + 2;
   return red + (size_t)M * (2 * (size_t)K + 16) + slots * 32 + (size_t)max_units * 512;
 }
 
@@ -82,16 +81,16 @@ static __device__ __forceinline__ void sk_wait_groups(int n) {
 
 /* grid (1, 1, B = Q * CL); 256 threads; clusters of (1, 1, CL) blocks when CL > 1; pu: units per
  * piece. */
-template <int MT>
-__global__ void __launch_bounds__(256, 2) w4sk_kernel(W4Args a, int CL, int pu, int trigger_early) {
+template <int MT, int W>
+__global__ void __launch_bounds__(32 * W, 16 / W) w4sk_kernel(W4Args a, int CL, int pu, int trigger_early) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  constexpr int W = kSkW, FR = MT * 32; /* float4 per tile partial */
+  constexpr int FR = MT * 32; /* float4 per tile partial */
   extern __shared__ __align__(128) unsigned char sk_buf[];
   float4 *red = reinterpret_cast<float4 *>(sk_buf); /* [W][2][FR] */
   float4 *tp = red + W * 2 * FR;                     /* [2][FR]: first, last tile */
   const int xst = a.K + 8;                           /* activation row stride, elements */
-  uint16_t *xs = reinterpret_cast<uint16_t *>(sk_buf + sk_red_bytes<MT>());
-  uint32_t *ssc = reinterpret_cast<uint32_t *>(sk_buf + sk_red_bytes<MT>() + (size_t)a.M * xst * 2);
+  uint16_t *xs = reinterpret_cast<uint16_t *>(sk_buf + sk_red_bytes<MT, W>());
+  uint32_t *ssc = reinterpret_cast<uint32_t *>(sk_buf + sk_red_bytes<MT, W>() + (size_t)a.M * xst * 2);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int K = a.K, N = a.N, KC = K / 64, NT16 = N / 16, B = gridDim.z, b = blockIdx.z;
   int lo, hi, c_lo, c_hi;
@@ -143,11 +142,28 @@ __global__ void __launch_bounds__(256, 2) w4sk_kernel(W4Args a, int CL, int pu, 
     rvalid[mt] = r < a.M;
     xrow[mt] = xs + (size_t)(rvalid[mt] ? r : 0) * xst + 16 * t;
   }
-  float acc[1][MT][4];
+  /* one accumulator per k16 step of a chunk: four independent mma chains, not one */
+  float acc[4][MT][4];
 #pragma unroll
-  for (int j = 0; j < MT; j++)
+  for (int q = 0; q < 4; q++)
 #pragma unroll
-    for (int r = 0; r < 4; r++) acc[0][j][r] = 0.f;
+    for (int j = 0; j < MT; j++)
+#pragma unroll
+      for (int r = 0; r < 4; r++) acc[q][j][r] = 0.f;
+  /* the lane's partial of the current tile: the four chains in order, then zeroed */
+  auto leave = [&](int slot) {
+#pragma unroll
+    for (int j = 0; j < MT; j++) {
+      float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+      for (int q = 0; q < 4; q++) {
+        v.x += acc[q][j][0]; v.y += acc[q][j][1]; v.z += acc[q][j][2]; v.w += acc[q][j][3];
+#pragma unroll
+        for (int r = 0; r < 4; r++) acc[q][j][r] = 0.f;
+      }
+      red[(warp * 2 + slot) * FR + j * 32 + lane] = v;
+    }
+  };
   int c = wa % KC, seg = 0;
   int piece = 0, piece_end = wa; /* this lane's copies of units [.., piece_end) are done */
   sk_wait_groups(np);            /* the scales (every thread's) */
@@ -164,12 +180,7 @@ __global__ void __launch_bounds__(256, 2) w4sk_kernel(W4Args a, int CL, int pu, 
           piece_end = wa + piece * pu < wb ? wa + piece * pu : wb;
         }
         if (c == 0 && u != wa) { /* a new tile: leave the last one's partial */
-#pragma unroll
-          for (int j = 0; j < MT; j++) {
-            red[(warp * 2 + seg) * FR + j * 32 + lane] = make_float4(acc[0][j][0], acc[0][j][1], acc[0][j][2], acc[0][j][3]);
-#pragma unroll
-            for (int r = 0; r < 4; r++) acc[0][j][r] = 0.f;
-          }
+          leave(seg);
           seg = 1;
         }
         uint4 xv[MT][2];
@@ -183,17 +194,24 @@ __global__ void __launch_bounds__(256, 2) w4sk_kernel(W4Args a, int CL, int pu, 
             xv[mt][0] = xv[mt][1] = make_uint4(0, 0, 0, 0);
           }
         }
-        const uint4 wq[1] = {sw[(size_t)(u - lo) * 32 + lane]};
-        const uint32_t sc[1] = {ssc[((u >> 1) - (lo >> 1)) * 8 + g]};
-        w4_chunk<1, MT>(acc, wq, sc, xv);
+        const uint4 wq = sw[(size_t)(u - lo) * 32 + lane];
+        const uint32_t sc = ssc[((u >> 1) - (lo >> 1)) * 8 + g];
+        const uint32_t s_g2 = __byte_perm(sc, 0, 0x1010), s_g82 = __byte_perm(sc, 0, 0x3232);
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+          uint32_t af[4];
+          w4_dequant(q == 0 ? wq.x : q == 1 ? wq.y : q == 2 ? wq.z : wq.w, s_g2, s_g82, af);
+#pragma unroll
+          for (int mt = 0; mt < MT; mt++) {
+            const uint4 &xq = xv[mt][q >> 1];
+            kern_mma_bf16(acc[q][mt], af, (q & 1) ? xq.z : xq.x, (q & 1) ? xq.w : xq.y);
+          }
+        }
         c = c + 1 == KC ? 0 : c + 1;
       }
     }
   }
-  if (wa < wb)
-#pragma unroll
-    for (int j = 0; j < MT; j++)
-      red[(warp * 2 + seg) * FR + j * 32 + lane] = make_float4(acc[0][j][0], acc[0][j][1], acc[0][j][2], acc[0][j][3]);
+  if (wa < wb) leave(seg);
   if (!trigger_early) kern_pdl_trigger();
   __syncthreads();
 
@@ -268,18 +286,18 @@ struct SkDev {
 
 /* Whether this device runs the kernel (compute capability 9.x and code built for it), and its
  * shared-memory limit (set on the function once per device). */
-template <int MT>
+template <int MT, int W>
 int sk_prepare(SkDev *d) {
   if (!d->ready) {
     int dev = 0;
     KERN_CUDA(cudaGetDevice(&dev));
     KERN_CUDA(cudaDeviceGetAttribute(&d->smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
     cudaFuncAttributes fa;
-    KERN_CUDA(cudaFuncGetAttributes(&fa, w4sk_kernel<MT>));
+    KERN_CUDA(cudaFuncGetAttributes(&fa, w4sk_kernel<MT, W>));
     d->ok = kern_device_cc() >= 90 && fa.binaryVersion >= 90;
     if (d->ok) {
-      KERN_CUDA(cudaFuncSetAttribute(w4sk_kernel<MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, d->smem_max));
-      KERN_CUDA(cudaFuncSetAttribute(w4sk_kernel<MT>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+      KERN_CUDA(cudaFuncSetAttribute(w4sk_kernel<MT, W>, cudaFuncAttributeMaxDynamicSharedMemorySize, d->smem_max));
+      KERN_CUDA(cudaFuncSetAttribute(w4sk_kernel<MT, W>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
     }
     d->ready = 1;
   }
@@ -291,13 +309,13 @@ int sk_env(const char *name, int dflt) {
   return e && *e ? atoi(e) : dflt;
 }
 
-template <int MT>
+template <int MT, int W>
 int sk_launch(const W4Args &a, int sms, cudaStream_t st, int *launched) {
   static SkDev devs[64];
   int dev = 0;
   KERN_CUDA(cudaGetDevice(&dev));
   SkDev *d = devs + (dev >= 0 && dev < 64 ? dev : 63);
-  if (int rc = sk_prepare<MT>(d)) return rc;
+  if (int rc = sk_prepare<MT, W>(d)) return rc;
   if (!d->ok) return ERR_OK;
   static int cl_env = -1, early = -1;
   if (cl_env < 0) cl_env = sk_env("SERVESIM_W4_STREAMK_CLUSTER", 2);
@@ -310,14 +328,14 @@ int sk_launch(const W4Args &a, int sms, cudaStream_t st, int *launched) {
   if (Q < 1) return ERR_OK;
   const int64_t B = Q * CL, max_units = ((T + Q - 1) / Q * KC + CL - 1) / CL;
   /* each warp's run may touch at most two tiles: a run of <= KC + 1 units does */
-  const int64_t per_warp = (max_units + kSkW - 1) / kSkW;
+  const int64_t per_warp = (max_units + W - 1) / W;
   if (per_warp > KC + 1) return ERR_OK;
-  const size_t smem = sk_smem(MT, a.M, a.K, (int)max_units);
+  const size_t smem = sk_smem(MT, W, a.M, a.K, (int)max_units);
   if (smem > (size_t)d->smem_max) return ERR_OK;
   int pu = (int)((per_warp + kSkPieces - 1) / kSkPieces);
   pu = pu < 2 ? 2 : pu;
   *launched = 1;
-  return kern_launch_ex(w4sk_kernel<MT>, dim3(1, 1, (unsigned)B), dim3(32 * kSkW), smem, st, CL, a, CL, pu, early);
+  return kern_launch_ex(w4sk_kernel<MT, W>, dim3(1, 1, (unsigned)B), dim3(32 * W), smem, st, CL, a, CL, pu, early);
 }
 
 } // namespace
@@ -333,7 +351,10 @@ int w4a16_streamk_launch(const W4Args &a, int32_t *counters, int n_counters, flo
   *launched = 0;
   if (a.M < 1 || a.M > 16 || !counters || !part) return ERR_OK;
   (void)counters; (void)n_counters; (void)part; (void)part_floats;
-  return a.M <= 8 ? sk_launch<1>(a, sms, st, launched) : sk_launch<2>(a, sms, st, launched);
+  static int warps = -1;
+  if (warps < 0) warps = sk_env("SERVESIM_W4_STREAMK_WARPS", 16) == 8 ? 8 : 16;
+  if (warps == 8) return a.M <= 8 ? sk_launch<1, 8>(a, sms, st, launched) : sk_launch<2, 8>(a, sms, st, launched);
+  return a.M <= 8 ? sk_launch<1, 16>(a, sms, st, launched) : sk_launch<2, 16>(a, sms, st, launched);
 }
 
 } // namespace kern_w4
