@@ -21,7 +21,7 @@
  *   one barrier per k64 chunk) and shared by 4 warps that split N; weights keep a per-thread
  *   ring. Tiles 64 x 128 up to 256 rows (SERVESIM_W4_LARGE), 64 x 256 beyond.
  * SERVESIM_W4_STREAMK=1 sends dense GEMMs of 1..16 rows to the stream-K kernel
- * (kern_w4a16_streamk.cu; written, not yet measured, so off).
+ * (kern_w4a16_streamk.cu; correct, measured slower on the H100, so off: kernels/NOTES.md 7).
  * On Hopper, SERVESIM_W4_WGMMA=1 sends dense GEMMs of 33..256 rows to the wgmma path
  * (kern_w4a16_wgmma.cu): exact, but slower than this kernel so far, so off by default.
  * Not done: a fast wgmma path (mma.sync tops out near 350 TFLOP/s here, cuBLAS bf16 uses
@@ -629,11 +629,9 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
 template <bool MOE, bool GATHER, bool SILU>
 int w4a16_dispatch(const W4Args &a, void *ws, size_t wsb, int rows, int rows_max, cudaStream_t st) {
   if constexpr (!MOE)
-    if (rows <= 16 && ws && wsb > kCounters * sizeof(int32_t) && w4a16_streamk_on()) {
+    if (rows <= 16 && w4a16_streamk_on()) {
       int launched = 0;
-      const int rc = w4a16_streamk_launch(a, (int32_t *)ws, kCounters, (float *)((char *)ws + kCounters * sizeof(int32_t)),
-                                          (wsb - kCounters * sizeof(int32_t)) / sizeof(float), w4a16_num_sms(), st,
-                                          &launched);
+      const int rc = w4a16_streamk_launch(a, w4a16_num_sms(), st, &launched);
       if (rc || launched) return rc;
     }
   if (rows <= 8) return w4a16_small<1, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);

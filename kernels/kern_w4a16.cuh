@@ -105,13 +105,13 @@ static __device__ __forceinline__ void w4_wait() { asm volatile("cp.async.wait_g
 int w4a16_wgmma_available(void);
 int w4a16_wgmma_launch(const W4Args &a, cudaStream_t st);
 
-/* Stream-K path for dense GEMMs of 1..16 rows (kern_w4a16_streamk.cu), on with
- * SERVESIM_W4_STREAMK=1 until measured. The launch uses the split-K workspace (n_counters
- * arrival counters, part_floats floats of partials); *launched is 0 when the call does not
- * fit it (no workspace, too small), and the caller runs the split-K kernel instead. */
+/* Stream-K path for dense GEMMs of 1..16 rows on Hopper (kern_w4a16_streamk.cu), on with
+ * SERVESIM_W4_STREAMK=1 (correct, measured slower than the split-K kernel: kernels/NOTES.md
+ * item 7). *launched is 0 when the call does not fit it (not sm_90 code on a 9.x device, the
+ * activations and weights too large for shared memory), and the caller runs the split-K
+ * kernel instead. */
 int w4a16_streamk_on(void);
-int w4a16_streamk_launch(const W4Args &a, int32_t *counters, int n_counters, float *part, size_t part_floats,
-                         int sms, cudaStream_t st, int *launched);
+int w4a16_streamk_launch(const W4Args &a, int sms, cudaStream_t st, int *launched);
 
 /* Whether dense split-K GEMMs sum their splits inside a thread block cluster (kern_w4a16.cu). */
 int w4a16_cluster_on(void);

@@ -55,17 +55,6 @@ static size_t sk_smem(int MT, int W, int M, int K, int max_units) {
 }
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-/* Block b's units [*lo, *hi) and its cluster's [*c_lo, *c_hi) (whole tiles). */
-static __device__ __forceinline__ void sk_range(int b, int T, int KC, int B, int CL, int *lo, int *hi,
-                                                         int *c_lo, int *c_hi) {
-  const int q = b / CL, r = b - q * CL, Q = B / CL;
-  *c_lo = (int)streamk_plan_lo(q, T, Q) * KC;
-  *c_hi = (int)streamk_plan_lo(q + 1, T, Q) * KC;
-  const int nU = *c_hi - *c_lo;
-  *lo = *c_lo + (int)streamk_plan_lo(r, nU, CL);
-  *hi = *c_lo + (int)streamk_plan_lo(r + 1, nU, CL);
-}
-
 /* cp.async.wait_group n for a run-time n in 0..16 */
 static __device__ __forceinline__ void sk_wait_groups(int n) {
   switch (n) {
@@ -93,8 +82,9 @@ __global__ void __launch_bounds__(32 * W, 16 / W) w4sk_kernel(W4Args a, int CL, 
   uint32_t *ssc = reinterpret_cast<uint32_t *>(sk_buf + sk_red_bytes<MT, W>() + (size_t)a.M * xst * 2);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int K = a.K, N = a.N, KC = K / 64, NT16 = N / 16, B = gridDim.z, b = blockIdx.z;
-  int lo, hi, c_lo, c_hi;
-  sk_range(b, NT16, KC, B, CL, &lo, &hi, &c_lo, &c_hi);
+  int64_t lo64, hi64, c_lo64, c_hi64;
+  streamk_plan_range(b, NT16, KC, B, CL, &lo64, &hi64, &c_lo64, &c_hi64);
+  const int lo = (int)lo64, hi = (int)hi64, c_lo = (int)c_lo64, c_hi = (int)c_hi64;
   const int n = hi - lo, nslots = ((hi - 1) >> 1) - (lo >> 1) + 1;
   uint4 *sw = reinterpret_cast<uint4 *>(ssc + (size_t)((n / 2 + 2) * 8)); /* [n][32] */
   const int wa = lo + warp * n / W, wb = lo + (warp + 1) * n / W;
@@ -326,6 +316,7 @@ int sk_launch(const W4Args &a, int sms, cudaStream_t st, int *launched) {
   /* one cluster of whole tiles per CL SMs, at least one tile each */
   const int64_t Q = sms / CL < T ? sms / CL : T;
   if (Q < 1) return ERR_OK;
+  if (T / Q * KC < CL) return ERR_OK; /* a cluster of one tile must give each block a unit */
   const int64_t B = Q * CL, max_units = ((T + Q - 1) / Q * KC + CL - 1) / CL;
   /* each warp's run may touch at most two tiles: a run of <= KC + 1 units does */
   const int64_t per_warp = (max_units + W - 1) / W;
@@ -346,11 +337,9 @@ int w4a16_streamk_on(void) {
   return env;
 }
 
-int w4a16_streamk_launch(const W4Args &a, int32_t *counters, int n_counters, float *part, size_t part_floats,
-                         int sms, cudaStream_t st, int *launched) {
+int w4a16_streamk_launch(const W4Args &a, int sms, cudaStream_t st, int *launched) {
   *launched = 0;
-  if (a.M < 1 || a.M > 16 || !counters || !part) return ERR_OK;
-  (void)counters; (void)n_counters; (void)part; (void)part_floats;
+  if (a.M < 1 || a.M > 16) return ERR_OK;
   static int warps = -1;
   if (warps < 0) warps = sk_env("SERVESIM_W4_STREAMK_WARPS", 16) == 8 ? 8 : 16;
   if (warps == 8) return a.M <= 8 ? sk_launch<1, 8>(a, sms, st, launched) : sk_launch<2, 8>(a, sms, st, launched);

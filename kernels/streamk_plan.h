@@ -1,16 +1,15 @@
 /* streamk_plan: how the stream-K W4A16 GEMM (kern_w4a16_streamk.cu) shares its work, in plain C
  * so that CI tests what the GPU kernel relies on (tests/test_streamk_plan.c).
  *
- * The work is U = CB * KC units, one unit = one k64 chunk of one 32-column block (CB column
- * blocks of K / 64 = KC chunks each), numbered column block by column block. Block b of a
- * grid of B <= U blocks takes the contiguous units [lo(b), lo(b + 1)), lo(b) = floor(b U / B),
- * so every block gets floor(U / B) or one more unit: with B a multiple of the SM count, every SM
- * streams the same number of weight bytes (a grid of equal tiles cannot: 288 column blocks on
- * 132 SMs leave 24 SMs three and the rest two, and the three-block SMs set the time).
- * A column block whose chunks all fall to one block is stored by it; the others are split
- * between the consecutive blocks first(cb) .. last(cb), which each leave a partial in slot
- * b - first(cb) of the column block's workspace; the last to arrive sums the slots in slot
- * order (deterministic) and stores. */
+ * The work is T * KC units, one unit = one k64 chunk of one n16 tile (T tiles of K / 64 = KC
+ * chunks each), numbered tile by tile -- the repacked weights' memory order. A grid of B = Q *
+ * CL blocks forms Q clusters of CL consecutive blocks. Cluster q takes the whole tiles
+ * [lo(q, T, Q), lo(q + 1, T, Q)), so no tile is split between clusters, and its CL blocks split
+ * the cluster's nU units evenly: rank r takes [lo(r, nU, CL), lo(r + 1, nU, CL)) from the
+ * cluster's first unit. lo(i, n, k) = floor(i n / k): consecutive shares differ by at most one,
+ * so every SM streams about the same bytes (clusters at most one tile apart). A tile held by
+ * several blocks of its cluster is summed by the first of them from the others' shared memory;
+ * block_of names the rank holding a unit. */
 #ifndef SERVESIM_STREAMK_PLAN_H
 #define SERVESIM_STREAMK_PLAN_H
 
@@ -26,43 +25,25 @@
 extern "C" {
 #endif
 
-/* First unit of block b (b = B gives U, the end of the last block). */
-STREAMK_PLAN_FN int64_t streamk_plan_lo(int64_t b, int64_t U, int64_t B) { return b * U / B; }
+/* First of n items of share i of k (i = k gives n, the end of the last share). */
+STREAMK_PLAN_FN int64_t streamk_plan_lo(int64_t i, int64_t n, int64_t k) { return i * n / k; }
 
-/* The block whose range holds unit u: the largest b with lo(b) <= u, i.e. the largest b with
- * b U / B < u + 1, which is ceil((u + 1) B / U) - 1. */
-STREAMK_PLAN_FN int64_t streamk_plan_block_of(int64_t u, int64_t U, int64_t B) { return ((u + 1) * B - 1) / U; }
+/* The share holding item u: the largest i with lo(i) <= u, i.e. the largest i with
+ * i n / k < u + 1, which is ceil((u + 1) k / n) - 1. */
+STREAMK_PLAN_FN int64_t streamk_plan_block_of(int64_t u, int64_t n, int64_t k) { return ((u + 1) * k - 1) / n; }
 
-/* The blocks that hold chunks of column block cb (of KC chunks): first(cb) .. last(cb). */
-STREAMK_PLAN_FN int64_t streamk_plan_first(int64_t cb, int64_t KC, int64_t U, int64_t B) {
-  return streamk_plan_block_of(cb * KC, U, B);
+/* Block b's units [*lo, *hi) and its cluster's [*c_lo, *c_hi) (whole tiles), for T tiles of KC
+ * units, B blocks in clusters of CL (B a multiple of CL, B / CL <= T, and (T / (B / CL)) * KC >=
+ * CL so that every block gets a unit). */
+STREAMK_PLAN_FN void streamk_plan_range(int64_t b, int64_t T, int64_t KC, int64_t B, int64_t CL, int64_t *lo,
+                                        int64_t *hi, int64_t *c_lo, int64_t *c_hi) {
+  const int64_t q = b / CL, r = b - q * CL, Q = B / CL;
+  *c_lo = streamk_plan_lo(q, T, Q) * KC;
+  *c_hi = streamk_plan_lo(q + 1, T, Q) * KC;
+  const int64_t nU = *c_hi - *c_lo;
+  *lo = *c_lo + streamk_plan_lo(r, nU, CL);
+  *hi = *c_lo + streamk_plan_lo(r + 1, nU, CL);
 }
-STREAMK_PLAN_FN int64_t streamk_plan_last(int64_t cb, int64_t KC, int64_t U, int64_t B) {
-  return streamk_plan_block_of(cb * KC + KC - 1, U, B);
-}
-
-/* Block b's share of column block cb: how many blocks hold a part of it (*n; 1 = b holds it
- * whole and stores it) and b's slot among them (b - first(cb)), where it leaves its partial. */
-STREAMK_PLAN_FN void streamk_plan_share(int64_t cb, int64_t KC, int64_t U, int64_t B, int64_t b, int *n, int *slot) {
-  const int64_t first = streamk_plan_first(cb, KC, U, B);
-  *n = (int)(streamk_plan_last(cb, KC, U, B) - first + 1);
-  *slot = (int)(b - first);
-}
-
-/* One segment of a block's walk: from unit u (< u_end, the block's end), the run within one
- * column block: *cb, its chunks [*c_lo, *c_hi); returns the next segment's first unit. The
- * segment is the whole column block, stored by this block, iff *c_lo == 0 and *c_hi == KC. */
-STREAMK_PLAN_FN int64_t streamk_plan_segment(int64_t u, int64_t u_end, int64_t KC, int *cb, int *c_lo, int *c_hi) {
-  const int64_t c = u / KC, rest = u_end - c * KC;
-  *cb = (int)c;
-  *c_lo = (int)(u - c * KC);
-  *c_hi = (int)(rest < KC ? rest : KC);
-  return c * KC + *c_hi;
-}
-
-/* The most blocks any column block is split between (the workspace's slots per column
- * block); 0 when the arguments are out of range (cb_count, KC, B >= 1 and B <= cb_count * KC). */
-int streamk_plan_max_split(int64_t cb_count, int64_t KC, int64_t B);
 
 #ifdef __cplusplus
 }
