@@ -9,7 +9,7 @@
  * tile more a cluster: 1.03x for the four Qwen3 shapes at CL = 2 on 132 SMs) and a block's share
  * is one contiguous run of memory.
  *
- * Why this shape (kernels/NOTES.md, item 6): a per-block timeline of the split-K kernel showed
+ * Why this shape (kernels/NOTES.md, items 6 and 7): a per-block timeline of the split-K kernel showed
  * qkv's 288 equal blocks on 132 SMs finishing 1.6x apart; a register stream-K kernel fixed the
  * balance but kept only 4 chunks in flight per warp and was slower (qkv M=1 15.1 against 11.8
  * us); a kernel that only reads the weights reaches ~1.0x the floor only when it issues all its
@@ -22,16 +22,21 @@
  *  2. After the wait: the block copies the M activation rows into shared memory (loads through
  *     registers, 8 in flight a thread); warp w walks its units in order (at most two n16
  *     tiles, the host sees to it), waiting for each of its lanes' groups as it reaches it (a
- *     lane reads only the bytes it copied); dequantisation and mma are the split-K kernel's
- *     (w4_chunk). (Activations read from L2 per unit put that latency in every step: 21.7 us.)
+ *     lane reads only the bytes it copied); dequantisation is the split-K kernel's
+ *     (w4_dequant), with one accumulator per k16 step (four independent mma chains).
+ *     (Activations read from L2 per unit put that latency in every step: 21.7 us.)
  *     Where the rows do not fit beside the weights (large M x K), the split-K kernel runs.
  *  3. Partials: each warp leaves one per tile it touched in shared memory; warp j sums tile j's
  *     in warp order; a tile wholly inside the block is stored; a tile split between blocks of
  *     the cluster is summed by its first block from the holders' shared memory (distributed
  *     shared memory) in rank order -- deterministic, no global round trip. (Summing through a
  *     global workspace with a fence and an arrival counter took ~3 us a call.)
- * Compiled for sm_80 too, where the kernel is empty and w4a16_streamk_launch() never launches
- * it. SERVESIM_W4_STREAMK=0 sends these GEMMs to the split-K kernel. */
+ * Measured on the H100 (kernels/NOTES.md item 7): correct, but slower than the split-K kernel
+ * in every form tried (qkv M=1 18.1 against 11.8 us at its best, cluster 1 and 16 warps), so it
+ * runs only with SERVESIM_W4_STREAMK=1; SERVESIM_W4_STREAMK_CLUSTER (1, 2 default -- the one
+ * the ctest runs --, 4), _WARPS (8, 16) and _TRIGGER (1 early, 0 after the main loop) select
+ * the settings bench_kernels.sh STREAMK=1 compares. Compiled for sm_80 too, where the kernel
+ * is empty and w4a16_streamk_launch() never launches it. */
 #include <cooperative_groups.h>
 #include <stdlib.h>
 
