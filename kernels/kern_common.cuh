@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 extern "C" {
 #include "common/err.h"
@@ -72,6 +73,13 @@ static __device__ __forceinline__ void kern_pdl_wait() {
 #endif
 }
 /* kern_pdl_on() (kernels.h) says whether launches on the current device use it. */
+
+/* An integer tuning switch from the environment: its value (atoi), or dflt when unset or empty.
+ * Each caller reads it once and keeps its own range rule. */
+static inline int kern_env_int(const char *name, int dflt) {
+  const char *e = getenv(name);
+  return e && *e ? atoi(e) : dflt;
+}
 
 /* Compute capability of the current device as 10 x major + minor (90 on an H100 or H200), read
  * once per device: the switches of the Hopper-only paths (PDL, cluster split-K, wgmma) ask it.

@@ -491,10 +491,7 @@ int w4a16_num_sms(void) {
  * through the global workspace. Per device, as the executor drives one GPU per thread. */
 int kern_w4::w4a16_cluster_on(void) {
   static int env = -1;
-  if (env < 0) {
-    const char *e = getenv("SERVESIM_W4_CLUSTER");
-    env = e && *e ? atoi(e) != 0 : 1;
-  }
+  if (env < 0) env = kern_env_int("SERVESIM_W4_CLUSTER", 1) != 0;
   return env && kern_device_cc() >= 90;
 }
 
@@ -603,8 +600,7 @@ int w4a16_variant(bool moe) {
   static int v[2] = {-2, -2}; /* dense, MoE: -1 = the default */
   int &x = v[moe ? 1 : 0];
   if (x == -2) {
-    const char *e = getenv(moe ? "SERVESIM_W4_VARIANT_MOE" : "SERVESIM_W4_VARIANT");
-    x = e && *e ? atoi(e) : -1;
+    x = kern_env_int(moe ? "SERVESIM_W4_VARIANT_MOE" : "SERVESIM_W4_VARIANT", -1);
     if (x < -1 || x > 8) x = -1;
   }
   return x >= 0 ? x : moe ? kDefaultVariantMoe : kDefaultVariant;
@@ -644,10 +640,7 @@ int w4a16_dispatch(const W4Args &a, void *ws, size_t wsb, int rows, int rows_max
   if (rows <= 256) {
     /* SERVESIM_W4_LARGE (tuning): 0 tiles 64 x 128, 1 tiles 32 x 256, 2 tiles 64 x 256 */
     static int large = -1;
-    if (large < 0) {
-      const char *e = getenv("SERVESIM_W4_LARGE");
-      large = e && *e ? atoi(e) : kDefaultLarge;
-    }
+    if (large < 0) large = kern_env_int("SERVESIM_W4_LARGE", kDefaultLarge);
     if (large == 1) return w4a16_launch<4, 4, 1, 4, 1, 4, MOE, GATHER, SILU, true, false>(a, ws, wsb, rows_max, 0, st);
     if (large == 2) return w4a16_launch<8, 4, 1, 4, 1, 3, MOE, GATHER, SILU, true, false>(a, ws, wsb, rows_max, 0, st);
     return w4a16_launch<8, 2, 1, 4, 1, 4, MOE, GATHER, SILU, true, false>(a, ws, wsb, rows_max, 0, st);

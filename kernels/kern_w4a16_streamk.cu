@@ -38,7 +38,6 @@
  * the settings bench_kernels.sh STREAMK=1 compares. Compiled for sm_80 too, where the kernel
  * is empty and w4a16_streamk_launch() never launches it. */
 #include <cooperative_groups.h>
-#include <stdlib.h>
 
 #include "kernels/kern_w4a16.cuh"
 #include "kernels/streamk_plan.h"
@@ -73,8 +72,8 @@ static __device__ __forceinline__ void sk_wait_groups(int n) {
 }
 #endif
 
-/* grid (1, 1, B = Q * CL); 256 threads; clusters of (1, 1, CL) blocks when CL > 1; pu: units per
- * piece. */
+/* grid (1, 1, B = Q * CL); 32 W threads; clusters of (1, 1, CL) blocks when CL > 1; pu: units
+ * per piece. */
 template <int MT, int W>
 __global__ void __launch_bounds__(32 * W, 16 / W) w4sk_kernel(W4Args a, int CL, int pu, int trigger_early) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -213,6 +212,7 @@ __global__ void __launch_bounds__(32 * W, 16 / W) w4sk_kernel(W4Args a, int CL, 
   /* 3. Tile tl of the block (lo / KC .. (hi - 1) / KC) to warp (tl - first) % W: its warps'
    * partials in warp order; stored if the block holds the whole tile, else left in tp. */
   const int t_first = lo / KC, t_last = (hi - 1) / KC;
+  auto whole = [&](int tl) { return tl * KC >= lo && (tl + 1) * KC <= hi; }; /* the block holds all of tile tl */
   for (int tl = t_first + warp; tl <= t_last; tl += W) {
     float4 v[MT];
 #pragma unroll
@@ -229,7 +229,7 @@ __global__ void __launch_bounds__(32 * W, 16 / W) w4sk_kernel(W4Args a, int CL, 
         v[j].x += p.x; v[j].y += p.y; v[j].z += p.z; v[j].w += p.w;
       }
     }
-    if (tl * KC >= lo && (tl + 1) * KC <= hi) {
+    if (whole(tl)) {
 #pragma unroll
       for (int j = 0; j < MT; j++) w4_store_frag<false>(a.y, N, a.M, j * 8 + 2 * t, tl, g, v[j].x, v[j].y, v[j].z, v[j].w);
     } else {
@@ -247,7 +247,7 @@ __global__ void __launch_bounds__(32 * W, 16 / W) w4sk_kernel(W4Args a, int CL, 
   for (int side = warp; side < 2; side += W) {
     const int tl = side == 0 ? t_first : t_last;
     if (side == 1 && t_last == t_first) break;
-    if (tl * KC >= lo && (tl + 1) * KC <= hi) continue; /* whole: stored above */
+    if (whole(tl)) continue; /* stored above */
     const int r0 = (int)streamk_plan_block_of(tl * KC - c_lo, nU, CL);
     const int r1 = (int)streamk_plan_block_of((tl + 1) * KC - 1 - c_lo, nU, CL);
     if (r0 != rank) continue;
@@ -299,11 +299,6 @@ int sk_prepare(SkDev *d) {
   return ERR_OK;
 }
 
-int sk_env(const char *name, int dflt) {
-  const char *e = getenv(name);
-  return e && *e ? atoi(e) : dflt;
-}
-
 template <int MT, int W>
 int sk_launch(const W4Args &a, int sms, cudaStream_t st, int *launched) {
   static SkDev devs[64];
@@ -313,8 +308,8 @@ int sk_launch(const W4Args &a, int sms, cudaStream_t st, int *launched) {
   if (int rc = sk_prepare<MT, W>(d)) return rc;
   if (!d->ok) return ERR_OK;
   static int cl_env = -1, early = -1;
-  if (cl_env < 0) cl_env = sk_env("SERVESIM_W4_STREAMK_CLUSTER", 2);
-  if (early < 0) early = sk_env("SERVESIM_W4_STREAMK_TRIGGER", 1) != 0;
+  if (cl_env < 0) cl_env = kern_env_int("SERVESIM_W4_STREAMK_CLUSTER", 2);
+  if (early < 0) early = kern_env_int("SERVESIM_W4_STREAMK_TRIGGER", 1) != 0;
   const int CL = cl_env == 1 || cl_env == 2 || cl_env == 4 ? cl_env : 2;
   const int64_t T = a.N / 16, KC = a.K / 64;
   if (T * KC > (1 << 30)) return ERR_OK;
@@ -338,7 +333,7 @@ int sk_launch(const W4Args &a, int sms, cudaStream_t st, int *launched) {
 
 int w4a16_streamk_on(void) {
   static int env = -1;
-  if (env < 0) env = sk_env("SERVESIM_W4_STREAMK", 0) != 0;
+  if (env < 0) env = kern_env_int("SERVESIM_W4_STREAMK", 0) != 0;
   return env;
 }
 
@@ -346,7 +341,7 @@ int w4a16_streamk_launch(const W4Args &a, int sms, cudaStream_t st, int *launche
   *launched = 0;
   if (a.M < 1 || a.M > 16) return ERR_OK;
   static int warps = -1;
-  if (warps < 0) warps = sk_env("SERVESIM_W4_STREAMK_WARPS", 16) == 8 ? 8 : 16;
+  if (warps < 0) warps = kern_env_int("SERVESIM_W4_STREAMK_WARPS", 16) == 8 ? 8 : 16;
   if (warps == 8) return a.M <= 8 ? sk_launch<1, 8>(a, sms, st, launched) : sk_launch<2, 8>(a, sms, st, launched);
   return a.M <= 8 ? sk_launch<1, 16>(a, sms, st, launched) : sk_launch<2, 16>(a, sms, st, launched);
 }

@@ -197,10 +197,7 @@ int w4g_launch(const W4Args &a, cudaStream_t st, int swap) {
 
 int w4a16_wgmma_available(void) {
   static int env = -1;
-  if (env < 0) {
-    const char *e = getenv("SERVESIM_W4_WGMMA");
-    env = e && *e ? atoi(e) : 0; /* off until validated on a GPU: kernels/NOTES.md */
-  }
+  if (env < 0) env = kern_env_int("SERVESIM_W4_WGMMA", 0); /* off until validated on a GPU: kernels/NOTES.md */
   return env && kern_device_cc() == 90; /* sm_90a code runs on 9.0 only */
 }
 
