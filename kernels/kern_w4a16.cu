@@ -633,7 +633,7 @@ int w4a16_dispatch(const W4Args &a, void *ws, size_t wsb, int rows, int rows_max
   if (rows <= 8) return w4a16_small<1, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   if (rows <= 16) return w4a16_small<2, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   if constexpr (!MOE)
-    if (rows > 32 && rows <= 256 && w4a16_wgmma_available()) return w4a16_wgmma_launch(a, st);
+    if (rows > 32 && rows <= 256 && w4a16_wgmma_available()) return w4a16_wgmma_launch(a, w4a16_num_sms(), st);
   /* shared activation tiles (rows x columns): 32 x 128 up to 32 rows; 33..256 rows by
    * SERVESIM_W4_LARGE (default 64 x 128); then 64 x 256 */
   if (rows <= 32) return w4a16_launch<4, 2, 1, 4, 1, 4, MOE, GATHER, SILU, true, false>(a, ws, wsb, rows_max, 0, st);

@@ -103,7 +103,7 @@ static __device__ __forceinline__ void w4_wait() { asm volatile("cp.async.wait_g
  * as B. w4a16_wgmma_available() says whether the current device runs it (compute capability
  * 9.0, the sm_90a code present, SERVESIM_W4_WGMMA not 0). */
 int w4a16_wgmma_available(void);
-int w4a16_wgmma_launch(const W4Args &a, cudaStream_t st);
+int w4a16_wgmma_launch(const W4Args &a, int sms, cudaStream_t st);
 
 /* Stream-K path for dense GEMMs of 1..16 rows on Hopper (kern_w4a16_streamk.cu), on with
  * SERVESIM_W4_STREAMK=1 (correct, measured slower than the split-K kernel: kernels/NOTES.md

@@ -1,24 +1,26 @@
 /* kern_w4a16_wgmma: the W4A16 GEMM for 33..256 rows on Hopper, with warpgroup MMA (wgmma).
  *
- * One block = one warpgroup (4 warps, 128 threads) computes 64 output columns (4 n16 weight
- * tiles of the repacked layout, one per warp) for BT = 64 or 128 rows (tokens). The weights are
- * wgmma's A operand from registers: each warp dequantises its tile word exactly as the mma.sync
- * path does (kern_w4a16.cuh) -- the mma.m16n8k16 A fragment is also wgmma's per-warp slice of
- * the 64 x 16 A tile -- so the rounding is the same. The activations are the B operand in
- * shared memory, K-major without swizzle: core matrices of 8 rows x 16 bytes; for each k16
- * step the two k-adjacent cores of a row group are 128 bytes apart (the descriptor's leading
- * byte offset) and row groups 256 bytes apart (stride byte offset).
- * The repacked tile word of lane (g, t) holds, for mma step s of a k64 chunk, the real k
- * 16t + 4s + {0,1} where the mma fragment expects k 2t + {0,1} and 16t + 4s + {2,3} for
- * 2t + 8 + {0,1} (ref_w4a16.h; the mma.sync path reads its B fragments in the same order, so
- * the permutation cancels). wgmma reads B from shared memory in plain k order, so the tile is
- * staged permuted: bf16 pair p (real k 2p, 2p+1) of a row goes to step s = (p >> 1) & 3, k-half
- * h = p & 1, slot t = p >> 3 of the row's 16 bytes. Hence 4-byte copies, one pair per thread.
- * S-stage cp.async pipeline per k64 chunk (activation tile + each thread's own weight word and
- * scale), one barrier per chunk, 4 wgmma per chunk, then wait for them before the next
- * chunk's dequantisation.
+ * A block is WG consumer warpgroups (WG x 128 threads); warpgroup w computes 64 output columns
+ * (4 n16 weight tiles of the repacked layout, one per warp) for BT = 64 or 128 rows (tokens),
+ * so a block covers 64 WG columns x BT rows and the WG warpgroups share one activation tile.
+ * The weights are wgmma's A operand from registers: each warp dequantises its tile word exactly
+ * as the mma.sync path does (kern_w4a16.cuh) -- the mma.m16n8k16 A fragment is also wgmma's
+ * per-warp slice of the 64 x 16 A tile -- so the rounding is the same, after a transposition
+ * of the words within each quad of lanes (four shuffles; kernels/w4g_layout.h), because wgmma
+ * reads B in plain k order. The activations are the B operand in shared memory, K-major without
+ * swizzle: core matrices of 8 rows x 16 bytes, one 16-byte cp.async per row and k8 slice; a
+ * warp's 32 copies fill 512 contiguous bytes (no bank conflicts).
+ *
+ * Pipeline per k64 chunk c (S-stage cp.async ring of activation tile + weight words + scales):
+ * issue chunk c's 4 wgmma on the A registers af[c & 1]; wait until chunk c-1's wgmma are done
+ * (wgmma.wait_group 1, so they overlap the dequantisation below) and chunk c+1's copies have
+ * landed; one barrier; refill the stage chunk c-1 used; dequantise chunk c+1 into af[(c+1) & 1].
+ *
+ * Few tiles (small N or M): the K range is split over up to 8 blocks of one thread block
+ * cluster, which sum their accumulators through distributed shared memory in split order.
  * Compiled for sm_90a only (wgmma needs the architecture-specific target); elsewhere the kernel
  * is empty and w4a16_wgmma_available() is 0, so the mma.sync path runs. */
+#include <cooperative_groups.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,15 +34,19 @@ namespace {
 #define W4G_SM90A 1
 #endif
 
-constexpr int kW4gStages = 4;
+constexpr int kW4gMaxSplits = 8; /* portable cluster size */
 
-/* bytes of one stage's activation tile: BT rows x 64 k x 2 bytes */
-template <int BT>
-constexpr int w4g_xbytes() { return BT * 128; }
-
-template <int BT>
-constexpr size_t w4g_smem() { return (size_t)kW4gStages * (w4g_xbytes<BT>() + 128 * 16 + 128 * 4); }
-
+/* Shared memory of one configuration: S stages of (activation tile BT x 64 k x 2 bytes,
+ * WG x 128 weight words of 16 bytes, WG x 128 scale pairs of 4 bytes); the split-K sum reuses
+ * it for the block's accumulators (BT / 2 floats a thread), which must fit. */
+template <int BT, int WG, int S>
+struct W4gCfg {
+  static constexpr int T = WG * 128, XB = BT * 128, WB = T * 16, SB = T * 4;
+  static constexpr int STAGE = XB + WB + SB;
+  static constexpr size_t kSmem = (size_t)S * STAGE;
+  static_assert((size_t)(BT / 2) * T * 4 <= kSmem, "the split-K sum must fit in the ring");
+  static_assert(BT * 8 % T == 0, "activation copies must divide over the threads");
+};
 
 #ifdef W4G_SM90A
 __device__ __forceinline__ uint64_t w4g_desc(const void *smem, uint32_t lbo, uint32_t sbo) {
@@ -49,8 +55,30 @@ __device__ __forceinline__ uint64_t w4g_desc(const void *smem, uint32_t lbo, uin
 }
 __device__ __forceinline__ void w4g_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void w4g_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void w4g_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void w4g_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
 
+/* The quad transposition of kernels/w4g_layout.h: w[s] in, this lane's repacked word of step s;
+ * out, its plain-order word of step s (w4g_natural_word). With M[l][j] = w4g_part(lane l's
+ * words, j), lane t ends with M[s][t] for s = 0..3: one exchange across lanes t ^ 2 of the pair
+ * of parts the other half needs, one across t ^ 1, then the XOR-t reordering. */
+__device__ __forceinline__ void w4g_transpose(uint32_t (&w)[4], int t) {
+  const uint32_t p0 = __byte_perm(w[0], w[2], W4G_SEL_LO), p1 = __byte_perm(w[0], w[2], W4G_SEL_HI),
+                 p2 = __byte_perm(w[1], w[3], W4G_SEL_LO), p3 = __byte_perm(w[1], w[3], W4G_SEL_HI);
+  const bool hi = t & 2, odd = t & 1;
+  /* k: M[t][j0], M[t][j0 + 1] with j0 = t & 2; r: M[t ^ 2][j0], M[t ^ 2][j0 + 1] */
+  const uint32_t k0 = hi ? p2 : p0, k1 = hi ? p3 : p1;
+  const uint32_t r0 = __shfl_xor_sync(0xffffffffu, hi ? p0 : p2, 2), r1 = __shfl_xor_sync(0xffffffffu, hi ? p1 : p3, 2);
+  /* x[k] = M[t ^ k][t] */
+  const uint32_t x0 = odd ? k1 : k0, x2 = odd ? r1 : r0;
+  const uint32_t x1 = __shfl_xor_sync(0xffffffffu, odd ? k0 : k1, 1), x3 = __shfl_xor_sync(0xffffffffu, odd ? r0 : r1, 1);
+  /* word s = M[s][t] = x[s ^ t] */
+  const uint32_t u0 = odd ? x1 : x0, u1 = odd ? x0 : x1, u2 = odd ? x3 : x2, u3 = odd ? x2 : x3;
+  w[0] = hi ? u2 : u0;
+  w[1] = hi ? u3 : u1;
+  w[2] = hi ? u0 : u2;
+  w[3] = hi ? u1 : u3;
+}
 /* d [32 fp32 per thread] += A (64 x 16, registers: the mma.m16n8k16 A fragment per warp)
  * x B (16 x 64, shared memory, K-major, described by desc). */
 static __device__ __forceinline__ void w4g_mma_n64(float (&d)[32], const uint32_t (&a)[4], uint64_t desc) {
@@ -94,119 +122,201 @@ __device__ __forceinline__ void w4g_mma(float (&d)[BT / 2], const uint32_t (&a)[
 }
 #endif
 
-template <int BT>
-__global__ void __launch_bounds__(128) w4g_kernel(W4Args a, int swap_offsets) {
+template <int BT, int WG, int S>
+__global__ void __launch_bounds__(WG * 128, BT <= 64 ? 2 : 1) w4g_kernel(W4Args a, int swap_offsets) {
 #ifdef W4G_SM90A
-  constexpr int S = kW4gStages, XB = w4g_xbytes<BT>(), ROWS = BT / 4; /* rows per thread */
+  using Cfg = W4gCfg<BT, WG, S>;
+  constexpr int T = Cfg::T, XB = Cfg::XB, NX = BT * 8 / T; /* 16-byte copies a thread */
   extern __shared__ __align__(128) uint8_t w4g_smem_buf[];
-  uint8_t *xs = w4g_smem_buf;
-  uint4 *wring = reinterpret_cast<uint4 *>(w4g_smem_buf + S * XB);
-  uint32_t *sring = reinterpret_cast<uint32_t *>(wring + S * 128);
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int tid = threadIdx.x, warp4 = (tid >> 5) & 3, wg = tid >> 7, lane = tid & 31, g = lane >> 2;
   const int K = a.K, N = a.N, M = a.M, KC = K / 64, NT16 = N / 16;
-  const int nt = blockIdx.x * 4 + warp; /* this warp's 16 output columns */
+  const int nt = (blockIdx.x * WG + wg) * 4 + warp4; /* this warp's 16 output columns */
   const bool nt_ok = nt < NT16;
   const int m0 = blockIdx.y * BT;
-  /* this thread copies bf16 pair p of rows warp, warp + 4, ...: a warp reads 128 contiguous
-   * bytes of a row */
-  const int p = lane;
-  const uint32_t poff = w4g_layout_off(BT, 0, p);
-  const uint16_t *xsrc = a.x + 2 * p;
+  const int splits = gridDim.z, z = blockIdx.z;
+  const int kc0 = (int)((int64_t)z * KC / splits), n = (int)((int64_t)(z + 1) * KC / splits) - kc0;
+
+  /* 16-byte activation copy i of this thread: item q = i T + tid -> row r, k8 slice j, so that
+   * a warp's 32 copies are 512 contiguous bytes of the stage (w4g_layout_off16) */
+  auto xitem = [&](int i, int &r, int &j) {
+    const int q = i * T + tid, rest = q >> 5;
+    r = (rest >> 2) * 16 + ((q >> 4) & 1) * 8 + (q & 7);
+    j = (rest & 3) * 2 + ((q >> 3) & 1);
+  };
   const uint4 *wsrc = a.qrep + (size_t)(nt_ok ? nt : 0) * KC * 32 + lane;
   const uint32_t *ssrc = a.srep + (nt_ok ? nt : 0) * 8 + g;
-  kern_pdl_wait(); /* activations are the previous kernel's output */
-  auto issue = [&](int c) {
-    const int st = c % S;
-#pragma unroll
-    for (int j = 0; j < ROWS; j++) {
-      const int r = warp + 4 * j;
-      const int row = m0 + r < M ? m0 + r : M - 1; /* rows past M load a real row: columns discarded */
-      w4_cp4(xs + st * XB + poff + (r >> 3) * W4G_SBO + (r & 7) * 16, xsrc + (size_t)row * K + (size_t)c * 64);
-    }
-    w4_cp16(wring + st * 128 + threadIdx.x, wsrc + (size_t)c * 32);
-    w4_cp4(sring + st * 128 + threadIdx.x, ssrc + (size_t)(c >> 1) * NT16 * 8);
+  auto stage = [&](int j) { return w4g_smem_buf + (size_t)j * Cfg::STAGE; };
+  auto issue_w = [&](int c, int j) { /* weights and scales of chunk kc0 + c into stage j */
+    uint8_t *sp = stage(j);
+    w4_cp16(reinterpret_cast<uint4 *>(sp + XB) + tid, wsrc + (size_t)(kc0 + c) * 32);
+    w4_cp4(reinterpret_cast<uint32_t *>(sp + XB + Cfg::WB) + tid, ssrc + (size_t)((kc0 + c) >> 1) * NT16 * 8);
   };
+  auto issue_x = [&](int c, int jst) {
+    uint8_t *sp = stage(jst);
+#pragma unroll
+    for (int i = 0; i < NX; i++) {
+      int r, j;
+      xitem(i, r, j);
+      const int row = m0 + r < M ? m0 + r : M - 1; /* rows past M load a real row: columns discarded */
+      w4_cp16(sp + w4g_layout_off16(BT, r, j), a.x + (size_t)row * K + (size_t)(kc0 + c) * 64 + 8 * j);
+    }
+  };
+  auto dequant = [&](uint32_t(&af)[4][4], int j) {
+    const uint8_t *sp = stage(j);
+    const uint4 wq4 = reinterpret_cast<const uint4 *>(sp + XB)[tid];
+    uint32_t wq[4] = {wq4.x, wq4.y, wq4.z, wq4.w};
+    w4g_transpose(wq, lane & 3);
+    const uint32_t sc = reinterpret_cast<const uint32_t *>(sp + XB + Cfg::WB)[tid];
+    const uint32_t s0 = __byte_perm(sc, 0, 0x1010), s8 = __byte_perm(sc, 0, 0x3232);
+#pragma unroll
+    for (int st = 0; st < 4; st++) w4_dequant(wq[st], s0, s8, af[st]);
+  };
+  const uint32_t lbo = swap_offsets ? W4G_SBO : W4G_LBO, sbo = swap_offsets ? W4G_LBO : W4G_SBO;
+
+  /* weights first (no kernel writes them), then the wait for the activations' producer */
+#pragma unroll
+  for (int i = 0; i < S - 1; i++)
+    if (i < n) issue_w(i, i);
+  kern_pdl_wait();
+#pragma unroll
+  for (int i = 0; i < S - 1; i++) {
+    if (i < n) issue_x(i, i);
+    w4_commit();
+  }
   float d[BT / 2];
 #pragma unroll
   for (int i = 0; i < BT / 2; i++) d[i] = 0.f;
-#pragma unroll
-  for (int i = 0; i < S - 1; i++) {
-    if (i < KC) issue(i);
-    w4_commit();
-  }
-  const uint32_t lbo = swap_offsets ? W4G_SBO : W4G_LBO, sbo = swap_offsets ? W4G_LBO : W4G_SBO;
-  for (int c = 0; c < KC; c++) {
-    w4_wait<S - 2>();
-    /* cp.async wrote through the generic proxy; wgmma reads through the async proxy */
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-    __syncthreads(); /* chunk c is in for every thread; stage (c-1) % S is free */
-    const int st = c % S;
-    const uint4 wq = wring[st * 128 + threadIdx.x];
-    const uint32_t sc = sring[st * 128 + threadIdx.x];
-    if (c + S - 1 < KC) issue(c + S - 1);
-    w4_commit();
-    uint32_t af[4][4];
-    w4_dequant(wq.x, __byte_perm(sc, 0, 0x1010), __byte_perm(sc, 0, 0x3232), af[0]);
-    w4_dequant(wq.y, __byte_perm(sc, 0, 0x1010), __byte_perm(sc, 0, 0x3232), af[1]);
-    w4_dequant(wq.z, __byte_perm(sc, 0, 0x1010), __byte_perm(sc, 0, 0x3232), af[2]);
-    w4_dequant(wq.w, __byte_perm(sc, 0, 0x1010), __byte_perm(sc, 0, 0x3232), af[3]);
+  uint32_t af0[4][4], af1[4][4];
+  w4_wait<S - 2>();
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); /* cp.async (generic) -> wgmma (async proxy) */
+  __syncthreads();
+  dequant(af0, 0);
+  /* one chunk: its wgmma on af, then (if another follows) the next chunk's dequantisation into
+   * af_next once the chunk before this one is done with it */
+  auto chunk = [&](int c, const uint32_t(&af)[4][4], uint32_t(&af_next)[4][4]) {
+    const int j = c % S;
     w4g_fence();
 #pragma unroll
-    for (int s = 0; s < 4; s++) w4g_mma<BT>(d, af[s], w4g_desc(xs + st * XB + s * w4g_step_bytes(BT), lbo, sbo));
+    for (int s = 0; s < 4; s++) w4g_mma<BT>(d, af[s], w4g_desc(stage(j) + s * w4g_step_bytes(BT), lbo, sbo));
     w4g_commit();
-    w4g_wait0(); /* A registers and the stage are reused next chunk */
+    if (c + 1 < n) {
+      w4g_wait<1>();  /* chunk c-1's wgmma done: af_next and stage (c-1) % S are free */
+      w4_wait<S - 3>(); /* this thread's copies of chunk c+1 landed */
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+      __syncthreads();
+      if (c + S - 1 < n) {
+        issue_w(c + S - 1, (c + S - 1) % S);
+        issue_x(c + S - 1, (c + S - 1) % S);
+      }
+      w4_commit();
+      dequant(af_next, (c + 1) % S);
+    }
+  };
+  for (int c = 0; c < n; c += 2) {
+    chunk(c, af0, af1);
+    if (c + 1 < n) chunk(c + 1, af1, af0);
   }
+  w4g_wait<0>();
   w4_wait<0>();
   kern_pdl_trigger();
-  if (!nt_ok) return;
+
   /* D fragment: rows (output columns) nt*16 + g and + 8; columns (tokens) 8i + 2t and + 1 */
-  const int f = nt * 16 + g;
-#pragma unroll
-  for (int i = 0; i < BT / 8; i++) {
+  const int f = nt * 16 + g, t = lane & 3;
+  auto store4 = [&](int i, float v0, float v1, float v2, float v3) {
     const int m = m0 + 8 * i + 2 * t;
     if (m < M) {
-      a.y[(size_t)m * N + f] = kern_f2bf(d[4 * i]);
-      a.y[(size_t)m * N + f + 8] = kern_f2bf(d[4 * i + 2]);
+      a.y[(size_t)m * N + f] = kern_f2bf(v0);
+      a.y[(size_t)m * N + f + 8] = kern_f2bf(v2);
     }
     if (m + 1 < M) {
-      a.y[(size_t)(m + 1) * N + f] = kern_f2bf(d[4 * i + 1]);
-      a.y[(size_t)(m + 1) * N + f + 8] = kern_f2bf(d[4 * i + 3]);
+      a.y[(size_t)(m + 1) * N + f] = kern_f2bf(v1);
+      a.y[(size_t)(m + 1) * N + f + 8] = kern_f2bf(v3);
     }
+  };
+  if (splits > 1) {
+    /* split-K: each block leaves its accumulators in its own shared memory (the ring, free
+     * now); block `rank` sums the rank-th share of the fragments over the cluster in split
+     * order; the second barrier keeps every block's partial alive until the others read it */
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    float *part = reinterpret_cast<float *>(w4g_smem_buf);
+    __syncthreads(); /* every warpgroup is past its last read of the ring */
+#pragma unroll
+    for (int i = 0; i < BT / 2; i++) part[i * T + tid] = d[i];
+    cluster.sync();
+    const int rank = (int)cluster.block_rank(), G = BT / 8;
+    const int lo = rank * G / splits, hi = (rank + 1) * G / splits;
+    for (int i = lo; i < hi; i++) {
+      float v[4] = {0.f, 0.f, 0.f, 0.f};
+      for (int zz = 0; zz < splits; zz++) {
+        const float *pz = cluster.map_shared_rank(part, zz);
+#pragma unroll
+        for (int e = 0; e < 4; e++) v[e] += pz[(4 * i + e) * T + tid];
+      }
+      if (nt_ok) store4(i, v[0], v[1], v[2], v[3]);
+    }
+    cluster.sync();
+    return;
   }
+  if (!nt_ok) return;
+#pragma unroll
+  for (int i = 0; i < BT / 8; i++) store4(i, d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]);
 #else
   (void)a;
   (void)swap_offsets;
 #endif
 }
 
-template <int BT>
-int w4g_launch(const W4Args &a, cudaStream_t st, int swap) {
-  static int attr_set[64];
+/* Blocks per SM of a configuration, read once per device (the occupancy calculator). */
+template <int BT, int WG, int S>
+int w4g_occupancy(int *occ) {
+  static int occ_dev[64];
   int dev = 0;
   KERN_CUDA(cudaGetDevice(&dev));
   if (dev < 0 || dev >= 64) dev = 63;
-  if (!attr_set[dev]) {
-    KERN_CUDA(cudaFuncSetAttribute(w4g_kernel<BT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)w4g_smem<BT>()));
-    attr_set[dev] = 1;
+  if (!occ_dev[dev]) {
+    using Cfg = W4gCfg<BT, WG, S>;
+    KERN_CUDA(cudaFuncSetAttribute(w4g_kernel<BT, WG, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)Cfg::kSmem));
+    int o = 0;
+    KERN_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, w4g_kernel<BT, WG, S>, Cfg::T, Cfg::kSmem));
+    occ_dev[dev] = o > 0 ? o : 1;
   }
-  dim3 grid(kern_cdiv(a.N, 64), kern_cdiv(a.M, BT));
-  return kern_launch_pdl(w4g_kernel<BT>, grid, dim3(128), w4g_smem<BT>(), st, a, swap);
+  *occ = occ_dev[dev];
+  return 0;
+}
+
+/* Grid (column tiles, row tiles, K splits): splits fill the SMs when the tiles do not, each
+ * split at least 2 chunks; the splits of a tile form one cluster. */
+template <int BT, int WG, int S>
+int w4g_launch(const W4Args &a, int sms, cudaStream_t st, int swap) {
+  using Cfg = W4gCfg<BT, WG, S>;
+  int occ = 1;
+  if (int rc = w4g_occupancy<BT, WG, S>(&occ)) return rc;
+  dim3 grid(kern_cdiv(a.N, 64 * WG), kern_cdiv(a.M, BT), 1);
+  const int64_t tiles = (int64_t)grid.x * grid.y, target = (int64_t)sms * occ;
+  int splits = tiles < target ? (int)((target + tiles - 1) / tiles) : 1;
+  const int max_splits = a.K / 64 / 2 < kW4gMaxSplits ? a.K / 64 / 2 : kW4gMaxSplits;
+  splits = splits > max_splits ? max_splits : splits;
+  splits = splits < 1 ? 1 : splits;
+  grid.z = splits;
+  return kern_launch_ex(w4g_kernel<BT, WG, S>, grid, dim3(Cfg::T), Cfg::kSmem, st, splits, a, swap);
 }
 
 } // namespace
 
 int w4a16_wgmma_available(void) {
   static int env = -1;
-  if (env < 0) env = kern_env_int("SERVESIM_W4_WGMMA", 0); /* off until validated on a GPU: kernels/NOTES.md */
+  if (env < 0) env = kern_env_int("SERVESIM_W4_WGMMA", 0); /* off until measured faster: kernels/NOTES.md */
   return env && kern_device_cc() == 90; /* sm_90a code runs on 9.0 only */
 }
 
-int w4a16_wgmma_launch(const W4Args &a, cudaStream_t st) {
+int w4a16_wgmma_launch(const W4Args &a, int sms, cudaStream_t st) {
   /* SERVESIM_W4_WGMMA_SWAP=1 exchanges the descriptor's two byte offsets (a check of the
    * layout reading on a new device: the validation fails with the wrong one) */
   const char *e = getenv("SERVESIM_W4_WGMMA_SWAP");
   const int swap = e && *e == '1';
-  return a.M <= 64 ? w4g_launch<64>(a, st, swap) : w4g_launch<128>(a, st, swap);
+  /* 4 stages: 6 and 8 measured no faster (H200, kernels/NOTES.md item 8) */
+  return a.M <= 64 ? w4g_launch<64, 2, 4>(a, sms, st, swap) : w4g_launch<128, 2, 4>(a, sms, st, swap);
 }
 
 } // namespace kern_w4

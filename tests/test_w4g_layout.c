@@ -1,11 +1,11 @@
-/* test_w4g_layout: the contract between the repacked int4 weights (ref_w4a16.h) and the shared
- * memory layout of the wgmma path (kernels/w4g_layout.h), checked on the CPU by emulating what
- * the hardware reads: each warp's A fragment registers as the kernel dequantises them from the
- * tile words (mma.m16n8k16 layout: rows g / g+8, logical k 2t, 2t+1, 2t+8, 2t+9), and B from
- * shared memory through the descriptor's K-major, no-swizzle addressing (PTX ISA: element (n, k)
- * of a k16 step at (n/8)*SBO + (n%8)*16 + (k/8)*LBO + (k%8)*2). The emulated product must equal
- * the plain GEMM on the dequantised weights; the plain k-order staging (the first, wrong version)
- * must not -- so the test can tell the two apart. */
+/* test_w4g_layout: the contract between the repacked int4 weights (ref_w4a16.h) and the wgmma
+ * path (kernels/w4g_layout.h), checked on the CPU by emulating what the hardware reads: each
+ * warp's A fragment registers as the kernel dequantises them from the quad-transposed tile words
+ * (w4g_natural_word; mma.m16n8k16 layout: rows g / g+8, logical k 2t, 2t+1, 2t+8, 2t+9), and B
+ * from shared memory staged by w4g_layout_off16 through the descriptor's K-major, no-swizzle
+ * addressing (PTX ISA: element (n, k) of a k16 step at (n/8)*SBO + (n%8)*16 + (k/8)*LBO +
+ * (k%8)*2). The emulated product must equal the plain GEMM on the dequantised weights; the
+ * words without the transposition must not -- so the test can tell the two apart. */
 #include <math.h>
 #include <string.h>
 
@@ -19,27 +19,17 @@ enum { K = 256, N = 64, BT = 64, M = 40, KC = K / 64, NT16 = N / 16 };
 /* The kernel's dequantisation of nibble q with bf16 scale s: bf16((q - 8) * s). */
 static float w4g_dq(int q, bf16_t s) { return ref_bf16_to_f32(ref_f32_to_bf16((float)(q - 8) * ref_bf16_to_f32(s))); }
 
-/* Emulated D [N weight rows][BT tokens] over the whole K, B staged by `permuted` layout or the
- * plain k order. */
-static void emulate(float *D, const int32_t *qrep, const bf16_t *srep, const bf16_t *x, int permuted) {
+/* Emulated D [N weight rows][BT tokens] over the whole K, the A words quad-transposed or not. */
+static void emulate(float *D, const int32_t *qrep, const bf16_t *srep, const bf16_t *x, int transposed) {
   static uint8_t smem[4 * BT * 128];
   memset(D, 0, sizeof(float) * N * BT);
   for (int c = 0; c < KC; c++) {
-    /* stage the chunk: rows past M repeat row M-1, as the kernel does */
+    /* stage the chunk in plain k order, 16 bytes a copy: rows past M repeat row M-1, as the
+     * kernel does */
     memset(smem, 0, sizeof smem);
     for (int r = 0; r < BT; r++) {
       const int row = r < M ? r : M - 1;
-      for (int p = 0; p < 32; p++) {
-        uint32_t off;
-        if (permuted) {
-          off = w4g_layout_off(BT, r, p);
-        } else { /* plain: k group kc8 = p / 4 of 8 elements, pair p % 4 inside it */
-          const int kc8 = p >> 2;
-          off = (uint32_t)((kc8 >> 1) * w4g_step_bytes(BT) + (r >> 3) * W4G_SBO + (kc8 & 1) * W4G_LBO + (r & 7) * 16 +
-                           (p & 3) * 4);
-        }
-        memcpy(smem + off, x + (size_t)row * K + c * 64 + 2 * p, 4);
-      }
+      for (int j = 0; j < 8; j++) memcpy(smem + w4g_layout_off16(BT, r, j), x + (size_t)row * K + c * 64 + 8 * j, 16);
     }
     for (int s = 0; s < 4; s++) {
       /* A: warp w (weight tile nt = w) -> rows 16w..16w+15, logical k 0..15 of step s */
@@ -47,7 +37,10 @@ static void emulate(float *D, const int32_t *qrep, const bf16_t *srep, const bf1
       for (int w = 0; w < NT16; w++)
         for (int lane = 0; lane < 32; lane++) {
           const int g = lane >> 2, t = lane & 3;
-          const uint32_t q = (uint32_t)qrep[(((size_t)w * KC + c) * 32 + lane) * 4 + s];
+          uint32_t quad[4][4]; /* the repacked words of lanes 4g .. 4g+3, all four steps */
+          for (int l = 0; l < 4; l++)
+            for (int ss = 0; ss < 4; ss++) quad[l][ss] = (uint32_t)qrep[(((size_t)w * KC + c) * 32 + 4 * g + l) * 4 + ss];
+          const uint32_t q = transposed ? w4g_natural_word(quad, t, s) : quad[t][s];
           const bf16_t s_lo = srep[(((size_t)(c >> 1) * NT16 + w) * 8 + g) * 2],
                        s_hi = srep[(((size_t)(c >> 1) * NT16 + w) * 8 + g) * 2 + 1];
           for (int reg = 0; reg < 4; reg++) {
@@ -93,8 +86,8 @@ int main(void) {
       }
       ref[m * BT + n] = (float)acc;
     }
-  for (int permuted = 1; permuted >= 0; permuted--) {
-    emulate(D, qrep, srep, x, permuted);
+  for (int transposed = 1; transposed >= 0; transposed--) {
+    emulate(D, qrep, srep, x, transposed);
     double num = 0, den = 0;
     for (int m = 0; m < N; m++)
       for (int n = 0; n < M; n++) {
@@ -103,9 +96,9 @@ int main(void) {
         den += (double)ref[m * BT + n] * ref[m * BT + n];
       }
     const double nmse = num / den;
-    if (permuted) CHECK_MSG(nmse < 1e-10, "the wgmma staging does not reproduce the GEMM: nmse %.3g", nmse);
-    else CHECK_MSG(nmse > 0.5, "the plain k-order staging should not match the repacked weights: nmse %.3g", nmse);
-    printf("staging %s: nmse %.3g\n", permuted ? "w4g_layout" : "plain k order", nmse);
+    if (transposed) CHECK_MSG(nmse < 1e-10, "the wgmma operands do not reproduce the GEMM: nmse %.3g", nmse);
+    else CHECK_MSG(nmse > 0.5, "the repacked words without the transposition should not match: nmse %.3g", nmse);
+    printf("A words %s: nmse %.3g\n", transposed ? "quad-transposed" : "as repacked", nmse);
   }
   free(qw); free(qrep); free(sc); free(srep); free(x);
   return check_report("test_w4g_layout");
