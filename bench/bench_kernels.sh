@@ -46,9 +46,10 @@ for t in $TESTS; do
     cat /tmp/kern-test.log; echo "FAIL $t"
   fi
 done > "$OUT/tests.txt" 2>&1
-# the GEMM test again with split-K summed through the workspace, with the stream-K path and with
-# the wgmma path (ctest: gpu_kern_w4a16_workspace, gpu_kern_w4a16_streamk, gpu_kern_w4a16_wgmma)
-for v in workspace:SERVESIM_W4_CLUSTER=0 streamk:SERVESIM_W4_STREAMK=1 wgmma:SERVESIM_W4_WGMMA=1; do
+# the GEMM test again with split-K summed through the workspace, with the stream-K path, with the
+# all-threads wgmma kernel and without wgmma (ctest: gpu_kern_w4a16_workspace, _streamk, _wgmma1,
+# _mmasync)
+for v in workspace:SERVESIM_W4_CLUSTER=0 streamk:SERVESIM_W4_STREAMK=1 wgmma1:SERVESIM_W4_WGMMA=1 mmasync:SERVESIM_W4_WGMMA=0; do
   { echo "== gpu_kern_w4a16 ${v#*:}"
     if env "${v#*:}" timeout 300 "$BIN/gpu_kern_w4a16" > /tmp/kern-test.log 2>&1; then
       cat /tmp/kern-test.log; echo "PASS gpu_kern_w4a16_${v%%:*}"

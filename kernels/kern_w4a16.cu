@@ -22,10 +22,11 @@
  *   ring. Tiles 64 x 128 up to 256 rows (SERVESIM_W4_LARGE), 64 x 256 beyond.
  * SERVESIM_W4_STREAMK=1 sends dense GEMMs of 1..16 rows to the stream-K kernel
  * (kern_w4a16_streamk.cu; correct, measured slower on the H100, so off: kernels/NOTES.md 7).
- * On Hopper, SERVESIM_W4_WGMMA=1 sends dense GEMMs of 33..256 rows to the wgmma path
- * (kern_w4a16_wgmma.cu): exact, but slower than this kernel so far, so off by default.
- * Not done: a fast wgmma path (mma.sync tops out near 350 TFLOP/s here, cuBLAS bf16 uses
- * wgmma), a persistent small-M grid. */
+ * On Hopper, dense GEMMs of 33..256 rows go to the wgmma path (kern_w4a16_wgmma.cu; measured
+ * faster than these tiles over M = 64..256, kernels/NOTES.md item 8; SERVESIM_W4_WGMMA=0 keeps
+ * them here).
+ * Not done: a wgmma path as fast as cuBLAS bf16 (it is 1.3-2.5x slower at 128..256 rows), a
+ * persistent small-M grid. */
 #include <cooperative_groups.h>
 
 #include "kernels/kern_w4a16.cuh"

@@ -1,4 +1,7 @@
 /* kern_w4a16_wgmma: the W4A16 GEMM for 33..256 rows on Hopper, with warpgroup MMA (wgmma).
+ * Two kernels share the operand contract below: the warp-specialised one (w4ws_kernel, further
+ * down; the default, SERVESIM_W4_WGMMA=2), and the all-threads one first (SERVESIM_W4_WGMMA=1,
+ * kept for comparison: slower, kernels/NOTES.md item 8).
  *
  * A block is WG consumer warpgroups (WG x 128 threads); warpgroup w computes 64 output columns
  * (4 n16 weight tiles of the repacked layout, one per warp) for BT = 64 or 128 rows (tokens),
@@ -18,9 +21,12 @@
  *
  * Few tiles (small N or M): the K range is split over up to 8 blocks of one thread block
  * cluster, which sum their accumulators through distributed shared memory in split order.
- * Compiled for sm_90a only (wgmma needs the architecture-specific target); elsewhere the kernel
- * is empty and w4a16_wgmma_available() is 0, so the mma.sync path runs. */
+ * Compiled for sm_90a only (wgmma needs the architecture-specific target); elsewhere the kernels
+ * are empty and w4a16_wgmma_available() is 0, so the mma.sync path runs. */
 #include <cooperative_groups.h>
+#include <cuda.h>
+#include <cudaTypedefs.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -302,12 +308,267 @@ int w4g_launch(const W4Args &a, int sms, cudaStream_t st, int swap) {
   return kern_launch_ex(w4g_kernel<BT, WG, S>, grid, dim3(Cfg::T), Cfg::kSmem, st, splits, a, swap);
 }
 
+
+/* ---- Warp-specialised variant (SERVESIM_W4_WGMMA=2): a producer warp fills an S-stage ring
+ * by TMA -- the activation tile through a 2D tensor map with 128-byte swizzle, each warp's
+ * weight words (512 contiguous bytes per n16 tile and chunk) and the block's scales by 1D bulk
+ * copies -- on a full mbarrier per stage; the two consumer warpgroups wait on it, dequantise,
+ * run their wgmma and release the stage on an empty mbarrier once wgmma.wait 1 says the chunk
+ * before is done. No block barrier in the loop. */
+constexpr int kWsStages = 5;
+
+template <int BT>
+struct WsCfg {
+  static constexpr int T = 2 * 128 + 32, XB = BT * 128, WB = 8 * 512, SB = 8 * 32;
+  static constexpr int STAGE = (XB + WB + SB + 1023) / 1024 * 1024; /* X tiles 1024-aligned (swizzle) */
+  static constexpr size_t kSmem = (size_t)kWsStages * STAGE + 1024;
+  static_assert((size_t)(BT / 2) * 256 * 4 <= (size_t)kWsStages * STAGE, "the split-K sum must fit in the ring");
+};
+
+#ifdef W4G_SM90A
+__device__ __forceinline__ uint32_t ws_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ void ws_bar_init(uint64_t *b, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(ws_u32(b)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void ws_expect_tx(uint64_t *b, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(ws_u32(b)), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void ws_arrive(uint64_t *b) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(ws_u32(b)) : "memory");
+}
+__device__ __forceinline__ void ws_wait(uint64_t *b, uint32_t parity) {
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "WS_WAIT_%=:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+      "@!p bra WS_WAIT_%=;\n"
+      "}\n" ::"r"(ws_u32(b)),
+      "r"(parity)
+      : "memory");
+}
+__device__ __forceinline__ void ws_tma_2d(void *dst, const CUtensorMap *map, int x0, int x1, uint64_t *bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+          ws_u32(dst)),
+      "l"(map), "r"(x0), "r"(x1), "r"(ws_u32(bar))
+      : "memory");
+}
+__device__ __forceinline__ void ws_bulk(void *dst, const void *src, uint32_t bytes, uint64_t *bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(ws_u32(dst)),
+               "l"(src), "r"(bytes), "r"(ws_u32(bar))
+               : "memory");
+}
+/* K-major B with 128-byte swizzle: 8-row groups 1024 bytes apart, k16 step s at start + 32 s */
+__device__ __forceinline__ uint64_t ws_desc(const void *smem) {
+  const uint32_t a = ws_u32(smem);
+  return (uint64_t)((a & 0x3FFFF) >> 4) | (1ull << 16) | ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
+}
+#endif
+
+template <int BT>
+__global__ void __launch_bounds__(WsCfg<BT>::T, 1) w4ws_kernel(const __grid_constant__ CUtensorMap tmx, W4Args a) {
+#ifdef W4G_SM90A
+  using Cfg = WsCfg<BT>;
+  constexpr int S = kWsStages, XB = Cfg::XB;
+  extern __shared__ uint8_t ws_raw[];
+  __shared__ __align__(8) uint64_t full[S], empty[S];
+  uint8_t *base = ws_raw + ((1024 - (ws_u32(ws_raw) & 1023)) & 1023);
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2;
+  const int K = a.K, N = a.N, M = a.M, KC = K / 64, NT16 = N / 16;
+  const int nt0 = blockIdx.x * 8, ntiles = NT16 - nt0 < 8 ? NT16 - nt0 : 8;
+  const int m0 = blockIdx.y * BT;
+  const int splits = gridDim.z, z = blockIdx.z;
+  const int kc0 = (int)((int64_t)z * KC / splits), n = (int)((int64_t)(z + 1) * KC / splits) - kc0;
+  auto stage = [&](int j) { return base + (size_t)j * Cfg::STAGE; };
+  if (tid == 0) {
+    for (int j = 0; j < S; j++) {
+      ws_bar_init(&full[j], 1);
+      ws_bar_init(&empty[j], 8); /* lane 0 of each consumer warp */
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+  float d[BT / 2];
+#pragma unroll
+  for (int i = 0; i < BT / 2; i++) d[i] = 0.f;
+  const int warp8 = warp & 7, t = lane & 3; /* consumer warp 0..7: warpgroup warp8 / 4 */
+  const int nt = nt0 + warp8;
+  const bool nt_ok = warp < 8 && nt < NT16;
+  if (warp == 8) {
+    if (lane == 0) {
+      const uint8_t *wq = reinterpret_cast<const uint8_t *>(a.qrep);
+      const uint8_t *sq = reinterpret_cast<const uint8_t *>(a.srep);
+      const uint32_t bytes = XB + ntiles * (512 + 32);
+      for (int c = 0; c < n; c++) {
+        const int j = c % S;
+        if (c >= S) ws_wait(&empty[j], ((c / S) - 1) & 1);
+        uint8_t *sp = stage(j);
+        ws_expect_tx(&full[j], bytes);
+        for (int i = 0; i < ntiles; i++) ws_bulk(sp + XB + i * 512, wq + ((size_t)(nt0 + i) * KC + kc0 + c) * 512, 512, &full[j]);
+        ws_bulk(sp + XB + Cfg::WB, sq + ((size_t)((kc0 + c) >> 1) * NT16 + nt0) * 32, ntiles * 32, &full[j]);
+        if (c == 0) kern_pdl_wait(); /* the activations are the previous kernel's output */
+        ws_tma_2d(sp, &tmx, (kc0 + c) * 64, m0, &full[j]);
+      }
+    }
+  } else {
+    auto dequant = [&](uint32_t(&af)[4][4], int j) {
+      const uint8_t *sp = stage(j);
+      const uint4 wq4 = reinterpret_cast<const uint4 *>(sp + XB + warp8 * 512)[lane];
+      uint32_t wq[4] = {wq4.x, wq4.y, wq4.z, wq4.w};
+      w4g_transpose(wq, t);
+      const uint32_t sc = reinterpret_cast<const uint32_t *>(sp + XB + Cfg::WB + warp8 * 32)[g];
+      const uint32_t s0 = __byte_perm(sc, 0, 0x1010), s8 = __byte_perm(sc, 0, 0x3232);
+#pragma unroll
+      for (int q = 0; q < 4; q++) w4_dequant(wq[q], s0, s8, af[q]);
+    };
+    auto chunk = [&](int c, uint32_t(&af)[4][4]) {
+      const int j = c % S;
+      ws_wait(&full[j], (c / S) & 1);
+      dequant(af, j); /* chunk c-1's wgmma still run on the other registers */
+      w4g_fence();
+#pragma unroll
+      for (int s = 0; s < 4; s++) w4g_mma<BT>(d, af[s], ws_desc(stage(j) + 32 * s));
+      w4g_commit();
+      w4g_wait<1>(); /* chunk c-1 done: its stage goes back to the producer */
+      if (c >= 1 && lane == 0) ws_arrive(&empty[(c - 1) % S]);
+    };
+    uint32_t af0[4][4], af1[4][4];
+    for (int c = 0; c < n; c += 2) {
+      chunk(c, af0);
+      if (c + 1 < n) chunk(c + 1, af1);
+    }
+    w4g_wait<0>();
+  }
+  kern_pdl_trigger();
+  kern_pdl_wait(); /* (returns at once: the producer waited) before writing what a predecessor may read */
+
+  const int f = nt * 16 + g, ct = tid & 255;
+  auto store4 = [&](int i, float v0, float v1, float v2, float v3) {
+    const int m = m0 + 8 * i + 2 * t;
+    if (m < M) {
+      a.y[(size_t)m * N + f] = kern_f2bf(v0);
+      a.y[(size_t)m * N + f + 8] = kern_f2bf(v2);
+    }
+    if (m + 1 < M) {
+      a.y[(size_t)(m + 1) * N + f] = kern_f2bf(v1);
+      a.y[(size_t)(m + 1) * N + f + 8] = kern_f2bf(v3);
+    }
+  };
+  if (splits > 1) {
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    float *part = reinterpret_cast<float *>(base);
+    __syncthreads(); /* every consumer is past its last read of the ring */
+    if (warp < 8) {
+#pragma unroll
+      for (int i = 0; i < BT / 2; i++) part[i * 256 + ct] = d[i];
+    }
+    cluster.sync();
+    if (warp < 8) {
+      const int rank = (int)cluster.block_rank(), G = BT / 8;
+      const int lo = rank * G / splits, hi = (rank + 1) * G / splits;
+      for (int i = lo; i < hi; i++) {
+        float v[4] = {0.f, 0.f, 0.f, 0.f};
+        for (int zz = 0; zz < splits; zz++) {
+          const float *pz = cluster.map_shared_rank(part, zz);
+#pragma unroll
+          for (int e = 0; e < 4; e++) v[e] += pz[(4 * i + e) * 256 + ct];
+        }
+        if (nt_ok) store4(i, v[0], v[1], v[2], v[3]);
+      }
+    }
+    cluster.sync();
+    return;
+  }
+  if (!nt_ok) return;
+#pragma unroll
+  for (int i = 0; i < BT / 8; i++) store4(i, d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]);
+#else
+  (void)tmx;
+  (void)a;
+#endif
+}
+
+/* The activations' tensor map: [M rows][K] bf16, boxes of 64 k x BT rows, 128-byte swizzle,
+ * rows past M read as zeros. cuTensorMapEncodeTiled comes from the driver through the runtime
+ * (no link against libcuda). */
+int ws_tensor_map(CUtensorMap *map, const W4Args &a, int bt) {
+  static PFN_cuTensorMapEncodeTiled_v12000 encode = NULL;
+  if (!encode) {
+    void *fn = NULL;
+    cudaDriverEntryPointQueryResult q;
+    KERN_CUDA(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q));
+    if (q != cudaDriverEntryPointSuccess || !fn) return err_set(ERR_DEVICE, "kern_w4a16_wgmma: cuTensorMapEncodeTiled not found");
+    encode = (PFN_cuTensorMapEncodeTiled_v12000)fn;
+  }
+  const cuuint64_t dims[2] = {(cuuint64_t)a.K, (cuuint64_t)a.M}, strides[1] = {(cuuint64_t)a.K * 2};
+  const cuuint32_t box[2] = {64, (cuuint32_t)bt}, estr[2] = {1, 1};
+  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void *)a.x, dims, strides, box, estr,
+                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) return err_set(ERR_DEVICE, "kern_w4a16_wgmma: cuTensorMapEncodeTiled failed (%d), M=%d K=%d", (int)r, a.M, a.K);
+  return 0;
+}
+
+/* K splits for `tiles` output tiles of KC chunks on `slots` resident blocks: the fewest chunks
+ * a slot runs in the worst case, waves x chunks a split (ceil(tiles s / slots) ceil(KC / s)),
+ * plus one chunk's worth for each split's cluster sum; at most 8 (a portable cluster), each
+ * split at least 2 chunks. Measured against "split only when the tiles do not fill the SMs"
+ * and against 1 slot a SM with 2 chunks a split: summed 701.5 against 728.3 and 740.2 us over
+ * the 36 shape x M = 64..256 points (H200, kernels/NOTES.md item 8). */
+int ws_splits(int64_t tiles, int KC, int64_t slots) {
+  int best = 1;
+  int64_t best_cost = INT64_MAX;
+  for (int s = 1; s <= kW4gMaxSplits && s <= KC / 2; s++) {
+    const int64_t cost = (tiles * s + slots - 1) / slots * ((KC + s - 1) / s) + (s > 1 ? s : 0);
+    if (cost < best_cost) {
+      best_cost = cost;
+      best = s;
+    }
+  }
+  return best;
+}
+
+template <int BT>
+int ws_launch(const W4Args &a, int sms, cudaStream_t st) {
+  using Cfg = WsCfg<BT>;
+  static int attr_set[64];
+  int dev = 0;
+  KERN_CUDA(cudaGetDevice(&dev));
+  if (dev < 0 || dev >= 64) dev = 63;
+  if (!attr_set[dev]) {
+    KERN_CUDA(cudaFuncSetAttribute(w4ws_kernel<BT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)Cfg::kSmem));
+    attr_set[dev] = 1;
+  }
+  static int occ_dev[64];
+  if (!occ_dev[dev]) {
+    int o = 0;
+    KERN_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, w4ws_kernel<BT>, Cfg::T, Cfg::kSmem));
+    occ_dev[dev] = o > 0 ? o : 1;
+  }
+  CUtensorMap map;
+  if (int rc = ws_tensor_map(&map, a, BT)) return rc;
+  dim3 grid(kern_cdiv(a.N, 128), kern_cdiv(a.M, BT), 1);
+  grid.z = ws_splits((int64_t)grid.x * grid.y, a.K / 64, (int64_t)sms * occ_dev[dev]);
+  return kern_launch_ex(w4ws_kernel<BT>, grid, dim3(Cfg::T), Cfg::kSmem, st, (int)grid.z, map, a);
+}
+
 } // namespace
 
-int w4a16_wgmma_available(void) {
+/* SERVESIM_W4_WGMMA: 2 (default) the warp-specialised kernel, 1 the all-threads kernel, 0 off
+ * (the mma.sync tiles); measured in kernels/NOTES.md item 8. */
+static int w4a16_wgmma_variant(void) {
   static int env = -1;
-  if (env < 0) env = kern_env_int("SERVESIM_W4_WGMMA", 0); /* off until measured faster: kernels/NOTES.md */
-  return env && kern_device_cc() == 90; /* sm_90a code runs on 9.0 only */
+  if (env < 0) {
+    env = kern_env_int("SERVESIM_W4_WGMMA", 2);
+    if (env < 0 || env > 2) env = 2;
+  }
+  return env;
+}
+
+int w4a16_wgmma_available(void) {
+  return w4a16_wgmma_variant() && kern_device_cc() == 90; /* sm_90a code runs on 9.0 only */
 }
 
 int w4a16_wgmma_launch(const W4Args &a, int sms, cudaStream_t st) {
@@ -315,6 +576,7 @@ int w4a16_wgmma_launch(const W4Args &a, int sms, cudaStream_t st) {
    * layout reading on a new device: the validation fails with the wrong one) */
   const char *e = getenv("SERVESIM_W4_WGMMA_SWAP");
   const int swap = e && *e == '1';
+  if (w4a16_wgmma_variant() == 2) return a.M <= 64 ? ws_launch<64>(a, sms, st) : ws_launch<128>(a, sms, st);
   /* 4 stages: 6 and 8 measured no faster (H200, kernels/NOTES.md item 8) */
   return a.M <= 64 ? w4g_launch<64, 2, 4>(a, sms, st, swap) : w4g_launch<128, 2, 4>(a, sms, st, swap);
 }
