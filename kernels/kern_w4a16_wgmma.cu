@@ -547,6 +547,10 @@ int ws_launch(const W4Args &a, int sms, cudaStream_t st) {
     KERN_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, w4ws_kernel<BT>, Cfg::T, Cfg::kSmem));
     occ_dev[dev] = o > 0 ? o : 1;
   }
+  /* TMA and bulk copies need 16-byte aligned sources (cudaMalloc'd buffers and the executor's
+   * 256-byte carving are) */
+  KERN_REQUIRE((((uintptr_t)a.x | (uintptr_t)a.qrep | (uintptr_t)a.srep) & 15) == 0,
+               "kern_w4a16_gemm: x, qrep and srep must be 16-byte aligned for the Hopper wgmma path");
   CUtensorMap map;
   if (int rc = ws_tensor_map(&map, a, BT)) return rc;
   dim3 grid(kern_cdiv(a.N, 128), kern_cdiv(a.M, BT), 1);
