@@ -126,6 +126,60 @@ __device__ __forceinline__ void w4g_mma(float (&d)[BT / 2], const uint32_t (&a)[
   if constexpr (BT == 64) w4g_mma_n64(d, a, desc);
   else w4g_mma_n128(d, a, desc);
 }
+
+/* The epilogue of both kernels: consumer thread ct's accumulators d (the wgmma D fragment of
+ * lane g = lane / 4, t = lane % 4: output columns nt*16 + g and + 8, rows m0 + 8i + 2t and + 1)
+ * to bf16 y. With K split over the cluster (gridDim.z > 1) each block first leaves d in its
+ * own shared memory (ring: the pipeline's, free now, room for BT / 2 x T floats) and block
+ * `rank` sums the rank-th share of the fragments over the cluster in split order; the second
+ * barrier keeps every block's partial alive until the others have read it. Every thread of the
+ * block calls it (the barriers); non-consumers (consumer = false) only take part in them. */
+template <int BT, int T>
+__device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[BT / 2], uint8_t *ring, bool consumer,
+                                             int ct, int nt, int lane, int m0) {
+  const int N = a.N, M = a.M, splits = gridDim.z, g = lane >> 2, t = lane & 3, f = nt * 16 + g;
+  const bool nt_ok = consumer && nt < N / 16;
+  auto store4 = [&](int i, float v0, float v1, float v2, float v3) {
+    const int m = m0 + 8 * i + 2 * t;
+    if (m < M) {
+      a.y[(size_t)m * N + f] = kern_f2bf(v0);
+      a.y[(size_t)m * N + f + 8] = kern_f2bf(v2);
+    }
+    if (m + 1 < M) {
+      a.y[(size_t)(m + 1) * N + f] = kern_f2bf(v1);
+      a.y[(size_t)(m + 1) * N + f + 8] = kern_f2bf(v3);
+    }
+  };
+  if (splits > 1) {
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    float *part = reinterpret_cast<float *>(ring);
+    __syncthreads(); /* every consumer is past its last read of the ring */
+    if (consumer) {
+#pragma unroll
+      for (int i = 0; i < BT / 2; i++) part[i * T + ct] = d[i];
+    }
+    cluster.sync();
+    if (consumer) {
+      const int rank = (int)cluster.block_rank(), G = BT / 8;
+      const int lo = rank * G / splits, hi = (rank + 1) * G / splits;
+      for (int i = lo; i < hi; i++) {
+        float v[4] = {0.f, 0.f, 0.f, 0.f};
+        for (int zz = 0; zz < splits; zz++) {
+          const float *pz = cluster.map_shared_rank(part, zz);
+#pragma unroll
+          for (int e = 0; e < 4; e++) v[e] += pz[(4 * i + e) * T + ct];
+        }
+        if (nt_ok) store4(i, v[0], v[1], v[2], v[3]);
+      }
+    }
+    cluster.sync();
+    return;
+  }
+  if (!nt_ok) return;
+#pragma unroll
+  for (int i = 0; i < BT / 8; i++) store4(i, d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]);
+}
 #endif
 
 template <int BT, int WG, int S>
@@ -226,65 +280,25 @@ __global__ void __launch_bounds__(WG * 128, BT <= 64 ? 2 : 1) w4g_kernel(W4Args 
   w4_wait<0>();
   kern_pdl_trigger();
 
-  /* D fragment: rows (output columns) nt*16 + g and + 8; columns (tokens) 8i + 2t and + 1 */
-  const int f = nt * 16 + g, t = lane & 3;
-  auto store4 = [&](int i, float v0, float v1, float v2, float v3) {
-    const int m = m0 + 8 * i + 2 * t;
-    if (m < M) {
-      a.y[(size_t)m * N + f] = kern_f2bf(v0);
-      a.y[(size_t)m * N + f + 8] = kern_f2bf(v2);
-    }
-    if (m + 1 < M) {
-      a.y[(size_t)(m + 1) * N + f] = kern_f2bf(v1);
-      a.y[(size_t)(m + 1) * N + f + 8] = kern_f2bf(v3);
-    }
-  };
-  if (splits > 1) {
-    /* split-K: each block leaves its accumulators in its own shared memory (the ring, free
-     * now); block `rank` sums the rank-th share of the fragments over the cluster in split
-     * order; the second barrier keeps every block's partial alive until the others read it */
-    namespace cg = cooperative_groups;
-    cg::cluster_group cluster = cg::this_cluster();
-    float *part = reinterpret_cast<float *>(w4g_smem_buf);
-    __syncthreads(); /* every warpgroup is past its last read of the ring */
-#pragma unroll
-    for (int i = 0; i < BT / 2; i++) part[i * T + tid] = d[i];
-    cluster.sync();
-    const int rank = (int)cluster.block_rank(), G = BT / 8;
-    const int lo = rank * G / splits, hi = (rank + 1) * G / splits;
-    for (int i = lo; i < hi; i++) {
-      float v[4] = {0.f, 0.f, 0.f, 0.f};
-      for (int zz = 0; zz < splits; zz++) {
-        const float *pz = cluster.map_shared_rank(part, zz);
-#pragma unroll
-        for (int e = 0; e < 4; e++) v[e] += pz[(4 * i + e) * T + tid];
-      }
-      if (nt_ok) store4(i, v[0], v[1], v[2], v[3]);
-    }
-    cluster.sync();
-    return;
-  }
-  if (!nt_ok) return;
-#pragma unroll
-  for (int i = 0; i < BT / 8; i++) store4(i, d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]);
+  w4g_epilogue<BT, T>(a, d, w4g_smem_buf, true, tid, nt, lane, m0);
 #else
   (void)a;
   (void)swap_offsets;
 #endif
 }
 
-/* Blocks per SM of a configuration, read once per device (the occupancy calculator). */
-template <int BT, int WG, int S>
-int w4g_occupancy(int *occ) {
+/* Kernel FN's dynamic shared memory limit raised to smem and its blocks per SM (the occupancy
+ * calculator at `threads` a block), once per device. */
+template <auto FN>
+int w4g_prepare(int threads, size_t smem, int *occ) {
   static int occ_dev[64];
   int dev = 0;
   KERN_CUDA(cudaGetDevice(&dev));
   if (dev < 0 || dev >= 64) dev = 63;
   if (!occ_dev[dev]) {
-    using Cfg = W4gCfg<BT, WG, S>;
-    KERN_CUDA(cudaFuncSetAttribute(w4g_kernel<BT, WG, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)Cfg::kSmem));
+    KERN_CUDA(cudaFuncSetAttribute(FN, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     int o = 0;
-    KERN_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, w4g_kernel<BT, WG, S>, Cfg::T, Cfg::kSmem));
+    KERN_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, FN, threads, smem));
     occ_dev[dev] = o > 0 ? o : 1;
   }
   *occ = occ_dev[dev];
@@ -297,7 +311,7 @@ template <int BT, int WG, int S>
 int w4g_launch(const W4Args &a, int sms, cudaStream_t st, int swap) {
   using Cfg = W4gCfg<BT, WG, S>;
   int occ = 1;
-  if (int rc = w4g_occupancy<BT, WG, S>(&occ)) return rc;
+  if (int rc = w4g_prepare<w4g_kernel<BT, WG, S>>(Cfg::T, Cfg::kSmem, &occ)) return rc;
   dim3 grid(kern_cdiv(a.N, 64 * WG), kern_cdiv(a.M, BT), 1);
   const int64_t tiles = (int64_t)grid.x * grid.y, target = (int64_t)sms * occ;
   int splits = tiles < target ? (int)((target + tiles - 1) / tiles) : 1;
@@ -375,7 +389,7 @@ __global__ void __launch_bounds__(WsCfg<BT>::T, 1) w4ws_kernel(const __grid_cons
   __shared__ __align__(8) uint64_t full[S], empty[S];
   uint8_t *base = ws_raw + ((1024 - (ws_u32(ws_raw) & 1023)) & 1023);
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2;
-  const int K = a.K, N = a.N, M = a.M, KC = K / 64, NT16 = N / 16;
+  const int K = a.K, N = a.N, KC = K / 64, NT16 = N / 16;
   const int nt0 = blockIdx.x * 8, ntiles = NT16 - nt0 < 8 ? NT16 - nt0 : 8;
   const int m0 = blockIdx.y * BT;
   const int splits = gridDim.z, z = blockIdx.z;
@@ -394,7 +408,6 @@ __global__ void __launch_bounds__(WsCfg<BT>::T, 1) w4ws_kernel(const __grid_cons
   for (int i = 0; i < BT / 2; i++) d[i] = 0.f;
   const int warp8 = warp & 7, t = lane & 3; /* consumer warp 0..7: warpgroup warp8 / 4 */
   const int nt = nt0 + warp8;
-  const bool nt_ok = warp < 8 && nt < NT16;
   if (warp == 8) {
     if (lane == 0) {
       const uint8_t *wq = reinterpret_cast<const uint8_t *>(a.qrep);
@@ -443,47 +456,7 @@ __global__ void __launch_bounds__(WsCfg<BT>::T, 1) w4ws_kernel(const __grid_cons
   kern_pdl_trigger();
   kern_pdl_wait(); /* (returns at once: the producer waited) before writing what a predecessor may read */
 
-  const int f = nt * 16 + g, ct = tid & 255;
-  auto store4 = [&](int i, float v0, float v1, float v2, float v3) {
-    const int m = m0 + 8 * i + 2 * t;
-    if (m < M) {
-      a.y[(size_t)m * N + f] = kern_f2bf(v0);
-      a.y[(size_t)m * N + f + 8] = kern_f2bf(v2);
-    }
-    if (m + 1 < M) {
-      a.y[(size_t)(m + 1) * N + f] = kern_f2bf(v1);
-      a.y[(size_t)(m + 1) * N + f + 8] = kern_f2bf(v3);
-    }
-  };
-  if (splits > 1) {
-    namespace cg = cooperative_groups;
-    cg::cluster_group cluster = cg::this_cluster();
-    float *part = reinterpret_cast<float *>(base);
-    __syncthreads(); /* every consumer is past its last read of the ring */
-    if (warp < 8) {
-#pragma unroll
-      for (int i = 0; i < BT / 2; i++) part[i * 256 + ct] = d[i];
-    }
-    cluster.sync();
-    if (warp < 8) {
-      const int rank = (int)cluster.block_rank(), G = BT / 8;
-      const int lo = rank * G / splits, hi = (rank + 1) * G / splits;
-      for (int i = lo; i < hi; i++) {
-        float v[4] = {0.f, 0.f, 0.f, 0.f};
-        for (int zz = 0; zz < splits; zz++) {
-          const float *pz = cluster.map_shared_rank(part, zz);
-#pragma unroll
-          for (int e = 0; e < 4; e++) v[e] += pz[(4 * i + e) * 256 + ct];
-        }
-        if (nt_ok) store4(i, v[0], v[1], v[2], v[3]);
-      }
-    }
-    cluster.sync();
-    return;
-  }
-  if (!nt_ok) return;
-#pragma unroll
-  for (int i = 0; i < BT / 8; i++) store4(i, d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]);
+  w4g_epilogue<BT, 256>(a, d, base, warp < 8, tid, nt, lane, m0);
 #else
   (void)tmx;
   (void)a;
@@ -533,20 +506,8 @@ int ws_splits(int64_t tiles, int KC, int64_t slots) {
 template <int BT>
 int ws_launch(const W4Args &a, int sms, cudaStream_t st) {
   using Cfg = WsCfg<BT>;
-  static int attr_set[64];
-  int dev = 0;
-  KERN_CUDA(cudaGetDevice(&dev));
-  if (dev < 0 || dev >= 64) dev = 63;
-  if (!attr_set[dev]) {
-    KERN_CUDA(cudaFuncSetAttribute(w4ws_kernel<BT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)Cfg::kSmem));
-    attr_set[dev] = 1;
-  }
-  static int occ_dev[64];
-  if (!occ_dev[dev]) {
-    int o = 0;
-    KERN_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, w4ws_kernel<BT>, Cfg::T, Cfg::kSmem));
-    occ_dev[dev] = o > 0 ? o : 1;
-  }
+  int occ = 1;
+  if (int rc = w4g_prepare<w4ws_kernel<BT>>(Cfg::T, Cfg::kSmem, &occ)) return rc;
   /* TMA and bulk copies need 16-byte aligned sources (cudaMalloc'd buffers and the executor's
    * 256-byte carving are) */
   KERN_REQUIRE((((uintptr_t)a.x | (uintptr_t)a.qrep | (uintptr_t)a.srep) & 15) == 0,
@@ -554,7 +515,7 @@ int ws_launch(const W4Args &a, int sms, cudaStream_t st) {
   CUtensorMap map;
   if (int rc = ws_tensor_map(&map, a, BT)) return rc;
   dim3 grid(kern_cdiv(a.N, 128), kern_cdiv(a.M, BT), 1);
-  grid.z = ws_splits((int64_t)grid.x * grid.y, a.K / 64, (int64_t)sms * occ_dev[dev]);
+  grid.z = ws_splits((int64_t)grid.x * grid.y, a.K / 64, (int64_t)sms * occ);
   return kern_launch_ex(w4ws_kernel<BT>, grid, dim3(Cfg::T), Cfg::kSmem, st, (int)grid.z, map, a);
 }
 
