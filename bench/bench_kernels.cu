@@ -15,7 +15,8 @@
  * --only SHAPE: the GEMM table for that shape only (qkv, o_proj, gate_up, down; every TP slice
  * of it), no MoE, e.g. under ncu.
  * --mid: the GEMM table for every shape and slice at M = 32, 64, 128, 256 only.
- * Usage: bench_kernels [--quick] [--moe | --gemm | --mid | --attn | --floor] [--only SHAPE] */
+ * --small: the same at M = 1, 4, 8, 16 (the decode sizes, where the weight-read floor is the bar).
+ * Usage: bench_kernels [--quick] [--moe | --gemm | --mid | --small | --attn | --floor] [--only SHAPE] */
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -543,11 +544,12 @@ static void bench_floor(const std::vector<shape> &shapes, int sms) {
 }
 
 int main(int argc, char **argv) {
-  int quick = 0, only_moe = 0, only_gemm = 0, only_attn = 0, tune = 0, tune_large = 0, floor_probe = 0, mid = 0;
+  int quick = 0, only_moe = 0, only_gemm = 0, only_attn = 0, tune = 0, tune_large = 0, floor_probe = 0, mid = 0, small = 0;
   const char *only_shape = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick")) quick = 1;
     else if (!strcmp(argv[i], "--mid")) mid = only_gemm = 1;
+    else if (!strcmp(argv[i], "--small")) small = only_gemm = 1;
     else if (!strcmp(argv[i], "--tune")) tune = 1;
     else if (!strcmp(argv[i], "--tune-large")) tune_large = only_gemm = 1;
     else if (!strcmp(argv[i], "--moe")) only_moe = 1;
@@ -564,7 +566,7 @@ int main(int argc, char **argv) {
       }
     }
     else {
-      fprintf(stderr, "bench_kernels: unknown flag %s (flags: --quick, --mid, --tune, --tune-large, --moe, --gemm, --attn, --floor, --only SHAPE)\n", argv[i]);
+      fprintf(stderr, "bench_kernels: unknown flag %s (flags: --quick, --mid, --small, --tune, --tune-large, --moe, --gemm, --attn, --floor, --only SHAPE)\n", argv[i]);
       return 2;
     }
   }
@@ -626,6 +628,8 @@ int main(int argc, char **argv) {
     }
     if (mid) /* every shape and slice at the sizes where cuBLAS bf16 is the bar */
       Ms = {32, 64, 128, 256};
+    if (small) /* every shape and slice at decode sizes, where the weight-read floor is the bar */
+      Ms = {1, 4, 8, 16};
     if (tune) { /* the decode sizes, for comparing SERVESIM_W4_VARIANT settings */
       Ms = {1, 8, 16};
       shapes.resize(4);

@@ -4,6 +4,8 @@
 # CPU and GPU kernel tests, then bench_kernels. Logs go to $OUT (or /tmp/kern-out).
 #   bash bench/bench_kernels.sh [bench flags, e.g. --quick]
 #   TUNE=1     time the small-M variants and large-M tiles first; the full run uses the fastest
+#   PRELOAD=1  time the preload path for 1..8 rows (SERVESIM_W4_PRELOAD, _W4P_CFG, _W4P_TRIGGER)
+#              against the split-K kernel at every shape and slice, into $OUT/preload.txt
 #   STREAMK=1  time the stream-K small-M path (SERVESIM_W4_STREAMK) at cluster sizes, trigger places
 #              and warps a block (STREAMK_CFGS) against the split-K kernel, into $OUT/streamk.txt
 set -uo pipefail
@@ -46,12 +48,12 @@ for t in $TESTS; do
     cat /tmp/kern-test.log; echo "FAIL $t"
   fi
 done > "$OUT/tests.txt" 2>&1
-# the GEMM test again with split-K summed through the workspace, with the stream-K path, with the
-# all-threads wgmma kernel and without wgmma (ctest: gpu_kern_w4a16_workspace, _streamk, _wgmma1,
-# _mmasync)
-for v in workspace:SERVESIM_W4_CLUSTER=0 streamk:SERVESIM_W4_STREAMK=1 wgmma1:SERVESIM_W4_WGMMA=1 mmasync:SERVESIM_W4_WGMMA=0; do
+# the GEMM test again without the preload path (the split-K kernel at 1..8 rows), with split-K
+# summed through the workspace, with the stream-K path, with the all-threads wgmma kernel and
+# without wgmma (ctest: gpu_kern_w4a16_splitk, _workspace, _streamk, _wgmma1, _mmasync)
+for v in splitk:SERVESIM_W4_PRELOAD=0 workspace:SERVESIM_W4_CLUSTER=0,SERVESIM_W4_PRELOAD=0 streamk:SERVESIM_W4_STREAMK=1 wgmma1:SERVESIM_W4_WGMMA=1 mmasync:SERVESIM_W4_WGMMA=0; do
   { echo "== gpu_kern_w4a16 ${v#*:}"
-    if env "${v#*:}" timeout 300 "$BIN/gpu_kern_w4a16" > /tmp/kern-test.log 2>&1; then
+    if env $(echo "${v#*:}" | tr , " ") timeout 300 "$BIN/gpu_kern_w4a16" > /tmp/kern-test.log 2>&1; then
       cat /tmp/kern-test.log; echo "PASS gpu_kern_w4a16_${v%%:*}"
     else cat /tmp/kern-test.log; echo "FAIL gpu_kern_w4a16_${v%%:*}"; fi; } >> "$OUT/tests.txt" 2>&1
 done
@@ -96,6 +98,19 @@ if [ "${STREAMK:-0}" = 1 ]; then
       echo
       awk -F'|' '/^\| (qkv|o_proj|gate_up|down) /{s+=$7} END{print "summed us", s+0}' /tmp/kern-tune.txt
       grep validation /tmp/kern-tune.txt; } | tee -a "$OUT/streamk.txt"
+  done
+fi
+if [ "${PRELOAD:-0}" = 1 ]; then
+  # the preload path (M <= 8) off, on with its own choice, and each configuration forced (a
+  # forced one that needs more than 8 splits falls back to the split-K kernel); every shape and
+  # slice at M = 1, 4, 8, 16, same machine, into $OUT/preload.txt
+  for envs in SERVESIM_W4_PRELOAD=0 SERVESIM_W4_PRELOAD=1 SERVESIM_W4P_TRIGGER=0 \
+              SERVESIM_W4P_CFG=0 SERVESIM_W4P_CFG=1 SERVESIM_W4P_CFG=2 SERVESIM_W4P_CFG=3; do
+    env $envs timeout 120 "$BIN/bench_kernels" --small > /tmp/kern-tune.txt 2>&1
+    { echo "== $envs"
+      grep -E "^\| (qkv|o_proj|gate_up|down) " /tmp/kern-tune.txt | awk -F'|' '{printf "%s TP%s M=%s %s us (%sx)\n", $2, $3, $6, $7, $9}'
+      awk -F'|' '/^\| (qkv|o_proj|gate_up|down) /{s+=$7; if ($6 + 0 <= 8) t+=$7} END{print "summed us", s+0, "(M <= 8:", t+0 ")"}' /tmp/kern-tune.txt
+      grep validation /tmp/kern-tune.txt; } | tee -a "$OUT/preload.txt"
   done
 fi
 timeout 400 "$BIN/bench_kernels" "$@" 2>&1 | tee "$OUT/bench.txt"

@@ -631,6 +631,12 @@ int w4a16_dispatch(const W4Args &a, void *ws, size_t wsb, int rows, int rows_max
       const int rc = w4a16_streamk_launch(a, w4a16_num_sms(), st, &launched);
       if (rc || launched) return rc;
     }
+  if constexpr (!MOE)
+    if (rows <= 16 && w4a16_preload_on()) {
+      int launched = 0;
+      const int rc = w4a16_preload_launch(a, w4a16_num_sms(), st, &launched);
+      if (rc || launched) return rc;
+    }
   if (rows <= 8) return w4a16_small<1, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   if (rows <= 16) return w4a16_small<2, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   if constexpr (!MOE)

@@ -1,0 +1,234 @@
+/* kern_w4a16_preload: the W4A16 GEMM for 1..8 rows on Hopper, every weight load of a call
+ * issued before it waits for the previous kernel.
+ *
+ * Why (kernels/NOTES.md items 6, 7 and 9): a kernel that only reads the weights, chained under
+ * programmatic dependent launch (PDL) with all its loads issued before its dependency wait,
+ * reads at ~1.0x the floor, because each call's loads overlap the call before it; the split-K
+ * kernel loads 4 chunks a warp, waits, computes and loads again, so every call after its wait
+ * still pays several memory latencies under load, and its blocks, unevenly spread, finish
+ * apart. Here:
+ *  1. A block is W warps on one n16 tile and one of S contiguous K splits (the S blocks of a
+ *     tile are one cluster); warp j of the tile's S W warps owns groups [lo(j), lo(j + 1)) of
+ *     its K (kernels/w4p_plan.h: at most U / 2 groups, U k64 chunks), and loads all of them --
+ *     16 bytes a lane a chunk, plus a scale pair a group -- into registers at its start. The
+ *     host picks W, U and S so that the grid is one wave (w4p_plan_choose), so every load of
+ *     the call is in flight before any block waits.
+ *  2. Then it lets the next kernel be scheduled (SERVESIM_W4P_TRIGGER=1, the default; 0
+ *     triggers after the main loop instead), waits for the previous one, and walks its chunks
+ *     in order: the activation fragments of chunk u + 1 are loaded (from L2) while chunk u is
+ *     dequantised (w4_dequant) and multiplied (one m16n8k16 per k16 step and 8 rows).
+ *  3. The W warps' partials are summed in warp order through shared memory; with S > 1 block r
+ *     of the cluster then sums the r-th 1/S of the tile over the blocks in rank order (distributed
+ *     shared memory) and stores it. Deterministic, no workspace, no atomics.
+ * Compiled for sm_80 too, where the kernel is empty and w4a16_preload_launch() never launches
+ * it. SERVESIM_W4P_CFG (0..3) forces a configuration, for tuning. */
+#include <cooperative_groups.h>
+
+#include "kernels/kern_w4a16.cuh"
+#include "kernels/w4p_plan.h"
+
+namespace kern_w4 {
+namespace {
+
+template <int W, int U>
+__global__ void __launch_bounds__(32 * W, W == 4 && U == 16 ? 5 : 1) w4p_kernel(W4Args a, int trigger_early) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  constexpr int MT = 1; /* rows 1..8: one m16n8k16 (8 rows) per k16 step */
+  static_assert(U % 2 == 0, "whole groups per warp");
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int K = a.K, N = a.N, KC = K / 64, KG = K / 128, NT16 = N / 16;
+  const int tile = blockIdx.x, S = gridDim.z, z = blockIdx.z;
+  const int nw = S * W, j = z * W + warp;
+  const int g0 = w4p_plan_group_lo(j, KG, nw), n = 2 * (w4p_plan_group_lo(j + 1, KG, nw) - g0); /* n <= U */
+  const int c0 = 2 * g0;
+
+  /* 1. this warp's weights and scales, all in flight (no kernel writes them: before the wait) */
+  const uint4 *wp = a.qrep + ((size_t)tile * KC + c0) * 32 + lane;
+  const uint32_t *sp = a.srep + ((size_t)g0 * NT16 + tile) * 8 + g;
+  uint4 wq[U];
+  uint32_t sc[U / 2];
+#pragma unroll
+  for (int u = 0; u < U; u++) wq[u] = u < n ? __ldg(wp + (size_t)u * 32) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+  for (int h = 0; h < U / 2; h++) sc[h] = 2 * h < n ? __ldg(sp + (size_t)h * NT16 * 8) : 0u;
+
+  /* 2. let the next kernel in, wait for the previous one; then chunk by chunk: the activation
+   * fragments of chunk u + 1 loaded (from L2) while chunk u is dequantised and multiplied */
+  if (trigger_early) kern_pdl_trigger();
+  kern_pdl_wait();
+  /* NACC independent mma chains (one per k16 step when 4), summed in order at the end: the
+   * short runs of U <= 8 chunks are latency-bound, while U = 16 needs the registers (measured,
+   * kernels/NOTES.md item 9) */
+  constexpr int NACC = U <= 8 ? 4 : 1;
+  float acc[NACC][MT][4];
+#pragma unroll
+  for (int i = 0; i < NACC; i++)
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+      for (int r = 0; r < 4; r++) acc[i][mt][r] = 0.f;
+  bool rv[MT];
+  const uint16_t *xr[MT];
+#pragma unroll
+  for (int mt = 0; mt < MT; mt++) {
+    const int row = mt * 8 + g;
+    rv[mt] = row < a.M;
+    xr[mt] = a.x + (size_t)(rv[mt] ? row : 0) * K + c0 * 64 + 16 * t;
+  }
+  auto load_x = [&](uint4 (&xv)[MT][2], int u) {
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+      if (rv[mt]) {
+        const uint4 *px = reinterpret_cast<const uint4 *>(xr[mt] + u * 64);
+        xv[mt][0] = __ldg(px);
+        xv[mt][1] = __ldg(px + 1);
+      } else {
+        xv[mt][0] = xv[mt][1] = make_uint4(0, 0, 0, 0);
+      }
+    }
+  };
+  uint4 xring[2][MT][2];
+  if (n > 0) load_x(xring[0], 0);
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    if (u < n) {
+      if (u + 1 < n) load_x(xring[(u + 1) & 1], u + 1);
+      const uint4 (&xv)[MT][2] = xring[u & 1];
+      const uint32_t scu = sc[u / 2], s_lo = __byte_perm(scu, 0, 0x1010), s_hi = __byte_perm(scu, 0, 0x3232);
+#pragma unroll
+      for (int s4 = 0; s4 < 4; s4++) {
+        const uint32_t q = s4 == 0 ? wq[u].x : s4 == 1 ? wq[u].y : s4 == 2 ? wq[u].z : wq[u].w;
+        uint32_t af[4];
+        w4_dequant(q, s_lo, s_hi, af);
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+          const uint4 &xq = xv[mt][s4 >> 1];
+          kern_mma_bf16(acc[s4 % NACC][mt], af, (s4 & 1) ? xq.z : xq.x, (s4 & 1) ? xq.w : xq.y);
+        }
+      }
+    }
+  }
+  if (NACC == 4) {
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+      for (int r = 0; r < 4; r++)
+        acc[0][mt][r] = (acc[0][mt][r] + acc[NACC > 1 ? 1 : 0][mt][r]) + (acc[NACC > 2 ? 2 : 0][mt][r] + acc[NACC > 3 ? 3 : 0][mt][r]);
+  }
+  if (!trigger_early) kern_pdl_trigger();
+
+  /* 3. the block's partial in warp order, then the cluster's in rank order */
+  __shared__ float4 red[W][MT * 32];
+  __shared__ float4 part[MT * 32];
+#pragma unroll
+  for (int mt = 0; mt < MT; mt++)
+    red[warp][mt * 32 + lane] = make_float4(acc[0][mt][0], acc[0][mt][1], acc[0][mt][2], acc[0][mt][3]);
+  __syncthreads();
+  const int e = threadIdx.x;
+  if (e < MT * 32) {
+    float4 s = red[0][e];
+#pragma unroll
+    for (int w = 1; w < W; w++) {
+      const float4 v = red[w][e];
+      s.x += v.x; s.y += v.y; s.z += v.z; s.w += v.w;
+    }
+    if (S == 1) {
+      w4_store_frag<false>(a.y, N, a.M, (e >> 5) * 8 + 2 * (e & 3), tile, (e & 31) >> 2, s.x, s.y, s.z, s.w);
+      return;
+    }
+    part[e] = s;
+  }
+  if (S == 1) return;
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  cluster.sync();
+  const int rank = (int)cluster.block_rank();
+  const int lo = rank * MT * 32 / S, hi = (rank + 1) * MT * 32 / S;
+  if (e < hi - lo) {
+    const int f = lo + e;
+    float4 s = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int zz = 0; zz < S; zz++) {
+      const float4 v = *cluster.map_shared_rank(part + f, zz);
+      s.x += v.x; s.y += v.y; s.z += v.z; s.w += v.w;
+    }
+    w4_store_frag<false>(a.y, N, a.M, (f >> 5) * 8 + 2 * (f & 3), tile, (f & 31) >> 2, s.x, s.y, s.z, s.w);
+  }
+  cluster.sync(); /* no block leaves while another reads its shared memory */
+#else
+  (void)a; (void)trigger_early;
+#endif
+}
+
+struct W4pDev {
+  int ready;                 /* 0: not looked up on this device */
+  int ok;                    /* sm_90 code present and the device is 9.x */
+  int occ[W4P_PLAN_CFGS];    /* blocks per SM */
+};
+
+/* Configuration C of kernels/w4p_plan.h's table. */
+template <int C>
+int w4p_occ(W4pDev *d) {
+  constexpr int W = w4p_plan_warps(C), U = w4p_plan_units(C);
+  cudaFuncAttributes fa;
+  KERN_CUDA(cudaFuncGetAttributes(&fa, w4p_kernel<W, U>));
+  d->ok = d->ok && fa.binaryVersion >= 90;
+  KERN_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&d->occ[C], w4p_kernel<W, U>, 32 * W, 0));
+  return ERR_OK;
+}
+
+int w4p_prepare(W4pDev *d) {
+  if (d->ready) return ERR_OK;
+  d->ok = kern_device_cc() >= 90;
+  if (d->ok) {
+    int rc = w4p_occ<0>(d);
+    if (!rc) rc = w4p_occ<1>(d);
+    if (!rc) rc = w4p_occ<2>(d);
+    if (!rc) rc = w4p_occ<3>(d);
+    if (rc) return rc;
+  }
+  d->ready = 1;
+  return ERR_OK;
+}
+
+template <int C>
+int w4p_launch(const W4Args &a, int splits, int early, cudaStream_t st) {
+  constexpr int W = w4p_plan_warps(C), U = w4p_plan_units(C);
+  return kern_launch_ex(w4p_kernel<W, U>, dim3((unsigned)(a.N / 16), 1, (unsigned)splits), dim3(32 * W), 0, st, splits,
+                        a, early);
+}
+
+} // namespace
+
+int w4a16_preload_on(void) {
+  static int env = -1;
+  if (env < 0) env = kern_env_int("SERVESIM_W4_PRELOAD", 1) != 0;
+  return env;
+}
+
+int w4a16_preload_launch(const W4Args &a, int sms, cudaStream_t st, int *launched) {
+  *launched = 0;
+  if (a.M < 1 || a.M > 8) return ERR_OK;
+  static W4pDev devs[64];
+  int dev = 0;
+  KERN_CUDA(cudaGetDevice(&dev));
+  W4pDev *d = devs + (dev >= 0 && dev < 64 ? dev : 63);
+  if (int rc = w4p_prepare(d)) return rc;
+  if (!d->ok) return ERR_OK;
+  static int forced = -2, early = -1;
+  if (forced == -2) {
+    forced = kern_env_int("SERVESIM_W4P_CFG", -1);
+    if (forced < -1 || forced >= W4P_PLAN_CFGS) forced = -1;
+  }
+  if (early < 0) early = kern_env_int("SERVESIM_W4P_TRIGGER", 1) != 0;
+  const w4p_plan_t p = w4p_plan_choose(a.N / 16, a.K / 128, sms, d->occ, forced);
+  if (p.cfg < 0) return ERR_OK;
+  *launched = 1;
+  switch (p.cfg) {
+    case 0: return w4p_launch<0>(a, p.splits, early, st);
+    case 1: return w4p_launch<1>(a, p.splits, early, st);
+    case 2: return w4p_launch<2>(a, p.splits, early, st);
+    default: return w4p_launch<3>(a, p.splits, early, st);
+  }
+}
+
+} // namespace kern_w4

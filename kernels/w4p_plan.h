@@ -1,0 +1,81 @@
+/* w4p_plan: how the preload W4A16 GEMM (kern_w4a16_preload.cu) splits its work, in plain C so
+ * that CI tests what the GPU kernel relies on (tests/test_w4p_plan.c).
+ *
+ * The weights of one n16 tile are KG = K / 128 groups of two k64 chunks (one group scale each).
+ * A block holds W warps and takes one tile and one of S contiguous K splits of it; the S splits
+ * of a tile form one thread block cluster (S <= 8). The S * W warps of a tile share its groups
+ * evenly: warp j (= split * W + warp) takes groups [lo(j), lo(j + 1)), lo(j) = floor(j KG /
+ * (S W)), i.e. at most ceil(KG / (S W)) groups, which the split count keeps within the U / 2
+ * groups (U chunks) a warp holds in registers. Grid: N / 16 tiles x S splits.
+ *
+ * Configurations (warps a block, chunks a warp): (8, 4), (8, 8), (4, 16), (8, 16), the kernel's
+ * four instantiations; w4p_plan_choose prefers a grid of one wave (every block resident at
+ * once, so every weight load is issued before any block waits), then the fewest splits. */
+#ifndef SERVESIM_W4P_PLAN_H
+#define SERVESIM_W4P_PLAN_H
+
+#include <stdint.h>
+
+#ifdef __CUDACC__
+#define W4P_PLAN_FN static inline __host__ __device__
+#define W4P_PLAN_CONSTEXPR constexpr
+#else
+#define W4P_PLAN_FN static inline
+#define W4P_PLAN_CONSTEXPR
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { W4P_PLAN_CFGS = 4, W4P_PLAN_MAX_SPLITS = 8 };
+
+/* warps per block and k64 chunks per warp of configuration c (0 .. W4P_PLAN_CFGS - 1) */
+W4P_PLAN_FN W4P_PLAN_CONSTEXPR int w4p_plan_warps(int c) { return c == 2 ? 4 : 8; }
+W4P_PLAN_FN W4P_PLAN_CONSTEXPR int w4p_plan_units(int c) { return c == 0 ? 4 : c == 1 ? 8 : 16; }
+
+/* First group of warp j of nw warps sharing KG groups (j = nw gives KG). */
+W4P_PLAN_FN int w4p_plan_group_lo(int j, int KG, int nw) { return (int)((int64_t)j * KG / nw); }
+
+/* K splits configuration c needs for KG groups: ceil(KG / (W * U / 2)). */
+W4P_PLAN_FN int w4p_plan_splits(int c, int KG) {
+  const int per_block = w4p_plan_warps(c) * w4p_plan_units(c) / 2;
+  return (KG + per_block - 1) / per_block;
+}
+
+typedef struct {
+  int cfg;    /* configuration, -1: none fits (S > 8 for every one) */
+  int splits; /* S: K splits per tile = blocks per cluster */
+  int blocks; /* grid: N16 * splits */
+  int waves;  /* ceil(blocks / (sms * blocks_per_sm[cfg])) */
+} w4p_plan_t;
+
+/* The plan for N16 tiles of KG groups on sms SMs, blocks_per_sm[c] the occupancy of each
+ * configuration (0: a block does not fit; never chosen). forced >= 0 takes that configuration
+ * whatever its waves (for tuning; cfg -1 when it would need more than 8 splits or does not
+ * fit). Otherwise, among the configurations with at most 8 splits, the fewest waves, then the
+ * fewest splits (each split adds a cluster sum), then the lower index. */
+W4P_PLAN_FN w4p_plan_t w4p_plan_choose(int N16, int KG, int sms, const int *blocks_per_sm, int forced) {
+  w4p_plan_t best = {-1, 0, 0, 0};
+  for (int c = 0; c < W4P_PLAN_CFGS; c++) {
+    if (forced >= 0 && c != forced) continue;
+    const int s = w4p_plan_splits(c, KG);
+    if (s > W4P_PLAN_MAX_SPLITS || blocks_per_sm[c] < 1) continue;
+    const int64_t blocks = (int64_t)N16 * s, slots = (int64_t)sms * blocks_per_sm[c];
+    if (blocks > (1 << 30)) continue;
+    const int waves = (int)((blocks + slots - 1) / slots);
+    if (best.cfg < 0 || waves < best.waves || (waves == best.waves && s < best.splits)) {
+      best.cfg = c;
+      best.splits = s;
+      best.blocks = (int)blocks;
+      best.waves = waves;
+    }
+  }
+  return best;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
