@@ -22,6 +22,9 @@
  *   ring. Tiles 64 x 128 up to 256 rows (SERVESIM_W4_LARGE), 64 x 256 beyond.
  * SERVESIM_W4_STREAMK=1 sends dense GEMMs of 1..16 rows to the stream-K kernel
  * (kern_w4a16_streamk.cu; correct, measured slower on the H100, so off: kernels/NOTES.md 7).
+ * On Hopper, dense GEMMs of 1..8 rows go to the preload kernel (kern_w4a16_preload.cu: every
+ * weight load issued before the dependent-launch wait; measured faster than these tiles at
+ * every shape but one, kernels/NOTES.md item 9; SERVESIM_W4_PRELOAD=0 keeps them here).
  * On Hopper, dense GEMMs of 33..256 rows go to the wgmma path (kern_w4a16_wgmma.cu; measured
  * faster than these tiles over M = 64..256, kernels/NOTES.md item 8; SERVESIM_W4_WGMMA=0 keeps
  * them here).
