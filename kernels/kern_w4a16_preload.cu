@@ -20,8 +20,14 @@
  *  3. The W warps' partials are summed in warp order through shared memory; with S > 1 block r
  *     of the cluster then sums the r-th 1/S of the tile over the blocks in rank order (distributed
  *     shared memory) and stores it. Deterministic, no workspace, no atomics.
+ * Measured on an H200 (kernels/NOTES.md item 9): 22% less time than the split-K kernel summed
+ * over every shape and slice at 1..8 rows, but still 2.2-3.9x the floor at one row. Its
+ * timeline (bench/bench_w4p_trace.cu) says why: a call's blocks start only as the previous
+ * call's leave (registers hold one call's weights: qkv, o_proj) or only some of them fit beside
+ * it (down, gate_up), so the overlap is ~0.3-1.5 us of a call, and most of the weight stream
+ * still arrives after the wait.
  * Compiled for sm_80 too, where the kernel is empty and w4a16_preload_launch() never launches
- * it. SERVESIM_W4P_CFG (0..3) forces a configuration, for tuning. */
+ * it. SERVESIM_W4P_CFG (0..4) forces a configuration, for tuning. */
 #include <cooperative_groups.h>
 
 #include "kernels/kern_w4a16.cuh"
@@ -30,9 +36,37 @@
 namespace kern_w4 {
 namespace {
 
-template <int W, int U>
-__global__ void __launch_bounds__(32 * W, W == 4 && U == 16 ? 5 : 1) w4p_kernel(W4Args a, int trigger_early) {
+/* A per-block timeline for bench/bench_w4p_trace.cu, which includes this file with W4P_TRACE
+ * defined (the library build has no trace code): thread 0 of each block stamps the global
+ * timer at its start, when its wait returns, when warp 0's main loop is done and at its end,
+ * into slot (call index & 1), the call index passed in the otherwise unused a.topk. */
+#ifdef W4P_TRACE
+constexpr int kW4pTraceBlocks = 8192;
+__device__ unsigned long long w4p_trace_buf[2][kW4pTraceBlocks][4];
+int w4p_trace_last_blocks;
+#define W4P_STAMP(i)                                                                         \
+  do {                                                                                       \
+    unsigned long long now_;                                                                 \
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now_));                                 \
+    const unsigned b_ = blockIdx.z * gridDim.x + blockIdx.x;                                 \
+    if (threadIdx.x == 0 && b_ < kW4pTraceBlocks) w4p_trace_buf[a.topk & 1][b_][i] = now_;   \
+  } while (0)
+#else
+#define W4P_STAMP(i) \
+  do {               \
+  } while (0)
+#endif
+
+/* Least blocks a SM the compiler must leave room for (__launch_bounds__): configuration 2
+ * (4 warps x 16 chunks) 5 so that qkv's 576 blocks are one wave, configuration 4 ((8, 8)
+ * again) 3; the others as many registers as they like. */
+constexpr int w4p_min_blocks(int C) { return C == 2 ? 5 : C == 4 ? 3 : 1; }
+
+template <int C>
+__global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C)) w4p_kernel(W4Args a, int trigger_early) {
+  constexpr int W = w4p_plan_warps(C), U = w4p_plan_units(C);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  W4P_STAMP(0);
   constexpr int MT = 1; /* rows 1..8: one m16n8k16 (8 rows) per k16 step */
   static_assert(U % 2 == 0, "whole groups per warp");
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -56,6 +90,7 @@ __global__ void __launch_bounds__(32 * W, W == 4 && U == 16 ? 5 : 1) w4p_kernel(
    * fragments of chunk u + 1 loaded (from L2) while chunk u is dequantised and multiplied */
   if (trigger_early) kern_pdl_trigger();
   kern_pdl_wait();
+  W4P_STAMP(1);
   /* NACC independent mma chains (one per k16 step when 4), summed in order at the end: the
    * short runs of U <= 8 chunks are latency-bound, while U = 16 needs the registers (measured,
    * kernels/NOTES.md item 9) */
@@ -97,9 +132,8 @@ __global__ void __launch_bounds__(32 * W, W == 4 && U == 16 ? 5 : 1) w4p_kernel(
       const uint32_t scu = sc[u / 2], s_lo = __byte_perm(scu, 0, 0x1010), s_hi = __byte_perm(scu, 0, 0x3232);
 #pragma unroll
       for (int s4 = 0; s4 < 4; s4++) {
-        const uint32_t q = s4 == 0 ? wq[u].x : s4 == 1 ? wq[u].y : s4 == 2 ? wq[u].z : wq[u].w;
         uint32_t af[4];
-        w4_dequant(q, s_lo, s_hi, af);
+        w4_dequant(s4 == 0 ? wq[u].x : s4 == 1 ? wq[u].y : s4 == 2 ? wq[u].z : wq[u].w, s_lo, s_hi, af);
 #pragma unroll
         for (int mt = 0; mt < MT; mt++) {
           const uint4 &xq = xv[mt][s4 >> 1];
@@ -116,6 +150,7 @@ __global__ void __launch_bounds__(32 * W, W == 4 && U == 16 ? 5 : 1) w4p_kernel(
         acc[0][mt][r] = (acc[0][mt][r] + acc[NACC > 1 ? 1 : 0][mt][r]) + (acc[NACC > 2 ? 2 : 0][mt][r] + acc[NACC > 3 ? 3 : 0][mt][r]);
   }
   if (!trigger_early) kern_pdl_trigger();
+  W4P_STAMP(2);
 
   /* 3. the block's partial in warp order, then the cluster's in rank order */
   __shared__ float4 red[W][MT * 32];
@@ -134,6 +169,7 @@ __global__ void __launch_bounds__(32 * W, W == 4 && U == 16 ? 5 : 1) w4p_kernel(
     }
     if (S == 1) {
       w4_store_frag<false>(a.y, N, a.M, (e >> 5) * 8 + 2 * (e & 3), tile, (e & 31) >> 2, s.x, s.y, s.z, s.w);
+      W4P_STAMP(3);
       return;
     }
     part[e] = s;
@@ -154,6 +190,7 @@ __global__ void __launch_bounds__(32 * W, W == 4 && U == 16 ? 5 : 1) w4p_kernel(
     w4_store_frag<false>(a.y, N, a.M, (f >> 5) * 8 + 2 * (f & 3), tile, (f & 31) >> 2, s.x, s.y, s.z, s.w);
   }
   cluster.sync(); /* no block leaves while another reads its shared memory */
+  W4P_STAMP(3);
 #else
   (void)a; (void)trigger_early;
 #endif
@@ -168,11 +205,10 @@ struct W4pDev {
 /* Configuration C of kernels/w4p_plan.h's table. */
 template <int C>
 int w4p_occ(W4pDev *d) {
-  constexpr int W = w4p_plan_warps(C), U = w4p_plan_units(C);
   cudaFuncAttributes fa;
-  KERN_CUDA(cudaFuncGetAttributes(&fa, w4p_kernel<W, U>));
+  KERN_CUDA(cudaFuncGetAttributes(&fa, w4p_kernel<C>));
   d->ok = d->ok && fa.binaryVersion >= 90;
-  KERN_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&d->occ[C], w4p_kernel<W, U>, 32 * W, 0));
+  KERN_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&d->occ[C], w4p_kernel<C>, 32 * w4p_plan_warps(C), 0));
   return ERR_OK;
 }
 
@@ -184,6 +220,7 @@ int w4p_prepare(W4pDev *d) {
     if (!rc) rc = w4p_occ<1>(d);
     if (!rc) rc = w4p_occ<2>(d);
     if (!rc) rc = w4p_occ<3>(d);
+    if (!rc) rc = w4p_occ<4>(d);
     if (rc) return rc;
   }
   d->ready = 1;
@@ -192,9 +229,11 @@ int w4p_prepare(W4pDev *d) {
 
 template <int C>
 int w4p_launch(const W4Args &a, int splits, int early, cudaStream_t st) {
-  constexpr int W = w4p_plan_warps(C), U = w4p_plan_units(C);
-  return kern_launch_ex(w4p_kernel<W, U>, dim3((unsigned)(a.N / 16), 1, (unsigned)splits), dim3(32 * W), 0, st, splits,
-                        a, early);
+#ifdef W4P_TRACE
+  w4p_trace_last_blocks = a.N / 16 * splits;
+#endif
+  return kern_launch_ex(w4p_kernel<C>, dim3((unsigned)(a.N / 16), 1, (unsigned)splits), dim3(32 * w4p_plan_warps(C)),
+                        0, st, splits, a, early);
 }
 
 } // namespace
@@ -227,7 +266,8 @@ int w4a16_preload_launch(const W4Args &a, int sms, cudaStream_t st, int *launche
     case 0: return w4p_launch<0>(a, p.splits, early, st);
     case 1: return w4p_launch<1>(a, p.splits, early, st);
     case 2: return w4p_launch<2>(a, p.splits, early, st);
-    default: return w4p_launch<3>(a, p.splits, early, st);
+    case 3: return w4p_launch<3>(a, p.splits, early, st);
+    default: return w4p_launch<4>(a, p.splits, early, st);
   }
 }
 

@@ -5,6 +5,8 @@
  * cluster (8); the choice is the fewest waves, then splits, then the lower index;
  * a forced configuration is honoured. A wrong formula here would drop or double-count chunks on
  * the GPU, or read past a warp's registers. */
+#include <stdint.h>
+
 #include "common/rng.h"
 #include "kernels/w4p_plan.h"
 #include "tests/check.h"
@@ -26,16 +28,21 @@ static void check_split(int cfg, int KG) {
 }
 
 /* The choice against a brute-force reading of its rule: the fewest waves, then the fewest
- * splits, then the lower index, among configurations that fit with at most 8 splits. */
+ * splits, then the most warps, then the fewest chunks a warp, then the lower index, among
+ * configurations that fit with at most 8 splits: every candidate scored as one tuple. */
 static void check_choice(int N16, int KG, int sms, const int *occ) {
   const w4p_plan_t p = w4p_plan_choose(N16, KG, sms, occ, -1);
   int want = -1, want_waves = 0, want_s = 0;
+  int64_t want_key = INT64_MAX;
   for (int c = 0; c < W4P_PLAN_CFGS; c++) {
     const int s = w4p_plan_splits(c, KG);
     if (s > W4P_PLAN_MAX_SPLITS || occ[c] < 1) continue;
     const int64_t slots = (int64_t)sms * occ[c], blocks = (int64_t)N16 * s;
     const int waves = (int)((blocks + slots - 1) / slots);
-    if (want < 0 || waves < want_waves || (waves == want_waves && s < want_s)) {
+    /* waves, splits, -warps, chunks, index: each field below 100 here */
+    const int64_t key = (((((int64_t)waves * 100 + s) * 100 + (100 - w4p_plan_warps(c))) * 100 + w4p_plan_units(c)) * 100) + c;
+    if (key < want_key) {
+      want_key = key;
       want = c;
       want_waves = waves;
       want_s = s;
@@ -50,13 +57,15 @@ int main(void) {
   for (int c = 0; c < W4P_PLAN_CFGS; c++)
     for (int KG = 1; KG <= 1024; KG++) check_split(c, KG);
   /* occupancies as the H100/H200 build has them (blocks of 8, 8, 4, 8 warps a SM) */
-  const int occ[W4P_PLAN_CFGS] = {3, 3, 5, 2};
+  const int occ[W4P_PLAN_CFGS] = {3, 2, 5, 2, 3}; /* the H200 build's */
   /* the Qwen3-235B shapes on 132 SMs: (n16 tiles, groups) -> configuration */
   struct { int N16, KG, cfg, splits; } model[] = {
       {9216 / 16, 4096 / 128, 2, 1}, /* qkv: 576 blocks of 4 warps x 16 chunks, 5 a SM */
       {4096 / 16, 8192 / 128, 3, 1}, /* o_proj: 256 blocks of 8 warps x 16 chunks, 2 a SM */
       {3072 / 16, 4096 / 128, 1, 1}, /* gate_up: 192 blocks of 8 warps x 8 chunks */
       {4096 / 16, 1536 / 128, 0, 1}, /* down: 256 blocks, 1 or 2 groups a warp */
+      {4608 / 16, 4096 / 128, 4, 1}, /* qkv at TP=2: 288 blocks, one wave only at 3 a SM */
+      {2304 / 16, 4096 / 128, 1, 1}, /* qkv at TP=4 */
       {768 / 16, 4096 / 128, 1, 1},  /* gate_up at TP=4 */
       {4096 / 16, 384 / 128, 0, 1},  /* down at TP=4 */
   };
@@ -76,7 +85,7 @@ int main(void) {
   }
   /* a configuration that does not fit is never chosen, nor forced */
   {
-    const int occ2[W4P_PLAN_CFGS] = {3, 3, 0, 2};
+    const int occ2[W4P_PLAN_CFGS] = {3, 3, 0, 2, 3};
     const w4p_plan_t p = w4p_plan_choose(9216 / 16, 4096 / 128, 132, occ2, -1);
     CHECK(p.cfg != 2 && p.cfg >= 0);
     CHECK(w4p_plan_choose(9216 / 16, 4096 / 128, 132, occ2, 2).cfg == -1);

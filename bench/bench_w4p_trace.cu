@@ -1,0 +1,163 @@
+/* bench_w4p_trace: a per-block timeline of the preload W4A16 kernel (kernels/kern_w4a16_preload.cu)
+ * inside a chain of calls, the way bench_kernels times it: 20 calls captured in one CUDA graph
+ * under programmatic dependent launch, weights rotated over copies larger than twice the L2.
+ * This program compiles that kernel itself with W4P_TRACE defined, so the library's kernel has
+ * no trace code; each block's thread 0 stamps the global timer (ns) at its start, when its
+ * dependency wait returns, when warp 0's main loop is done, and at its end.
+ *
+ * For the last call of a replay (call 19) against the call before it (call 18), it prints the
+ * percentiles over blocks of those four moments, counted from the end of call 18 (its last
+ * block's end stamp), and of the three phases of each block: start -> wait returned, wait ->
+ * loop done (activations, dequantisation, mmas), loop done -> end (reduction, store, cluster).
+ * Weights and activations are constants (the timing does not depend on their values).
+ *
+ * Usage: bench_w4p_trace [M] (default 1; 1..8). Exit 77 without a GPU. Environment switches of
+ * the kernel apply (SERVESIM_W4P_CFG, _TRIGGER). */
+#define W4P_TRACE 1
+#include "kernels/kern_w4a16_preload.cu"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#define TR_CUDA(call)                                                                          \
+  do {                                                                                         \
+    cudaError_t e_ = (call);                                                                   \
+    if (e_ != cudaSuccess) {                                                                   \
+      fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));   \
+      exit(1);                                                                                 \
+    }                                                                                          \
+  } while (0)
+
+namespace {
+
+struct TrShape {
+  const char *name;
+  int K, N;
+};
+
+/* p-th percentile (0..100) of v, nearest rank; v is sorted here. */
+double tr_pct(std::vector<double> &v, double p) {
+  std::sort(v.begin(), v.end());
+  if (v.empty()) return 0.0;
+  size_t i = (size_t)(p / 100.0 * (double)(v.size() - 1) + 0.5);
+  return v[i < v.size() ? i : v.size() - 1];
+}
+
+void tr_shape(const TrShape &s, int M, int sms, size_t l2, cudaStream_t st) {
+  const size_t q_bytes = (size_t)s.K * s.N / 2, s_bytes = (size_t)(s.K / 128) * s.N * 2;
+  const int copies = (int)std::min<size_t>(64, 2 * l2 / (q_bytes + s_bytes) + 2);
+  uint8_t *qrep, *srep;
+  uint16_t *x, *y;
+  TR_CUDA(cudaMalloc(&qrep, q_bytes * copies));
+  TR_CUDA(cudaMalloc(&srep, s_bytes * copies));
+  TR_CUDA(cudaMalloc(&x, (size_t)M * s.K * 2));
+  TR_CUDA(cudaMalloc(&y, (size_t)M * s.N * 2));
+  TR_CUDA(cudaMemset(qrep, 0x5a, q_bytes * copies));
+  TR_CUDA(cudaMemset(srep, 0x3c, s_bytes * copies)); /* bf16 0x3c3c = 0.0115 */
+  TR_CUDA(cudaMemset(x, 0x3c, (size_t)M * s.K * 2));
+  const int calls = 20;
+  auto launch = [&](int i) {
+    kern_w4::W4Args a = {};
+    a.y = y;
+    a.x = x;
+    a.qrep = (const uint4 *)(qrep + (size_t)(i % copies) * q_bytes);
+    a.srep = (const uint32_t *)(srep + (size_t)(i % copies) * s_bytes);
+    a.M = M;
+    a.K = s.K;
+    a.N = s.N;
+    a.topk = i; /* the call index, for the trace slot */
+    int launched = 0;
+    if (kern_w4::w4a16_preload_launch(a, sms, st, &launched) || !launched) {
+      fprintf(stderr, "bench_w4p_trace: %s M=%d: the preload kernel did not launch (%s)\n", s.name, M, err_msg());
+      exit(1);
+    }
+  };
+  for (int i = 0; i < calls; i++) launch(i); /* warm-up outside capture */
+  TR_CUDA(cudaStreamSynchronize(st));
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  TR_CUDA(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < calls; i++) launch(i);
+  TR_CUDA(cudaStreamEndCapture(st, &graph));
+  TR_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  cudaEvent_t e0, e1;
+  TR_CUDA(cudaEventCreate(&e0));
+  TR_CUDA(cudaEventCreate(&e1));
+  for (int r = 0; r < 5; r++) TR_CUDA(cudaGraphLaunch(exec, st));
+  TR_CUDA(cudaEventRecord(e0, st));
+  TR_CUDA(cudaGraphLaunch(exec, st));
+  TR_CUDA(cudaEventRecord(e1, st));
+  TR_CUDA(cudaEventSynchronize(e1));
+  float ms = 0;
+  TR_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+  const int nb = kern_w4::w4p_trace_last_blocks;
+  if (nb > kern_w4::kW4pTraceBlocks) {
+    fprintf(stderr, "bench_w4p_trace: %s: %d blocks, the trace holds %d\n", s.name, nb, kern_w4::kW4pTraceBlocks);
+    exit(1);
+  }
+  static unsigned long long buf[2][kern_w4::kW4pTraceBlocks][4];
+  TR_CUDA(cudaMemcpyFromSymbol(buf, kern_w4::w4p_trace_buf, sizeof buf));
+  /* call 18 in slot 0, call 19 in slot 1 */
+  unsigned long long prev_end = 0, prev_start = ~0ull;
+  for (int b = 0; b < nb; b++) {
+    prev_end = std::max(prev_end, buf[0][b][3]);
+    prev_start = std::min(prev_start, buf[0][b][0]);
+  }
+  std::vector<double> at[4], ph[3];
+  unsigned long long cur_end = 0;
+  for (int b = 0; b < nb; b++) {
+    for (int k = 0; k < 4; k++) at[k].push_back(((double)buf[1][b][k] - (double)prev_end) / 1000.0);
+    for (int k = 0; k < 3; k++) ph[k].push_back(((double)buf[1][b][k + 1] - (double)buf[1][b][k]) / 1000.0);
+    cur_end = std::max(cur_end, buf[1][b][3]);
+  }
+  printf("| %s | %d | %d | %.2f | %.2f | %.2f |", s.name, M, nb, ms * 1000.0 / calls, (double)(prev_end - prev_start) / 1000.0,
+         ((double)cur_end - (double)prev_end) / 1000.0);
+  for (int k = 0; k < 4; k++) printf(" %.2f / %.2f / %.2f |", tr_pct(at[k], 10), tr_pct(at[k], 50), tr_pct(at[k], 90));
+  for (int k = 0; k < 3; k++) printf(" %.2f / %.2f |", tr_pct(ph[k], 50), tr_pct(ph[k], 90));
+  printf("\n");
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  cudaFree(qrep);
+  cudaFree(srep);
+  cudaFree(x);
+  cudaFree(y);
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  const int M = argc > 1 ? atoi(argv[1]) : 1;
+  if (argc > 2 || M < 1 || M > 8) {
+    fprintf(stderr, "usage: bench_w4p_trace [M]   (M = 1..8, default 1)\n");
+    return 2;
+  }
+  int n_dev = 0;
+  if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev == 0) {
+    fprintf(stderr, "bench_w4p_trace: no CUDA device\n");
+    return 77;
+  }
+  cudaDeviceProp prop;
+  TR_CUDA(cudaGetDeviceProperties(&prop, 0));
+  if (prop.major != 9) {
+    fprintf(stderr, "bench_w4p_trace: the preload kernel runs on compute capability 9.x only (this is %d.%d)\n",
+            prop.major, prop.minor);
+    return 77;
+  }
+  cudaStream_t st;
+  TR_CUDA(cudaStreamCreate(&st));
+  printf("device: %s, %d SMs; programmatic dependent launch: %s\n", prop.name, prop.multiProcessorCount,
+         kern_pdl_on() ? "on" : "off");
+  printf("times in us; moments counted from the end of the previous call (its last block); p10 / p50 / p90 over blocks\n\n");
+  printf("| shape | M | blocks | us a call (graph) | previous call's span | end - previous end | start | wait returned | loop done "
+         "| end | start -> wait p50 / p90 | wait -> loop | loop -> end |\n");
+  printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  const TrShape shapes[] = {{"qkv", 4096, 9216}, {"o_proj", 8192, 4096}, {"gate_up", 4096, 3072}, {"down", 1536, 4096},
+                            {"qkv TP=2", 4096, 4608}, {"down TP=4", 384, 4096}};
+  for (const TrShape &s : shapes) tr_shape(s, M, prop.multiProcessorCount, (size_t)prop.l2CacheSize, st);
+  cudaStreamDestroy(st);
+  return 0;
+}
