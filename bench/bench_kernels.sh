@@ -6,6 +6,8 @@
 #   TUNE=1     time the small-M variants and large-M tiles first; the full run uses the fastest
 #   PRELOAD=1  time the preload path for 1..8 rows (SERVESIM_W4_PRELOAD, _W4P_CFG, _W4P_TRIGGER)
 #              against the split-K kernel at every shape and slice, into $OUT/preload.txt
+#   TRACE=1    the preload kernel's per-block timeline (bench_w4p_trace) at 1 and 8 rows, into
+#              $OUT/trace.txt
 #   STREAMK=1  time the stream-K small-M path (SERVESIM_W4_STREAMK) at cluster sizes, trigger places
 #              and warps a block (STREAMK_CFGS) against the split-K kernel, into $OUT/streamk.txt
 set -uo pipefail
@@ -19,9 +21,10 @@ TESTS="test_kern_w4a16 test_kern_moe test_kern_norm test_kern_attn test_kern_lay
 BIN=""
 if cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DSERVESIM_DEPS_PREFIX=/tmp/deps \
       -DCMAKE_CUDA_ARCHITECTURES=90 > "$OUT/build.log" 2>&1 &&
-   cmake --build build-gpu -j "$(nproc)" --target $TESTS bench_kernels >> "$OUT/build.log" 2>&1; then
+   cmake --build build-gpu -j "$(nproc)" --target $TESTS bench_kernels bench_w4p_trace >> "$OUT/build.log" 2>&1; then
   BIN=build-gpu
   for t in $TESTS; do cp "build-gpu/tests/$t" "build-gpu/$t" 2>/dev/null; done
+  cp build-gpu/bench/bench_w4p_trace build-gpu/bench_w4p_trace
   cp build-gpu/bench/bench_kernels build-gpu/bench_kernels
 else
   echo "CMake build failed (see build.log); compiling the kernel sources directly" | tee -a "$OUT/build.log"
@@ -112,5 +115,8 @@ if [ "${PRELOAD:-0}" = 1 ]; then
       awk -F'|' '/^\| (qkv|o_proj|gate_up|down) /{s+=$7; if ($6 + 0 <= 8) t+=$7} END{print "summed us", s+0, "(M <= 8:", t+0 ")"}' /tmp/kern-tune.txt
       grep validation /tmp/kern-tune.txt; } | tee -a "$OUT/preload.txt"
   done
+fi
+if [ "${TRACE:-0}" = 1 ]; then
+  { "$BIN/bench_w4p_trace" 1; "$BIN/bench_w4p_trace" 8 | tail -n +5; } > "$OUT/trace.txt" 2>&1
 fi
 timeout 400 "$BIN/bench_kernels" "$@" 2>&1 | tee "$OUT/bench.txt"
