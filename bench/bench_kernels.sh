@@ -108,7 +108,7 @@ if [ "${PRELOAD:-0}" = 1 ]; then
   # forced one that needs more than 8 splits falls back to the split-K kernel); every shape and
   # slice at M = 1, 4, 8, 16, same machine, into $OUT/preload.txt
   for envs in SERVESIM_W4_PRELOAD=0 SERVESIM_W4_PRELOAD=1 SERVESIM_W4P_TRIGGER=0 \
-              SERVESIM_W4P_CFG=0 SERVESIM_W4P_CFG=1 SERVESIM_W4P_CFG=2 SERVESIM_W4P_CFG=3; do
+              SERVESIM_W4P_CFG=0 SERVESIM_W4P_CFG=1 SERVESIM_W4P_CFG=2 SERVESIM_W4P_CFG=3 SERVESIM_W4P_CFG=4; do
     env $envs timeout 120 "$BIN/bench_kernels" --small > /tmp/kern-tune.txt 2>&1
     { echo "== $envs"
       grep -E "^\| (qkv|o_proj|gate_up|down) " /tmp/kern-tune.txt | awk -F'|' '{printf "%s TP%s M=%s %s us (%sx)\n", $2, $3, $6, $7, $9}'
