@@ -142,12 +142,11 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C)) w4p
       }
     }
   }
-  if (NACC == 4) {
+  if constexpr (NACC == 4) {
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-      for (int r = 0; r < 4; r++)
-        acc[0][mt][r] = (acc[0][mt][r] + acc[NACC > 1 ? 1 : 0][mt][r]) + (acc[NACC > 2 ? 2 : 0][mt][r] + acc[NACC > 3 ? 3 : 0][mt][r]);
+      for (int r = 0; r < 4; r++) acc[0][mt][r] = (acc[0][mt][r] + acc[1][mt][r]) + (acc[2][mt][r] + acc[3][mt][r]);
   }
   if (!trigger_early) kern_pdl_trigger();
   W4P_STAMP(2);
