@@ -53,8 +53,8 @@ for t in $TESTS; do
 done > "$OUT/tests.txt" 2>&1
 # the GEMM test again without the preload path (the split-K kernel at 1..8 rows), with split-K
 # summed through the workspace, with the stream-K path, with the all-threads wgmma kernel and
-# without wgmma (ctest: gpu_kern_w4a16_splitk, _workspace, _streamk, _wgmma1, _mmasync)
-for v in splitk:SERVESIM_W4_PRELOAD=0 workspace:SERVESIM_W4_CLUSTER=0,SERVESIM_W4_PRELOAD=0 streamk:SERVESIM_W4_STREAMK=1 wgmma1:SERVESIM_W4_WGMMA=1 mmasync:SERVESIM_W4_WGMMA=0; do
+# without wgmma (ctest: gpu_kern_w4a16_splitk, _w4pcfg4, _workspace, _streamk, _wgmma1, _mmasync)
+for v in splitk:SERVESIM_W4_PRELOAD=0 w4pcfg4:SERVESIM_W4P_CFG=4 workspace:SERVESIM_W4_CLUSTER=0,SERVESIM_W4_PRELOAD=0 streamk:SERVESIM_W4_STREAMK=1 wgmma1:SERVESIM_W4_WGMMA=1 mmasync:SERVESIM_W4_WGMMA=0; do
   { echo "== gpu_kern_w4a16 ${v#*:}"
     if env $(echo "${v#*:}" | tr , " ") timeout 300 "$BIN/gpu_kern_w4a16" > /tmp/kern-test.log 2>&1; then
       cat /tmp/kern-test.log; echo "PASS gpu_kern_w4a16_${v%%:*}"
