@@ -81,13 +81,24 @@ static inline int kern_env_int(const char *name, int dflt) {
   return e && *e ? atoi(e) : dflt;
 }
 
+/* The launchers' per-device caches (occupancy, attributes set on a function) hold
+ * KERN_MAX_DEVICES slots; kern_device_slot() gives the current device's, devices past the last
+ * sharing it. ERR_DEVICE when the current device cannot be read. */
+enum { KERN_MAX_DEVICES = 64 };
+static inline int kern_device_slot(int *slot) {
+  int dev = 0;
+  KERN_CUDA(cudaGetDevice(&dev));
+  *slot = dev >= 0 && dev < KERN_MAX_DEVICES ? dev : KERN_MAX_DEVICES - 1;
+  return 0;
+}
+
 /* Compute capability of the current device as 10 x major + minor (90 on an H100 or H200), read
  * once per device: the switches of the Hopper-only paths (PDL, cluster split-K, wgmma) ask it.
  * 0 when it cannot be read. */
 static inline int kern_device_cc(void) {
-  static int cc[64]; /* per device: 0 not read yet, -1 unreadable */
+  static int cc[KERN_MAX_DEVICES]; /* per device: 0 not read yet, -1 unreadable */
   int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= KERN_MAX_DEVICES) return 0;
   if (!cc[dev]) {
     int major = 0, minor = 0;
     cc[dev] = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&

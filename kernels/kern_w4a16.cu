@@ -480,9 +480,9 @@ __global__ void w4a16_repack_scales_kernel(uint16_t *srep, const uint16_t *s0, c
 }
 
 int w4a16_num_sms(void) {
-  static int sms[64];
+  static int sms[KERN_MAX_DEVICES];
   int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 132;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= KERN_MAX_DEVICES) return 132;
   if (!sms[dev] && cudaDeviceGetAttribute(&sms[dev], cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
     sms[dev] = 132;
   return sms[dev];
@@ -503,7 +503,7 @@ namespace {
 
 /* Split-K capacity of a workspace: splits * padded rows <= kSplitRows; block tiles that split
  * <= kCounters. */
-constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384, kDefaultVariant = 8, kDefaultVariantMoe = 2, kDefaultLarge = 0, kMaxDevices = 64;
+constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384, kDefaultVariant = 8, kDefaultVariantMoe = 2, kDefaultLarge = 0;
 
 int64_t w4a16_npad(int N) { return ((int64_t)N + 127) / 128 * 128; }
 
@@ -522,10 +522,9 @@ struct W4Cfg {
     /* The shared-memory limit is a per-device attribute of the function: set it once on each
      * device a launch runs on (the executor drives one GPU per thread). Racing first calls
      * both set the same value, which is harmless. */
-    static int occ[kMaxDevices], sm90[kMaxDevices];
+    static int occ[KERN_MAX_DEVICES], sm90[KERN_MAX_DEVICES];
     int dev = 0;
-    KERN_CUDA(cudaGetDevice(&dev));
-    if (dev < 0 || dev >= kMaxDevices) dev = kMaxDevices - 1;
+    if (int rc = kern_device_slot(&dev)) return rc;
     auto fn = w4a16_kernel<MT, NT, WK, WN, WM, S, MOE, GATHER, SILU, XS, RING>;
     if (occ[dev] <= 0) {
       KERN_CUDA(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSmem));

@@ -246,10 +246,10 @@ int w4a16_preload_on(void) {
 int w4a16_preload_launch(const W4Args &a, int sms, cudaStream_t st, int *launched) {
   *launched = 0;
   if (a.M < 1 || a.M > 8) return ERR_OK;
-  static W4pDev devs[64];
+  static W4pDev devs[KERN_MAX_DEVICES];
   int dev = 0;
-  KERN_CUDA(cudaGetDevice(&dev));
-  W4pDev *d = devs + (dev >= 0 && dev < 64 ? dev : 63);
+  if (int rc = kern_device_slot(&dev)) return rc;
+  W4pDev *d = devs + dev;
   if (int rc = w4p_prepare(d)) return rc;
   if (!d->ok) return ERR_OK;
   static int forced = -2, early = -1;

@@ -301,10 +301,10 @@ int sk_prepare(SkDev *d) {
 
 template <int MT, int W>
 int sk_launch(const W4Args &a, int sms, cudaStream_t st, int *launched) {
-  static SkDev devs[64];
+  static SkDev devs[KERN_MAX_DEVICES];
   int dev = 0;
-  KERN_CUDA(cudaGetDevice(&dev));
-  SkDev *d = devs + (dev >= 0 && dev < 64 ? dev : 63);
+  if (int rc = kern_device_slot(&dev)) return rc;
+  SkDev *d = devs + dev;
   if (int rc = sk_prepare<MT, W>(d)) return rc;
   if (!d->ok) return ERR_OK;
   static int cl_env = -1, early = -1;

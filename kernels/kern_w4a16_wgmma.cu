@@ -291,10 +291,9 @@ __global__ void __launch_bounds__(WG * 128, BT <= 64 ? 2 : 1) w4g_kernel(W4Args 
  * calculator at `threads` a block), once per device. */
 template <auto FN>
 int w4g_prepare(int threads, size_t smem, int *occ) {
-  static int occ_dev[64];
+  static int occ_dev[KERN_MAX_DEVICES];
   int dev = 0;
-  KERN_CUDA(cudaGetDevice(&dev));
-  if (dev < 0 || dev >= 64) dev = 63;
+  if (int rc = kern_device_slot(&dev)) return rc;
   if (!occ_dev[dev]) {
     KERN_CUDA(cudaFuncSetAttribute(FN, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     int o = 0;
