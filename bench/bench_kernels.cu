@@ -545,7 +545,7 @@ static void bench_floor(const std::vector<shape> &shapes, int sms) {
 
 int main(int argc, char **argv) {
   int quick = 0, only_moe = 0, only_gemm = 0, only_attn = 0, tune = 0, tune_large = 0, floor_probe = 0, mid = 0, small = 0;
-  const char *only_shape = NULL;
+  const char *only_shape = NULL, *only_m = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick")) quick = 1;
     else if (!strcmp(argv[i], "--mid")) mid = only_gemm = 1;
@@ -565,8 +565,12 @@ int main(int argc, char **argv) {
         return 2;
       }
     }
+    else if (!strcmp(argv[i], "--m") && i + 1 < argc) {
+      only_m = argv[++i];
+      only_gemm = 1;
+    }
     else {
-      fprintf(stderr, "bench_kernels: unknown flag %s (flags: --quick, --mid, --small, --tune, --tune-large, --moe, --gemm, --attn, --floor, --only SHAPE)\n", argv[i]);
+      fprintf(stderr, "bench_kernels: unknown flag %s (flags: --quick, --mid, --small, --tune, --tune-large, --moe, --gemm, --attn, --floor, --only SHAPE, --m M[,M...])\n", argv[i]);
       return 2;
     }
   }
@@ -637,6 +641,19 @@ int main(int argc, char **argv) {
     if (tune_large) { /* batches of 64..256, for comparing SERVESIM_W4_LARGE settings */
       Ms = {64, 128, 256};
       shapes.resize(4);
+    }
+    if (only_m) { /* --m 64,256: these row counts only */
+      Ms.clear();
+      for (const char *p = only_m; *p;) {
+        char *end;
+        const long m = strtol(p, &end, 10);
+        if (end == p || m < 1 || m > 4096 || (*end && *end != ',')) {
+          fprintf(stderr, "bench_kernels: --m %s: not a list of row counts 1..4096\n", only_m);
+          return 2;
+        }
+        Ms.push_back((int)m);
+        p = *end ? end + 1 : end;
+      }
     }
     printf("\n| shape | TP | K | N | M | w4a16 us | GB/s | ratio to floor | floor us | cuBLAS bf16 us | speedup | TFLOP/s | nmse |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");

@@ -64,6 +64,21 @@ __device__ __forceinline__ void w4g_commit() { asm volatile("wgmma.commit_group.
 template <int N>
 __device__ __forceinline__ void w4g_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
 
+/* A wgmma reads its register operands (A fragments, accumulators) asynchronously, until the
+ * wgmma.wait_group that retires it, but the compiler sees them read once, at the issue: without
+ * these empty statements, which the compiler must assume read and rewrite the registers where
+ * they stand, it may give a retired-looking A fragment's registers to the next chunk's
+ * dequantisation while the wgmma still read them, and ptxas then serialises every wgmma of the
+ * kernel (its warning C7513). Placed after the wait that retires the operand. */
+__device__ __forceinline__ void w4g_keep(uint32_t (&af)[4][4]) {
+#pragma unroll
+  for (int s = 0; s < 4; s++) asm volatile("" : "+r"(af[s][0]), "+r"(af[s][1]), "+r"(af[s][2]), "+r"(af[s][3])::"memory");
+}
+template <int N>
+__device__ __forceinline__ void w4g_keep(float (&d)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
 /* The quad transposition of kernels/w4g_layout.h: w[s] in, this lane's repacked word of step s;
  * out, its plain-order word of step s (w4g_natural_word). With M[l][j] = w4g_part(lane l's
  * words, j), lane t ends with M[s][t] for s = 0..3: one exchange across lanes t ^ 2 of the pair
@@ -253,14 +268,17 @@ __global__ void __launch_bounds__(WG * 128, BT <= 64 ? 2 : 1) w4g_kernel(W4Args 
   dequant(af0, 0);
   /* one chunk: its wgmma on af, then (if another follows) the next chunk's dequantisation into
    * af_next once the chunk before this one is done with it */
-  auto chunk = [&](int c, const uint32_t(&af)[4][4], uint32_t(&af_next)[4][4]) {
+  auto chunk = [&](int c, uint32_t(&af)[4][4], uint32_t(&af_next)[4][4]) {
     const int j = c % S;
+    w4g_keep(d);
     w4g_fence();
 #pragma unroll
     for (int s = 0; s < 4; s++) w4g_mma<BT>(d, af[s], w4g_desc(stage(j) + s * w4g_step_bytes(BT), lbo, sbo));
     w4g_commit();
+    w4g_keep(d);
     if (c + 1 < n) {
       w4g_wait<1>();  /* chunk c-1's wgmma done: af_next and stage (c-1) % S are free */
+      w4g_keep(af_next);
       w4_wait<S - 3>(); /* this thread's copies of chunk c+1 landed */
       asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
       __syncthreads();
@@ -277,6 +295,7 @@ __global__ void __launch_bounds__(WG * 128, BT <= 64 ? 2 : 1) w4g_kernel(W4Args 
     if (c + 1 < n) chunk(c + 1, af1, af0);
   }
   w4g_wait<0>();
+  w4g_keep(d);
   w4_wait<0>();
   kern_pdl_trigger();
 
@@ -323,19 +342,20 @@ int w4g_launch(const W4Args &a, int sms, cudaStream_t st, int swap) {
 
 
 /* ---- Warp-specialised variant (SERVESIM_W4_WGMMA=2): a producer warp fills an S-stage ring
- * by TMA -- the activation tile through a 2D tensor map with 128-byte swizzle, each warp's
- * weight words (512 contiguous bytes per n16 tile and chunk) and the block's scales by 1D bulk
- * copies -- on a full mbarrier per stage; the two consumer warpgroups wait on it, dequantise,
- * run their wgmma and release the stage on an empty mbarrier once wgmma.wait 1 says the chunk
- * before is done. No block barrier in the loop. */
-constexpr int kWsStages = 5;
-
-template <int BT>
+ * by TMA with the activation tile (2D tensor map, 128-byte swizzle) on a full mbarrier per
+ * stage; the two consumer warpgroups wait on it, dequantise, run their wgmma and release the
+ * stage on an empty mbarrier once wgmma.wait 1 says the chunk before is done. No block barrier
+ * in the loop. The weights (WREG, the default): each consumer warp loads its own 512 bytes a
+ * chunk (16 a lane) and its scales from global memory into registers P chunks ahead. Without
+ * WREG (SERVESIM_W4WS_CFG=1, the fifth session's data path) they come through the ring too, by
+ * nine 1D bulk copies a chunk -- which capped the producer at ~1450 SM cycles a chunk on the
+ * H200 against ~800 a chunk with WREG (bench_w4ws_trace; kernels/NOTES.md item 10). */
+template <int BT, int S, bool WREG>
 struct WsCfg {
-  static constexpr int T = 2 * 128 + 32, XB = BT * 128, WB = 8 * 512, SB = 8 * 32;
+  static constexpr int T = 2 * 128 + 32, XB = BT * 128, WB = WREG ? 0 : 8 * 512, SB = WREG ? 0 : 8 * 32;
   static constexpr int STAGE = (XB + WB + SB + 1023) / 1024 * 1024; /* X tiles 1024-aligned (swizzle) */
-  static constexpr size_t kSmem = (size_t)kWsStages * STAGE + 1024;
-  static_assert((size_t)(BT / 2) * 256 * 4 <= (size_t)kWsStages * STAGE, "the split-K sum must fit in the ring");
+  static constexpr size_t kSmem = (size_t)S * STAGE + 1024;
+  static_assert((size_t)(BT / 2) * 256 * 4 <= (size_t)S * STAGE, "the split-K sum must fit in the ring");
 };
 
 #ifdef W4G_SM90A
@@ -379,11 +399,28 @@ __device__ __forceinline__ uint64_t ws_desc(const void *smem) {
 }
 #endif
 
-template <int BT>
-__global__ void __launch_bounds__(WsCfg<BT>::T, 1) w4ws_kernel(const __grid_constant__ CUtensorMap tmx, W4Args a) {
+/* A per-chunk timeline of block (0, 0, 0) for bench/bench_w4ws_trace.cu, which includes this file
+ * with W4WS_TRACE defined (the library build has no trace code): SM clock stamps of the
+ * producer's empty-slot waits and of consumer warp 0's full waits, wgmma issues and retirements. */
+#ifdef W4WS_TRACE
+constexpr int kWsTraceChunks = 128;
+__device__ long long ws_trace_buf[5][kWsTraceChunks]; /* [event][chunk]; event 4: start, epilogue, end */
+#define WS_STAMP(ev, c)                                                                             \
+  do {                                                                                              \
+    if (blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (c) < kWsTraceChunks)              \
+      ws_trace_buf[ev][c] = clock64();                                                              \
+  } while (0)
+#else
+#define WS_STAMP(ev, c) \
+  do {                  \
+  } while (0)
+#endif
+
+template <int BT, int MINB, int S, bool WREG, int P>
+__global__ void __launch_bounds__(WsCfg<BT, S, WREG>::T, MINB) w4ws_kernel(const __grid_constant__ CUtensorMap tmx, W4Args a) {
 #ifdef W4G_SM90A
-  using Cfg = WsCfg<BT>;
-  constexpr int S = kWsStages, XB = Cfg::XB;
+  using Cfg = WsCfg<BT, S, WREG>;
+  constexpr int XB = Cfg::XB;
   extern __shared__ uint8_t ws_raw[];
   __shared__ __align__(8) uint64_t full[S], empty[S];
   uint8_t *base = ws_raw + ((1024 - (ws_u32(ws_raw) & 1023)) & 1023);
@@ -392,7 +429,13 @@ __global__ void __launch_bounds__(WsCfg<BT>::T, 1) w4ws_kernel(const __grid_cons
   const int nt0 = blockIdx.x * 8, ntiles = NT16 - nt0 < 8 ? NT16 - nt0 : 8;
   const int m0 = blockIdx.y * BT;
   const int splits = gridDim.z, z = blockIdx.z;
-  const int kc0 = (int)((int64_t)z * KC / splits), n = (int)((int64_t)(z + 1) * KC / splits) - kc0;
+  /* splits in whole groups of P chunks (the consumers' loop step): no tail after the loop when
+   * P = 4, one odd chunk at most when P = 2 (a conditional wgmma chunk after a loop of 4 makes
+   * ptxas serialise the wgmma, warning C7512) */
+  static_assert(P == 2 || P == 4, "P chunks a loop step");
+  constexpr int q = P == 4 ? 4 : 1; /* the split quantum (the launcher checks KC % q == 0) */
+  const int KQ = KC / q, kc0 = q * (int)((int64_t)z * KQ / splits);
+  const int n = q * (int)((int64_t)(z + 1) * KQ / splits) - kc0;
   auto stage = [&](int j) { return base + (size_t)j * Cfg::STAGE; };
   if (tid == 0) {
     for (int j = 0; j < S; j++) {
@@ -402,6 +445,7 @@ __global__ void __launch_bounds__(WsCfg<BT>::T, 1) w4ws_kernel(const __grid_cons
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
+  if (tid == 0) WS_STAMP(4, 0);
   float d[BT / 2];
 #pragma unroll
   for (int i = 0; i < BT / 2; i++) d[i] = 0.f;
@@ -411,51 +455,103 @@ __global__ void __launch_bounds__(WsCfg<BT>::T, 1) w4ws_kernel(const __grid_cons
     if (lane == 0) {
       const uint8_t *wq = reinterpret_cast<const uint8_t *>(a.qrep);
       const uint8_t *sq = reinterpret_cast<const uint8_t *>(a.srep);
-      const uint32_t bytes = XB + ntiles * (512 + 32);
+      const uint32_t bytes = XB + (WREG ? 0 : ntiles * (512 + 32));
       for (int c = 0; c < n; c++) {
         const int j = c % S;
         if (c >= S) ws_wait(&empty[j], ((c / S) - 1) & 1);
+        WS_STAMP(0, c);
         uint8_t *sp = stage(j);
         ws_expect_tx(&full[j], bytes);
-        for (int i = 0; i < ntiles; i++) ws_bulk(sp + XB + i * 512, wq + ((size_t)(nt0 + i) * KC + kc0 + c) * 512, 512, &full[j]);
-        ws_bulk(sp + XB + Cfg::WB, sq + ((size_t)((kc0 + c) >> 1) * NT16 + nt0) * 32, ntiles * 32, &full[j]);
+        if constexpr (!WREG) {
+          for (int i = 0; i < ntiles; i++) ws_bulk(sp + XB + i * 512, wq + ((size_t)(nt0 + i) * KC + kc0 + c) * 512, 512, &full[j]);
+          ws_bulk(sp + XB + Cfg::WB, sq + ((size_t)((kc0 + c) >> 1) * NT16 + nt0) * 32, ntiles * 32, &full[j]);
+        }
         if (c == 0) kern_pdl_wait(); /* the activations are the previous kernel's output */
         ws_tma_2d(sp, &tmx, (kc0 + c) * 64, m0, &full[j]);
       }
     }
   } else {
-    auto dequant = [&](uint32_t(&af)[4][4], int j) {
+    /* WREG: each warp loads its own weight words and scales from global memory straight into
+     * registers, P chunks ahead (no bulk copies for them: the producer only moves the
+     * activations); otherwise they come through the ring */
+    const int ntl = nt < NT16 ? nt : NT16 - 1; /* past N: a real tile, columns discarded */
+    const uint4 *wsrc = a.qrep + ((size_t)ntl * KC + kc0) * 32 + lane;
+    const uint32_t *ssrc = a.srep + (size_t)ntl * 8 + g;
+    uint4 wr[P];
+    uint32_t sr[P];
+    auto fetch = [&](int c, uint4 &w, uint32_t &sv) {
+      if (c < n) {
+        w = __ldg(wsrc + (size_t)c * 32);
+        sv = __ldg(ssrc + (size_t)((kc0 + c) >> 1) * NT16 * 8);
+      }
+    };
+    if constexpr (WREG) {
+#pragma unroll
+      for (int i = 0; i < P; i++) fetch(i, wr[i], sr[i]);
+    }
+
+    auto dequant = [&](uint32_t(&af)[4][4], int j, int c, uint4 &w, uint32_t &sv) {
       const uint8_t *sp = stage(j);
-      const uint4 wq4 = reinterpret_cast<const uint4 *>(sp + XB + warp8 * 512)[lane];
-      uint32_t wq[4] = {wq4.x, wq4.y, wq4.z, wq4.w};
+      uint32_t wq[4], sc;
+      if constexpr (WREG) {
+        wq[0] = w.x, wq[1] = w.y, wq[2] = w.z, wq[3] = w.w;
+        sc = sv;
+        fetch(c + P, w, sv);
+      } else {
+        asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+                     : "=r"(wq[0]), "=r"(wq[1]), "=r"(wq[2]), "=r"(wq[3])
+                     : "r"(ws_u32(sp + XB + warp8 * 512 + lane * 16)));
+        asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(sc) : "r"(ws_u32(sp + XB + Cfg::WB + warp8 * 32 + g * 4)));
+      }
       w4g_transpose(wq, t);
-      const uint32_t sc = reinterpret_cast<const uint32_t *>(sp + XB + Cfg::WB + warp8 * 32)[g];
       const uint32_t s0 = __byte_perm(sc, 0, 0x1010), s8 = __byte_perm(sc, 0, 0x3232);
 #pragma unroll
       for (int q = 0; q < 4; q++) w4_dequant(wq[q], s0, s8, af[q]);
     };
-    auto chunk = [&](int c, uint32_t(&af)[4][4]) {
+    auto chunk = [&](int c, uint32_t(&af)[4][4], uint32_t(&af_prev)[4][4], uint4 &w, uint32_t &sv) {
       const int j = c % S;
       ws_wait(&full[j], (c / S) & 1);
-      dequant(af, j); /* chunk c-1's wgmma still run on the other registers */
+      if (tid == 0) WS_STAMP(1, c);
+      dequant(af, j, c, w, sv); /* chunk c-1's wgmma still run on the other registers */
+      uint64_t desc[4]; /* made before the fence: nothing but wgmma between fence and commit */
+#pragma unroll
+      for (int s = 0; s < 4; s++) {
+        desc[s] = ws_desc(stage(j) + 32 * s);
+        asm volatile("" : "+l"(desc[s])::"memory");
+      }
+      w4g_keep(d);
       w4g_fence();
 #pragma unroll
-      for (int s = 0; s < 4; s++) w4g_mma<BT>(d, af[s], ws_desc(stage(j) + 32 * s));
+      for (int s = 0; s < 4; s++) w4g_mma<BT>(d, af[s], desc[s]);
       w4g_commit();
+      if (tid == 0) WS_STAMP(2, c);
+      w4g_keep(d);
       w4g_wait<1>(); /* chunk c-1 done: its stage goes back to the producer */
+      if (tid == 0) WS_STAMP(3, c);
+      w4g_keep(af_prev);
       if (c >= 1 && lane == 0) ws_arrive(&empty[(c - 1) % S]);
     };
     uint32_t af0[4][4], af1[4][4];
-    for (int c = 0; c < n; c += 2) {
-      chunk(c, af0);
-      if (c + 1 < n) chunk(c + 1, af1);
+    int c = 0; /* groups of P, then the rest: no branch inside the loop (see w4g_keep) */
+    static_assert(P % 2 == 0, "the A registers alternate");
+    for (; c + P - 1 < n; c += P) {
+#pragma unroll
+      for (int i = 0; i < P; i += 2) {
+        chunk(c + i, af0, af1, wr[i], sr[i]);
+        chunk(c + i + 1, af1, af0, wr[i + 1], sr[i + 1]);
+      }
     }
+    if constexpr (P == 2)
+      if (c < n) chunk(c, af0, af1, wr[0], sr[0]);
     w4g_wait<0>();
+    w4g_keep(d);
   }
   kern_pdl_trigger();
   kern_pdl_wait(); /* (returns at once: the producer waited) before writing what a predecessor may read */
 
+  if (tid == 0) WS_STAMP(4, 1);
   w4g_epilogue<BT, 256>(a, d, base, warp < 8, tid, nt, lane, m0);
+  if (tid == 0) WS_STAMP(4, 2);
 #else
   (void)tmx;
   (void)a;
@@ -483,17 +579,22 @@ int ws_tensor_map(CUtensorMap *map, const W4Args &a, int bt) {
   return 0;
 }
 
-/* K splits for `tiles` output tiles of KC chunks on `slots` resident blocks: the fewest chunks
- * a slot runs in the worst case, waves x chunks a split (ceil(tiles s / slots) ceil(KC / s)),
- * plus one chunk's worth for each split's cluster sum; at most 8 (a portable cluster), each
- * split at least 2 chunks. Measured against "split only when the tiles do not fill the SMs"
- * and against 1 slot a SM with 2 chunks a split: summed 701.5 against 728.3 and 740.2 us over
- * the 36 shape x M = 64..256 points (H200, kernels/NOTES.md item 8). */
-int ws_splits(int64_t tiles, int KC, int64_t slots) {
+/* K splits for `tiles` output tiles of KC chunks on `slots` resident blocks, splitting at
+ * multiples of q chunks (1, or 4 for the kernel whose loop steps 4 chunks): the fewest chunk
+ * times a slot spends in the worst case, waves x (chunks a split + a block's fixed cost + the
+ * cluster sum's), ceil(tiles s / slots) (q ceil(KC / q / s) + 5.5 + 0.75 (s - 1)), in quarter
+ * chunks; at most 8 splits (a portable cluster) of at least 2 chunks. The fixed costs are the
+ * per-chunk timeline of bench_w4ws_trace on the H200 (qkv, 128 rows: ~800 cycles a chunk, ~1500
+ * from a block's start to its first chunk, ~2900 for the epilogue alone and ~590 more for each
+ * further split's share of the cluster sum; kernels/NOTES.md item 10). The fifth session's
+ * model charged one chunk a split and nothing a block: it split qkv at 256 rows 8 ways. */
+int ws_splits(int64_t tiles, int KC, int64_t slots, int q) {
+  const int units = KC / q;
   int best = 1;
   int64_t best_cost = INT64_MAX;
-  for (int s = 1; s <= kW4gMaxSplits && s <= KC / 2; s++) {
-    const int64_t cost = (tiles * s + slots - 1) / slots * ((KC + s - 1) / s) + (s > 1 ? s : 0);
+  for (int s = 1; s <= kW4gMaxSplits && s * q * 2 <= KC && s <= units; s++) {
+    const int64_t waves = (tiles * s + slots - 1) / slots;
+    const int64_t cost = waves * (4 * q * ((units + s - 1) / s) + 22 + 3 * (s - 1));
     if (cost < best_cost) {
       best_cost = cost;
       best = s;
@@ -502,11 +603,11 @@ int ws_splits(int64_t tiles, int KC, int64_t slots) {
   return best;
 }
 
-template <int BT>
+template <int BT, int MINB, int S, bool WREG, int P>
 int ws_launch(const W4Args &a, int sms, cudaStream_t st) {
-  using Cfg = WsCfg<BT>;
+  using Cfg = WsCfg<BT, S, WREG>;
   int occ = 1;
-  if (int rc = w4g_prepare<w4ws_kernel<BT>>(Cfg::T, Cfg::kSmem, &occ)) return rc;
+  if (int rc = w4g_prepare<w4ws_kernel<BT, MINB, S, WREG, P>>(Cfg::T, Cfg::kSmem, &occ)) return rc;
   /* TMA and bulk copies need 16-byte aligned sources (cudaMalloc'd buffers and the executor's
    * 256-byte carving are) */
   KERN_REQUIRE((((uintptr_t)a.x | (uintptr_t)a.qrep | (uintptr_t)a.srep) & 15) == 0,
@@ -514,8 +615,12 @@ int ws_launch(const W4Args &a, int sms, cudaStream_t st) {
   CUtensorMap map;
   if (int rc = ws_tensor_map(&map, a, BT)) return rc;
   dim3 grid(kern_cdiv(a.N, 128), kern_cdiv(a.M, BT), 1);
-  grid.z = ws_splits((int64_t)grid.x * grid.y, a.K / 64, (int64_t)sms * occ);
-  return kern_launch_ex(w4ws_kernel<BT>, grid, dim3(Cfg::T), Cfg::kSmem, st, (int)grid.z, map, a);
+  constexpr int q = P == 4 ? 4 : 1; /* the kernel's split quantum */
+  grid.z = ws_splits((int64_t)grid.x * grid.y, a.K / 64, (int64_t)sms * occ, q);
+  static int force = -1;
+  if (force < 0) force = kern_env_int("SERVESIM_W4WS_SPLITS", 0);
+  if (force > 0 && force <= kW4gMaxSplits && force * q * 2 <= a.K / 64 && force <= a.K / 64 / q) grid.z = force;
+  return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P>, grid, dim3(Cfg::T), Cfg::kSmem, st, (int)grid.z, map, a);
 }
 
 } // namespace
@@ -540,7 +645,16 @@ int w4a16_wgmma_launch(const W4Args &a, int sms, cudaStream_t st) {
    * layout reading on a new device: the validation fails with the wrong one) */
   const char *e = getenv("SERVESIM_W4_WGMMA_SWAP");
   const int swap = e && *e == '1';
-  if (w4a16_wgmma_variant() == 2) return a.M <= 64 ? ws_launch<64>(a, sms, st) : ws_launch<128>(a, sms, st);
+  if (w4a16_wgmma_variant() == 2) {
+    static int cfg = -1;
+    if (cfg < 0) cfg = kern_env_int("SERVESIM_W4WS_CFG", 0);
+    if (cfg == 1) /* the fifth session's kernel: weights and scales through the ring by bulk copies */
+      return a.M <= 64 ? ws_launch<64, 1, 5, false, 2>(a, sms, st) : ws_launch<128, 1, 5, false, 2>(a, sms, st);
+    /* weights straight into registers; 64 rows: two blocks an SM (96 registers: 2 chunks ahead),
+     * more: 128-row tiles, one block an SM, 4 chunks ahead where K allows (kernels/NOTES.md item 10) */
+    if (a.M <= 64) return ws_launch<64, 2, 8, true, 2>(a, sms, st);
+    return a.K % 256 == 0 ? ws_launch<128, 1, 8, true, 4>(a, sms, st) : ws_launch<128, 1, 8, true, 2>(a, sms, st);
+  }
   /* 4 stages: 6 and 8 measured no faster (H200, kernels/NOTES.md item 8) */
   return a.M <= 64 ? w4g_launch<64, 2, 4>(a, sms, st, swap) : w4g_launch<128, 2, 4>(a, sms, st, swap);
 }

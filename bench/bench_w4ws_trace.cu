@@ -1,0 +1,76 @@
+/* bench_w4ws_trace: a per-chunk timeline of one block of the warp-specialised wgmma W4A16 kernel
+ * (kernels/kern_w4a16_wgmma.cu, the default for 33..256 rows on Hopper). This program compiles that
+ * kernel itself with W4WS_TRACE defined, so the library's kernel has no trace code. Block (0, 0, 0)
+ * stamps the SM clock when its producer has a free slot for chunk c, when consumer warp 0 sees
+ * chunk c land, when it has issued chunk c's wgmma and when chunk c-1's wgmma are retired; plus the
+ * block's start, the end of its main loop and its end.
+ *
+ * Usage: bench_w4ws_trace K N M (e.g. 4096 9216 256). Environment switches of the kernel apply
+ * (SERVESIM_W4WS_CFG, SERVESIM_W4WS_SPLITS). Exit 77 without a compute capability 9.0 GPU. */
+#define W4WS_TRACE 1
+#include "kernels/kern_w4a16_wgmma.cu"
+
+#include <cstdio>
+#include <cstdlib>
+
+#define TR_CUDA(call)                                                                          \
+  do {                                                                                         \
+    cudaError_t e_ = (call);                                                                   \
+    if (e_ != cudaSuccess) {                                                                   \
+      fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));   \
+      exit(1);                                                                                 \
+    }                                                                                          \
+  } while (0)
+
+int main(int argc, char **argv) {
+  const int K = argc == 4 ? atoi(argv[1]) : 0, N = argc == 4 ? atoi(argv[2]) : 0, M = argc == 4 ? atoi(argv[3]) : 0;
+  if (K <= 0 || K % 128 || N <= 0 || N % 16 || M < 33 || M > 256) {
+    fprintf(stderr, "usage: bench_w4ws_trace K N M   (K a multiple of 128, N of 16, M = 33..256)\n");
+    return 2;
+  }
+  cudaDeviceProp prop;
+  int n_dev = 0;
+  if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev == 0) return 77;
+  TR_CUDA(cudaGetDeviceProperties(&prop, 0));
+  if (prop.major != 9 || prop.minor != 0 || !kern_w4::w4a16_wgmma_available()) {
+    fprintf(stderr, "bench_w4ws_trace: needs a compute capability 9.0 GPU with the wgmma path on\n");
+    return 77;
+  }
+  uint16_t *x, *y;
+  uint8_t *q, *sc;
+  TR_CUDA(cudaMalloc(&x, (size_t)M * K * 2));
+  TR_CUDA(cudaMalloc(&y, (size_t)M * N * 2));
+  TR_CUDA(cudaMalloc(&q, (size_t)K * N / 2));
+  TR_CUDA(cudaMalloc(&sc, (size_t)K / 128 * N * 2));
+  TR_CUDA(cudaMemset(x, 0x3c, (size_t)M * K * 2));
+  TR_CUDA(cudaMemset(q, 0x5a, (size_t)K * N / 2));
+  TR_CUDA(cudaMemset(sc, 0x3c, (size_t)K / 128 * N * 2));
+  kern_w4::W4Args a = {};
+  a.y = y;
+  a.x = x;
+  a.qrep = (const uint4 *)q;
+  a.srep = (const uint32_t *)sc;
+  a.M = M;
+  a.K = K;
+  a.N = N;
+  cudaStream_t st;
+  TR_CUDA(cudaStreamCreate(&st));
+  for (int i = 0; i < 3; i++)
+    if (kern_w4::w4a16_wgmma_launch(a, prop.multiProcessorCount, st)) {
+      fprintf(stderr, "bench_w4ws_trace: launch failed: %s\n", err_msg());
+      return 1;
+    }
+  TR_CUDA(cudaStreamSynchronize(st));
+  static long long buf[5][kern_w4::kWsTraceChunks];
+  TR_CUDA(cudaMemcpyFromSymbol(buf, kern_w4::ws_trace_buf, sizeof buf));
+  const long long t0 = buf[4][0];
+  int n = 0;
+  while (n < kern_w4::kWsTraceChunks && buf[1][n] > t0 && buf[1][n] - t0 < 100000000LL) n++;
+  printf("device %s; K=%d N=%d M=%d; block (0,0,0): %d chunks; SM cycles from the block's start\n", prop.name, K, N, M, n);
+  printf("chunk | slot free | landed | issued | c-1 retired | landed - prev landed\n");
+  for (int c = 0; c < n; c++)
+    printf("%3d | %7lld | %7lld | %7lld | %7lld | %5lld\n", c, buf[0][c] - t0, buf[1][c] - t0, buf[2][c] - t0,
+           buf[3][c] - t0, c ? buf[1][c] - buf[1][c - 1] : 0);
+  printf("loop done %lld, end %lld\n", buf[4][1] - t0, buf[4][2] - t0);
+  return 0;
+}
