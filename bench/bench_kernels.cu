@@ -39,14 +39,7 @@ extern "C" {
 }
 #include "kernels/kern_common.cuh" /* kern_pdl_trigger / kern_pdl_wait for the floor probe */
 
-#define BK_CUDA(call)                                                                          \
-  do {                                                                                         \
-    cudaError_t e_ = (call);                                                                   \
-    if (e_ != cudaSuccess) {                                                                   \
-      fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));   \
-      exit(1);                                                                                 \
-    }                                                                                          \
-  } while (0)
+#include "bench/bench_cuda.h"
 #define BK_KERN(call)                                                                          \
   do {                                                                                         \
     int rc_ = (call);                                                                          \
@@ -88,8 +81,8 @@ __global__ void bk_fill_bf16(uint16_t *x, int64_t n, uint64_t seed) {
  * failure (INFINITY) here, since any output would match it. */
 static double nmse_dev(const uint16_t *d_a, const uint16_t *d_b, int64_t n) {
   std::vector<uint16_t> a(n), b(n);
-  BK_CUDA(cudaMemcpy(a.data(), d_a, n * 2, cudaMemcpyDeviceToHost));
-  BK_CUDA(cudaMemcpy(b.data(), d_b, n * 2, cudaMemcpyDeviceToHost));
+  BENCH_CUDA(cudaMemcpy(a.data(), d_a, n * 2, cudaMemcpyDeviceToHost));
+  BENCH_CUDA(cudaMemcpy(b.data(), d_b, n * 2, cudaMemcpyDeviceToHost));
   if (std::all_of(b.begin(), b.end(), [](uint16_t v) { return (v & 0x7fff) == 0; })) return INFINITY;
   return ref_bf16_nmse(a.data(), b.data(), n);
 }
@@ -103,28 +96,28 @@ static cudaStream_t g_st; /* every launch of the benchmark goes here (capturable
 template <typename F>
 static double time_us(F fn, int per_batch, int batches) {
   cudaEvent_t a, b;
-  BK_CUDA(cudaEventCreate(&a));
-  BK_CUDA(cudaEventCreate(&b));
+  BENCH_CUDA(cudaEventCreate(&a));
+  BENCH_CUDA(cudaEventCreate(&b));
   for (int i = 0; i < per_batch; i++) fn(i); /* warm-up, and lazy allocations outside capture */
-  BK_CUDA(cudaStreamSynchronize(g_st));
+  BENCH_CUDA(cudaStreamSynchronize(g_st));
   cudaGraph_t graph;
   cudaGraphExec_t exec;
-  BK_CUDA(cudaStreamBeginCapture(g_st, cudaStreamCaptureModeThreadLocal));
+  BENCH_CUDA(cudaStreamBeginCapture(g_st, cudaStreamCaptureModeThreadLocal));
   for (int i = 0; i < per_batch; i++) fn(i);
-  BK_CUDA(cudaStreamEndCapture(g_st, &graph));
-  BK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
-  BK_CUDA(cudaGraphLaunch(exec, g_st));
+  BENCH_CUDA(cudaStreamEndCapture(g_st, &graph));
+  BENCH_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  BENCH_CUDA(cudaGraphLaunch(exec, g_st));
   std::vector<double> v;
   for (int bt = 0; bt < batches; bt++) {
-    BK_CUDA(cudaEventRecord(a, g_st));
-    BK_CUDA(cudaGraphLaunch(exec, g_st));
-    BK_CUDA(cudaEventRecord(b, g_st));
-    BK_CUDA(cudaEventSynchronize(b));
+    BENCH_CUDA(cudaEventRecord(a, g_st));
+    BENCH_CUDA(cudaGraphLaunch(exec, g_st));
+    BENCH_CUDA(cudaEventRecord(b, g_st));
+    BENCH_CUDA(cudaEventSynchronize(b));
     float ms = 0;
-    BK_CUDA(cudaEventElapsedTime(&ms, a, b));
+    BENCH_CUDA(cudaEventElapsedTime(&ms, a, b));
     v.push_back(ms * 1000.0 / per_batch);
   }
-  BK_CUDA(cudaGetLastError());
+  BENCH_CUDA(cudaGetLastError());
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   std::sort(v.begin(), v.end());
@@ -143,23 +136,23 @@ __global__ void bk_copy(uint4 *dst, const uint4 *src, int64_t n) {
 static void measure_copy(void) {
   const size_t n = (size_t)1 << 30;
   void *a, *b;
-  BK_CUDA(cudaMalloc(&a, n));
-  BK_CUDA(cudaMalloc(&b, n));
-  BK_CUDA(cudaMemset(a, 1, n));
+  BENCH_CUDA(cudaMalloc(&a, n));
+  BENCH_CUDA(cudaMalloc(&b, n));
+  BENCH_CUDA(cudaMemset(a, 1, n));
   cudaEvent_t e0, e1;
-  BK_CUDA(cudaEventCreate(&e0));
-  BK_CUDA(cudaEventCreate(&e1));
+  BENCH_CUDA(cudaEventCreate(&e0));
+  BENCH_CUDA(cudaEventCreate(&e1));
   double best_us = 1e30;
   for (int how = 0; how < 2; how++) {
     std::vector<double> v;
     for (int i = 0; i < 6; i++) {
-      BK_CUDA(cudaEventRecord(e0, g_st));
-      if (how == 0) BK_CUDA(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, g_st));
+      BENCH_CUDA(cudaEventRecord(e0, g_st));
+      if (how == 0) BENCH_CUDA(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, g_st));
       else bk_copy<<<132 * 16, 256, 0, g_st>>>((uint4 *)b, (const uint4 *)a, (int64_t)(n / 16));
-      BK_CUDA(cudaEventRecord(e1, g_st));
-      BK_CUDA(cudaEventSynchronize(e1));
+      BENCH_CUDA(cudaEventRecord(e1, g_st));
+      BENCH_CUDA(cudaEventSynchronize(e1));
       float ms = 0;
-      BK_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+      BENCH_CUDA(cudaEventElapsedTime(&ms, e0, e1));
       if (i > 0) v.push_back(ms * 1000.0);
     }
     std::sort(v.begin(), v.end());
@@ -190,31 +183,31 @@ static void bench_gemm(cublasHandle_t blas, const shape &s, const std::vector<in
   ref_w4a16_random(hq.data(), hs.data(), K, N, rng_u64(r), 0.001f, 0.01f);
   int32_t *d_q, *d_rep;
   uint16_t *d_s, *d_srep, *d_wt;
-  BK_CUDA(cudaMalloc(&d_q, q_bytes));
-  BK_CUDA(cudaMalloc(&d_s, s_bytes));
-  BK_CUDA(cudaMalloc(&d_rep, q_bytes * copies));
-  BK_CUDA(cudaMalloc(&d_srep, s_bytes * copies));
-  BK_CUDA(cudaMalloc(&d_wt, (size_t)K * N * 2 * bf_copies));
-  BK_CUDA(cudaMemcpy(d_q, hq.data(), q_bytes, cudaMemcpyHostToDevice));
-  BK_CUDA(cudaMemcpy(d_s, hs.data(), s_bytes, cudaMemcpyHostToDevice));
+  BENCH_CUDA(cudaMalloc(&d_q, q_bytes));
+  BENCH_CUDA(cudaMalloc(&d_s, s_bytes));
+  BENCH_CUDA(cudaMalloc(&d_rep, q_bytes * copies));
+  BENCH_CUDA(cudaMalloc(&d_srep, s_bytes * copies));
+  BENCH_CUDA(cudaMalloc(&d_wt, (size_t)K * N * 2 * bf_copies));
+  BENCH_CUDA(cudaMemcpy(d_q, hq.data(), q_bytes, cudaMemcpyHostToDevice));
+  BENCH_CUDA(cudaMemcpy(d_s, hs.data(), s_bytes, cudaMemcpyHostToDevice));
   for (int c = 0; c < copies; c++)
     BK_KERN(kern_gptq_repack((int32_t *)((char *)d_rep + c * q_bytes), (uint16_t *)((char *)d_srep + c * s_bytes), d_q,
                              d_s, K, N, g_st));
   bk_dequant<<<4096, 256, 0, g_st>>>(d_wt, d_q, d_s, K, N);
   for (int c = 1; c < bf_copies; c++)
-    BK_CUDA(cudaMemcpy((char *)d_wt + (size_t)c * K * N * 2, d_wt, (size_t)K * N * 2, cudaMemcpyDeviceToDevice));
+    BENCH_CUDA(cudaMemcpy((char *)d_wt + (size_t)c * K * N * 2, d_wt, (size_t)K * N * 2, cudaMemcpyDeviceToDevice));
   const int maxM = *std::max_element(Ms.begin(), Ms.end());
   uint16_t *d_x, *d_y, *d_yref;
-  BK_CUDA(cudaMalloc(&d_x, (size_t)maxM * K * 2));
-  BK_CUDA(cudaMalloc(&d_y, (size_t)maxM * N * 2));
-  BK_CUDA(cudaMalloc(&d_yref, (size_t)maxM * N * 2));
+  BENCH_CUDA(cudaMalloc(&d_x, (size_t)maxM * K * 2));
+  BENCH_CUDA(cudaMalloc(&d_y, (size_t)maxM * N * 2));
+  BENCH_CUDA(cudaMalloc(&d_yref, (size_t)maxM * N * 2));
   bk_fill_bf16<<<1024, 256, 0, g_st>>>(d_x, (int64_t)maxM * K, rng_u64(r));
   const double floor_us = w_bytes / (g_copy_gbs * 1e3);
   for (int M : Ms) {
-    BK_CUDA(cudaMemset(d_y, 0xff, (size_t)M * N * 2));
+    BENCH_CUDA(cudaMemset(d_y, 0xff, (size_t)M * N * 2));
     BK_KERN(kern_w4a16_gemm(d_y, d_x, d_rep, d_srep, M, K, N, ws, ws_bytes, g_st));
     BK_KERN(kern_linear_bf16(blas, d_yref, d_x, d_wt, M, K, N, g_st));
-    BK_CUDA(cudaDeviceSynchronize());
+    BENCH_CUDA(cudaDeviceSynchronize());
     const double e = nmse_dev(d_y, d_yref, (int64_t)M * N);
     if (!(e <= 5e-4)) {
       printf("| %-8s | %d | %5d | %5d | %4d | FAIL: nmse %.3g vs cuBLAS on the dequantised weights |\n", s.name, s.tp,
@@ -263,25 +256,25 @@ static void bench_attn(int quick) {
         uint16_t *kc, *vc, *q, *out[3];
         int32_t *bt, *tseq, *pos;
         const size_t cache = (size_t)n_blocks * 16 * nkv * D * 2;
-        BK_CUDA(cudaMalloc(&kc, cache));
-        BK_CUDA(cudaMalloc(&vc, cache));
-        BK_CUDA(cudaMalloc(&q, (size_t)B * row * 2));
-        for (int i = 0; i < 3; i++) BK_CUDA(cudaMalloc(&out[i], (size_t)B * nq * D * 2));
+        BENCH_CUDA(cudaMalloc(&kc, cache));
+        BENCH_CUDA(cudaMalloc(&vc, cache));
+        BENCH_CUDA(cudaMalloc(&q, (size_t)B * row * 2));
+        for (int i = 0; i < 3; i++) BENCH_CUDA(cudaMalloc(&out[i], (size_t)B * nq * D * 2));
         bk_fill_bf16<<<1024, 256, 0, g_st>>>(kc, (int64_t)(cache / 2), 11);
         bk_fill_bf16<<<1024, 256, 0, g_st>>>(vc, (int64_t)(cache / 2), 12);
         bk_fill_bf16<<<1024, 256, 0, g_st>>>(q, (int64_t)B * row, 13);
         std::vector<int32_t> h_bt(n_blocks), h_seq(B), h_pos(B, C - 1);
         for (int i = 0; i < n_blocks; i++) h_bt[i] = i;
         for (int b = 0; b < B; b++) h_seq[b] = b;
-        BK_CUDA(cudaMalloc(&bt, n_blocks * 4));
-        BK_CUDA(cudaMalloc(&tseq, B * 4));
-        BK_CUDA(cudaMalloc(&pos, B * 4));
-        BK_CUDA(cudaMemcpy(bt, h_bt.data(), n_blocks * 4, cudaMemcpyHostToDevice));
-        BK_CUDA(cudaMemcpy(tseq, h_seq.data(), B * 4, cudaMemcpyHostToDevice));
-        BK_CUDA(cudaMemcpy(pos, h_pos.data(), B * 4, cudaMemcpyHostToDevice));
+        BENCH_CUDA(cudaMalloc(&bt, n_blocks * 4));
+        BENCH_CUDA(cudaMalloc(&tseq, B * 4));
+        BENCH_CUDA(cudaMalloc(&pos, B * 4));
+        BENCH_CUDA(cudaMemcpy(bt, h_bt.data(), n_blocks * 4, cudaMemcpyHostToDevice));
+        BENCH_CUDA(cudaMemcpy(tseq, h_seq.data(), B * 4, cudaMemcpyHostToDevice));
+        BENCH_CUDA(cudaMemcpy(pos, h_pos.data(), B * 4, cudaMemcpyHostToDevice));
         const size_t wsb = kern_attn_workspace_bytes(B, nq, D, C);
         void *ws = NULL;
-        if (wsb) BK_CUDA(cudaMalloc(&ws, wsb));
+        if (wsb) BENCH_CUDA(cudaMalloc(&ws, wsb));
         double us[3];
         for (int m = 0; m < 3; m++) {
           if (modes[m]) setenv("SERVESIM_ATTN_HEADS", modes[m], 1);
@@ -321,41 +314,41 @@ static void bench_moe(const std::vector<int> &Ts, struct rng *r) {
   }
   int32_t *d_tmpq, *d_tmpq2, *d_q13, *d_q2;
   uint16_t *d_tmps, *d_tmps2, *d_s13, *d_s2;
-  BK_CUDA(cudaMalloc(&d_tmpq, nqg * 4));
-  BK_CUDA(cudaMalloc(&d_tmpq2, nqg * 4));
-  BK_CUDA(cudaMalloc(&d_tmps, nsg * 2));
-  BK_CUDA(cudaMalloc(&d_tmps2, nsg * 2));
-  BK_CUDA(cudaMalloc(&d_q13, E * nqg * 8));
-  BK_CUDA(cudaMalloc(&d_s13, E * nsg * 4));
-  BK_CUDA(cudaMalloc(&d_q2, E * nqd * 4));
-  BK_CUDA(cudaMalloc(&d_s2, E * nsd * 2));
+  BENCH_CUDA(cudaMalloc(&d_tmpq, nqg * 4));
+  BENCH_CUDA(cudaMalloc(&d_tmpq2, nqg * 4));
+  BENCH_CUDA(cudaMalloc(&d_tmps, nsg * 2));
+  BENCH_CUDA(cudaMalloc(&d_tmps2, nsg * 2));
+  BENCH_CUDA(cudaMalloc(&d_q13, E * nqg * 8));
+  BENCH_CUDA(cudaMalloc(&d_s13, E * nsg * 4));
+  BENCH_CUDA(cudaMalloc(&d_q2, E * nqd * 4));
+  BENCH_CUDA(cudaMalloc(&d_s2, E * nsd * 2));
   for (int e = 0; e < E; e++) {
-    BK_CUDA(cudaMemcpy(d_tmpq, &qg[e * nqg], nqg * 4, cudaMemcpyHostToDevice));
-    BK_CUDA(cudaMemcpy(d_tmpq2, &qu[e * nqg], nqg * 4, cudaMemcpyHostToDevice));
-    BK_CUDA(cudaMemcpy(d_tmps, &sg[e * nsg], nsg * 2, cudaMemcpyHostToDevice));
-    BK_CUDA(cudaMemcpy(d_tmps2, &su[e * nsg], nsg * 2, cudaMemcpyHostToDevice));
+    BENCH_CUDA(cudaMemcpy(d_tmpq, &qg[e * nqg], nqg * 4, cudaMemcpyHostToDevice));
+    BENCH_CUDA(cudaMemcpy(d_tmpq2, &qu[e * nqg], nqg * 4, cudaMemcpyHostToDevice));
+    BENCH_CUDA(cudaMemcpy(d_tmps, &sg[e * nsg], nsg * 2, cudaMemcpyHostToDevice));
+    BENCH_CUDA(cudaMemcpy(d_tmps2, &su[e * nsg], nsg * 2, cudaMemcpyHostToDevice));
     BK_KERN(kern_gptq_repack_gate_up(d_q13 + e * 2 * nqg, d_s13 + e * 2 * nsg, d_tmpq, d_tmps, d_tmpq2, d_tmps2, H, I, g_st));
-    BK_CUDA(cudaMemcpy(d_tmpq, &qd[e * nqd], nqd * 4, cudaMemcpyHostToDevice));
-    BK_CUDA(cudaMemcpy(d_tmps, &sd[e * nsd], nsd * 2, cudaMemcpyHostToDevice));
+    BENCH_CUDA(cudaMemcpy(d_tmpq, &qd[e * nqd], nqd * 4, cudaMemcpyHostToDevice));
+    BENCH_CUDA(cudaMemcpy(d_tmps, &sd[e * nsd], nsd * 2, cudaMemcpyHostToDevice));
     BK_KERN(kern_gptq_repack(d_q2 + e * nqd, d_s2 + e * nsd, d_tmpq, d_tmps, I, H, g_st));
   }
-  BK_CUDA(cudaDeviceSynchronize());
+  BENCH_CUDA(cudaDeviceSynchronize());
   struct ref_moe_weights w = {qg.data(), qu.data(), qd.data(), sg.data(), su.data(), sd.data()};
   const int maxT = *std::max_element(Ts.begin(), Ts.end());
   const int SETS = 4; /* routing sets rotated between launches, so hit experts change */
   uint16_t *d_x, *d_logits, *d_h, *d_y, *d_out;
   int32_t *d_ids, *d_off, *d_sorted, *d_prow;
   float *d_w;
-  BK_CUDA(cudaMalloc(&d_x, (size_t)maxT * H * 2));
-  BK_CUDA(cudaMalloc(&d_logits, (size_t)SETS * maxT * E * 2));
-  BK_CUDA(cudaMalloc(&d_h, (size_t)maxT * k * I * 2));
-  BK_CUDA(cudaMalloc(&d_y, (size_t)maxT * k * H * 2));
-  BK_CUDA(cudaMalloc(&d_out, (size_t)maxT * H * 2));
-  BK_CUDA(cudaMalloc(&d_ids, (size_t)SETS * maxT * k * 4));
-  BK_CUDA(cudaMalloc(&d_w, (size_t)SETS * maxT * k * 4));
-  BK_CUDA(cudaMalloc(&d_off, (E + 1) * 4));
-  BK_CUDA(cudaMalloc(&d_sorted, (size_t)maxT * k * 4));
-  BK_CUDA(cudaMalloc(&d_prow, (size_t)maxT * k * 4));
+  BENCH_CUDA(cudaMalloc(&d_x, (size_t)maxT * H * 2));
+  BENCH_CUDA(cudaMalloc(&d_logits, (size_t)SETS * maxT * E * 2));
+  BENCH_CUDA(cudaMalloc(&d_h, (size_t)maxT * k * I * 2));
+  BENCH_CUDA(cudaMalloc(&d_y, (size_t)maxT * k * H * 2));
+  BENCH_CUDA(cudaMalloc(&d_out, (size_t)maxT * H * 2));
+  BENCH_CUDA(cudaMalloc(&d_ids, (size_t)SETS * maxT * k * 4));
+  BENCH_CUDA(cudaMalloc(&d_w, (size_t)SETS * maxT * k * 4));
+  BENCH_CUDA(cudaMalloc(&d_off, (E + 1) * 4));
+  BENCH_CUDA(cudaMalloc(&d_sorted, (size_t)maxT * k * 4));
+  BENCH_CUDA(cudaMalloc(&d_prow, (size_t)maxT * k * 4));
   bk_fill_bf16<<<1024, 256, 0, g_st>>>(d_x, (int64_t)maxT * H, rng_u64(r));
   bk_fill_bf16<<<1024, 256, 0, g_st>>>(d_logits, (int64_t)SETS * maxT * E, rng_u64(r));
   printf("\n| tokens | experts hit | us | GB/s | ratio to floor | floor us (hit experts' weights) | check |\n");
@@ -371,21 +364,21 @@ static void bench_moe(const std::vector<int> &Ts, struct rng *r) {
     };
     /* route every set once (set 0 last, so d_out holds set 0), then validate set 0 on up to
      * 3 sampled tokens against the C reference */
-    BK_CUDA(cudaMemset(d_out, 0xff, (size_t)T * H * 2));
+    BENCH_CUDA(cudaMemset(d_out, 0xff, (size_t)T * H * 2));
     for (int set = SETS - 1; set >= 0; set--) run(set);
-    BK_CUDA(cudaDeviceSynchronize());
-    BK_CUDA(cudaGetLastError());
+    BENCH_CUDA(cudaDeviceSynchronize());
+    BENCH_CUDA(cudaGetLastError());
     std::vector<int32_t> ids((size_t)T * k);
     std::vector<float> tw((size_t)T * k);
-    BK_CUDA(cudaMemcpy(ids.data(), d_ids, ids.size() * 4, cudaMemcpyDeviceToHost));
-    BK_CUDA(cudaMemcpy(tw.data(), d_w, tw.size() * 4, cudaMemcpyDeviceToHost));
+    BENCH_CUDA(cudaMemcpy(ids.data(), d_ids, ids.size() * 4, cudaMemcpyDeviceToHost));
+    BENCH_CUDA(cudaMemcpy(tw.data(), d_w, tw.size() * 4, cudaMemcpyDeviceToHost));
     const int samples[3] = {0, T / 2, T - 1};
     double num = 0, den = 0;
     for (int si = 0; si < 3 && si < T; si++) {
       const int t = samples[si];
       std::vector<uint16_t> xt(H), ot(H), og(H);
-      BK_CUDA(cudaMemcpy(xt.data(), d_x + (size_t)t * H, H * 2, cudaMemcpyDeviceToHost));
-      BK_CUDA(cudaMemcpy(og.data(), d_out + (size_t)t * H, H * 2, cudaMemcpyDeviceToHost));
+      BENCH_CUDA(cudaMemcpy(xt.data(), d_x + (size_t)t * H, H * 2, cudaMemcpyDeviceToHost));
+      BENCH_CUDA(cudaMemcpy(og.data(), d_out + (size_t)t * H, H * 2, cudaMemcpyDeviceToHost));
       ref_moe_forward(ot.data(), xt.data(), &ids[(size_t)t * k], &tw[(size_t)t * k], &w, 1, k, H, I, 0, E);
       for (int n = 0; n < H; n++) {
         double a = ref_bf16_to_f32(og[n]), b = ref_bf16_to_f32(ot[n]);
@@ -403,7 +396,7 @@ static void bench_moe(const std::vector<int> &Ts, struct rng *r) {
     double hit = 0;
     for (int set = 0; set < SETS; set++) {
       std::vector<int32_t> si((size_t)T * k);
-      BK_CUDA(cudaMemcpy(si.data(), d_ids + (size_t)set * maxT * k, si.size() * 4, cudaMemcpyDeviceToHost));
+      BENCH_CUDA(cudaMemcpy(si.data(), d_ids + (size_t)set * maxT * k, si.size() * 4, cudaMemcpyDeviceToHost));
       std::vector<char> used(E, 0);
       for (int32_t id : si) used[id] = 1;
       hit += std::count(used.begin(), used.end(), 1);
@@ -481,7 +474,7 @@ static void bk_stream_launch(const uint4 *p, int64_t n16, uint32_t *sink, int bl
   cfg.stream = g_st;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
-  BK_CUDA(cudaLaunchKernelEx(&cfg, bk_stream<U, PDL>, p, n16, sink));
+  BENCH_CUDA(cudaLaunchKernelEx(&cfg, bk_stream<U, PDL>, p, n16, sink));
 }
 
 /* One read-only launch: kind 0 grid-stride, 1 grid-stride under programmatic dependent
@@ -509,7 +502,7 @@ static void bench_floor(const std::vector<shape> &shapes, int sms) {
   printf("\n| shape | TP | MB | floor us (copy bw) | empty kernel us | read us | blocks/SM | U | read GB/s | read / floor "
          "| read us, PDL overlap | blocks/SM | U | GB/s | / floor |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   uint32_t *sink;
-  BK_CUDA(cudaMalloc(&sink, 4));
+  BENCH_CUDA(cudaMalloc(&sink, 4));
   const double empty_us = time_us([&](int) { bk_stream<1, false><<<sms, 256, 0, g_st>>>(NULL, 0, sink); }, 20, 15);
   const double empty_pdl = time_us([&](int) { bk_stream_launch<1, true>(NULL, 0, sink, sms); }, 20, 15);
   printf("(empty kernel, %d blocks: %.2f us per call; with programmatic dependent launch %.2f us)\n", sms, empty_us,
@@ -519,8 +512,8 @@ static void bench_floor(const std::vector<shape> &shapes, int sms) {
     const int64_t n16 = (int64_t)(w_bytes / 16);
     const int copies = (int)std::min<size_t>(64, 2 * g_l2_bytes / w_bytes + 2);
     uint4 *d;
-    BK_CUDA(cudaMalloc(&d, n16 * 16 * copies));
-    BK_CUDA(cudaMemset(d, 0x5a, n16 * 16 * copies));
+    BENCH_CUDA(cudaMalloc(&d, n16 * 16 * copies));
+    BENCH_CUDA(cudaMemset(d, 0x5a, n16 * 16 * copies));
     /* kind 0: grid-stride reads; 1: the same with programmatic dependent launch; 2: per-block slabs */
     double best[3] = {1e30, 1e30, 1e30};
     int bb[3] = {0, 0, 0}, bu[3] = {0, 0, 0};
@@ -533,7 +526,7 @@ static void bench_floor(const std::vector<shape> &shapes, int sms) {
           if (us < best[kind]) { best[kind] = us; bb[kind] = bps; bu[kind] = U; }
         }
     printf("(%s: per-block slabs, best %.2f us at %d blocks/SM, U = %d)\n", s.name, best[2], bb[2], bu[2]);
-    BK_CUDA(cudaGetLastError());
+    BENCH_CUDA(cudaGetLastError());
     const double floor_us = w_bytes / (g_copy_gbs * 1e3);
     printf("| %s | %d | %.2f | %.2f | %.2f | %.2f | %d | %d | %.0f | %.2f | %.2f | %d | %d | %.0f | %.2f |\n", s.name, s.tp,
            w_bytes / 1e6, floor_us, empty_us, best[0], bb[0], bu[0], w_bytes / (best[0] * 1e3), best[0] / floor_us,
@@ -580,12 +573,12 @@ int main(int argc, char **argv) {
     return 77;
   }
   cudaDeviceProp prop;
-  BK_CUDA(cudaGetDeviceProperties(&prop, 0));
+  BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
   int drv = 0, rt = 0;
   cudaDriverGetVersion(&drv);
   cudaRuntimeGetVersion(&rt);
   g_l2_bytes = prop.l2CacheSize;
-  BK_CUDA(cudaStreamCreate(&g_st)); /* blocking: ordered with the cudaMemcpy/cudaMemset calls */
+  BENCH_CUDA(cudaStreamCreate(&g_st)); /* blocking: ordered with the cudaMemcpy/cudaMemset calls */
   measure_copy();
   printf("device: %s, %d SMs, L2 %zu MiB, driver API %d, runtime %d\n", prop.name, prop.multiProcessorCount,
          g_l2_bytes >> 20, drv, rt);
@@ -618,8 +611,8 @@ int main(int argc, char **argv) {
     }
     const size_t ws_bytes = kern_w4a16_workspace_bytes(4096, 9216);
     void *ws;
-    BK_CUDA(cudaMalloc(&ws, ws_bytes));
-    BK_CUDA(cudaMemset(ws, 0, ws_bytes));
+    BENCH_CUDA(cudaMalloc(&ws, ws_bytes));
+    BENCH_CUDA(cudaMemset(ws, 0, ws_bytes));
     std::vector<shape> shapes = {
         {"qkv", 1, 4096, 9216},   {"o_proj", 1, 8192, 4096}, {"gate_up", 1, 4096, 3072}, {"down", 1, 1536, 4096},
         {"qkv", 2, 4096, 4608},   {"o_proj", 2, 4096, 4096}, {"gate_up", 2, 4096, 1536}, {"down", 2, 768, 4096},

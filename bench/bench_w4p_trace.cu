@@ -21,14 +21,7 @@
 #include <cstdlib>
 #include <vector>
 
-#define TR_CUDA(call)                                                                          \
-  do {                                                                                         \
-    cudaError_t e_ = (call);                                                                   \
-    if (e_ != cudaSuccess) {                                                                   \
-      fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));   \
-      exit(1);                                                                                 \
-    }                                                                                          \
-  } while (0)
+#include "bench/bench_cuda.h"
 
 namespace {
 
@@ -50,13 +43,13 @@ void tr_shape(const TrShape &s, int M, int sms, size_t l2, cudaStream_t st) {
   const int copies = (int)std::min<size_t>(64, 2 * l2 / (q_bytes + s_bytes) + 2);
   uint8_t *qrep, *srep;
   uint16_t *x, *y;
-  TR_CUDA(cudaMalloc(&qrep, q_bytes * copies));
-  TR_CUDA(cudaMalloc(&srep, s_bytes * copies));
-  TR_CUDA(cudaMalloc(&x, (size_t)M * s.K * 2));
-  TR_CUDA(cudaMalloc(&y, (size_t)M * s.N * 2));
-  TR_CUDA(cudaMemset(qrep, 0x5a, q_bytes * copies));
-  TR_CUDA(cudaMemset(srep, 0x3c, s_bytes * copies)); /* bf16 0x3c3c = 0.0115 */
-  TR_CUDA(cudaMemset(x, 0x3c, (size_t)M * s.K * 2));
+  BENCH_CUDA(cudaMalloc(&qrep, q_bytes * copies));
+  BENCH_CUDA(cudaMalloc(&srep, s_bytes * copies));
+  BENCH_CUDA(cudaMalloc(&x, (size_t)M * s.K * 2));
+  BENCH_CUDA(cudaMalloc(&y, (size_t)M * s.N * 2));
+  BENCH_CUDA(cudaMemset(qrep, 0x5a, q_bytes * copies));
+  BENCH_CUDA(cudaMemset(srep, 0x3c, s_bytes * copies)); /* bf16 0x3c3c = 0.0115 */
+  BENCH_CUDA(cudaMemset(x, 0x3c, (size_t)M * s.K * 2));
   const int calls = 20;
   auto launch = [&](int i) {
     kern_w4::W4Args a = {};
@@ -75,30 +68,30 @@ void tr_shape(const TrShape &s, int M, int sms, size_t l2, cudaStream_t st) {
     }
   };
   for (int i = 0; i < calls; i++) launch(i); /* warm-up outside capture */
-  TR_CUDA(cudaStreamSynchronize(st));
+  BENCH_CUDA(cudaStreamSynchronize(st));
   cudaGraph_t graph;
   cudaGraphExec_t exec;
-  TR_CUDA(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+  BENCH_CUDA(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
   for (int i = 0; i < calls; i++) launch(i);
-  TR_CUDA(cudaStreamEndCapture(st, &graph));
-  TR_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  BENCH_CUDA(cudaStreamEndCapture(st, &graph));
+  BENCH_CUDA(cudaGraphInstantiate(&exec, graph, 0));
   cudaEvent_t e0, e1;
-  TR_CUDA(cudaEventCreate(&e0));
-  TR_CUDA(cudaEventCreate(&e1));
-  for (int r = 0; r < 5; r++) TR_CUDA(cudaGraphLaunch(exec, st));
-  TR_CUDA(cudaEventRecord(e0, st));
-  TR_CUDA(cudaGraphLaunch(exec, st));
-  TR_CUDA(cudaEventRecord(e1, st));
-  TR_CUDA(cudaEventSynchronize(e1));
+  BENCH_CUDA(cudaEventCreate(&e0));
+  BENCH_CUDA(cudaEventCreate(&e1));
+  for (int r = 0; r < 5; r++) BENCH_CUDA(cudaGraphLaunch(exec, st));
+  BENCH_CUDA(cudaEventRecord(e0, st));
+  BENCH_CUDA(cudaGraphLaunch(exec, st));
+  BENCH_CUDA(cudaEventRecord(e1, st));
+  BENCH_CUDA(cudaEventSynchronize(e1));
   float ms = 0;
-  TR_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+  BENCH_CUDA(cudaEventElapsedTime(&ms, e0, e1));
   const int nb = kern_w4::w4p_trace_last_blocks;
   if (nb > kern_w4::kW4pTraceBlocks) {
     fprintf(stderr, "bench_w4p_trace: %s: %d blocks, the trace holds %d\n", s.name, nb, kern_w4::kW4pTraceBlocks);
     exit(1);
   }
   static unsigned long long buf[2][kern_w4::kW4pTraceBlocks][4];
-  TR_CUDA(cudaMemcpyFromSymbol(buf, kern_w4::w4p_trace_buf, sizeof buf));
+  BENCH_CUDA(cudaMemcpyFromSymbol(buf, kern_w4::w4p_trace_buf, sizeof buf));
   /* call 18 in slot 0, call 19 in slot 1 */
   unsigned long long prev_end = 0, prev_start = ~0ull;
   for (int b = 0; b < nb; b++) {
@@ -141,14 +134,14 @@ int main(int argc, char **argv) {
     return 77;
   }
   cudaDeviceProp prop;
-  TR_CUDA(cudaGetDeviceProperties(&prop, 0));
+  BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
   if (prop.major != 9) {
     fprintf(stderr, "bench_w4p_trace: the preload kernel runs on compute capability 9.x only (this is %d.%d)\n",
             prop.major, prop.minor);
     return 77;
   }
   cudaStream_t st;
-  TR_CUDA(cudaStreamCreate(&st));
+  BENCH_CUDA(cudaStreamCreate(&st));
   printf("device: %s, %d SMs; programmatic dependent launch: %s\n", prop.name, prop.multiProcessorCount,
          kern_pdl_on() ? "on" : "off");
   printf("times in us; moments counted from the end of the previous call (its last block); p10 / p50 / p90 over blocks\n\n");

@@ -13,14 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define TR_CUDA(call)                                                                          \
-  do {                                                                                         \
-    cudaError_t e_ = (call);                                                                   \
-    if (e_ != cudaSuccess) {                                                                   \
-      fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));   \
-      exit(1);                                                                                 \
-    }                                                                                          \
-  } while (0)
+#include "bench/bench_cuda.h"
 
 int main(int argc, char **argv) {
   const int K = argc == 4 ? atoi(argv[1]) : 0, N = argc == 4 ? atoi(argv[2]) : 0, M = argc == 4 ? atoi(argv[3]) : 0;
@@ -31,20 +24,20 @@ int main(int argc, char **argv) {
   cudaDeviceProp prop;
   int n_dev = 0;
   if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev == 0) return 77;
-  TR_CUDA(cudaGetDeviceProperties(&prop, 0));
+  BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
   if (prop.major != 9 || prop.minor != 0 || !kern_w4::w4a16_wgmma_available()) {
     fprintf(stderr, "bench_w4ws_trace: needs a compute capability 9.0 GPU with the wgmma path on\n");
     return 77;
   }
   uint16_t *x, *y;
   uint8_t *q, *sc;
-  TR_CUDA(cudaMalloc(&x, (size_t)M * K * 2));
-  TR_CUDA(cudaMalloc(&y, (size_t)M * N * 2));
-  TR_CUDA(cudaMalloc(&q, (size_t)K * N / 2));
-  TR_CUDA(cudaMalloc(&sc, (size_t)K / 128 * N * 2));
-  TR_CUDA(cudaMemset(x, 0x3c, (size_t)M * K * 2));
-  TR_CUDA(cudaMemset(q, 0x5a, (size_t)K * N / 2));
-  TR_CUDA(cudaMemset(sc, 0x3c, (size_t)K / 128 * N * 2));
+  BENCH_CUDA(cudaMalloc(&x, (size_t)M * K * 2));
+  BENCH_CUDA(cudaMalloc(&y, (size_t)M * N * 2));
+  BENCH_CUDA(cudaMalloc(&q, (size_t)K * N / 2));
+  BENCH_CUDA(cudaMalloc(&sc, (size_t)K / 128 * N * 2));
+  BENCH_CUDA(cudaMemset(x, 0x3c, (size_t)M * K * 2));
+  BENCH_CUDA(cudaMemset(q, 0x5a, (size_t)K * N / 2));
+  BENCH_CUDA(cudaMemset(sc, 0x3c, (size_t)K / 128 * N * 2));
   kern_w4::W4Args a = {};
   a.y = y;
   a.x = x;
@@ -54,15 +47,15 @@ int main(int argc, char **argv) {
   a.K = K;
   a.N = N;
   cudaStream_t st;
-  TR_CUDA(cudaStreamCreate(&st));
+  BENCH_CUDA(cudaStreamCreate(&st));
   for (int i = 0; i < 3; i++)
     if (kern_w4::w4a16_wgmma_launch(a, prop.multiProcessorCount, st)) {
       fprintf(stderr, "bench_w4ws_trace: launch failed: %s\n", err_msg());
       return 1;
     }
-  TR_CUDA(cudaStreamSynchronize(st));
+  BENCH_CUDA(cudaStreamSynchronize(st));
   static long long buf[5][kern_w4::kWsTraceChunks];
-  TR_CUDA(cudaMemcpyFromSymbol(buf, kern_w4::ws_trace_buf, sizeof buf));
+  BENCH_CUDA(cudaMemcpyFromSymbol(buf, kern_w4::ws_trace_buf, sizeof buf));
   const long long t0 = buf[4][0];
   int n = 0;
   while (n < kern_w4::kWsTraceChunks && buf[1][n] > t0 && buf[1][n] - t0 < 100000000LL) n++;
