@@ -583,7 +583,7 @@ int ws_tensor_map(CUtensorMap *map, const W4Args &a, int bt) {
  * multiples of q chunks (1, or 4 for the kernel whose loop steps 4 chunks): the fewest chunk
  * times a slot spends in the worst case, waves x (chunks a split + a block's fixed cost + the
  * cluster sum's), ceil(tiles s / slots) (q ceil(KC / q / s) + 5.5 + 0.75 (s - 1)), in quarter
- * chunks; at most 8 splits (a portable cluster) of at least 2 chunks. The fixed costs are the
+ * chunks; at most 8 splits (a portable cluster) of at least 2 q chunks. The fixed costs are the
  * per-chunk timeline of bench_w4ws_trace on the H200 (qkv, 128 rows: ~800 cycles a chunk, ~1500
  * from a block's start to its first chunk, ~2900 for the epilogue alone and ~590 more for each
  * further split's share of the cluster sum; kernels/NOTES.md item 10). The fifth session's
