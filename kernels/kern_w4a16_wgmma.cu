@@ -588,11 +588,13 @@ int ws_tensor_map(CUtensorMap *map, const W4Args &a, int bt) {
  * from a block's start to its first chunk, ~2900 for the epilogue alone and ~590 more for each
  * further split's share of the cluster sum; kernels/NOTES.md item 10). The fifth session's
  * model charged one chunk a split and nothing a block: it split qkv at 256 rows 8 ways. */
+bool ws_split_ok(int s, int KC, int q) { return s >= 1 && s <= kW4gMaxSplits && 2 * s * q <= KC; }
+
 int ws_splits(int64_t tiles, int KC, int64_t slots, int q) {
   const int units = KC / q;
   int best = 1;
   int64_t best_cost = INT64_MAX;
-  for (int s = 1; s <= kW4gMaxSplits && s * q * 2 <= KC && s <= units; s++) {
+  for (int s = 1; ws_split_ok(s, KC, q); s++) {
     const int64_t waves = (tiles * s + slots - 1) / slots;
     const int64_t cost = waves * (4 * q * ((units + s - 1) / s) + 22 + 3 * (s - 1));
     if (cost < best_cost) {
@@ -619,7 +621,7 @@ int ws_launch(const W4Args &a, int sms, cudaStream_t st) {
   grid.z = ws_splits((int64_t)grid.x * grid.y, a.K / 64, (int64_t)sms * occ, q);
   static int force = -1;
   if (force < 0) force = kern_env_int("SERVESIM_W4WS_SPLITS", 0);
-  if (force > 0 && force <= kW4gMaxSplits && force * q * 2 <= a.K / 64 && force <= a.K / 64 / q) grid.z = force;
+  if (ws_split_ok(force, a.K / 64, q)) grid.z = force; /* SERVESIM_W4WS_SPLITS: a split the model may take */
   return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P>, grid, dim3(Cfg::T), Cfg::kSmem, st, (int)grid.z, map, a);
 }
 
