@@ -2,8 +2,8 @@
  * (kernels/kern_w4a16_wgmma.cu, the default for 33..256 rows on Hopper). This program compiles that
  * kernel itself with W4WS_TRACE defined, so the library's kernel has no trace code. Block (0, 0, 0)
  * stamps the SM clock when its producer has a free slot for chunk c, when consumer warp 0 sees
- * chunk c land, when it has issued chunk c's wgmma and when chunk c-1's wgmma are retired; plus the
- * block's start, the end of its main loop and its end.
+ * chunk c land, when it has dequantised it, when it has issued its wgmma and when chunk c-1's wgmma
+ * are retired; plus the block's start, the end of its main loop and its end.
  *
  * Usage: bench_w4ws_trace K N M (e.g. 4096 9216 256). Environment switches of the kernel apply
  * (SERVESIM_W4WS_CFG, SERVESIM_W4WS_SPLITS). Exit 77 without a compute capability 9.0 GPU. */
@@ -54,16 +54,16 @@ int main(int argc, char **argv) {
       return 1;
     }
   BENCH_CUDA(cudaStreamSynchronize(st));
-  static long long buf[5][kern_w4::kWsTraceChunks];
+  static long long buf[6][kern_w4::kWsTraceChunks];
   BENCH_CUDA(cudaMemcpyFromSymbol(buf, kern_w4::ws_trace_buf, sizeof buf));
   const long long t0 = buf[4][0];
   int n = 0;
   while (n < kern_w4::kWsTraceChunks && buf[1][n] > t0 && buf[1][n] - t0 < 100000000LL) n++;
   printf("device %s; K=%d N=%d M=%d; block (0,0,0): %d chunks; SM cycles from the block's start\n", prop.name, K, N, M, n);
-  printf("chunk | slot free | landed | issued | c-1 retired | landed - prev landed\n");
+  printf("chunk | slot free | landed | dequantised | issued | c-1 retired | landed - prev landed\n");
   for (int c = 0; c < n; c++)
-    printf("%3d | %7lld | %7lld | %7lld | %7lld | %5lld\n", c, buf[0][c] - t0, buf[1][c] - t0, buf[2][c] - t0,
-           buf[3][c] - t0, c ? buf[1][c] - buf[1][c - 1] : 0);
+    printf("%3d | %7lld | %7lld | %7lld | %7lld | %7lld | %5lld\n", c, buf[0][c] - t0, buf[1][c] - t0, buf[5][c] - t0,
+           buf[2][c] - t0, buf[3][c] - t0, c ? buf[1][c] - buf[1][c - 1] : 0);
   printf("loop done %lld, end %lld\n", buf[4][1] - t0, buf[4][2] - t0);
   return 0;
 }

@@ -404,7 +404,7 @@ __device__ __forceinline__ uint64_t ws_desc(const void *smem) {
  * producer's empty-slot waits and of consumer warp 0's full waits, wgmma issues and retirements. */
 #ifdef W4WS_TRACE
 constexpr int kWsTraceChunks = 128;
-__device__ long long ws_trace_buf[5][kWsTraceChunks]; /* [event][chunk]; event 4: start, epilogue, end */
+__device__ long long ws_trace_buf[6][kWsTraceChunks]; /* [event][chunk]; 4: start, epilogue, end; 5: dequantised */
 #define WS_STAMP(ev, c)                                                                             \
   do {                                                                                              \
     if (blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (c) < kWsTraceChunks)              \
@@ -416,7 +416,7 @@ __device__ long long ws_trace_buf[5][kWsTraceChunks]; /* [event][chunk]; event 4
   } while (0)
 #endif
 
-template <int BT, int MINB, int S, bool WREG, int P>
+template <int BT, int MINB, int S, bool WREG, int P, bool PP = false>
 __global__ void __launch_bounds__(WsCfg<BT, S, WREG>::T, MINB) w4ws_kernel(const __grid_constant__ CUtensorMap tmx, W4Args a) {
 #ifdef W4G_SM90A
   using Cfg = WsCfg<BT, S, WREG>;
@@ -449,7 +449,7 @@ __global__ void __launch_bounds__(WsCfg<BT, S, WREG>::T, MINB) w4ws_kernel(const
   float d[BT / 2];
 #pragma unroll
   for (int i = 0; i < BT / 2; i++) d[i] = 0.f;
-  const int warp8 = warp & 7, t = lane & 3; /* consumer warp 0..7: warpgroup warp8 / 4 */
+  const int warp8 = warp & 7, t = lane & 3, wg = warp8 >> 2; /* consumer warp 0..7: warpgroup wg */
   const int nt = nt0 + warp8;
   if (warp == 8) {
     if (lane == 0) {
@@ -513,17 +513,24 @@ __global__ void __launch_bounds__(WsCfg<BT, S, WREG>::T, MINB) w4ws_kernel(const
       ws_wait(&full[j], (c / S) & 1);
       if (tid == 0) WS_STAMP(1, c);
       dequant(af, j, c, w, sv); /* chunk c-1's wgmma still run on the other registers */
+      if (tid == 0) WS_STAMP(5, c);
       uint64_t desc[4]; /* made before the fence: nothing but wgmma between fence and commit */
 #pragma unroll
       for (int s = 0; s < 4; s++) {
         desc[s] = ws_desc(stage(j) + 32 * s);
         asm volatile("" : "+l"(desc[s])::"memory");
       }
+      if constexpr (PP) /* warpgroups issue in turn: 0 waits for 1's previous chunk, 1 for 0's */
+        if (wg == 1) asm volatile("bar.sync 2, 256;\n" ::: "memory");
+        else if (c > 0) asm volatile("bar.sync 1, 256;\n" ::: "memory");
       w4g_keep(d);
       w4g_fence();
 #pragma unroll
       for (int s = 0; s < 4; s++) w4g_mma<BT>(d, af[s], desc[s]);
       w4g_commit();
+      if constexpr (PP)
+        if (wg == 0) asm volatile("bar.arrive 2, 256;\n" ::: "memory");
+        else if (c + 1 < n) asm volatile("bar.arrive 1, 256;\n" ::: "memory");
       if (tid == 0) WS_STAMP(2, c);
       w4g_keep(d);
       w4g_wait<1>(); /* chunk c-1 done: its stage goes back to the producer */
@@ -605,11 +612,11 @@ int ws_splits(int64_t tiles, int KC, int64_t slots, int q) {
   return best;
 }
 
-template <int BT, int MINB, int S, bool WREG, int P>
+template <int BT, int MINB, int S, bool WREG, int P, bool PP = false>
 int ws_launch(const W4Args &a, int sms, cudaStream_t st) {
   using Cfg = WsCfg<BT, S, WREG>;
   int occ = 1;
-  if (int rc = w4g_prepare<w4ws_kernel<BT, MINB, S, WREG, P>>(Cfg::T, Cfg::kSmem, &occ)) return rc;
+  if (int rc = w4g_prepare<w4ws_kernel<BT, MINB, S, WREG, P, PP>>(Cfg::T, Cfg::kSmem, &occ)) return rc;
   /* TMA and bulk copies need 16-byte aligned sources (cudaMalloc'd buffers and the executor's
    * 256-byte carving are) */
   KERN_REQUIRE((((uintptr_t)a.x | (uintptr_t)a.qrep | (uintptr_t)a.srep) & 15) == 0,
@@ -622,7 +629,297 @@ int ws_launch(const W4Args &a, int sms, cudaStream_t st) {
   static int force = -1;
   if (force < 0) force = kern_env_int("SERVESIM_W4WS_SPLITS", 0);
   if (ws_split_ok(force, a.K / 64, q)) grid.z = force; /* SERVESIM_W4WS_SPLITS: a split the model may take */
-  return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P>, grid, dim3(Cfg::T), Cfg::kSmem, st, (int)grid.z, map, a);
+  return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P, PP>, grid, dim3(Cfg::T), Cfg::kSmem, st, (int)grid.z, map, a);
+}
+
+
+/* ---- Transform-warpgroup variant (w4t_kernel): the weights are dequantised by a warpgroup of
+ * their own into shared memory, and the two consumer warpgroups run wgmma with both operands
+ * there, as a bf16 GEMM does. Why: with the weights as wgmma's register operand, the consumer
+ * warps' dequantisation and their wgmma did not overlap -- per k64 chunk at 128 rows, ~380 issue
+ * cycles of integer work a scheduler plus ~512 of tensor work took ~894 cycles (the per-chunk
+ * timeline with either part taken out, bench_w4ws_trace; kernels/NOTES.md item 11).
+ *
+ * Block (448 threads): warpgroups 0 and 1 consume (64 output columns each, BT rows); warpgroup 2
+ * transforms; warp 12 lane 0 loads the activation tiles (TMA, a stage a chunk), warp 13 lane 0
+ * the int4 words and scales of chunk pairs (one scale group) into a ring of R slots (two TMAs a
+ * pair: a 3D map over qrep as [tile][chunk][512 bytes] and a 2D map over srep as
+ * [group][tile x 8 scale pairs]; tiles past N arrive as zeros). All global loads go through TMA:
+ * a transform thread's proxy fence would otherwise wait for its own outstanding global loads
+ * (measured: ~1000 cycles a chunk with __ldg prefetching). Transform warp tw takes n16 tiles 2tw
+ * and 2tw + 1: each lane's 16 bytes a tile a chunk are rows g and g + 8 at the 16 consecutive k
+ * 16t .. 16t + 15 of the repacked layout; it dequantises them as the other paths do and stores
+ * each row's 32 bytes as two 16-byte pieces of a K-major tile with 128-byte swizzle (row r of a
+ * warpgroup's 64 x 64 tile at r x 128 bytes, 16-byte unit u at u ^ (r % 8)), then fences
+ * (generic -> async proxy) and arrives on full_w. Stage j holds a chunk's activation tile
+ * (full_x) and bf16 weight tile (full_w); the 8 consumer warps free it (empty) once
+ * wgmma.wait 1 says the chunk is done. Splits at even chunks (whole scale groups). */
+template <int BT, int XS, int WS, int TW>
+struct WtCfg {
+  static constexpr int T = (2 + TW) * 128 + 64, XB = BT * 128, WB = 128 * 128; /* W: 128 columns x 64 k bf16 */
+  static constexpr int R = 4, QB = 8 * 2 * 512, QS = QB + 8 * 32, QSLOT = (QS + 1023) / 1024 * 1024;
+  static constexpr size_t RING = (size_t)XS * XB + (size_t)WS * WB; /* X slots, then W slots */
+  static constexpr size_t kSmem = RING + (size_t)R * QSLOT + 1024;
+  static_assert(XB % 1024 == 0, "tiles 1024-aligned (128-byte swizzle)");
+  static_assert((size_t)(BT / 2) * 256 * 4 <= RING, "the split-K sum must fit in the rings");
+  static_assert(kSmem <= 232448, "shared memory per block");
+};
+
+#ifdef W4G_SM90A
+/* d [32 fp32 per thread] += A (64 x 16, shared memory, K-major, 128-byte swizzle: desc_a)
+ * x B (16 x 64, shared memory, likewise: desc_b). */
+static __device__ __forceinline__ void w4t_mma_n64(float (&d)[32], uint64_t desc_a, uint64_t desc_b) {
+  asm volatile(
+      "{\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+      "%32, %33, 1, 1, 1, 0, 0;\n"
+      "}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "l"(desc_a), "l"(desc_b));
+}
+
+/* d [64 fp32 per thread] += A (64 x 16, shared memory, K-major, 128-byte swizzle: desc_a)
+ * x B (16 x 128, shared memory, likewise: desc_b). */
+static __device__ __forceinline__ void w4t_mma_n128(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
+  asm volatile(
+      "{\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      "%64, %65, 1, 1, 1, 0, 0;\n"
+      "}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(desc_a), "l"(desc_b));
+}
+
+template <int BT>
+__device__ __forceinline__ void w4t_mma(float (&d)[BT / 2], uint64_t da, uint64_t db) {
+  if constexpr (BT == 64) w4t_mma_n64(d, da, db);
+  else w4t_mma_n128(d, da, db);
+}
+__device__ __forceinline__ void w4t_st16(uint32_t p, uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
+  asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(p), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
+}
+__device__ __forceinline__ void ws_tma_3d(void *dst, const CUtensorMap *map, int x0, int x1, int x2, uint64_t *bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(
+          ws_u32(dst)),
+      "l"(map), "r"(x0), "r"(x1), "r"(x2), "r"(ws_u32(bar))
+      : "memory");
+}
+/* w4_dequant with each nibble pair's mask-and-or in one lop3 (the same bits, so the same values) */
+__device__ __forceinline__ void w4t_dequant(uint32_t q, uint32_t s0, uint32_t s8, uint32_t mask, uint32_t magic,
+                                            uint32_t c136, uint32_t (&o)[4]) {
+#pragma unroll
+  for (int r = 0; r < 4; r++) {
+    const uint32_t x = r ? q >> (4 * r) : q;
+    uint32_t v;
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;\n" : "=r"(v) : "r"(x), "r"(mask), "r"(magic)); /* (x & mask) | magic */
+    __nv_bfloat162 w = __hsub2(*reinterpret_cast<__nv_bfloat162 *>(&v), *reinterpret_cast<const __nv_bfloat162 *>(&c136));
+    const uint32_t sc = (r & 1) ? s8 : s0;
+    w = __hmul2(w, *reinterpret_cast<const __nv_bfloat162 *>(&sc));
+    o[r] = *reinterpret_cast<uint32_t *>(&w);
+  }
+}
+#endif
+
+template <int BT, int XS, int WS, int TW>
+__global__ void __launch_bounds__(WtCfg<BT, XS, WS, TW>::T, 1)
+    w4t_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmq,
+               const __grid_constant__ CUtensorMap tms, W4Args a) {
+#ifdef W4G_SM90A
+  using Cfg = WtCfg<BT, XS, WS, TW>;
+  constexpr int XB = Cfg::XB, WB = Cfg::WB, R = Cfg::R, WP = 8 + 4 * TW; /* warp WP: activations, WP + 1: weights */
+  extern __shared__ uint8_t ws_raw[];
+  __shared__ __align__(8) uint64_t full_x[XS], empty_x[XS], full_w[WS], empty_w[WS], qfull[R], qempty[R];
+  uint8_t *base = ws_raw + ((1024 - (ws_u32(ws_raw) & 1023)) & 1023);
+  uint8_t *wbase = base + (size_t)XS * XB, *qbase = base + Cfg::RING;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const int KC = a.K / 64;
+  const int nt0 = blockIdx.x * 8, m0 = blockIdx.y * BT;
+  const int splits = gridDim.z, z = blockIdx.z, KP = KC / 2; /* chunk pairs */
+  const int kc0 = 2 * (int)((int64_t)z * KP / splits), n = 2 * (int)((int64_t)(z + 1) * KP / splits) - kc0;
+  if (tid == 0) {
+    for (int j = 0; j < XS; j++) {
+      ws_bar_init(&full_x[j], 1);
+      ws_bar_init(&empty_x[j], 8); /* lane 0 of each consumer warp */
+    }
+    for (int j = 0; j < WS; j++) {
+      ws_bar_init(&full_w[j], 4);  /* lane 0 of each transform warp */
+      ws_bar_init(&empty_w[j], 8);
+    }
+    for (int r = 0; r < R; r++) {
+      ws_bar_init(&qfull[r], 1);
+      ws_bar_init(&qempty[r], 4 * TW); /* each transform warp once a pair */
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+  if (tid == 0) WS_STAMP(4, 0);
+  float d[BT / 2];
+#pragma unroll
+  for (int i = 0; i < BT / 2; i++) d[i] = 0.f;
+  const int warp8 = warp & 7, nt = nt0 + warp8;
+  if (warp == WP) { /* activations */
+    if (lane == 0) {
+      for (int c = 0; c < n; c++) {
+        const int j = c % XS;
+        if (c >= XS) ws_wait(&empty_x[j], ((c / XS) - 1) & 1);
+        if (c == 0) kern_pdl_wait(); /* the activations are the previous kernel's output */
+        ws_expect_tx(&full_x[j], XB);
+        ws_tma_2d(base + (size_t)j * XB, &tmx, (kc0 + c) * 64, m0, &full_x[j]);
+      }
+    }
+  } else if (warp == WP + 1) { /* int4 words and scales, a chunk pair a slot (no kernel writes them) */
+    if (lane == 0) {
+      for (int p = 0; 2 * p < n; p++) {
+        const int r = p % R;
+        if (p >= R) ws_wait(&qempty[r], ((p / R) - 1) & 1);
+        if (lane == 0) WS_STAMP(0, 2 * p);
+        uint8_t *qs = qbase + (size_t)r * Cfg::QSLOT;
+        ws_expect_tx(&qfull[r], Cfg::QS);
+        ws_tma_3d(qs, &tmq, 0, kc0 + 2 * p, nt0, &qfull[r]);
+        ws_tma_2d(qs + Cfg::QB, &tms, nt0 * 8, (kc0 >> 1) + p, &qfull[r]);
+      }
+    }
+  } else if (warp >= 8) { /* transform: warpgroup tg takes the chunks c with c % TW == tg */
+    const int tw = (warp - 8) & 3, tg = (warp - 8) >> 2;
+    const uint32_t mask = kMask, magic = kMagic;
+    const __nv_bfloat162 c136b = __floats2bfloat162_rn(136.0f, 136.0f);
+    const uint32_t c136 = *reinterpret_cast<const uint32_t *>(&c136b);
+    /* this lane's destinations in W slot 0: row g of tile 2tw + i, units 2t and 2t + 1 (row g + 8: 1024 on) */
+    uint32_t dst[2][2];
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+      const int ti = 2 * tw + i;
+      const uint32_t row = ws_u32(wbase + (ti >> 2) * 8192 + ((ti & 3) * 16 + g) * 128);
+      dst[i][0] = row + ((2 * t) ^ g) * 16;
+      dst[i][1] = row + ((2 * t + 1) ^ g) * 16;
+    }
+    for (int c = tg; c < n; c += TW) {
+      const int p = c >> 1, r = p % R, cc = c & 1, j = c % WS;
+      if (cc == 0 || TW == 2) ws_wait(&qfull[r], (p / R) & 1);
+      const uint8_t *qs = qbase + (size_t)r * Cfg::QSLOT;
+      const uint32_t so = (uint32_t)j * WB;
+#pragma unroll
+      for (int i = 0; i < 2; i++) {
+        const int ti = 2 * tw + i;
+        const uint4 w = *reinterpret_cast<const uint4 *>(qs + (ti * 2 + cc) * 512 + lane * 16);
+        const uint32_t sc = *reinterpret_cast<const uint32_t *>(qs + Cfg::QB + ti * 32 + g * 4);
+        const uint32_t s0 = __byte_perm(sc, 0, 0x1010), s8 = __byte_perm(sc, 0, 0x3232);
+        uint32_t f[4][4]; /* step s: [0] row g k 16t+4s+{0,1}, [1] row g+8, [2] row g k +{2,3}, [3] row g+8 */
+        w4t_dequant(w.x, s0, s8, mask, magic, c136, f[0]);
+        w4t_dequant(w.y, s0, s8, mask, magic, c136, f[1]);
+        w4t_dequant(w.z, s0, s8, mask, magic, c136, f[2]);
+        w4t_dequant(w.w, s0, s8, mask, magic, c136, f[3]);
+        if (i == 0 && c >= WS) ws_wait(&empty_w[j], ((c / WS) - 1) & 1); /* the first tile dequantised, then the slot */
+        w4t_st16(dst[i][0] + so, f[0][0], f[0][2], f[1][0], f[1][2]);
+        w4t_st16(dst[i][1] + so, f[2][0], f[2][2], f[3][0], f[3][2]);
+        w4t_st16(dst[i][0] + so + 1024, f[0][1], f[0][3], f[1][1], f[1][3]);
+        w4t_st16(dst[i][1] + so + 1024, f[2][1], f[2][3], f[3][1], f[3][3]);
+      }
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); /* stores (generic) -> wgmma (async proxy) */
+      __syncwarp();
+      if (lane == 0) {
+        ws_arrive(&full_w[j]);
+        if (cc == 1 || TW == 2) ws_arrive(&qempty[r]); /* this warp is done with the pair's slot */
+      }
+      if (tw == 0 && lane == 0) WS_STAMP(5, c);
+    }
+  } else { /* consumers */
+    const uint8_t *wa = wbase + (warp8 >> 2) * 8192; /* this warpgroup's 64 weight rows */
+    for (int c = 0; c < n; c++) {
+      const int jx = c % XS, jw = c % WS;
+      ws_wait(&full_w[jw], (c / WS) & 1);
+      ws_wait(&full_x[jx], (c / XS) & 1);
+      if (tid == 0) WS_STAMP(1, c);
+      uint64_t da[4], db[4];
+#pragma unroll
+      for (int s = 0; s < 4; s++) {
+        da[s] = ws_desc(wa + (size_t)jw * WB + 32 * s);
+        db[s] = ws_desc(base + (size_t)jx * XB + 32 * s);
+      }
+      w4g_keep(d);
+      w4g_fence();
+#pragma unroll
+      for (int s = 0; s < 4; s++) w4t_mma<BT>(d, da[s], db[s]);
+      w4g_commit();
+      if (tid == 0) WS_STAMP(2, c);
+      w4g_keep(d);
+      w4g_wait<1>(); /* chunk c-1 done: its stage goes back to the producers */
+      if (tid == 0) WS_STAMP(3, c);
+      if (c >= 1 && lane == 0) {
+        ws_arrive(&empty_x[(c - 1) % XS]);
+        ws_arrive(&empty_w[(c - 1) % WS]);
+      }
+    }
+    w4g_wait<0>();
+    w4g_keep(d);
+  }
+  kern_pdl_trigger();
+  kern_pdl_wait(); /* (returns at once: warp 12 waited) before writing what a predecessor may read */
+  if (tid == 0) WS_STAMP(4, 1);
+  w4g_epilogue<BT, 256>(a, d, base, warp < 8, tid, nt, lane, m0);
+  if (tid == 0) WS_STAMP(4, 2);
+#else
+  (void)tmx;
+  (void)tmq;
+  (void)tms;
+  (void)a;
+#endif
+}
+
+/* The weights' tensor maps for w4t_kernel: qrep as 32-bit words [tile][chunk][128], boxes of
+ * 8 tiles x 2 chunks; srep as 32-bit scale pairs [group][tile x 8], boxes of 8 tiles x 1 group. */
+int wt_weight_maps(CUtensorMap *mq, CUtensorMap *ms, const W4Args &a) {
+  static PFN_cuTensorMapEncodeTiled_v12000 encode = NULL;
+  if (!encode) {
+    void *fn = NULL;
+    cudaDriverEntryPointQueryResult q;
+    KERN_CUDA(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q));
+    if (q != cudaDriverEntryPointSuccess || !fn) return err_set(ERR_DEVICE, "kern_w4a16_wgmma: cuTensorMapEncodeTiled not found");
+    encode = (PFN_cuTensorMapEncodeTiled_v12000)fn;
+  }
+  const int KC = a.K / 64, NT16 = a.N / 16;
+  const cuuint64_t qd[3] = {128, (cuuint64_t)KC, (cuuint64_t)NT16}, qs[2] = {512, (cuuint64_t)KC * 512};
+  const cuuint32_t qbox[3] = {128, 2, 8}, e3[3] = {1, 1, 1};
+  CUresult r = encode(mq, CU_TENSOR_MAP_DATA_TYPE_UINT32, 3, (void *)a.qrep, qd, qs, qbox, e3, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                      CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) return err_set(ERR_DEVICE, "kern_w4a16_wgmma: qrep tensor map failed (%d), K=%d N=%d", (int)r, a.K, a.N);
+  const cuuint64_t sd[2] = {(cuuint64_t)NT16 * 8, (cuuint64_t)a.K / 128}, sst[1] = {(cuuint64_t)NT16 * 32};
+  const cuuint32_t sbox[2] = {64, 1}, e2[2] = {1, 1};
+  r = encode(ms, CU_TENSOR_MAP_DATA_TYPE_UINT32, 2, (void *)a.srep, sd, sst, sbox, e2, CU_TENSOR_MAP_INTERLEAVE_NONE,
+             CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) return err_set(ERR_DEVICE, "kern_w4a16_wgmma: srep tensor map failed (%d), K=%d N=%d", (int)r, a.K, a.N);
+  return 0;
+}
+
+template <int BT, int XS, int WS, int TW>
+int wt_launch(const W4Args &a, int sms, cudaStream_t st) {
+  using Cfg = WtCfg<BT, XS, WS, TW>;
+  int occ = 1;
+  if (int rc = w4g_prepare<w4t_kernel<BT, XS, WS, TW>>(Cfg::T, Cfg::kSmem, &occ)) return rc;
+  KERN_REQUIRE((((uintptr_t)a.x | (uintptr_t)a.qrep | (uintptr_t)a.srep) & 15) == 0,
+               "kern_w4a16_gemm: x, qrep and srep must be 16-byte aligned for the Hopper wgmma path");
+  CUtensorMap mx, mq, ms;
+  if (int rc = ws_tensor_map(&mx, a, BT)) return rc;
+  if (int rc = wt_weight_maps(&mq, &ms, a)) return rc;
+  dim3 grid(kern_cdiv(a.N, 128), kern_cdiv(a.M, BT), 1);
+  grid.z = ws_splits((int64_t)grid.x * grid.y, a.K / 64, (int64_t)sms * occ, 2);
+  static int force = -1;
+  if (force < 0) force = kern_env_int("SERVESIM_W4WS_SPLITS", 0);
+  if (ws_split_ok(force, a.K / 64, 2)) grid.z = force;
+  return kern_launch_ex(w4t_kernel<BT, XS, WS, TW>, grid, dim3(Cfg::T), Cfg::kSmem, st, (int)grid.z, mx, mq, ms, a);
 }
 
 } // namespace
@@ -652,8 +949,16 @@ int w4a16_wgmma_launch(const W4Args &a, int sms, cudaStream_t st) {
     if (cfg < 0) cfg = kern_env_int("SERVESIM_W4WS_CFG", 0);
     if (cfg == 1) /* the fifth session's kernel: weights and scales through the ring by bulk copies */
       return a.M <= 64 ? ws_launch<64, 1, 5, false, 2>(a, sms, st) : ws_launch<128, 1, 5, false, 2>(a, sms, st);
+    if (cfg == 4 || cfg == 5) { /* the transform warpgroup and shared-memory weights */
+      if (cfg == 4) return a.M <= 64 ? wt_launch<64, 8, 6, 2>(a, sms, st) : wt_launch<128, 6, 4, 2>(a, sms, st);
+      return a.M <= 64 ? wt_launch<64, 8, 6, 1>(a, sms, st) : wt_launch<128, 6, 4, 1>(a, sms, st);
+    }
     /* weights straight into registers; 64 rows: two blocks an SM (96 registers: 2 chunks ahead),
      * more: 128-row tiles, one block an SM, 4 chunks ahead where K allows (kernels/NOTES.md item 10) */
+    if (cfg == 6) { /* warpgroups issue in turn */
+      if (a.M <= 64) return ws_launch<64, 2, 8, true, 2, true>(a, sms, st);
+      return a.K % 256 == 0 ? ws_launch<128, 1, 8, true, 4, true>(a, sms, st) : ws_launch<128, 1, 8, true, 2, true>(a, sms, st);
+    }
     if (a.M <= 64) return ws_launch<64, 2, 8, true, 2>(a, sms, st);
     return a.K % 256 == 0 ? ws_launch<128, 1, 8, true, 4>(a, sms, st) : ws_launch<128, 1, 8, true, 2>(a, sms, st);
   }
