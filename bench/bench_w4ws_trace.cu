@@ -6,7 +6,8 @@
  * are retired; plus the block's start, the end of its main loop and its end.
  *
  * Usage: bench_w4ws_trace K N M (e.g. 4096 9216 256). Environment switches of the kernel apply
- * (SERVESIM_W4WS_CFG, SERVESIM_W4WS_SPLITS). Exit 77 without a compute capability 9.0 GPU. */
+ * (SERVESIM_W4WS_CFG, SERVESIM_W4WS_SPLITS, SERVESIM_W4WS_SK). With stream-K, block 0's pieces
+ * follow each other in the chunk column (ring positions). Exit 77 without a compute capability 9.0 GPU. */
 #define W4WS_TRACE 1
 #include "kernels/kern_w4a16_wgmma.cu"
 
@@ -46,10 +47,17 @@ int main(int argc, char **argv) {
   a.M = M;
   a.K = K;
   a.N = N;
+  /* the stream-K workspace: flags (zeroed once; the kernel leaves them zero) and partial slots */
+  kern_w4::W4Ws ws = {};
+  ws.max_flags = 16384;
+  ws.part_floats = (int64_t)prop.multiProcessorCount * 2 * 64 * 256;
+  BENCH_CUDA(cudaMalloc(&ws.cnt, (size_t)ws.max_flags * 4));
+  BENCH_CUDA(cudaMemset(ws.cnt, 0, (size_t)ws.max_flags * 4));
+  BENCH_CUDA(cudaMalloc(&ws.part, (size_t)ws.part_floats * 4));
   cudaStream_t st;
   BENCH_CUDA(cudaStreamCreate(&st));
   for (int i = 0; i < 3; i++)
-    if (kern_w4::w4a16_wgmma_launch(a, prop.multiProcessorCount, st)) {
+    if (kern_w4::w4a16_wgmma_launch(a, prop.multiProcessorCount, ws, st)) {
       fprintf(stderr, "bench_w4ws_trace: launch failed: %s\n", err_msg());
       return 1;
     }

@@ -504,6 +504,7 @@ namespace {
 /* Split-K capacity of a workspace: splits * padded rows <= kSplitRows; block tiles that split
  * <= kCounters. */
 constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384, kDefaultVariant = 8, kDefaultVariantMoe = 2, kDefaultLarge = 0;
+constexpr int kSkSms = 160; /* stream-K workspace: SMs a device may have (H100 / H200: 132) */
 
 int64_t w4a16_npad(int N) { return ((int64_t)N + 127) / 128 * 128; }
 
@@ -642,7 +643,17 @@ int w4a16_dispatch(const W4Args &a, void *ws, size_t wsb, int rows, int rows_max
   if (rows <= 8) return w4a16_small<1, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   if (rows <= 16) return w4a16_small<2, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   if constexpr (!MOE)
-    if (rows > 32 && rows <= 256 && w4a16_wgmma_available()) return w4a16_wgmma_launch(a, w4a16_num_sms(), st);
+    if (rows > 32 && rows <= 256 && w4a16_wgmma_available()) {
+      /* the workspace's counters and partials, for its stream-K schedule */
+      W4Ws w = {};
+      if (ws && wsb > (size_t)kCounters * sizeof(int32_t)) {
+        w.cnt = (int32_t *)ws;
+        w.part = (float *)((char *)ws + kCounters * sizeof(int32_t));
+        w.max_flags = kCounters;
+        w.part_floats = (int64_t)((wsb - kCounters * sizeof(int32_t)) / sizeof(float));
+      }
+      return w4a16_wgmma_launch(a, w4a16_num_sms(), w, st);
+    }
   /* shared activation tiles (rows x columns): 32 x 128 up to 32 rows; 33..256 rows by
    * SERVESIM_W4_LARGE (default 64 x 128); then 64 x 256 */
   if (rows <= 32) return w4a16_launch<4, 2, 1, 4, 1, 4, MOE, GATHER, SILU, true, false>(a, ws, wsb, rows_max, 0, st);
@@ -695,7 +706,10 @@ int kern_gptq_repack_gate_up(int32_t *qrep, bf16_t *srep, const int32_t *qw_gate
 size_t kern_w4a16_workspace_bytes(int max_M, int max_N) {
   (void)max_M;
   const int64_t npad = w4a16_npad(max_N);
-  return (size_t)kCounters * sizeof(int32_t) + (size_t)kSplitRows * npad * sizeof(float);
+  /* the split-K partials, or the Hopper stream-K slots (a block's 128 x 128 floats, one block
+   * an SM, for up to kSkSms SMs), whichever is larger */
+  const int64_t split = (int64_t)kSplitRows * npad, sk = (int64_t)kSkSms * 128 * 128;
+  return (size_t)kCounters * sizeof(int32_t) + (size_t)(split > sk ? split : sk) * sizeof(float);
 }
 
 int kern_w4a16_gemm(bf16_t *y, const bf16_t *x, const int32_t *qrep, const bf16_t *srep, int M,

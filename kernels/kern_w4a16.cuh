@@ -104,7 +104,13 @@ static __device__ __forceinline__ void w4_wait() { asm volatile("cp.async.wait_g
  * 9.0, the sm_90a code present, SERVESIM_W4_WGMMA not 0; 2, the default, is the
  * warp-specialised TMA kernel, 1 the all-threads one). */
 int w4a16_wgmma_available(void);
-int w4a16_wgmma_launch(const W4Args &a, int sms, cudaStream_t st);
+/* The workspace a stream-K launch may use: flags (zero between calls) and partial slots. */
+struct W4Ws {
+  int32_t *cnt;
+  float *part;
+  int64_t max_flags, part_floats;
+};
+int w4a16_wgmma_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st);
 
 /* Stream-K path for dense GEMMs of 1..16 rows on Hopper (kern_w4a16_streamk.cu), on with
  * SERVESIM_W4_STREAMK=1 (correct, measured slower than the split-K kernel: kernels/NOTES.md

@@ -20,7 +20,9 @@
  * landed; one barrier; refill the stage chunk c-1 used; dequantise chunk c+1 into af[(c+1) & 1].
  *
  * Few tiles (small N or M): the K range is split over up to 8 blocks of one thread block
- * cluster, which sum their accumulators through distributed shared memory in split order.
+ * cluster, which sum their accumulators through distributed shared memory in split order. The
+ * warp-specialised kernel may instead run a stream-K schedule (one block an SM over all the
+ * tiles' chunks, partials summed through the caller's workspace; ws_launch says when).
  * Compiled for sm_90a only (wgmma needs the architecture-specific target); elsewhere the kernels
  * are empty and w4a16_wgmma_available() is 0, so the mma.sync path runs. */
 #include <cooperative_groups.h>
@@ -31,6 +33,7 @@
 #include <string.h>
 
 #include "kernels/kern_w4a16.cuh"
+#include "kernels/streamk_plan.h"
 #include "kernels/w4g_layout.h"
 
 namespace kern_w4 {
@@ -416,7 +419,89 @@ __device__ long long ws_trace_buf[6][kWsTraceChunks]; /* [event][chunk]; 4: star
   } while (0)
 #endif
 
-template <int BT, int MINB, int S, bool WREG, int P, bool PP = false>
+/* One piece of a block's work: output tile (tx, ty) over chunks [kc0, kc0 + n) of its K range.
+ * kind 0: the whole K range (store y); 3: split z of a cluster (w4g_epilogue sums); stream-K:
+ * 1 the tile's first chunks, whose block sums the later pieces' partials (blocks owner + 1 ..
+ * last) and stores y; 2 a later piece, left as a partial in the block's workspace slot. */
+struct WsSeg {
+  int tx, ty, kc0, n, kind, last;
+};
+constexpr int kWsMaxSegs = 16; /* pieces a stream-K block may have */
+
+/* Stream-K (gridDim.x blocks over TU = tiles x KQ quanta of q chunks, tiles numbered ty * TX +
+ * tx so that consecutive blocks share activation rows): block b takes quanta [b TU / G,
+ * (b + 1) TU / G) (kernels/streamk_plan.h), tile by tile. Each block starts at most one tile
+ * mid-way (kind 2, its first piece) and ends at most one mid-way (kind 1, its last). */
+#ifdef W4G_SM90A
+__device__ __forceinline__ bool ws_seg_next(int64_t &u, int64_t uend, int64_t TU, int KQ, int q, int TX, WsSeg &s) {
+  if (u >= uend) return false;
+  const int64_t tile = u / KQ;
+  const int qs = (int)(u - tile * KQ), qe = uend - u < KQ - qs ? qs + (int)(uend - u) : KQ;
+  s.tx = (int)(tile % TX);
+  s.ty = (int)(tile / TX);
+  s.kc0 = qs * q;
+  s.n = (qe - qs) * q;
+  s.kind = qs > 0 ? 2 : qe < KQ ? 1 : 0;
+  s.last = (int)streamk_plan_block_of(tile * KQ + KQ - 1, TU, gridDim.x);
+  u += qe - qs;
+  return true;
+}
+#endif
+
+#ifdef W4G_SM90A
+/* A stream-K piece's end, by the 256 consumer threads (ct = consumer thread, the accumulators d
+ * in the wgmma D fragment layout of w4g_epilogue): kind 2 leaves d in this block's workspace
+ * slot (BT / 2 x 256 floats, fragment order) and raises its flag (ws_cnt[block]); kind 1 adds
+ * the slots of blocks owner + 1 .. last in block order (each flag waited for by one thread, then
+ * reset to zero for the next call) and stores y, as kind 0 does at once. The flag handshake:
+ * the writers' stores, a fence each, a barrier of the 256 (named barrier 1), one release store;
+ * the reader's acquire load, the barrier, the loads (L2, not L1). */
+template <int BT>
+__device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[BT / 2], const WsSeg &sg, int ct, int nt,
+                                                   int lane, int m0) {
+  constexpr int SLOT = BT / 2 * 256;
+  const int b = blockIdx.x;
+  if (sg.kind == 2) {
+    float *part = a.ws_part + (size_t)b * SLOT;
+#pragma unroll
+    for (int i = 0; i < BT / 2; i++) __stcg(part + i * 256 + ct, d[i]);
+    __threadfence();
+    asm volatile("bar.sync 1, 256;\n" ::: "memory");
+    if (ct == 0) asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(a.ws_cnt + b), "r"(1u) : "memory");
+    return;
+  }
+  if (sg.kind == 1) {
+    for (int o = b + 1; o <= sg.last; o++) {
+      if (ct == 0) {
+        uint32_t f = 0;
+        do asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(f) : "l"(a.ws_cnt + o) : "memory");
+        while (f == 0);
+        a.ws_cnt[o] = 0;
+      }
+      asm volatile("bar.sync 1, 256;\n" ::: "memory");
+      const float *part = a.ws_part + (size_t)o * SLOT;
+#pragma unroll
+      for (int i = 0; i < BT / 2; i++) d[i] += __ldcg(part + i * 256 + ct);
+    }
+  }
+  const int N = a.N, M = a.M, g = lane >> 2, t = lane & 3, f = nt * 16 + g;
+  if (nt >= N / 16) return;
+#pragma unroll
+  for (int i = 0; i < BT / 8; i++) {
+    const int m = m0 + 8 * i + 2 * t;
+    if (m < M) {
+      a.y[(size_t)m * N + f] = kern_f2bf(d[4 * i]);
+      a.y[(size_t)m * N + f + 8] = kern_f2bf(d[4 * i + 2]);
+    }
+    if (m + 1 < M) {
+      a.y[(size_t)(m + 1) * N + f] = kern_f2bf(d[4 * i + 1]);
+      a.y[(size_t)(m + 1) * N + f + 8] = kern_f2bf(d[4 * i + 3]);
+    }
+  }
+}
+#endif
+
+template <int BT, int MINB, int S, bool WREG, int P, bool SK>
 __global__ void __launch_bounds__(WsCfg<BT, S, WREG>::T, MINB) w4ws_kernel(const __grid_constant__ CUtensorMap tmx, W4Args a) {
 #ifdef W4G_SM90A
   using Cfg = WsCfg<BT, S, WREG>;
@@ -426,16 +511,38 @@ __global__ void __launch_bounds__(WsCfg<BT, S, WREG>::T, MINB) w4ws_kernel(const
   uint8_t *base = ws_raw + ((1024 - (ws_u32(ws_raw) & 1023)) & 1023);
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2;
   const int K = a.K, N = a.N, KC = K / 64, NT16 = N / 16;
-  const int nt0 = blockIdx.x * 8, ntiles = NT16 - nt0 < 8 ? NT16 - nt0 : 8;
-  const int m0 = blockIdx.y * BT;
-  const int splits = gridDim.z, z = blockIdx.z;
-  /* splits in whole groups of P chunks (the consumers' loop step): no tail after the loop when
+  /* pieces in whole groups of P chunks (the consumers' loop step): no tail after the loop when
    * P = 4, one odd chunk at most when P = 2 (a conditional wgmma chunk after a loop of 4 makes
    * ptxas serialise the wgmma, warning C7512) */
   static_assert(P == 2 || P == 4, "P chunks a loop step");
-  constexpr int q = P == 4 ? 4 : 1; /* the split quantum (the launcher checks KC % q == 0) */
-  const int KQ = KC / q, kc0 = q * (int)((int64_t)z * KQ / splits);
-  const int n = q * (int)((int64_t)(z + 1) * KQ / splits) - kc0;
+  constexpr int q = P == 4 ? 4 : 1; /* the quantum (the launcher checks KC % q == 0) */
+  const int KQ = KC / q, TX = (NT16 + 7) / 8;
+  const int64_t TU = (int64_t)TX * ((a.M + BT - 1) / BT) * KQ;
+  /* the block's pieces, worked in this order by every role: one from the grid position, or
+   * with stream-K those thread 0 lists */
+  __shared__ WsSeg segs[SK ? kWsMaxSegs : 1];
+  __shared__ int nseg_s;
+  if constexpr (SK) {
+    if (tid == 0) {
+      int64_t u = (int64_t)blockIdx.x * TU / gridDim.x;
+      const int64_t uend = (int64_t)(blockIdx.x + 1) * TU / gridDim.x;
+      int k = 0;
+      while (k < kWsMaxSegs && ws_seg_next(u, uend, TU, KQ, q, TX, segs[k])) k++;
+      nseg_s = k; /* the launcher keeps a block's share within kWsMaxSegs pieces */
+    }
+  }
+  auto seg_at = [&](int si) {
+    if constexpr (SK) return segs[si];
+    const int splits = gridDim.z, z = blockIdx.z;
+    WsSeg sg;
+    sg.tx = blockIdx.x;
+    sg.ty = blockIdx.y;
+    sg.kc0 = q * (int)((int64_t)z * KQ / splits);
+    sg.n = q * (int)((int64_t)(z + 1) * KQ / splits) - sg.kc0;
+    sg.kind = splits > 1 ? 3 : 0;
+    sg.last = 0;
+    return sg;
+  };
   auto stage = [&](int j) { return base + (size_t)j * Cfg::STAGE; };
   if (tid == 0) {
     for (int j = 0; j < S; j++) {
@@ -447,118 +554,134 @@ __global__ void __launch_bounds__(WsCfg<BT, S, WREG>::T, MINB) w4ws_kernel(const
   __syncthreads();
   if (tid == 0) WS_STAMP(4, 0);
   float d[BT / 2];
-#pragma unroll
-  for (int i = 0; i < BT / 2; i++) d[i] = 0.f;
-  const int warp8 = warp & 7, t = lane & 3, wg = warp8 >> 2; /* consumer warp 0..7: warpgroup wg */
-  const int nt = nt0 + warp8;
+  const int warp8 = warp & 7, t = lane & 3; /* consumer warp 0..7: warpgroup warp8 / 4 */
+  int nt = 0, m0 = 0; /* the last piece's (the cluster epilogue after the loop) */
   if (warp == 8) {
     if (lane == 0) {
       const uint8_t *wq = reinterpret_cast<const uint8_t *>(a.qrep);
       const uint8_t *sq = reinterpret_cast<const uint8_t *>(a.srep);
-      const uint32_t bytes = XB + (WREG ? 0 : ntiles * (512 + 32));
-      for (int c = 0; c < n; c++) {
-        const int j = c % S;
-        if (c >= S) ws_wait(&empty[j], ((c / S) - 1) & 1);
-        WS_STAMP(0, c);
-        uint8_t *sp = stage(j);
-        ws_expect_tx(&full[j], bytes);
-        if constexpr (!WREG) {
-          for (int i = 0; i < ntiles; i++) ws_bulk(sp + XB + i * 512, wq + ((size_t)(nt0 + i) * KC + kc0 + c) * 512, 512, &full[j]);
-          ws_bulk(sp + XB + Cfg::WB, sq + ((size_t)((kc0 + c) >> 1) * NT16 + nt0) * 32, ntiles * 32, &full[j]);
+      int gc = 0; /* ring position: chunks of all pieces so far */
+      const int nseg = SK ? nseg_s : 1;
+      for (int si = 0; si < nseg; si++) {
+        const WsSeg sg = seg_at(si);
+        const int nt0 = sg.tx * 8, ntiles = NT16 - nt0 < 8 ? NT16 - nt0 : 8;
+        const uint32_t bytes = XB + (WREG ? 0 : ntiles * (512 + 32));
+        for (int c = 0; c < sg.n; c++, gc++) {
+          const int j = gc % S;
+          if (gc >= S) ws_wait(&empty[j], ((gc / S) - 1) & 1);
+          WS_STAMP(0, gc);
+          uint8_t *sp = stage(j);
+          ws_expect_tx(&full[j], bytes);
+          if constexpr (!WREG) {
+            for (int i = 0; i < ntiles; i++)
+              ws_bulk(sp + XB + i * 512, wq + ((size_t)(nt0 + i) * KC + sg.kc0 + c) * 512, 512, &full[j]);
+            ws_bulk(sp + XB + Cfg::WB, sq + ((size_t)((sg.kc0 + c) >> 1) * NT16 + nt0) * 32, ntiles * 32, &full[j]);
+          }
+          if (gc == 0) kern_pdl_wait(); /* the activations are the previous kernel's output */
+          ws_tma_2d(sp, &tmx, (sg.kc0 + c) * 64, sg.ty * BT, &full[j]);
         }
-        if (c == 0) kern_pdl_wait(); /* the activations are the previous kernel's output */
-        ws_tma_2d(sp, &tmx, (kc0 + c) * 64, m0, &full[j]);
       }
     }
   } else {
-    /* WREG: each warp loads its own weight words and scales from global memory straight into
-     * registers, P chunks ahead (no bulk copies for them: the producer only moves the
-     * activations); otherwise they come through the ring */
-    const int ntl = nt < NT16 ? nt : NT16 - 1; /* past N: a real tile, columns discarded */
-    const uint4 *wsrc = a.qrep + ((size_t)ntl * KC + kc0) * 32 + lane;
-    const uint32_t *ssrc = a.srep + (size_t)ntl * 8 + g;
-    uint4 wr[P];
-    uint32_t sr[P];
-    auto fetch = [&](int c, uint4 &w, uint32_t &sv) {
-      if (c < n) {
-        w = __ldg(wsrc + (size_t)c * 32);
-        sv = __ldg(ssrc + (size_t)((kc0 + c) >> 1) * NT16 * 8);
-      }
-    };
-    if constexpr (WREG) {
+    int gc0 = 0; /* ring position of the piece's first chunk */
+    const int nseg = SK ? nseg_s : 1;
+    for (int si = 0; si < nseg; si++) {
+      const WsSeg sg = seg_at(si);
+      const int kc0 = sg.kc0, n = sg.n;
+      nt = sg.tx * 8 + warp8;
+      m0 = sg.ty * BT;
 #pragma unroll
-      for (int i = 0; i < P; i++) fetch(i, wr[i], sr[i]);
-    }
-
-    auto dequant = [&](uint32_t(&af)[4][4], int j, int c, uint4 &w, uint32_t &sv) {
-      const uint8_t *sp = stage(j);
-      uint32_t wq[4], sc;
+      for (int i = 0; i < BT / 2; i++) d[i] = 0.f;
+      /* WREG: each warp loads its own weight words and scales from global memory straight into
+       * registers, P chunks ahead (no bulk copies for them: the producer only moves the
+       * activations); otherwise they come through the ring */
+      const int ntl = nt < NT16 ? nt : NT16 - 1; /* past N: a real tile, columns discarded */
+      const uint4 *wsrc = a.qrep + ((size_t)ntl * KC + kc0) * 32 + lane;
+      const uint32_t *ssrc = a.srep + (size_t)ntl * 8 + g;
+      uint4 wr[P];
+      uint32_t sr[P];
+      auto fetch = [&](int c, uint4 &w, uint32_t &sv) {
+        if (c < n) {
+          w = __ldg(wsrc + (size_t)c * 32);
+          sv = __ldg(ssrc + (size_t)((kc0 + c) >> 1) * NT16 * 8);
+        }
+      };
       if constexpr (WREG) {
-        wq[0] = w.x, wq[1] = w.y, wq[2] = w.z, wq[3] = w.w;
-        sc = sv;
-        fetch(c + P, w, sv);
-      } else {
-        asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
-                     : "=r"(wq[0]), "=r"(wq[1]), "=r"(wq[2]), "=r"(wq[3])
-                     : "r"(ws_u32(sp + XB + warp8 * 512 + lane * 16)));
-        asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(sc) : "r"(ws_u32(sp + XB + Cfg::WB + warp8 * 32 + g * 4)));
+#pragma unroll
+        for (int i = 0; i < P; i++) fetch(i, wr[i], sr[i]);
       }
-      w4g_transpose(wq, t);
-      const uint32_t s0 = __byte_perm(sc, 0, 0x1010), s8 = __byte_perm(sc, 0, 0x3232);
+
+      auto dequant = [&](uint32_t(&af)[4][4], int j, int c, uint4 &w, uint32_t &sv) {
+        const uint8_t *sp = stage(j);
+        uint32_t wq[4], sc;
+        if constexpr (WREG) {
+          wq[0] = w.x, wq[1] = w.y, wq[2] = w.z, wq[3] = w.w;
+          sc = sv;
+          fetch(c + P, w, sv);
+        } else {
+          asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+                       : "=r"(wq[0]), "=r"(wq[1]), "=r"(wq[2]), "=r"(wq[3])
+                       : "r"(ws_u32(sp + XB + warp8 * 512 + lane * 16)));
+          asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(sc) : "r"(ws_u32(sp + XB + Cfg::WB + warp8 * 32 + g * 4)));
+        }
+        w4g_transpose(wq, t);
+        const uint32_t s0 = __byte_perm(sc, 0, 0x1010), s8 = __byte_perm(sc, 0, 0x3232);
 #pragma unroll
-      for (int q = 0; q < 4; q++) w4_dequant(wq[q], s0, s8, af[q]);
-    };
-    auto chunk = [&](int c, uint32_t(&af)[4][4], uint32_t(&af_prev)[4][4], uint4 &w, uint32_t &sv) {
-      const int j = c % S;
-      ws_wait(&full[j], (c / S) & 1);
-      if (tid == 0) WS_STAMP(1, c);
-      dequant(af, j, c, w, sv); /* chunk c-1's wgmma still run on the other registers */
-      if (tid == 0) WS_STAMP(5, c);
-      uint64_t desc[4]; /* made before the fence: nothing but wgmma between fence and commit */
+        for (int q = 0; q < 4; q++) w4_dequant(wq[q], s0, s8, af[q]);
+      };
+      auto chunk = [&](int c, uint32_t(&af)[4][4], uint32_t(&af_prev)[4][4], uint4 &w, uint32_t &sv) {
+        const int gc = gc0 + c, j = gc % S;
+        ws_wait(&full[j], (gc / S) & 1);
+        if (tid == 0) WS_STAMP(1, gc);
+        dequant(af, j, c, w, sv); /* chunk c-1's wgmma still run on the other registers */
+        if (tid == 0) WS_STAMP(5, gc);
+        uint64_t desc[4]; /* made before the fence: nothing but wgmma between fence and commit */
 #pragma unroll
-      for (int s = 0; s < 4; s++) {
-        desc[s] = ws_desc(stage(j) + 32 * s);
-        asm volatile("" : "+l"(desc[s])::"memory");
+        for (int s = 0; s < 4; s++) {
+          desc[s] = ws_desc(stage(j) + 32 * s);
+          asm volatile("" : "+l"(desc[s])::"memory");
+        }
+        w4g_keep(d);
+        w4g_fence();
+#pragma unroll
+        for (int s = 0; s < 4; s++) w4g_mma<BT>(d, af[s], desc[s]);
+        w4g_commit();
+        if (tid == 0) WS_STAMP(2, gc);
+        w4g_keep(d);
+        w4g_wait<1>(); /* chunk c-1 done: its stage goes back to the producer */
+        if (tid == 0) WS_STAMP(3, gc);
+        w4g_keep(af_prev);
+        if (c >= 1 && lane == 0) ws_arrive(&empty[(gc - 1) % S]);
+      };
+      uint32_t af0[4][4], af1[4][4];
+      int c = 0; /* groups of P, then the rest: no branch inside the loop (see w4g_keep) */
+      static_assert(P % 2 == 0, "the A registers alternate");
+      for (; c + P - 1 < n; c += P) {
+#pragma unroll
+        for (int i = 0; i < P; i += 2) {
+          chunk(c + i, af0, af1, wr[i], sr[i]);
+          chunk(c + i + 1, af1, af0, wr[i + 1], sr[i + 1]);
+        }
       }
-      if constexpr (PP) /* warpgroups issue in turn: 0 waits for 1's previous chunk, 1 for 0's */
-        if (wg == 1) asm volatile("bar.sync 2, 256;\n" ::: "memory");
-        else if (c > 0) asm volatile("bar.sync 1, 256;\n" ::: "memory");
+      if constexpr (P == 2)
+        if (c < n) chunk(c, af0, af1, wr[0], sr[0]);
+      w4g_wait<0>();
       w4g_keep(d);
-      w4g_fence();
-#pragma unroll
-      for (int s = 0; s < 4; s++) w4g_mma<BT>(d, af[s], desc[s]);
-      w4g_commit();
-      if constexpr (PP)
-        if (wg == 0) asm volatile("bar.arrive 2, 256;\n" ::: "memory");
-        else if (c + 1 < n) asm volatile("bar.arrive 1, 256;\n" ::: "memory");
-      if (tid == 0) WS_STAMP(2, c);
-      w4g_keep(d);
-      w4g_wait<1>(); /* chunk c-1 done: its stage goes back to the producer */
-      if (tid == 0) WS_STAMP(3, c);
-      w4g_keep(af_prev);
-      if (c >= 1 && lane == 0) ws_arrive(&empty[(c - 1) % S]);
-    };
-    uint32_t af0[4][4], af1[4][4];
-    int c = 0; /* groups of P, then the rest: no branch inside the loop (see w4g_keep) */
-    static_assert(P % 2 == 0, "the A registers alternate");
-    for (; c + P - 1 < n; c += P) {
-#pragma unroll
-      for (int i = 0; i < P; i += 2) {
-        chunk(c + i, af0, af1, wr[i], sr[i]);
-        chunk(c + i + 1, af1, af0, wr[i + 1], sr[i + 1]);
+      gc0 += n;
+      if constexpr (SK) {
+        if (lane == 0) ws_arrive(&empty[(gc0 - 1) % S]); /* the piece's last stage: the next piece reuses the ring */
+        kern_pdl_wait(); /* (returns at once: the producer waited) before writing what a predecessor may read */
+        w4s_piece_epilogue<BT>(a, d, sg, tid, nt, lane, m0);
       }
     }
-    if constexpr (P == 2)
-      if (c < n) chunk(c, af0, af1, wr[0], sr[0]);
-    w4g_wait<0>();
-    w4g_keep(d);
   }
   kern_pdl_trigger();
-  kern_pdl_wait(); /* (returns at once: the producer waited) before writing what a predecessor may read */
-
-  if (tid == 0) WS_STAMP(4, 1);
-  w4g_epilogue<BT, 256>(a, d, base, warp < 8, tid, nt, lane, m0);
-  if (tid == 0) WS_STAMP(4, 2);
+  if constexpr (!SK) {
+    kern_pdl_wait(); /* (returns at once: the producer waited) before writing what a predecessor may read */
+    if (tid == 0) WS_STAMP(4, 1);
+    w4g_epilogue<BT, 256>(a, d, base, warp < 8, tid, nt, lane, m0);
+    if (tid == 0) WS_STAMP(4, 2);
+  }
 #else
   (void)tmx;
   (void)a;
@@ -612,314 +735,51 @@ int ws_splits(int64_t tiles, int KC, int64_t slots, int q) {
   return best;
 }
 
-template <int BT, int MINB, int S, bool WREG, int P, bool PP = false>
-int ws_launch(const W4Args &a, int sms, cudaStream_t st) {
+/* The schedule: the grid of (column tiles, row tiles, K splits of one cluster) by ws_splits, or
+ * stream-K (one block an SM over all the chunks, ws_seg_next) where that grid is uneven or split
+ * deep and every SM gets enough chunks to pay for its fix-ups: at least 12 chunks an SM, unless
+ * the split grid is one wave of at most 3 splits. From the H200 measurements of both on the 36
+ * Qwen3 points at 64..256 rows (kernels/NOTES.md item 11: summed 563 us by this rule, 631 never
+ * stream-K, 652 always, 553 the best of the two at every point). SERVESIM_W4WS_SK: 1 (default)
+ * the rule, 0 never, 2 wherever the workspace holds it (the ctest that runs it on every shape). */
+template <int BT, int MINB, int S, bool WREG, int P>
+int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
   using Cfg = WsCfg<BT, S, WREG>;
   int occ = 1;
-  if (int rc = w4g_prepare<w4ws_kernel<BT, MINB, S, WREG, P, PP>>(Cfg::T, Cfg::kSmem, &occ)) return rc;
+  static int sk_env = -1;
+  if (sk_env < 0) sk_env = kern_env_int("SERVESIM_W4WS_SK", 1);
+  if (int rc = w4g_prepare<w4ws_kernel<BT, MINB, S, WREG, P, false>>(Cfg::T, Cfg::kSmem, &occ)) return rc;
   /* TMA and bulk copies need 16-byte aligned sources (cudaMalloc'd buffers and the executor's
    * 256-byte carving are) */
-  KERN_REQUIRE((((uintptr_t)a.x | (uintptr_t)a.qrep | (uintptr_t)a.srep) & 15) == 0,
+  KERN_REQUIRE((((uintptr_t)a0.x | (uintptr_t)a0.qrep | (uintptr_t)a0.srep) & 15) == 0,
                "kern_w4a16_gemm: x, qrep and srep must be 16-byte aligned for the Hopper wgmma path");
   CUtensorMap map;
-  if (int rc = ws_tensor_map(&map, a, BT)) return rc;
-  dim3 grid(kern_cdiv(a.N, 128), kern_cdiv(a.M, BT), 1);
-  constexpr int q = P == 4 ? 4 : 1; /* the kernel's split quantum */
-  grid.z = ws_splits((int64_t)grid.x * grid.y, a.K / 64, (int64_t)sms * occ, q);
+  if (int rc = ws_tensor_map(&map, a0, BT)) return rc;
+  dim3 grid(kern_cdiv(a0.N, 128), kern_cdiv(a0.M, BT), 1);
+  constexpr int q = P == 4 ? 4 : 1; /* the kernel's quantum */
+  const int KC = a0.K / 64;
+  const int64_t tiles = (int64_t)grid.x * grid.y, slots = (int64_t)sms * occ;
+  grid.z = ws_splits(tiles, KC, slots, q);
   static int force = -1;
   if (force < 0) force = kern_env_int("SERVESIM_W4WS_SPLITS", 0);
-  if (ws_split_ok(force, a.K / 64, q)) grid.z = force; /* SERVESIM_W4WS_SPLITS: a split the model may take */
-  return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P, PP>, grid, dim3(Cfg::T), Cfg::kSmem, st, (int)grid.z, map, a);
-}
-
-
-/* ---- Transform-warpgroup variant (w4t_kernel): the weights are dequantised by a warpgroup of
- * their own into shared memory, and the two consumer warpgroups run wgmma with both operands
- * there, as a bf16 GEMM does. Why: with the weights as wgmma's register operand, the consumer
- * warps' dequantisation and their wgmma did not overlap -- per k64 chunk at 128 rows, ~380 issue
- * cycles of integer work a scheduler plus ~512 of tensor work took ~894 cycles (the per-chunk
- * timeline with either part taken out, bench_w4ws_trace; kernels/NOTES.md item 11).
- *
- * Block (448 threads): warpgroups 0 and 1 consume (64 output columns each, BT rows); warpgroup 2
- * transforms; warp 12 lane 0 loads the activation tiles (TMA, a stage a chunk), warp 13 lane 0
- * the int4 words and scales of chunk pairs (one scale group) into a ring of R slots (two TMAs a
- * pair: a 3D map over qrep as [tile][chunk][512 bytes] and a 2D map over srep as
- * [group][tile x 8 scale pairs]; tiles past N arrive as zeros). All global loads go through TMA:
- * a transform thread's proxy fence would otherwise wait for its own outstanding global loads
- * (measured: ~1000 cycles a chunk with __ldg prefetching). Transform warp tw takes n16 tiles 2tw
- * and 2tw + 1: each lane's 16 bytes a tile a chunk are rows g and g + 8 at the 16 consecutive k
- * 16t .. 16t + 15 of the repacked layout; it dequantises them as the other paths do and stores
- * each row's 32 bytes as two 16-byte pieces of a K-major tile with 128-byte swizzle (row r of a
- * warpgroup's 64 x 64 tile at r x 128 bytes, 16-byte unit u at u ^ (r % 8)), then fences
- * (generic -> async proxy) and arrives on full_w. Stage j holds a chunk's activation tile
- * (full_x) and bf16 weight tile (full_w); the 8 consumer warps free it (empty) once
- * wgmma.wait 1 says the chunk is done. Splits at even chunks (whole scale groups). */
-template <int BT, int XS, int WS, int TW>
-struct WtCfg {
-  static constexpr int T = (2 + TW) * 128 + 64, XB = BT * 128, WB = 128 * 128; /* W: 128 columns x 64 k bf16 */
-  static constexpr int R = 4, QB = 8 * 2 * 512, QS = QB + 8 * 32, QSLOT = (QS + 1023) / 1024 * 1024;
-  static constexpr size_t RING = (size_t)XS * XB + (size_t)WS * WB; /* X slots, then W slots */
-  static constexpr size_t kSmem = RING + (size_t)R * QSLOT + 1024;
-  static_assert(XB % 1024 == 0, "tiles 1024-aligned (128-byte swizzle)");
-  static_assert((size_t)(BT / 2) * 256 * 4 <= RING, "the split-K sum must fit in the rings");
-  static_assert(kSmem <= 232448, "shared memory per block");
-};
-
-#ifdef W4G_SM90A
-/* d [32 fp32 per thread] += A (64 x 16, shared memory, K-major, 128-byte swizzle: desc_a)
- * x B (16 x 64, shared memory, likewise: desc_b). */
-static __device__ __forceinline__ void w4t_mma_n64(float (&d)[32], uint64_t desc_a, uint64_t desc_b) {
-  asm volatile(
-      "{\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-      "%32, %33, 1, 1, 1, 0, 0;\n"
-      "}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-      : "l"(desc_a), "l"(desc_b));
-}
-
-/* d [64 fp32 per thread] += A (64 x 16, shared memory, K-major, 128-byte swizzle: desc_a)
- * x B (16 x 128, shared memory, likewise: desc_b). */
-static __device__ __forceinline__ void w4t_mma_n128(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
-  asm volatile(
-      "{\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-      "%64, %65, 1, 1, 1, 0, 0;\n"
-      "}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "l"(desc_a), "l"(desc_b));
-}
-
-template <int BT>
-__device__ __forceinline__ void w4t_mma(float (&d)[BT / 2], uint64_t da, uint64_t db) {
-  if constexpr (BT == 64) w4t_mma_n64(d, da, db);
-  else w4t_mma_n128(d, da, db);
-}
-__device__ __forceinline__ void w4t_st16(uint32_t p, uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
-  asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(p), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
-}
-__device__ __forceinline__ void ws_tma_3d(void *dst, const CUtensorMap *map, int x0, int x1, int x2, uint64_t *bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(
-          ws_u32(dst)),
-      "l"(map), "r"(x0), "r"(x1), "r"(x2), "r"(ws_u32(bar))
-      : "memory");
-}
-/* w4_dequant with each nibble pair's mask-and-or in one lop3 (the same bits, so the same values) */
-__device__ __forceinline__ void w4t_dequant(uint32_t q, uint32_t s0, uint32_t s8, uint32_t mask, uint32_t magic,
-                                            uint32_t c136, uint32_t (&o)[4]) {
-#pragma unroll
-  for (int r = 0; r < 4; r++) {
-    const uint32_t x = r ? q >> (4 * r) : q;
-    uint32_t v;
-    asm("lop3.b32 %0, %1, %2, %3, 0xea;\n" : "=r"(v) : "r"(x), "r"(mask), "r"(magic)); /* (x & mask) | magic */
-    __nv_bfloat162 w = __hsub2(*reinterpret_cast<__nv_bfloat162 *>(&v), *reinterpret_cast<const __nv_bfloat162 *>(&c136));
-    const uint32_t sc = (r & 1) ? s8 : s0;
-    w = __hmul2(w, *reinterpret_cast<const __nv_bfloat162 *>(&sc));
-    o[r] = *reinterpret_cast<uint32_t *>(&w);
-  }
-}
-#endif
-
-template <int BT, int XS, int WS, int TW>
-__global__ void __launch_bounds__(WtCfg<BT, XS, WS, TW>::T, 1)
-    w4t_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmq,
-               const __grid_constant__ CUtensorMap tms, W4Args a) {
-#ifdef W4G_SM90A
-  using Cfg = WtCfg<BT, XS, WS, TW>;
-  constexpr int XB = Cfg::XB, WB = Cfg::WB, R = Cfg::R, WP = 8 + 4 * TW; /* warp WP: activations, WP + 1: weights */
-  extern __shared__ uint8_t ws_raw[];
-  __shared__ __align__(8) uint64_t full_x[XS], empty_x[XS], full_w[WS], empty_w[WS], qfull[R], qempty[R];
-  uint8_t *base = ws_raw + ((1024 - (ws_u32(ws_raw) & 1023)) & 1023);
-  uint8_t *wbase = base + (size_t)XS * XB, *qbase = base + Cfg::RING;
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  const int KC = a.K / 64;
-  const int nt0 = blockIdx.x * 8, m0 = blockIdx.y * BT;
-  const int splits = gridDim.z, z = blockIdx.z, KP = KC / 2; /* chunk pairs */
-  const int kc0 = 2 * (int)((int64_t)z * KP / splits), n = 2 * (int)((int64_t)(z + 1) * KP / splits) - kc0;
-  if (tid == 0) {
-    for (int j = 0; j < XS; j++) {
-      ws_bar_init(&full_x[j], 1);
-      ws_bar_init(&empty_x[j], 8); /* lane 0 of each consumer warp */
-    }
-    for (int j = 0; j < WS; j++) {
-      ws_bar_init(&full_w[j], 4);  /* lane 0 of each transform warp */
-      ws_bar_init(&empty_w[j], 8);
-    }
-    for (int r = 0; r < R; r++) {
-      ws_bar_init(&qfull[r], 1);
-      ws_bar_init(&qempty[r], 4 * TW); /* each transform warp once a pair */
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
-  __syncthreads();
-  if (tid == 0) WS_STAMP(4, 0);
-  float d[BT / 2];
-#pragma unroll
-  for (int i = 0; i < BT / 2; i++) d[i] = 0.f;
-  const int warp8 = warp & 7, nt = nt0 + warp8;
-  if (warp == WP) { /* activations */
-    if (lane == 0) {
-      for (int c = 0; c < n; c++) {
-        const int j = c % XS;
-        if (c >= XS) ws_wait(&empty_x[j], ((c / XS) - 1) & 1);
-        if (c == 0) kern_pdl_wait(); /* the activations are the previous kernel's output */
-        ws_expect_tx(&full_x[j], XB);
-        ws_tma_2d(base + (size_t)j * XB, &tmx, (kc0 + c) * 64, m0, &full_x[j]);
+  if (ws_split_ok(force, KC, q)) grid.z = force; /* SERVESIM_W4WS_SPLITS: a split the model may take */
+  if constexpr (WREG) /* one block an SM (at two, the 64-row kernel's wgmma serialise: C7512) */
+    if (sk_env && force <= 0) {
+      auto fn = w4ws_kernel<BT, 1, S, WREG, P, true>;
+      int occ_sk = 1;
+      if (int rc = w4g_prepare<w4ws_kernel<BT, 1, S, WREG, P, true>>(Cfg::T, Cfg::kSmem, &occ_sk)) return rc;
+      const int64_t TU = tiles * (KC / q), sk_slots = (int64_t)sms * occ_sk, G = TU < sk_slots ? TU : sk_slots;
+      const int64_t pieces = (TU + G - 1) / G / (KC / q) + 2; /* a block's most */
+      const bool one_shallow_wave = tiles * grid.z <= slots && grid.z <= 3;
+      const bool want = sk_env == 2 || (tiles * KC >= 12 * sk_slots && !one_shallow_wave);
+      if (want && ws.cnt && G <= ws.max_flags && G * (BT / 2 * 256) <= ws.part_floats && pieces <= kWsMaxSegs) {
+        W4Args a = a0;
+        a.ws_cnt = ws.cnt;
+        a.ws_part = ws.part;
+        return kern_launch_ex(fn, dim3((unsigned)G), dim3(Cfg::T), Cfg::kSmem, st, 1, map, a);
       }
     }
-  } else if (warp == WP + 1) { /* int4 words and scales, a chunk pair a slot (no kernel writes them) */
-    if (lane == 0) {
-      for (int p = 0; 2 * p < n; p++) {
-        const int r = p % R;
-        if (p >= R) ws_wait(&qempty[r], ((p / R) - 1) & 1);
-        if (lane == 0) WS_STAMP(0, 2 * p);
-        uint8_t *qs = qbase + (size_t)r * Cfg::QSLOT;
-        ws_expect_tx(&qfull[r], Cfg::QS);
-        ws_tma_3d(qs, &tmq, 0, kc0 + 2 * p, nt0, &qfull[r]);
-        ws_tma_2d(qs + Cfg::QB, &tms, nt0 * 8, (kc0 >> 1) + p, &qfull[r]);
-      }
-    }
-  } else if (warp >= 8) { /* transform: warpgroup tg takes the chunks c with c % TW == tg */
-    const int tw = (warp - 8) & 3, tg = (warp - 8) >> 2;
-    const uint32_t mask = kMask, magic = kMagic;
-    const __nv_bfloat162 c136b = __floats2bfloat162_rn(136.0f, 136.0f);
-    const uint32_t c136 = *reinterpret_cast<const uint32_t *>(&c136b);
-    /* this lane's destinations in W slot 0: row g of tile 2tw + i, units 2t and 2t + 1 (row g + 8: 1024 on) */
-    uint32_t dst[2][2];
-#pragma unroll
-    for (int i = 0; i < 2; i++) {
-      const int ti = 2 * tw + i;
-      const uint32_t row = ws_u32(wbase + (ti >> 2) * 8192 + ((ti & 3) * 16 + g) * 128);
-      dst[i][0] = row + ((2 * t) ^ g) * 16;
-      dst[i][1] = row + ((2 * t + 1) ^ g) * 16;
-    }
-    for (int c = tg; c < n; c += TW) {
-      const int p = c >> 1, r = p % R, cc = c & 1, j = c % WS;
-      if (cc == 0 || TW == 2) ws_wait(&qfull[r], (p / R) & 1);
-      const uint8_t *qs = qbase + (size_t)r * Cfg::QSLOT;
-      const uint32_t so = (uint32_t)j * WB;
-#pragma unroll
-      for (int i = 0; i < 2; i++) {
-        const int ti = 2 * tw + i;
-        const uint4 w = *reinterpret_cast<const uint4 *>(qs + (ti * 2 + cc) * 512 + lane * 16);
-        const uint32_t sc = *reinterpret_cast<const uint32_t *>(qs + Cfg::QB + ti * 32 + g * 4);
-        const uint32_t s0 = __byte_perm(sc, 0, 0x1010), s8 = __byte_perm(sc, 0, 0x3232);
-        uint32_t f[4][4]; /* step s: [0] row g k 16t+4s+{0,1}, [1] row g+8, [2] row g k +{2,3}, [3] row g+8 */
-        w4t_dequant(w.x, s0, s8, mask, magic, c136, f[0]);
-        w4t_dequant(w.y, s0, s8, mask, magic, c136, f[1]);
-        w4t_dequant(w.z, s0, s8, mask, magic, c136, f[2]);
-        w4t_dequant(w.w, s0, s8, mask, magic, c136, f[3]);
-        if (i == 0 && c >= WS) ws_wait(&empty_w[j], ((c / WS) - 1) & 1); /* the first tile dequantised, then the slot */
-        w4t_st16(dst[i][0] + so, f[0][0], f[0][2], f[1][0], f[1][2]);
-        w4t_st16(dst[i][1] + so, f[2][0], f[2][2], f[3][0], f[3][2]);
-        w4t_st16(dst[i][0] + so + 1024, f[0][1], f[0][3], f[1][1], f[1][3]);
-        w4t_st16(dst[i][1] + so + 1024, f[2][1], f[2][3], f[3][1], f[3][3]);
-      }
-      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); /* stores (generic) -> wgmma (async proxy) */
-      __syncwarp();
-      if (lane == 0) {
-        ws_arrive(&full_w[j]);
-        if (cc == 1 || TW == 2) ws_arrive(&qempty[r]); /* this warp is done with the pair's slot */
-      }
-      if (tw == 0 && lane == 0) WS_STAMP(5, c);
-    }
-  } else { /* consumers */
-    const uint8_t *wa = wbase + (warp8 >> 2) * 8192; /* this warpgroup's 64 weight rows */
-    for (int c = 0; c < n; c++) {
-      const int jx = c % XS, jw = c % WS;
-      ws_wait(&full_w[jw], (c / WS) & 1);
-      ws_wait(&full_x[jx], (c / XS) & 1);
-      if (tid == 0) WS_STAMP(1, c);
-      uint64_t da[4], db[4];
-#pragma unroll
-      for (int s = 0; s < 4; s++) {
-        da[s] = ws_desc(wa + (size_t)jw * WB + 32 * s);
-        db[s] = ws_desc(base + (size_t)jx * XB + 32 * s);
-      }
-      w4g_keep(d);
-      w4g_fence();
-#pragma unroll
-      for (int s = 0; s < 4; s++) w4t_mma<BT>(d, da[s], db[s]);
-      w4g_commit();
-      if (tid == 0) WS_STAMP(2, c);
-      w4g_keep(d);
-      w4g_wait<1>(); /* chunk c-1 done: its stage goes back to the producers */
-      if (tid == 0) WS_STAMP(3, c);
-      if (c >= 1 && lane == 0) {
-        ws_arrive(&empty_x[(c - 1) % XS]);
-        ws_arrive(&empty_w[(c - 1) % WS]);
-      }
-    }
-    w4g_wait<0>();
-    w4g_keep(d);
-  }
-  kern_pdl_trigger();
-  kern_pdl_wait(); /* (returns at once: warp 12 waited) before writing what a predecessor may read */
-  if (tid == 0) WS_STAMP(4, 1);
-  w4g_epilogue<BT, 256>(a, d, base, warp < 8, tid, nt, lane, m0);
-  if (tid == 0) WS_STAMP(4, 2);
-#else
-  (void)tmx;
-  (void)tmq;
-  (void)tms;
-  (void)a;
-#endif
-}
-
-/* The weights' tensor maps for w4t_kernel: qrep as 32-bit words [tile][chunk][128], boxes of
- * 8 tiles x 2 chunks; srep as 32-bit scale pairs [group][tile x 8], boxes of 8 tiles x 1 group. */
-int wt_weight_maps(CUtensorMap *mq, CUtensorMap *ms, const W4Args &a) {
-  static PFN_cuTensorMapEncodeTiled_v12000 encode = NULL;
-  if (!encode) {
-    void *fn = NULL;
-    cudaDriverEntryPointQueryResult q;
-    KERN_CUDA(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q));
-    if (q != cudaDriverEntryPointSuccess || !fn) return err_set(ERR_DEVICE, "kern_w4a16_wgmma: cuTensorMapEncodeTiled not found");
-    encode = (PFN_cuTensorMapEncodeTiled_v12000)fn;
-  }
-  const int KC = a.K / 64, NT16 = a.N / 16;
-  const cuuint64_t qd[3] = {128, (cuuint64_t)KC, (cuuint64_t)NT16}, qs[2] = {512, (cuuint64_t)KC * 512};
-  const cuuint32_t qbox[3] = {128, 2, 8}, e3[3] = {1, 1, 1};
-  CUresult r = encode(mq, CU_TENSOR_MAP_DATA_TYPE_UINT32, 3, (void *)a.qrep, qd, qs, qbox, e3, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                      CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS) return err_set(ERR_DEVICE, "kern_w4a16_wgmma: qrep tensor map failed (%d), K=%d N=%d", (int)r, a.K, a.N);
-  const cuuint64_t sd[2] = {(cuuint64_t)NT16 * 8, (cuuint64_t)a.K / 128}, sst[1] = {(cuuint64_t)NT16 * 32};
-  const cuuint32_t sbox[2] = {64, 1}, e2[2] = {1, 1};
-  r = encode(ms, CU_TENSOR_MAP_DATA_TYPE_UINT32, 2, (void *)a.srep, sd, sst, sbox, e2, CU_TENSOR_MAP_INTERLEAVE_NONE,
-             CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS) return err_set(ERR_DEVICE, "kern_w4a16_wgmma: srep tensor map failed (%d), K=%d N=%d", (int)r, a.K, a.N);
-  return 0;
-}
-
-template <int BT, int XS, int WS, int TW>
-int wt_launch(const W4Args &a, int sms, cudaStream_t st) {
-  using Cfg = WtCfg<BT, XS, WS, TW>;
-  int occ = 1;
-  if (int rc = w4g_prepare<w4t_kernel<BT, XS, WS, TW>>(Cfg::T, Cfg::kSmem, &occ)) return rc;
-  KERN_REQUIRE((((uintptr_t)a.x | (uintptr_t)a.qrep | (uintptr_t)a.srep) & 15) == 0,
-               "kern_w4a16_gemm: x, qrep and srep must be 16-byte aligned for the Hopper wgmma path");
-  CUtensorMap mx, mq, ms;
-  if (int rc = ws_tensor_map(&mx, a, BT)) return rc;
-  if (int rc = wt_weight_maps(&mq, &ms, a)) return rc;
-  dim3 grid(kern_cdiv(a.N, 128), kern_cdiv(a.M, BT), 1);
-  grid.z = ws_splits((int64_t)grid.x * grid.y, a.K / 64, (int64_t)sms * occ, 2);
-  static int force = -1;
-  if (force < 0) force = kern_env_int("SERVESIM_W4WS_SPLITS", 0);
-  if (ws_split_ok(force, a.K / 64, 2)) grid.z = force;
-  return kern_launch_ex(w4t_kernel<BT, XS, WS, TW>, grid, dim3(Cfg::T), Cfg::kSmem, st, (int)grid.z, mx, mq, ms, a);
+  return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P, false>, grid, dim3(Cfg::T), Cfg::kSmem, st, (int)grid.z, map, a0);
 }
 
 } // namespace
@@ -939,7 +799,7 @@ int w4a16_wgmma_available(void) {
   return w4a16_wgmma_variant() && kern_device_cc() == 90; /* sm_90a code runs on 9.0 only */
 }
 
-int w4a16_wgmma_launch(const W4Args &a, int sms, cudaStream_t st) {
+int w4a16_wgmma_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   /* SERVESIM_W4_WGMMA_SWAP=1 exchanges the descriptor's two byte offsets (a check of the
    * layout reading on a new device: the validation fails with the wrong one) */
   const char *e = getenv("SERVESIM_W4_WGMMA_SWAP");
@@ -948,19 +808,11 @@ int w4a16_wgmma_launch(const W4Args &a, int sms, cudaStream_t st) {
     static int cfg = -1;
     if (cfg < 0) cfg = kern_env_int("SERVESIM_W4WS_CFG", 0);
     if (cfg == 1) /* the fifth session's kernel: weights and scales through the ring by bulk copies */
-      return a.M <= 64 ? ws_launch<64, 1, 5, false, 2>(a, sms, st) : ws_launch<128, 1, 5, false, 2>(a, sms, st);
-    if (cfg == 4 || cfg == 5) { /* the transform warpgroup and shared-memory weights */
-      if (cfg == 4) return a.M <= 64 ? wt_launch<64, 8, 6, 2>(a, sms, st) : wt_launch<128, 6, 4, 2>(a, sms, st);
-      return a.M <= 64 ? wt_launch<64, 8, 6, 1>(a, sms, st) : wt_launch<128, 6, 4, 1>(a, sms, st);
-    }
+      return a.M <= 64 ? ws_launch<64, 1, 5, false, 2>(a, sms, ws, st) : ws_launch<128, 1, 5, false, 2>(a, sms, ws, st);
     /* weights straight into registers; 64 rows: two blocks an SM (96 registers: 2 chunks ahead),
      * more: 128-row tiles, one block an SM, 4 chunks ahead where K allows (kernels/NOTES.md item 10) */
-    if (cfg == 6) { /* warpgroups issue in turn */
-      if (a.M <= 64) return ws_launch<64, 2, 8, true, 2, true>(a, sms, st);
-      return a.K % 256 == 0 ? ws_launch<128, 1, 8, true, 4, true>(a, sms, st) : ws_launch<128, 1, 8, true, 2, true>(a, sms, st);
-    }
-    if (a.M <= 64) return ws_launch<64, 2, 8, true, 2>(a, sms, st);
-    return a.K % 256 == 0 ? ws_launch<128, 1, 8, true, 4>(a, sms, st) : ws_launch<128, 1, 8, true, 2>(a, sms, st);
+    if (a.M <= 64) return ws_launch<64, 2, 8, true, 2>(a, sms, ws, st);
+    return a.K % 256 == 0 ? ws_launch<128, 1, 8, true, 4>(a, sms, ws, st) : ws_launch<128, 1, 8, true, 2>(a, sms, ws, st);
   }
   /* 4 stages: 6 and 8 measured no faster (H200, kernels/NOTES.md item 8) */
   return a.M <= 64 ? w4g_launch<64, 2, 4>(a, sms, st, swap) : w4g_launch<128, 2, 4>(a, sms, st, swap);

@@ -57,9 +57,11 @@ int kern_gptq_repack_gate_up(int32_t *qrep, bf16_t *srep, const int32_t *qw_gate
                              const uint16_t *s_gate, const int32_t *qw_up, const uint16_t *s_up,
                              int K, int I, kern_stream_t stream);
 
-/* Workspace for kern_w4a16_gemm's split-K (partials + arrival counters). Allocate once for the
- * largest M and N used, cudaMemset it to 0 ONCE after allocation: the kernels leave the
- * counters at zero again. One workspace must not be used by two streams concurrently. */
+/* Workspace for kern_w4a16_gemm's split-K and (Hopper, 33..256 rows) stream-K schedules
+ * (partials + arrival counters / flags). Allocate once for the largest M and N used,
+ * cudaMemset it to 0 ONCE after allocation: the kernels leave the counters at zero again. One
+ * workspace must not be used by two streams concurrently. Without one (NULL), or with one too
+ * small, the GEMMs still run, with less parallel schedules. */
 size_t kern_w4a16_workspace_bytes(int max_M, int max_N);
 
 /* y = x * W (GPTQ int4, fp32 accumulation on tensor cores, bf16 out).
