@@ -32,7 +32,9 @@ static __device__ __forceinline__ void w4_dequant(uint32_t q, uint32_t s_g2, uin
   const __nv_bfloat162 c136 = __floats2bfloat162_rn(136.0f, 136.0f);
 #pragma unroll
   for (int r = 0; r < 4; r++) {
-    uint32_t v = ((q >> (4 * r)) & kMask) | kMagic;
+    /* (x & kMask) | kMagic in one lop3 (the compiler emits an and and an or) */
+    uint32_t v;
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;\n" : "=r"(v) : "r"(r ? q >> (4 * r) : q), "n"(kMask), "r"(kMagic));
     __nv_bfloat162 w = __hsub2(*reinterpret_cast<__nv_bfloat162 *>(&v), c136);
     uint32_t s = (r & 1) ? s_g82 : s_g2;
     w = __hmul2(w, *reinterpret_cast<__nv_bfloat162 *>(&s));

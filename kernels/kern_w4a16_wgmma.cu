@@ -585,6 +585,9 @@ __global__ void __launch_bounds__(WsCfg<BT, S, WREG>::T, MINB) w4ws_kernel(const
   } else {
     int gc0 = 0; /* ring position of the piece's first chunk */
     const int nseg = SK ? nseg_s : 1;
+    /* stage 0's descriptor: stage j, k16 step s adds (j STAGE + 32 s) / 16 to its start field
+     * (shared addresses < 256 KB: the 14-bit field does not carry) */
+    const uint64_t desc0 = ws_desc(base);
     for (int si = 0; si < nseg; si++) {
       const WsSeg sg = seg_at(si);
       const int kc0 = sg.kc0, n = sg.n;
@@ -638,7 +641,7 @@ __global__ void __launch_bounds__(WsCfg<BT, S, WREG>::T, MINB) w4ws_kernel(const
         uint64_t desc[4]; /* made before the fence: nothing but wgmma between fence and commit */
 #pragma unroll
         for (int s = 0; s < 4; s++) {
-          desc[s] = ws_desc(stage(j) + 32 * s);
+          desc[s] = desc0 + (uint32_t)((j * Cfg::STAGE + 32 * s) >> 4); /* the start address field */
           asm volatile("" : "+l"(desc[s])::"memory");
         }
         w4g_keep(d);
