@@ -33,8 +33,8 @@
 #include <string.h>
 
 #include "kernels/kern_w4a16.cuh"
-#include "kernels/streamk_plan.h"
 #include "kernels/w4g_layout.h"
+#include "kernels/wsk_plan.h"
 
 namespace kern_w4 {
 namespace {
@@ -419,49 +419,21 @@ __device__ long long ws_trace_buf[6][kWsTraceChunks]; /* [event][chunk]; 4: star
   } while (0)
 #endif
 
-/* One piece of a block's work: output tile (tx, ty) over chunks [kc0, kc0 + n) of its K range.
- * kind 0: the whole K range (store y); 3: split z of a cluster (w4g_epilogue sums); stream-K:
- * 1 the tile's first chunks, whose block sums the later pieces' partials (blocks owner + 1 ..
- * last) and stores y; 2 a later piece, left as a partial in the block's workspace slot. */
-struct WsSeg {
-  int tx, ty, kc0, n, kind, last;
-};
-constexpr int kWsMaxSegs = 16; /* pieces a stream-K block may have */
-
-/* Stream-K (gridDim.x blocks over TU = tiles x KQ quanta of q chunks, tiles numbered ty * TX +
- * tx so that consecutive blocks share activation rows): block b takes quanta [b TU / G,
- * (b + 1) TU / G) (kernels/streamk_plan.h), tile by tile. Each block starts at most one tile
- * mid-way (kind 2, its first piece) and ends at most one mid-way (kind 1, its last). */
 #ifdef W4G_SM90A
-__device__ __forceinline__ bool ws_seg_next(int64_t &u, int64_t uend, int64_t TU, int KQ, int q, int TX, WsSeg &s) {
-  if (u >= uend) return false;
-  const int64_t tile = u / KQ;
-  const int qs = (int)(u - tile * KQ), qe = uend - u < KQ - qs ? qs + (int)(uend - u) : KQ;
-  s.tx = (int)(tile % TX);
-  s.ty = (int)(tile / TX);
-  s.kc0 = qs * q;
-  s.n = (qe - qs) * q;
-  s.kind = qs > 0 ? 2 : qe < KQ ? 1 : 0;
-  s.last = (int)streamk_plan_block_of(tile * KQ + KQ - 1, TU, gridDim.x);
-  u += qe - qs;
-  return true;
-}
-#endif
-
-#ifdef W4G_SM90A
-/* A stream-K piece's end, by the 256 consumer threads (ct = consumer thread, the accumulators d
- * in the wgmma D fragment layout of w4g_epilogue): kind 2 leaves d in this block's workspace
- * slot (BT / 2 x 256 floats, fragment order) and raises its flag (ws_cnt[block]); kind 1 adds
- * the slots of blocks owner + 1 .. last in block order (each flag waited for by one thread, then
- * reset to zero for the next call) and stores y, as kind 0 does at once. The flag handshake:
+/* A stream-K piece's end (kernels/wsk_plan.h), by the 256 consumer threads (ct = consumer
+ * thread, the accumulators d in the wgmma D fragment layout of w4g_epilogue): WSK_PART leaves d
+ * in this block's workspace slot (BT / 2 x 256 floats, fragment order) and raises its flag
+ * (ws_cnt[block]); WSK_OWNER adds the slots of blocks owner + 1 .. last in block order (each
+ * flag waited for by one thread, then reset to zero for the next call) and stores y, as
+ * WSK_WHOLE does at once. The flag handshake:
  * the writers' stores, a fence each, a barrier of the 256 (named barrier 1), one release store;
  * the reader's acquire load, the barrier, the loads (L2, not L1). */
 template <int BT>
-__device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[BT / 2], const WsSeg &sg, int ct, int nt,
+__device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[BT / 2], const WskPiece &sg, int ct, int nt,
                                                    int lane, int m0) {
   constexpr int SLOT = BT / 2 * 256;
   const int b = blockIdx.x;
-  if (sg.kind == 2) {
+  if (sg.kind == WSK_PART) {
     float *part = a.ws_part + (size_t)b * SLOT;
 #pragma unroll
     for (int i = 0; i < BT / 2; i++) __stcg(part + i * 256 + ct, d[i]);
@@ -470,7 +442,7 @@ __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[B
     if (ct == 0) asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(a.ws_cnt + b), "r"(1u) : "memory");
     return;
   }
-  if (sg.kind == 1) {
+  if (sg.kind == WSK_OWNER) {
     for (int o = b + 1; o <= sg.last; o++) {
       if (ct == 0) {
         uint32_t f = 0;
@@ -520,26 +492,26 @@ __global__ void __launch_bounds__(WsCfg<BT, S, WREG>::T, MINB) w4ws_kernel(const
   const int64_t TU = (int64_t)TX * ((a.M + BT - 1) / BT) * KQ;
   /* the block's pieces, worked in this order by every role: one from the grid position, or
    * with stream-K those thread 0 lists */
-  __shared__ WsSeg segs[SK ? kWsMaxSegs : 1];
+  __shared__ WskPiece segs[SK ? WSK_MAX_PIECES : 1];
   __shared__ int nseg_s;
   if constexpr (SK) {
     if (tid == 0) {
       int64_t u = (int64_t)blockIdx.x * TU / gridDim.x;
       const int64_t uend = (int64_t)(blockIdx.x + 1) * TU / gridDim.x;
       int k = 0;
-      while (k < kWsMaxSegs && ws_seg_next(u, uend, TU, KQ, q, TX, segs[k])) k++;
-      nseg_s = k; /* the launcher keeps a block's share within kWsMaxSegs pieces */
+      while (k < WSK_MAX_PIECES && wsk_plan_next(&u, uend, TU, KQ, q, TX, gridDim.x, &segs[k])) k++;
+      nseg_s = k; /* the launcher keeps a block's share within WSK_MAX_PIECES pieces */
     }
   }
   auto seg_at = [&](int si) {
     if constexpr (SK) return segs[si];
     const int splits = gridDim.z, z = blockIdx.z;
-    WsSeg sg;
+    WskPiece sg;
     sg.tx = blockIdx.x;
     sg.ty = blockIdx.y;
     sg.kc0 = q * (int)((int64_t)z * KQ / splits);
     sg.n = q * (int)((int64_t)(z + 1) * KQ / splits) - sg.kc0;
-    sg.kind = splits > 1 ? 3 : 0;
+    sg.kind = splits > 1 ? WSK_SPLIT : WSK_WHOLE;
     sg.last = 0;
     return sg;
   };
@@ -563,7 +535,7 @@ __global__ void __launch_bounds__(WsCfg<BT, S, WREG>::T, MINB) w4ws_kernel(const
       int gc = 0; /* ring position: chunks of all pieces so far */
       const int nseg = SK ? nseg_s : 1;
       for (int si = 0; si < nseg; si++) {
-        const WsSeg sg = seg_at(si);
+        const WskPiece sg = seg_at(si);
         const int nt0 = sg.tx * 8, ntiles = NT16 - nt0 < 8 ? NT16 - nt0 : 8;
         const uint32_t bytes = XB + (WREG ? 0 : ntiles * (512 + 32));
         for (int c = 0; c < sg.n; c++, gc++) {
@@ -589,7 +561,7 @@ __global__ void __launch_bounds__(WsCfg<BT, S, WREG>::T, MINB) w4ws_kernel(const
      * (shared addresses < 256 KB: the 14-bit field does not carry) */
     const uint64_t desc0 = ws_desc(base);
     for (int si = 0; si < nseg; si++) {
-      const WsSeg sg = seg_at(si);
+      const WskPiece sg = seg_at(si);
       const int kc0 = sg.kc0, n = sg.n;
       nt = sg.tx * 8 + warp8;
       m0 = sg.ty * BT;
@@ -739,12 +711,10 @@ int ws_splits(int64_t tiles, int KC, int64_t slots, int q) {
 }
 
 /* The schedule: the grid of (column tiles, row tiles, K splits of one cluster) by ws_splits, or
- * stream-K (one block an SM over all the chunks, ws_seg_next) where that grid is uneven or split
- * deep and every SM gets enough chunks to pay for its fix-ups: at least 12 chunks an SM, unless
- * the split grid is one wave of at most 3 splits. From the H200 measurements of both on the 36
- * Qwen3 points at 64..256 rows (kernels/NOTES.md item 11: summed 563 us by this rule, 631 never
- * stream-K, 652 always, 553 the best of the two at every point). SERVESIM_W4WS_SK: 1 (default)
- * the rule, 0 never, 2 wherever the workspace holds it (the ctest that runs it on every shape). */
+ * stream-K (one block an SM over all the chunks, kernels/wsk_plan.h) where that grid is uneven or
+ * split deep and every SM gets enough chunks to pay for its fix-ups (wsk_plan_prefer; measured
+ * in kernels/NOTES.md item 11). SERVESIM_W4WS_SK: 1 (default) that rule, 0 never, 2 wherever the
+ * workspace holds it (the ctest that runs it on every shape). */
 template <int BT, int MINB, int S, bool WREG, int P>
 int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
   using Cfg = WsCfg<BT, S, WREG>;
@@ -772,10 +742,9 @@ int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
       int occ_sk = 1;
       if (int rc = w4g_prepare<w4ws_kernel<BT, 1, S, WREG, P, true>>(Cfg::T, Cfg::kSmem, &occ_sk)) return rc;
       const int64_t TU = tiles * (KC / q), sk_slots = (int64_t)sms * occ_sk, G = TU < sk_slots ? TU : sk_slots;
-      const int64_t pieces = (TU + G - 1) / G / (KC / q) + 2; /* a block's most */
-      const bool one_shallow_wave = tiles * grid.z <= slots && grid.z <= 3;
-      const bool want = sk_env == 2 || (tiles * KC >= 12 * sk_slots && !one_shallow_wave);
-      if (want && ws.cnt && G <= ws.max_flags && G * (BT / 2 * 256) <= ws.part_floats && pieces <= kWsMaxSegs) {
+      const bool want = sk_env == 2 || wsk_plan_prefer(tiles, KC, grid.z, slots, sk_slots);
+      if (want && ws.cnt && G <= ws.max_flags && G * (BT / 2 * 256) <= ws.part_floats &&
+          wsk_plan_max_pieces(TU, G, KC / q) <= WSK_MAX_PIECES) {
         W4Args a = a0;
         a.ws_cnt = ws.cnt;
         a.ws_part = ws.part;
