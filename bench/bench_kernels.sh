@@ -10,6 +10,8 @@
 #              $OUT/trace.txt
 #   STREAMK=1  time the stream-K small-M path (SERVESIM_W4_STREAMK) at cluster sizes, trigger places
 #              and warps a block (STREAMK_CFGS) against the split-K kernel, into $OUT/streamk.txt
+#   WSSK=1     time the wgmma kernel's schedules for 33..256 rows (SERVESIM_W4WS_SK=0/1/2: never
+#              stream-K, the rule, always) at every shape and slice, into $OUT/wssk.txt
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/kern-out}
@@ -52,9 +54,10 @@ for t in $TESTS; do
   fi
 done > "$OUT/tests.txt" 2>&1
 # the GEMM test again without the preload path (the split-K kernel at 1..8 rows), with split-K
-# summed through the workspace, with the stream-K path, with the all-threads wgmma kernel and
-# without wgmma (ctest: gpu_kern_w4a16_splitk, _w4pcfg4, _workspace, _streamk, _wgmma1, _mmasync)
-for v in splitk:SERVESIM_W4_PRELOAD=0 w4pcfg4:SERVESIM_W4P_CFG=4 workspace:SERVESIM_W4_CLUSTER=0,SERVESIM_W4_PRELOAD=0 streamk:SERVESIM_W4_STREAMK=1 wgmma1:SERVESIM_W4_WGMMA=1 mmasync:SERVESIM_W4_WGMMA=0; do
+# summed through the workspace, with the stream-K path, with the all-threads wgmma kernel,
+# without wgmma, and with the wgmma kernel's stream-K schedule never / always (ctest:
+# gpu_kern_w4a16_splitk, _w4pcfg4, _workspace, _streamk, _wgmma1, _mmasync, _wsnosk, _wsskall)
+for v in splitk:SERVESIM_W4_PRELOAD=0 w4pcfg4:SERVESIM_W4P_CFG=4 workspace:SERVESIM_W4_CLUSTER=0,SERVESIM_W4_PRELOAD=0 streamk:SERVESIM_W4_STREAMK=1 wgmma1:SERVESIM_W4_WGMMA=1 mmasync:SERVESIM_W4_WGMMA=0 wsnosk:SERVESIM_W4WS_SK=0 wsskall:SERVESIM_W4WS_SK=2; do
   { echo "== gpu_kern_w4a16 ${v#*:}"
     if env $(echo "${v#*:}" | tr , " ") timeout 300 "$BIN/gpu_kern_w4a16" > /tmp/kern-test.log 2>&1; then
       cat /tmp/kern-test.log; echo "PASS gpu_kern_w4a16_${v%%:*}"
@@ -114,6 +117,19 @@ if [ "${PRELOAD:-0}" = 1 ]; then
       grep -E "^\| (qkv|o_proj|gate_up|down) " /tmp/kern-tune.txt | awk -F'|' '{printf "%s TP%s M=%s %s us (%sx)\n", $2, $3, $6, $7, $9}'
       awk -F'|' '/^\| (qkv|o_proj|gate_up|down) /{s+=$7; if ($6 + 0 <= 8) t+=$7} END{print "summed us", s+0, "(M <= 8:", t+0 ")"}' /tmp/kern-tune.txt
       grep validation /tmp/kern-tune.txt; } | tee -a "$OUT/preload.txt"
+  done
+fi
+if [ "${WSSK:-0}" = 1 ]; then
+  # the wgmma kernel's schedule for 33..256 rows: never stream-K, the rule (default), always;
+  # every shape and slice at M = 32..256, twice each, alternating, into $OUT/wssk.txt
+  for r in 1 2; do
+    for envs in SERVESIM_W4WS_SK=0 SERVESIM_W4WS_SK=1 SERVESIM_W4WS_SK=2; do
+      env $envs timeout 120 "$BIN/bench_kernels" --mid > /tmp/kern-tune.txt 2>&1
+      { echo "== $envs (run $r)"
+        grep -E "^\| (qkv|o_proj|gate_up|down) " /tmp/kern-tune.txt | awk -F'|' '{printf "%s TP%s M=%s %s us (cuBLAS %s)\n", $2, $3, $6, $7, $11}'
+        awk -F'|' '/^\| (qkv|o_proj|gate_up|down) /{if ($6 + 0 >= 64) {s+=$7; c+=$11}} END{print "summed M = 64..256:", s+0, "us, cuBLAS", c+0}' /tmp/kern-tune.txt
+        grep validation /tmp/kern-tune.txt; } | tee -a "$OUT/wssk.txt"
+    done
   done
 fi
 if [ "${TRACE:-0}" = 1 ]; then
