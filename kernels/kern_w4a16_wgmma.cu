@@ -736,11 +736,13 @@ int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
   static int force = -1;
   if (force < 0) force = kern_env_int("SERVESIM_W4WS_SPLITS", 0);
   if (ws_split_ok(force, KC, q)) grid.z = force; /* SERVESIM_W4WS_SPLITS: a split the model may take */
-  if constexpr (WREG) /* one block an SM (at two, the 64-row kernel's wgmma serialise: C7512) */
+  /* stream-K (not with a forced split): one block an SM (at two, the 64-row kernel's wgmma
+   * serialise, ptxas warning C7512) */
+  if constexpr (WREG)
     if (sk_env && force <= 0) {
-      auto fn = w4ws_kernel<BT, 1, S, WREG, P, true>;
+      constexpr auto fn = w4ws_kernel<BT, 1, S, WREG, P, true>;
       int occ_sk = 1;
-      if (int rc = w4g_prepare<w4ws_kernel<BT, 1, S, WREG, P, true>>(Cfg::T, Cfg::kSmem, &occ_sk)) return rc;
+      if (int rc = w4g_prepare<fn>(Cfg::T, Cfg::kSmem, &occ_sk)) return rc;
       const int64_t TU = tiles * (KC / q), sk_slots = (int64_t)sms * occ_sk, G = TU < sk_slots ? TU : sk_slots;
       const bool want = sk_env == 2 || wsk_plan_prefer(tiles, KC, grid.z, slots, sk_slots);
       if (want && ws.cnt && G <= ws.max_flags && G * (BT / 2 * 256) <= ws.part_floats &&
