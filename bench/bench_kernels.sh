@@ -106,17 +106,25 @@ if [ "${STREAMK:-0}" = 1 ]; then
       grep validation /tmp/kern-tune.txt; } | tee -a "$OUT/streamk.txt"
   done
 fi
+# One timed run of bench_kernels under the environment $1 (VAR=value words) with flag $2,
+# appended to file $3 (label suffix $4): each shape's line, the summed times (all rows, rows <= 8,
+# rows >= 64 beside cuBLAS bf16) and the validation line.
+ab_run() {
+  env $1 timeout 120 "$BIN/bench_kernels" "$2" > /tmp/kern-tune.txt 2>&1
+  { echo "== $1${4:+ ($4)}"
+    grep -E "^\| (qkv|o_proj|gate_up|down) " /tmp/kern-tune.txt |
+      awk -F'|' '{printf "%s TP%s M=%s %s us (%sx; cuBLAS %s)\n", $2, $3, $6, $7, $9, $11}'
+    awk -F'|' '/^\| (qkv|o_proj|gate_up|down) /{s+=$7; if ($6 + 0 <= 8) t+=$7; if ($6 + 0 >= 64) {u+=$7; c+=$11}}
+               END{print "summed us", s+0, "(M <= 8:", t+0 "; M >= 64:", u+0, "against cuBLAS", c+0 ")"}' /tmp/kern-tune.txt
+    grep validation /tmp/kern-tune.txt; } | tee -a "$3"
+}
 if [ "${PRELOAD:-0}" = 1 ]; then
   # the preload path (M <= 8) off, on with its own choice, and each configuration forced (a
   # forced one that needs more than 8 splits falls back to the split-K kernel); every shape and
   # slice at M = 1, 4, 8, 16, same machine, into $OUT/preload.txt
   for envs in SERVESIM_W4_PRELOAD=0 SERVESIM_W4_PRELOAD=1 SERVESIM_W4P_TRIGGER=0 \
               SERVESIM_W4P_CFG=0 SERVESIM_W4P_CFG=1 SERVESIM_W4P_CFG=2 SERVESIM_W4P_CFG=3 SERVESIM_W4P_CFG=4; do
-    env $envs timeout 120 "$BIN/bench_kernels" --small > /tmp/kern-tune.txt 2>&1
-    { echo "== $envs"
-      grep -E "^\| (qkv|o_proj|gate_up|down) " /tmp/kern-tune.txt | awk -F'|' '{printf "%s TP%s M=%s %s us (%sx)\n", $2, $3, $6, $7, $9}'
-      awk -F'|' '/^\| (qkv|o_proj|gate_up|down) /{s+=$7; if ($6 + 0 <= 8) t+=$7} END{print "summed us", s+0, "(M <= 8:", t+0 ")"}' /tmp/kern-tune.txt
-      grep validation /tmp/kern-tune.txt; } | tee -a "$OUT/preload.txt"
+    ab_run "$envs" --small "$OUT/preload.txt"
   done
 fi
 if [ "${WSSK:-0}" = 1 ]; then
@@ -124,11 +132,7 @@ if [ "${WSSK:-0}" = 1 ]; then
   # every shape and slice at M = 32..256, twice each, alternating, into $OUT/wssk.txt
   for r in 1 2; do
     for envs in SERVESIM_W4WS_SK=0 SERVESIM_W4WS_SK=1 SERVESIM_W4WS_SK=2; do
-      env $envs timeout 120 "$BIN/bench_kernels" --mid > /tmp/kern-tune.txt 2>&1
-      { echo "== $envs (run $r)"
-        grep -E "^\| (qkv|o_proj|gate_up|down) " /tmp/kern-tune.txt | awk -F'|' '{printf "%s TP%s M=%s %s us (cuBLAS %s)\n", $2, $3, $6, $7, $11}'
-        awk -F'|' '/^\| (qkv|o_proj|gate_up|down) /{if ($6 + 0 >= 64) {s+=$7; c+=$11}} END{print "summed M = 64..256:", s+0, "us, cuBLAS", c+0}' /tmp/kern-tune.txt
-        grep validation /tmp/kern-tune.txt; } | tee -a "$OUT/wssk.txt"
+      ab_run "$envs" --mid "$OUT/wssk.txt" "run $r"
     done
   done
 fi
