@@ -155,18 +155,10 @@ __device__ __forceinline__ void w4g_mma(float (&d)[BT / 2], const uint32_t (&a)[
 template <int BT, int T>
 __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[BT / 2], uint8_t *ring, bool consumer,
                                              int ct, int nt, int lane, int m0) {
-  const int N = a.N, M = a.M, splits = gridDim.z, g = lane >> 2, t = lane & 3, f = nt * 16 + g;
+  const int N = a.N, M = a.M, splits = gridDim.z, g = lane >> 2, t = lane & 3;
   const bool nt_ok = consumer && nt < N / 16;
   auto store4 = [&](int i, float v0, float v1, float v2, float v3) {
-    const int m = m0 + 8 * i + 2 * t;
-    if (m < M) {
-      a.y[(size_t)m * N + f] = kern_f2bf(v0);
-      a.y[(size_t)m * N + f + 8] = kern_f2bf(v2);
-    }
-    if (m + 1 < M) {
-      a.y[(size_t)(m + 1) * N + f] = kern_f2bf(v1);
-      a.y[(size_t)(m + 1) * N + f + 8] = kern_f2bf(v3);
-    }
+    w4_store_frag<false>(a.y, N, M, m0 + 8 * i + 2 * t, nt, g, v0, v1, v2, v3);
   };
   if (splits > 1) {
     namespace cg = cooperative_groups;
@@ -456,20 +448,11 @@ __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[B
       for (int i = 0; i < BT / 2; i++) d[i] += __ldcg(part + i * 256 + ct);
     }
   }
-  const int N = a.N, M = a.M, g = lane >> 2, t = lane & 3, f = nt * 16 + g;
-  if (nt >= N / 16) return;
+  if (nt >= a.N / 16) return;
+  const int g = lane >> 2, t = lane & 3;
 #pragma unroll
-  for (int i = 0; i < BT / 8; i++) {
-    const int m = m0 + 8 * i + 2 * t;
-    if (m < M) {
-      a.y[(size_t)m * N + f] = kern_f2bf(d[4 * i]);
-      a.y[(size_t)m * N + f + 8] = kern_f2bf(d[4 * i + 2]);
-    }
-    if (m + 1 < M) {
-      a.y[(size_t)(m + 1) * N + f] = kern_f2bf(d[4 * i + 1]);
-      a.y[(size_t)(m + 1) * N + f + 8] = kern_f2bf(d[4 * i + 3]);
-    }
-  }
+  for (int i = 0; i < BT / 8; i++)
+    w4_store_frag<false>(a.y, a.N, a.M, m0 + 8 * i + 2 * t, nt, g, d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]);
 }
 #endif
 
