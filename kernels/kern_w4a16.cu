@@ -508,6 +508,20 @@ constexpr int kSkSms = 160; /* stream-K workspace: SMs a device may have (H100 /
 
 int64_t w4a16_npad(int N) { return ((int64_t)N + 127) / 128 * 128; }
 
+/* The workspace's layout: kCounters arrival counters / flags first (a fixed place, so calls
+ * with different N never overwrite each other's counters), then the partials. Empty (NULL
+ * pointers, no room) without a workspace or one with no room past the counters. */
+W4Ws w4a16_ws_view(void *ws, size_t ws_bytes) {
+  W4Ws w = {};
+  if (ws && ws_bytes > (size_t)kCounters * sizeof(int32_t)) {
+    w.cnt = (int32_t *)ws;
+    w.part = (float *)((char *)ws + kCounters * sizeof(int32_t));
+    w.max_flags = kCounters;
+    w.part_floats = (int64_t)((ws_bytes - kCounters * sizeof(int32_t)) / sizeof(float));
+  }
+  return w;
+}
+
 /* One kernel configuration: its dynamic shared memory (the cp.async ring) and how many of its
  * blocks fit on one SM, both fixed per instantiation and computed once. */
 template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING>
@@ -571,14 +585,14 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
       a.cluster_split = 1;
       cluster_z = splits;
     } else {
-      /* Workspace: kCounters arrival counters first (fixed place, so calls with different N
-       * never overwrite each other's counters), then the partials. */
-      const size_t part_bytes = (size_t)splits * grid.y * BM * grid.x * BN * sizeof(float);
-      if (splits > 1 && (!ws || blocks > kCounters || ws_bytes < kCounters * sizeof(int32_t) + part_bytes))
+      /* the workspace (w4a16_ws_view): an arrival counter a block tile, the partials */
+      const W4Ws w = w4a16_ws_view(ws, ws_bytes);
+      const int64_t part_floats = (int64_t)splits * grid.y * BM * grid.x * BN;
+      if (splits > 1 && (!w.cnt || blocks > w.max_flags || w.part_floats < part_floats))
         splits = 1; /* no (or too small a) workspace: still correct, less parallel */
       if (splits > 1) {
-        a.ws_cnt = (int32_t *)ws;
-        a.ws_part = (float *)((char *)ws + kCounters * sizeof(int32_t));
+        a.ws_cnt = w.cnt;
+        a.ws_part = w.part;
       }
     }
     grid.z = splits;
@@ -643,17 +657,8 @@ int w4a16_dispatch(const W4Args &a, void *ws, size_t wsb, int rows, int rows_max
   if (rows <= 8) return w4a16_small<1, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   if (rows <= 16) return w4a16_small<2, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   if constexpr (!MOE)
-    if (rows > 32 && rows <= 256 && w4a16_wgmma_available()) {
-      /* the workspace's counters and partials, for its stream-K schedule */
-      W4Ws w = {};
-      if (ws && wsb > (size_t)kCounters * sizeof(int32_t)) {
-        w.cnt = (int32_t *)ws;
-        w.part = (float *)((char *)ws + kCounters * sizeof(int32_t));
-        w.max_flags = kCounters;
-        w.part_floats = (int64_t)((wsb - kCounters * sizeof(int32_t)) / sizeof(float));
-      }
-      return w4a16_wgmma_launch(a, w4a16_num_sms(), w, st);
-    }
+    if (rows > 32 && rows <= 256 && w4a16_wgmma_available())
+      return w4a16_wgmma_launch(a, w4a16_num_sms(), w4a16_ws_view(ws, wsb), st); /* stream-K uses the workspace */
   /* shared activation tiles (rows x columns): 32 x 128 up to 32 rows; 33..256 rows by
    * SERVESIM_W4_LARGE (default 64 x 128); then 64 x 256 */
   if (rows <= 32) return w4a16_launch<4, 2, 1, 4, 1, 4, MOE, GATHER, SILU, true, false>(a, ws, wsb, rows_max, 0, st);

@@ -759,8 +759,11 @@ int w4a16_wgmma_available(void) {
 int w4a16_wgmma_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   /* SERVESIM_W4_WGMMA_SWAP=1 exchanges the descriptor's two byte offsets (a check of the
    * layout reading on a new device: the validation fails with the wrong one) */
-  const char *e = getenv("SERVESIM_W4_WGMMA_SWAP");
-  const int swap = e && *e == '1';
+  static int swap = -1;
+  if (swap < 0) {
+    const char *e = getenv("SERVESIM_W4_WGMMA_SWAP");
+    swap = e && *e == '1';
+  }
   if (w4a16_wgmma_variant() == 2) {
     static int cfg = -1;
     if (cfg < 0) cfg = kern_env_int("SERVESIM_W4WS_CFG", 0);
