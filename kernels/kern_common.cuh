@@ -109,6 +109,29 @@ static inline int kern_device_cc(void) {
   return cc[dev] > 0 ? cc[dev] : 0;
 }
 
+/* Clusters of (1, 1, cluster_z) blocks of fn (block threads, smem dynamic bytes) the current
+ * device holds at once (cudaOccupancyMaxActiveClusters, sm_90+): a cluster's blocks share one
+ * GPC, so where an SM holds one block fewer than SMs / cluster_z fit -- what a split-K grid's
+ * waves must count. *clusters >= 1 on success (1 where the device reports none fit). */
+template <typename... Params>
+static int kern_cluster_capacity(void (*fn)(Params...), dim3 block, size_t smem, int cluster_z, int *clusters) {
+  cudaLaunchConfig_t cfg = {};
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = 1;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = (unsigned)cluster_z;
+  cfg.gridDim = dim3(1, 1, (unsigned)cluster_z);
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  int n = 0;
+  KERN_CUDA(cudaOccupancyMaxActiveClusters(&n, fn, &cfg));
+  *clusters = n > 0 ? n : 1;
+  return 0;
+}
+
 /* Launches fn<<<grid, block, smem, st>>>(args...), with programmatic dependent launch where
  * kern_pdl_on(), and as thread block clusters of (1, 1, cluster_z) blocks when cluster_z > 1
  * (sm_90+; grid.z must be a multiple); ERR_DEVICE with CUDA's reason on a bad launch. */

@@ -29,6 +29,7 @@
 #include <cuda.h>
 #include <cudaTypedefs.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -667,23 +668,24 @@ int ws_tensor_map(CUtensorMap *map, const W4Args &a, int bt) {
   return 0;
 }
 
-/* K splits for `tiles` output tiles of KC chunks on `slots` resident blocks, splitting at
- * multiples of q chunks (1, or 4 for the kernel whose loop steps 4 chunks): the fewest chunk
- * times a slot spends in the worst case, waves x (chunks a split + a block's fixed cost + the
- * cluster sum's), ceil(tiles s / slots) (q ceil(KC / q / s) + 5.5 + 0.75 (s - 1)), in quarter
- * chunks; at most 8 splits (a portable cluster) of at least 2 q chunks. The fixed costs are the
- * per-chunk timeline of bench_w4ws_trace on the H200 (qkv, 128 rows: ~800 cycles a chunk, ~1500
- * from a block's start to its first chunk, ~2900 for the epilogue alone and ~590 more for each
- * further split's share of the cluster sum; kernels/NOTES.md item 10). The fifth session's
- * model charged one chunk a split and nothing a block: it split qkv at 256 rows 8 ways. */
+/* K splits for `tiles` output tiles of KC chunks, cap[s] the blocks of the split grid resident
+ * at once with s splits (ws_cluster_slots), splitting at multiples of q chunks (1, or 4 for the
+ * kernel whose loop steps 4 chunks): the fewest chunk times a slot spends in the worst case,
+ * waves x (chunks a split + a block's fixed cost + the cluster sum's), ceil(tiles s / cap[s])
+ * (q ceil(KC / q / s) + 5.5 + 0.75 (s - 1)), in quarter chunks; at most 8 splits (a portable
+ * cluster) of at least 2 q chunks. The fixed costs are the per-chunk timeline of
+ * bench_w4ws_trace on the H200 (qkv, 128 rows: ~800 cycles a chunk, ~1500 from a block's start
+ * to its first chunk, ~2900 for the epilogue alone and ~590 more for each further split's share
+ * of the cluster sum; kernels/NOTES.md item 10). The fifth session's model charged one chunk a
+ * split and nothing a block: it split qkv at 256 rows 8 ways. */
 bool ws_split_ok(int s, int KC, int q) { return s >= 1 && s <= kW4gMaxSplits && 2 * s * q <= KC; }
 
-int ws_splits(int64_t tiles, int KC, int64_t slots, int q) {
+int ws_splits(int64_t tiles, int KC, const int64_t (&cap)[kW4gMaxSplits + 1], int q) {
   const int units = KC / q;
   int best = 1;
   int64_t best_cost = INT64_MAX;
   for (int s = 1; ws_split_ok(s, KC, q); s++) {
-    const int64_t waves = (tiles * s + slots - 1) / slots;
+    const int64_t waves = (tiles * s + cap[s] - 1) / cap[s];
     const int64_t cost = waves * (4 * q * ((units + s - 1) / s) + 22 + 3 * (s - 1));
     if (cost < best_cost) {
       best_cost = cost;
@@ -691,6 +693,42 @@ int ws_splits(int64_t tiles, int KC, int64_t slots, int q) {
     }
   }
   return best;
+}
+
+/* cap[s]: blocks of kernel FN resident at once in clusters of s (s = 1: slots, the SMs x
+ * blocks an SM), once per device. A cluster's blocks share one GPC, so at one block an SM the
+ * GPCs' SM counts leave some SMs idle for most s (kern_cluster_capacity). SERVESIM_W4WS_CLOCC=0
+ * counts slots for every s, as the model did before (kernels/NOTES.md item 12). */
+template <auto FN>
+int ws_cluster_slots(dim3 block, size_t smem, int64_t slots, int64_t (&cap)[kW4gMaxSplits + 1]) {
+  static int64_t cache[KERN_MAX_DEVICES][kW4gMaxSplits + 1];
+  static int env = -1;
+  if (env < 0) env = kern_env_int("SERVESIM_W4WS_CLOCC", 1) != 0;
+  int dev = 0;
+  if (int rc = kern_device_slot(&dev)) return rc;
+  if (!cache[dev][1]) {
+    int64_t c[kW4gMaxSplits + 1] = {0, slots};
+    for (int s = 2; s <= kW4gMaxSplits; s++) {
+      int n = 1;
+      if (env)
+        if (int rc = kern_cluster_capacity(FN, block, smem, s, &n)) return rc;
+      c[s] = env ? (int64_t)n * s : slots;
+    }
+    memcpy(cache[dev], c, sizeof c);
+  }
+  memcpy(cap, cache[dev], sizeof cap);
+  return 0;
+}
+
+/* SERVESIM_W4WS_LOG=1: one stderr line a launch with the schedule taken (tuning aid): the tiles,
+ * the K splits and the blocks resident for each split count, or the stream-K grid (sk_blocks). */
+void ws_log(const W4Args &a, int bt, int64_t tiles, int splits, const int64_t (&cap)[kW4gMaxSplits + 1], int64_t sk_blocks) {
+  static int env = -1;
+  if (env < 0) env = kern_env_int("SERVESIM_W4WS_LOG", 0) != 0;
+  if (!env) return;
+  fprintf(stderr, "w4ws: M=%d K=%d N=%d rows/tile=%d tiles=%lld splits=%d stream-K blocks=%lld resident(s=1..8)=", a.M, a.K,
+          a.N, bt, (long long)tiles, splits, (long long)sk_blocks);
+  for (int s = 1; s <= kW4gMaxSplits; s++) fprintf(stderr, "%lld%c", (long long)cap[s], s < kW4gMaxSplits ? ',' : '\n');
 }
 
 /* The schedule: the grid of (column tiles, row tiles, K splits of one cluster) by ws_splits, or
@@ -715,7 +753,9 @@ int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
   constexpr int q = P == 4 ? 4 : 1; /* the kernel's quantum */
   const int KC = a0.K / 64;
   const int64_t tiles = (int64_t)grid.x * grid.y, slots = (int64_t)sms * occ;
-  grid.z = ws_splits(tiles, KC, slots, q);
+  int64_t cap[kW4gMaxSplits + 1];
+  if (int rc = ws_cluster_slots<w4ws_kernel<BT, MINB, S, WREG, P, false>>(dim3(Cfg::T), Cfg::kSmem, slots, cap)) return rc;
+  grid.z = ws_splits(tiles, KC, cap, q);
   static int force = -1;
   if (force < 0) force = kern_env_int("SERVESIM_W4WS_SPLITS", 0);
   if (ws_split_ok(force, KC, q)) grid.z = force; /* SERVESIM_W4WS_SPLITS: a split the model may take */
@@ -727,15 +767,17 @@ int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
       int occ_sk = 1;
       if (int rc = w4g_prepare<fn>(Cfg::T, Cfg::kSmem, &occ_sk)) return rc;
       const int64_t TU = tiles * (KC / q), sk_slots = (int64_t)sms * occ_sk, G = TU < sk_slots ? TU : sk_slots;
-      const bool want = sk_env == 2 || wsk_plan_prefer(tiles, KC, grid.z, slots, sk_slots);
+      const bool want = sk_env == 2 || wsk_plan_prefer(tiles, KC, grid.z, cap[grid.z], sk_slots);
       if (want && ws.cnt && G <= ws.max_flags && G * (BT / 2 * 256) <= ws.part_floats &&
           wsk_plan_max_pieces(TU, G, KC / q) <= WSK_MAX_PIECES) {
+        ws_log(a0, BT, tiles, (int)grid.z, cap, G);
         W4Args a = a0;
         a.ws_cnt = ws.cnt;
         a.ws_part = ws.part;
         return kern_launch_ex(fn, dim3((unsigned)G), dim3(Cfg::T), Cfg::kSmem, st, 1, map, a);
       }
     }
+  ws_log(a0, BT, tiles, (int)grid.z, cap, 0);
   return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P, false>, grid, dim3(Cfg::T), Cfg::kSmem, st, (int)grid.z, map, a0);
 }
 
