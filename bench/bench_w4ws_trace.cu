@@ -62,16 +62,17 @@ int main(int argc, char **argv) {
       return 1;
     }
   BENCH_CUDA(cudaStreamSynchronize(st));
-  static long long buf[6][kern_w4::kWsTraceChunks];
+  static long long buf[10][kern_w4::kWsTraceChunks];
   BENCH_CUDA(cudaMemcpyFromSymbol(buf, kern_w4::ws_trace_buf, sizeof buf));
   const long long t0 = buf[4][0];
   int n = 0;
   while (n < kern_w4::kWsTraceChunks && buf[1][n] > t0 && buf[1][n] - t0 < 100000000LL) n++;
   printf("device %s; K=%d N=%d M=%d; block (0,0,0): %d chunks; SM cycles from the block's start\n", prop.name, K, N, M, n);
-  printf("chunk | slot free | landed | dequantised | issued | c-1 retired | landed - prev landed\n");
+  printf("chunk | slot free | landed | dequantised | issued | c-1 retired | landed - prev landed | warp 4: landed | dequantised | issued | c-1 retired\n");
   for (int c = 0; c < n; c++)
-    printf("%3d | %7lld | %7lld | %7lld | %7lld | %7lld | %5lld\n", c, buf[0][c] - t0, buf[1][c] - t0, buf[5][c] - t0,
-           buf[2][c] - t0, buf[3][c] - t0, c ? buf[1][c] - buf[1][c - 1] : 0);
+    printf("%3d | %7lld | %7lld | %7lld | %7lld | %7lld | %5lld | %7lld | %7lld | %7lld | %7lld\n", c, buf[0][c] - t0, buf[1][c] - t0,
+           buf[5][c] - t0, buf[2][c] - t0, buf[3][c] - t0, c ? buf[1][c] - buf[1][c - 1] : 0, buf[6][c] - t0, buf[7][c] - t0,
+           buf[8][c] - t0, buf[9][c] - t0);
   printf("loop done %lld, end %lld\n", buf[4][1] - t0, buf[4][2] - t0);
   return 0;
 }

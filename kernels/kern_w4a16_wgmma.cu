@@ -191,6 +191,17 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
 #pragma unroll
   for (int i = 0; i < BT / 8; i++) store4(i, d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]);
 }
+
+/* What w4g_epilogue's non-consumers do: its barriers only. */
+__device__ __forceinline__ void w4g_epilogue_barriers() {
+  if (gridDim.z > 1) {
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    __syncthreads();
+    cluster.sync();
+    cluster.sync();
+  }
+}
 #endif
 
 template <int BT, int WG, int S>
@@ -348,11 +359,18 @@ int w4g_launch(const W4Args &a, int sms, cudaStream_t st, int swap) {
  * H200 against ~800 a chunk with WREG (bench_w4ws_trace; kernels/NOTES.md item 10). */
 template <int BT, int S, bool WREG>
 struct WsCfg {
-  static constexpr int T = 2 * 128 + 32, XB = BT * 128, WB = WREG ? 0 : 8 * 512, SB = WREG ? 0 : 8 * 32;
+  static constexpr int XB = BT * 128, WB = WREG ? 0 : 8 * 512, SB = WREG ? 0 : 8 * 32;
   static constexpr int STAGE = (XB + WB + SB + 1023) / 1024 * 1024; /* X tiles 1024-aligned (swizzle) */
   static constexpr size_t kSmem = (size_t)S * STAGE + 1024;
   static_assert((size_t)(BT / 2) * 256 * 4 <= (size_t)S * STAGE, "the split-K sum must fit in the ring");
 };
+
+/* Threads of a block: two consumer warpgroups and the producer warp (288), or with RB a full
+ * producer warpgroup (384) so that setmaxnreg can move registers: registers are allocated by
+ * warpgroups, so at 288 threads every thread is capped at 168 as at 384; with RB the producer
+ * warpgroup gives its own back (40 a thread) and the consumers take 232. */
+constexpr int ws_threads(bool rb) { return rb ? 384 : 288; }
+constexpr int kWsProducerRegs = 40, kWsConsumerRegs = 232;
 
 #ifdef W4G_SM90A
 __device__ __forceinline__ uint32_t ws_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
@@ -400,7 +418,8 @@ __device__ __forceinline__ uint64_t ws_desc(const void *smem) {
  * producer's empty-slot waits and of consumer warp 0's full waits, wgmma issues and retirements. */
 #ifdef W4WS_TRACE
 constexpr int kWsTraceChunks = 128;
-__device__ long long ws_trace_buf[6][kWsTraceChunks]; /* [event][chunk]; 4: start, epilogue, end; 5: dequantised */
+__device__ long long ws_trace_buf[10][kWsTraceChunks]; /* [event][chunk]; 4: start, epilogue, end; 5: dequantised;
+                                                        6-9: consumer warp 4 (warpgroup 1) landed, dequantised, issued, retired */
 #define WS_STAMP(ev, c)                                                                             \
   do {                                                                                              \
     if (blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (c) < kWsTraceChunks)              \
@@ -457,8 +476,8 @@ __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[B
 }
 #endif
 
-template <int BT, int MINB, int S, bool WREG, int P, bool SK>
-__global__ void __launch_bounds__(WsCfg<BT, S, WREG>::T, MINB) w4ws_kernel(const __grid_constant__ CUtensorMap tmx, W4Args a) {
+template <int BT, int MINB, int S, bool WREG, int P, bool SK, bool RB>
+__global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid_constant__ CUtensorMap tmx, W4Args a) {
 #ifdef W4G_SM90A
   using Cfg = WsCfg<BT, S, WREG>;
   constexpr int XB = Cfg::XB;
@@ -493,8 +512,8 @@ __global__ void __launch_bounds__(WsCfg<BT, S, WREG>::T, MINB) w4ws_kernel(const
     WskPiece sg;
     sg.tx = blockIdx.x;
     sg.ty = blockIdx.y;
-    sg.kc0 = q * (int)((int64_t)z * KQ / splits);
-    sg.n = q * (int)((int64_t)(z + 1) * KQ / splits) - sg.kc0;
+    sg.kc0 = q * (z * KQ / splits); /* 32-bit: z < 8, KQ = K / 64 / q */
+    sg.n = q * ((z + 1) * KQ / splits) - sg.kc0;
     sg.kind = splits > 1 ? WSK_SPLIT : WSK_WHOLE;
     sg.last = 0;
     return sg;
@@ -512,8 +531,23 @@ __global__ void __launch_bounds__(WsCfg<BT, S, WREG>::T, MINB) w4ws_kernel(const
   float d[BT / 2];
   const int warp8 = warp & 7, t = lane & 3; /* consumer warp 0..7: warpgroup warp8 / 4 */
   int nt = 0, m0 = 0; /* the last piece's (the cluster epilogue after the loop) */
-  if (warp == 8) {
-    if (lane == 0) {
+  /* A role's end (who: 0 the producer warpgroup, 1 the consumers, 2 any thread): let the next
+   * kernel in, then the split grid's epilogue, in which the producer warps only take part in the
+   * barriers. With RB each role ends inside its own branch (code after the branches join would
+   * be held to the producer's 40 registers), without it after the join. */
+  auto finish = [&](int who) {
+    kern_pdl_trigger();
+    if constexpr (!SK) {
+      kern_pdl_wait(); /* (returns at once: the producer waited) before writing what a predecessor may read */
+      if (tid == 0) WS_STAMP(4, 1);
+      if (who == 0) w4g_epilogue_barriers();
+      else w4g_epilogue<BT, 256>(a, d, base, who == 1 || warp < 8, tid, nt, lane, m0);
+      if (tid == 0) WS_STAMP(4, 2);
+    }
+  };
+  if (warp >= 8) {
+    if constexpr (RB) asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kWsProducerRegs));
+    if (warp == 8 && lane == 0) {
       const uint8_t *wq = reinterpret_cast<const uint8_t *>(a.qrep);
       const uint8_t *sq = reinterpret_cast<const uint8_t *>(a.srep);
       int gc = 0; /* ring position: chunks of all pieces so far */
@@ -538,7 +572,9 @@ __global__ void __launch_bounds__(WsCfg<BT, S, WREG>::T, MINB) w4ws_kernel(const
         }
       }
     }
+    if constexpr (RB) finish(0);
   } else {
+    if constexpr (RB) asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kWsConsumerRegs));
     int gc0 = 0; /* ring position of the piece's first chunk */
     const int nseg = SK ? nseg_s : 1;
     /* stage 0's descriptor: stage j, k16 step s adds (j STAGE + 32 s) / 16 to its start field
@@ -592,8 +628,10 @@ __global__ void __launch_bounds__(WsCfg<BT, S, WREG>::T, MINB) w4ws_kernel(const
         const int gc = gc0 + c, j = gc % S;
         ws_wait(&full[j], (gc / S) & 1);
         if (tid == 0) WS_STAMP(1, gc);
+        if (tid == 128) WS_STAMP(6, gc);
         dequant(af, j, c, w, sv); /* chunk c-1's wgmma still run on the other registers */
         if (tid == 0) WS_STAMP(5, gc);
+        if (tid == 128) WS_STAMP(7, gc);
         uint64_t desc[4]; /* made before the fence: nothing but wgmma between fence and commit */
 #pragma unroll
         for (int s = 0; s < 4; s++) {
@@ -606,9 +644,11 @@ __global__ void __launch_bounds__(WsCfg<BT, S, WREG>::T, MINB) w4ws_kernel(const
         for (int s = 0; s < 4; s++) w4g_mma<BT>(d, af[s], desc[s]);
         w4g_commit();
         if (tid == 0) WS_STAMP(2, gc);
+        if (tid == 128) WS_STAMP(8, gc);
         w4g_keep(d);
         w4g_wait<1>(); /* chunk c-1 done: its stage goes back to the producer */
         if (tid == 0) WS_STAMP(3, gc);
+        if (tid == 128) WS_STAMP(9, gc);
         w4g_keep(af_prev);
         if (c >= 1 && lane == 0) ws_arrive(&empty[(gc - 1) % S]);
       };
@@ -633,14 +673,9 @@ __global__ void __launch_bounds__(WsCfg<BT, S, WREG>::T, MINB) w4ws_kernel(const
         w4s_piece_epilogue<BT>(a, d, sg, tid, nt, lane, m0);
       }
     }
+    if constexpr (RB) finish(1);
   }
-  kern_pdl_trigger();
-  if constexpr (!SK) {
-    kern_pdl_wait(); /* (returns at once: the producer waited) before writing what a predecessor may read */
-    if (tid == 0) WS_STAMP(4, 1);
-    w4g_epilogue<BT, 256>(a, d, base, warp < 8, tid, nt, lane, m0);
-    if (tid == 0) WS_STAMP(4, 2);
-  }
+  if constexpr (!RB) finish(2);
 #else
   (void)tmx;
   (void)a;
@@ -736,13 +771,13 @@ void ws_log(const W4Args &a, int bt, int64_t tiles, int splits, const int64_t (&
  * split deep and every SM gets enough chunks to pay for its fix-ups (wsk_plan_prefer; measured
  * in kernels/NOTES.md item 11). SERVESIM_W4WS_SK: 1 (default) that rule, 0 never, 2 wherever the
  * workspace holds it (the ctest that runs it on every shape). */
-template <int BT, int MINB, int S, bool WREG, int P>
+template <int BT, int MINB, int S, bool WREG, int P, bool RB>
 int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
   using Cfg = WsCfg<BT, S, WREG>;
   int occ = 1;
   static int sk_env = -1;
   if (sk_env < 0) sk_env = kern_env_int("SERVESIM_W4WS_SK", 1);
-  if (int rc = w4g_prepare<w4ws_kernel<BT, MINB, S, WREG, P, false>>(Cfg::T, Cfg::kSmem, &occ)) return rc;
+  if (int rc = w4g_prepare<w4ws_kernel<BT, MINB, S, WREG, P, false, RB>>(ws_threads(RB), Cfg::kSmem, &occ)) return rc;
   /* TMA and bulk copies need 16-byte aligned sources (cudaMalloc'd buffers and the executor's
    * 256-byte carving are) */
   KERN_REQUIRE((((uintptr_t)a0.x | (uintptr_t)a0.qrep | (uintptr_t)a0.srep) & 15) == 0,
@@ -754,7 +789,7 @@ int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
   const int KC = a0.K / 64;
   const int64_t tiles = (int64_t)grid.x * grid.y, slots = (int64_t)sms * occ;
   int64_t cap[kW4gMaxSplits + 1];
-  if (int rc = ws_cluster_slots<w4ws_kernel<BT, MINB, S, WREG, P, false>>(dim3(Cfg::T), Cfg::kSmem, slots, cap)) return rc;
+  if (int rc = ws_cluster_slots<w4ws_kernel<BT, MINB, S, WREG, P, false, RB>>(dim3(ws_threads(RB)), Cfg::kSmem, slots, cap)) return rc;
   grid.z = ws_splits(tiles, KC, cap, q);
   static int force = -1;
   if (force < 0) force = kern_env_int("SERVESIM_W4WS_SPLITS", 0);
@@ -763,9 +798,9 @@ int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
    * serialise, ptxas warning C7512) */
   if constexpr (WREG)
     if (sk_env && force <= 0) {
-      constexpr auto fn = w4ws_kernel<BT, 1, S, WREG, P, true>;
+      constexpr auto fn = w4ws_kernel<BT, 1, S, WREG, P, true, RB>;
       int occ_sk = 1;
-      if (int rc = w4g_prepare<fn>(Cfg::T, Cfg::kSmem, &occ_sk)) return rc;
+      if (int rc = w4g_prepare<fn>(ws_threads(RB), Cfg::kSmem, &occ_sk)) return rc;
       const int64_t TU = tiles * (KC / q), sk_slots = (int64_t)sms * occ_sk, G = TU < sk_slots ? TU : sk_slots;
       const bool want = sk_env == 2 || wsk_plan_prefer(tiles, KC, grid.z, cap[grid.z], sk_slots);
       if (want && ws.cnt && G <= ws.max_flags && G * (BT / 2 * 256) <= ws.part_floats &&
@@ -774,11 +809,11 @@ int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
         W4Args a = a0;
         a.ws_cnt = ws.cnt;
         a.ws_part = ws.part;
-        return kern_launch_ex(fn, dim3((unsigned)G), dim3(Cfg::T), Cfg::kSmem, st, 1, map, a);
+        return kern_launch_ex(fn, dim3((unsigned)G), dim3(ws_threads(RB)), Cfg::kSmem, st, 1, map, a);
       }
     }
   ws_log(a0, BT, tiles, (int)grid.z, cap, 0);
-  return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P, false>, grid, dim3(Cfg::T), Cfg::kSmem, st, (int)grid.z, map, a0);
+  return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P, false, RB>, grid, dim3(ws_threads(RB)), Cfg::kSmem, st, (int)grid.z, map, a0);
 }
 
 } // namespace
@@ -810,11 +845,17 @@ int w4a16_wgmma_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st
     static int cfg = -1;
     if (cfg < 0) cfg = kern_env_int("SERVESIM_W4WS_CFG", 0);
     if (cfg == 1) /* the fifth session's kernel: weights and scales through the ring by bulk copies */
-      return a.M <= 64 ? ws_launch<64, 1, 5, false, 2>(a, sms, ws, st) : ws_launch<128, 1, 5, false, 2>(a, sms, ws, st);
+      return a.M <= 64 ? ws_launch<64, 1, 5, false, 2, false>(a, sms, ws, st) : ws_launch<128, 1, 5, false, 2, false>(a, sms, ws, st);
     /* weights straight into registers; 64 rows: two blocks an SM (96 registers: 2 chunks ahead),
-     * more: 128-row tiles, one block an SM, 4 chunks ahead where K allows (kernels/NOTES.md item 10) */
-    if (a.M <= 64) return ws_launch<64, 2, 8, true, 2>(a, sms, ws, st);
-    return a.K % 256 == 0 ? ws_launch<128, 1, 8, true, 4>(a, sms, ws, st) : ws_launch<128, 1, 8, true, 2>(a, sms, ws, st);
+     * more: 128-row tiles, one block an SM, 4 chunks ahead where K allows (kernels/NOTES.md item
+     * 10), with a full producer warpgroup handing its registers to the consumers (RB;
+     * SERVESIM_W4WS_RB=0: the 288-thread block; kernels/NOTES.md item 12) */
+    static int rb = -1;
+    if (rb < 0) rb = kern_env_int("SERVESIM_W4WS_RB", 1) != 0;
+    if (a.M <= 64) return ws_launch<64, 2, 8, true, 2, false>(a, sms, ws, st);
+    if (rb)
+      return a.K % 256 == 0 ? ws_launch<128, 1, 8, true, 4, true>(a, sms, ws, st) : ws_launch<128, 1, 8, true, 2, true>(a, sms, ws, st);
+    return a.K % 256 == 0 ? ws_launch<128, 1, 8, true, 4, false>(a, sms, ws, st) : ws_launch<128, 1, 8, true, 2, false>(a, sms, ws, st);
   }
   /* 4 stages: 6 and 8 measured no faster (H200, kernels/NOTES.md item 8) */
   return a.M <= 64 ? w4g_launch<64, 2, 4>(a, sms, st, swap) : w4g_launch<128, 2, 4>(a, sms, st, swap);
