@@ -380,20 +380,22 @@ __device__ __forceinline__ void ws_bar_init(uint64_t *b, int count) {
 __device__ __forceinline__ void ws_expect_tx(uint64_t *b, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(ws_u32(b)), "r"(bytes) : "memory");
 }
-__device__ __forceinline__ void ws_arrive(uint64_t *b) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(ws_u32(b)) : "memory");
-}
-__device__ __forceinline__ void ws_wait(uint64_t *b, uint32_t parity) {
+/* barrier operations on a shared-space address (the consumers keep their barriers' addresses in
+ * registers rather than converting generic pointers every chunk) */
+__device__ __forceinline__ void ws_arrive_at(uint32_t b) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(b) : "memory"); }
+__device__ __forceinline__ void ws_arrive(uint64_t *b) { ws_arrive_at(ws_u32(b)); }
+__device__ __forceinline__ void ws_wait_at(uint32_t b, uint32_t parity) {
   asm volatile(
       "{\n"
       ".reg .pred p;\n"
       "WS_WAIT_%=:\n"
       "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
       "@!p bra WS_WAIT_%=;\n"
-      "}\n" ::"r"(ws_u32(b)),
+      "}\n" ::"r"(b),
       "r"(parity)
       : "memory");
 }
+__device__ __forceinline__ void ws_wait(uint64_t *b, uint32_t parity) { ws_wait_at(ws_u32(b), parity); }
 __device__ __forceinline__ void ws_tma_2d(void *dst, const CUtensorMap *map, int x0, int x1, uint64_t *bar) {
   asm volatile(
       "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
@@ -575,11 +577,12 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
     if constexpr (RB) finish(0);
   } else {
     if constexpr (RB) asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kWsConsumerRegs));
-    int gc0 = 0; /* ring position of the piece's first chunk */
+    unsigned gc0 = 0; /* ring position of the piece's first chunk */
     const int nseg = SK ? nseg_s : 1;
     /* stage 0's descriptor: stage j, k16 step s adds (j STAGE + 32 s) / 16 to its start field
      * (shared addresses < 256 KB: the 14-bit field does not carry) */
     const uint64_t desc0 = ws_desc(base);
+    const uint32_t desc0_lo = (uint32_t)desc0, full_at = ws_u32(full), empty_at = ws_u32(empty);
     for (int si = 0; si < nseg; si++) {
       const WskPiece sg = seg_at(si);
       const int kc0 = sg.kc0, n = sg.n;
@@ -591,14 +594,19 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
        * registers, P chunks ahead (no bulk copies for them: the producer only moves the
        * activations); otherwise they come through the ring */
       const int ntl = nt < NT16 ? nt : NT16 - 1; /* past N: a real tile, columns discarded */
-      const uint4 *wsrc = a.qrep + ((size_t)ntl * KC + kc0) * 32 + lane;
-      const uint32_t *ssrc = a.srep + (size_t)ntl * 8 + g;
+      /* running pointers of the next chunk to fetch (its weight words, its group's scales: the
+       * group advances after an odd chunk) */
+      const uint4 *wnext = a.qrep + ((size_t)ntl * KC + kc0) * 32 + lane;
+      const uint32_t *snext = a.srep + (size_t)ntl * 8 + g + (size_t)(kc0 >> 1) * NT16 * 8;
+      const int sstep = NT16 * 8;
       uint4 wr[P];
       uint32_t sr[P];
       auto fetch = [&](int c, uint4 &w, uint32_t &sv) {
         if (c < n) {
-          w = __ldg(wsrc + (size_t)c * 32);
-          sv = __ldg(ssrc + (size_t)((kc0 + c) >> 1) * NT16 * 8);
+          w = __ldg(wnext);
+          sv = __ldg(snext);
+          wnext += 32;
+          snext += ((kc0 + c) & 1) * sstep;
         }
       };
       if constexpr (WREG) {
@@ -625,8 +633,8 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
         for (int q = 0; q < 4; q++) w4_dequant(wq[q], s0, s8, af[q]);
       };
       auto chunk = [&](int c, uint32_t(&af)[4][4], uint32_t(&af_prev)[4][4], uint4 &w, uint32_t &sv) {
-        const int gc = gc0 + c, j = gc % S;
-        ws_wait(&full[j], (gc / S) & 1);
+        const unsigned gc = gc0 + c, j = gc % S;
+        ws_wait_at(full_at + 8 * j, (gc / S) & 1);
         if (tid == 0) WS_STAMP(1, gc);
         if (tid == 128) WS_STAMP(6, gc);
         dequant(af, j, c, w, sv); /* chunk c-1's wgmma still run on the other registers */
@@ -635,7 +643,7 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
         uint64_t desc[4]; /* made before the fence: nothing but wgmma between fence and commit */
 #pragma unroll
         for (int s = 0; s < 4; s++) {
-          desc[s] = desc0 + (uint32_t)((j * Cfg::STAGE + 32 * s) >> 4); /* the start address field */
+          desc[s] = desc0 - desc0_lo + (desc0_lo + (uint32_t)((j * Cfg::STAGE + 32 * s) >> 4)); /* the start address field */
           asm volatile("" : "+l"(desc[s])::"memory");
         }
         w4g_keep(d);
@@ -650,7 +658,7 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
         if (tid == 0) WS_STAMP(3, gc);
         if (tid == 128) WS_STAMP(9, gc);
         w4g_keep(af_prev);
-        if (c >= 1 && lane == 0) ws_arrive(&empty[(gc - 1) % S]);
+        if (c >= 1 && lane == 0) ws_arrive_at(empty_at + 8 * ((gc - 1) % S));
       };
       uint32_t af0[4][4], af1[4][4];
       int c = 0; /* groups of P, then the rest: no branch inside the loop (see w4g_keep) */
