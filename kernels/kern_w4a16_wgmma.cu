@@ -777,8 +777,8 @@ void ws_log(const W4Args &a, int bt, int64_t tiles, int splits, const int64_t (&
 /* The schedule: the grid of (column tiles, row tiles, K splits of one cluster) by ws_splits, or
  * stream-K (one block an SM over all the chunks, kernels/wsk_plan.h) where that grid is uneven or
  * split deep and every SM gets enough chunks to pay for its fix-ups (wsk_plan_prefer; measured
- * in kernels/NOTES.md item 11). SERVESIM_W4WS_SK: 1 (default) that rule, 0 never, 2 wherever the
- * workspace holds it (the ctest that runs it on every shape). */
+ * in kernels/NOTES.md item 11). SERVESIM_W4WS_SK: 1 (default) that rule (128-row tiles only), 0
+ * never, 2 wherever the workspace holds it (the ctest that runs it on every shape). */
 template <int BT, int MINB, int S, bool WREG, int P, bool RB>
 int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
   using Cfg = WsCfg<BT, S, WREG>;
@@ -810,7 +810,10 @@ int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
       int occ_sk = 1;
       if (int rc = w4g_prepare<fn>(ws_threads(RB), Cfg::kSmem, &occ_sk)) return rc;
       const int64_t TU = tiles * (KC / q), sk_slots = (int64_t)sms * occ_sk, G = TU < sk_slots ? TU : sk_slots;
-      const bool want = sk_env == 2 || wsk_plan_prefer(tiles, KC, grid.z, cap[grid.z], sk_slots);
+      /* the rule only for 128-row tiles: the 64-row kernel's stream-K instance holds one block
+       * an SM against its split grid's two, and lost wherever the rule took it once the split
+       * grid counted its clusters (kernels/NOTES.md item 12) */
+      const bool want = sk_env == 2 || (BT >= 128 && wsk_plan_prefer(tiles, KC, grid.z, cap[grid.z], sk_slots));
       if (want && ws.cnt && G <= ws.max_flags && G * (BT / 2 * 256) <= ws.part_floats &&
           wsk_plan_max_pieces(TU, G, KC / q) <= WSK_MAX_PIECES) {
         ws_log(a0, BT, tiles, (int)grid.z, cap, G);
