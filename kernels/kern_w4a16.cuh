@@ -21,6 +21,7 @@ struct W4Args {
   int32_t *ws_cnt;         /* split-K arrival counters (zero between calls) */
   int cluster_split;       /* 1: the gridDim.z K splits of a tile form one thread block cluster
                               and are summed through distributed shared memory (sm_90+) */
+  int x_tail_rows;         /* wgmma kernel: rows of the last row tile's activation box */
 };
 
 static constexpr uint32_t kMask = 0x000f000fu, kMagic = 0x43004300u;

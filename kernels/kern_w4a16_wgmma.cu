@@ -479,7 +479,7 @@ __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[B
 #endif
 
 template <int BT, int MINB, int S, bool WREG, int P, bool SK, bool RB>
-__global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid_constant__ CUtensorMap tmx, W4Args a) {
+__global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmx_tail, W4Args a) {
 #ifdef W4G_SM90A
   using Cfg = WsCfg<BT, S, WREG>;
   constexpr int XB = Cfg::XB;
@@ -557,7 +557,11 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
       for (int si = 0; si < nseg; si++) {
         const WskPiece sg = seg_at(si);
         const int nt0 = sg.tx * 8, ntiles = NT16 - nt0 < 8 ? NT16 - nt0 : 8;
-        const uint32_t bytes = XB + (WREG ? 0 : ntiles * (512 + 32));
+        /* the last row tile's box stops at its last row (rounded up to 8; wgmma reads the
+         * stage's older rows past it, whose outputs are never stored) */
+        const bool tail = sg.ty == (a.M - 1) / BT;
+        const CUtensorMap *map = tail ? &tmx_tail : &tmx;
+        const uint32_t bytes = (tail ? a.x_tail_rows * 128 : XB) + (WREG ? 0 : ntiles * (512 + 32));
         for (int c = 0; c < sg.n; c++, gc++) {
           const int j = gc % S;
           if (gc >= S) ws_wait(&empty[j], ((gc / S) - 1) & 1);
@@ -570,7 +574,7 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
             ws_bulk(sp + XB + Cfg::WB, sq + ((size_t)((sg.kc0 + c) >> 1) * NT16 + nt0) * 32, ntiles * 32, &full[j]);
           }
           if (gc == 0) kern_pdl_wait(); /* the activations are the previous kernel's output */
-          ws_tma_2d(sp, &tmx, (sg.kc0 + c) * 64, sg.ty * BT, &full[j]);
+          ws_tma_2d(sp, map, (sg.kc0 + c) * 64, sg.ty * BT, &full[j]);
         }
       }
     }
@@ -686,14 +690,15 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
   if constexpr (!RB) finish(2);
 #else
   (void)tmx;
+  (void)tmx_tail;
   (void)a;
 #endif
 }
 
-/* The activations' tensor map: [M rows][K] bf16, boxes of 64 k x BT rows, 128-byte swizzle,
- * rows past M read as zeros. cuTensorMapEncodeTiled comes from the driver through the runtime
- * (no link against libcuda). */
-int ws_tensor_map(CUtensorMap *map, const W4Args &a, int bt) {
+/* The activations' tensor map: [M rows][K] bf16, boxes of 64 k x `rows` rows, 128-byte
+ * swizzle, rows past M read as zeros. cuTensorMapEncodeTiled comes from the driver through the
+ * runtime (no link against libcuda). */
+int ws_tensor_map(CUtensorMap *map, const W4Args &a, int rows) {
   static PFN_cuTensorMapEncodeTiled_v12000 encode = NULL;
   if (!encode) {
     void *fn = NULL;
@@ -703,7 +708,7 @@ int ws_tensor_map(CUtensorMap *map, const W4Args &a, int bt) {
     encode = (PFN_cuTensorMapEncodeTiled_v12000)fn;
   }
   const cuuint64_t dims[2] = {(cuuint64_t)a.K, (cuuint64_t)a.M}, strides[1] = {(cuuint64_t)a.K * 2};
-  const cuuint32_t box[2] = {64, (cuuint32_t)bt}, estr[2] = {1, 1};
+  const cuuint32_t box[2] = {64, (cuuint32_t)rows}, estr[2] = {1, 1};
   const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void *)a.x, dims, strides, box, estr,
                             CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
@@ -790,8 +795,17 @@ int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
    * 256-byte carving are) */
   KERN_REQUIRE((((uintptr_t)a0.x | (uintptr_t)a0.qrep | (uintptr_t)a0.srep) & 15) == 0,
                "kern_w4a16_gemm: x, qrep and srep must be 16-byte aligned for the Hopper wgmma path");
-  CUtensorMap map;
+  /* two maps: whole row tiles, and the last one's rows only (its box reading 64 or more rows
+   * past the tensor's end slowed the 128-row kernel down by up to 60% between 129 and 255 rows,
+   * kernels/NOTES.md item 12; SERVESIM_W4WS_TAIL=0 reads whole boxes there too) */
+  static int tail_env = -1;
+  if (tail_env < 0) tail_env = kern_env_int("SERVESIM_W4WS_TAIL", 1) != 0;
+  W4Args a1 = a0;
+  const int last_rows = a0.M - (a0.M - 1) / BT * BT;
+  a1.x_tail_rows = tail_env ? (last_rows + 7) / 8 * 8 : BT;
+  CUtensorMap map, map_tail;
   if (int rc = ws_tensor_map(&map, a0, BT)) return rc;
+  if (int rc = ws_tensor_map(&map_tail, a0, a1.x_tail_rows)) return rc;
   dim3 grid(kern_cdiv(a0.N, 128), kern_cdiv(a0.M, BT), 1);
   constexpr int q = P == 4 ? 4 : 1; /* the kernel's quantum */
   const int KC = a0.K / 64;
@@ -817,14 +831,14 @@ int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
       if (want && ws.cnt && G <= ws.max_flags && G * (BT / 2 * 256) <= ws.part_floats &&
           wsk_plan_max_pieces(TU, G, KC / q) <= WSK_MAX_PIECES) {
         ws_log(a0, BT, tiles, (int)grid.z, cap, G);
-        W4Args a = a0;
+        W4Args a = a1;
         a.ws_cnt = ws.cnt;
         a.ws_part = ws.part;
-        return kern_launch_ex(fn, dim3((unsigned)G), dim3(ws_threads(RB)), Cfg::kSmem, st, 1, map, a);
+        return kern_launch_ex(fn, dim3((unsigned)G), dim3(ws_threads(RB)), Cfg::kSmem, st, 1, map, map_tail, a);
       }
     }
   ws_log(a0, BT, tiles, (int)grid.z, cap, 0);
-  return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P, false, RB>, grid, dim3(ws_threads(RB)), Cfg::kSmem, st, (int)grid.z, map, a0);
+  return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P, false, RB>, grid, dim3(ws_threads(RB)), Cfg::kSmem, st, (int)grid.z, map, map_tail, a1);
 }
 
 } // namespace
