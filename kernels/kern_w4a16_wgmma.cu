@@ -366,9 +366,10 @@ struct WsCfg {
 };
 
 /* Threads of a block: two consumer warpgroups and the producer warp (288), or with RB a full
- * producer warpgroup (384) so that setmaxnreg can move registers: registers are allocated by
- * warpgroups, so at 288 threads every thread is capped at 168 as at 384; with RB the producer
- * warpgroup gives its own back (40 a thread) and the consumers take 232. */
+ * producer warpgroup (384) so that setmaxnreg can move registers (it acts on whole warpgroups).
+ * ptxas caps a one-block-an-SM kernel of 288 threads at 168 registers a thread, as it does one of
+ * 384; with RB the producer warpgroup gives its own back (40 a thread) and the consumers take
+ * 232 (128 x 40 + 256 x 232 = 384 x 168). */
 constexpr int ws_threads(bool rb) { return rb ? 384 : 288; }
 constexpr int kWsProducerRegs = 40, kWsConsumerRegs = 232;
 
