@@ -3,10 +3,11 @@
  * kernel itself with W4WS_TRACE defined, so the library's kernel has no trace code. Block (0, 0, 0)
  * stamps the SM clock when its producer has a free slot for chunk c, when consumer warp 0 sees
  * chunk c land, when it has dequantised it, when it has issued its wgmma and when chunk c-1's wgmma
- * are retired; plus the block's start, the end of its main loop and its end.
+ * are retired, the same four for consumer warp 4 (the second warpgroup); plus the block's start,
+ * the end of its main loop and its end.
  *
  * Usage: bench_w4ws_trace K N M (e.g. 4096 9216 256). Environment switches of the kernel apply
- * (SERVESIM_W4WS_CFG, SERVESIM_W4WS_SPLITS, SERVESIM_W4WS_SK). With stream-K, block 0's pieces
+ * (SERVESIM_W4WS_CFG, _SPLITS, _SK, _RB, _TAIL). With stream-K, block 0's pieces
  * follow each other in the chunk column (ring positions). Exit 77 without a compute capability 9.0 GPU. */
 #define W4WS_TRACE 1
 #include "kernels/kern_w4a16_wgmma.cu"

@@ -111,8 +111,8 @@ static inline int kern_device_cc(void) {
 
 /* Clusters of (1, 1, cluster_z) blocks of fn (block threads, smem dynamic bytes) the current
  * device holds at once (cudaOccupancyMaxActiveClusters, sm_90+): a cluster's blocks share one
- * GPC, so where an SM holds one block fewer than SMs / cluster_z fit -- what a split-K grid's
- * waves must count. *clusters >= 1 on success (1 where the device reports none fit). */
+ * GPC, so where an SM holds one block, fewer than SMs / cluster_z clusters fit -- what a split-K
+ * grid's waves must count. *clusters >= 1 on success (1 where the device reports none fit). */
 template <typename... Params>
 static int kern_cluster_capacity(void (*fn)(Params...), dim3 block, size_t smem, int cluster_z, int *clusters) {
   cudaLaunchConfig_t cfg = {};

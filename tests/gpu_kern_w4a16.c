@@ -83,7 +83,7 @@ int main(void) {
   const int small[] = {1, 2, 7, 8, 9, 16, 17, 31, 32, 33, 64, 65, 100, 256, 1024};
   test_shape(&r, 128, 16, small, (int)(sizeof small / sizeof *small));
   test_shape(&r, 256, 48, small, (int)(sizeof small / sizeof *small));
-  test_shape(&r, 1536, 4096, (const int[]){1, 4, 16, 33, 128, 200}, 6); /* expert down (200: the 256-row tiles, rows past M) */
+  test_shape(&r, 1536, 4096, (const int[]){1, 4, 16, 33, 128, 200}, 6); /* expert down (200: a partial second row tile) */
   test_shape(&r, 4096, 3072, (const int[]){1, 8, 16, 64}, 4);        /* expert gate_up */
   test_shape(&r, 4096, 9216, (const int[]){1, 16}, 2);               /* qkv */
   test_shape(&r, 8192, 4096, (const int[]){1, 5}, 2);                /* o_proj */
