@@ -371,9 +371,9 @@ struct WsCfg {
  * 384; with RB the producer warpgroup gives its own back (40 a thread) and the consumers take
  * 232 (128 x 40 + 256 x 232 = 384 x 168). */
 constexpr int ws_threads(bool rb) { return rb ? 384 : 288; }
-constexpr int kWsProducerRegs = 40, kWsConsumerRegs = 232;
 
 #ifdef W4G_SM90A
+constexpr int kWsProducerRegs = 40, kWsConsumerRegs = 232;
 __device__ __forceinline__ uint32_t ws_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
 __device__ __forceinline__ void ws_bar_init(uint64_t *b, int count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(ws_u32(b)), "r"(count) : "memory");
