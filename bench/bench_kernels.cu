@@ -567,11 +567,7 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  int n_dev = 0;
-  if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev == 0) {
-    fprintf(stderr, "bench_kernels: no CUDA device\n");
-    return 77;
-  }
+  bench_cuda_need_device("bench_kernels");
   cudaDeviceProp prop;
   BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
   int drv = 0, rt = 0;

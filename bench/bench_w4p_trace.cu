@@ -128,11 +128,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: bench_w4p_trace [M]   (M = 1..8, default 1)\n");
     return 2;
   }
-  int n_dev = 0;
-  if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev == 0) {
-    fprintf(stderr, "bench_w4p_trace: no CUDA device\n");
-    return 77;
-  }
+  bench_cuda_need_device("bench_w4p_trace");
   cudaDeviceProp prop;
   BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
   if (prop.major != 9) {

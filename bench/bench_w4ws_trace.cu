@@ -24,8 +24,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   cudaDeviceProp prop;
-  int n_dev = 0;
-  if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev == 0) return 77;
+  bench_cuda_need_device("bench_w4ws_trace");
   BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
   if (prop.major != 9 || prop.minor != 0 || !kern_w4::w4a16_wgmma_available()) {
     fprintf(stderr, "bench_w4ws_trace: needs a compute capability 9.0 GPU with the wgmma path on\n");
