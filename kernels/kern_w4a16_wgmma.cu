@@ -806,7 +806,8 @@ int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
   a1.x_tail_rows = tail_env ? (last_rows + 7) / 8 * 8 : BT;
   CUtensorMap map, map_tail;
   if (int rc = ws_tensor_map(&map, a0, BT)) return rc;
-  if (int rc = ws_tensor_map(&map_tail, a0, a1.x_tail_rows)) return rc;
+  if (a1.x_tail_rows == BT) map_tail = map; /* whole last tile: the same map, not encoded twice */
+  else if (int rc = ws_tensor_map(&map_tail, a0, a1.x_tail_rows)) return rc;
   dim3 grid(kern_cdiv(a0.N, 128), kern_cdiv(a0.M, BT), 1);
   constexpr int q = P == 4 ? 4 : 1; /* the kernel's quantum */
   const int KC = a0.K / 64;
