@@ -4,7 +4,8 @@
  * stamps the SM clock when its producer has a free slot for chunk c, when consumer warp 0 sees
  * chunk c land, when it has dequantised it, when it has issued its wgmma and when chunk c-1's wgmma
  * are retired, the same four for consumer warp 4 (the second warpgroup); plus the block's start,
- * the end of its main loop and its end.
+ * the end of its main loop and its end; and for each K split of tile (0, 0), its dependency wait,
+ * its main loop and the split-K epilogue's barriers (ws_trace_ep).
  *
  * Usage: bench_w4ws_trace K N M (e.g. 4096 9216 256). Environment switches of the kernel apply
  * (SERVESIM_W4WS_CFG, _SPLITS, _SK, _RB, _TAIL). With stream-K, block 0's pieces
@@ -74,5 +75,16 @@ int main(int argc, char **argv) {
            buf[5][c] - t0, buf[2][c] - t0, buf[3][c] - t0, c ? buf[1][c] - buf[1][c - 1] : 0, buf[6][c] - t0, buf[7][c] - t0,
            buf[8][c] - t0, buf[9][c] - t0);
   printf("loop done %lld, end %lld\n", buf[4][1] - t0, buf[4][2] - t0);
+  /* the K splits of tile (0, 0): SM cycles from each block's dependency wait's return; the global
+   * timer (ns) relative to split 0's, across SMs */
+  static long long ep[kern_w4::kW4gMaxSplits][10];
+  BENCH_CUDA(cudaMemcpyFromSymbol(ep, kern_w4::ws_trace_ep, sizeof ep));
+  printf("split | loop done | block barrier | cluster barrier 1 | summed, stored | cluster barrier 2 | wait returned ns | end ns\n");
+  for (int z = 0; z < kern_w4::kW4gMaxSplits; z++) {
+    if (!ep[z][1]) continue;
+    printf("%d", z);
+    for (int k = 3; k < 8; k++) printf(" | %6lld", ep[z][k] ? ep[z][k] - ep[z][1] : -1);
+    printf(" | %6lld | %6lld\n", ep[z][8] - ep[0][8], ep[z][9] ? ep[z][9] - ep[0][8] : -1);
+  }
   return 0;
 }

@@ -45,6 +45,30 @@ namespace {
 #endif
 
 constexpr int kW4gMaxSplits = 8; /* portable cluster size */
+constexpr int kW4gOutPitch = 128 * 2 + 16; /* bytes a row of the output tile (w4g_stage_rows) */
+
+/* bench_w4ws_trace's stamps of the K splits of tile (0, 0) (W4WS_TRACE only): SM clock at
+ * 1 the producer's dependency wait returned, 3 main loop done, 4-7 the split-K epilogue's block
+ * barrier, first cluster barrier, sum and stores, second cluster barrier; 8 and 9 the global
+ * timer (ns) at 1 and 7 */
+#ifdef W4WS_TRACE
+__device__ long long ws_trace_ep[kW4gMaxSplits][10];
+#define WS_EP_STAMP(k, thr)                                                        \
+  do {                                                                             \
+    if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == (thr)) {              \
+      ws_trace_ep[blockIdx.z][k] = clock64();                                      \
+      if ((k) == 1 || (k) == 7) {                                                  \
+        unsigned long long gt;                                                     \
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(gt));                     \
+        ws_trace_ep[blockIdx.z][(k) == 1 ? 8 : 9] = (long long)gt;                 \
+      }                                                                            \
+    }                                                                              \
+  } while (0)
+#else
+#define WS_EP_STAMP(k, thr) \
+  do {                      \
+  } while (0)
+#endif
 
 /* Shared memory of one configuration: S stages of (activation tile BT x 64 k x 2 bytes,
  * WG x 128 weight words of 16 bytes, WG x 128 scale pairs of 4 bytes); the split-K sum reuses
@@ -146,18 +170,62 @@ __device__ __forceinline__ void w4g_mma(float (&d)[BT / 2], const uint32_t (&a)[
   else w4g_mma_n128(d, a, desc);
 }
 
+/* Output through shared memory (the warp-specialised kernel): the 256 consumer threads' bf16
+ * results of tokens 8 lo .. 8 hi - 1 go transposed into a [BT tokens][128 columns] tile by
+ * stmatrix (.trans: an accumulator pair of lane g, t -- output column g, tokens 2t and 2t + 1 of
+ * an 8 x 8 block -- lands in token rows 2t and 2t + 1; rows kW4gOutPitch bytes apart, so a
+ * matrix's eight rows fall on distinct banks), then leave as 16-byte row segments, a warp
+ * writing two whole rows of the tile. The per-fragment stores this replaces (one 2-byte store a
+ * value, four 16-byte pieces a warp instruction) took ~2300 SM cycles for a 128 x 128 tile on
+ * the H200 (bench_w4ws_trace; kernels/NOTES.md item 13). */
+__device__ __forceinline__ uint32_t w4g_bf16x2(float lo, float hi) {
+  return (uint32_t)kern_f2bf(lo) | (uint32_t)kern_f2bf(hi) << 16;
+}
+
+/* (consumer warps only, all lanes) groups lo .. hi - 1 of the tile's rows, v[4 (i - lo) + e] the
+ * fragment values of group i; the caller's named barrier 1 of the 256 consumers follows */
+template <int NV>
+__device__ __forceinline__ void w4g_stage_rows(uint8_t *tile, const float (&v)[NV], int lo, int hi, int warp8, int lane) {
+  const int k = lane & 7, half = (lane >> 3) & 1;
+  const uint32_t base = (uint32_t)__cvta_generic_to_shared(tile) + (uint32_t)((warp8 * 16 + 8 * half) * 2);
+#pragma unroll
+  for (int i = 0; i < NV / 4; i++)
+    if (lo + i < hi) {
+      const uint32_t at = base + (uint32_t)((8 * (lo + i) + k) * kW4gOutPitch);
+      asm volatile("stmatrix.sync.aligned.m8n8.x2.trans.shared.b16 [%0], {%1, %2};\n" ::"r"(at),
+                   "r"(w4g_bf16x2(v[4 * i], v[4 * i + 1])), "r"(w4g_bf16x2(v[4 * i + 2], v[4 * i + 3]))
+                   : "memory");
+    }
+}
+
+/* (the 256 consumer threads, after the barrier) tile rows 8 lo .. 8 hi - 1 to y */
+__device__ __forceinline__ void w4g_write_rows(const W4Args &a, const uint8_t *tile, int lo, int hi, int ct, int nt, int m0) {
+  const int n0 = (nt >> 3) * 128, nseg = 16 * 8 * (hi - lo);
+  for (int idx = ct; idx < nseg; idx += 256) {
+    const int r = 8 * lo + (idx >> 4), sg = idx & 15, row = m0 + r, col = n0 + 8 * sg;
+    if (row < a.M && col < a.N)
+      *reinterpret_cast<uint4 *>(a.y + (size_t)row * a.N + col) =
+          *reinterpret_cast<const uint4 *>(tile + r * kW4gOutPitch + 16 * sg);
+  }
+}
+
+constexpr int kW4gStageMinGroups = 5; /* 128-row tiles: a split's share staged from this many 8-row groups */
+
 /* The epilogue of both kernels: consumer thread ct's accumulators d (the wgmma D fragment of
  * lane g = lane / 4, t = lane % 4: output columns nt*16 + g and + 8, rows m0 + 8i + 2t and + 1)
- * to bf16 y. With K split over the cluster (gridDim.z > 1) each block first leaves d in its
- * own shared memory (ring: the pipeline's, free now, room for BT / 2 x T floats) and block
- * `rank` sums the rank-th share of the fragments over the cluster in split order; the second
- * barrier keeps every block's partial alive until the others have read it. Every thread of the
+ * to bf16 y, directly (the all-threads kernel) or through a shared-memory tile (STG: the
+ * warp-specialised kernel, 256 consumers; w4g_stage_rows). With K split over the cluster
+ * (gridDim.z > 1) each block first leaves d in its own shared memory (ring: the pipeline's, free
+ * now, room for BT / 2 x T floats) and block `rank` sums the rank-th share of the fragments over
+ * the cluster in split order; the second barrier keeps every block's partial alive until the
+ * others have read it. With STG the output tile lies past the partials. Every thread of the
  * block calls it (the barriers); non-consumers (consumer = false) only take part in them. */
-template <int BT, int T>
+template <int BT, int T, bool STG = false>
 __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[BT / 2], uint8_t *ring, bool consumer,
                                              int ct, int nt, int lane, int m0) {
   const int N = a.N, M = a.M, splits = gridDim.z, g = lane >> 2, t = lane & 3;
   const bool nt_ok = consumer && nt < N / 16;
+  static_assert(!STG || T == 256, "the staged output is the 256 consumers' (named barrier 1)");
   auto store4 = [&](int i, float v0, float v1, float v2, float v3) {
     w4_store_frag<false>(a.y, N, M, m0 + 8 * i + 2 * t, nt, g, v0, v1, v2, v3);
   };
@@ -165,26 +233,66 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
     namespace cg = cooperative_groups;
     cg::cluster_group cluster = cg::this_cluster();
     float *part = reinterpret_cast<float *>(ring);
+    WS_EP_STAMP(3, 0);
     __syncthreads(); /* every consumer is past its last read of the ring */
+    WS_EP_STAMP(4, 0);
     if (consumer) {
 #pragma unroll
       for (int i = 0; i < BT / 2; i++) part[i * T + ct] = d[i];
     }
     cluster.sync();
+    WS_EP_STAMP(5, 0);
     if (consumer) {
       const int rank = (int)cluster.block_rank(), G = BT / 8;
       const int lo = rank * G / splits, hi = (rank + 1) * G / splits;
-      for (int i = lo; i < hi; i++) {
-        float v[4] = {0.f, 0.f, 0.f, 0.f};
-        for (int zz = 0; zz < splits; zz++) {
-          const float *pz = cluster.map_shared_rank(part, zz);
+      /* staged where the share is large: at 128 rows a few groups a warp leave faster by their
+       * own stores than through the tile and its barrier (gate_up, 8 splits: 7.7 -> 8.1 us
+       * staged); the 64-row kernel (two blocks an SM, 96 registers) is faster staged at every
+       * split, and with both paths in it slower at every M = 64 point (qkv 19.7 -> 21.0 us) */
+      if (STG && (BT == 64 || hi - lo >= kW4gStageMinGroups)) {
+        constexpr int SH = (BT / 8 + 1) / 2; /* a share's groups at most (splits >= 2) */
+        float v[4 * SH];
 #pragma unroll
-          for (int e = 0; e < 4; e++) v[e] += pz[(4 * i + e) * T + ct];
+        for (int i = 0; i < SH; i++) {
+#pragma unroll
+          for (int e = 0; e < 4; e++) v[4 * i + e] = 0.f;
+          if (lo + i < hi)
+            for (int zz = 0; zz < splits; zz++) {
+              const float *pz = cluster.map_shared_rank(part, zz);
+#pragma unroll
+              for (int e = 0; e < 4; e++) v[4 * i + e] += pz[(4 * (lo + i) + e) * T + ct];
+            }
         }
-        if (nt_ok) store4(i, v[0], v[1], v[2], v[3]);
+        uint8_t *tile = ring + (size_t)BT / 2 * T * 4;
+        w4g_stage_rows(tile, v, lo, hi, ct >> 5, lane);
+        asm volatile("bar.sync 1, 256;\n" ::: "memory");
+        w4g_write_rows(a, tile, lo, hi, ct, nt, m0);
+      } else {
+        for (int i = lo; i < hi; i++) {
+          float v[4] = {0.f, 0.f, 0.f, 0.f};
+          for (int zz = 0; zz < splits; zz++) {
+            const float *pz = cluster.map_shared_rank(part, zz);
+#pragma unroll
+            for (int e = 0; e < 4; e++) v[e] += pz[(4 * i + e) * T + ct];
+          }
+          if (nt_ok) store4(i, v[0], v[1], v[2], v[3]);
+        }
       }
     }
+    WS_EP_STAMP(6, 0);
     cluster.sync();
+    WS_EP_STAMP(7, 0);
+    return;
+  }
+  if constexpr (STG) {
+    if (!consumer) return;
+    /* the tile overlays the ring: every consumer warpgroup's last wgmma must have read it (a
+     * warpgroup's wgmma.wait covers its own only; without this barrier the bench's validation
+     * caught one wrong result in ~36 launches' worth of graphs, down TP=2 at 256 rows) */
+    asm volatile("bar.sync 1, 256;\n" ::: "memory");
+    w4g_stage_rows(ring, d, 0, BT / 8, ct >> 5, lane);
+    asm volatile("bar.sync 1, 256;\n" ::: "memory");
+    w4g_write_rows(a, ring, 0, BT / 8, ct, nt, m0);
     return;
   }
   if (!nt_ok) return;
@@ -362,7 +470,11 @@ struct WsCfg {
   static constexpr int XB = BT * 128, WB = WREG ? 0 : 8 * 512, SB = WREG ? 0 : 8 * 32;
   static constexpr int STAGE = (XB + WB + SB + 1023) / 1024 * 1024; /* X tiles 1024-aligned (swizzle) */
   static constexpr size_t kSmem = (size_t)S * STAGE + 1024;
-  static_assert((size_t)(BT / 2) * 256 * 4 <= (size_t)S * STAGE, "the split-K sum must fit in the ring");
+  /* stream-K: the output tile past the ring (the producer may be filling the ring for the next
+   * piece while a piece's result leaves) */
+  static constexpr size_t smem_sk() { return kSmem + (size_t)BT * kW4gOutPitch; }
+  static_assert((size_t)(BT / 2) * 256 * 4 + (size_t)BT * kW4gOutPitch <= (size_t)S * STAGE,
+                "the split-K sum and the output tile must fit in the ring");
 };
 
 /* Threads of a block: two consumer warpgroups and the producer warp (288), or with RB a full
@@ -439,13 +551,14 @@ __device__ long long ws_trace_buf[10][kWsTraceChunks]; /* [event][chunk]; 4: sta
  * thread, the accumulators d in the wgmma D fragment layout of w4g_epilogue): WSK_PART leaves d
  * in this block's workspace slot (BT / 2 x 256 floats, fragment order) and raises its flag
  * (ws_cnt[block]); WSK_OWNER adds the slots of blocks owner + 1 .. last in block order (each
- * flag waited for by one thread, then reset to zero for the next call) and stores y, as
- * WSK_WHOLE does at once. The flag handshake:
+ * flag waited for by one thread, then reset to zero for the next call) and stores y through
+ * the output tile otile (past the ring: w4g_stage_rows), as WSK_WHOLE does at once. The flag
+ * handshake:
  * the writers' stores, a fence each, a barrier of the 256 (named barrier 1), one release store;
  * the reader's acquire load, the barrier, the loads (L2, not L1). */
 template <int BT>
 __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[BT / 2], const WskPiece &sg, int ct, int nt,
-                                                   int lane, int m0) {
+                                                   int lane, int m0, uint8_t *otile) {
   constexpr int SLOT = BT / 2 * 256;
   const int b = blockIdx.x;
   if (sg.kind == WSK_PART) {
@@ -471,11 +584,12 @@ __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[B
       for (int i = 0; i < BT / 2; i++) d[i] += __ldcg(part + i * 256 + ct);
     }
   }
-  if (nt >= a.N / 16) return;
-  const int g = lane >> 2, t = lane & 3;
-#pragma unroll
-  for (int i = 0; i < BT / 8; i++)
-    w4_store_frag<false>(a.y, a.N, a.M, m0 + 8 * i + 2 * t, nt, g, d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]);
+  /* through the output tile (w4g_stage_rows): the barrier first, so that no consumer is still
+   * reading the previous piece's tile */
+  asm volatile("bar.sync 1, 256;\n" ::: "memory");
+  w4g_stage_rows(otile, d, 0, BT / 8, ct >> 5, lane);
+  asm volatile("bar.sync 1, 256;\n" ::: "memory");
+  w4g_write_rows(a, otile, 0, BT / 8, ct, nt, m0);
 }
 #endif
 
@@ -544,7 +658,7 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
       kern_pdl_wait(); /* (returns at once: the producer waited) before writing what a predecessor may read */
       if (tid == 0) WS_STAMP(4, 1);
       if (who == 0) w4g_epilogue_barriers();
-      else w4g_epilogue<BT, 256>(a, d, base, who == 1 || warp < 8, tid, nt, lane, m0);
+      else w4g_epilogue<BT, 256, true>(a, d, base, who == 1 || warp < 8, tid, nt, lane, m0);
       if (tid == 0) WS_STAMP(4, 2);
     }
   };
@@ -574,7 +688,10 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
               ws_bulk(sp + XB + i * 512, wq + ((size_t)(nt0 + i) * KC + sg.kc0 + c) * 512, 512, &full[j]);
             ws_bulk(sp + XB + Cfg::WB, sq + ((size_t)((sg.kc0 + c) >> 1) * NT16 + nt0) * 32, ntiles * 32, &full[j]);
           }
-          if (gc == 0) kern_pdl_wait(); /* the activations are the previous kernel's output */
+          if (gc == 0) {
+            kern_pdl_wait(); /* the activations are the previous kernel's output */
+            WS_EP_STAMP(1, 256);
+          }
           ws_tma_2d(sp, map, (sg.kc0 + c) * 64, sg.ty * BT, &full[j]);
         }
       }
@@ -683,7 +800,7 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
       if constexpr (SK) {
         if (lane == 0) ws_arrive(&empty[(gc0 - 1) % S]); /* the piece's last stage: the next piece reuses the ring */
         kern_pdl_wait(); /* (returns at once: the producer waited) before writing what a predecessor may read */
-        w4s_piece_epilogue<BT>(a, d, sg, tid, nt, lane, m0);
+        w4s_piece_epilogue<BT>(a, d, sg, tid, nt, lane, m0, base + (size_t)S * Cfg::STAGE);
       }
     }
     if constexpr (RB) finish(1);
@@ -721,12 +838,14 @@ int ws_tensor_map(CUtensorMap *map, const W4Args &a, int rows) {
  * at once with s splits (ws_cluster_slots), splitting at multiples of q chunks (1, or 4 for the
  * kernel whose loop steps 4 chunks): the fewest chunk times a slot spends in the worst case,
  * waves x (chunks a split + a block's fixed cost + the cluster sum's), ceil(tiles s / cap[s])
- * (q ceil(KC / q / s) + 5.5 + 0.75 (s - 1)), in quarter chunks; at most 8 splits (a portable
- * cluster) of at least 2 q chunks. The fixed costs are the per-chunk timeline of
- * bench_w4ws_trace on the H200 (qkv, 128 rows: ~800 cycles a chunk, ~1500 from a block's start
- * to its first chunk, ~2900 for the epilogue alone and ~590 more for each further split's share
- * of the cluster sum; kernels/NOTES.md item 10). The fifth session's model charged one chunk a
- * split and nothing a block: it split qkv at 256 rows 8 ways. */
+ * (q ceil(KC / q / s) + 1.5 + (s > 1 ? 2 + (s - 1) : 0)), in quarter chunks; at most 8 splits
+ * (a portable cluster) of at least 2 q chunks. The costs are fitted to the H200 times of every
+ * allowed split at the 27 points of down, gate_up and o_proj (TP 1, 2, 4) at 64, 128 and 256
+ * rows with the staged output tile (summed 304.0 us for the model's choices, 303.5 for the best
+ * split at each point, 309.7 for the previous constants: 5.5 chunks a block, 0.75 a further
+ * split); bench_w4ws_trace shows the cluster sum's share of it: ~1000 SM cycles to leave the
+ * partials and meet, 3500-5000 to read the peers' shares through distributed shared memory at
+ * 128 rows (kernels/NOTES.md item 13). */
 bool ws_split_ok(int s, int KC, int q) { return s >= 1 && s <= kW4gMaxSplits && 2 * s * q <= KC; }
 
 int ws_splits(int64_t tiles, int KC, const int64_t (&cap)[kW4gMaxSplits + 1], int q) {
@@ -735,7 +854,7 @@ int ws_splits(int64_t tiles, int KC, const int64_t (&cap)[kW4gMaxSplits + 1], in
   int64_t best_cost = INT64_MAX;
   for (int s = 1; ws_split_ok(s, KC, q); s++) {
     const int64_t waves = (tiles * s + cap[s] - 1) / cap[s];
-    const int64_t cost = waves * (4 * q * ((units + s - 1) / s) + 22 + 3 * (s - 1));
+    const int64_t cost = waves * (4 * q * ((units + s - 1) / s) + 6 + (s > 1 ? 8 + 4 * (s - 1) : 0));
     if (cost < best_cost) {
       best_cost = cost;
       best = s;
@@ -794,8 +913,8 @@ int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
   if (int rc = w4g_prepare<w4ws_kernel<BT, MINB, S, WREG, P, false, RB>>(ws_threads(RB), Cfg::kSmem, &occ)) return rc;
   /* TMA and bulk copies need 16-byte aligned sources (cudaMalloc'd buffers and the executor's
    * 256-byte carving are) */
-  KERN_REQUIRE((((uintptr_t)a0.x | (uintptr_t)a0.qrep | (uintptr_t)a0.srep) & 15) == 0,
-               "kern_w4a16_gemm: x, qrep and srep must be 16-byte aligned for the Hopper wgmma path");
+  KERN_REQUIRE((((uintptr_t)a0.x | (uintptr_t)a0.qrep | (uintptr_t)a0.srep | (uintptr_t)a0.y) & 15) == 0,
+               "kern_w4a16_gemm: x, qrep, srep and y must be 16-byte aligned for the Hopper wgmma path");
   /* two maps: whole row tiles, and the last one's rows only (its box reading 64 or more rows
    * past the tensor's end slowed the 128-row kernel down by up to 60% between 129 and 255 rows,
    * kernels/NOTES.md item 12; SERVESIM_W4WS_TAIL=0 reads whole boxes there too) */
@@ -824,7 +943,7 @@ int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
     if (sk_env && force <= 0) {
       constexpr auto fn = w4ws_kernel<BT, 1, S, WREG, P, true, RB>;
       int occ_sk = 1;
-      if (int rc = w4g_prepare<fn>(ws_threads(RB), Cfg::kSmem, &occ_sk)) return rc;
+      if (int rc = w4g_prepare<fn>(ws_threads(RB), Cfg::smem_sk(), &occ_sk)) return rc;
       const int64_t TU = tiles * (KC / q), sk_slots = (int64_t)sms * occ_sk, G = TU < sk_slots ? TU : sk_slots;
       /* the rule only for 128-row tiles: the 64-row kernel's stream-K instance holds one block
        * an SM against its split grid's two, and lost wherever the rule took it once the split
@@ -836,7 +955,7 @@ int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
         W4Args a = a1;
         a.ws_cnt = ws.cnt;
         a.ws_part = ws.part;
-        return kern_launch_ex(fn, dim3((unsigned)G), dim3(ws_threads(RB)), Cfg::kSmem, st, 1, map, map_tail, a);
+        return kern_launch_ex(fn, dim3((unsigned)G), dim3(ws_threads(RB)), Cfg::smem_sk(), st, 1, map, map_tail, a);
       }
     }
   ws_log(a0, BT, tiles, (int)grid.z, cap, 0);

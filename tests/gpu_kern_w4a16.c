@@ -1,7 +1,9 @@
 /* gpu_kern_w4a16: the GPTQ repack kernels bit-exact against ref_w4a16_repack*, and the W4A16
  * GEMM against ref_w4a16_gemm (NMSE <= 5e-4) for M from 1 to 1024 on Qwen3 shapes and odd
  * ones (N not a multiple of the block tile), with and without the split-K workspace; split-K
- * results repeat bit for bit; unsupported K is refused. Label gpu; exit 77 without a GPU. */
+ * results repeat bit for bit, also over a queue of launches into separate outputs (races
+ * between a launch's blocks, or with the launch before it, show as differing bits);
+ * unsupported K is refused. Label gpu; exit 77 without a GPU. */
 #include <string.h>
 
 #include "kernels/ref_w4a16.h"
@@ -52,6 +54,38 @@ static void test_shape(struct rng *r, int K, int N, const int *Ms, int nM) {
   free(q); free(rep); free(rep_gpu); free(s); free(srep); free(srep_gpu);
 }
 
+/* R launches queued back to back (each may overlap the one before: programmatic dependent
+ * launch), each into its own output: all bit-identical to a first, synchronised launch */
+static void test_repeat(struct rng *r, int K, int N, int M, int R) {
+  int32_t *q = kt_alloc(4 * (size_t)K / 8 * N);
+  uint16_t *s = kt_alloc(2 * (size_t)K / 128 * N);
+  ref_w4a16_random(q, s, K, N, rng_u64(r), 0.001f, 0.02f);
+  int32_t *d_q = gk_up(q, 4 * (size_t)K / 8 * N), *d_rep = gk_dev(4 * (size_t)K / 8 * N);
+  uint16_t *d_s = gk_up(s, 2 * (size_t)K / 128 * N);
+  bf16_t *d_srep = gk_dev(2 * (size_t)K / 128 * N);
+  GK_KERN(kern_gptq_repack(d_rep, d_srep, d_q, d_s, K, N, 0));
+  const size_t ny = (size_t)M * N;
+  bf16_t *x = kt_alloc(2 * (size_t)M * K), *y0 = kt_alloc(2 * ny), *yi = kt_alloc(2 * ny);
+  kt_fill_bf16(r, x, (int64_t)M * K, 1.0f);
+  bf16_t *d_x = gk_up(x, 2 * (size_t)M * K), *d_y = gk_dev(2 * ny * (size_t)(R + 1));
+  GK_CUDA(cudaMemset(d_y, 0xff, 2 * ny * (size_t)(R + 1)));
+  GK_KERN(kern_w4a16_gemm(d_y, d_x, d_rep, d_srep, M, K, N, g_ws, g_ws_bytes, 0));
+  gk_down(y0, d_y, 2 * ny);
+  for (int i = 1; i <= R; i++)
+    if (kern_w4a16_gemm(d_y + (size_t)i * ny, d_x, d_rep, d_srep, M, K, N, g_ws, g_ws_bytes, 0)) {
+      CHECK_MSG(0, "w4a16 GEMM launch %d failed M=%d K=%d N=%d", i, M, K, N);
+      break;
+    }
+  int bad = 0;
+  for (int i = 1; i <= R; i++) {
+    gk_down(yi, d_y + (size_t)i * ny, 2 * ny);
+    bad += memcmp(y0, yi, 2 * ny) != 0;
+  }
+  CHECK_MSG(bad == 0, "GEMM M=%d K=%d N=%d: %d of %d queued launches differ from the first", M, K, N, bad, R);
+  cudaFree(d_q); cudaFree(d_rep); cudaFree(d_s); cudaFree(d_srep); cudaFree(d_x); cudaFree(d_y);
+  free(q); free(s); free(x); free(y0); free(yi);
+}
+
 static void test_gate_up_repack(struct rng *r) {
   const int K = 512, I = 192;
   size_t nq = (size_t)K / 8 * I, ns = (size_t)K / 128 * I;
@@ -88,6 +122,18 @@ int main(void) {
   test_shape(&r, 4096, 9216, (const int[]){1, 16}, 2);               /* qkv */
   test_shape(&r, 8192, 4096, (const int[]){1, 5}, 2);                /* o_proj */
   test_shape(&r, 1024, 1280, (const int[]){3, 40}, 2);               /* qkv at TP=8 (K slice of o) */
+  test_shape(&r, 768, 4096, (const int[]){2, 48, 256}, 3);           /* expert down at TP=2 */
+  test_shape(&r, 384, 4096, (const int[]){3, 128, 160}, 3);          /* expert down at TP=4 */
+  /* ten chunks of K, one tile a block: the last chunk's ring stage lies under the wgmma
+   * kernel's output tile, which one warpgroup may fill while the other's last wgmma still reads
+   * that stage unless they meet first */
+  test_shape(&r, 640, 8192, (const int[]){256}, 1);
+  /* queued launches at the wgmma path's schedules: one tile a block (256 rows, two row tiles),
+   * K split over a cluster (128 rows), stream-K (qkv, 256 rows), the 64-row kernel */
+  test_repeat(&r, 768, 4096, 256, 40);
+  test_repeat(&r, 1536, 4096, 128, 40);
+  test_repeat(&r, 4096, 9216, 256, 20);
+  test_repeat(&r, 2048, 4096, 64, 40);
   test_gate_up_repack(&r);
   /* refused shapes: K not a multiple of the group, N not of 16 */
   CHECK(kern_w4a16_gemm(NULL, NULL, NULL, NULL, 1, 192, 4096, NULL, 0, 0) == ERR_INPUT);
