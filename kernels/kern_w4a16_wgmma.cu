@@ -838,8 +838,8 @@ int ws_tensor_map(CUtensorMap *map, const W4Args &a, int rows) {
  * at once with s splits (ws_cluster_slots), splitting at multiples of q chunks (1, or 4 for the
  * kernel whose loop steps 4 chunks): the fewest chunk times a slot spends in the worst case,
  * waves x (chunks a split + a block's fixed cost + the cluster sum's), ceil(tiles s / cap[s])
- * (q ceil(KC / q / s) + 1.5 + (s > 1 ? 2 + (s - 1) : 0)), in quarter chunks; at most 8 splits
- * (a portable cluster) of at least 2 q chunks. The costs are fitted to the H200 times of every
+ * (q ceil(KC / q / s) + 1.5 + (s > 1 ? 2 + (s - 1) : 0)) chunks (counted in quarter chunks
+ * below); at most 8 splits (a portable cluster) of at least 2 q chunks. The costs are fitted to the H200 times of every
  * allowed split at the 27 points of down, gate_up and o_proj (TP 1, 2, 4) at 64, 128 and 256
  * rows with the staged output tile (summed 304.0 us for the model's choices, 303.5 for the best
  * split at each point, 309.7 for the previous constants: 5.5 chunks a block, 0.75 a further
