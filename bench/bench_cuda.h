@@ -1,6 +1,7 @@
 /* bench_cuda: the GPU benchmark programs' check of a CUDA runtime call -- on failure, print
- * file:line, the call and CUDA's message, and exit 1 (a benchmark has nothing to clean up) --
- * and their skip where there is no GPU. */
+ * file:line, the call and CUDA's message, and exit 1 (a benchmark has nothing to clean up) --,
+ * their skip where there is no GPU, and their timing of a chain of calls as one CUDA graph (the
+ * way a CUDA-graph decode step runs them: launch cost excluded, the gaps between calls kept). */
 #ifndef SERVESIM_BENCH_CUDA_H
 #define SERVESIM_BENCH_CUDA_H
 
@@ -25,6 +26,33 @@ static inline void bench_cuda_need_device(const char *prog) {
     fprintf(stderr, "%s: no CUDA device\n", prog);
     exit(77);
   }
+}
+
+/* fn(0) .. fn(n - 1) run once outside capture (warm-up, lazy allocations), then captured on st
+ * into one graph; returns it instantiated (the caller destroys it). */
+template <class F>
+static cudaGraphExec_t bench_graph_capture(cudaStream_t st, int n, F fn) {
+  for (int i = 0; i < n; i++) fn(i);
+  BENCH_CUDA(cudaStreamSynchronize(st));
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  BENCH_CUDA(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < n; i++) fn(i);
+  BENCH_CUDA(cudaStreamEndCapture(st, &graph));
+  BENCH_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  BENCH_CUDA(cudaGraphDestroy(graph));
+  return exec;
+}
+
+/* One replay of exec on st between two events: its microseconds */
+static inline double bench_graph_replay_us(cudaGraphExec_t exec, cudaStream_t st, cudaEvent_t a, cudaEvent_t b) {
+  BENCH_CUDA(cudaEventRecord(a, st));
+  BENCH_CUDA(cudaGraphLaunch(exec, st));
+  BENCH_CUDA(cudaEventRecord(b, st));
+  BENCH_CUDA(cudaEventSynchronize(b));
+  float ms = 0;
+  BENCH_CUDA(cudaEventElapsedTime(&ms, a, b));
+  return ms * 1000.0;
 }
 
 #endif

@@ -98,28 +98,12 @@ static double time_us(F fn, int per_batch, int batches) {
   cudaEvent_t a, b;
   BENCH_CUDA(cudaEventCreate(&a));
   BENCH_CUDA(cudaEventCreate(&b));
-  for (int i = 0; i < per_batch; i++) fn(i); /* warm-up, and lazy allocations outside capture */
-  BENCH_CUDA(cudaStreamSynchronize(g_st));
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  BENCH_CUDA(cudaStreamBeginCapture(g_st, cudaStreamCaptureModeThreadLocal));
-  for (int i = 0; i < per_batch; i++) fn(i);
-  BENCH_CUDA(cudaStreamEndCapture(g_st, &graph));
-  BENCH_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  cudaGraphExec_t exec = bench_graph_capture(g_st, per_batch, fn);
   BENCH_CUDA(cudaGraphLaunch(exec, g_st));
   std::vector<double> v;
-  for (int bt = 0; bt < batches; bt++) {
-    BENCH_CUDA(cudaEventRecord(a, g_st));
-    BENCH_CUDA(cudaGraphLaunch(exec, g_st));
-    BENCH_CUDA(cudaEventRecord(b, g_st));
-    BENCH_CUDA(cudaEventSynchronize(b));
-    float ms = 0;
-    BENCH_CUDA(cudaEventElapsedTime(&ms, a, b));
-    v.push_back(ms * 1000.0 / per_batch);
-  }
+  for (int bt = 0; bt < batches; bt++) v.push_back(bench_graph_replay_us(exec, g_st, a, b) / per_batch);
   BENCH_CUDA(cudaGetLastError());
   cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
   std::sort(v.begin(), v.end());
   cudaEventDestroy(a);
   cudaEventDestroy(b);

@@ -53,15 +53,13 @@ for t in $TESTS; do
     cat /tmp/kern-test.log; echo "FAIL $t"
   fi
 done > "$OUT/tests.txt" 2>&1
-# the GEMM test again without the preload path (the split-K kernel at 1..8 rows), with split-K
-# summed through the workspace, with the stream-K path, with the all-threads wgmma kernel,
-# without wgmma, and with the wgmma kernel's stream-K schedule never / always (ctest:
-# gpu_kern_w4a16_splitk, _w4pcfg4, _workspace, _streamk, _wgmma1, _mmasync, _wsnosk, _wsskall)
-for v in splitk:SERVESIM_W4_PRELOAD=0 w4pcfg4:SERVESIM_W4P_CFG=4 workspace:SERVESIM_W4_CLUSTER=0,SERVESIM_W4_PRELOAD=0 streamk:SERVESIM_W4_STREAMK=1 wgmma1:SERVESIM_W4_WGMMA=1 mmasync:SERVESIM_W4_WGMMA=0 wsnosk:SERVESIM_W4WS_SK=0 wsskall:SERVESIM_W4WS_SK=2; do
-  { echo "== gpu_kern_w4a16 ${v#*:}"
-    if env $(echo "${v#*:}" | tr , " ") timeout 300 "$BIN/gpu_kern_w4a16" > /tmp/kern-test.log 2>&1; then
-      cat /tmp/kern-test.log; echo "PASS gpu_kern_w4a16_${v%%:*}"
-    else cat /tmp/kern-test.log; echo "FAIL gpu_kern_w4a16_${v%%:*}"; fi; } >> "$OUT/tests.txt" 2>&1
+# the GEMM test again under each path switch (tests/gpu_kern_w4a16.variants: the ctest
+# gpu_kern_w4a16_SUFFIX list)
+grep -E '^[a-z0-9]+\|' tests/gpu_kern_w4a16.variants | while IFS='|' read -r suffix envs; do
+  { echo "== gpu_kern_w4a16 $envs"
+    if env $(echo "$envs" | tr , " ") timeout 300 "$BIN/gpu_kern_w4a16" > /tmp/kern-test.log 2>&1; then
+      cat /tmp/kern-test.log; echo "PASS gpu_kern_w4a16_$suffix"
+    else cat /tmp/kern-test.log; echo "FAIL gpu_kern_w4a16_$suffix"; fi; } >> "$OUT/tests.txt" 2>&1
 done
 grep -E "^(PASS|FAIL) " "$OUT/tests.txt"
 if [ "${TUNE:-0}" = 1 ]; then

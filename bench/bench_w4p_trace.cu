@@ -67,24 +67,12 @@ void tr_shape(const TrShape &s, int M, int sms, size_t l2, cudaStream_t st) {
       exit(1);
     }
   };
-  for (int i = 0; i < calls; i++) launch(i); /* warm-up outside capture */
-  BENCH_CUDA(cudaStreamSynchronize(st));
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  BENCH_CUDA(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
-  for (int i = 0; i < calls; i++) launch(i);
-  BENCH_CUDA(cudaStreamEndCapture(st, &graph));
-  BENCH_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  cudaGraphExec_t exec = bench_graph_capture(st, calls, launch);
   cudaEvent_t e0, e1;
   BENCH_CUDA(cudaEventCreate(&e0));
   BENCH_CUDA(cudaEventCreate(&e1));
   for (int r = 0; r < 5; r++) BENCH_CUDA(cudaGraphLaunch(exec, st));
-  BENCH_CUDA(cudaEventRecord(e0, st));
-  BENCH_CUDA(cudaGraphLaunch(exec, st));
-  BENCH_CUDA(cudaEventRecord(e1, st));
-  BENCH_CUDA(cudaEventSynchronize(e1));
-  float ms = 0;
-  BENCH_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+  const double us = bench_graph_replay_us(exec, st, e0, e1); /* the replay the trace holds */
   const int nb = kern_w4::w4p_trace_last_blocks;
   if (nb > kern_w4::kW4pTraceBlocks) {
     fprintf(stderr, "bench_w4p_trace: %s: %d blocks, the trace holds %d\n", s.name, nb, kern_w4::kW4pTraceBlocks);
@@ -105,13 +93,12 @@ void tr_shape(const TrShape &s, int M, int sms, size_t l2, cudaStream_t st) {
     for (int k = 0; k < 3; k++) ph[k].push_back(((double)buf[1][b][k + 1] - (double)buf[1][b][k]) / 1000.0);
     cur_end = std::max(cur_end, buf[1][b][3]);
   }
-  printf("| %s | %d | %d | %.2f | %.2f | %.2f |", s.name, M, nb, ms * 1000.0 / calls, (double)(prev_end - prev_start) / 1000.0,
+  printf("| %s | %d | %d | %.2f | %.2f | %.2f |", s.name, M, nb, us / calls, (double)(prev_end - prev_start) / 1000.0,
          ((double)cur_end - (double)prev_end) / 1000.0);
   for (int k = 0; k < 4; k++) printf(" %.2f / %.2f / %.2f |", tr_pct(at[k], 10), tr_pct(at[k], 50), tr_pct(at[k], 90));
   for (int k = 0; k < 3; k++) printf(" %.2f / %.2f |", tr_pct(ph[k], 50), tr_pct(ph[k], 90));
   printf("\n");
   cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
   cudaFree(qrep);
