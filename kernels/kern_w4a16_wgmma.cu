@@ -45,7 +45,7 @@ namespace {
 #endif
 
 constexpr int kW4gMaxSplits = 8; /* portable cluster size */
-constexpr int kW4gOutPitch = 128 * 2 + 16; /* bytes a row of the output tile (w4g_stage_rows) */
+constexpr int kW4gOutPitch = W4G_OUT_PITCH; /* bytes a row of the output tile (w4g_layout.h) */
 
 /* bench_w4ws_trace's stamps of the K splits of tile (0, 0) (W4WS_TRACE only): SM clock at
  * 1 the producer's dependency wait returned, 3 main loop done, 4-7 the split-K epilogue's block
@@ -173,9 +173,9 @@ __device__ __forceinline__ void w4g_mma(float (&d)[BT / 2], const uint32_t (&a)[
 /* Output through shared memory (the warp-specialised kernel): the 256 consumer threads' bf16
  * results of tokens 8 lo .. 8 hi - 1 go transposed into a [BT tokens][128 columns] tile by
  * stmatrix (.trans: an accumulator pair of lane g, t -- output column g, tokens 2t and 2t + 1 of
- * an 8 x 8 block -- lands in token rows 2t and 2t + 1; rows kW4gOutPitch bytes apart, so a
- * matrix's eight rows fall on distinct banks), then leave as 16-byte row segments, a warp
- * writing two whole rows of the tile. The per-fragment stores this replaces (one 2-byte store a
+ * an 8 x 8 block -- lands in token rows 2t and 2t + 1; the layout is kernels/w4g_layout.h's,
+ * which test_w4g_layout checks on the CPU), then leave as 16-byte row segments, a warp writing
+ * two whole rows of the tile. The per-fragment stores this replaces (one 2-byte store a
  * value, four 16-byte pieces a warp instruction) took ~2300 SM cycles for a 128 x 128 tile on
  * the H200 (bench_w4ws_trace; kernels/NOTES.md item 13). */
 __device__ __forceinline__ uint32_t w4g_bf16x2(float lo, float hi) {
@@ -186,12 +186,12 @@ __device__ __forceinline__ uint32_t w4g_bf16x2(float lo, float hi) {
  * fragment values of group i; the caller's named barrier 1 of the 256 consumers follows */
 template <int NV>
 __device__ __forceinline__ void w4g_stage_rows(uint8_t *tile, const float (&v)[NV], int lo, int hi, int warp8, int lane) {
-  const int k = lane & 7, half = (lane >> 3) & 1;
-  const uint32_t base = (uint32_t)__cvta_generic_to_shared(tile) + (uint32_t)((warp8 * 16 + 8 * half) * 2);
+  /* at w4g_out_row_off(warp8, lane, lo + i), its column part taken out of the loop */
+  const uint32_t base = (uint32_t)__cvta_generic_to_shared(tile) + w4g_out_col_off(warp8, lane);
 #pragma unroll
   for (int i = 0; i < NV / 4; i++)
     if (lo + i < hi) {
-      const uint32_t at = base + (uint32_t)((8 * (lo + i) + k) * kW4gOutPitch);
+      const uint32_t at = base + (uint32_t)(w4g_out_row(lane, lo + i) * kW4gOutPitch);
       asm volatile("stmatrix.sync.aligned.m8n8.x2.trans.shared.b16 [%0], {%1, %2};\n" ::"r"(at),
                    "r"(w4g_bf16x2(v[4 * i], v[4 * i + 1])), "r"(w4g_bf16x2(v[4 * i + 2], v[4 * i + 3]))
                    : "memory");
@@ -202,7 +202,7 @@ __device__ __forceinline__ void w4g_stage_rows(uint8_t *tile, const float (&v)[N
 __device__ __forceinline__ void w4g_write_rows(const W4Args &a, const uint8_t *tile, int lo, int hi, int ct, int nt, int m0) {
   const int n0 = (nt >> 3) * 128, nseg = 16 * 8 * (hi - lo);
   for (int idx = ct; idx < nseg; idx += 256) {
-    const int r = 8 * lo + (idx >> 4), sg = idx & 15, row = m0 + r, col = n0 + 8 * sg;
+    const int r = w4g_out_seg_row(lo, idx), sg = w4g_out_seg(idx), row = m0 + r, col = n0 + 8 * sg;
     if (row < a.M && col < a.N)
       *reinterpret_cast<uint4 *>(a.y + (size_t)row * a.N + col) =
           *reinterpret_cast<const uint4 *>(tile + r * kW4gOutPitch + 16 * sg);

@@ -5,7 +5,13 @@
  * from shared memory staged by w4g_layout_off16 through the descriptor's K-major, no-swizzle
  * addressing (PTX ISA: element (n, k) of a k16 step at (n/8)*SBO + (n%8)*16 + (k/8)*LBO +
  * (k%8)*2). The emulated product must equal the plain GEMM on the dequantised weights; the
- * words without the transposition must not -- so the test can tell the two apart. */
+ * words without the transposition must not -- so the test can tell the two apart. And the way
+ * out: the accumulators staged into the output tile by stmatrix .m8n8.x2.trans at
+ * w4g_out_row_off (PTX ISA: lane l holds elements (l / 4, 2 (l % 4) + {0,1}) of each 8 x 8
+ * matrix; with .trans memory row r of the matrix, addressed by lane 8 m + r, takes its column r),
+ * then read out by w4g_out_seg_row / w4g_out_seg, must put every (token, column) where y wants
+ * it, for whole tiles and for every K-split share, with each stmatrix's eight rows on distinct
+ * banks. */
 #include <math.h>
 #include <string.h>
 
@@ -66,6 +72,51 @@ static void emulate(float *D, const int32_t *qrep, const bf16_t *srep, const bf1
   }
 }
 
+/* A distinct 16-bit payload for (token m, column n) of a 128 x 128 tile */
+static uint16_t out_code(int m, int n) { return (uint16_t)(m * 128 + n); }
+
+/* Stage groups lo .. hi - 1 of a bt-row tile as the 8 consumer warps do, read them out as the
+ * 256 threads do, and check y; returns the number of misplaced values. */
+static int emulate_out(int bt, int lo, int hi) {
+  static uint8_t tile[128 * W4G_OUT_PITCH];
+  static uint16_t y[128][128];
+  memset(tile, 0xee, sizeof tile);
+  memset(y, 0xff, sizeof y);
+  int bad = 0;
+  for (int w = 0; w < 8; w++)
+    for (int i = lo; i < hi; i++) {
+      uint32_t reg[32][2]; /* each lane's two registers: matrix 0 (columns g), 1 (columns g + 8) */
+      for (int l = 0; l < 32; l++) {
+        const int g = l >> 2, t = l & 3;
+        for (int m = 0; m < 2; m++)
+          reg[l][m] = (uint32_t)out_code(8 * i + 2 * t, 16 * w + 8 * m + g) |
+                      (uint32_t)out_code(8 * i + 2 * t + 1, 16 * w + 8 * m + g) << 16;
+      }
+      for (int m = 0; m < 2; m++) {
+        int banks = 0;
+        for (int rr = 0; rr < 8; rr++) {
+          const uint32_t at = w4g_out_row_off(w, 8 * m + rr, i);
+          if (at + 16 > (uint32_t)bt * W4G_OUT_PITCH) return -1;
+          banks |= 1 << ((at / 16) % 8);
+          for (int c = 0; c < 8; c++) { /* .trans: row rr, element c = matrix element (c, rr) */
+            const int src = 4 * c + rr / 2;
+            const uint16_t v = (uint16_t)(reg[src][m] >> (16 * (rr & 1)));
+            memcpy(tile + at + 2 * c, &v, 2);
+          }
+        }
+        if (banks != 0xff) bad++; /* the eight rows of one matrix not on distinct banks */
+      }
+    }
+  for (int idx = 0; idx < 16 * 8 * (hi - lo); idx++) {
+    const int r = w4g_out_seg_row(lo, idx), sg = w4g_out_seg(idx);
+    memcpy(&y[r][8 * sg], tile + r * W4G_OUT_PITCH + 16 * sg, 16);
+  }
+  for (int m = 0; m < 128; m++)
+    for (int n = 0; n < 128; n++)
+      bad += (m >= 8 * lo && m < 8 * hi) ? y[m][n] != out_code(m, n) : y[m][n] != 0xffff;
+  return bad;
+}
+
 int main(void) {
   struct rng r;
   rng_seed(&r, kt_seed("test_w4g_layout"));
@@ -99,6 +150,18 @@ int main(void) {
     if (transposed) CHECK_MSG(nmse < 1e-10, "the wgmma operands do not reproduce the GEMM: nmse %.3g", nmse);
     else CHECK_MSG(nmse > 0.5, "the repacked words without the transposition should not match: nmse %.3g", nmse);
     printf("A words %s: nmse %.3g\n", transposed ? "quad-transposed" : "as repacked", nmse);
+  }
+  /* the output tile: whole tiles of 64 and 128 rows, and each rank's share of 2..8 K splits */
+  for (int bt = 64; bt <= 128; bt *= 2) {
+    const int G = bt / 8;
+    const int e = emulate_out(bt, 0, G);
+    CHECK_MSG(e == 0, "output tile of %d rows: %d values misplaced (-1: a row past the tile)", bt, e);
+    for (int splits = 2; splits <= 8; splits++)
+      for (int rank = 0; rank < splits; rank++) {
+        const int lo = rank * G / splits, hi = (rank + 1) * G / splits;
+        const int es = emulate_out(bt, lo, hi);
+        CHECK_MSG(es == 0, "output tile of %d rows, share %d of %d: %d values misplaced", bt, rank, splits, es);
+      }
   }
   free(qw); free(qrep); free(sc); free(srep); free(x);
   return check_report("test_w4g_layout");
