@@ -57,7 +57,7 @@ done > "$OUT/tests.txt" 2>&1
 # gpu_kern_w4a16_SUFFIX list)
 grep -E '^[a-z0-9]+\|' tests/gpu_kern_w4a16.variants | while IFS='|' read -r suffix envs; do
   { echo "== gpu_kern_w4a16 $envs"
-    if env $(echo "$envs" | tr , " ") timeout 300 "$BIN/gpu_kern_w4a16" > /tmp/kern-test.log 2>&1; then
+    if env $(echo "$envs" | tr , " ") timeout 300 "$BIN/gpu_kern_w4a16" < /dev/null > /tmp/kern-test.log 2>&1; then
       cat /tmp/kern-test.log; echo "PASS gpu_kern_w4a16_$suffix"
     else cat /tmp/kern-test.log; echo "FAIL gpu_kern_w4a16_$suffix"; fi; } >> "$OUT/tests.txt" 2>&1
 done

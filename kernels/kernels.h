@@ -66,8 +66,8 @@ size_t kern_w4a16_workspace_bytes(int max_M, int max_N);
 
 /* y = x * W (GPTQ int4, fp32 accumulation on tensor cores, bf16 out).
  *   y bf16 [M, N] out; x bf16 [M, K]; qrep/srep: tile layout of W [K, N].
- * Any M >= 1 (M = 0 is a no-op). x, qrep and srep 16-byte aligned (the Hopper path for 33..256
- * rows reads them by TMA; ERR_INPUT otherwise). */
+ * Any M >= 1 (M = 0 is a no-op). x, qrep, srep and y 16-byte aligned (the Hopper path for
+ * 33..256 rows reads the first three by TMA and writes y in 16-byte rows; ERR_INPUT otherwise). */
 int kern_w4a16_gemm(bf16_t *y, const bf16_t *x, const int32_t *qrep, const bf16_t *srep, int M,
                     int K, int N, void *workspace, size_t workspace_bytes, kern_stream_t stream);
 

@@ -128,6 +128,9 @@ int main(void) {
    * kernel's output tile, which one warpgroup may fill while the other's last wgmma still reads
    * that stage unless they meet first */
   test_shape(&r, 640, 8192, (const int[]){256}, 1);
+  /* 144 tiles of 128 x 128 (more than one wave unsplit, K too short to split): stream-K under
+   * the default rule (otherwise only the wsskall variant checks its results against the reference) */
+  test_shape(&r, 1024, 9216, (const int[]){256}, 1);
   /* queued launches at the wgmma path's schedules: one tile a block (256 rows, two row tiles),
    * K split over a cluster (128 rows), stream-K (qkv, 256 rows), the 64-row kernel */
   test_repeat(&r, 768, 4096, 256, 40);
