@@ -109,6 +109,16 @@ static inline int kern_device_cc(void) {
   return cc[dev] > 0 ? cc[dev] : 0;
 }
 
+/* The launch attribute that groups blocks into thread block clusters of (1, 1, cluster_z). */
+static inline cudaLaunchAttribute kern_cluster_attr(int cluster_z) {
+  cudaLaunchAttribute a;
+  a.id = cudaLaunchAttributeClusterDimension;
+  a.val.clusterDim.x = 1;
+  a.val.clusterDim.y = 1;
+  a.val.clusterDim.z = (unsigned)cluster_z;
+  return a;
+}
+
 /* Clusters of (1, 1, cluster_z) blocks of fn (block threads, smem dynamic bytes) the current
  * device holds at once (cudaOccupancyMaxActiveClusters, sm_90+): a cluster's blocks share one
  * GPC, so where an SM holds one block, fewer than SMs / cluster_z clusters fit -- what a split-K
@@ -116,11 +126,7 @@ static inline int kern_device_cc(void) {
 template <typename... Params>
 static int kern_cluster_capacity(void (*fn)(Params...), dim3 block, size_t smem, int cluster_z, int *clusters) {
   cudaLaunchConfig_t cfg = {};
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = 1;
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = (unsigned)cluster_z;
+  cudaLaunchAttribute attr[1] = {kern_cluster_attr(cluster_z)};
   cfg.gridDim = dim3(1, 1, (unsigned)cluster_z);
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
@@ -147,12 +153,7 @@ static int kern_launch_ex(void (*fn)(Params...), dim3 grid, dim3 block, size_t s
       attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
       attr[n++].val.programmaticStreamSerializationAllowed = 1;
     }
-    if (cluster_z > 1) {
-      attr[n].id = cudaLaunchAttributeClusterDimension;
-      attr[n].val.clusterDim.x = 1;
-      attr[n].val.clusterDim.y = 1;
-      attr[n++].val.clusterDim.z = (unsigned)cluster_z;
-    }
+    if (cluster_z > 1) attr[n++] = kern_cluster_attr(cluster_z);
     cfg.gridDim = grid;
     cfg.blockDim = block;
     cfg.dynamicSmemBytes = smem;

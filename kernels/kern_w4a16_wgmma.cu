@@ -209,6 +209,18 @@ __device__ __forceinline__ void w4g_write_rows(const W4Args &a, const uint8_t *t
   }
 }
 
+/* Named barrier 1: the 256 consumer threads of the warp-specialised kernel (warps 0..7) */
+__device__ __forceinline__ void w4g_consumers_sync() { asm volatile("bar.sync 1, 256;\n" ::: "memory"); }
+
+/* (the 256 consumers) groups lo .. hi - 1 into the tile, the barrier, the tile's rows to y */
+template <int NV>
+__device__ __forceinline__ void w4g_tile_out(const W4Args &a, uint8_t *tile, const float (&v)[NV], int lo, int hi, int ct,
+                                             int nt, int lane, int m0) {
+  w4g_stage_rows(tile, v, lo, hi, ct >> 5, lane);
+  w4g_consumers_sync();
+  w4g_write_rows(a, tile, lo, hi, ct, nt, m0);
+}
+
 constexpr int kW4gStageMinGroups = 5; /* 128-row tiles: a split's share staged from this many 8-row groups */
 
 /* The epilogue of both kernels: consumer thread ct's accumulators d (the wgmma D fragment of
@@ -249,32 +261,27 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
        * own stores than through the tile and its barrier (gate_up, 8 splits: 7.7 -> 8.1 us
        * staged); the 64-row kernel (two blocks an SM, 96 registers) is faster staged at every
        * split, and with both paths in it slower at every M = 64 point (qkv 19.7 -> 21.0 us) */
+      /* v[0..3] = group i's four values summed over the cluster in split order */
+      auto sum_group = [&](int i, float *v) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) v[e] = 0.f;
+        for (int zz = 0; zz < splits; zz++) {
+          const float *pz = cluster.map_shared_rank(part, zz);
+#pragma unroll
+          for (int e = 0; e < 4; e++) v[e] += pz[(4 * i + e) * T + ct];
+        }
+      };
       if (STG && (BT == 64 || hi - lo >= kW4gStageMinGroups)) {
         constexpr int SH = (BT / 8 + 1) / 2; /* a share's groups at most (splits >= 2) */
         float v[4 * SH];
 #pragma unroll
-        for (int i = 0; i < SH; i++) {
-#pragma unroll
-          for (int e = 0; e < 4; e++) v[4 * i + e] = 0.f;
-          if (lo + i < hi)
-            for (int zz = 0; zz < splits; zz++) {
-              const float *pz = cluster.map_shared_rank(part, zz);
-#pragma unroll
-              for (int e = 0; e < 4; e++) v[4 * i + e] += pz[(4 * (lo + i) + e) * T + ct];
-            }
-        }
-        uint8_t *tile = ring + (size_t)BT / 2 * T * 4;
-        w4g_stage_rows(tile, v, lo, hi, ct >> 5, lane);
-        asm volatile("bar.sync 1, 256;\n" ::: "memory");
-        w4g_write_rows(a, tile, lo, hi, ct, nt, m0);
+        for (int i = 0; i < SH; i++)
+          if (lo + i < hi) sum_group(lo + i, &v[4 * i]);
+        w4g_tile_out(a, ring + (size_t)BT / 2 * T * 4, v, lo, hi, ct, nt, lane, m0);
       } else {
         for (int i = lo; i < hi; i++) {
-          float v[4] = {0.f, 0.f, 0.f, 0.f};
-          for (int zz = 0; zz < splits; zz++) {
-            const float *pz = cluster.map_shared_rank(part, zz);
-#pragma unroll
-            for (int e = 0; e < 4; e++) v[e] += pz[(4 * i + e) * T + ct];
-          }
+          float v[4];
+          sum_group(i, v);
           if (nt_ok) store4(i, v[0], v[1], v[2], v[3]);
         }
       }
@@ -289,10 +296,8 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
     /* the tile overlays the ring: every consumer warpgroup's last wgmma must have read it (a
      * warpgroup's wgmma.wait covers its own only; without this barrier the bench's validation
      * caught one wrong result in ~36 launches' worth of graphs, down TP=2 at 256 rows) */
-    asm volatile("bar.sync 1, 256;\n" ::: "memory");
-    w4g_stage_rows(ring, d, 0, BT / 8, ct >> 5, lane);
-    asm volatile("bar.sync 1, 256;\n" ::: "memory");
-    w4g_write_rows(a, ring, 0, BT / 8, ct, nt, m0);
+    w4g_consumers_sync();
+    w4g_tile_out(a, ring, d, 0, BT / 8, ct, nt, lane, m0);
     return;
   }
   if (!nt_ok) return;
@@ -566,7 +571,7 @@ __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[B
 #pragma unroll
     for (int i = 0; i < BT / 2; i++) __stcg(part + i * 256 + ct, d[i]);
     __threadfence();
-    asm volatile("bar.sync 1, 256;\n" ::: "memory");
+    w4g_consumers_sync();
     if (ct == 0) asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(a.ws_cnt + b), "r"(1u) : "memory");
     return;
   }
@@ -578,7 +583,7 @@ __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[B
         while (f == 0);
         a.ws_cnt[o] = 0;
       }
-      asm volatile("bar.sync 1, 256;\n" ::: "memory");
+      w4g_consumers_sync();
       const float *part = a.ws_part + (size_t)o * SLOT;
 #pragma unroll
       for (int i = 0; i < BT / 2; i++) d[i] += __ldcg(part + i * 256 + ct);
@@ -586,10 +591,8 @@ __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[B
   }
   /* through the output tile (w4g_stage_rows): the barrier first, so that no consumer is still
    * reading the previous piece's tile */
-  asm volatile("bar.sync 1, 256;\n" ::: "memory");
-  w4g_stage_rows(otile, d, 0, BT / 8, ct >> 5, lane);
-  asm volatile("bar.sync 1, 256;\n" ::: "memory");
-  w4g_write_rows(a, otile, 0, BT / 8, ct, nt, m0);
+  w4g_consumers_sync();
+  w4g_tile_out(a, otile, d, 0, BT / 8, ct, nt, lane, m0);
 }
 #endif
 
@@ -839,8 +842,8 @@ int ws_tensor_map(CUtensorMap *map, const W4Args &a, int rows) {
  * kernel whose loop steps 4 chunks): the fewest chunk times a slot spends in the worst case,
  * waves x (chunks a split + a block's fixed cost + the cluster sum's), ceil(tiles s / cap[s])
  * (q ceil(KC / q / s) + 1.5 + (s > 1 ? 2 + (s - 1) : 0)) chunks (counted in quarter chunks
- * below); at most 8 splits (a portable cluster) of at least 2 q chunks. The costs are fitted to the H200 times of every
- * allowed split at the 27 points of down, gate_up and o_proj (TP 1, 2, 4) at 64, 128 and 256
+ * below); at most 8 splits (a portable cluster) of at least 2 q chunks. The costs are fitted
+ * to the H200 times of every allowed split at the 27 points of down, gate_up and o_proj (TP 1, 2, 4) at 64, 128 and 256
  * rows with the staged output tile (summed 304.0 us for the model's choices, 303.5 for the best
  * split at each point, 309.7 for the previous constants: 5.5 chunks a block, 0.75 a further
  * split); bench_w4ws_trace shows the cluster sum's share of it: ~1000 SM cycles to leave the
