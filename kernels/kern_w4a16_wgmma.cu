@@ -164,10 +164,39 @@ static __device__ __forceinline__ void w4g_mma_n128(float (&d)[64], const uint32
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
 }
 
+/* d [128 fp32 per thread] += A (64 x 16, registers) x B (16 x 256, shared memory, K-major,
+ * described by desc): the 256-row tiles (twice the tensor work of a dequantised word). */
+static __device__ __forceinline__ void w4g_mma_n256(float (&d)[128], const uint32_t (&a)[4], uint64_t desc) {
+  asm volatile(
+      "{\n"
+      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, "
+      "{%128, %129, %130, %131}, %132, 1, 1, 1, 0;\n"
+      "}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+        "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+        "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+        "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+        "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+        "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+        "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
+}
+
 template <int BT>
 __device__ __forceinline__ void w4g_mma(float (&d)[BT / 2], const uint32_t (&a)[4], uint64_t desc) {
   if constexpr (BT == 64) w4g_mma_n64(d, a, desc);
-  else w4g_mma_n128(d, a, desc);
+  else if constexpr (BT == 128) w4g_mma_n128(d, a, desc);
+  else w4g_mma_n256(d, a, desc);
 }
 
 /* Output through shared memory (the warp-specialised kernel): the 256 consumer threads' bf16
@@ -260,7 +289,8 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
       /* staged where the share is large: at 128 rows a few groups a warp leave faster by their
        * own stores than through the tile and its barrier (gate_up, 8 splits: 7.7 -> 8.1 us
        * staged); the 64-row kernel (two blocks an SM, 96 registers) is faster staged at every
-       * split, and with both paths in it slower at every M = 64 point (qkv 19.7 -> 21.0 us) */
+       * split, and with both paths in it slower at every M = 64 point (qkv 19.7 -> 21.0 us); the
+       * 256-row kernel's partials fill its ring, so its shares leave directly */
       /* v[0..3] = group i's four values summed over the cluster in split order */
       auto sum_group = [&](int i, float *v) {
 #pragma unroll
@@ -271,7 +301,7 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
           for (int e = 0; e < 4; e++) v[e] += pz[(4 * i + e) * T + ct];
         }
       };
-      if (STG && (BT == 64 || hi - lo >= kW4gStageMinGroups)) {
+      if (STG && BT <= 128 && (BT == 64 || hi - lo >= kW4gStageMinGroups)) {
         constexpr int SH = (BT / 8 + 1) / 2; /* a share's groups at most (splits >= 2) */
         float v[4 * SH];
 #pragma unroll
@@ -478,8 +508,11 @@ struct WsCfg {
   /* stream-K: the output tile past the ring (the producer may be filling the ring for the next
    * piece while a piece's result leaves) */
   static constexpr size_t smem_sk() { return kSmem + (size_t)BT * kW4gOutPitch; }
-  static_assert((size_t)(BT / 2) * 256 * 4 + (size_t)BT * kW4gOutPitch <= (size_t)S * STAGE,
+  /* the split-K partials and (up to 128 rows, where a split's share is staged) the output tile
+   * past them; the unsplit output tile overlays the ring */
+  static_assert((size_t)(BT / 2) * 256 * 4 + (BT <= 128 ? (size_t)BT * kW4gOutPitch : 0) <= (size_t)S * STAGE,
                 "the split-K sum and the output tile must fit in the ring");
+  static_assert((size_t)BT * kW4gOutPitch <= (size_t)S * STAGE, "the output tile must fit in the ring");
 };
 
 /* Threads of a block: two consumer warpgroups and the producer warp (288), or with RB a full
@@ -851,13 +884,18 @@ int ws_tensor_map(CUtensorMap *map, const W4Args &a, int rows) {
  * 128 rows (kernels/NOTES.md item 13). */
 bool ws_split_ok(int s, int KC, int q) { return s >= 1 && s <= kW4gMaxSplits && 2 * s * q <= KC; }
 
-int ws_splits(int64_t tiles, int KC, const int64_t (&cap)[kW4gMaxSplits + 1], int q) {
+/* ws_splits' cost of s splits, in quarter chunks a slot spends */
+int64_t ws_split_cost(int64_t tiles, int KC, const int64_t (&cap)[kW4gMaxSplits + 1], int q, int s) {
   const int units = KC / q;
+  const int64_t waves = (tiles * s + cap[s] - 1) / cap[s];
+  return waves * (4 * q * ((units + s - 1) / s) + 6 + (s > 1 ? 8 + 4 * (s - 1) : 0));
+}
+
+int ws_splits(int64_t tiles, int KC, const int64_t (&cap)[kW4gMaxSplits + 1], int q) {
   int best = 1;
   int64_t best_cost = INT64_MAX;
   for (int s = 1; ws_split_ok(s, KC, q); s++) {
-    const int64_t waves = (tiles * s + cap[s] - 1) / cap[s];
-    const int64_t cost = waves * (4 * q * ((units + s - 1) / s) + 6 + (s > 1 ? 8 + 4 * (s - 1) : 0));
+    const int64_t cost = ws_split_cost(tiles, KC, cap, q, s);
     if (cost < best_cost) {
       best_cost = cost;
       best = s;
@@ -891,29 +929,77 @@ int ws_cluster_slots(dim3 block, size_t smem, int64_t slots, int64_t (&cap)[kW4g
   return 0;
 }
 
-/* SERVESIM_W4WS_LOG=1: one stderr line a launch with the schedule taken (tuning aid): the tiles,
- * the K splits and the blocks resident for each split count, or the stream-K grid (sk_blocks). */
-void ws_log(const W4Args &a, int bt, int64_t tiles, int splits, const int64_t (&cap)[kW4gMaxSplits + 1], int64_t sk_blocks) {
+/* SERVESIM_W4WS_LOG=1: one stderr line a plan made (tuning aid; ws_launch_mid makes two a
+ * launch): the tiles, the K splits and the blocks resident for each split count, or the
+ * stream-K grid (sk_blocks), and the plan's cost (quarter chunks of rows/tile rows). */
+void ws_log(const W4Args &a, int bt, int64_t tiles, int splits, const int64_t (&cap)[kW4gMaxSplits + 1], int64_t sk_blocks,
+            int64_t cost) {
   static int env = -1;
   if (env < 0) env = kern_env_int("SERVESIM_W4WS_LOG", 0) != 0;
   if (!env) return;
-  fprintf(stderr, "w4ws: M=%d K=%d N=%d rows/tile=%d tiles=%lld splits=%d stream-K blocks=%lld resident(s=1..8)=", a.M, a.K,
-          a.N, bt, (long long)tiles, splits, (long long)sk_blocks);
+  fprintf(stderr, "w4ws: M=%d K=%d N=%d rows/tile=%d tiles=%lld splits=%d stream-K blocks=%lld cost=%lld resident(s=1..8)=",
+          a.M, a.K, a.N, bt, (long long)tiles, splits, (long long)sk_blocks, (long long)cost);
   for (int s = 1; s <= kW4gMaxSplits; s++) fprintf(stderr, "%lld%c", (long long)cap[s], s < kW4gMaxSplits ? ',' : '\n');
 }
 
 /* The schedule: the grid of (column tiles, row tiles, K splits of one cluster) by ws_splits, or
  * stream-K (one block an SM over all the chunks, kernels/wsk_plan.h) where that grid is uneven or
  * split deep and every SM gets enough chunks to pay for its fix-ups (wsk_plan_prefer; measured
- * in kernels/NOTES.md item 11). SERVESIM_W4WS_SK: 1 (default) that rule (128-row tiles only), 0
- * never, 2 wherever the workspace holds it (the ctest that runs it on every shape). */
+ * in kernels/NOTES.md item 11). SERVESIM_W4WS_SK: 1 (default) that rule (128 rows a tile and
+ * more), 0 never, 2 wherever the workspace holds it (the ctest that runs it on every shape).
+ * cost: ws_splits' model of the time a slot spends, in quarter chunks of BT rows (stream-K: a
+ * block's share and the split's fixed costs), for the choice between tile heights. */
+struct WsPlan {
+  dim3 grid;         /* the split grid's (column tiles, row tiles, splits) */
+  int64_t sk_blocks; /* > 0: stream-K on this many blocks instead */
+  int64_t cost;
+};
+
 template <int BT, int MINB, int S, bool WREG, int P, bool RB>
-int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
+int ws_plan(const W4Args &a0, int sms, const W4Ws &ws, WsPlan *pl) {
   using Cfg = WsCfg<BT, S, WREG>;
   int occ = 1;
   static int sk_env = -1;
   if (sk_env < 0) sk_env = kern_env_int("SERVESIM_W4WS_SK", 1);
   if (int rc = w4g_prepare<w4ws_kernel<BT, MINB, S, WREG, P, false, RB>>(ws_threads(RB), Cfg::kSmem, &occ)) return rc;
+  dim3 grid(kern_cdiv(a0.N, 128), kern_cdiv(a0.M, BT), 1);
+  constexpr int q = P == 4 ? 4 : 1; /* the kernel's quantum */
+  const int KC = a0.K / 64;
+  const int64_t tiles = (int64_t)grid.x * grid.y, slots = (int64_t)sms * occ;
+  int64_t cap[kW4gMaxSplits + 1];
+  if (int rc = ws_cluster_slots<w4ws_kernel<BT, MINB, S, WREG, P, false, RB>>(dim3(ws_threads(RB)), Cfg::kSmem, slots, cap)) return rc;
+  grid.z = ws_splits(tiles, KC, cap, q);
+  static int force = -1;
+  if (force < 0) force = kern_env_int("SERVESIM_W4WS_SPLITS", 0);
+  if (ws_split_ok(force, KC, q)) grid.z = force; /* SERVESIM_W4WS_SPLITS: a split the model may take */
+  pl->grid = grid;
+  pl->sk_blocks = 0;
+  pl->cost = ws_split_cost(tiles, KC, cap, q, (int)grid.z);
+  /* stream-K (not with a forced split): one block an SM (at two, the 64-row kernel's wgmma
+   * serialise, ptxas warning C7512) */
+  if constexpr (WREG)
+    if (sk_env && force <= 0) {
+      constexpr auto fn = w4ws_kernel<BT, 1, S, WREG, P, true, RB>;
+      int occ_sk = 1;
+      if (int rc = w4g_prepare<fn>(ws_threads(RB), Cfg::smem_sk(), &occ_sk)) return rc;
+      const int64_t TU = tiles * (KC / q), sk_slots = (int64_t)sms * occ_sk, G = TU < sk_slots ? TU : sk_slots;
+      /* the rule only for 128-row tiles and up: the 64-row kernel's stream-K instance holds one
+       * block an SM against its split grid's two, and lost wherever the rule took it once the
+       * split grid counted its clusters (kernels/NOTES.md item 12) */
+      const bool want = sk_env == 2 || (BT >= 128 && wsk_plan_prefer(tiles, KC, grid.z, cap[grid.z], sk_slots));
+      if (want && ws.cnt && G <= ws.max_flags && G * (BT / 2 * 256) <= ws.part_floats &&
+          wsk_plan_max_pieces(TU, G, KC / q) <= WSK_MAX_PIECES) {
+        pl->sk_blocks = G;
+        pl->cost = 4 * q * ((TU + G - 1) / G) + 6 + 8;
+      }
+    }
+  ws_log(a0, BT, tiles, (int)grid.z, cap, pl->sk_blocks, pl->cost);
+  return 0;
+}
+
+template <int BT, int MINB, int S, bool WREG, int P, bool RB>
+int ws_run(const W4Args &a0, const WsPlan &pl, const W4Ws &ws, cudaStream_t st) {
+  using Cfg = WsCfg<BT, S, WREG>;
   /* TMA and bulk copies need 16-byte aligned sources (cudaMalloc'd buffers and the executor's
    * 256-byte carving are) */
   KERN_REQUIRE((((uintptr_t)a0.x | (uintptr_t)a0.qrep | (uintptr_t)a0.srep | (uintptr_t)a0.y) & 15) == 0,
@@ -930,39 +1016,34 @@ int ws_launch(const W4Args &a0, int sms, const W4Ws &ws, cudaStream_t st) {
   if (int rc = ws_tensor_map(&map, a0, BT)) return rc;
   if (a1.x_tail_rows == BT) map_tail = map; /* whole last tile: the same map, not encoded twice */
   else if (int rc = ws_tensor_map(&map_tail, a0, a1.x_tail_rows)) return rc;
-  dim3 grid(kern_cdiv(a0.N, 128), kern_cdiv(a0.M, BT), 1);
-  constexpr int q = P == 4 ? 4 : 1; /* the kernel's quantum */
-  const int KC = a0.K / 64;
-  const int64_t tiles = (int64_t)grid.x * grid.y, slots = (int64_t)sms * occ;
-  int64_t cap[kW4gMaxSplits + 1];
-  if (int rc = ws_cluster_slots<w4ws_kernel<BT, MINB, S, WREG, P, false, RB>>(dim3(ws_threads(RB)), Cfg::kSmem, slots, cap)) return rc;
-  grid.z = ws_splits(tiles, KC, cap, q);
-  static int force = -1;
-  if (force < 0) force = kern_env_int("SERVESIM_W4WS_SPLITS", 0);
-  if (ws_split_ok(force, KC, q)) grid.z = force; /* SERVESIM_W4WS_SPLITS: a split the model may take */
-  /* stream-K (not with a forced split): one block an SM (at two, the 64-row kernel's wgmma
-   * serialise, ptxas warning C7512) */
-  if constexpr (WREG)
-    if (sk_env && force <= 0) {
-      constexpr auto fn = w4ws_kernel<BT, 1, S, WREG, P, true, RB>;
-      int occ_sk = 1;
-      if (int rc = w4g_prepare<fn>(ws_threads(RB), Cfg::smem_sk(), &occ_sk)) return rc;
-      const int64_t TU = tiles * (KC / q), sk_slots = (int64_t)sms * occ_sk, G = TU < sk_slots ? TU : sk_slots;
-      /* the rule only for 128-row tiles: the 64-row kernel's stream-K instance holds one block
-       * an SM against its split grid's two, and lost wherever the rule took it once the split
-       * grid counted its clusters (kernels/NOTES.md item 12) */
-      const bool want = sk_env == 2 || (BT >= 128 && wsk_plan_prefer(tiles, KC, grid.z, cap[grid.z], sk_slots));
-      if (want && ws.cnt && G <= ws.max_flags && G * (BT / 2 * 256) <= ws.part_floats &&
-          wsk_plan_max_pieces(TU, G, KC / q) <= WSK_MAX_PIECES) {
-        ws_log(a0, BT, tiles, (int)grid.z, cap, G);
-        W4Args a = a1;
-        a.ws_cnt = ws.cnt;
-        a.ws_part = ws.part;
-        return kern_launch_ex(fn, dim3((unsigned)G), dim3(ws_threads(RB)), Cfg::smem_sk(), st, 1, map, map_tail, a);
-      }
-    }
-  ws_log(a0, BT, tiles, (int)grid.z, cap, 0);
-  return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P, false, RB>, grid, dim3(ws_threads(RB)), Cfg::kSmem, st, (int)grid.z, map, map_tail, a1);
+  if (pl.sk_blocks > 0) {
+    a1.ws_cnt = ws.cnt;
+    a1.ws_part = ws.part;
+    return kern_launch_ex(w4ws_kernel<BT, 1, S, WREG, P, true, RB>, dim3((unsigned)pl.sk_blocks), dim3(ws_threads(RB)),
+                          Cfg::smem_sk(), st, 1, map, map_tail, a1);
+  }
+  return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P, false, RB>, pl.grid, dim3(ws_threads(RB)), Cfg::kSmem, st,
+                        (int)pl.grid.z, map, map_tail, a1);
+}
+
+template <int BT, int MINB, int S, bool WREG, int P, bool RB>
+int ws_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
+  WsPlan pl;
+  if (int rc = ws_plan<BT, MINB, S, WREG, P, RB>(a, sms, ws, &pl)) return rc;
+  return ws_run<BT, MINB, S, WREG, P, RB>(a, pl, ws, st);
+}
+
+/* 129..256 rows: 256-row tiles (each dequantised weight used for twice the tokens) or 128-row
+ * tiles (twice the tiles), whichever plan ws_plan costs less, a 256-row chunk counted as
+ * kWs256Chunk / 2 128-row chunks. */
+constexpr int kWs256Chunk = 3;
+template <int P>
+int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
+  WsPlan p128, p256;
+  if (int rc = ws_plan<256, 1, 4, true, P, true>(a, sms, ws, &p256)) return rc;
+  if (int rc = ws_plan<128, 1, 8, true, P, true>(a, sms, ws, &p128)) return rc;
+  if (kWs256Chunk * p256.cost < 2 * p128.cost) return ws_run<256, 1, 4, true, P, true>(a, p256, ws, st);
+  return ws_run<128, 1, 8, true, P, true>(a, p128, ws, st);
 }
 
 } // namespace
@@ -1002,6 +1083,14 @@ int w4a16_wgmma_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st
     static int rb = -1;
     if (rb < 0) rb = kern_env_int("SERVESIM_W4WS_RB", 1) != 0;
     if (a.M <= 64) return ws_launch<64, 2, 8, true, 2, false>(a, sms, ws, st);
+    /* SERVESIM_W4WS_BT256: 1 (default) 256-row tiles where ws_launch_mid's costs say, 0 never, 2
+     * always (for 129..256 rows) */
+    static int bt256 = -1;
+    if (bt256 < 0) bt256 = kern_env_int("SERVESIM_W4WS_BT256", 1);
+    if (rb && bt256 == 2 && a.M > 128)
+      return a.K % 256 == 0 ? ws_launch<256, 1, 4, true, 4, true>(a, sms, ws, st) : ws_launch<256, 1, 4, true, 2, true>(a, sms, ws, st);
+    if (rb && bt256 == 1 && a.M > 128)
+      return a.K % 256 == 0 ? ws_launch_mid<4>(a, sms, ws, st) : ws_launch_mid<2>(a, sms, ws, st);
     if (rb)
       return a.K % 256 == 0 ? ws_launch<128, 1, 8, true, 4, true>(a, sms, ws, st) : ws_launch<128, 1, 8, true, 2, true>(a, sms, ws, st);
     return a.K % 256 == 0 ? ws_launch<128, 1, 8, true, 4, false>(a, sms, ws, st) : ws_launch<128, 1, 8, true, 2, false>(a, sms, ws, st);

@@ -123,7 +123,7 @@ int main(void) {
   test_shape(&r, 8192, 4096, (const int[]){1, 5}, 2);                /* o_proj */
   test_shape(&r, 1024, 1280, (const int[]){3, 40}, 2);               /* qkv at TP=8 (K slice of o) */
   test_shape(&r, 768, 4096, (const int[]){2, 48, 256}, 3);           /* expert down at TP=2 */
-  test_shape(&r, 384, 4096, (const int[]){3, 128, 160}, 3);          /* expert down at TP=4 */
+  test_shape(&r, 384, 4096, (const int[]){3, 128, 129, 160}, 4);     /* expert down at TP=4 (129: one row of a 256-row tile) */
   /* ten chunks of K, one tile a block: the last chunk's ring stage lies under the wgmma
    * kernel's output tile, which one warpgroup may fill while the other's last wgmma still reads
    * that stage unless they meet first */
