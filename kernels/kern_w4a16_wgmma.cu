@@ -790,9 +790,13 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
 #pragma unroll
         for (int q = 0; q < 4; q++) w4_dequant(wq[q], s0, s8, af[q]);
       };
-      auto chunk = [&](int c, uint32_t(&af)[4][4], uint32_t(&af_prev)[4][4], uint4 &w, uint32_t &sv) {
-        const unsigned gc = gc0 + c, j = gc % S;
-        ws_wait_at(full_at + 8 * j, (gc / S) & 1);
+      /* chunk c of the piece in stage j, whose full barrier is in phase `parity`; jprev: chunk
+       * c-1's stage */
+      auto chunk = [&](int c, unsigned j, unsigned parity, unsigned jprev, uint32_t(&af)[4][4], uint32_t(&af_prev)[4][4],
+                       uint4 &w, uint32_t &sv) {
+        const unsigned gc = gc0 + c; /* (the trace's chunk index) */
+        (void)gc;
+        ws_wait_at(full_at + 8 * j, parity);
         if (tid == 0) WS_STAMP(1, gc);
         if (tid == 128) WS_STAMP(6, gc);
         dequant(af, j, c, w, sv); /* chunk c-1's wgmma still run on the other registers */
@@ -816,20 +820,38 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
         if (tid == 0) WS_STAMP(3, gc);
         if (tid == 128) WS_STAMP(9, gc);
         w4g_keep(af_prev);
-        if (c >= 1 && lane == 0) ws_arrive_at(empty_at + 8 * ((gc - 1) % S));
+        if (c >= 1 && lane == 0) ws_arrive_at(empty_at + 8 * jprev);
+      };
+      /* ring position gc: stage gc % S, phase (gc / S) & 1 */
+      auto chunk_at = [&](int c, uint32_t(&af)[4][4], uint32_t(&af_prev)[4][4], uint4 &w, uint32_t &sv) {
+        const unsigned gc = gc0 + c;
+        chunk(c, gc % S, (gc / S) & 1, (gc - 1) % S, af, af_prev, w, sv);
       };
       uint32_t af0[4][4], af1[4][4];
       int c = 0; /* groups of P, then the rest: no branch inside the loop (see w4g_keep) */
       static_assert(P % 2 == 0, "the A registers alternate");
       for (; c + P - 1 < n; c += P) {
+        if constexpr (q == P) {
+          /* pieces of whole quanta: the step's first ring position is a multiple of P, so its P
+           * chunks take stages j0 .. j0 + P - 1 in one phase -- worked out once a step rather
+           * than a chunk (each consumer instruction a chunk costs ~1%: kernels/NOTES.md item 14) */
+          static_assert(S % P == 0, "a step's stages must not wrap");
+          const unsigned gcb = gc0 + c, j0 = gcb % S, par = (gcb / S) & 1, jp0 = (gcb + S - 1) % S;
 #pragma unroll
-        for (int i = 0; i < P; i += 2) {
-          chunk(c + i, af0, af1, wr[i], sr[i]);
-          chunk(c + i + 1, af1, af0, wr[i + 1], sr[i + 1]);
+          for (int i = 0; i < P; i += 2) {
+            chunk(c + i, j0 + i, par, i ? j0 + i - 1 : jp0, af0, af1, wr[i], sr[i]);
+            chunk(c + i + 1, j0 + i + 1, par, j0 + i, af1, af0, wr[i + 1], sr[i + 1]);
+          }
+        } else {
+#pragma unroll
+          for (int i = 0; i < P; i += 2) {
+            chunk_at(c + i, af0, af1, wr[i], sr[i]);
+            chunk_at(c + i + 1, af1, af0, wr[i + 1], sr[i + 1]);
+          }
         }
       }
       if constexpr (P == 2)
-        if (c < n) chunk(c, af0, af1, wr[0], sr[0]);
+        if (c < n) chunk_at(c, af0, af1, wr[0], sr[0]);
       w4g_wait<0>();
       w4g_keep(d);
       gc0 += n;
