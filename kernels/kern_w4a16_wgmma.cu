@@ -951,8 +951,8 @@ int ws_cluster_slots(dim3 block, size_t smem, int64_t slots, int64_t (&cap)[kW4g
   return 0;
 }
 
-/* SERVESIM_W4WS_LOG=1: one stderr line a plan made (tuning aid; ws_launch_mid makes two a
- * launch): the tiles, the K splits and the blocks resident for each split count, or the
+/* SERVESIM_W4WS_LOG=1: one stderr line a plan made (tuning aid; ws_launch_mid makes two or
+ * three a launch): the tiles, the K splits and the blocks resident for each split count, or the
  * stream-K grid (sk_blocks), and the plan's cost (quarter chunks of rows/tile rows). */
 void ws_log(const W4Args &a, int bt, int64_t tiles, int splits, const int64_t (&cap)[kW4gMaxSplits + 1], int64_t sk_blocks,
             int64_t cost) {
@@ -1055,16 +1055,32 @@ int ws_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   return ws_run<BT, MINB, S, WREG, P, RB>(a, pl, ws, st);
 }
 
-/* 129..256 rows: 256-row tiles (each dequantised weight used for twice the tokens) or 128-row
- * tiles (twice the tiles), whichever plan ws_plan costs less, a 256-row chunk counted as
- * kWs256Chunk / 2 128-row chunks. */
-constexpr int kWs256Chunk = 3;
+/* 65..256 rows: the tile height whose plan (ws_plan) costs least, in 128-row chunks: a 256-row
+ * chunk counts 1.5 (each dequantised weight serves twice the tokens), a 64-row chunk 0.75 where
+ * the plan's blocks fit one an SM and 1.5 where two share one (its chunk took ~1230 SM cycles
+ * against ~800 for 128 rows, kernels/NOTES.md item 11); 256-row tiles from 129 rows. Measured
+ * on the H200 (kernels/NOTES.md item 14): 256 rows win at qkv and gate_up TP=1, 64 rows at
+ * down TP=4 and gate_up TP=4 at 128 rows, 128 rows elsewhere. SERVESIM_W4WS_ROWS = 64, 128 or
+ * 256 forces a height (256 only from 129 rows). */
 template <int P>
 int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
-  WsPlan p128, p256;
-  if (int rc = ws_plan<256, 1, 4, true, P, true>(a, sms, ws, &p256)) return rc;
+  static int rows = -1;
+  if (rows < 0) rows = kern_env_int("SERVESIM_W4WS_ROWS", 0);
+  if (rows == 64) return ws_launch<64, 2, 8, true, 2, false>(a, sms, ws, st);
+  if (rows == 256 && a.M > 128) return ws_launch<256, 1, 4, true, P, true>(a, sms, ws, st);
+  if (rows == 128 || rows == 256) return ws_launch<128, 1, 8, true, P, true>(a, sms, ws, st);
+  WsPlan p64, p128, p256;
   if (int rc = ws_plan<128, 1, 8, true, P, true>(a, sms, ws, &p128)) return rc;
-  if (kWs256Chunk * p256.cost < 2 * p128.cost) return ws_run<256, 1, 4, true, P, true>(a, p256, ws, st);
+  if (int rc = ws_plan<64, 2, 8, true, 2, false>(a, sms, ws, &p64)) return rc;
+  const int64_t blocks64 = p64.sk_blocks > 0 ? p64.sk_blocks : (int64_t)p64.grid.x * p64.grid.y * p64.grid.z;
+  const int64_t c128 = 4 * p128.cost, c64 = (blocks64 <= sms ? 3 : 6) * p64.cost; /* quarters of 128-row chunks x 4 */
+  int64_t c256 = INT64_MAX;
+  if (a.M > 128) {
+    if (int rc = ws_plan<256, 1, 4, true, P, true>(a, sms, ws, &p256)) return rc;
+    c256 = 6 * p256.cost;
+  }
+  if (c256 < c128 && c256 < c64) return ws_run<256, 1, 4, true, P, true>(a, p256, ws, st);
+  if (c64 < c128) return ws_run<64, 2, 8, true, 2, false>(a, p64, ws, st);
   return ws_run<128, 1, 8, true, P, true>(a, p128, ws, st);
 }
 
@@ -1101,20 +1117,12 @@ int w4a16_wgmma_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st
     /* weights straight into registers; 64 rows: two blocks an SM (96 registers: 2 chunks ahead),
      * more: 128-row tiles, one block an SM, 4 chunks ahead where K allows (kernels/NOTES.md item
      * 10), with a full producer warpgroup handing its registers to the consumers (RB;
-     * SERVESIM_W4WS_RB=0: the 288-thread block; kernels/NOTES.md item 12) */
+     * SERVESIM_W4WS_RB=0: the 288-thread block; kernels/NOTES.md item 12) -- or, where
+     * ws_launch_mid's costs say, 64- or 256-row tiles (with RB only) */
     static int rb = -1;
     if (rb < 0) rb = kern_env_int("SERVESIM_W4WS_RB", 1) != 0;
     if (a.M <= 64) return ws_launch<64, 2, 8, true, 2, false>(a, sms, ws, st);
-    /* SERVESIM_W4WS_BT256: 1 (default) 256-row tiles where ws_launch_mid's costs say, 0 never, 2
-     * always (for 129..256 rows) */
-    static int bt256 = -1;
-    if (bt256 < 0) bt256 = kern_env_int("SERVESIM_W4WS_BT256", 1);
-    if (rb && bt256 == 2 && a.M > 128)
-      return a.K % 256 == 0 ? ws_launch<256, 1, 4, true, 4, true>(a, sms, ws, st) : ws_launch<256, 1, 4, true, 2, true>(a, sms, ws, st);
-    if (rb && bt256 == 1 && a.M > 128)
-      return a.K % 256 == 0 ? ws_launch_mid<4>(a, sms, ws, st) : ws_launch_mid<2>(a, sms, ws, st);
-    if (rb)
-      return a.K % 256 == 0 ? ws_launch<128, 1, 8, true, 4, true>(a, sms, ws, st) : ws_launch<128, 1, 8, true, 2, true>(a, sms, ws, st);
+    if (rb) return a.K % 256 == 0 ? ws_launch_mid<4>(a, sms, ws, st) : ws_launch_mid<2>(a, sms, ws, st);
     return a.K % 256 == 0 ? ws_launch<128, 1, 8, true, 4, false>(a, sms, ws, st) : ws_launch<128, 1, 8, true, 2, false>(a, sms, ws, st);
   }
   /* 4 stages: 6 and 8 measured no faster (H200, kernels/NOTES.md item 8) */
