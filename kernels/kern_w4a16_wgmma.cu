@@ -35,6 +35,7 @@
 
 #include "kernels/kern_w4a16.cuh"
 #include "kernels/w4g_layout.h"
+#include "kernels/ws_cost.h"
 #include "kernels/wsk_plan.h"
 
 namespace kern_w4 {
@@ -875,39 +876,7 @@ int ws_tensor_map(CUtensorMap *map, const W4Args &a, int rows) {
   return 0;
 }
 
-/* K splits for `tiles` output tiles of KC chunks, cap[s] the blocks of the split grid resident
- * at once with s splits (ws_cluster_slots), splitting at multiples of q chunks (1, or 4 for the
- * kernel whose loop steps 4 chunks): the fewest chunk times a slot spends in the worst case,
- * waves x (chunks a split + a block's fixed cost + the cluster sum's), ceil(tiles s / cap[s])
- * (q ceil(KC / q / s) + 1.5 + (s > 1 ? 2 + (s - 1) : 0)) chunks (counted in quarter chunks
- * below); at most 8 splits (a portable cluster) of at least 2 q chunks. The costs are fitted
- * to the H200 times of every allowed split at the 27 points of down, gate_up and o_proj (TP 1, 2, 4) at 64, 128 and 256
- * rows with the staged output tile (summed 304.0 us for the model's choices, 303.5 for the best
- * split at each point, 309.7 for the previous constants: 5.5 chunks a block, 0.75 a further
- * split); bench_w4ws_trace shows the cluster sum's share of it: ~1000 SM cycles to leave the
- * partials and meet, 3500-5000 to read the peers' shares through distributed shared memory at
- * 128 rows (kernels/NOTES.md item 13). */
-bool ws_split_ok(int s, int KC, int q) { return s >= 1 && s <= kW4gMaxSplits && 2 * s * q <= KC; }
-
-/* ws_splits' cost of s splits, in quarter chunks a slot spends */
-int64_t ws_split_cost(int64_t tiles, int KC, const int64_t (&cap)[kW4gMaxSplits + 1], int q, int s) {
-  const int units = KC / q;
-  const int64_t waves = (tiles * s + cap[s] - 1) / cap[s];
-  return waves * (4 * q * ((units + s - 1) / s) + 6 + (s > 1 ? 8 + 4 * (s - 1) : 0));
-}
-
-int ws_splits(int64_t tiles, int KC, const int64_t (&cap)[kW4gMaxSplits + 1], int q) {
-  int best = 1;
-  int64_t best_cost = INT64_MAX;
-  for (int s = 1; ws_split_ok(s, KC, q); s++) {
-    const int64_t cost = ws_split_cost(tiles, KC, cap, q, s);
-    if (cost < best_cost) {
-      best_cost = cost;
-      best = s;
-    }
-  }
-  return best;
-}
+static_assert(kW4gMaxSplits == WS_MAX_SPLITS, "one cluster limit for the kernel and its schedule model");
 
 /* cap[s]: blocks of kernel FN resident at once in clusters of s (s = 1: slots, the SMs x
  * blocks an SM), once per device. A cluster's blocks share one GPC, so at one block an SM the
@@ -947,17 +916,15 @@ void ws_log(const W4Args &a, int bt, int64_t tiles, int splits, const int64_t (&
   for (int s = 1; s <= kW4gMaxSplits; s++) fprintf(stderr, "%lld%c", (long long)cap[s], s < kW4gMaxSplits ? ',' : '\n');
 }
 
-/* The schedule: the grid of (column tiles, row tiles, K splits of one cluster) by ws_splits, or
- * stream-K (one block an SM over all the chunks, kernels/wsk_plan.h) where that grid is uneven or
- * split deep and every SM gets enough chunks to pay for its fix-ups (wsk_plan_prefer; measured
- * in kernels/NOTES.md item 11). SERVESIM_W4WS_SK: 1 (default) that rule (128 rows a tile and
- * more), 0 never, 2 wherever the workspace holds it (the ctest that runs it on every shape).
- * cost: ws_splits' model of the time a slot spends, in quarter chunks of BT rows (stream-K: a
- * block's share and the split's fixed costs), for the choice between tile heights. */
+/* The schedule (kernels/ws_cost.h's ws_schedule): the grid of (column tiles, row tiles, K splits
+ * of one cluster), or stream-K (one block an SM over all the chunks, kernels/wsk_plan.h) where
+ * that grid is uneven or split deep and every SM gets enough chunks to pay for its fix-ups
+ * (measured in kernels/NOTES.md item 11). SERVESIM_W4WS_SK: 1 (default) that rule (128 rows a
+ * tile and more), 0 never, 2 wherever the workspace holds it (the ctest that runs it on every
+ * shape); SERVESIM_W4WS_SPLITS: a split the model may take. */
 struct WsPlan {
-  dim3 grid;         /* the split grid's (column tiles, row tiles, splits) */
-  int64_t sk_blocks; /* > 0: stream-K on this many blocks instead */
-  int64_t cost;
+  dim3 grid; /* the split grid's (column tiles, row tiles, splits) */
+  WsSched s; /* s.sk_blocks > 0: stream-K on that many blocks instead */
 };
 
 template <int BT, int MINB, int S, bool WREG, int P, bool RB>
@@ -973,32 +940,21 @@ int ws_plan(const W4Args &a0, int sms, const W4Ws &ws, WsPlan *pl) {
   const int64_t tiles = (int64_t)grid.x * grid.y, slots = (int64_t)sms * occ;
   int64_t cap[kW4gMaxSplits + 1];
   if (int rc = ws_cluster_slots<w4ws_kernel<BT, MINB, S, WREG, P, false, RB>>(dim3(ws_threads(RB)), Cfg::kSmem, slots, cap)) return rc;
-  grid.z = ws_splits(tiles, KC, cap, q);
   static int force = -1;
   if (force < 0) force = kern_env_int("SERVESIM_W4WS_SPLITS", 0);
-  if (ws_split_ok(force, KC, q)) grid.z = force; /* SERVESIM_W4WS_SPLITS: a split the model may take */
+  /* stream-K's instance: one block an SM (at two, the 64-row kernel's wgmma serialise, ptxas
+   * warning C7512) */
+  const int sk_mode = WREG ? sk_env : 0;
+  int64_t sk_slots = 0;
+  if (sk_mode && force <= 0) {
+    int occ_sk = 1;
+    if (int rc = w4g_prepare<w4ws_kernel<BT, 1, S, WREG, P, true, RB>>(ws_threads(RB), Cfg::smem_sk(), &occ_sk)) return rc;
+    sk_slots = (int64_t)sms * occ_sk;
+  }
+  pl->s = ws_schedule(BT, tiles, KC, q, cap, force, sk_mode, sk_slots, ws.cnt ? ws.max_flags : 0, ws.cnt ? ws.part_floats : 0);
+  grid.z = (unsigned)pl->s.splits;
   pl->grid = grid;
-  pl->sk_blocks = 0;
-  pl->cost = ws_split_cost(tiles, KC, cap, q, (int)grid.z);
-  /* stream-K (not with a forced split): one block an SM (at two, the 64-row kernel's wgmma
-   * serialise, ptxas warning C7512) */
-  if constexpr (WREG)
-    if (sk_env && force <= 0) {
-      constexpr auto fn = w4ws_kernel<BT, 1, S, WREG, P, true, RB>;
-      int occ_sk = 1;
-      if (int rc = w4g_prepare<fn>(ws_threads(RB), Cfg::smem_sk(), &occ_sk)) return rc;
-      const int64_t TU = tiles * (KC / q), sk_slots = (int64_t)sms * occ_sk, G = TU < sk_slots ? TU : sk_slots;
-      /* the rule only for 128-row tiles and up: the 64-row kernel's stream-K instance holds one
-       * block an SM against its split grid's two, and lost wherever the rule took it once the
-       * split grid counted its clusters (kernels/NOTES.md item 12) */
-      const bool want = sk_env == 2 || (BT >= 128 && wsk_plan_prefer(tiles, KC, grid.z, cap[grid.z], sk_slots));
-      if (want && ws.cnt && G <= ws.max_flags && G * (BT / 2 * 256) <= ws.part_floats &&
-          wsk_plan_max_pieces(TU, G, KC / q) <= WSK_MAX_PIECES) {
-        pl->sk_blocks = G;
-        pl->cost = 4 * q * ((TU + G - 1) / G) + 6 + 8;
-      }
-    }
-  ws_log(a0, BT, tiles, (int)grid.z, cap, pl->sk_blocks, pl->cost);
+  ws_log(a0, BT, tiles, pl->s.splits, cap, pl->s.sk_blocks, pl->s.cost);
   return 0;
 }
 
@@ -1021,10 +977,10 @@ int ws_run(const W4Args &a0, const WsPlan &pl, const W4Ws &ws, cudaStream_t st) 
   if (int rc = ws_tensor_map(&map, a0, BT)) return rc;
   if (a1.x_tail_rows == BT) map_tail = map; /* whole last tile: the same map, not encoded twice */
   else if (int rc = ws_tensor_map(&map_tail, a0, a1.x_tail_rows)) return rc;
-  if (pl.sk_blocks > 0) {
+  if (pl.s.sk_blocks > 0) {
     a1.ws_cnt = ws.cnt;
     a1.ws_part = ws.part;
-    return kern_launch_ex(w4ws_kernel<BT, 1, S, WREG, P, true, RB>, dim3((unsigned)pl.sk_blocks), dim3(ws_threads(RB)),
+    return kern_launch_ex(w4ws_kernel<BT, 1, S, WREG, P, true, RB>, dim3((unsigned)pl.s.sk_blocks), dim3(ws_threads(RB)),
                           Cfg::smem_sk(), st, 1, map, map_tail, a1);
   }
   return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P, false, RB>, pl.grid, dim3(ws_threads(RB)), Cfg::kSmem, st,
@@ -1038,13 +994,9 @@ int ws_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   return ws_run<BT, MINB, S, WREG, P, RB>(a, pl, ws, st);
 }
 
-/* 65..256 rows: the tile height whose plan (ws_plan) costs least, in 128-row chunks: a 256-row
- * chunk counts 1.5 (each dequantised weight serves twice the tokens), a 64-row chunk 0.75 where
- * the plan's blocks fit one an SM and 1.5 where two share one (its chunk took ~1230 SM cycles
- * against ~800 for 128 rows, kernels/NOTES.md item 11); 256-row tiles from 129 rows. Measured
- * on the H200 (kernels/NOTES.md item 14): 256 rows win at qkv and gate_up TP=1, 64 rows at
- * down TP=4 and gate_up TP=4 at 128 rows, 128 rows elsewhere. SERVESIM_W4WS_ROWS = 64, 128 or
- * 256 forces a height (256 only from 129 rows). */
+/* 65..256 rows: the tile height whose schedule costs least (kernels/ws_cost.h's ws_pick_rows;
+ * 256 rows from 129). SERVESIM_W4WS_ROWS = 64, 128 or 256 forces a height (256 only from 129
+ * rows). */
 template <int P>
 int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   static int rows = -1;
@@ -1055,15 +1007,11 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   WsPlan p64, p128, p256;
   if (int rc = ws_plan<128, 1, 8, true, P, true>(a, sms, ws, &p128)) return rc;
   if (int rc = ws_plan<64, 2, 8, true, 2, false>(a, sms, ws, &p64)) return rc;
-  const int64_t blocks64 = p64.sk_blocks > 0 ? p64.sk_blocks : (int64_t)p64.grid.x * p64.grid.y * p64.grid.z;
-  const int64_t c128 = 4 * p128.cost, c64 = (blocks64 <= sms ? 3 : 6) * p64.cost; /* quarters of 128-row chunks x 4 */
-  int64_t c256 = INT64_MAX;
-  if (a.M > 128) {
+  if (a.M > 128)
     if (int rc = ws_plan<256, 1, 4, true, P, true>(a, sms, ws, &p256)) return rc;
-    c256 = 6 * p256.cost;
-  }
-  if (c256 < c128 && c256 < c64) return ws_run<256, 1, 4, true, P, true>(a, p256, ws, st);
-  if (c64 < c128) return ws_run<64, 2, 8, true, 2, false>(a, p64, ws, st);
+  const int pick = ws_pick_rows(&p64.s, &p128.s, a.M > 128 ? &p256.s : NULL, sms);
+  if (pick == 256) return ws_run<256, 1, 4, true, P, true>(a, p256, ws, st);
+  if (pick == 64) return ws_run<64, 2, 8, true, 2, false>(a, p64, ws, st);
   return ws_run<128, 1, 8, true, P, true>(a, p128, ws, st);
 }
 

@@ -1,0 +1,119 @@
+/* ws_cost: the schedule model of the Hopper warp-specialised wgmma W4A16 kernel
+ * (kern_w4a16_wgmma.cu, 33..256 rows), in plain C so that CI tests it (tests/test_ws_cost.c):
+ * how many K splits a grid of output tiles takes, whether stream-K replaces that grid, what the
+ * chosen schedule costs, and which tile height (64, 128 or 256 rows) serves 65..256 rows.
+ *
+ * Units: a cost is in quarter chunks (a chunk: one k64 step of one tile, at the tile's own
+ * height) that the busiest slot spends. K splits: `tiles` tiles of KC chunks split at multiples
+ * of q chunks (1, or 4 for the kernel whose loop steps 4 chunks), at most 8 splits (a portable
+ * cluster) of at least 2 q chunks; waves x (chunks a split + a block's fixed cost + the cluster
+ * sum's), ceil(tiles s / cap[s]) (q ceil(KC / q / s) + 1.5 + (s > 1 ? 2 + (s - 1) : 0)) chunks,
+ * cap[s] the blocks resident at once in clusters of s (the launcher asks the occupancy
+ * calculator; cap[1] = SMs x blocks an SM). The constants are fitted to the H200 times of every
+ * allowed split at the 27 points of down, gate_up and o_proj (TP 1, 2, 4) at 64, 128 and 256
+ * rows with the staged output tile (summed 304.0 us for the model's choices, 303.5 for the best
+ * split at each point, 309.7 for the previous constants: 5.5 chunks a block, 0.75 a further
+ * split); bench_w4ws_trace shows the cluster sum's share: ~1000 SM cycles to leave the partials
+ * and meet, 3500-5000 to read the peers' shares through distributed shared memory at 128 rows
+ * (kernels/NOTES.md item 13). Stream-K: a block's share of the quanta plus one split's fixed
+ * costs. */
+#ifndef SERVESIM_WS_COST_H
+#define SERVESIM_WS_COST_H
+
+#include <stdint.h>
+
+#include "kernels/wsk_plan.h"
+
+#ifdef __CUDACC__
+#define WS_COST_FN static inline __host__ __device__
+#else
+#define WS_COST_FN static inline
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WS_MAX_SPLITS 8 /* a portable cluster */
+
+/* s splits of KC chunks, each at least 2 quanta of q chunks */
+WS_COST_FN int ws_split_ok(int s, int KC, int q) { return s >= 1 && s <= WS_MAX_SPLITS && 2 * s * q <= KC; }
+
+/* the cost of `tiles` tiles of KC chunks split s ways */
+WS_COST_FN int64_t ws_split_cost(int64_t tiles, int KC, const int64_t cap[WS_MAX_SPLITS + 1], int q, int s) {
+  const int units = KC / q;
+  const int64_t waves = (tiles * s + cap[s] - 1) / cap[s];
+  return waves * (4 * q * ((units + s - 1) / s) + 6 + (s > 1 ? 8 + 4 * (s - 1) : 0));
+}
+
+/* the cheapest allowed split (the fewest splits among equals) */
+WS_COST_FN int ws_splits(int64_t tiles, int KC, const int64_t cap[WS_MAX_SPLITS + 1], int q) {
+  int best = 1;
+  int64_t best_cost = INT64_MAX;
+  for (int s = 1; ws_split_ok(s, KC, q); s++) {
+    const int64_t cost = ws_split_cost(tiles, KC, cap, q, s);
+    if (cost < best_cost) {
+      best_cost = cost;
+      best = s;
+    }
+  }
+  return best;
+}
+
+/* stream-K over G blocks of TU quanta */
+WS_COST_FN int64_t ws_sk_cost(int64_t TU, int64_t G, int q) { return 4 * q * ((TU + G - 1) / G) + 6 + 8; }
+
+/* One tile height's schedule: `tiles` tiles split `splits` ways (a cluster each), or stream-K
+ * on sk_blocks blocks (> 0); blocks launched; the model's cost. */
+typedef struct {
+  int splits;
+  int64_t sk_blocks, blocks, cost;
+} WsSched;
+
+/* The schedule of `tiles` tiles of `rows` rows and KC chunks (quanta of q). force: a split
+ * asked for (SERVESIM_W4WS_SPLITS; taken if allowed, and then never stream-K); sk_mode: 0
+ * never stream-K, 1 where wsk_plan_prefer says (128 rows a tile and up: the 64-row kernel's
+ * stream-K instance holds one block an SM against its split grid's two, and lost wherever the
+ * rule took it, kernels/NOTES.md item 12), 2 always; sk_slots: the stream-K instance's blocks
+ * an SM x SMs; max_flags, part_floats: the workspace's room (stream-K needs a flag and a slot of
+ * rows / 2 x 256 floats a block; 0 without a workspace). */
+WS_COST_FN WsSched ws_schedule(int rows, int64_t tiles, int KC, int q, const int64_t cap[WS_MAX_SPLITS + 1], int force,
+                               int sk_mode, int64_t sk_slots, int64_t max_flags, int64_t part_floats) {
+  WsSched r;
+  r.splits = ws_splits(tiles, KC, cap, q);
+  if (ws_split_ok(force, KC, q)) r.splits = force;
+  r.sk_blocks = 0;
+  r.blocks = tiles * r.splits;
+  r.cost = ws_split_cost(tiles, KC, cap, q, r.splits);
+  if (sk_mode && force <= 0) {
+    const int64_t TU = tiles * (KC / q), G = TU < sk_slots ? TU : sk_slots;
+    const int want = sk_mode == 2 || (rows >= 128 && wsk_plan_prefer(tiles, KC, r.splits, cap[r.splits], sk_slots));
+    if (want && G >= 1 && G <= max_flags && G * ((int64_t)rows / 2 * 256) <= part_floats &&
+        wsk_plan_max_pieces(TU, G, KC / q) <= WSK_MAX_PIECES) {
+      r.sk_blocks = G;
+      r.blocks = G;
+      r.cost = ws_sk_cost(TU, G, q);
+    }
+  }
+  return r;
+}
+
+/* The tile height for 65..256 rows from the three schedules (s256 NULL below 129 rows), in
+ * 128-row chunks: a 256-row chunk counts 1.5 (each dequantised weight serves twice the tokens),
+ * a 64-row chunk 0.75 where its schedule's blocks fit one an SM and 1.5 where two share one (its
+ * chunk took ~1230 SM cycles against ~800 for 128 rows, kernels/NOTES.md item 11). Fitted to
+ * the H200 (kernels/NOTES.md item 14): 256 rows win at qkv and gate_up TP=1, 64 rows at down
+ * TP=4 and at gate_up TP=4 with 128 rows, 128 rows elsewhere. Equal costs keep 128 rows. */
+WS_COST_FN int ws_pick_rows(const WsSched *s64, const WsSched *s128, const WsSched *s256, int sms) {
+  const int64_t c128 = 4 * s128->cost, c64 = (s64->blocks <= sms ? 3 : 6) * s64->cost;
+  const int64_t c256 = s256 ? 6 * s256->cost : INT64_MAX;
+  if (c256 < c128 && c256 < c64) return 256;
+  if (c64 < c128) return 64;
+  return 128;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
