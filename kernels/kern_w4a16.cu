@@ -34,6 +34,7 @@
 
 #include "kernels/kern_w4a16.cuh"
 #include "kernels/moe_plan.h"
+#include "kernels/ws_cost.h"
 
 namespace {
 
@@ -711,9 +712,9 @@ int kern_gptq_repack_gate_up(int32_t *qrep, bf16_t *srep, const int32_t *qw_gate
 size_t kern_w4a16_workspace_bytes(int max_M, int max_N) {
   (void)max_M;
   const int64_t npad = w4a16_npad(max_N);
-  /* the split-K partials, or the Hopper stream-K slots (a block's 256 rows x 128 columns of
-   * floats, one block an SM, for up to kSkSms SMs), whichever is larger */
-  const int64_t split = (int64_t)kSplitRows * npad, sk = (int64_t)kSkSms * 256 * 128;
+  /* the split-K partials, or the Hopper stream-K slots (a block's tile of up to 256 rows x 128
+   * columns of floats, one block an SM, for up to kSkSms SMs: ~21 MB), whichever is larger */
+  const int64_t split = (int64_t)kSplitRows * npad, sk = (int64_t)kSkSms * WS_COST_SK_SLOT_FLOATS(256);
   return (size_t)kCounters * sizeof(int32_t) + (size_t)(split > sk ? split : sk) * sizeof(float);
 }
 

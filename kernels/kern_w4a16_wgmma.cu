@@ -4,7 +4,8 @@
  * kept for comparison: slower, kernels/NOTES.md item 8).
  *
  * A block is WG consumer warpgroups (WG x 128 threads); warpgroup w computes 64 output columns
- * (4 n16 weight tiles of the repacked layout, one per warp) for BT = 64 or 128 rows (tokens),
+ * (4 n16 weight tiles of the repacked layout, one per warp) for BT = 64 or 128 rows (tokens; the
+ * warp-specialised kernel also 256),
  * so a block covers 64 WG columns x BT rows and the WG warpgroups share one activation tile.
  * The weights are wgmma's A operand from registers: each warp dequantises its tile word exactly
  * as the mma.sync path does (kern_w4a16.cuh) -- the mma.m16n8k16 A fragment is also wgmma's
@@ -22,7 +23,7 @@
  * Few tiles (small N or M): the K range is split over up to 8 blocks of one thread block
  * cluster, which sum their accumulators through distributed shared memory in split order. The
  * warp-specialised kernel may instead run a stream-K schedule (one block an SM over all the
- * tiles' chunks, partials summed through the caller's workspace; ws_launch says when).
+ * tiles' chunks, partials summed through the caller's workspace; ws_plan says when).
  * Compiled for sm_90a only (wgmma needs the architecture-specific target); elsewhere the kernels
  * are empty and w4a16_wgmma_available() is 0, so the mma.sync path runs. */
 #include <cooperative_groups.h>
@@ -46,6 +47,9 @@ namespace {
 #endif
 
 constexpr int kW4gMaxSplits = 8; /* portable cluster size */
+/* whether a K split's share may leave through the output tile (past the partials in the ring):
+ * not at 256 rows, whose partials fill the ring */
+__host__ __device__ constexpr bool w4g_split_staged(int bt) { return bt <= 128; }
 constexpr int kW4gOutPitch = W4G_OUT_PITCH; /* bytes a row of the output tile (w4g_layout.h) */
 
 /* bench_w4ws_trace's stamps of the K splits of tile (0, 0) (W4WS_TRACE only): SM clock at
@@ -180,7 +184,10 @@ template <int BT>
 __device__ __forceinline__ void w4g_mma(float (&d)[BT / 2], const uint32_t (&a)[4], uint64_t desc) {
   if constexpr (BT == 64) w4g_mma_n64(d, a, desc);
   else if constexpr (BT == 128) w4g_mma_n128(d, a, desc);
-  else w4g_mma_n256(d, a, desc);
+  else {
+    static_assert(BT == 256, "tiles of 64, 128 or 256 rows");
+    w4g_mma_n256(d, a, desc);
+  }
 }
 
 /* Output through shared memory (the warp-specialised kernel): the 256 consumer threads' bf16
@@ -285,7 +292,7 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
           for (int e = 0; e < 4; e++) v[e] += pz[(4 * i + e) * T + ct];
         }
       };
-      if (STG && BT <= 128 && (BT == 64 || hi - lo >= kW4gStageMinGroups)) {
+      if (STG && w4g_split_staged(BT) && (BT == 64 || hi - lo >= kW4gStageMinGroups)) {
         constexpr int SH = (BT / 8 + 1) / 2; /* a share's groups at most (splits >= 2) */
         float v[4 * SH];
 #pragma unroll
@@ -494,7 +501,7 @@ struct WsCfg {
   static constexpr size_t smem_sk() { return kSmem + (size_t)BT * kW4gOutPitch; }
   /* the split-K partials and (up to 128 rows, where a split's share is staged) the output tile
    * past them; the unsplit output tile overlays the ring */
-  static_assert((size_t)(BT / 2) * 256 * 4 + (BT <= 128 ? (size_t)BT * kW4gOutPitch : 0) <= (size_t)S * STAGE,
+  static_assert((size_t)(BT / 2) * 256 * 4 + (w4g_split_staged(BT) ? (size_t)BT * kW4gOutPitch : 0) <= (size_t)S * STAGE,
                 "the split-K sum and the output tile must fit in the ring");
   static_assert((size_t)BT * kW4gOutPitch <= (size_t)S * STAGE, "the output tile must fit in the ring");
 };
@@ -581,7 +588,7 @@ __device__ long long ws_trace_buf[10][kWsTraceChunks]; /* [event][chunk]; 4: sta
 template <int BT>
 __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[BT / 2], const WskPiece &sg, int ct, int nt,
                                                    int lane, int m0, uint8_t *otile) {
-  constexpr int SLOT = BT / 2 * 256;
+  constexpr int SLOT = (int)WS_COST_SK_SLOT_FLOATS(BT); /* the slot ws_cost_schedule makes room for */
   const int b = blockIdx.x;
   if (sg.kind == WSK_PART) {
     float *part = a.ws_part + (size_t)b * SLOT;
@@ -818,7 +825,7 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
         if constexpr (q == P) {
           /* pieces of whole quanta: the step's first ring position is a multiple of P, so its P
            * chunks take stages j0 .. j0 + P - 1 in one phase -- worked out once a step rather
-           * than a chunk (each consumer instruction a chunk costs ~1%: kernels/NOTES.md item 14) */
+           * than a chunk (~5 instructions a chunk fewer, ~1% faster: kernels/NOTES.md item 14) */
           static_assert(S % P == 0, "a step's stages must not wrap");
           const unsigned gcb = gc0 + c, j0 = gcb % S, par = (gcb / S) & 1, jp0 = (gcb + S - 1) % S;
 #pragma unroll
@@ -876,7 +883,7 @@ int ws_tensor_map(CUtensorMap *map, const W4Args &a, int rows) {
   return 0;
 }
 
-static_assert(kW4gMaxSplits == WS_MAX_SPLITS, "one cluster limit for the kernel and its schedule model");
+static_assert(kW4gMaxSplits == WS_COST_MAX_SPLITS, "one cluster limit for the kernel and its schedule model");
 
 /* cap[s]: blocks of kernel FN resident at once in clusters of s (s = 1: slots, the SMs x
  * blocks an SM), once per device. A cluster's blocks share one GPC, so at one block an SM the
@@ -916,7 +923,7 @@ void ws_log(const W4Args &a, int bt, int64_t tiles, int splits, const int64_t (&
   for (int s = 1; s <= kW4gMaxSplits; s++) fprintf(stderr, "%lld%c", (long long)cap[s], s < kW4gMaxSplits ? ',' : '\n');
 }
 
-/* The schedule (kernels/ws_cost.h's ws_schedule): the grid of (column tiles, row tiles, K splits
+/* The schedule (kernels/ws_cost.h's ws_cost_schedule): the grid of (column tiles, row tiles, K splits
  * of one cluster), or stream-K (one block an SM over all the chunks, kernels/wsk_plan.h) where
  * that grid is uneven or split deep and every SM gets enough chunks to pay for its fix-ups
  * (measured in kernels/NOTES.md item 11). SERVESIM_W4WS_SK: 1 (default) that rule (128 rows a
@@ -924,7 +931,7 @@ void ws_log(const W4Args &a, int bt, int64_t tiles, int splits, const int64_t (&
  * shape); SERVESIM_W4WS_SPLITS: a split the model may take. */
 struct WsPlan {
   dim3 grid; /* the split grid's (column tiles, row tiles, splits) */
-  WsSched s; /* s.sk_blocks > 0: stream-K on that many blocks instead */
+  WsCostSched s; /* s.sk_blocks > 0: stream-K on that many blocks instead */
 };
 
 template <int BT, int MINB, int S, bool WREG, int P, bool RB>
@@ -951,10 +958,10 @@ int ws_plan(const W4Args &a0, int sms, const W4Ws &ws, WsPlan *pl) {
     if (int rc = w4g_prepare<w4ws_kernel<BT, 1, S, WREG, P, true, RB>>(ws_threads(RB), Cfg::smem_sk(), &occ_sk)) return rc;
     sk_slots = (int64_t)sms * occ_sk;
   }
-  pl->s = ws_schedule(BT, tiles, KC, q, cap, force, sk_mode, sk_slots, ws.cnt ? ws.max_flags : 0, ws.cnt ? ws.part_floats : 0);
+  pl->s = ws_cost_schedule(BT, tiles, KC, q, cap, force, sk_mode, sk_slots, ws.cnt ? ws.max_flags : 0, ws.cnt ? ws.part_floats : 0);
   grid.z = (unsigned)pl->s.splits;
   pl->grid = grid;
-  ws_log(a0, BT, tiles, pl->s.splits, cap, pl->s.sk_blocks, pl->s.cost);
+  ws_log(a0, BT, tiles, pl->s.splits, cap, pl->s.sk_blocks, pl->s.cost_qc);
   return 0;
 }
 
@@ -994,9 +1001,11 @@ int ws_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   return ws_run<BT, MINB, S, WREG, P, RB>(a, pl, ws, st);
 }
 
-/* 65..256 rows: the tile height whose schedule costs least (kernels/ws_cost.h's ws_pick_rows;
+/* 65..256 rows: the tile height whose schedule costs least (kernels/ws_cost.h's ws_cost_pick_rows;
  * 256 rows from 129). SERVESIM_W4WS_ROWS = 64, 128 or 256 forces a height (256 only from 129
- * rows). */
+ * rows; other values: the cost's choice). A forced split (SERVESIM_W4WS_SPLITS) enters each
+ * height's plan before the choice, so it may move the height too; force the height as well for
+ * a split A/B. */
 template <int P>
 int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   static int rows = -1;
@@ -1009,7 +1018,7 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   if (int rc = ws_plan<64, 2, 8, true, 2, false>(a, sms, ws, &p64)) return rc;
   if (a.M > 128)
     if (int rc = ws_plan<256, 1, 4, true, P, true>(a, sms, ws, &p256)) return rc;
-  const int pick = ws_pick_rows(&p64.s, &p128.s, a.M > 128 ? &p256.s : NULL, sms);
+  const int pick = ws_cost_pick_rows(&p64.s, &p128.s, a.M > 128 ? &p256.s : NULL, sms);
   if (pick == 256) return ws_run<256, 1, 4, true, P, true>(a, p256, ws, st);
   if (pick == 64) return ws_run<64, 2, 8, true, 2, false>(a, p64, ws, st);
   return ws_run<128, 1, 8, true, P, true>(a, p128, ws, st);

@@ -61,7 +61,8 @@ int kern_gptq_repack_gate_up(int32_t *qrep, bf16_t *srep, const int32_t *qw_gate
  * (partials + arrival counters / flags). Allocate once for the largest M and N used,
  * cudaMemset it to 0 ONCE after allocation: the kernels leave the counters at zero again. One
  * workspace must not be used by two streams concurrently. Without one (NULL), or with one too
- * small, the GEMMs still run, with less parallel schedules. */
+ * small, the GEMMs still run, with less parallel schedules. At least ~21 MB (the stream-K slots
+ * of 160 SMs' tiles of up to 256 x 128 floats); more for N above ~10240. */
 size_t kern_w4a16_workspace_bytes(int max_M, int max_N);
 
 /* y = x * W (GPTQ int4, fp32 accumulation on tensor cores, bf16 out).

@@ -15,8 +15,8 @@
  * split at each point, 309.7 for the previous constants: 5.5 chunks a block, 0.75 a further
  * split); bench_w4ws_trace shows the cluster sum's share: ~1000 SM cycles to leave the partials
  * and meet, 3500-5000 to read the peers' shares through distributed shared memory at 128 rows
- * (kernels/NOTES.md item 13). Stream-K: a block's share of the quanta plus one split's fixed
- * costs. */
+ * (kernels/NOTES.md item 13). The 256-row tiles (item 14) reuse these constants, counted in
+ * their own chunks. Stream-K: a block's share of the quanta plus one split's fixed costs. */
 #ifndef SERVESIM_WS_COST_H
 #define SERVESIM_WS_COST_H
 
@@ -34,24 +34,28 @@
 extern "C" {
 #endif
 
-#define WS_MAX_SPLITS 8 /* a portable cluster */
+#define WS_COST_MAX_SPLITS 8 /* a portable cluster */
+
+/* A stream-K block's workspace slot: its rows x 128 columns of fp32 partials (the kernel's
+ * accumulators of its 256 consumer threads, rows / 2 each) */
+#define WS_COST_SK_SLOT_FLOATS(rows) ((int64_t)(rows) / 2 * 256)
 
 /* s splits of KC chunks, each at least 2 quanta of q chunks */
-WS_COST_FN int ws_split_ok(int s, int KC, int q) { return s >= 1 && s <= WS_MAX_SPLITS && 2 * s * q <= KC; }
+WS_COST_FN int ws_cost_split_ok(int s, int KC, int q) { return s >= 1 && s <= WS_COST_MAX_SPLITS && 2 * s * q <= KC; }
 
 /* the cost of `tiles` tiles of KC chunks split s ways */
-WS_COST_FN int64_t ws_split_cost(int64_t tiles, int KC, const int64_t cap[WS_MAX_SPLITS + 1], int q, int s) {
+WS_COST_FN int64_t ws_cost_split(int64_t tiles, int KC, const int64_t cap[WS_COST_MAX_SPLITS + 1], int q, int s) {
   const int units = KC / q;
   const int64_t waves = (tiles * s + cap[s] - 1) / cap[s];
   return waves * (4 * q * ((units + s - 1) / s) + 6 + (s > 1 ? 8 + 4 * (s - 1) : 0));
 }
 
 /* the cheapest allowed split (the fewest splits among equals) */
-WS_COST_FN int ws_splits(int64_t tiles, int KC, const int64_t cap[WS_MAX_SPLITS + 1], int q) {
+WS_COST_FN int ws_cost_splits(int64_t tiles, int KC, const int64_t cap[WS_COST_MAX_SPLITS + 1], int q) {
   int best = 1;
   int64_t best_cost = INT64_MAX;
-  for (int s = 1; ws_split_ok(s, KC, q); s++) {
-    const int64_t cost = ws_split_cost(tiles, KC, cap, q, s);
+  for (int s = 1; ws_cost_split_ok(s, KC, q); s++) {
+    const int64_t cost = ws_cost_split(tiles, KC, cap, q, s);
     if (cost < best_cost) {
       best_cost = cost;
       best = s;
@@ -61,38 +65,39 @@ WS_COST_FN int ws_splits(int64_t tiles, int KC, const int64_t cap[WS_MAX_SPLITS 
 }
 
 /* stream-K over G blocks of TU quanta */
-WS_COST_FN int64_t ws_sk_cost(int64_t TU, int64_t G, int q) { return 4 * q * ((TU + G - 1) / G) + 6 + 8; }
+WS_COST_FN int64_t ws_cost_sk(int64_t TU, int64_t G, int q) { return 4 * q * ((TU + G - 1) / G) + 6 + 8; }
 
 /* One tile height's schedule: `tiles` tiles split `splits` ways (a cluster each), or stream-K
  * on sk_blocks blocks (> 0); blocks launched; the model's cost. */
 typedef struct {
   int splits;
-  int64_t sk_blocks, blocks, cost;
-} WsSched;
+  int64_t sk_blocks, blocks, cost_qc; /* cost_qc: quarter chunks */
+} WsCostSched;
 
 /* The schedule of `tiles` tiles of `rows` rows and KC chunks (quanta of q). force: a split
- * asked for (SERVESIM_W4WS_SPLITS; taken if allowed, and then never stream-K); sk_mode: 0
+ * asked for (SERVESIM_W4WS_SPLITS; taken if allowed; any force > 0, allowed or not, turns
+ * stream-K off, so that an A/B of splits never times stream-K instead); sk_mode: 0
  * never stream-K, 1 where wsk_plan_prefer says (128 rows a tile and up: the 64-row kernel's
  * stream-K instance holds one block an SM against its split grid's two, and lost wherever the
  * rule took it, kernels/NOTES.md item 12), 2 always; sk_slots: the stream-K instance's blocks
  * an SM x SMs; max_flags, part_floats: the workspace's room (stream-K needs a flag and a slot of
- * rows / 2 x 256 floats a block; 0 without a workspace). */
-WS_COST_FN WsSched ws_schedule(int rows, int64_t tiles, int KC, int q, const int64_t cap[WS_MAX_SPLITS + 1], int force,
+ * WS_COST_SK_SLOT_FLOATS(rows) floats a block; 0 without a workspace). */
+WS_COST_FN WsCostSched ws_cost_schedule(int rows, int64_t tiles, int KC, int q, const int64_t cap[WS_COST_MAX_SPLITS + 1], int force,
                                int sk_mode, int64_t sk_slots, int64_t max_flags, int64_t part_floats) {
-  WsSched r;
-  r.splits = ws_splits(tiles, KC, cap, q);
-  if (ws_split_ok(force, KC, q)) r.splits = force;
+  WsCostSched r;
+  r.splits = ws_cost_splits(tiles, KC, cap, q);
+  if (ws_cost_split_ok(force, KC, q)) r.splits = force;
   r.sk_blocks = 0;
   r.blocks = tiles * r.splits;
-  r.cost = ws_split_cost(tiles, KC, cap, q, r.splits);
+  r.cost_qc = ws_cost_split(tiles, KC, cap, q, r.splits);
   if (sk_mode && force <= 0) {
     const int64_t TU = tiles * (KC / q), G = TU < sk_slots ? TU : sk_slots;
     const int want = sk_mode == 2 || (rows >= 128 && wsk_plan_prefer(tiles, KC, r.splits, cap[r.splits], sk_slots));
-    if (want && G >= 1 && G <= max_flags && G * ((int64_t)rows / 2 * 256) <= part_floats &&
+    if (want && G >= 1 && G <= max_flags && G * WS_COST_SK_SLOT_FLOATS(rows) <= part_floats &&
         wsk_plan_max_pieces(TU, G, KC / q) <= WSK_MAX_PIECES) {
       r.sk_blocks = G;
       r.blocks = G;
-      r.cost = ws_sk_cost(TU, G, q);
+      r.cost_qc = ws_cost_sk(TU, G, q);
     }
   }
   return r;
@@ -104,9 +109,9 @@ WS_COST_FN WsSched ws_schedule(int rows, int64_t tiles, int KC, int q, const int
  * chunk took ~1230 SM cycles against ~800 for 128 rows, kernels/NOTES.md item 11). Fitted to
  * the H200 (kernels/NOTES.md item 14): 256 rows win at qkv and gate_up TP=1, 64 rows at down
  * TP=4 and at gate_up TP=4 with 128 rows, 128 rows elsewhere. Equal costs keep 128 rows. */
-WS_COST_FN int ws_pick_rows(const WsSched *s64, const WsSched *s128, const WsSched *s256, int sms) {
-  const int64_t c128 = 4 * s128->cost, c64 = (s64->blocks <= sms ? 3 : 6) * s64->cost;
-  const int64_t c256 = s256 ? 6 * s256->cost : INT64_MAX;
+WS_COST_FN int ws_cost_pick_rows(const WsCostSched *s64, const WsCostSched *s128, const WsCostSched *s256, int sms) {
+  const int64_t c128 = 4 * s128->cost_qc, c64 = (s64->blocks <= sms ? 3 : 6) * s64->cost_qc;
+  const int64_t c256 = s256 ? 6 * s256->cost_qc : INT64_MAX;
   if (c256 < c128 && c256 < c64) return 256;
   if (c64 < c128) return 64;
   return 128;

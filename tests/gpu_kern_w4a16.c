@@ -123,7 +123,7 @@ int main(void) {
   test_shape(&r, 8192, 4096, (const int[]){1, 5}, 2);                /* o_proj */
   test_shape(&r, 1024, 1280, (const int[]){3, 40}, 2);               /* qkv at TP=8 (K slice of o) */
   test_shape(&r, 768, 4096, (const int[]){2, 48, 256}, 3);           /* expert down at TP=2 */
-  test_shape(&r, 384, 4096, (const int[]){3, 128, 129, 160}, 4);     /* expert down at TP=4 (129: one row of a 256-row tile) */
+  test_shape(&r, 384, 4096, (const int[]){3, 128, 129, 160}, 4);     /* expert down at TP=4 (129: a last row tile of one row) */
   /* ten chunks of K, one tile a block: the last chunk's ring stage lies under the wgmma
    * kernel's output tile, which one warpgroup may fill while the other's last wgmma still reads
    * that stage unless they meet first */
@@ -131,6 +131,13 @@ int main(void) {
   /* 144 tiles of 128 x 128 (more than one wave unsplit, K too short to split): stream-K under
    * the default rule (otherwise only the wsskall variant checks its results against the reference) */
   test_shape(&r, 1024, 9216, (const int[]){256}, 1);
+  /* 256-row tiles under the default choice (kernels/ws_cost.h, test_ws_cost): unsplit, the last
+   * tile's box stopping at row 200 (72 tiles); K split in two clusters, each split's share leaving
+   * by direct stores. Stream-K at 256 rows (qkv, 256 rows) is checked launch against launch by
+   * test_repeat below, and against the reference under the wsskall variant (K = 768, 640, 1024
+   * and 1536 at 256 rows take 256-row stream-K there). */
+  test_shape(&r, 256, 9216, (const int[]){200}, 1);
+  test_shape(&r, 1536, 6144, (const int[]){129, 256}, 2);
   /* queued launches at the wgmma path's schedules: one tile a block (256 rows, two row tiles),
    * K split over a cluster (128 rows), stream-K (qkv, 256 rows), the 64-row kernel */
   test_repeat(&r, 768, 4096, 256, 40);

@@ -1,10 +1,11 @@
 /* test_ws_cost: the wgmma W4A16 kernel's schedule model (kernels/ws_cost.h) on the CPU.
- * - ws_splits is the cheapest allowed split by ws_split_cost (the fewest splits among equals),
+ * - ws_cost_splits is the cheapest allowed split by ws_cost_split (the fewest splits among equals),
  *   against brute force on random grids and cluster capacities;
- * - ws_schedule takes an allowed forced split (and then never stream-K), takes stream-K only
+ * - ws_cost_schedule takes an allowed forced split (and then never stream-K), takes stream-K only
  *   where the workspace holds its flags and slots, and costs what it took;
- * - on the H200's capacities (one SM per block: 132 SMs; clusters of 2..8 fit 132, 117, 120,
- *   110, 102, 105, 120 blocks; the 64-row kernel twice that), the Qwen3-235B shapes at 128 and
+ * - on the H200's capacities (one block an SM: 132 SMs, clusters of 2..8 fit 132, 117, 120,
+ *   110, 102, 105, 120 blocks; the 64-row kernel, two blocks an SM: 264, 264, 237, 248, 235, 234,
+ *   224, 240 -- both as SERVESIM_W4WS_LOG printed them there), the Qwen3-235B shapes at 128 and
  *   256 rows take the schedules and tile heights they were measured with (kernels/NOTES.md
  *   item 14, bench/RESULTS.md): 256 rows for qkv and gate_up at TP=1, 64 rows for down at TP=4
  *   and gate_up at TP=4 with 128 rows, 128 rows elsewhere. A change of the constants that moves
@@ -15,8 +16,8 @@
 #include "kernels/ws_cost.h"
 #include "tests/check.h"
 
-static const int64_t kCap1[WS_MAX_SPLITS + 1] = {0, 132, 132, 117, 120, 110, 102, 105, 120};
-static const int64_t kCap2[WS_MAX_SPLITS + 1] = {0, 264, 264, 237, 248, 235, 234, 224, 240};
+static const int64_t kCap1[WS_COST_MAX_SPLITS + 1] = {0, 132, 132, 117, 120, 110, 102, 105, 120};
+static const int64_t kCap2[WS_COST_MAX_SPLITS + 1] = {0, 264, 264, 237, 248, 235, 234, 224, 240};
 static const int64_t kFlags = 16384, kFloats = (int64_t)160 * 256 * 128; /* the default workspace's room */
 
 static void test_splits_brute(void) {
@@ -26,64 +27,68 @@ static void test_splits_brute(void) {
     const int q = rng_range(&r, 0, 1) ? 4 : 1;
     const int KC = q * (int)rng_range(&r, 1, 64);
     const int64_t tiles = rng_range(&r, 1, 400);
-    int64_t cap[WS_MAX_SPLITS + 1] = {0}; /* whole clusters of s, at least one */
-    for (int s = 1; s <= WS_MAX_SPLITS; s++) cap[s] = s * rng_range(&r, 1, 264 / s);
+    int64_t cap[WS_COST_MAX_SPLITS + 1] = {0}; /* whole clusters of s, at least one */
+    for (int s = 1; s <= WS_COST_MAX_SPLITS; s++) cap[s] = s * rng_range(&r, 1, 264 / s);
     int best = 1;
     int64_t bc = INT64_MAX;
-    for (int s = 1; s <= WS_MAX_SPLITS; s++) {
-      if (!ws_split_ok(s, KC, q)) continue;
-      const int64_t c = ws_split_cost(tiles, KC, cap, q, s);
+    for (int s = 1; s <= WS_COST_MAX_SPLITS; s++) {
+      if (!ws_cost_split_ok(s, KC, q)) continue;
+      const int64_t c = ws_cost_split(tiles, KC, cap, q, s);
       if (c < bc) bc = c, best = s;
     }
-    const int got = ws_splits(tiles, KC, cap, q);
+    const int got = ws_cost_splits(tiles, KC, cap, q);
     CHECK_MSG(got == best, "tiles %lld KC %d q %d: %d splits, brute force %d", (long long)tiles, KC, q, got, best);
-    CHECK(ws_split_ok(got, KC, q) || got == 1);
+    CHECK(ws_cost_split_ok(got, KC, q) || got == 1);
   }
   /* a split needs two quanta a split */
-  CHECK(ws_split_ok(3, 24, 4) && !ws_split_ok(4, 24, 4) && !ws_split_ok(9, 1000, 1) && !ws_split_ok(0, 64, 1));
+  CHECK(ws_cost_split_ok(3, 24, 4) && !ws_cost_split_ok(4, 24, 4) && !ws_cost_split_ok(9, 1000, 1) && !ws_cost_split_ok(0, 64, 1));
 }
 
 static void test_schedule_rules(void) {
   /* forced split: taken when allowed, never stream-K then */
-  WsSched s = ws_schedule(128, 144, 64, 4, kCap1, 5, 2, 132, kFlags, kFloats);
-  CHECK(s.splits == 5 && s.sk_blocks == 0 && s.blocks == 144 * 5 && s.cost == ws_split_cost(144, 64, kCap1, 4, 5));
-  s = ws_schedule(128, 144, 64, 4, kCap1, 9, 0, 132, kFlags, kFloats); /* 9: not allowed, the model's */
-  CHECK(s.splits == ws_splits(144, 64, kCap1, 4));
+  WsCostSched s = ws_cost_schedule(128, 144, 64, 4, kCap1, 5, 2, 132, kFlags, kFloats);
+  CHECK(s.splits == 5 && s.sk_blocks == 0 && s.blocks == 144 * 5 && s.cost_qc == ws_cost_split(144, 64, kCap1, 4, 5));
+  s = ws_cost_schedule(128, 144, 64, 4, kCap1, 9, 0, 132, kFlags, kFloats); /* 9: not allowed, the model's */
+  CHECK(s.splits == ws_cost_splits(144, 64, kCap1, 4));
+  s = ws_cost_schedule(128, 144, 64, 4, kCap1, 9, 2, 132, kFlags, kFloats); /* any force: no stream-K */
+  CHECK(s.splits == ws_cost_splits(144, 64, kCap1, 4) && s.sk_blocks == 0);
   /* stream-K always (mode 2), but only with room: flags and rows / 2 x 256 floats a block */
-  s = ws_schedule(128, 48, 64, 4, kCap1, 0, 2, 132, kFlags, kFloats);
-  CHECK(s.sk_blocks == 132 && s.blocks == 132 && s.cost == ws_sk_cost(48 * 16, 132, 4));
-  s = ws_schedule(128, 48, 64, 4, kCap1, 0, 2, 132, 0, 0); /* no workspace */
+  s = ws_cost_schedule(128, 48, 64, 4, kCap1, 0, 2, 132, kFlags, kFloats);
+  CHECK(s.sk_blocks == 132 && s.blocks == 132 && s.cost_qc == ws_cost_sk(48 * 16, 132, 4));
+  s = ws_cost_schedule(128, 48, 64, 4, kCap1, 0, 2, 132, 0, 0); /* no workspace */
   CHECK(s.sk_blocks == 0 && s.blocks == 48 * s.splits);
-  s = ws_schedule(256, 48, 64, 4, kCap1, 0, 2, 132, kFlags, (int64_t)132 * 128 * 256 - 1); /* one float short */
+  s = ws_cost_schedule(256, 48, 64, 4, kCap1, 0, 2, 132, kFlags, (int64_t)132 * 128 * 256 - 1); /* one float short */
   CHECK(s.sk_blocks == 0);
-  s = ws_schedule(128, 48, 64, 4, kCap1, 0, 2, 132, 131, kFloats); /* one flag short */
+  s = ws_cost_schedule(128, 48, 64, 4, kCap1, 0, 2, 132, 131, kFloats); /* one flag short */
   CHECK(s.sk_blocks == 0);
   /* fewer quanta than SMs: one block a quantum */
-  s = ws_schedule(128, 2, 16, 4, kCap1, 0, 2, 132, kFlags, kFloats);
+  s = ws_cost_schedule(128, 2, 16, 4, kCap1, 0, 2, 132, kFlags, kFloats);
   CHECK(s.sk_blocks == 8);
   /* the rule (mode 1) never takes stream-K for 64-row tiles */
-  s = ws_schedule(64, 288, 64, 1, kCap2, 0, 1, 132, kFlags, kFloats);
+  s = ws_cost_schedule(64, 288, 64, 1, kCap2, 0, 1, 132, kFlags, kFloats);
   CHECK(s.sk_blocks == 0);
   /* the tile height: ties keep 128 rows; no 256-row schedule below 129 rows */
-  WsSched a = {1, 0, 100, 40}, b = {1, 0, 100, 30}, c = {1, 0, 100, 20};
-  CHECK(ws_pick_rows(&a, &b, NULL, 132) == 128); /* 0.75 x 40 = 30: a tie */
-  a.cost = 39;
-  CHECK(ws_pick_rows(&a, &b, NULL, 132) == 64);
+  WsCostSched a = {1, 0, 100, 40}, b = {1, 0, 100, 30}, c = {1, 0, 100, 20};
+  CHECK(ws_cost_pick_rows(&a, &b, NULL, 132) == 128); /* 0.75 x 40 = 30: a tie */
+  a.cost_qc = 39;
+  CHECK(ws_cost_pick_rows(&a, &b, NULL, 132) == 64);
+  a.blocks = 132; /* one 64-row block on every SM still counts 0.75 */
+  CHECK(ws_cost_pick_rows(&a, &b, NULL, 132) == 64);
   a.blocks = 133; /* two 64-row blocks share an SM: 1.5 x 39 */
-  CHECK(ws_pick_rows(&a, &b, NULL, 132) == 128);
-  CHECK(ws_pick_rows(&a, &b, &c, 132) == 128); /* 1.5 x 20 = 30: a tie */
-  c.cost = 19;
-  CHECK(ws_pick_rows(&a, &b, &c, 132) == 256);
+  CHECK(ws_cost_pick_rows(&a, &b, NULL, 132) == 128);
+  CHECK(ws_cost_pick_rows(&a, &b, &c, 132) == 128); /* 1.5 x 20 = 30: a tie */
+  c.cost_qc = 19;
+  CHECK(ws_cost_pick_rows(&a, &b, &c, 132) == 256);
 }
 
 /* one shape at M rows as kern_w4a16_wgmma.cu plans it: 64-row tiles in quanta of 1 (its loop
  * steps 2 chunks), 128 / 256 in quanta of 4 where K is a multiple of 256 */
-static int pick_at(int M, int K, int N, WsSched *s64, WsSched *s128, WsSched *s256) {
+static int pick_at(int M, int K, int N, WsCostSched *s64, WsCostSched *s128, WsCostSched *s256) {
   const int KC = K / 64, q = K % 256 == 0 ? 4 : 1, tx = (N + 127) / 128;
-  *s64 = ws_schedule(64, (int64_t)tx * ((M + 63) / 64), KC, 1, kCap2, 0, 1, 132, kFlags, kFloats);
-  *s128 = ws_schedule(128, (int64_t)tx * ((M + 127) / 128), KC, q, kCap1, 0, 1, 132, kFlags, kFloats);
-  *s256 = ws_schedule(256, (int64_t)tx * ((M + 255) / 256), KC, q, kCap1, 0, 1, 132, kFlags, kFloats);
-  return ws_pick_rows(s64, s128, M > 128 ? s256 : NULL, 132);
+  *s64 = ws_cost_schedule(64, (int64_t)tx * ((M + 63) / 64), KC, 1, kCap2, 0, 1, 132, kFlags, kFloats);
+  *s128 = ws_cost_schedule(128, (int64_t)tx * ((M + 127) / 128), KC, q, kCap1, 0, 1, 132, kFlags, kFloats);
+  *s256 = ws_cost_schedule(256, (int64_t)tx * ((M + 255) / 256), KC, q, kCap1, 0, 1, 132, kFlags, kFloats);
+  return ws_cost_pick_rows(s64, s128, M > 128 ? s256 : NULL, 132);
 }
 
 static void test_qwen3_h200(void) {
@@ -97,7 +102,7 @@ static void test_qwen3_h200(void) {
       {"o_proj/4", 2048, 4096, 128, 128}, {"gate_up/4", 4096, 768, 64, 128}, {"down/4", 384, 4096, 64, 64},
   };
   for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
-    WsSched s64, s128, s256;
+    WsCostSched s64, s128, s256;
     const int p128 = pick_at(128, shapes[i].K, shapes[i].N, &s64, &s128, &s256);
     CHECK_MSG(p128 == shapes[i].rows128, "%s at 128 rows: %d-row tiles, measured best %d", shapes[i].name, p128,
               shapes[i].rows128);
@@ -106,15 +111,15 @@ static void test_qwen3_h200(void) {
               shapes[i].rows256);
   }
   /* the schedules logged on the H200 (SERVESIM_W4WS_LOG=1) for qkv and gate_up at 256 rows */
-  WsSched s64, s128, s256;
+  WsCostSched s64, s128, s256;
   pick_at(256, 4096, 9216, &s64, &s128, &s256);
-  CHECK(s128.sk_blocks == 132 && s128.cost == 302 && s256.sk_blocks == 132 && s256.cost == 158);
+  CHECK(s128.sk_blocks == 132 && s128.cost_qc == 302 && s256.sk_blocks == 132 && s256.cost_qc == 158);
   pick_at(256, 4096, 3072, &s64, &s128, &s256);
-  CHECK(s128.sk_blocks == 0 && s128.splits == 2 && s128.cost == 146);
-  CHECK(s256.sk_blocks == 0 && s256.splits == 4 && s256.cost == 90);
+  CHECK(s128.sk_blocks == 0 && s128.splits == 2 && s128.cost_qc == 146);
+  CHECK(s256.sk_blocks == 0 && s256.splits == 4 && s256.cost_qc == 90);
   /* down at TP=4 (K = 384): 32 tiles of 128 rows leave 100 SMs idle; 64 of 64 rows fit one an SM */
   pick_at(128, 384, 4096, &s64, &s128, &s256);
-  CHECK(s128.blocks == 32 && s64.blocks == 64 && s64.cost == s128.cost);
+  CHECK(s128.blocks == 32 && s64.blocks == 64 && s64.cost_qc == s128.cost_qc);
 }
 
 int main(void) {
