@@ -82,8 +82,8 @@ typedef struct {
  * rule took it, kernels/NOTES.md item 12), 2 always; sk_slots: the stream-K instance's blocks
  * an SM x SMs; max_flags, part_floats: the workspace's room (stream-K needs a flag and a slot of
  * WS_COST_SK_SLOT_FLOATS(rows) floats a block; 0 without a workspace). */
-WS_COST_FN WsCostSched ws_cost_schedule(int rows, int64_t tiles, int KC, int q, const int64_t cap[WS_COST_MAX_SPLITS + 1], int force,
-                               int sk_mode, int64_t sk_slots, int64_t max_flags, int64_t part_floats) {
+WS_COST_FN WsCostSched ws_cost_schedule(int rows, int64_t tiles, int KC, int q, const int64_t cap[WS_COST_MAX_SPLITS + 1],
+                                        int force, int sk_mode, int64_t sk_slots, int64_t max_flags, int64_t part_floats) {
   WsCostSched r;
   r.splits = ws_cost_splits(tiles, KC, cap, q);
   if (ws_cost_split_ok(force, KC, q)) r.splits = force;
