@@ -40,8 +40,16 @@ namespace {
 
 using namespace kern_w4;
 
+/* Least blocks an SM the compiler must leave registers for (0: no bound; a bound of 1 is not the
+ * same, ptxas then gives most variants more registers): the register-path variants with two
+ * chunks in flight and one row group (variant 2, the MoE experts' default, and 0) aim at ~8 blocks
+ * an SM; without the bound the compiler gave the MoE ones 74 registers (6 blocks) once the tile
+ * layout made a lane's words of steps s and s + 2 one pair (kernels/w4g_layout.h), against 72
+ * (7 blocks) before, and the fused MoE lost ~4.5% at 2..128 tokens (kernels/NOTES.md item 15). */
+constexpr int w4_min_blocks(int MT, int S, bool XS, bool RING) { return MT == 1 && S == 2 && !XS && !RING ? 7 : 0; }
+
 template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING>
-__global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
+__global__ void __launch_bounds__(128, w4_min_blocks(MT, S, XS, RING)) w4a16_kernel(W4Args a) {
   static_assert(WK * WN * WM == 4, "4 warps per block");
   static_assert(!XS || (WK == 1 && WM == 1), "shared activation tiles: warps split N only");
   constexpr int BM = WM * MT * 8;
@@ -190,9 +198,8 @@ __global__ void __launch_bounds__(128) w4a16_kernel(W4Args a) {
           const int s = 2 * sp + s2;
 #pragma unroll
           for (int nt = 0; nt < NT; nt++) {
-            const uint32_t q = s == 0 ? wq[nt].x : s == 1 ? wq[nt].y : s == 2 ? wq[nt].z : wq[nt].w;
             uint32_t af[4];
-            w4_dequant(q, __byte_perm(sc[nt], 0, 0x1010), __byte_perm(sc[nt], 0, 0x3232), af);
+            w4_dequant_piece(wq[nt], s, __byte_perm(sc[nt], 0, 0x1010), __byte_perm(sc[nt], 0, 0x3232), af);
 #pragma unroll
             for (int mt = 0; mt < MT; mt++)
               kern_mma_bf16(acc[nt][mt], af, s2 ? xq[mt].z : xq[mt].x, s2 ? xq[mt].w : xq[mt].y);
@@ -436,19 +443,17 @@ __global__ void w4a16_repack_kernel(int32_t *qrep, const int32_t *qw0, const int
   const int64_t n_words = (int64_t)K * N / 8;
   for (int64_t w = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; w < n_words;
        w += (int64_t)gridDim.x * blockDim.x) {
-    const int s = (int)(w & 3), lane = (int)((w >> 2) & 31);
+    const int t = (int)(w & 3), s = (int)((w >> 2) & 3), g = (int)((w >> 4) & 7); /* w4g_word(g, s, t) */
     const int64_t rest = w >> 7;
     const int KC = K / 64;
     const int kc = (int)(rest % KC), nt = (int)(rest / KC);
-    const int g = lane >> 2, t = lane & 3;
     uint32_t out = 0;
 #pragma unroll
     for (int nib = 0; nib < 8; nib++) {
-      /* nibble r + 4h holds a_{2r+h}: r = 2*(e/2) + hi, h = e%2 */
-      const int r = nib & 3, h = nib >> 2;
-      const int hi = r & 1, e = (r >> 1) * 2 + h;
+      /* nibble 2b + hi: row g + 8 hi, logical k 8 (b % 2) + 2t + b / 2 of step s (ref_w4a16.h) */
+      const int b = nib >> 1, hi = nib & 1;
       const int row = hi * 8 + g;
-      const int k = kc * 64 + 16 * t + 4 * s + e;
+      const int k = kc * 64 + 16 * s + 8 * (b & 1) + 2 * t + (b >> 1);
       int c = nt * 16 + row;
       const int32_t *src = qw0;
       if (gate_up) {

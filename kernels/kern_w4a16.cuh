@@ -5,6 +5,7 @@
 #define SERVESIM_KERN_W4A16_CUH
 
 #include "kernels/kern_common.cuh"
+#include "kernels/w4g_layout.h"
 
 namespace kern_w4 {
 
@@ -26,24 +27,41 @@ struct W4Args {
 
 static constexpr uint32_t kMask = 0x000f000fu, kMagic = 0x43004300u;
 
-/* A fragment (4 regs of bf16x2) from one tile word; s_g2 / s_g82 are the scales of rows g and
- * g+8 broadcast into both halves. */
+/* One A fragment register (bf16x2) from the low nibbles of bytes 0 and 2 of x, times scale s (a
+ * bf16 pair): (x & kMask) | kMagic is bf16 128 + q, minus 136 is q - 8 exactly. */
+static __device__ __forceinline__ uint32_t w4_dequant_reg(uint32_t x, uint32_t s) {
+  const __nv_bfloat162 c136 = __floats2bfloat162_rn(136.0f, 136.0f);
+  uint32_t v;
+  /* (x & kMask) | kMagic in one lop3 (the compiler emits an and and an or) */
+  asm("lop3.b32 %0, %1, %2, %3, 0xea;\n" : "=r"(v) : "r"(x), "n"(kMask), "r"(kMagic));
+  __nv_bfloat162 w = __hsub2(*reinterpret_cast<__nv_bfloat162 *>(&v), c136);
+  w = __hmul2(w, *reinterpret_cast<__nv_bfloat162 *>(&s));
+  return *reinterpret_cast<uint32_t *>(&w);
+}
+
+/* A fragment (4 regs of bf16x2) from one tile word (the wgmma kernels' step word); s_g2 / s_g82
+ * are the scales of rows g and g+8 broadcast into both halves. */
 static __device__ __forceinline__ void w4_dequant(uint32_t q, uint32_t s_g2, uint32_t s_g82,
                                            uint32_t a[4]) {
-  const __nv_bfloat162 c136 = __floats2bfloat162_rn(136.0f, 136.0f);
+#pragma unroll
+  for (int r = 0; r < 4; r++) a[r] = w4_dequant_reg(r ? q >> (4 * r) : q, (r & 1) ? s_g82 : s_g2);
+}
+
+/* The mma.sync kernels' A fragment of step s (0..3, a compile-time constant once unrolled) from
+ * the lane's own 16 bytes of the chunk, p (kernels/w4g_layout.h: register r is word
+ * w4g_piece_word(s, r) shifted by w4g_piece_shift(s, r)); the same cost as w4_dequant. */
+static __device__ __forceinline__ void w4_dequant_piece(const uint4 &p, int s, uint32_t s_g2, uint32_t s_g82,
+                                                 uint32_t a[4]) {
+  const uint32_t lo = (s & 1) ? p.z : p.x, hi = (s & 1) ? p.w : p.y;
 #pragma unroll
   for (int r = 0; r < 4; r++) {
-    /* (x & kMask) | kMagic in one lop3 (the compiler emits an and and an or) */
-    uint32_t v;
-    asm("lop3.b32 %0, %1, %2, %3, 0xea;\n" : "=r"(v) : "r"(r ? q >> (4 * r) : q), "n"(kMask), "r"(kMagic));
-    __nv_bfloat162 w = __hsub2(*reinterpret_cast<__nv_bfloat162 *>(&v), c136);
-    uint32_t s = (r & 1) ? s_g82 : s_g2;
-    w = __hmul2(w, *reinterpret_cast<__nv_bfloat162 *>(&s));
-    a[r] = *reinterpret_cast<uint32_t *>(&w);
+    const uint32_t x = r < 2 ? lo : hi;
+    const int sh = w4g_piece_shift(s, r);
+    a[r] = w4_dequant_reg(sh ? x >> sh : x, (r & 1) ? s_g82 : s_g2);
   }
 }
 
-/* acc[NT][MT] += one k64 chunk: the lane's tile words wq[NT] (four k16 steps each), dequantised
+/* acc[NT][MT] += one k64 chunk: the lane's 16 bytes wq[NT] of each tile (four k16 steps), dequantised
  * to bf16 (q - 8) * s with their scale pairs sc[NT] (rows g and g+8), times the activations
  * xv[MT][2] (the B fragments of the four steps). */
 template <int NT, int MT>
@@ -53,9 +71,8 @@ static __device__ __forceinline__ void w4_chunk(float (&acc)[NT][MT][4], const u
   for (int s = 0; s < 4; s++) {
 #pragma unroll
     for (int nt = 0; nt < NT; nt++) {
-      const uint32_t q = s == 0 ? wq[nt].x : s == 1 ? wq[nt].y : s == 2 ? wq[nt].z : wq[nt].w;
       uint32_t af[4];
-      w4_dequant(q, __byte_perm(sc[nt], 0, 0x1010), __byte_perm(sc[nt], 0, 0x3232), af);
+      w4_dequant_piece(wq[nt], s, __byte_perm(sc[nt], 0, 0x1010), __byte_perm(sc[nt], 0, 0x3232), af);
 #pragma unroll
       for (int mt = 0; mt < MT; mt++) {
         const uint4 &lo = xv[mt][s >> 1];

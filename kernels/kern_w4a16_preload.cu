@@ -133,7 +133,7 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C)) w4p
 #pragma unroll
       for (int s4 = 0; s4 < 4; s4++) {
         uint32_t af[4];
-        w4_dequant(s4 == 0 ? wq[u].x : s4 == 1 ? wq[u].y : s4 == 2 ? wq[u].z : wq[u].w, s_lo, s_hi, af);
+        w4_dequant_piece(wq[u], s4, s_lo, s_hi, af);
 #pragma unroll
         for (int mt = 0; mt < MT; mt++) {
           const uint4 &xq = xv[mt][s4 >> 1];

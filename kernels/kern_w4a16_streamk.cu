@@ -194,7 +194,7 @@ __global__ void __launch_bounds__(32 * W, 16 / W) w4sk_kernel(W4Args a, int CL, 
 #pragma unroll
         for (int q = 0; q < 4; q++) {
           uint32_t af[4];
-          w4_dequant(q == 0 ? wq.x : q == 1 ? wq.y : q == 2 ? wq.z : wq.w, s_g2, s_g82, af);
+          w4_dequant_piece(wq, q, s_g2, s_g82, af);
 #pragma unroll
           for (int mt = 0; mt < MT; mt++) {
             const uint4 &xq = xv[mt][q >> 1];

@@ -7,11 +7,12 @@
  * (4 n16 weight tiles of the repacked layout, one per warp) for BT = 64 or 128 rows (tokens; the
  * warp-specialised kernel also 256),
  * so a block covers 64 WG columns x BT rows and the WG warpgroups share one activation tile.
- * The weights are wgmma's A operand from registers: each warp dequantises its tile word exactly
+ * The weights are wgmma's A operand from registers: each warp dequantises its tile words exactly
  * as the mma.sync path does (kern_w4a16.cuh) -- the mma.m16n8k16 A fragment is also wgmma's
- * per-warp slice of the 64 x 16 A tile -- so the rounding is the same, after a transposition
- * of the words within each quad of lanes (four shuffles; kernels/w4g_layout.h), because wgmma
- * reads B in plain k order. The activations are the B operand in shared memory, K-major without
+ * per-warp slice of the 64 x 16 A tile -- so the rounding is the same; the tile layout holds
+ * each step's word with the step's k in plain order, as wgmma reads B (kernels/w4g_layout.h),
+ * and a lane loads its four words of a chunk with four 32-bit loads. The activations are the B
+ * operand in shared memory, K-major without
  * swizzle: core matrices of 8 rows x 16 bytes, one 16-byte cp.async per row and k8 slice; a
  * warp's 32 copies fill 512 contiguous bytes (no bank conflicts).
  *
@@ -111,27 +112,6 @@ template <int N>
 __device__ __forceinline__ void w4g_keep(float (&d)[N]) {
 #pragma unroll
   for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
-}
-/* The quad transposition of kernels/w4g_layout.h: w[s] in, this lane's repacked word of step s;
- * out, its plain-order word of step s (w4g_natural_word). With M[l][j] = w4g_part(lane l's
- * words, j), lane t ends with M[s][t] for s = 0..3: one exchange across lanes t ^ 2 of the pair
- * of parts the other half needs, one across t ^ 1, then the XOR-t reordering. */
-__device__ __forceinline__ void w4g_transpose(uint32_t (&w)[4], int t) {
-  const uint32_t p0 = __byte_perm(w[0], w[2], W4G_SEL_LO), p1 = __byte_perm(w[0], w[2], W4G_SEL_HI),
-                 p2 = __byte_perm(w[1], w[3], W4G_SEL_LO), p3 = __byte_perm(w[1], w[3], W4G_SEL_HI);
-  const bool hi = t & 2, odd = t & 1;
-  /* k: M[t][j0], M[t][j0 + 1] with j0 = t & 2; r: M[t ^ 2][j0], M[t ^ 2][j0 + 1] */
-  const uint32_t k0 = hi ? p2 : p0, k1 = hi ? p3 : p1;
-  const uint32_t r0 = __shfl_xor_sync(0xffffffffu, hi ? p0 : p2, 2), r1 = __shfl_xor_sync(0xffffffffu, hi ? p1 : p3, 2);
-  /* x[k] = M[t ^ k][t] */
-  const uint32_t x0 = odd ? k1 : k0, x2 = odd ? r1 : r0;
-  const uint32_t x1 = __shfl_xor_sync(0xffffffffu, odd ? k0 : k1, 1), x3 = __shfl_xor_sync(0xffffffffu, odd ? r0 : r1, 1);
-  /* word s = M[s][t] = x[s ^ t] */
-  const uint32_t u0 = odd ? x1 : x0, u1 = odd ? x0 : x1, u2 = odd ? x3 : x2, u3 = odd ? x2 : x3;
-  w[0] = hi ? u2 : u0;
-  w[1] = hi ? u3 : u1;
-  w[2] = hi ? u0 : u2;
-  w[3] = hi ? u1 : u3;
 }
 /* The wgmma wrappers' accumulator operands: d[b] .. d[b + 31], each read and written. */
 #define W4G_D8(b)                                                                                        \
@@ -379,9 +359,10 @@ __global__ void __launch_bounds__(WG * 128, BT <= 64 ? 2 : 1) w4g_kernel(W4Args 
   };
   auto dequant = [&](uint32_t(&af)[4][4], int j) {
     const uint8_t *sp = stage(j);
-    const uint4 wq4 = reinterpret_cast<const uint4 *>(sp + XB)[tid];
-    uint32_t wq[4] = {wq4.x, wq4.y, wq4.z, wq4.w};
-    w4g_transpose(wq, lane & 3);
+    /* this lane's word of step st: w4g_word(g, st, t) of the warp's 512 bytes (4-way bank
+     * conflicts: g, g + 2, g + 4, g + 6 share banks) */
+    const uint32_t *wp = reinterpret_cast<const uint32_t *>(sp + XB) + (tid >> 5) * 128 + w4g_word(g, 0, lane & 3);
+    const uint32_t wq[4] = {wp[w4g_word(0, 0, 0)], wp[w4g_word(0, 1, 0)], wp[w4g_word(0, 2, 0)], wp[w4g_word(0, 3, 0)]};
     const uint32_t sc = reinterpret_cast<const uint32_t *>(sp + XB + Cfg::WB)[tid];
     const uint32_t s0 = __byte_perm(sc, 0, 0x1010), s8 = __byte_perm(sc, 0, 0x3232);
 #pragma unroll
@@ -745,16 +726,18 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
       const int ntl = nt < NT16 ? nt : NT16 - 1; /* past N: a real tile, columns discarded */
       /* running pointers of the next chunk to fetch (its weight words, its group's scales: the
        * group advances after an odd chunk) */
-      const uint4 *wnext = a.qrep + ((size_t)ntl * KC + kc0) * 32 + lane;
+      const uint32_t *wnext = reinterpret_cast<const uint32_t *>(a.qrep) + ((size_t)ntl * KC + kc0) * 128 + w4g_word(g, 0, t);
       const uint32_t *snext = a.srep + (size_t)ntl * 8 + g + (size_t)(kc0 >> 1) * NT16 * 8;
       const int sstep = NT16 * 8;
       uint4 wr[P];
       uint32_t sr[P];
       auto fetch = [&](int c, uint4 &w, uint32_t &sv) {
         if (c < n) {
-          w = __ldg(wnext);
+          /* the lane's words of steps 0..3, from lanes (g, 0..3)'s 16 bytes (w4g_layout.h) */
+          w = make_uint4(__ldg(wnext), __ldg(wnext + w4g_word(0, 1, 0)), __ldg(wnext + w4g_word(0, 2, 0)),
+                         __ldg(wnext + w4g_word(0, 3, 0)));
           sv = __ldg(snext);
-          wnext += 32;
+          wnext += 128;
           snext += ((kc0 + c) & 1) * sstep;
         }
       };
@@ -771,12 +754,11 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
           sc = sv;
           fetch(c + P, w, sv);
         } else {
-          asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
-                       : "=r"(wq[0]), "=r"(wq[1]), "=r"(wq[2]), "=r"(wq[3])
-                       : "r"(ws_u32(sp + XB + warp8 * 512 + lane * 16)));
+#pragma unroll
+          for (int q = 0; q < 4; q++) /* step q's word (4-way bank conflicts, as in the all-threads kernel) */
+            asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(wq[q]) : "r"(ws_u32(sp + XB + warp8 * 512 + w4g_word(g, q, t) * 4)));
           asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(sc) : "r"(ws_u32(sp + XB + Cfg::WB + warp8 * 32 + g * 4)));
         }
-        w4g_transpose(wq, t);
         const uint32_t s0 = __byte_perm(sc, 0, 0x1010), s8 = __byte_perm(sc, 0, 0x3232);
 #pragma unroll
         for (int q = 0; q < 4; q++) w4_dequant(wq[q], s0, s8, af[q]);

@@ -14,10 +14,11 @@
  * Weights: GPTQ sym int4, group 128, desc_act false (FACTS.md). The GEMMs do not read the
  * checkpoint's qweight [K/8, N] directly: kern_gptq_repack runs once at load and rewrites
  * qweight + scales into the "tile" layout below, in which each lane of a warp reads the
- * operand fragment of one mma.m16n8k16 with a single 16-byte load. The layout is:
- *   qrep   int32 [N/16][K/64][32 lanes][4]  one int32 = 8 nibbles = lane's A fragment of one
+ * operand fragments of four m16n8k16 steps with a single 16-byte load. The layout is:
+ *   qrep   int32 [N/16][K/64][8][4][4]  one int32 = 8 nibbles = a lane's A fragment of one
  *          m16n8k16 tile (rows = output columns n, reduction = k); see kernels/ref_w4a16.h for
- *          the exact nibble -> (n, k) map (ref_w4a16_repack / ref_w4a16_unrepack).
+ *          the exact nibble -> (n, k) map (ref_w4a16_repack / ref_w4a16_unrepack) and
+ *          kernels/w4g_layout.h for how the mma.sync and wgmma kernels read it.
  *   srep   bf16  [K/128][N/16][8][2]        scale of columns (n16*16 + g, n16*16 + g + 8) as a pair.
  * Both sizes equal the checkpoint's (K*N/2 bytes of int4, K/128*N*2 bytes of scales).
  * Supported: K % 128 == 0, N % 16 == 0. Every Qwen3-MoE linear at TP 1, 2, 4 and the attention

@@ -118,10 +118,11 @@ void ref_w4a16_gemm(bf16_t *y, const bf16_t *x, const int32_t *qweight, const ui
 }
 
 int64_t ref_w4a16_tile_word(int K, int k, int n, int *shift) {
+  /* logical k l = 8 (b % 2) + 2t + b / 2 of step s sits in byte b of lane (g, t)'s word */
   int nt = n / 16, r = n % 16, g = r % 8, hi = r / 8;
-  int kc = k / 64, kk = k % 64, t = kk / 16, s = (kk % 16) / 4, e = kk % 4;
-  *shift = 4 * (((e / 2) * 2 + hi) + 4 * (e % 2));
-  return (((int64_t)nt * (K / 64) + kc) * 32 + g * 4 + t) * 4 + s;
+  int kc = k / 64, s = (k % 64) / 16, l = k % 16, t = (l % 8) / 2, b = l / 8 + 2 * (l % 2);
+  *shift = 4 * (2 * b + hi);
+  return (((int64_t)nt * (K / 64) + kc) * 8 + g) * 16 + 4 * s + t;
 }
 
 /* Generic repack: column c of the tile comes from (src[c], col[c]) of one of two sources. */

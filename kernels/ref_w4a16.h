@@ -5,14 +5,15 @@
  * row k = 8r + i, column n (lowest row in the lowest nibble); scales fp16 [K/128, N];
  * w = scale * (q - 8) (stored zero 7, effective 8).
  *
- * Tile layout: qrep int32 [N/16][K/64][32][4], srep bf16 [K/128][N/16][8][2]. Weight (k, n) of
- * column tile nt = n/16 (row r = n%16, g = r%8, hi = r/8) and k chunk kc = k/64 (kk = k%64,
- * t = kk/16, s = (kk%16)/4, e = kk%4) sits in word ((nt*K/64 + kc)*32 + g*4 + t)*4 + s at
- * nibble ((e/2)*2 + hi) + 4*(e%2). Why: lane g*4+t of a warp then holds in that word exactly its
- * A fragment of mma.m16n8k16 sub-tile s (rows g and g+8, logical k 2t, 2t+1, 2t+8, 2t+9), with
- * the logical k mapped to the contiguous real k 16t+4s+{0,1,2,3}, so the activations for the
- * B fragment are one 8-byte load. (x << 4r & 0x000f000f) | 0x43004300 is then fragment
- * register r as bf16 (128 + q). */
+ * Tile layout: qrep int32 [N/16][K/64][8][4][4], srep bf16 [K/128][N/16][8][2]. Weight (k, n) of
+ * column tile nt = n/16 (row r = n%16, g = r%8, hi = r/8) and k chunk kc = k/64 (k16 step
+ * s = (k%64)/16, l = k%16, t = (l%8)/2, b = l/8 + 2*(l%2)) sits in word
+ * ((nt*K/64 + kc)*8 + g)*16 + 4s + t at nibble 2b + hi. Why: that word is lane g*4+t's A
+ * fragment of step s (mma.m16n8k16, and each warp's slice of wgmma's m64 A: rows g and g+8,
+ * logical k 2t, 2t+1, 2t+8, 2t+9 = l), the step's k in plain order as wgmma needs, and
+ * (x >> 4r & 0x000f000f) | 0x43004300 is fragment register r as bf16 (128 + q); the 16 bytes
+ * of lane 4g+t are the step-t words of lanes 4g..4g+3, which hold the real k 16t..16t+15 the
+ * mma.sync kernels pair with one lane's contiguous activations (kernels/w4g_layout.h). */
 #ifndef SERVESIM_REF_W4A16_H
 #define SERVESIM_REF_W4A16_H
 

@@ -1,22 +1,25 @@
-/* w4g_layout: the contract between the repacked int4 weights (ref_w4a16.h) and the wgmma W4A16
- * path (kern_w4a16_wgmma.cu), in plain C so that CI checks it (tests/test_w4g_layout.c emulates
- * what wgmma reads).
+/* w4g_layout: the contract between the repacked int4 weights (ref_w4a16.h) and the W4A16 kernels
+ * that read them (kern_w4a16*.cu), in plain C so that CI checks it (tests/test_w4g_layout.c
+ * emulates what wgmma reads, tests/test_kern_w4a16.c what both kinds of kernel compute).
  *
  * Activations (wgmma's B operand) sit in shared memory in plain k order, K-major without
  * swizzle: 8-row core matrices of 16 bytes per row; element (n, k) of a k16 step at
  * start + (n / 8) * SBO + (n % 8) * 16 + (k / 8) * LBO + (k % 8) * 2, so each 16-byte piece of a
  * row (one k8 slice) is one copy.
  *
- * Weights (the A operand, registers): the repacked word of lane (g, t) for mma step s of a k64
- * chunk holds the real k 16t + 4s + {0,1} (nibbles 0, 4 for row g, 1, 5 for row g + 8) and
- * 16t + 4s + {2,3} (nibbles 2, 6 and 3, 7), where the mma fragment's logical k are 2t + {0,1}
- * and 2t + 8 + {0,1}. With B in plain order, lane t's word for step s must instead hold the
- * real k 16s + 2t + {0,1} and 16s + 8 + 2t + {0,1} -- the same 4 lanes' 16 words, transposed.
- * A word's bytes 0 and 2 hold its k {0,1} (rows g and g + 8 in each byte's two nibbles), bytes
- * 1 and 3 its k {2,3}; lane t's plain word for step s is made of the k pair 2t + {0,1} (bytes
- * 0, 2 for even t, 1, 3 for odd) of lane s's words t / 2 (into bytes 0, 2) and 2 + t / 2 (into
- * bytes 1, 3): one byte_perm. The kernel moves the parts with four quad shuffles;
- * w4g_natural_word is the reference. */
+ * Weights (the A operand, registers): the word of lane (g, t) for k16 step s of a k64 chunk is
+ * its m16n8k16 A fragment (rows g and g + 8, logical k 2t + {0,1} and 2t + 8 + {0,1}) with the
+ * step's k in plain order -- real k 16s + logical -- which is what wgmma needs with B in plain
+ * order: byte b holds logical k 8 (b % 2) + 2t + b / 2, row g in its low nibble and g + 8 in its
+ * high, so (word >> 4r & 0x000f000f) | 0x43004300 is fragment register r as bf16 (128 + q). It
+ * sits at word w4g_word(g, s, t) of the warp's 512 bytes of the chunk, so that the 16 bytes of
+ * lane l = 4g + t (words 4l .. 4l + 3) are the step-t words of lanes (g, 0..3). The mma.sync
+ * kernels read their activations 16 contiguous k a lane (lane t of a quad k 16t .. 16t + 15),
+ * so their fragment of step s must cover the real k 16t + 4s + {0..3}: exactly what lane l's own
+ * 16 bytes hold -- register r of step s is word 2 (s % 2) + r / 2 (from lane (g, 2 (s % 2)) or
+ * (g, 2 (s % 2) + 1)) shifted right by 8 (s / 2) + 4 (r % 2) (w4g_piece_shift); one coalesced
+ * 16-byte load a lane and no data movement. The wgmma kernels load their four words from four
+ * lanes' pieces (four 32-bit loads). */
 #ifndef SERVESIM_W4G_LAYOUT_H
 #define SERVESIM_W4G_LAYOUT_H
 
@@ -30,8 +33,6 @@
 
 #define W4G_LBO 128 /* bytes between the two k-halves (cores) of a row group in a k16 step */
 #define W4G_SBO 256 /* bytes between row groups of 8 */
-#define W4G_SEL_LO 0x6240u /* byte_perm selector: bytes 0, 2 of a word and of the next */
-#define W4G_SEL_HI 0x7351u /* bytes 1, 3 of each */
 
 /* Bytes of one k16 step's block for bt rows (the descriptor start of step s is s times this). */
 static inline W4G_LAYOUT_HD int w4g_step_bytes(int bt) { return bt / 8 * W4G_SBO; }
@@ -41,24 +42,13 @@ static inline W4G_LAYOUT_HD uint32_t w4g_layout_off16(int bt, int r, int j) {
   return (uint32_t)((j >> 1) * w4g_step_bytes(bt) + (r >> 3) * W4G_SBO + (j & 1) * W4G_LBO + (r & 7) * 16);
 }
 
-/* CUDA's __byte_perm(a, b, sel) for selectors of byte indices 0..7 (no sign replication). */
-static inline W4G_LAYOUT_HD uint32_t w4g_prmt(uint32_t a, uint32_t b, uint32_t sel) {
-  const uint64_t v = ((uint64_t)b << 32) | a;
-  uint32_t r = 0;
-  for (int i = 0; i < 4; i++) r |= (uint32_t)((v >> (8 * ((sel >> (4 * i)) & 7))) & 0xff) << (8 * i);
-  return r;
-}
+/* Word (0..127) of lane (g, t)'s step-s word in the warp's 512 bytes of a chunk. */
+static inline W4G_LAYOUT_HD int w4g_word(int g, int s, int t) { return g * 16 + t + 4 * s; }
 
-/* What lane `src` of a quad contributes to lane j's plain-order word: the k 2j + {0,1} half
- * (bytes 0, 2 when j is even, 1, 3 when odd) of its words j / 2 and 2 + j / 2. */
-static inline W4G_LAYOUT_HD uint32_t w4g_part(const uint32_t w_src[4], int j) {
-  return w4g_prmt(w_src[j >> 1], w_src[2 + (j >> 1)], (j & 1) ? W4G_SEL_HI : W4G_SEL_LO);
-}
-
-/* The plain-order word of lane t for step s, from the quad's repacked words w[lane][step]. */
-static inline W4G_LAYOUT_HD uint32_t w4g_natural_word(const uint32_t w[4][4], int t, int s) {
-  return w4g_part(w[s], t);
-}
+/* The mma.sync kernels' fragment register r (0..3) of step s from a lane's own 16 bytes: word
+ * w4g_piece_word(s, r) shifted right by w4g_piece_shift(s, r), low nibbles of bytes 0 and 2. */
+static inline W4G_LAYOUT_HD int w4g_piece_word(int s, int r) { return 2 * (s & 1) + (r >> 1); }
+static inline W4G_LAYOUT_HD int w4g_piece_shift(int s, int r) { return 8 * (s >> 1) + 4 * (r & 1); }
 
 /* The output tile of the warp-specialised kernel (w4g_stage_rows / w4g_write_rows): [rows]
  * [128 columns] bf16, W4G_OUT_PITCH bytes a row (16 more than the row, so that the eight rows an

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kernels/ref_w4a16.h"
+#include "kernels/w4g_layout.h"
 #include "tests/check.h"
 #include "tests/kern_test_util.h"
 
@@ -97,24 +98,31 @@ static void test_gate_up(struct rng *r) {
   free(qg); free(qu); free(sg); free(su); free(rep); free(back); free(srep);
 }
 
-/* What the CUDA kernel computes, derived from the PTX m16n8k16 fragment layout rather than
- * from ref_w4a16_tile_word: A element a_i of lane (g, t) is row g + 8*((i/2)%2), logical
- * column 2t + i%2 + 8*(i/4), stored at nibble i/2 + 4*(i%2); logical column l of sub-tile s
- * maps to real k = 16*((l%8)/2) + 4s + 2*(l/8) + l%2. Dequant rounds (q-8)*scale to bf16. */
+/* What the CUDA kernels compute, derived from the PTX m16n8k16 fragment layout rather than
+ * from ref_w4a16_tile_word: A fragment register i/2 (i = 0..7: element a_i) of lane (g, t) is
+ * row g + 8*((i/2)%2), logical column l = 2t + i%2 + 8*(i/4), from the low nibbles of bytes 0
+ * (i even) and 2 (i odd) of some 32-bit value. The wgmma kernels take that value from the step-s
+ * word w4g_word(g, s, t) of the chunk, register r = i/2 shifted right by 4r, and logical column
+ * l of step s is real k 16s + l; the mma.sync kernels take it from the lane's own 16 bytes,
+ * word w4g_piece_word(s, r) shifted by w4g_piece_shift(s, r), and logical column l of step s is
+ * real k 16*((l%8)/2) + 4s + 2*(l/8) + l%2 (their activations: 16 contiguous k a lane). Dequant
+ * rounds (q-8)*scale to bf16. */
 static void emulate_tile_gemm(double *y, const bf16_t *x, const int32_t *qrep, const bf16_t *srep,
-                              int M, int K, int N) {
+                              int M, int K, int N, int mma_sync) {
   int KC = K / 64;
   memset(y, 0, sizeof(double) * M * N);
   for (int nt = 0; nt < N / 16; nt++)
     for (int kc = 0; kc < KC; kc++)
       for (int lane = 0; lane < 32; lane++)
         for (int s = 0; s < 4; s++) {
+          const uint32_t *chunk = (const uint32_t *)qrep + (size_t)(nt * KC + kc) * 128;
           int g = lane / 4, t = lane % 4;
-          uint32_t word = (uint32_t)qrep[((nt * KC + kc) * 32 + lane) * 4 + s];
           for (int i = 0; i < 8; i++) {
-            int row = g + 8 * ((i / 2) % 2), l = 2 * t + i % 2 + 8 * (i / 4);
-            int q = (word >> (4 * (i / 2 + 4 * (i % 2)))) & 0xf;
-            int k = kc * 64 + 16 * ((l % 8) / 2) + 4 * s + 2 * (l / 8) + l % 2;
+            int reg = i / 2, row = g + 8 * (reg % 2), l = 2 * t + i % 2 + 8 * (i / 4);
+            uint32_t v = mma_sync ? chunk[4 * lane + w4g_piece_word(s, reg)] >> w4g_piece_shift(s, reg)
+                                  : chunk[w4g_word(g, s, t)] >> (4 * reg);
+            int q = (v >> (16 * (i % 2))) & 0xf;
+            int k = kc * 64 + (mma_sync ? 16 * ((l % 8) / 2) + 4 * s + 2 * (l / 8) + l % 2 : 16 * s + l);
             int n = nt * 16 + row;
             float sc = ref_bf16_to_f32(srep[((kc / 2) * (N / 16) + nt) * 16 + g * 2 + row / 8]);
             float w = ref_bf16_round((float)(q - 8) * sc);
@@ -143,9 +151,12 @@ static void test_gemm(struct rng *r, int M, int K, int N) {
   double e1 = kt_nmse_f64(y, naive, (int64_t)M * N);
   CHECK_MSG(e1 <= KT_NMSE_BF16, "ref GEMM vs naive dequant GEMM M=%d K=%d N=%d: nmse %.3g", M, K, N, e1);
   ref_w4a16_repack(rep, srep, q, s, K, N);
-  emulate_tile_gemm(emu, x, rep, srep, M, K, N);
-  double e2 = kt_nmse_f64(y, emu, (int64_t)M * N);
-  CHECK_MSG(e2 <= KT_NMSE_GEMM, "tile-layout emulation vs ref M=%d K=%d N=%d: nmse %.3g", M, K, N, e2);
+  for (int mma_sync = 0; mma_sync < 2; mma_sync++) {
+    emulate_tile_gemm(emu, x, rep, srep, M, K, N, mma_sync);
+    double e2 = kt_nmse_f64(y, emu, (int64_t)M * N);
+    CHECK_MSG(e2 <= KT_NMSE_GEMM, "tile-layout emulation (%s) vs ref M=%d K=%d N=%d: nmse %.3g",
+              mma_sync ? "mma.sync, a lane's 16 bytes" : "wgmma step words", M, K, N, e2);
+  }
   free(q); free(rep); free(s); free(srep); free(x); free(y); free(w); free(naive); free(emu);
 }
 

@@ -1,11 +1,12 @@
 /* test_w4g_layout: the contract between the repacked int4 weights (ref_w4a16.h) and the wgmma
  * path (kernels/w4g_layout.h), checked on the CPU by emulating what the hardware reads: each
- * warp's A fragment registers as the kernel dequantises them from the quad-transposed tile words
- * (w4g_natural_word; mma.m16n8k16 layout: rows g / g+8, logical k 2t, 2t+1, 2t+8, 2t+9), and B
+ * warp's A fragment registers as the kernel dequantises them from the tile words w4g_word of each
+ * step (mma.m16n8k16 layout: rows g / g+8, logical k 2t, 2t+1, 2t+8, 2t+9), and B
  * from shared memory staged by w4g_layout_off16 through the descriptor's K-major, no-swizzle
  * addressing (PTX ISA: element (n, k) of a k16 step at (n/8)*SBO + (n%8)*16 + (k/8)*LBO +
  * (k%8)*2). The emulated product must equal the plain GEMM on the dequantised weights; the
- * words without the transposition must not -- so the test can tell the two apart. And the way
+ * words a lane's own 16 bytes hold (the mma.sync kernels' k order) must not -- so the test can
+ * tell the two apart. And the way
  * out: the accumulators staged into the output tile by stmatrix .m8n8.x2.trans at
  * w4g_out_row_off (PTX ISA: lane l holds elements (l / 4, 2 (l % 4) + {0,1}) of each 8 x 8
  * matrix; with .trans memory row r of the matrix, addressed by lane 8 m + r, takes its column r),
@@ -25,8 +26,9 @@ enum { K = 256, N = 64, BT = 64, M = 40, KC = K / 64, NT16 = N / 16 };
 /* The kernel's dequantisation of nibble q with bf16 scale s: bf16((q - 8) * s). */
 static float w4g_dq(int q, bf16_t s) { return ref_bf16_to_f32(ref_f32_to_bf16((float)(q - 8) * ref_bf16_to_f32(s))); }
 
-/* Emulated D [N weight rows][BT tokens] over the whole K, the A words quad-transposed or not. */
-static void emulate(float *D, const int32_t *qrep, const bf16_t *srep, const bf16_t *x, int transposed) {
+/* Emulated D [N weight rows][BT tokens] over the whole K, the A words read as the kernel does or
+ * (as_stored 0) from the lane's own 16 bytes, which hold another k order. */
+static void emulate(float *D, const int32_t *qrep, const bf16_t *srep, const bf16_t *x, int as_stored) {
   static uint8_t smem[4 * BT * 128];
   memset(D, 0, sizeof(float) * N * BT);
   for (int c = 0; c < KC; c++) {
@@ -43,10 +45,9 @@ static void emulate(float *D, const int32_t *qrep, const bf16_t *srep, const bf1
       for (int w = 0; w < NT16; w++)
         for (int lane = 0; lane < 32; lane++) {
           const int g = lane >> 2, t = lane & 3;
-          uint32_t quad[4][4]; /* the repacked words of lanes 4g .. 4g+3, all four steps */
-          for (int l = 0; l < 4; l++)
-            for (int ss = 0; ss < 4; ss++) quad[l][ss] = (uint32_t)qrep[(((size_t)w * KC + c) * 32 + 4 * g + l) * 4 + ss];
-          const uint32_t q = transposed ? w4g_natural_word(quad, t, s) : quad[t][s];
+          const uint32_t *chunk = (const uint32_t *)qrep + ((size_t)w * KC + c) * 128;
+          /* what the kernel loads; or, wrongly, word s of the lane's own 16 bytes */
+          const uint32_t q = as_stored ? chunk[w4g_word(g, s, t)] : chunk[4 * lane + s];
           const bf16_t s_lo = srep[(((size_t)(c >> 1) * NT16 + w) * 8 + g) * 2],
                        s_hi = srep[(((size_t)(c >> 1) * NT16 + w) * 8 + g) * 2 + 1];
           for (int reg = 0; reg < 4; reg++) {
@@ -137,8 +138,8 @@ int main(void) {
       }
       ref[m * BT + n] = (float)acc;
     }
-  for (int transposed = 1; transposed >= 0; transposed--) {
-    emulate(D, qrep, srep, x, transposed);
+  for (int as_stored = 1; as_stored >= 0; as_stored--) {
+    emulate(D, qrep, srep, x, as_stored);
     double num = 0, den = 0;
     for (int m = 0; m < N; m++)
       for (int n = 0; n < M; n++) {
@@ -147,9 +148,9 @@ int main(void) {
         den += (double)ref[m * BT + n] * ref[m * BT + n];
       }
     const double nmse = num / den;
-    if (transposed) CHECK_MSG(nmse < 1e-10, "the wgmma operands do not reproduce the GEMM: nmse %.3g", nmse);
-    else CHECK_MSG(nmse > 0.5, "the repacked words without the transposition should not match: nmse %.3g", nmse);
-    printf("A words %s: nmse %.3g\n", transposed ? "quad-transposed" : "as repacked", nmse);
+    if (as_stored) CHECK_MSG(nmse < 1e-10, "the wgmma operands do not reproduce the GEMM: nmse %.3g", nmse);
+    else CHECK_MSG(nmse > 0.5, "a lane's own words should not match: nmse %.3g", nmse);
+    printf("A words %s: nmse %.3g\n", as_stored ? "w4g_word" : "a lane's own 16 bytes", nmse);
   }
   /* the output tile: whole tiles of 64 and 128 rows, and each rank's share of 2..8 K splits */
   for (int bt = 64; bt <= 128; bt *= 2) {
