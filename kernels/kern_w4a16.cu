@@ -28,8 +28,8 @@
  * On Hopper, dense GEMMs of 33..256 rows go to the wgmma path (kern_w4a16_wgmma.cu; measured
  * faster than these tiles over M = 64..256, kernels/NOTES.md item 8; SERVESIM_W4_WGMMA=0 keeps
  * them here).
- * Not done: a wgmma path as fast as cuBLAS bf16 (it is 1.02-2.5x slower at 64..256 rows), a
- * persistent small-M grid. */
+ * Not done: a wgmma path as fast as cuBLAS bf16 everywhere (on the H200 at or under it at 17 of
+ * the 36 points of M = 64..256, up to 1.3x slower elsewhere), a persistent small-M grid. */
 #include <cooperative_groups.h>
 
 #include "kernels/kern_w4a16.cuh"
