@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# bench_kernels_ab.sh: one device-tool call that times the working tree's kernels against another
+# commit's, on the same machine and in the same call (machines differ by up to ~10% between calls,
+# kernels/NOTES.md item 9), alternating the two builds so that drift hits both.
+#   bash bench/bench_kernels_ab.sh REF [RUNS]     REF: a commit (e.g. HEAD, HEAD~1); RUNS: 2
+#   TABLES="--mid --small --moe"   the bench_kernels tables to compare (each run: new, then REF)
+#   GPU_TESTS=1                    run `ctest -L gpu` on the working tree's build first
+# Needs the git history on the device (the device tool copies .git) and the CPU dependencies
+# (.deps in carry; scripts/device-deps.sh). Logs go to $OUT/ab (or /tmp/kern-out/ab); the summary
+# on stdout: for each GEMM table the summed microseconds at M = 64..256 (--mid) or 1..16
+# (--small) beside cuBLAS bf16, the points at or under cuBLAS and the worst ratio; for --moe
+# each token count's time for both builds.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+REF=${1:?usage: bench/bench_kernels_ab.sh REF [RUNS]}
+RUNS=${2:-2}
+TABLES=${TABLES:---mid --small --moe}
+OUT=${OUT:-/tmp/kern-out}
+LOG="$OUT/ab"
+mkdir -p "$LOG"
+export PATH=/usr/local/cuda/bin:$PATH
+REF_SHA=$(git rev-parse --short "$REF^{commit}") || { echo "bench_kernels_ab: $REF: not a commit" >&2; exit 2; }
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv | tee "$LOG/gpu.txt"
+echo "new: working tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' + uncommitted changes'); ref: $REF_SHA"
+bash scripts/device-deps.sh unpack > /dev/null
+REF_DIR=/tmp/ab-$REF_SHA
+rm -rf "$REF_DIR" && mkdir -p "$REF_DIR" && git archive "$REF_SHA" | tar x -C "$REF_DIR"
+cmake_cfg() { cmake -S "$1" -B "$1/$2" -DCMAKE_BUILD_TYPE=Release -DSERVESIM_DEPS_PREFIX=/tmp/deps -DCMAKE_CUDA_ARCHITECTURES=90; }
+JOBS=$(( $(nproc) / 2 > 1 ? $(nproc) / 2 : 1 ))
+TARGETS=bench_kernels
+[ "${GPU_TESTS:-0}" = 1 ] && TARGETS=all
+( cmake_cfg . build-gpu && cmake --build build-gpu -j "$JOBS" --target $TARGETS ) > "$LOG/build-new.log" 2>&1 &
+NEW_PID=$!
+( cmake_cfg "$REF_DIR" build && cmake --build "$REF_DIR/build" -j "$JOBS" --target bench_kernels ) > "$LOG/build-ref.log" 2>&1
+REF_RC=$?
+wait $NEW_PID
+NEW_RC=$?
+if [ $NEW_RC -ne 0 ] || [ $REF_RC -ne 0 ]; then
+  echo "bench_kernels_ab: build failed (new rc $NEW_RC, ref rc $REF_RC; see $LOG/build-*.log)" >&2
+  exit 1
+fi
+NEW_BIN=build-gpu/bench/bench_kernels
+REF_BIN=$REF_DIR/build/bench/bench_kernels
+if [ "${GPU_TESTS:-0}" = 1 ]; then
+  (cd build-gpu && ctest -L gpu --output-on-failure > "$LOG/ctest-gpu.log" 2>&1)
+  grep -E "tests passed|tests failed" "$LOG/ctest-gpu.log"
+fi
+
+# the GEMM tables' columns: | shape | TP | K | N | M | w4a16 us | ... | cuBLAS bf16 us | ...
+gemm_sum() { # file lo hi
+  awk -F'|' -v lo="$2" -v hi="$3" '$6 + 0 >= lo && $6 + 0 <= hi && $11 + 0 > 0 {
+      s += $7; c += $11; n++; if ($7 + 0 <= $11 + 0) w++; r = $7 / $11; if (r > mx) mx = r }
+    END { printf "%.1f us against cuBLAS %.1f, at or under %d/%d, worst %.2fx", s, c, w, n, mx }' "$1"
+}
+valid() { grep -q "all configurations passed" "$1" && echo valid || echo "NOT VALIDATED"; }
+for t in $TABLES; do
+  name=${t#--}
+  for r in $(seq 1 "$RUNS"); do
+    "$NEW_BIN" "$t" > "$LOG/$name-new-$r.txt" 2>&1
+    "$REF_BIN" "$t" > "$LOG/$name-ref-$r.txt" 2>&1
+    case $name in
+      mid|small)
+        if [ "$name" = mid ]; then lo=64; hi=256; else lo=1; hi=16; fi
+        echo "$t run $r, M = $lo..$hi: new $(gemm_sum "$LOG/$name-new-$r.txt" $lo $hi) ($(valid "$LOG/$name-new-$r.txt"))"
+        echo "$t run $r, M = $lo..$hi: ref $(gemm_sum "$LOG/$name-ref-$r.txt" $lo $hi) ($(valid "$LOG/$name-ref-$r.txt"))" ;;
+      moe)
+        echo "$t run $r (tokens: new us / ref us; new $(valid "$LOG/$name-new-$r.txt")):"
+        paste -d' ' <(awk -F'|' '$2 ~ /^ [0-9]+ $/ { print $2, $4 }' "$LOG/$name-new-$r.txt") \
+                    <(awk -F'|' '$2 ~ /^ [0-9]+ $/ { print $4 }' "$LOG/$name-ref-$r.txt") |
+          awk '{ printf "  %s: %s / %s\n", $1, $2, $3 }' ;;
+      *) echo "$t run $r: logs in $LOG/$name-{new,ref}-$r.txt" ;;
+    esac
+  done
+done
