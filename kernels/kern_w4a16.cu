@@ -41,11 +41,12 @@ namespace {
 using namespace kern_w4;
 
 /* Least blocks an SM the compiler must leave registers for (0: no bound; a bound of 1 is not the
- * same, ptxas then gives most variants more registers): the register-path variants with two
- * chunks in flight and one row group (variant 2, the MoE experts' default, and 0) aim at ~8 blocks
- * an SM; without the bound the compiler gave the MoE ones 74 registers (6 blocks) once the tile
- * layout made a lane's words of steps s and s + 2 one pair (kernels/w4g_layout.h), against 72
- * (7 blocks) before, and the fused MoE lost ~4.5% at 2..128 tokens (kernels/NOTES.md item 15). */
+ * same, ptxas then gives most variants more registers). The register-path configuration with two
+ * chunks in flight and one row group (variant 2, the MoE experts' default, aiming at ~8 blocks an
+ * SM; variant 0 is the same kernel) gets a floor of 7: without it the compiler gave the MoE ones
+ * 74 registers (6 blocks) once the tile layout made a lane's words of steps s and s + 2 one pair
+ * (kernels/w4g_layout.h), against 72 (7 blocks) before, and the fused MoE lost ~4.5% at 2..128
+ * tokens (kernels/NOTES.md item 15). Any kernel of that configuration gets the floor. */
 constexpr int w4_min_blocks(int MT, int S, bool XS, bool RING) { return MT == 1 && S == 2 && !XS && !RING ? 7 : 0; }
 
 template <int MT, int NT, int WK, int WN, int WM, int S, bool MOE, bool GATHER, bool SILU, bool XS, bool RING>

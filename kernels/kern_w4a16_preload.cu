@@ -16,7 +16,7 @@
  *  2. Then it lets the next kernel be scheduled (SERVESIM_W4P_TRIGGER=1, the default; 0
  *     triggers after the main loop instead), waits for the previous one, and walks its chunks
  *     in order: the activation fragments of chunk u + 1 are loaded (from L2) while chunk u is
- *     dequantised (w4_dequant) and multiplied (one m16n8k16 per k16 step and 8 rows).
+ *     dequantised (w4_dequant_piece) and multiplied (one m16n8k16 per k16 step and 8 rows).
  *  3. The W warps' partials are summed in warp order through shared memory; with S > 1 block r
  *     of the cluster then sums the r-th 1/S of the tile over the blocks in rank order (distributed
  *     shared memory) and stores it. Deterministic, no workspace, no atomics.

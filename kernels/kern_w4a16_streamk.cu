@@ -23,7 +23,7 @@
  *     registers, 8 in flight a thread); warp w walks its units in order (at most two n16
  *     tiles, the host sees to it), waiting for each of its lanes' groups as it reaches it (a
  *     lane reads only the bytes it copied); dequantisation is the split-K kernel's
- *     (w4_dequant), with one accumulator per k16 step (four independent mma chains).
+ *     (w4_dequant_piece), with one accumulator per k16 step (four independent mma chains).
  *     (Activations read from L2 per unit put that latency in every step: 21.7 us.)
  *     Where the rows do not fit beside the weights (large M x K), the split-K kernel runs.
  *  3. Partials: each warp leaves one per tile it touched in shared memory; warp j sums tile j's

@@ -14,7 +14,8 @@
  * Weights: GPTQ sym int4, group 128, desc_act false (FACTS.md). The GEMMs do not read the
  * checkpoint's qweight [K/8, N] directly: kern_gptq_repack runs once at load and rewrites
  * qweight + scales into the "tile" layout below, in which each lane of a warp reads the
- * operand fragments of four m16n8k16 steps with a single 16-byte load. The layout is:
+ * operand fragments of a k64 chunk's four m16n8k16 steps with one 16-byte load (the mma.sync
+ * kernels) or four 4-byte loads (the Hopper wgmma kernels). The layout is:
  *   qrep   int32 [N/16][K/64][8][4][4]  one int32 = 8 nibbles = a lane's A fragment of one
  *          m16n8k16 tile (rows = output columns n, reduction = k); see kernels/ref_w4a16.h for
  *          the exact nibble -> (n, k) map (ref_w4a16_repack / ref_w4a16_unrepack) and

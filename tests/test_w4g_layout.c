@@ -27,8 +27,8 @@ enum { K = 256, N = 64, BT = 64, M = 40, KC = K / 64, NT16 = N / 16 };
 static float w4g_dq(int q, bf16_t s) { return ref_bf16_to_f32(ref_f32_to_bf16((float)(q - 8) * ref_bf16_to_f32(s))); }
 
 /* Emulated D [N weight rows][BT tokens] over the whole K, the A words read as the kernel does or
- * (as_stored 0) from the lane's own 16 bytes, which hold another k order. */
-static void emulate(float *D, const int32_t *qrep, const bf16_t *srep, const bf16_t *x, int as_stored) {
+ * (kernel_read 0) from the lane's own 16 bytes, which hold another k order. */
+static void emulate(float *D, const int32_t *qrep, const bf16_t *srep, const bf16_t *x, int kernel_read) {
   static uint8_t smem[4 * BT * 128];
   memset(D, 0, sizeof(float) * N * BT);
   for (int c = 0; c < KC; c++) {
@@ -47,7 +47,7 @@ static void emulate(float *D, const int32_t *qrep, const bf16_t *srep, const bf1
           const int g = lane >> 2, t = lane & 3;
           const uint32_t *chunk = (const uint32_t *)qrep + ((size_t)w * KC + c) * 128;
           /* what the kernel loads; or, wrongly, word s of the lane's own 16 bytes */
-          const uint32_t q = as_stored ? chunk[w4g_word(g, s, t)] : chunk[4 * lane + s];
+          const uint32_t q = kernel_read ? chunk[w4g_word(g, s, t)] : chunk[4 * lane + s];
           const bf16_t s_lo = srep[(((size_t)(c >> 1) * NT16 + w) * 8 + g) * 2],
                        s_hi = srep[(((size_t)(c >> 1) * NT16 + w) * 8 + g) * 2 + 1];
           for (int reg = 0; reg < 4; reg++) {
@@ -138,8 +138,8 @@ int main(void) {
       }
       ref[m * BT + n] = (float)acc;
     }
-  for (int as_stored = 1; as_stored >= 0; as_stored--) {
-    emulate(D, qrep, srep, x, as_stored);
+  for (int kernel_read = 1; kernel_read >= 0; kernel_read--) {
+    emulate(D, qrep, srep, x, kernel_read);
     double num = 0, den = 0;
     for (int m = 0; m < N; m++)
       for (int n = 0; n < M; n++) {
@@ -148,9 +148,9 @@ int main(void) {
         den += (double)ref[m * BT + n] * ref[m * BT + n];
       }
     const double nmse = num / den;
-    if (as_stored) CHECK_MSG(nmse < 1e-10, "the wgmma operands do not reproduce the GEMM: nmse %.3g", nmse);
+    if (kernel_read) CHECK_MSG(nmse < 1e-10, "the wgmma operands do not reproduce the GEMM: nmse %.3g", nmse);
     else CHECK_MSG(nmse > 0.5, "a lane's own words should not match: nmse %.3g", nmse);
-    printf("A words %s: nmse %.3g\n", as_stored ? "w4g_word" : "a lane's own 16 bytes", nmse);
+    printf("A words %s: nmse %.3g\n", kernel_read ? "w4g_word" : "a lane's own 16 bytes", nmse);
   }
   /* the output tile: whole tiles of 64 and 128 rows, and each rank's share of 2..8 K splits */
   for (int bt = 64; bt <= 128; bt *= 2) {
