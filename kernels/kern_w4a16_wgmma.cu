@@ -12,9 +12,9 @@
  * per-warp slice of the 64 x 16 A tile -- so the rounding is the same; the tile layout holds
  * each step's word with the step's k in plain order, as wgmma reads B (kernels/w4g_layout.h),
  * and a lane loads its four words of a chunk with four 32-bit loads. The activations are the B
- * operand in shared memory, K-major without
- * swizzle: core matrices of 8 rows x 16 bytes, one 16-byte cp.async per row and k8 slice; a
- * warp's 32 copies fill 512 contiguous bytes (no bank conflicts).
+ * operand in shared memory, K-major without swizzle: core matrices of 8 rows x 16 bytes, one
+ * 16-byte cp.async per row and k8 slice; a warp's 32 copies fill 512 contiguous bytes (no bank
+ * conflicts).
  *
  * Pipeline per k64 chunk c (S-stage cp.async ring of activation tile + weight words + scales):
  * issue chunk c's 4 wgmma on the A registers af[c & 1]; wait until chunk c-1's wgmma are done
