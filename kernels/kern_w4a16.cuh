@@ -52,10 +52,10 @@ static __device__ __forceinline__ void w4_dequant(uint32_t q, uint32_t s_g2, uin
  * w4g_piece_word(s, r) shifted by w4g_piece_shift(s, r)); the same cost as w4_dequant. */
 static __device__ __forceinline__ void w4_dequant_piece(const uint4 &p, int s, uint32_t s_g2, uint32_t s_g82,
                                                  uint32_t a[4]) {
-  const uint32_t lo = (s & 1) ? p.z : p.x, hi = (s & 1) ? p.w : p.y;
 #pragma unroll
   for (int r = 0; r < 4; r++) {
-    const uint32_t x = r < 2 ? lo : hi;
+    const int i = w4g_piece_word(s, r);
+    const uint32_t x = i == 0 ? p.x : i == 1 ? p.y : i == 2 ? p.z : p.w;
     const int sh = w4g_piece_shift(s, r);
     a[r] = w4_dequant_reg(sh ? x >> sh : x, (r & 1) ? s_g82 : s_g2);
   }
