@@ -719,8 +719,9 @@ size_t kern_w4a16_workspace_bytes(int max_M, int max_N) {
   (void)max_M;
   const int64_t npad = w4a16_npad(max_N);
   /* the split-K partials, or the Hopper stream-K slots (a block's tile of up to 256 rows x 128
-   * columns of floats, one block an SM, for up to kSkSms SMs: ~21 MB), whichever is larger */
-  const int64_t split = (int64_t)kSplitRows * npad, sk = (int64_t)kSkSms * WS_COST_SK_SLOT_FLOATS(256);
+   * columns of floats -- 128 rows x 192 columns take less --, one block an SM, for up to kSkSms
+   * SMs: ~21 MB), whichever is larger */
+  const int64_t split = (int64_t)kSplitRows * npad, sk = (int64_t)kSkSms * WS_COST_SK_SLOT_FLOATS(256, 2);
   return (size_t)kCounters * sizeof(int32_t) + (size_t)(split > sk ? split : sk) * sizeof(float);
 }
 

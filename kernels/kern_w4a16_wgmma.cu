@@ -49,9 +49,9 @@ namespace {
 
 constexpr int kW4gMaxSplits = 8; /* portable cluster size */
 /* whether a K split's share may leave through the output tile (past the partials in the ring):
- * not at 256 rows, whose partials fill the ring */
-__host__ __device__ constexpr bool w4g_split_staged(int bt) { return bt <= 128; }
-constexpr int kW4gOutPitch = W4G_OUT_PITCH; /* bytes a row of the output tile (w4g_layout.h) */
+ * not at 256 rows, whose partials fill the ring, nor with three consumer warpgroups (96 KB of
+ * partials and a 50 KB tile at 128 rows: more than the 8-stage ring) */
+__host__ __device__ constexpr bool w4g_split_staged(int bt, int nwg) { return bt <= 128 && nwg == 2; }
 
 /* bench_w4ws_trace's stamps of the K splits of tile (0, 0) (W4WS_TRACE only): SM clock at
  * 1 the producer's dependency wait returned, 3 main loop done, 4-7 the split-K epilogue's block
@@ -182,43 +182,47 @@ __device__ __forceinline__ uint32_t w4g_bf16x2(float lo, float hi) {
   return (uint32_t)kern_f2bf(lo) | (uint32_t)kern_f2bf(hi) << 16;
 }
 
-/* (consumer warps only, all lanes) groups lo .. hi - 1 of the tile's rows, v[4 (i - lo) + e] the
- * fragment values of group i; the caller's named barrier 1 of the 256 consumers follows */
-template <int NV>
-__device__ __forceinline__ void w4g_stage_rows(uint8_t *tile, const float (&v)[NV], int lo, int hi, int warp8, int lane) {
-  /* at w4g_out_row_off(warp8, lane, lo + i), its column part taken out of the loop */
-  const uint32_t base = (uint32_t)__cvta_generic_to_shared(tile) + w4g_out_col_off(warp8, lane);
+/* (consumer warps only, all lanes; NWG consumer warpgroups) groups lo .. hi - 1 of the tile's
+ * rows, v[4 (i - lo) + e] the fragment values of group i; the caller's named barrier 1 of the
+ * 128 NWG consumers follows */
+template <int NV, int NWG>
+__device__ __forceinline__ void w4g_stage_rows(uint8_t *tile, const float (&v)[NV], int lo, int hi, int cw, int lane) {
+  /* at w4g_out_row_off(NWG, cw, lane, lo + i), its column part taken out of the loop */
+  const uint32_t base = (uint32_t)__cvta_generic_to_shared(tile) + w4g_out_col_off(cw, lane);
 #pragma unroll
   for (int i = 0; i < NV / 4; i++)
     if (lo + i < hi) {
-      const uint32_t at = base + (uint32_t)(w4g_out_row(lane, lo + i) * kW4gOutPitch);
+      const uint32_t at = base + (uint32_t)(w4g_out_row(lane, lo + i) * w4g_out_pitch(NWG));
       asm volatile("stmatrix.sync.aligned.m8n8.x2.trans.shared.b16 [%0], {%1, %2};\n" ::"r"(at),
                    "r"(w4g_bf16x2(v[4 * i], v[4 * i + 1])), "r"(w4g_bf16x2(v[4 * i + 2], v[4 * i + 3]))
                    : "memory");
     }
 }
 
-/* (the 256 consumer threads, after the barrier) tile rows 8 lo .. 8 hi - 1 to y */
+/* (the 128 NWG consumer threads, after the barrier) tile rows 8 lo .. 8 hi - 1 to y */
+template <int NWG>
 __device__ __forceinline__ void w4g_write_rows(const W4Args &a, const uint8_t *tile, int lo, int hi, int ct, int nt, int m0) {
-  const int n0 = (nt >> 3) * 128, nseg = 16 * 8 * (hi - lo);
-  for (int idx = ct; idx < nseg; idx += 256) {
-    const int r = w4g_out_seg_row(lo, idx), sg = w4g_out_seg(idx), row = m0 + r, col = n0 + 8 * sg;
+  const int n0 = nt / (4 * NWG) * (64 * NWG), nseg = 8 * NWG * 8 * (hi - lo);
+  for (int idx = ct; idx < nseg; idx += 128 * NWG) {
+    const int r = w4g_out_seg_row(NWG, lo, idx), sg = w4g_out_seg(NWG, idx), row = m0 + r, col = n0 + 8 * sg;
     if (row < a.M && col < a.N)
       *reinterpret_cast<uint4 *>(a.y + (size_t)row * a.N + col) =
-          *reinterpret_cast<const uint4 *>(tile + r * kW4gOutPitch + 16 * sg);
+          *reinterpret_cast<const uint4 *>(tile + r * w4g_out_pitch(NWG) + 16 * sg);
   }
 }
 
-/* Named barrier 1: the 256 consumer threads of the warp-specialised kernel (warps 0..7) */
-__device__ __forceinline__ void w4g_consumers_sync() { asm volatile("bar.sync 1, 256;\n" ::: "memory"); }
+/* Named barrier 1: the 128 NWG consumer threads of the warp-specialised kernel (warps 0 ..
+ * 4 NWG - 1) */
+template <int NWG>
+__device__ __forceinline__ void w4g_consumers_sync() { asm volatile("bar.sync 1, %0;\n" ::"n"(128 * NWG) : "memory"); }
 
-/* (the 256 consumers) groups lo .. hi - 1 into the tile, the barrier, the tile's rows to y */
-template <int NV>
+/* (the 128 NWG consumers) groups lo .. hi - 1 into the tile, the barrier, the tile's rows to y */
+template <int NV, int NWG>
 __device__ __forceinline__ void w4g_tile_out(const W4Args &a, uint8_t *tile, const float (&v)[NV], int lo, int hi, int ct,
                                              int nt, int lane, int m0) {
-  w4g_stage_rows(tile, v, lo, hi, ct >> 5, lane);
-  w4g_consumers_sync();
-  w4g_write_rows(a, tile, lo, hi, ct, nt, m0);
+  w4g_stage_rows<NV, NWG>(tile, v, lo, hi, ct >> 5, lane);
+  w4g_consumers_sync<NWG>();
+  w4g_write_rows<NWG>(a, tile, lo, hi, ct, nt, m0);
 }
 
 constexpr int kW4gStageMinGroups = 5; /* 128-row tiles: a split's share staged from this many 8-row groups */
@@ -237,7 +241,8 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
                                              int ct, int nt, int lane, int m0) {
   const int N = a.N, M = a.M, splits = gridDim.z, g = lane >> 2, t = lane & 3;
   const bool nt_ok = consumer && nt < N / 16;
-  static_assert(!STG || T == 256, "the staged output is the 256 consumers' (named barrier 1)");
+  static_assert(!STG || T == 256 || T == 384, "the staged output is the 128 NWG consumers' (named barrier 1)");
+  constexpr int NWG = T / 128;
   auto store4 = [&](int i, float v0, float v1, float v2, float v3) {
     w4_store_frag<false>(a.y, N, M, m0 + 8 * i + 2 * t, nt, g, v0, v1, v2, v3);
   };
@@ -272,13 +277,13 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
           for (int e = 0; e < 4; e++) v[e] += pz[(4 * i + e) * T + ct];
         }
       };
-      if (STG && w4g_split_staged(BT) && (BT == 64 || hi - lo >= kW4gStageMinGroups)) {
+      if (STG && w4g_split_staged(BT, NWG) && (BT == 64 || hi - lo >= kW4gStageMinGroups)) {
         constexpr int SH = (BT / 8 + 1) / 2; /* a share's groups at most (splits >= 2) */
         float v[4 * SH];
 #pragma unroll
         for (int i = 0; i < SH; i++)
           if (lo + i < hi) sum_group(lo + i, &v[4 * i]);
-        w4g_tile_out(a, ring + (size_t)BT / 2 * T * 4, v, lo, hi, ct, nt, lane, m0);
+        w4g_tile_out<4 * SH, NWG>(a, ring + (size_t)BT / 2 * T * 4, v, lo, hi, ct, nt, lane, m0);
       } else {
         for (int i = lo; i < hi; i++) {
           float v[4];
@@ -297,8 +302,8 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
     /* the tile overlays the ring: every consumer warpgroup's last wgmma must have read it (a
      * warpgroup's wgmma.wait covers its own only; without this barrier the bench's validation
      * caught one wrong result in ~36 launches' worth of graphs, down TP=2 at 256 rows) */
-    w4g_consumers_sync();
-    w4g_tile_out(a, ring, d, 0, BT / 8, ct, nt, lane, m0);
+    w4g_consumers_sync<NWG>();
+    w4g_tile_out<BT / 2, NWG>(a, ring, d, 0, BT / 8, ct, nt, lane, m0);
     return;
   }
   if (!nt_ok) return;
@@ -472,30 +477,35 @@ int w4g_launch(const W4Args &a, int sms, cudaStream_t st, int swap) {
  * WREG (SERVESIM_W4WS_CFG=1, the fifth session's data path) they come through the ring too, by
  * nine 1D bulk copies a chunk -- which capped the producer at ~1450 SM cycles a chunk on the
  * H200 against ~800 a chunk with WREG (bench_w4ws_trace; kernels/NOTES.md item 10). */
-template <int BT, int S, bool WREG>
+template <int BT, int S, bool WREG, int NWG>
 struct WsCfg {
-  static constexpr int XB = BT * 128, WB = WREG ? 0 : 8 * 512, SB = WREG ? 0 : 8 * 32;
+  static constexpr int CW = 4 * NWG; /* consumer warps: one n16 weight tile each */
+  static constexpr int XB = BT * 128, WB = WREG ? 0 : CW * 512, SB = WREG ? 0 : CW * 32;
   static constexpr int STAGE = (XB + WB + SB + 1023) / 1024 * 1024; /* X tiles 1024-aligned (swizzle) */
   static constexpr size_t kSmem = (size_t)S * STAGE + 1024;
+  static constexpr size_t kOutTile = (size_t)BT * W4G_OUT_PITCH(NWG);
   /* stream-K: the output tile past the ring (the producer may be filling the ring for the next
    * piece while a piece's result leaves) */
-  static constexpr size_t smem_sk() { return kSmem + (size_t)BT * kW4gOutPitch; }
+  static constexpr size_t smem_sk() { return kSmem + kOutTile; }
   /* the split-K partials and (up to 128 rows, where a split's share is staged) the output tile
    * past them; the unsplit output tile overlays the ring */
-  static_assert((size_t)(BT / 2) * 256 * 4 + (w4g_split_staged(BT) ? (size_t)BT * kW4gOutPitch : 0) <= (size_t)S * STAGE,
+  static_assert((size_t)(BT / 2) * 128 * NWG * 4 + (w4g_split_staged(BT, NWG) ? kOutTile : 0) <= (size_t)S * STAGE,
                 "the split-K sum and the output tile must fit in the ring");
-  static_assert((size_t)BT * kW4gOutPitch <= (size_t)S * STAGE, "the output tile must fit in the ring");
+  static_assert(kOutTile <= (size_t)S * STAGE, "the output tile must fit in the ring");
 };
 
-/* Threads of a block: two consumer warpgroups and the producer warp (288), or with RB a full
- * producer warpgroup (384) so that setmaxnreg can move registers (it acts on whole warpgroups).
- * ptxas caps a one-block-an-SM kernel of 288 threads at 168 registers a thread, as it does one of
- * 384; with RB the producer warpgroup gives its own back (40 a thread) and the consumers take
- * 232 (128 x 40 + 256 x 232 = 384 x 168). */
-constexpr int ws_threads(bool rb) { return rb ? 384 : 288; }
+/* Threads of a block: NWG consumer warpgroups and the producer warp (288 for two), or with RB a
+ * full producer warpgroup (384 for two) so that setmaxnreg can move registers (it acts on whole
+ * warpgroups). ptxas caps a one-block-an-SM kernel of 288 threads at 168 registers a thread, as
+ * it does one of 384; with RB the producer warpgroup gives its own back and the consumers take
+ * them: two consumer warpgroups 232 a thread against the producer's 40 (128 x 40 + 256 x 232 =
+ * 384 x 168), three 152 (128 x 40 + 384 x 152 <= 512 x 128; with the producer at 24 and the
+ * consumers at 160, ptxas spilled 8 bytes in the stream-K instance). */
+constexpr int ws_threads(bool rb, int nwg) { return rb ? 128 * (nwg + 1) : 128 * nwg + 32; }
 
 #ifdef W4G_SM90A
-constexpr int kWsProducerRegs = 40, kWsConsumerRegs = 232;
+constexpr int kWsProducerRegs = 40;
+__host__ __device__ constexpr int ws_consumer_regs(int nwg) { return nwg == 2 ? 232 : 152; }
 __device__ __forceinline__ uint32_t ws_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
 __device__ __forceinline__ void ws_bar_init(uint64_t *b, int count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(ws_u32(b)), "r"(count) : "memory");
@@ -566,17 +576,17 @@ __device__ long long ws_trace_buf[10][kWsTraceChunks]; /* [event][chunk]; 4: sta
  * handshake:
  * the writers' stores, a fence each, a barrier of the 256 (named barrier 1), one release store;
  * the reader's acquire load, the barrier, the loads (L2, not L1). */
-template <int BT>
+template <int BT, int NWG>
 __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[BT / 2], const WskPiece &sg, int ct, int nt,
                                                    int lane, int m0, uint8_t *otile) {
-  constexpr int SLOT = (int)WS_COST_SK_SLOT_FLOATS(BT); /* the slot ws_cost_schedule makes room for */
+  constexpr int SLOT = (int)WS_COST_SK_SLOT_FLOATS(BT, NWG), T = 128 * NWG; /* the slot ws_cost_schedule makes room for */
   const int b = blockIdx.x;
   if (sg.kind == WSK_PART) {
     float *part = a.ws_part + (size_t)b * SLOT;
 #pragma unroll
-    for (int i = 0; i < BT / 2; i++) __stcg(part + i * 256 + ct, d[i]);
+    for (int i = 0; i < BT / 2; i++) __stcg(part + i * T + ct, d[i]);
     __threadfence();
-    w4g_consumers_sync();
+    w4g_consumers_sync<NWG>();
     if (ct == 0) asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(a.ws_cnt + b), "r"(1u) : "memory");
     return;
   }
@@ -588,23 +598,24 @@ __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[B
         while (f == 0);
         a.ws_cnt[o] = 0;
       }
-      w4g_consumers_sync();
+      w4g_consumers_sync<NWG>();
       const float *part = a.ws_part + (size_t)o * SLOT;
 #pragma unroll
-      for (int i = 0; i < BT / 2; i++) d[i] += __ldcg(part + i * 256 + ct);
+      for (int i = 0; i < BT / 2; i++) d[i] += __ldcg(part + i * T + ct);
     }
   }
   /* through the output tile (w4g_stage_rows): the barrier first, so that no consumer is still
    * reading the previous piece's tile */
-  w4g_consumers_sync();
-  w4g_tile_out(a, otile, d, 0, BT / 8, ct, nt, lane, m0);
+  w4g_consumers_sync<NWG>();
+  w4g_tile_out<BT / 2, NWG>(a, otile, d, 0, BT / 8, ct, nt, lane, m0);
 }
 #endif
 
-template <int BT, int MINB, int S, bool WREG, int P, bool SK, bool RB>
-__global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmx_tail, W4Args a) {
+template <int BT, int MINB, int S, bool WREG, int P, bool SK, bool RB, int NWG>
+__global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmx_tail, W4Args a) {
 #ifdef W4G_SM90A
-  using Cfg = WsCfg<BT, S, WREG>;
+  using Cfg = WsCfg<BT, S, WREG, NWG>;
+  constexpr int CW = Cfg::CW;
   constexpr int XB = Cfg::XB;
   extern __shared__ uint8_t ws_raw[];
   __shared__ __align__(8) uint64_t full[S], empty[S];
@@ -616,7 +627,7 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
    * ptxas serialise the wgmma, warning C7512) */
   static_assert(P == 2 || P == 4, "P chunks a loop step");
   constexpr int q = P == 4 ? 4 : 1; /* the quantum (the launcher checks KC % q == 0) */
-  const int KQ = KC / q, TX = (NT16 + 7) / 8;
+  const int KQ = KC / q, TX = (NT16 + CW - 1) / CW;
   const int64_t TU = (int64_t)TX * ((a.M + BT - 1) / BT) * KQ;
   /* the block's pieces, worked in this order by every role: one from the grid position, or
    * with stream-K those thread 0 lists */
@@ -647,14 +658,14 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
   if (tid == 0) {
     for (int j = 0; j < S; j++) {
       ws_bar_init(&full[j], 1);
-      ws_bar_init(&empty[j], 8); /* lane 0 of each consumer warp */
+      ws_bar_init(&empty[j], CW); /* lane 0 of each consumer warp */
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
   if (tid == 0) WS_STAMP(4, 0);
   float d[BT / 2];
-  const int warp8 = warp & 7, t = lane & 3; /* consumer warp 0..7: warpgroup warp8 / 4 */
+  const int t = lane & 3; /* consumer warp (warp < CW): warpgroup warp / 4 */
   int nt = 0, m0 = 0; /* the last piece's (the cluster epilogue after the loop) */
   /* A role's end (who: 0 the producer warpgroup, 1 the consumers, 2 any thread): let the next
    * kernel in, then the split grid's epilogue, in which the producer warps only take part in the
@@ -666,20 +677,20 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
       kern_pdl_wait(); /* (returns at once: the producer waited) before writing what a predecessor may read */
       if (tid == 0) WS_STAMP(4, 1);
       if (who == 0) w4g_epilogue_barriers();
-      else w4g_epilogue<BT, 256, true>(a, d, base, who == 1 || warp < 8, tid, nt, lane, m0);
+      else w4g_epilogue<BT, 128 * NWG, true>(a, d, base, who == 1 || warp < CW, tid, nt, lane, m0);
       if (tid == 0) WS_STAMP(4, 2);
     }
   };
-  if (warp >= 8) {
+  if (warp >= CW) {
     if constexpr (RB) asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kWsProducerRegs));
-    if (warp == 8 && lane == 0) {
+    if (warp == CW && lane == 0) {
       const uint8_t *wq = reinterpret_cast<const uint8_t *>(a.qrep);
       const uint8_t *sq = reinterpret_cast<const uint8_t *>(a.srep);
       int gc = 0; /* ring position: chunks of all pieces so far */
       const int nseg = SK ? nseg_s : 1;
       for (int si = 0; si < nseg; si++) {
         const WskPiece sg = seg_at(si);
-        const int nt0 = sg.tx * 8, ntiles = NT16 - nt0 < 8 ? NT16 - nt0 : 8;
+        const int nt0 = sg.tx * CW, ntiles = NT16 - nt0 < CW ? NT16 - nt0 : CW;
         /* the last row tile's box stops at its last row (rounded up to 8; wgmma reads the
          * stage's older rows past it, whose outputs are never stored) */
         const bool tail = sg.ty == (a.M - 1) / BT;
@@ -706,7 +717,7 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
     }
     if constexpr (RB) finish(0);
   } else {
-    if constexpr (RB) asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kWsConsumerRegs));
+    if constexpr (RB) asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(ws_consumer_regs(NWG)));
     unsigned gc0 = 0; /* ring position of the piece's first chunk */
     const int nseg = SK ? nseg_s : 1;
     /* stage 0's descriptor: stage j, k16 step s adds (j STAGE + 32 s) / 16 to its start field
@@ -716,7 +727,7 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
     for (int si = 0; si < nseg; si++) {
       const WskPiece sg = seg_at(si);
       const int kc0 = sg.kc0, n = sg.n;
-      nt = sg.tx * 8 + warp8;
+      nt = sg.tx * CW + warp;
       m0 = sg.ty * BT;
 #pragma unroll
       for (int i = 0; i < BT / 2; i++) d[i] = 0.f;
@@ -756,8 +767,8 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
         } else {
 #pragma unroll
           for (int q = 0; q < 4; q++) /* step q's word (4-way bank conflicts, as in the all-threads kernel) */
-            asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(wq[q]) : "r"(ws_u32(sp + XB + warp8 * 512 + w4g_word(g, q, t) * 4)));
-          asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(sc) : "r"(ws_u32(sp + XB + Cfg::WB + warp8 * 32 + g * 4)));
+            asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(wq[q]) : "r"(ws_u32(sp + XB + warp * 512 + w4g_word(g, q, t) * 4)));
+          asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(sc) : "r"(ws_u32(sp + XB + Cfg::WB + warp * 32 + g * 4)));
         }
         const uint32_t s0 = __byte_perm(sc, 0, 0x1010), s8 = __byte_perm(sc, 0, 0x3232);
 #pragma unroll
@@ -831,7 +842,7 @@ __global__ void __launch_bounds__(ws_threads(RB), MINB) w4ws_kernel(const __grid
       if constexpr (SK) {
         if (lane == 0) ws_arrive(&empty[(gc0 - 1) % S]); /* the piece's last stage: the next piece reuses the ring */
         kern_pdl_wait(); /* (returns at once: the producer waited) before writing what a predecessor may read */
-        w4s_piece_epilogue<BT>(a, d, sg, tid, nt, lane, m0, base + (size_t)S * Cfg::STAGE);
+        w4s_piece_epilogue<BT, NWG>(a, d, sg, tid, nt, lane, m0, base + (size_t)S * Cfg::STAGE);
       }
     }
     if constexpr (RB) finish(1);
@@ -892,16 +903,17 @@ int ws_cluster_slots(dim3 block, size_t smem, int64_t slots, int64_t (&cap)[kW4g
   return 0;
 }
 
-/* SERVESIM_W4WS_LOG=1: one stderr line a plan made (tuning aid; ws_launch_mid makes two or
- * three a launch): the tiles, the K splits and the blocks resident for each split count, or the
- * stream-K grid (sk_blocks), and the plan's cost (quarter chunks of rows/tile rows). */
-void ws_log(const W4Args &a, int bt, int64_t tiles, int splits, const int64_t (&cap)[kW4gMaxSplits + 1], int64_t sk_blocks,
+/* SERVESIM_W4WS_LOG=1: one stderr line a plan made (tuning aid; ws_launch_mid makes three or
+ * four a launch): the tile (rows x columns), the tiles, the K splits and the blocks resident for
+ * each split count, or the stream-K grid (sk_blocks), and the plan's cost (quarter chunks of that
+ * tile). */
+void ws_log(const W4Args &a, int bt, int nwg, int64_t tiles, int splits, const int64_t (&cap)[kW4gMaxSplits + 1], int64_t sk_blocks,
             int64_t cost) {
   static int env = -1;
   if (env < 0) env = kern_env_int("SERVESIM_W4WS_LOG", 0) != 0;
   if (!env) return;
-  fprintf(stderr, "w4ws: M=%d K=%d N=%d rows/tile=%d tiles=%lld splits=%d stream-K blocks=%lld cost=%lld resident(s=1..8)=",
-          a.M, a.K, a.N, bt, (long long)tiles, splits, (long long)sk_blocks, (long long)cost);
+  fprintf(stderr, "w4ws: M=%d K=%d N=%d rows/tile=%d cols/tile=%d tiles=%lld splits=%d stream-K blocks=%lld cost=%lld resident(s=1..8)=",
+          a.M, a.K, a.N, bt, 64 * nwg, (long long)tiles, splits, (long long)sk_blocks, (long long)cost);
   for (int s = 1; s <= kW4gMaxSplits; s++) fprintf(stderr, "%lld%c", (long long)cap[s], s < kW4gMaxSplits ? ',' : '\n');
 }
 
@@ -916,40 +928,45 @@ struct WsPlan {
   WsCostSched s; /* s.sk_blocks > 0: stream-K on that many blocks instead */
 };
 
-template <int BT, int MINB, int S, bool WREG, int P, bool RB>
+template <int BT, int MINB, int S, bool WREG, int P, bool RB, int NWG = 2>
 int ws_plan(const W4Args &a0, int sms, const W4Ws &ws, WsPlan *pl) {
-  using Cfg = WsCfg<BT, S, WREG>;
+  using Cfg = WsCfg<BT, S, WREG, NWG>;
+  constexpr int TH = ws_threads(RB, NWG);
   int occ = 1;
   static int sk_env = -1;
   if (sk_env < 0) sk_env = kern_env_int("SERVESIM_W4WS_SK", 1);
-  if (int rc = w4g_prepare<w4ws_kernel<BT, MINB, S, WREG, P, false, RB>>(ws_threads(RB), Cfg::kSmem, &occ)) return rc;
-  dim3 grid(kern_cdiv(a0.N, 128), kern_cdiv(a0.M, BT), 1);
+  if (int rc = w4g_prepare<w4ws_kernel<BT, MINB, S, WREG, P, false, RB, NWG>>(TH, Cfg::kSmem, &occ)) return rc;
+  dim3 grid(kern_cdiv(a0.N, 64 * NWG), kern_cdiv(a0.M, BT), 1);
   constexpr int q = P == 4 ? 4 : 1; /* the kernel's quantum */
   const int KC = a0.K / 64;
   const int64_t tiles = (int64_t)grid.x * grid.y, slots = (int64_t)sms * occ;
   int64_t cap[kW4gMaxSplits + 1];
-  if (int rc = ws_cluster_slots<w4ws_kernel<BT, MINB, S, WREG, P, false, RB>>(dim3(ws_threads(RB)), Cfg::kSmem, slots, cap)) return rc;
+  if (int rc = ws_cluster_slots<w4ws_kernel<BT, MINB, S, WREG, P, false, RB, NWG>>(dim3(TH), Cfg::kSmem, slots, cap)) return rc;
   static int force = -1;
   if (force < 0) force = kern_env_int("SERVESIM_W4WS_SPLITS", 0);
   /* stream-K's instance: one block an SM (at two, the 64-row kernel's wgmma serialise, ptxas
-   * warning C7512) */
-  const int sk_mode = WREG ? sk_env : 0;
+   * warning C7512); none for three consumer warpgroups (its one pick on the H200, o_proj at 128
+   * rows, ran 23.1 us against 20.0 for the split grid, kernels/NOTES.md item 16) */
+  const int sk_mode = WREG && NWG == 2 ? sk_env : 0;
   int64_t sk_slots = 0;
-  if (sk_mode && force <= 0) {
-    int occ_sk = 1;
-    if (int rc = w4g_prepare<w4ws_kernel<BT, 1, S, WREG, P, true, RB>>(ws_threads(RB), Cfg::smem_sk(), &occ_sk)) return rc;
-    sk_slots = (int64_t)sms * occ_sk;
-  }
-  pl->s = ws_cost_schedule(BT, tiles, KC, q, cap, force, sk_mode, sk_slots, ws.cnt ? ws.max_flags : 0, ws.cnt ? ws.part_floats : 0);
+  if constexpr (NWG == 2)
+    if (sk_mode && force <= 0) {
+      int occ_sk = 1;
+      if (int rc = w4g_prepare<w4ws_kernel<BT, 1, S, WREG, P, true, RB, NWG>>(TH, Cfg::smem_sk(), &occ_sk)) return rc;
+      sk_slots = (int64_t)sms * occ_sk;
+    }
+  pl->s = ws_cost_schedule(BT, NWG, tiles, KC, q, cap, force, sk_mode, sk_slots, ws.cnt ? ws.max_flags : 0,
+                           ws.cnt ? ws.part_floats : 0);
   grid.z = (unsigned)pl->s.splits;
   pl->grid = grid;
-  ws_log(a0, BT, tiles, pl->s.splits, cap, pl->s.sk_blocks, pl->s.cost_qc);
+  ws_log(a0, BT, NWG, tiles, pl->s.splits, cap, pl->s.sk_blocks, pl->s.cost_qc);
   return 0;
 }
 
-template <int BT, int MINB, int S, bool WREG, int P, bool RB>
+template <int BT, int MINB, int S, bool WREG, int P, bool RB, int NWG = 2>
 int ws_run(const W4Args &a0, const WsPlan &pl, const W4Ws &ws, cudaStream_t st) {
-  using Cfg = WsCfg<BT, S, WREG>;
+  using Cfg = WsCfg<BT, S, WREG, NWG>;
+  constexpr int TH = ws_threads(RB, NWG);
   /* TMA and bulk copies need 16-byte aligned sources (cudaMalloc'd buffers and the executor's
    * 256-byte carving are) */
   KERN_REQUIRE((((uintptr_t)a0.x | (uintptr_t)a0.qrep | (uintptr_t)a0.srep | (uintptr_t)a0.y) & 15) == 0,
@@ -966,41 +983,50 @@ int ws_run(const W4Args &a0, const WsPlan &pl, const W4Ws &ws, cudaStream_t st) 
   if (int rc = ws_tensor_map(&map, a0, BT)) return rc;
   if (a1.x_tail_rows == BT) map_tail = map; /* whole last tile: the same map, not encoded twice */
   else if (int rc = ws_tensor_map(&map_tail, a0, a1.x_tail_rows)) return rc;
-  if (pl.s.sk_blocks > 0) {
-    a1.ws_cnt = ws.cnt;
-    a1.ws_part = ws.part;
-    return kern_launch_ex(w4ws_kernel<BT, 1, S, WREG, P, true, RB>, dim3((unsigned)pl.s.sk_blocks), dim3(ws_threads(RB)),
-                          Cfg::smem_sk(), st, 1, map, map_tail, a1);
-  }
-  return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P, false, RB>, pl.grid, dim3(ws_threads(RB)), Cfg::kSmem, st,
+  if constexpr (NWG == 2)
+    if (pl.s.sk_blocks > 0) {
+      a1.ws_cnt = ws.cnt;
+      a1.ws_part = ws.part;
+      return kern_launch_ex(w4ws_kernel<BT, 1, S, WREG, P, true, RB, NWG>, dim3((unsigned)pl.s.sk_blocks), dim3(TH),
+                            Cfg::smem_sk(), st, 1, map, map_tail, a1);
+    }
+  return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P, false, RB, NWG>, pl.grid, dim3(TH), Cfg::kSmem, st,
                         (int)pl.grid.z, map, map_tail, a1);
 }
 
-template <int BT, int MINB, int S, bool WREG, int P, bool RB>
+template <int BT, int MINB, int S, bool WREG, int P, bool RB, int NWG = 2>
 int ws_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   WsPlan pl;
-  if (int rc = ws_plan<BT, MINB, S, WREG, P, RB>(a, sms, ws, &pl)) return rc;
-  return ws_run<BT, MINB, S, WREG, P, RB>(a, pl, ws, st);
+  if (int rc = ws_plan<BT, MINB, S, WREG, P, RB, NWG>(a, sms, ws, &pl)) return rc;
+  return ws_run<BT, MINB, S, WREG, P, RB, NWG>(a, pl, ws, st);
 }
 
-/* 65..256 rows: the tile height whose schedule costs least (kernels/ws_cost.h's ws_cost_pick_rows;
- * 256 rows from 129). SERVESIM_W4WS_ROWS = 64, 128 or 256 forces a height (256 only from 129
- * rows; other values: the cost's choice). A forced split (SERVESIM_W4WS_SPLITS) enters each
- * height's plan before the choice, so it may move the height too; force the height as well for
- * a split A/B. */
+/* 65..256 rows: the tile whose schedule costs least (kernels/ws_cost.h's ws_cost_pick_tile): 64,
+ * 128 or (from 129 rows) 256 rows of 128 columns, or 128 rows of 192 (three consumer warpgroups).
+ * SERVESIM_W4WS_ROWS = 64, 128 or 256 forces a height (256 only from 129 rows; other values: the
+ * cost's choice), of 128 columns unless SERVESIM_W4WS_WG = 3 asks for 192 (with 128 rows; 0, the
+ * default: the cost's choice; 2: never 192). A forced split (SERVESIM_W4WS_SPLITS) enters each
+ * tile's plan before the choice, so it may move the tile too; force the tile as well for a split
+ * A/B. */
 template <int P>
 int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
-  static int rows = -1;
+  static int rows = -1, wg = -1;
   if (rows < 0) rows = kern_env_int("SERVESIM_W4WS_ROWS", 0);
+  if (wg < 0) wg = kern_env_int("SERVESIM_W4WS_WG", 0);
+  if (wg == 3 && rows != 64 && !(rows == 256 && a.M > 128)) return ws_launch<128, 1, 8, true, P, true, 3>(a, sms, ws, st);
   if (rows == 64) return ws_launch<64, 2, 8, true, 2, false>(a, sms, ws, st);
   if (rows == 256 && a.M > 128) return ws_launch<256, 1, 4, true, P, true>(a, sms, ws, st);
   if (rows == 128 || rows == 256) return ws_launch<128, 1, 8, true, P, true>(a, sms, ws, st);
-  WsPlan p64, p128, p256;
+  WsPlan p64, p128, p256, p128w3;
   if (int rc = ws_plan<128, 1, 8, true, P, true>(a, sms, ws, &p128)) return rc;
   if (int rc = ws_plan<64, 2, 8, true, 2, false>(a, sms, ws, &p64)) return rc;
   if (a.M > 128)
     if (int rc = ws_plan<256, 1, 4, true, P, true>(a, sms, ws, &p256)) return rc;
-  const int pick = ws_cost_pick_rows(&p64.s, &p128.s, a.M > 128 ? &p256.s : NULL, sms);
+  if (int rc = ws_plan<128, 1, 8, true, P, true, 3>(a, sms, ws, &p128w3)) return rc;
+  if (wg == 2) p128w3.s.cost_qc = INT64_MAX / 64; /* never chosen */
+  int nwg = 2;
+  const int pick = ws_cost_pick_tile(&p64.s, &p128.s, a.M > 128 ? &p256.s : NULL, &p128w3.s, sms, &nwg);
+  if (nwg == 3) return ws_run<128, 1, 8, true, P, true, 3>(a, p128w3, ws, st);
   if (pick == 256) return ws_run<256, 1, 4, true, P, true>(a, p256, ws, st);
   if (pick == 64) return ws_run<64, 2, 8, true, 2, false>(a, p64, ws, st);
   return ws_run<128, 1, 8, true, P, true>(a, p128, ws, st);

@@ -51,24 +51,26 @@ static inline W4G_LAYOUT_HD int w4g_piece_word(int s, int r) { return 2 * (s & 1
 static inline W4G_LAYOUT_HD int w4g_piece_shift(int s, int r) { return 8 * (s >> 1) + 4 * (r & 1); }
 
 /* The output tile of the warp-specialised kernel (w4g_stage_rows / w4g_write_rows): [rows]
- * [128 columns] bf16, W4G_OUT_PITCH bytes a row (16 more than the row, so that the eight rows an
- * stmatrix writes fall on distinct banks). Consumer warp w holds columns 16w .. 16w + 15 of the
- * wgmma accumulators: lane (g, t) the columns 16w + g and 16w + g + 8 at the tokens 8i + 2t and
- * 8i + 2t + 1 of each group i. Its stmatrix .m8n8.x2.trans of group i stores two 8 x 8 matrices
- * (columns 16w .. + 7 and 16w + 8 .. + 15), each transposed: tile row 8i + k gets that token's 8
- * columns, at the address lane 8 m + k gives for matrix m -- w4g_out_row_off. The rows then leave
- * as 16-byte segments of 8 columns: item idx of the rows from 8 lo is tile row w4g_out_seg_row,
- * segment w4g_out_seg of it. */
-#define W4G_OUT_PITCH (128 * 2 + 16)
+ * [64 nwg columns] bf16 for nwg consumer warpgroups (2 or 3), w4g_out_pitch(nwg) bytes a row (16
+ * more than the row, so that the eight rows an stmatrix writes fall on distinct banks: the pitch
+ * is 4 words past a multiple of 32). Consumer warp w holds columns 16w .. 16w + 15 of the wgmma
+ * accumulators: lane (g, t) the columns 16w + g and 16w + g + 8 at the tokens 8i + 2t and 8i + 2t
+ * + 1 of each group i. Its stmatrix .m8n8.x2.trans of group i stores two 8 x 8 matrices (columns
+ * 16w .. + 7 and 16w + 8 .. + 15), each transposed: tile row 8i + k gets that token's 8 columns,
+ * at the address lane 8 m + k gives for matrix m -- w4g_out_row_off. The rows then leave as
+ * 16-byte segments of 8 columns (8 nwg a row): item idx of the rows from 8 lo is tile row
+ * w4g_out_seg_row, segment w4g_out_seg of it. */
+#define W4G_OUT_PITCH(nwg) (128 * (nwg) + 16)
+static inline W4G_LAYOUT_HD int w4g_out_pitch(int nwg) { return W4G_OUT_PITCH(nwg); }
 
 static inline W4G_LAYOUT_HD int w4g_out_row(int lane, int i) { return 8 * i + (lane & 7); }
 static inline W4G_LAYOUT_HD uint32_t w4g_out_col_off(int warp, int lane) {
   return (uint32_t)((warp * 16 + 8 * ((lane >> 3) & 1)) * 2);
 }
-static inline W4G_LAYOUT_HD uint32_t w4g_out_row_off(int warp, int lane, int i) {
-  return (uint32_t)(w4g_out_row(lane, i) * W4G_OUT_PITCH) + w4g_out_col_off(warp, lane);
+static inline W4G_LAYOUT_HD uint32_t w4g_out_row_off(int nwg, int warp, int lane, int i) {
+  return (uint32_t)(w4g_out_row(lane, i) * w4g_out_pitch(nwg)) + w4g_out_col_off(warp, lane);
 }
-static inline W4G_LAYOUT_HD int w4g_out_seg_row(int lo, int idx) { return 8 * lo + (idx >> 4); }
-static inline W4G_LAYOUT_HD int w4g_out_seg(int idx) { return idx & 15; } /* columns 8 seg .. 8 seg + 7 */
+static inline W4G_LAYOUT_HD int w4g_out_seg_row(int nwg, int lo, int idx) { return 8 * lo + idx / (8 * nwg); }
+static inline W4G_LAYOUT_HD int w4g_out_seg(int nwg, int idx) { return idx % (8 * nwg); } /* columns 8 seg .. 8 seg + 7 */
 
 #endif

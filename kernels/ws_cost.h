@@ -1,7 +1,8 @@
 /* ws_cost: the schedule model of the Hopper warp-specialised wgmma W4A16 kernel
  * (kern_w4a16_wgmma.cu, 33..256 rows), in plain C so that CI tests it (tests/test_ws_cost.c):
  * how many K splits a grid of output tiles takes, whether stream-K replaces that grid, what the
- * chosen schedule costs, and which tile height (64, 128 or 256 rows) serves 65..256 rows.
+ * chosen schedule costs, and which tile (64, 128 or 256 rows of 128 columns, or 128 rows of 192)
+ * serves 65..256 rows.
  *
  * Units: a cost is in quarter chunks (a chunk: one k64 step of one tile, at the tile's own
  * height) that the busiest slot spends. K splits: `tiles` tiles of KC chunks split at multiples
@@ -36,9 +37,9 @@ extern "C" {
 
 #define WS_COST_MAX_SPLITS 8 /* a portable cluster */
 
-/* A stream-K block's workspace slot: its rows x 128 columns of fp32 partials (the kernel's
- * accumulators of its 256 consumer threads, rows / 2 each) */
-#define WS_COST_SK_SLOT_FLOATS(rows) ((int64_t)(rows) / 2 * 256)
+/* A stream-K block's workspace slot: its rows x 64 nwg columns of fp32 partials (the kernel's
+ * accumulators of its 128 nwg consumer threads, rows / 2 each; nwg consumer warpgroups) */
+#define WS_COST_SK_SLOT_FLOATS(rows, nwg) ((int64_t)(rows) / 2 * 128 * (nwg))
 
 /* s splits of KC chunks, each at least 2 quanta of q chunks */
 WS_COST_FN int ws_cost_split_ok(int s, int KC, int q) { return s >= 1 && s <= WS_COST_MAX_SPLITS && 2 * s * q <= KC; }
@@ -74,15 +75,16 @@ typedef struct {
   int64_t sk_blocks, blocks, cost_qc; /* cost_qc: quarter chunks */
 } WsCostSched;
 
-/* The schedule of `tiles` tiles of `rows` rows and KC chunks (quanta of q). force: a split
+/* The schedule of `tiles` tiles of `rows` rows (nwg consumer warpgroups, 64 nwg columns) and KC
+ * chunks (quanta of q). force: a split
  * asked for (SERVESIM_W4WS_SPLITS; taken if allowed; any force > 0, allowed or not, turns
  * stream-K off, so that an A/B of splits never times stream-K instead); sk_mode: 0
  * never stream-K, 1 where wsk_plan_prefer says (128 rows a tile and up: the 64-row kernel's
  * stream-K instance holds one block an SM against its split grid's two, and lost wherever the
  * rule took it, kernels/NOTES.md item 12), 2 always; sk_slots: the stream-K instance's blocks
  * an SM x SMs; max_flags, part_floats: the workspace's room (stream-K needs a flag and a slot of
- * WS_COST_SK_SLOT_FLOATS(rows) floats a block; 0 without a workspace). */
-WS_COST_FN WsCostSched ws_cost_schedule(int rows, int64_t tiles, int KC, int q, const int64_t cap[WS_COST_MAX_SPLITS + 1],
+ * WS_COST_SK_SLOT_FLOATS(rows, nwg) floats a block; 0 without a workspace). */
+WS_COST_FN WsCostSched ws_cost_schedule(int rows, int nwg, int64_t tiles, int KC, int q, const int64_t cap[WS_COST_MAX_SPLITS + 1],
                                         int force, int sk_mode, int64_t sk_slots, int64_t max_flags, int64_t part_floats) {
   WsCostSched r;
   r.splits = ws_cost_splits(tiles, KC, cap, q);
@@ -93,7 +95,7 @@ WS_COST_FN WsCostSched ws_cost_schedule(int rows, int64_t tiles, int KC, int q, 
   if (sk_mode && force <= 0) {
     const int64_t TU = tiles * (KC / q), G = TU < sk_slots ? TU : sk_slots;
     const int want = sk_mode == 2 || (rows >= 128 && wsk_plan_prefer(tiles, KC, r.splits, cap[r.splits], sk_slots));
-    if (want && G >= 1 && G <= max_flags && G * WS_COST_SK_SLOT_FLOATS(rows) <= part_floats &&
+    if (want && G >= 1 && G <= max_flags && G * WS_COST_SK_SLOT_FLOATS(rows, nwg) <= part_floats &&
         wsk_plan_max_pieces(TU, G, KC / q) <= WSK_MAX_PIECES) {
       r.sk_blocks = G;
       r.blocks = G;
@@ -103,18 +105,26 @@ WS_COST_FN WsCostSched ws_cost_schedule(int rows, int64_t tiles, int KC, int q, 
   return r;
 }
 
-/* The tile height for 65..256 rows from the three schedules (s256 NULL below 129 rows), in
- * 128-row chunks: a 256-row chunk counts 1.5 (each dequantised weight serves twice the tokens),
- * a 64-row chunk 0.75 where its schedule's blocks fit one an SM and 1.5 where two share one (its
- * chunk took ~1230 SM cycles against ~800 for 128 rows, kernels/NOTES.md item 11). Fitted to
- * the H200 (kernels/NOTES.md item 14): 256 rows win at qkv and gate_up TP=1, 64 rows at down
- * TP=4 and at gate_up TP=4 with 128 rows, 128 rows elsewhere. Equal costs keep 128 rows. */
-WS_COST_FN int ws_cost_pick_rows(const WsCostSched *s64, const WsCostSched *s128, const WsCostSched *s256, int sms) {
-  const int64_t c128 = 4 * s128->cost_qc, c64 = (s64->blocks <= sms ? 3 : 6) * s64->cost_qc;
-  const int64_t c256 = s256 ? 6 * s256->cost_qc : INT64_MAX;
-  if (c256 < c128 && c256 < c64) return 256;
-  if (c64 < c128) return 64;
-  return 128;
+/* The tile for 65..256 rows from the four schedules (s256 NULL below 129 rows): returns its
+ * height and sets *nwg, its consumer warpgroups (64 columns each: 2, or 3 for the 128 x 192 tiles
+ * of s128w3). Costs in tenths of 128-row chunks: a 256-row chunk counts 1.5 (each dequantised
+ * weight serves twice the tokens), a 64-row chunk 0.75 where its schedule's blocks fit one an SM
+ * and 1.5 where two share one (its chunk took ~1230 SM cycles against ~800 for 128 rows,
+ * kernels/NOTES.md item 11), a 192-column chunk 1.175 (~970 cycles against ~700, item 16, for 1.5x
+ * the columns; never stream-K). Fitted to the H200 (kernels/NOTES.md items 14, 16): 256 rows win
+ * at qkv and gate_up TP=1, 64 rows at down TP=4 and at gate_up TP=4 with 128 rows, 192 columns at
+ * o_proj TP=1/2/4 and qkv TP=2/4 with 128 rows and qkv TP=4 with 256, 128 x 128 elsewhere. Equal
+ * costs keep 128 x 128. */
+WS_COST_FN int ws_cost_pick_tile(const WsCostSched *s64, const WsCostSched *s128, const WsCostSched *s256,
+                                 const WsCostSched *s128w3, int sms, int *nwg) {
+  const int64_t c128 = 40 * s128->cost_qc, c64 = (s64->blocks <= sms ? 30 : 60) * s64->cost_qc;
+  const int64_t c256 = s256 ? 60 * s256->cost_qc : INT64_MAX, cw3 = 47 * s128w3->cost_qc;
+  int rows = 128;
+  int64_t best = c128;
+  if (c64 < best) rows = 64, best = c64;
+  if (c256 < c128 && c256 < c64) rows = 256, best = c256;
+  *nwg = cw3 < best ? 3 : 2;
+  return cw3 < best ? 128 : rows;
 }
 
 #ifdef __cplusplus

@@ -73,18 +73,19 @@ static void emulate(float *D, const int32_t *qrep, const bf16_t *srep, const bf1
   }
 }
 
-/* A distinct 16-bit payload for (token m, column n) of a 128 x 128 tile */
-static uint16_t out_code(int m, int n) { return (uint16_t)(m * 128 + n); }
+/* A distinct 16-bit payload for (token m, column n) of a 128 x 192 tile */
+static uint16_t out_code(int m, int n) { return (uint16_t)(m * 192 + n); }
 
-/* Stage groups lo .. hi - 1 of a bt-row tile as the 8 consumer warps do, read them out as the
- * 256 threads do, and check y; returns the number of misplaced values. */
-static int emulate_out(int bt, int lo, int hi) {
-  static uint8_t tile[128 * W4G_OUT_PITCH];
-  static uint16_t y[128][128];
+/* Stage groups lo .. hi - 1 of a bt-row tile as the 4 nwg consumer warps do, read them out as
+ * the 128 nwg threads do, and check y; returns the number of misplaced values. */
+static int emulate_out(int nwg, int bt, int lo, int hi) {
+  static uint8_t tile[128 * (128 * 3 + 16)];
+  static uint16_t y[128][192];
+  const int pitch = w4g_out_pitch(nwg), cols = 64 * nwg;
   memset(tile, 0xee, sizeof tile);
   memset(y, 0xff, sizeof y);
   int bad = 0;
-  for (int w = 0; w < 8; w++)
+  for (int w = 0; w < 4 * nwg; w++)
     for (int i = lo; i < hi; i++) {
       uint32_t reg[32][2]; /* each lane's two registers: matrix 0 (columns g), 1 (columns g + 8) */
       for (int l = 0; l < 32; l++) {
@@ -96,8 +97,8 @@ static int emulate_out(int bt, int lo, int hi) {
       for (int m = 0; m < 2; m++) {
         int banks = 0;
         for (int rr = 0; rr < 8; rr++) {
-          const uint32_t at = w4g_out_row_off(w, 8 * m + rr, i);
-          if (at + 16 > (uint32_t)bt * W4G_OUT_PITCH) return -1;
+          const uint32_t at = w4g_out_row_off(nwg, w, 8 * m + rr, i);
+          if (at + 16 > (uint32_t)bt * pitch) return -1;
           banks |= 1 << ((at / 16) % 8);
           for (int c = 0; c < 8; c++) { /* .trans: row rr, element c = matrix element (c, rr) */
             const int src = 4 * c + rr / 2;
@@ -108,13 +109,14 @@ static int emulate_out(int bt, int lo, int hi) {
         if (banks != 0xff) bad++; /* the eight rows of one matrix not on distinct banks */
       }
     }
-  for (int idx = 0; idx < 16 * 8 * (hi - lo); idx++) {
-    const int r = w4g_out_seg_row(lo, idx), sg = w4g_out_seg(idx);
-    memcpy(&y[r][8 * sg], tile + r * W4G_OUT_PITCH + 16 * sg, 16);
+  for (int idx = 0; idx < 8 * nwg * 8 * (hi - lo); idx++) {
+    const int r = w4g_out_seg_row(nwg, lo, idx), sg = w4g_out_seg(nwg, idx);
+    if (r >= bt || 8 * sg + 8 > cols) return -1;
+    memcpy(&y[r][8 * sg], tile + r * pitch + 16 * sg, 16);
   }
   for (int m = 0; m < 128; m++)
-    for (int n = 0; n < 128; n++)
-      bad += (m >= 8 * lo && m < 8 * hi) ? y[m][n] != out_code(m, n) : y[m][n] != 0xffff;
+    for (int n = 0; n < 192; n++)
+      bad += (m >= 8 * lo && m < 8 * hi && n < cols) ? y[m][n] != out_code(m, n) : y[m][n] != 0xffff;
   return bad;
 }
 
@@ -152,18 +154,21 @@ int main(void) {
     else CHECK_MSG(nmse > 0.5, "a lane's own words should not match: nmse %.3g", nmse);
     printf("A words %s: nmse %.3g\n", kernel_read ? "w4g_word" : "a lane's own 16 bytes", nmse);
   }
-  /* the output tile: whole tiles of 64 and 128 rows, and each rank's share of 2..8 K splits */
-  for (int bt = 64; bt <= 128; bt *= 2) {
-    const int G = bt / 8;
-    const int e = emulate_out(bt, 0, G);
-    CHECK_MSG(e == 0, "output tile of %d rows: %d values misplaced (-1: a row past the tile)", bt, e);
-    for (int splits = 2; splits <= 8; splits++)
-      for (int rank = 0; rank < splits; rank++) {
-        const int lo = rank * G / splits, hi = (rank + 1) * G / splits;
-        const int es = emulate_out(bt, lo, hi);
-        CHECK_MSG(es == 0, "output tile of %d rows, share %d of %d: %d values misplaced", bt, rank, splits, es);
-      }
-  }
+  /* the output tile of two and three consumer warpgroups: whole tiles of 64 and 128 rows, and
+   * each rank's share of 2..8 K splits */
+  for (int nwg = 2; nwg <= 3; nwg++)
+    for (int bt = 64; bt <= 128; bt *= 2) {
+      const int G = bt / 8;
+      const int e = emulate_out(nwg, bt, 0, G);
+      CHECK_MSG(e == 0, "output tile of %d rows x %d columns: %d values misplaced (-1: past the tile)", bt, 64 * nwg, e);
+      for (int splits = 2; splits <= 8; splits++)
+        for (int rank = 0; rank < splits; rank++) {
+          const int lo = rank * G / splits, hi = (rank + 1) * G / splits;
+          const int es = emulate_out(nwg, bt, lo, hi);
+          CHECK_MSG(es == 0, "output tile of %d rows x %d columns, share %d of %d: %d values misplaced", bt, 64 * nwg,
+                    rank, splits, es);
+        }
+    }
   free(qw); free(qrep); free(sc); free(srep); free(x);
   return check_report("test_w4g_layout");
 }

@@ -46,79 +46,100 @@ static void test_splits_brute(void) {
 
 static void test_schedule_rules(void) {
   /* forced split: taken when allowed, never stream-K then */
-  WsCostSched s = ws_cost_schedule(128, 144, 64, 4, kCap1, 5, 2, 132, kFlags, kFloats);
+  WsCostSched s = ws_cost_schedule(128, 2, 144, 64, 4, kCap1, 5, 2, 132, kFlags, kFloats);
   CHECK(s.splits == 5 && s.sk_blocks == 0 && s.blocks == 144 * 5 && s.cost_qc == ws_cost_split(144, 64, kCap1, 4, 5));
-  s = ws_cost_schedule(128, 144, 64, 4, kCap1, 9, 0, 132, kFlags, kFloats); /* 9: not allowed, the model's */
+  s = ws_cost_schedule(128, 2, 144, 64, 4, kCap1, 9, 0, 132, kFlags, kFloats); /* 9: not allowed, the model's */
   CHECK(s.splits == ws_cost_splits(144, 64, kCap1, 4));
-  s = ws_cost_schedule(128, 144, 64, 4, kCap1, 9, 2, 132, kFlags, kFloats); /* any force: no stream-K */
+  s = ws_cost_schedule(128, 2, 144, 64, 4, kCap1, 9, 2, 132, kFlags, kFloats); /* any force: no stream-K */
   CHECK(s.splits == ws_cost_splits(144, 64, kCap1, 4) && s.sk_blocks == 0);
   /* stream-K always (mode 2), but only with room: flags and rows / 2 x 256 floats a block */
-  s = ws_cost_schedule(128, 48, 64, 4, kCap1, 0, 2, 132, kFlags, kFloats);
+  s = ws_cost_schedule(128, 2, 48, 64, 4, kCap1, 0, 2, 132, kFlags, kFloats);
   CHECK(s.sk_blocks == 132 && s.blocks == 132 && s.cost_qc == ws_cost_sk(48 * 16, 132, 4));
-  s = ws_cost_schedule(128, 48, 64, 4, kCap1, 0, 2, 132, 0, 0); /* no workspace */
+  s = ws_cost_schedule(128, 2, 48, 64, 4, kCap1, 0, 2, 132, 0, 0); /* no workspace */
   CHECK(s.sk_blocks == 0 && s.blocks == 48 * s.splits);
-  s = ws_cost_schedule(256, 48, 64, 4, kCap1, 0, 2, 132, kFlags, (int64_t)132 * 128 * 256 - 1); /* one float short */
+  s = ws_cost_schedule(256, 2, 48, 64, 4, kCap1, 0, 2, 132, kFlags, (int64_t)132 * 128 * 256 - 1); /* one float short */
   CHECK(s.sk_blocks == 0);
-  s = ws_cost_schedule(128, 48, 64, 4, kCap1, 0, 2, 132, 131, kFloats); /* one flag short */
+  s = ws_cost_schedule(128, 2, 48, 64, 4, kCap1, 0, 2, 132, 131, kFloats); /* one flag short */
   CHECK(s.sk_blocks == 0);
   /* fewer quanta than SMs: one block a quantum */
-  s = ws_cost_schedule(128, 2, 16, 4, kCap1, 0, 2, 132, kFlags, kFloats);
+  s = ws_cost_schedule(128, 2, 2, 16, 4, kCap1, 0, 2, 132, kFlags, kFloats);
   CHECK(s.sk_blocks == 8);
   /* the rule (mode 1) never takes stream-K for 64-row tiles */
-  s = ws_cost_schedule(64, 288, 64, 1, kCap2, 0, 1, 132, kFlags, kFloats);
+  s = ws_cost_schedule(64, 2, 288, 64, 1, kCap2, 0, 1, 132, kFlags, kFloats);
   CHECK(s.sk_blocks == 0);
-  /* the tile height: ties keep 128 rows; no 256-row schedule below 129 rows */
-  WsCostSched a = {1, 0, 100, 40}, b = {1, 0, 100, 30}, c = {1, 0, 100, 20};
-  CHECK(ws_cost_pick_rows(&a, &b, NULL, 132) == 128); /* 0.75 x 40 = 30: a tie */
+  /* the tile: ties keep 128 x 128; no 256-row schedule below 129 rows */
+  WsCostSched a = {1, 0, 100, 40}, b = {1, 0, 100, 30}, c = {1, 0, 100, 20}, w = {1, 0, 100, 1000};
+  int nwg = 0;
+  CHECK(ws_cost_pick_tile(&a, &b, NULL, &w, 132, &nwg) == 128 && nwg == 2); /* 0.75 x 40 = 30: a tie */
   a.cost_qc = 39;
-  CHECK(ws_cost_pick_rows(&a, &b, NULL, 132) == 64);
+  CHECK(ws_cost_pick_tile(&a, &b, NULL, &w, 132, &nwg) == 64 && nwg == 2);
   a.blocks = 132; /* one 64-row block on every SM still counts 0.75 */
-  CHECK(ws_cost_pick_rows(&a, &b, NULL, 132) == 64);
+  CHECK(ws_cost_pick_tile(&a, &b, NULL, &w, 132, &nwg) == 64);
   a.blocks = 133; /* two 64-row blocks share an SM: 1.5 x 39 */
-  CHECK(ws_cost_pick_rows(&a, &b, NULL, 132) == 128);
-  CHECK(ws_cost_pick_rows(&a, &b, &c, 132) == 128); /* 1.5 x 20 = 30: a tie */
+  CHECK(ws_cost_pick_tile(&a, &b, NULL, &w, 132, &nwg) == 128);
+  CHECK(ws_cost_pick_tile(&a, &b, &c, &w, 132, &nwg) == 128); /* 1.5 x 20 = 30: a tie */
   c.cost_qc = 19;
-  CHECK(ws_cost_pick_rows(&a, &b, &c, 132) == 256);
+  CHECK(ws_cost_pick_tile(&a, &b, &c, &w, 132, &nwg) == 256 && nwg == 2);
+  /* a 192-column chunk counts 1.175 of a 128-column one: 4.7 x 24 = 112.8 against 4 x 28.5 = 114
+   * (c: 6 x 19) wins, 4.7 x 25 = 117.5 does not; equal costs keep 128 columns */
+  w.cost_qc = 24;
+  CHECK(ws_cost_pick_tile(&a, &b, &c, &w, 132, &nwg) == 128 && nwg == 3);
+  w.cost_qc = 25;
+  CHECK(ws_cost_pick_tile(&a, &b, &c, &w, 132, &nwg) == 256 && nwg == 2);
+  WsCostSched b40 = {1, 0, 100, 47}, w40 = {1, 0, 100, 40};
+  CHECK(ws_cost_pick_tile(&a, &b40, NULL, &w40, 132, &nwg) == 128 && nwg == 2); /* 4 x 47 = 4.7 x 40 */
 }
 
 /* one shape at M rows as kern_w4a16_wgmma.cu plans it: 64-row tiles in quanta of 1 (its loop
- * steps 2 chunks), 128 / 256 in quanta of 4 where K is a multiple of 256 */
-static int pick_at(int M, int K, int N, WsCostSched *s64, WsCostSched *s128, WsCostSched *s256) {
-  const int KC = K / 64, q = K % 256 == 0 ? 4 : 1, tx = (N + 127) / 128;
-  *s64 = ws_cost_schedule(64, (int64_t)tx * ((M + 63) / 64), KC, 1, kCap2, 0, 1, 132, kFlags, kFloats);
-  *s128 = ws_cost_schedule(128, (int64_t)tx * ((M + 127) / 128), KC, q, kCap1, 0, 1, 132, kFlags, kFloats);
-  *s256 = ws_cost_schedule(256, (int64_t)tx * ((M + 255) / 256), KC, q, kCap1, 0, 1, 132, kFlags, kFloats);
-  return ws_cost_pick_rows(s64, s128, M > 128 ? s256 : NULL, 132);
+ * steps 2 chunks), 128 / 256 in quanta of 4 where K is a multiple of 256; the 128 x 192 tiles
+ * never stream-K (their clusters fit as the 128 x 128 ones do: one block an SM) */
+static int pick_at(int M, int K, int N, WsCostSched *s64, WsCostSched *s128, WsCostSched *s256, WsCostSched *s128w3,
+                   int *nwg) {
+  const int KC = K / 64, q = K % 256 == 0 ? 4 : 1, tx = (N + 127) / 128, tx3 = (N + 191) / 192;
+  *s64 = ws_cost_schedule(64, 2, (int64_t)tx * ((M + 63) / 64), KC, 1, kCap2, 0, 1, 132, kFlags, kFloats);
+  *s128 = ws_cost_schedule(128, 2, (int64_t)tx * ((M + 127) / 128), KC, q, kCap1, 0, 1, 132, kFlags, kFloats);
+  *s256 = ws_cost_schedule(256, 2, (int64_t)tx * ((M + 255) / 256), KC, q, kCap1, 0, 1, 132, kFlags, kFloats);
+  *s128w3 = ws_cost_schedule(128, 3, (int64_t)tx3 * ((M + 127) / 128), KC, q, kCap1, 0, 0, 132, kFlags, kFloats);
+  return ws_cost_pick_tile(s64, s128, M > 128 ? s256 : NULL, s128w3, 132, nwg);
 }
 
 static void test_qwen3_h200(void) {
   static const struct {
     const char *name;
     int K, N, rows128, rows256; /* the tile height taken at 128 and at 256 rows */
+    int nwg128, nwg256;         /* and its consumer warpgroups (3: 192 columns) */
   } shapes[] = {
-      {"qkv", 4096, 9216, 128, 256},   {"o_proj", 8192, 4096, 128, 128}, {"gate_up", 4096, 3072, 128, 256},
-      {"down", 1536, 4096, 128, 128},  {"qkv/2", 4096, 4608, 128, 128},  {"o_proj/2", 4096, 4096, 128, 128},
-      {"gate_up/2", 4096, 1536, 128, 128}, {"down/2", 768, 4096, 128, 128}, {"qkv/4", 4096, 2304, 128, 128},
-      {"o_proj/4", 2048, 4096, 128, 128}, {"gate_up/4", 4096, 768, 64, 128}, {"down/4", 384, 4096, 64, 64},
+      {"qkv", 4096, 9216, 128, 256, 2, 2},      {"o_proj", 8192, 4096, 128, 128, 3, 2},
+      {"gate_up", 4096, 3072, 128, 256, 2, 2},  {"down", 1536, 4096, 128, 128, 2, 2},
+      {"qkv/2", 4096, 4608, 128, 128, 3, 2},    {"o_proj/2", 4096, 4096, 128, 128, 3, 2},
+      {"gate_up/2", 4096, 1536, 128, 128, 2, 2}, {"down/2", 768, 4096, 128, 128, 2, 2},
+      {"qkv/4", 4096, 2304, 128, 128, 3, 3},    {"o_proj/4", 2048, 4096, 128, 128, 3, 2},
+      {"gate_up/4", 4096, 768, 64, 128, 2, 2},  {"down/4", 384, 4096, 64, 64, 2, 2},
   };
+  WsCostSched s64, s128, s256, s128w3;
+  int nwg = 0;
   for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
-    WsCostSched s64, s128, s256;
-    const int p128 = pick_at(128, shapes[i].K, shapes[i].N, &s64, &s128, &s256);
-    CHECK_MSG(p128 == shapes[i].rows128, "%s at 128 rows: %d-row tiles, measured best %d", shapes[i].name, p128,
-              shapes[i].rows128);
-    const int p256 = pick_at(256, shapes[i].K, shapes[i].N, &s64, &s128, &s256);
-    CHECK_MSG(p256 == shapes[i].rows256, "%s at 256 rows: %d-row tiles, measured best %d", shapes[i].name, p256,
-              shapes[i].rows256);
+    const int p128 = pick_at(128, shapes[i].K, shapes[i].N, &s64, &s128, &s256, &s128w3, &nwg);
+    CHECK_MSG(p128 == shapes[i].rows128 && nwg == shapes[i].nwg128,
+              "%s at 128 rows: %d-row tiles of %d columns, measured best %d x %d", shapes[i].name, p128, 64 * nwg,
+              shapes[i].rows128, 64 * shapes[i].nwg128);
+    const int p256 = pick_at(256, shapes[i].K, shapes[i].N, &s64, &s128, &s256, &s128w3, &nwg);
+    CHECK_MSG(p256 == shapes[i].rows256 && nwg == shapes[i].nwg256,
+              "%s at 256 rows: %d-row tiles of %d columns, measured best %d x %d", shapes[i].name, p256, 64 * nwg,
+              shapes[i].rows256, 64 * shapes[i].nwg256);
   }
-  /* the schedules logged on the H200 (SERVESIM_W4WS_LOG=1) for qkv and gate_up at 256 rows */
-  WsCostSched s64, s128, s256;
-  pick_at(256, 4096, 9216, &s64, &s128, &s256);
+  /* the schedules logged on the H200 (SERVESIM_W4WS_LOG=1) for qkv and gate_up at 256 rows, o_proj
+   * at 128 (the 128 x 192 tiles without stream-K) */
+  pick_at(256, 4096, 9216, &s64, &s128, &s256, &s128w3, &nwg);
   CHECK(s128.sk_blocks == 132 && s128.cost_qc == 302 && s256.sk_blocks == 132 && s256.cost_qc == 158);
-  pick_at(256, 4096, 3072, &s64, &s128, &s256);
+  pick_at(256, 4096, 3072, &s64, &s128, &s256, &s128w3, &nwg);
   CHECK(s128.sk_blocks == 0 && s128.splits == 2 && s128.cost_qc == 146);
   CHECK(s256.sk_blocks == 0 && s256.splits == 4 && s256.cost_qc == 90);
+  CHECK(s128w3.sk_blocks == 0 && s128w3.splits == 3 && s128w3.cost_qc == 118);
+  pick_at(128, 8192, 4096, &s64, &s128, &s256, &s128w3, &nwg);
+  CHECK(s128.cost_qc == 198 && s128w3.sk_blocks == 0 && s128w3.splits == 5 && s128w3.cost_qc == 142);
   /* down at TP=4 (K = 384): 32 tiles of 128 rows leave 100 SMs idle; 64 of 64 rows fit one an SM */
-  pick_at(128, 384, 4096, &s64, &s128, &s256);
+  pick_at(128, 384, 4096, &s64, &s128, &s256, &s128w3, &nwg);
   CHECK(s128.blocks == 32 && s64.blocks == 64 && s64.cost_qc == s128.cost_qc);
 }
 
