@@ -9,12 +9,17 @@
  *
  * Usage: bench_w4ws_trace K N M (e.g. 4096 9216 256). Environment switches of the kernel apply
  * (SERVESIM_W4WS_CFG, _SPLITS, _SK, _RB, _TAIL). With stream-K, block 0's pieces
- * follow each other in the chunk column (ring positions). Exit 77 without a compute capability 9.0 GPU. */
+ * follow each other in the chunk column (ring positions). Then one more launch on its own, every
+ * block stamping the global timer at its start, its first chunk's landing, its main loop's end and
+ * its end: the grid's spread of each (min / median / max) and block 0's SM clock rate. Exit 77
+ * without a compute capability 9.0 GPU. */
 #define W4WS_TRACE 1
 #include "kernels/kern_w4a16_wgmma.cu"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "bench/bench_cuda.h"
 
@@ -86,5 +91,38 @@ int main(int argc, char **argv) {
     for (int k = 3; k < 8; k++) printf(" | %6lld", ep[z][k] ? ep[z][k] - ep[z][1] : -1);
     printf(" | %6lld | %6lld\n", ep[z][8] - ep[0][8], ep[z][9] ? ep[z][9] - ep[0][8] : -1);
   }
+  /* the whole grid, one more launch on its own (no predecessor to overlap): every block's stamps */
+  static long long blk[kern_w4::kWsTraceBlocks][4][2];
+  memset(blk, 0, sizeof blk);
+  BENCH_CUDA(cudaMemcpyToSymbol(kern_w4::ws_trace_blk, blk, sizeof blk));
+  if (kern_w4::w4a16_wgmma_launch(a, prop.multiProcessorCount, ws, st)) {
+    fprintf(stderr, "bench_w4ws_trace: launch failed: %s\n", err_msg());
+    return 1;
+  }
+  BENCH_CUDA(cudaStreamSynchronize(st));
+  BENCH_CUDA(cudaMemcpyFromSymbol(blk, kern_w4::ws_trace_blk, sizeof blk));
+  int nb = 0;
+  while (nb < kern_w4::kWsTraceBlocks && blk[nb][3][0]) nb++;
+  if (nb == 0) return 0;
+  long long g0 = blk[0][0][0], gend = 0;
+  for (int b = 0; b < nb; b++) {
+    g0 = blk[b][0][0] < g0 ? blk[b][0][0] : g0;
+    gend = blk[b][3][0] > gend ? blk[b][3][0] : gend;
+  }
+  /* per stamp k (relative to the earliest start) and per stretch (loop: 1 -> 2, epilogue: 2 -> 3),
+   * the minimum, median and maximum over the blocks, in ns */
+  static long long v[kern_w4::kWsTraceBlocks];
+  auto stats = [&](const char *what, auto get) {
+    for (int b = 0; b < nb; b++) v[b] = get(b);
+    std::sort(v, v + nb);
+    printf("%-28s min %7lld  median %7lld  max %7lld ns\n", what, v[0], v[nb / 2], v[nb - 1]);
+  };
+  printf("grid: %d blocks (stamped ones, linear index), %lld ns from the first start to the last end; block 0's SM clock "
+         "%.3f GHz\n",
+         nb, gend - g0, (double)(blk[0][3][1] - blk[0][0][1]) / (double)(blk[0][3][0] - blk[0][0][0]));
+  const char *names[4] = {"start", "first chunk landed", "main loop done", "end"};
+  for (int k = 0; k < 4; k++) stats(names[k], [&](int b) { return blk[b][k][0] - g0; });
+  stats("loop (landed -> done)", [&](int b) { return blk[b][2][0] - blk[b][1][0]; });
+  stats("epilogue (done -> end)", [&](int b) { return blk[b][3][0] - blk[b][2][0]; });
   return 0;
 }

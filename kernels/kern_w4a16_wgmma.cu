@@ -560,8 +560,25 @@ __device__ long long ws_trace_buf[10][kWsTraceChunks]; /* [event][chunk]; 4: sta
     if (blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (c) < kWsTraceChunks)              \
       ws_trace_buf[ev][c] = clock64();                                                              \
   } while (0)
+/* every block's (linear index b < kWsTraceBlocks) global timer (ns) and SM clock when thread 0
+ * passes: 0 the start, 1 its first chunk landed, 2 its last piece's main loop done, 3 the end */
+constexpr int kWsTraceBlocks = 4096;
+__device__ long long ws_trace_blk[kWsTraceBlocks][4][2];
+#define WS_BLK_STAMP(k)                                                                          \
+  do {                                                                                           \
+    const long long b_ = blockIdx.x + (long long)gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z); \
+    if (threadIdx.x == 0 && b_ < kWsTraceBlocks) {                                               \
+      unsigned long long gt_;                                                                    \
+      asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(gt_));                                    \
+      ws_trace_blk[b_][k][0] = (long long)gt_;                                                   \
+      ws_trace_blk[b_][k][1] = clock64();                                                        \
+    }                                                                                            \
+  } while (0)
 #else
 #define WS_STAMP(ev, c) \
+  do {                  \
+  } while (0)
+#define WS_BLK_STAMP(k) \
   do {                  \
   } while (0)
 #endif
@@ -664,6 +681,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
   }
   __syncthreads();
   if (tid == 0) WS_STAMP(4, 0);
+  WS_BLK_STAMP(0);
   float d[BT / 2];
   const int t = lane & 3; /* consumer warp (warp < CW): warpgroup warp / 4 */
   int nt = 0, m0 = 0; /* the last piece's (the cluster epilogue after the loop) */
@@ -676,9 +694,11 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
     if constexpr (!SK) {
       kern_pdl_wait(); /* (returns at once: the producer waited) before writing what a predecessor may read */
       if (tid == 0) WS_STAMP(4, 1);
+      WS_BLK_STAMP(2);
       if (who == 0) w4g_epilogue_barriers();
       else w4g_epilogue<BT, 128 * NWG, true>(a, d, base, who == 1 || warp < CW, tid, nt, lane, m0);
       if (tid == 0) WS_STAMP(4, 2);
+      WS_BLK_STAMP(3);
     }
   };
   if (warp >= CW) {
@@ -782,6 +802,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
         (void)gc;
         ws_wait_at(full_at + 8 * j, parity);
         if (tid == 0) WS_STAMP(1, gc);
+        if (gc == 0) WS_BLK_STAMP(1);
         if (tid == 128) WS_STAMP(6, gc);
         dequant(af, j, c, w, sv); /* chunk c-1's wgmma still run on the other registers */
         if (tid == 0) WS_STAMP(5, gc);
@@ -840,11 +861,13 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
       w4g_keep(d);
       gc0 += n;
       if constexpr (SK) {
+        if (si == nseg - 1) WS_BLK_STAMP(2);
         if (lane == 0) ws_arrive(&empty[(gc0 - 1) % S]); /* the piece's last stage: the next piece reuses the ring */
         kern_pdl_wait(); /* (returns at once: the producer waited) before writing what a predecessor may read */
         w4s_piece_epilogue<BT, NWG>(a, d, sg, tid, nt, lane, m0, base + (size_t)S * Cfg::STAGE);
       }
     }
+    if constexpr (SK) WS_BLK_STAMP(3);
     if constexpr (RB) finish(1);
   }
   if constexpr (!RB) finish(2);
