@@ -25,11 +25,12 @@
  * On Hopper, dense GEMMs of 1..8 rows go to the preload kernel (kern_w4a16_preload.cu: every
  * weight load issued before the dependent-launch wait; measured faster than these tiles at
  * every shape but one, kernels/NOTES.md item 9; SERVESIM_W4_PRELOAD=0 keeps them here).
- * On Hopper, dense GEMMs of 33..256 rows go to the wgmma path (kern_w4a16_wgmma.cu; measured
- * faster than these tiles over M = 64..256, kernels/NOTES.md item 8; SERVESIM_W4_WGMMA=0 keeps
- * them here).
- * Not done: a wgmma path as fast as cuBLAS bf16 everywhere (on the H200 at or under it at 17 of
- * the 36 points of M = 64..256, up to 1.3x slower elsewhere), a persistent small-M grid. */
+ * On Hopper, dense GEMMs of 17..256 rows go to the wgmma path (kern_w4a16_wgmma.cu; measured
+ * faster than these tiles over M = 64..256, kernels/NOTES.md item 8, and at 9 of 12 shapes at
+ * 20..32 rows, item 16; SERVESIM_W4_WGMMA=0 keeps them here, SERVESIM_W4_WGMMA_FROM moves the
+ * boundary).
+ * Not done: a wgmma path as fast as cuBLAS bf16 everywhere (on the H200 at or under it at 19 of
+ * the 36 points of M = 64..256, up to 1.27x slower elsewhere), a persistent small-M grid. */
 #include <cooperative_groups.h>
 
 #include "kernels/kern_w4a16.cuh"
@@ -646,6 +647,20 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
   }
 }
 
+/* The fewest rows a dense GEMM takes the Hopper wgmma path with (SERVESIM_W4_WGMMA_FROM, 17..257;
+ * below it the mma.sync tiles). Default 17: at 20, 24 and 32 rows the wgmma kernel's 64-row tiles
+ * beat the 32-row mma.sync tiles at 9 of the 12 Qwen3 shapes and slices (summed at 32 rows 110.2
+ * against 117.9 us on the H200; down TP=1, gate_up TP=2, o_proj TP=4 0.3-0.6 us slower;
+ * kernels/NOTES.md item 16). */
+static int w4a16_wgmma_from(void) {
+  static int env = -1;
+  if (env < 0) {
+    env = kern_env_int("SERVESIM_W4_WGMMA_FROM", 17);
+    env = env < 17 ? 17 : env > 257 ? 257 : env;
+  }
+  return env;
+}
+
 /* Every size: rows per tile (M, or mean rows per local expert) picks the configuration. */
 template <bool MOE, bool GATHER, bool SILU>
 int w4a16_dispatch(const W4Args &a, void *ws, size_t wsb, int rows, int rows_max, cudaStream_t st) {
@@ -664,7 +679,7 @@ int w4a16_dispatch(const W4Args &a, void *ws, size_t wsb, int rows, int rows_max
   if (rows <= 8) return w4a16_small<1, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   if (rows <= 16) return w4a16_small<2, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   if constexpr (!MOE)
-    if (rows > 32 && rows <= 256 && w4a16_wgmma_available())
+    if (rows >= w4a16_wgmma_from() && rows <= 256 && w4a16_wgmma_available())
       return w4a16_wgmma_launch(a, w4a16_num_sms(), w4a16_ws_view(ws, wsb), st); /* stream-K uses the workspace */
   /* shared activation tiles (rows x columns): 32 x 128 up to 32 rows; 33..256 rows by
    * SERVESIM_W4_LARGE (default 64 x 128); then 64 x 256 */

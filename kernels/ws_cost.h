@@ -1,5 +1,5 @@
 /* ws_cost: the schedule model of the Hopper warp-specialised wgmma W4A16 kernel
- * (kern_w4a16_wgmma.cu, 33..256 rows), in plain C so that CI tests it (tests/test_ws_cost.c):
+ * (kern_w4a16_wgmma.cu, 17..256 rows), in plain C so that CI tests it (tests/test_ws_cost.c):
  * how many K splits a grid of output tiles takes, whether stream-K replaces that grid, what the
  * chosen schedule costs, and which tile (64, 128 or 256 rows of 128 columns, or 128 rows of 192)
  * serves 65..256 rows.
