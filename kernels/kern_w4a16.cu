@@ -30,7 +30,7 @@
  * 20..32 rows, item 16; SERVESIM_W4_WGMMA=0 keeps them here, SERVESIM_W4_WGMMA_FROM moves the
  * boundary).
  * Not done: a wgmma path as fast as cuBLAS bf16 everywhere (on the H200 at or under it at 19 of
- * the 36 points of M = 64..256, up to 1.27x slower elsewhere), a persistent small-M grid. */
+ * the 36 points of M = 64..256, up to 1.28x slower elsewhere), a persistent small-M grid. */
 #include <cooperative_groups.h>
 
 #include "kernels/kern_w4a16.cuh"

@@ -470,9 +470,9 @@ int w4g_launch(const W4Args &a, int sms, cudaStream_t st, int swap) {
 
 /* ---- Warp-specialised variant (SERVESIM_W4_WGMMA=2): a producer warp fills an S-stage ring
  * by TMA with the activation tile (2D tensor map, 128-byte swizzle) on a full mbarrier per
- * stage; the two consumer warpgroups wait on it, dequantise, run their wgmma and release the
- * stage on an empty mbarrier once wgmma.wait 1 says the chunk before is done. No block barrier
- * in the loop. The weights (WREG, the default): each consumer warp loads its own 512 bytes a
+ * stage; the NWG consumer warpgroups (2, or 3 for the 128 x 192 tiles; 64 output columns each,
+ * a block 64 NWG) wait on it, dequantise, run their wgmma and release the stage on an empty
+ * mbarrier once wgmma.wait 1 says the chunk before is done. No block barrier in the loop. The weights (WREG, the default): each consumer warp loads its own 512 bytes a
  * chunk (16 a lane) and its scales from global memory into registers P chunks ahead. Without
  * WREG (SERVESIM_W4WS_CFG=1, the fifth session's data path) they come through the ring too, by
  * nine 1D bulk copies a chunk -- which capped the producer at ~1450 SM cycles a chunk on the
