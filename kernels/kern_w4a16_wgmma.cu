@@ -225,12 +225,6 @@ __device__ __forceinline__ void w4g_tile_out(const W4Args &a, uint8_t *tile, con
   w4g_write_rows<NWG>(a, tile, lo, hi, ct, nt, m0);
 }
 
-/* The cluster barrier in two halves (every thread of the cluster's blocks arrives, then waits;
- * whole warps, .aligned): the split-K sum arrives once its reads of the peers' partials are done
- * and waits only before the block ends. */
-__device__ __forceinline__ void w4g_cluster_arrive() { asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void w4g_cluster_wait() { asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory"); }
-
 constexpr int kW4gStageMinGroups = 5; /* 128-row tiles: a split's share staged from this many 8-row groups */
 
 /* The epilogue of both kernels: consumer thread ct's accumulators d (the wgmma D fragment of
@@ -283,26 +277,23 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
           for (int e = 0; e < 4; e++) v[e] += pz[(4 * i + e) * T + ct];
         }
       };
-      /* the share summed first, then this block's arrival (its reads of the peers are done),
-       * then its stores, which so overlap the wait for the slowest peer */
-      constexpr int SH = (BT / 8 + 1) / 2; /* a share's groups at most (splits >= 2) */
-      float v[4 * SH];
-#pragma unroll
-      for (int i = 0; i < SH; i++)
-        if (lo + i < hi) sum_group(lo + i, &v[4 * i]);
-      w4g_cluster_arrive();
       if (STG && w4g_split_staged(BT, NWG) && (BT == 64 || hi - lo >= kW4gStageMinGroups)) {
-        w4g_tile_out<4 * SH, NWG>(a, ring + (size_t)BT / 2 * T * 4, v, lo, hi, ct, nt, lane, m0);
-      } else if (nt_ok) {
+        constexpr int SH = (BT / 8 + 1) / 2; /* a share's groups at most (splits >= 2) */
+        float v[4 * SH];
 #pragma unroll
         for (int i = 0; i < SH; i++)
-          if (lo + i < hi) store4(lo + i, v[4 * i], v[4 * i + 1], v[4 * i + 2], v[4 * i + 3]);
+          if (lo + i < hi) sum_group(lo + i, &v[4 * i]);
+        w4g_tile_out<4 * SH, NWG>(a, ring + (size_t)BT / 2 * T * 4, v, lo, hi, ct, nt, lane, m0);
+      } else {
+        for (int i = lo; i < hi; i++) {
+          float v[4];
+          sum_group(i, v);
+          if (nt_ok) store4(i, v[0], v[1], v[2], v[3]);
+        }
       }
-    } else {
-      w4g_cluster_arrive();
     }
     WS_EP_STAMP(6, 0);
-    w4g_cluster_wait(); /* every peer has read this block's partials: its shared memory may go */
+    cluster.sync();
     WS_EP_STAMP(7, 0);
     return;
   }
@@ -327,8 +318,7 @@ __device__ __forceinline__ void w4g_epilogue_barriers() {
     cg::cluster_group cluster = cg::this_cluster();
     __syncthreads();
     cluster.sync();
-    w4g_cluster_arrive();
-    w4g_cluster_wait();
+    cluster.sync();
   }
 }
 #endif
