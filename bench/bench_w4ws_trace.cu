@@ -1,5 +1,5 @@
 /* bench_w4ws_trace: a per-chunk timeline of one block of the warp-specialised wgmma W4A16 kernel
- * (kernels/kern_w4a16_wgmma.cu, the default for 33..256 rows on Hopper). This program compiles that
+ * (kernels/kern_w4a16_wgmma.cu, the default for 17..256 rows on Hopper). This program compiles that
  * kernel itself with W4WS_TRACE defined, so the library's kernel has no trace code. Block (0, 0, 0)
  * stamps the SM clock when its producer has a free slot for chunk c, when consumer warp 0 sees
  * chunk c land, when it has dequantised it, when it has issued its wgmma and when chunk c-1's wgmma
@@ -8,7 +8,7 @@
  * its main loop and the split-K epilogue's barriers (ws_trace_ep).
  *
  * Usage: bench_w4ws_trace K N M (e.g. 4096 9216 256). Environment switches of the kernel apply
- * (SERVESIM_W4WS_CFG, _SPLITS, _SK, _RB, _TAIL). With stream-K, block 0's pieces
+ * (SERVESIM_W4WS_CFG, _SPLITS, _SK, _RB, _TAIL, _ROWS, _WG). With stream-K, block 0's pieces
  * follow each other in the chunk column (ring positions). Then one more launch on its own, every
  * block stamping the global timer at its start, its first chunk's landing, its main loop's end and
  * its end: the grid's spread of each (min / median / max) and block 0's SM clock rate. Exit 77
@@ -25,8 +25,8 @@
 
 int main(int argc, char **argv) {
   const int K = argc == 4 ? atoi(argv[1]) : 0, N = argc == 4 ? atoi(argv[2]) : 0, M = argc == 4 ? atoi(argv[3]) : 0;
-  if (K <= 0 || K % 128 || N <= 0 || N % 16 || M < 33 || M > 256) {
-    fprintf(stderr, "usage: bench_w4ws_trace K N M   (K a multiple of 128, N of 16, M = 33..256)\n");
+  if (K <= 0 || K % 128 || N <= 0 || N % 16 || M < 17 || M > 256) {
+    fprintf(stderr, "usage: bench_w4ws_trace K N M   (K a multiple of 128, N of 16, M = 17..256)\n");
     return 2;
   }
   cudaDeviceProp prop;

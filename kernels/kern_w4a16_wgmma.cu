@@ -170,12 +170,12 @@ __device__ __forceinline__ void w4g_mma(float (&d)[BT / 2], const uint32_t (&a)[
   }
 }
 
-/* Output through shared memory (the warp-specialised kernel): the 256 consumer threads' bf16
- * results of tokens 8 lo .. 8 hi - 1 go transposed into a [BT tokens][128 columns] tile by
+/* Output through shared memory (the warp-specialised kernel): the 128 NWG consumer threads' bf16
+ * results of tokens 8 lo .. 8 hi - 1 go transposed into a [BT tokens][64 NWG columns] tile by
  * stmatrix (.trans: an accumulator pair of lane g, t -- output column g, tokens 2t and 2t + 1 of
  * an 8 x 8 block -- lands in token rows 2t and 2t + 1; the layout is kernels/w4g_layout.h's,
  * which test_w4g_layout checks on the CPU), then leave as 16-byte row segments, a warp writing
- * two whole rows of the tile. The per-fragment stores this replaces (one 2-byte store a
+ * 512 contiguous bytes of the tile (two whole rows of 128 columns, 1 1/3 of 192). The per-fragment stores this replaces (one 2-byte store a
  * value, four 16-byte pieces a warp instruction) took ~2300 SM cycles for a 128 x 128 tile on
  * the H200 (bench_w4ws_trace; kernels/NOTES.md item 13). */
 __device__ __forceinline__ uint32_t w4g_bf16x2(float lo, float hi) {
@@ -230,7 +230,7 @@ constexpr int kW4gStageMinGroups = 5; /* 128-row tiles: a split's share staged f
 /* The epilogue of both kernels: consumer thread ct's accumulators d (the wgmma D fragment of
  * lane g = lane / 4, t = lane % 4: output columns nt*16 + g and + 8, rows m0 + 8i + 2t and + 1)
  * to bf16 y, directly (the all-threads kernel) or through a shared-memory tile (STG: the
- * warp-specialised kernel, 256 consumers; w4g_stage_rows). With K split over the cluster
+ * warp-specialised kernel, T = 128 NWG consumers; w4g_stage_rows). With K split over the cluster
  * (gridDim.z > 1) each block first leaves d in its own shared memory (ring: the pipeline's, free
  * now, room for BT / 2 x T floats) and block `rank` sums the rank-th share of the fragments over
  * the cluster in split order; the second barrier keeps every block's partial alive until the
@@ -584,14 +584,15 @@ __device__ long long ws_trace_blk[kWsTraceBlocks][4][2];
 #endif
 
 #ifdef W4G_SM90A
-/* A stream-K piece's end (kernels/wsk_plan.h), by the 256 consumer threads (ct = consumer
- * thread, the accumulators d in the wgmma D fragment layout of w4g_epilogue): WSK_PART leaves d
- * in this block's workspace slot (BT / 2 x 256 floats, fragment order) and raises its flag
+/* A stream-K piece's end (kernels/wsk_plan.h), by the T = 128 NWG consumer threads (ct = consumer
+ * thread, the accumulators d in the wgmma D fragment layout of w4g_epilogue; the launcher runs
+ * stream-K with two warpgroups only): WSK_PART leaves d in this block's workspace slot (BT / 2 x
+ * T floats, fragment order) and raises its flag
  * (ws_cnt[block]); WSK_OWNER adds the slots of blocks owner + 1 .. last in block order (each
  * flag waited for by one thread, then reset to zero for the next call) and stores y through
  * the output tile otile (past the ring: w4g_stage_rows), as WSK_WHOLE does at once. The flag
  * handshake:
- * the writers' stores, a fence each, a barrier of the 256 (named barrier 1), one release store;
+ * the writers' stores, a fence each, a barrier of the T (named barrier 1), one release store;
  * the reader's acquire load, the barrier, the loads (L2, not L1). */
 template <int BT, int NWG>
 __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[BT / 2], const WskPiece &sg, int ct, int nt,
@@ -729,7 +730,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
           }
           if (gc == 0) {
             kern_pdl_wait(); /* the activations are the previous kernel's output */
-            WS_EP_STAMP(1, 256);
+            WS_EP_STAMP(1, 32 * CW);
           }
           ws_tma_2d(sp, map, (sg.kc0 + c) * 64, sg.ty * BT, &full[j]);
         }
@@ -1045,8 +1046,10 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   if (int rc = ws_plan<64, 2, 8, true, 2, false>(a, sms, ws, &p64)) return rc;
   if (a.M > 128)
     if (int rc = ws_plan<256, 1, 4, true, P, true>(a, sms, ws, &p256)) return rc;
-  if (int rc = ws_plan<128, 1, 8, true, P, true, 3>(a, sms, ws, &p128w3)) return rc;
-  if (wg == 2) p128w3.s.cost_qc = INT64_MAX / 64; /* never chosen */
+  if (wg == 2) { /* never chosen (and not planned) */
+    p128w3.s = WsCostSched{};
+    p128w3.s.cost_qc = INT64_MAX / 64;
+  } else if (int rc = ws_plan<128, 1, 8, true, P, true, 3>(a, sms, ws, &p128w3)) return rc;
   int nwg = 2;
   const int pick = ws_cost_pick_tile(&p64.s, &p128.s, a.M > 128 ? &p256.s : NULL, &p128w3.s, sms, &nwg);
   if (nwg == 3) return ws_run<128, 1, 8, true, P, true, 3>(a, p128w3, ws, st);
@@ -1089,7 +1092,7 @@ int w4a16_wgmma_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st
      * more: 128-row tiles, one block an SM, 4 chunks ahead where K allows (kernels/NOTES.md item
      * 10), with a full producer warpgroup handing its registers to the consumers (RB;
      * SERVESIM_W4WS_RB=0: the 288-thread block; kernels/NOTES.md item 12) -- or, where
-     * ws_launch_mid's costs say, 64- or 256-row tiles (with RB only) */
+     * ws_launch_mid's costs say, 64- or 256-row tiles or 128 x 192 ones (with RB only) */
     static int rb = -1;
     if (rb < 0) rb = kern_env_int("SERVESIM_W4WS_RB", 1) != 0;
     if (a.M <= 64) return ws_launch<64, 2, 8, true, 2, false>(a, sms, ws, st);

@@ -110,8 +110,8 @@ WS_COST_FN WsCostSched ws_cost_schedule(int rows, int nwg, int64_t tiles, int KC
  * of s128w3). Costs in tenths of 128-row chunks: a 256-row chunk counts 1.5 (each dequantised
  * weight serves twice the tokens), a 64-row chunk 0.75 where its schedule's blocks fit one an SM
  * and 1.5 where two share one (its chunk took ~1230 SM cycles against ~800 for 128 rows,
- * kernels/NOTES.md item 11), a 192-column chunk 1.175 (~970 cycles against ~700, item 16, for 1.5x
- * the columns; never stream-K). Fitted to the H200 (kernels/NOTES.md items 14, 16): 256 rows win
+ * kernels/NOTES.md item 11), a 192-column chunk 1.175 (a fitted factor: its loop takes ~970
+ * cycles a chunk against ~700, item 16, and its grid fewer blocks; never stream-K). Fitted to the H200 (kernels/NOTES.md items 14, 16): 256 rows win
  * at qkv and gate_up TP=1, 64 rows at down TP=4 and at gate_up TP=4 with 128 rows, 192 columns at
  * o_proj TP=1/2/4 and qkv TP=2/4 with 128 rows and qkv TP=4 with 256, 128 x 128 elsewhere. Equal
  * costs keep 128 x 128. */

@@ -7,9 +7,11 @@
  *   110, 102, 105, 120 blocks; the 64-row kernel, two blocks an SM: 264, 264, 237, 248, 235, 234,
  *   224, 240 -- both as SERVESIM_W4WS_LOG printed them there), the Qwen3-235B shapes at 128 and
  *   256 rows take the schedules and tile heights they were measured with (kernels/NOTES.md
- *   item 14, bench/RESULTS.md): 256 rows for qkv and gate_up at TP=1, 64 rows for down at TP=4
- *   and gate_up at TP=4 with 128 rows, 128 rows elsewhere. A change of the constants that moves
- *   a choice fails here first, before a GPU says whether it is faster. */
+ *   items 14 and 16, bench/RESULTS.md): 256 rows for qkv and gate_up at TP=1, 64 rows for down
+ *   at TP=4 and gate_up at TP=4 with 128 rows, 128 rows of 192 columns (three consumer
+ *   warpgroups) for o_proj at TP=1/2/4 and qkv at TP=2/4 with 128 rows and qkv at TP=4 with 256,
+ *   128 x 128 elsewhere. A change of the constants that moves a choice fails here first, before a
+ *   GPU says whether it is faster. */
 #include <stdlib.h>
 
 #include "common/rng.h"
@@ -59,6 +61,12 @@ static void test_schedule_rules(void) {
   CHECK(s.sk_blocks == 0 && s.blocks == 48 * s.splits);
   s = ws_cost_schedule(256, 2, 48, 64, 4, kCap1, 0, 2, 132, kFlags, (int64_t)132 * 128 * 256 - 1); /* one float short */
   CHECK(s.sk_blocks == 0);
+  /* three consumer warpgroups: slots of rows / 2 x 384 floats */
+  CHECK(WS_COST_SK_SLOT_FLOATS(128, 3) == 64 * 384 && WS_COST_SK_SLOT_FLOATS(256, 2) == 128 * 256);
+  s = ws_cost_schedule(128, 3, 48, 64, 4, kCap1, 0, 2, 132, kFlags, (int64_t)132 * 64 * 384);
+  CHECK(s.sk_blocks == 132);
+  s = ws_cost_schedule(128, 3, 48, 64, 4, kCap1, 0, 2, 132, kFlags, (int64_t)132 * 64 * 384 - 1);
+  CHECK(s.sk_blocks == 0);
   s = ws_cost_schedule(128, 2, 48, 64, 4, kCap1, 0, 2, 132, 131, kFloats); /* one flag short */
   CHECK(s.sk_blocks == 0);
   /* fewer quanta than SMs: one block a quantum */
@@ -80,6 +88,10 @@ static void test_schedule_rules(void) {
   CHECK(ws_cost_pick_tile(&a, &b, &c, &w, 132, &nwg) == 128); /* 1.5 x 20 = 30: a tie */
   c.cost_qc = 19;
   CHECK(ws_cost_pick_tile(&a, &b, &c, &w, 132, &nwg) == 256 && nwg == 2);
+  /* 256 rows only where cheaper than both others: 64 rows (0.75 x 30 = 22.5) under 256 (1.5 x
+   * 16 = 24) under 128 (30) keeps 64 */
+  WsCostSched a30 = {1, 0, 100, 30}, c16 = {1, 0, 100, 16};
+  CHECK(ws_cost_pick_tile(&a30, &b, &c16, &w, 132, &nwg) == 64 && nwg == 2);
   /* a 192-column chunk counts 1.175 of a 128-column one: 4.7 x 24 = 112.8 against 4 x 28.5 = 114
    * (c: 6 x 19) wins, 4.7 x 25 = 117.5 does not; equal costs keep 128 columns */
   w.cost_qc = 24;
