@@ -11,7 +11,9 @@
  * (SERVESIM_W4WS_CFG, _SPLITS, _SK, _RB, _TAIL, _ROWS, _WG). With stream-K, block 0's pieces
  * follow each other in the chunk column (ring positions). Then one more launch on its own, every
  * block stamping the global timer at its start, its first chunk's landing, its main loop's end and
- * its end: the grid's spread of each (min / median / max) and block 0's SM clock rate. Exit 77
+ * its end: the grid's spread of each (min / median / max) and block 0's SM clock rate; with
+ * stream-K also each block's pieces (first landing, loop end, an owner's partials added, end):
+ * each kind's loop time a chunk and end stretch, and the five blocks that end last. Exit 77
  * without a compute capability 9.0 GPU. */
 #define W4WS_TRACE 1
 #include "kernels/kern_w4a16_wgmma.cu"
@@ -93,8 +95,11 @@ int main(int argc, char **argv) {
   }
   /* the whole grid, one more launch on its own (no predecessor to overlap): every block's stamps */
   static long long blk[kern_w4::kWsTraceBlocks][4][2];
+  static long long pc[kern_w4::kWsTraceBlocks][kern_w4::kWsTracePieces][5];
   memset(blk, 0, sizeof blk);
+  memset(pc, 0, sizeof pc);
   BENCH_CUDA(cudaMemcpyToSymbol(kern_w4::ws_trace_blk, blk, sizeof blk));
+  BENCH_CUDA(cudaMemcpyToSymbol(kern_w4::ws_trace_piece, pc, sizeof pc));
   if (kern_w4::w4a16_wgmma_launch(a, prop.multiProcessorCount, ws, st)) {
     fprintf(stderr, "bench_w4ws_trace: launch failed: %s\n", err_msg());
     return 1;
@@ -124,5 +129,43 @@ int main(int argc, char **argv) {
   for (int k = 0; k < 4; k++) stats(names[k], [&](int b) { return blk[b][k][0] - g0; });
   stats("loop (landed -> done)", [&](int b) { return blk[b][2][0] - blk[b][1][0]; });
   stats("epilogue (done -> end)", [&](int b) { return blk[b][3][0] - blk[b][2][0]; });
+  /* stream-K: each block's pieces (kernels/wsk_plan.h), the kinds' loop and end stretches, and
+   * the blocks that end last */
+  BENCH_CUDA(cudaMemcpyFromSymbol(pc, kern_w4::ws_trace_piece, sizeof pc));
+  if (!pc[0][0][1]) return 0;
+  static const char *kinds[4] = {"whole", "owner", "part", "split"};
+  for (int kind = 0; kind < 3; kind++) {
+    int m = 0;
+    static long long lp[kern_w4::kWsTraceBlocks * kern_w4::kWsTracePieces], ep[kern_w4::kWsTraceBlocks * kern_w4::kWsTracePieces],
+        wt[kern_w4::kWsTraceBlocks * kern_w4::kWsTracePieces];
+    for (int b = 0; b < nb; b++)
+      for (int i = 0; i < kern_w4::kWsTracePieces; i++)
+        if (pc[b][i][1] && pc[b][i][0] / 65536 == kind) {
+          const long long n = pc[b][i][0] % 65536;
+          lp[m] = n ? (pc[b][i][2] - pc[b][i][1]) / n : 0;
+          wt[m] = kind == 1 ? pc[b][i][3] - pc[b][i][2] : 0;
+          ep[m++] = pc[b][i][4] - (kind == 1 ? pc[b][i][3] : pc[b][i][2]);
+        }
+    if (!m) continue;
+    std::sort(lp, lp + m);
+    std::sort(ep, ep + m);
+    std::sort(wt, wt + m);
+    printf("%-5s pieces %4d: loop ns a chunk %lld / %lld / %lld; ", kinds[kind], m, lp[0], lp[m / 2], lp[m - 1]);
+    if (kind == 1) printf("partials waited for and added %lld / %lld / %lld ns; ", wt[0], wt[m / 2], wt[m - 1]);
+    printf("%s %lld / %lld / %lld ns (min / median / max)\n", kind == 2 ? "partial written" : "output stored", ep[0],
+           ep[m / 2], ep[m - 1]);
+  }
+  static int order[kern_w4::kWsTraceBlocks];
+  for (int b = 0; b < nb; b++) order[b] = b;
+  std::sort(order, order + nb, [&](int x, int y) { return blk[x][3][0] > blk[y][3][0]; });
+  printf("the last blocks to end (ns from the first start): block: end; pieces kind/chunks landed..loop done..end\n");
+  for (int r = 0; r < 5 && r < nb; r++) {
+    const int b = order[r];
+    printf("%4d: %lld;", b, blk[b][3][0] - g0);
+    for (int i = 0; i < kern_w4::kWsTracePieces && pc[b][i][1]; i++)
+      printf(" %s/%lld %lld..%lld..%lld", kinds[pc[b][i][0] / 65536], pc[b][i][0] % 65536, pc[b][i][1] - g0, pc[b][i][2] - g0,
+             pc[b][i][4] - g0);
+    printf("\n");
+  }
   return 0;
 }

@@ -574,12 +574,34 @@ __device__ long long ws_trace_blk[kWsTraceBlocks][4][2];
       ws_trace_blk[b_][k][1] = clock64();                                                        \
     }                                                                                            \
   } while (0)
+/* stream-K blocks' pieces (the first kWsTracePieces of block b < kWsTraceBlocks): [0] kind x 65536
+ * + chunks, then the global timer (ns) when thread 0 passes: [1] the piece's first chunk landed,
+ * [2] its main loop done, [3] (WSK_OWNER) the other holders' partials added, [4] its end */
+constexpr int kWsTracePieces = 4;
+__device__ long long ws_trace_piece[kWsTraceBlocks][kWsTracePieces][5];
+#define WS_PIECE_SET(si, k, v)                                                            \
+  do {                                                                                    \
+    if (threadIdx.x == 0 && blockIdx.x < kWsTraceBlocks && (si) < kWsTracePieces)        \
+      ws_trace_piece[blockIdx.x][si][k] = (v);                                            \
+  } while (0)
+#define WS_PIECE_STAMP(si, k)                                                             \
+  do {                                                                                    \
+    unsigned long long gt_;                                                               \
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(gt_));                               \
+    WS_PIECE_SET(si, k, (long long)gt_);                                                  \
+  } while (0)
 #else
 #define WS_STAMP(ev, c) \
   do {                  \
   } while (0)
 #define WS_BLK_STAMP(k) \
   do {                  \
+  } while (0)
+#define WS_PIECE_SET(si, k, v) \
+  do {                         \
+  } while (0)
+#define WS_PIECE_STAMP(si, k) \
+  do {                        \
   } while (0)
 #endif
 
@@ -596,7 +618,8 @@ __device__ long long ws_trace_blk[kWsTraceBlocks][4][2];
  * the reader's acquire load, the barrier, the loads (L2, not L1). */
 template <int BT, int NWG>
 __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[BT / 2], const WskPiece &sg, int ct, int nt,
-                                                   int lane, int m0, uint8_t *otile) {
+                                                   int lane, int m0, uint8_t *otile, int si /* (trace stamps only) */) {
+  (void)si;
   constexpr int SLOT = (int)WS_COST_SK_SLOT_FLOATS(BT, NWG), T = 128 * NWG; /* the slot ws_cost_schedule makes room for */
   const int b = blockIdx.x;
   if (sg.kind == WSK_PART) {
@@ -621,6 +644,7 @@ __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[B
 #pragma unroll
       for (int i = 0; i < BT / 2; i++) d[i] += __ldcg(part + i * T + ct);
     }
+    WS_PIECE_STAMP(si, 3);
   }
   /* through the output tile (w4g_stage_rows): the barrier first, so that no consumer is still
    * reading the previous piece's tile */
@@ -804,6 +828,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
         ws_wait_at(full_at + 8 * j, parity);
         if (tid == 0) WS_STAMP(1, gc);
         if (gc == 0) WS_BLK_STAMP(1);
+        if (SK && c == 0) WS_PIECE_STAMP(si, 1);
         if (tid == 128) WS_STAMP(6, gc);
         dequant(af, j, c, w, sv); /* chunk c-1's wgmma still run on the other registers */
         if (tid == 0) WS_STAMP(5, gc);
@@ -863,9 +888,12 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
       gc0 += n;
       if constexpr (SK) {
         if (si == nseg - 1) WS_BLK_STAMP(2);
+        WS_PIECE_SET(si, 0, (long long)sg.kind * 65536 + n);
+        WS_PIECE_STAMP(si, 2);
         if (lane == 0) ws_arrive(&empty[(gc0 - 1) % S]); /* the piece's last stage: the next piece reuses the ring */
         kern_pdl_wait(); /* (returns at once: the producer waited) before writing what a predecessor may read */
-        w4s_piece_epilogue<BT, NWG>(a, d, sg, tid, nt, lane, m0, base + (size_t)S * Cfg::STAGE);
+        w4s_piece_epilogue<BT, NWG>(a, d, sg, tid, nt, lane, m0, base + (size_t)S * Cfg::STAGE, si);
+        WS_PIECE_STAMP(si, 4);
       }
     }
     if constexpr (SK) WS_BLK_STAMP(3);
