@@ -472,7 +472,8 @@ int w4g_launch(const W4Args &a, int sms, cudaStream_t st, int swap) {
  * by TMA with the activation tile (2D tensor map, 128-byte swizzle) on a full mbarrier per
  * stage; the NWG consumer warpgroups (2, or 3 for the 128 x 192 tiles; 64 output columns each,
  * a block 64 NWG) wait on it, dequantise, run their wgmma and release the stage on an empty
- * mbarrier once wgmma.wait 1 says the chunk before is done. No block barrier in the loop. The weights (WREG, the default): each consumer warp loads its own 512 bytes a
+ * mbarrier once wgmma.wait 1 says the chunk before is done. No block barrier in the loop. The
+ * weights (WREG, the default): each consumer warp loads its own 512 bytes a
  * chunk (16 a lane) and its scales from global memory into registers P chunks ahead. Without
  * WREG (SERVESIM_W4WS_CFG=1, the fifth session's data path) they come through the ring too, by
  * nine 1D bulk copies a chunk -- which capped the producer at ~1450 SM cycles a chunk on the
@@ -500,7 +501,7 @@ struct WsCfg {
  * it does one of 384; with RB the producer warpgroup gives its own back and the consumers take
  * them: two consumer warpgroups 232 a thread against the producer's 40 (128 x 40 + 256 x 232 =
  * 384 x 168), three 152 (128 x 40 + 384 x 152 <= 512 x 128; with the producer at 24 and the
- * consumers at 160, ptxas spilled 8 bytes in the stream-K instance). */
+ * consumers at 160, ptxas spilled 8 bytes in a 192-column stream-K instance, not built now). */
 constexpr int ws_threads(bool rb, int nwg) { return rb ? 128 * (nwg + 1) : 128 * nwg + 32; }
 
 #ifdef W4G_SM90A
