@@ -107,14 +107,15 @@ WS_COST_FN WsCostSched ws_cost_schedule(int rows, int nwg, int64_t tiles, int KC
 
 /* The tile for 65..256 rows from the four schedules (s256 NULL below 129 rows): returns its
  * height and sets *nwg, its consumer warpgroups (64 columns each: 2, or 3 for the 128 x 192 tiles
- * of s128w3). Costs in tenths of 128-row chunks: a 256-row chunk counts 1.5 (each dequantised
- * weight serves twice the tokens), a 64-row chunk 0.75 where its schedule's blocks fit one an SM
- * and 1.5 where two share one (its chunk took ~1230 SM cycles against ~800 for 128 rows,
- * kernels/NOTES.md item 11), a 192-column chunk 1.175 (a fitted factor: its loop takes ~970
- * cycles a chunk against ~700, item 16, and its grid fewer blocks; never stream-K). Fitted to the H200 (kernels/NOTES.md items 14, 16): 256 rows win
- * at qkv and gate_up TP=1, 64 rows at down TP=4 and at gate_up TP=4 with 128 rows, 192 columns at
- * o_proj TP=1/2/4 and qkv TP=2/4 with 128 rows and qkv TP=4 with 256, 128 x 128 elsewhere. Equal
- * costs keep 128 x 128. */
+ * of s128w3). Each schedule's cost (quarter chunks of its own tile) is weighted by what its chunk
+ * counts against a 128-row chunk (x 40 = 1): a 256-row chunk 1.5 (x 60; each dequantised weight
+ * serves twice the tokens), a 64-row chunk 0.75 where its schedule's blocks fit one an SM and 1.5
+ * where two share one (x 30 / 60; its chunk took ~1230 SM cycles against ~800 for 128 rows,
+ * kernels/NOTES.md item 11), a 192-column chunk 1.175 (x 47; a fitted factor: its loop takes ~970
+ * cycles a chunk against ~700, item 16, and its grid has fewer blocks; never stream-K). Fitted to
+ * the H200 (kernels/NOTES.md items 14, 16): 256 rows win at qkv and gate_up TP=1, 64 rows at down
+ * TP=4 and at gate_up TP=4 with 128 rows, 192 columns at o_proj TP=1/2/4 and qkv TP=2/4 with 128
+ * rows and qkv TP=4 with 256, 128 x 128 elsewhere. Equal costs keep 128 x 128. */
 WS_COST_FN int ws_cost_pick_tile(const WsCostSched *s64, const WsCostSched *s128, const WsCostSched *s256,
                                  const WsCostSched *s128w3, int sms, int *nwg) {
   const int64_t c128 = 40 * s128->cost_qc, c64 = (s64->blocks <= sms ? 30 : 60) * s64->cost_qc;
