@@ -53,6 +53,13 @@ static __device__ __forceinline__ void kern_mma_bf16(float d[4], const uint32_t 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+/* The global timer (ns; the kernels' trace builds stamp it). */
+static __device__ __forceinline__ unsigned long long kern_globaltimer() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
 static inline int kern_cdiv(int64_t a, int64_t b) { return (int)((a + b - 1) / b); }
 
 /* Programmatic dependent launch (Hopper, sm_90+; no-ops below). A kernel launched with

@@ -46,8 +46,7 @@ __device__ unsigned long long w4p_trace_buf[2][kW4pTraceBlocks][4];
 int w4p_trace_last_blocks;
 #define W4P_STAMP(i)                                                                         \
   do {                                                                                       \
-    unsigned long long now_;                                                                 \
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now_));                                 \
+    const unsigned long long now_ = kern_globaltimer();                                      \
     const unsigned b_ = blockIdx.z * gridDim.x + blockIdx.x;                                 \
     if (threadIdx.x == 0 && b_ < kW4pTraceBlocks) w4p_trace_buf[a.topk & 1][b_][i] = now_;   \
   } while (0)

@@ -63,11 +63,8 @@ __device__ long long ws_trace_ep[kW4gMaxSplits][10];
   do {                                                                             \
     if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == (thr)) {              \
       ws_trace_ep[blockIdx.z][k] = clock64();                                      \
-      if ((k) == 1 || (k) == 7) {                                                  \
-        unsigned long long gt;                                                     \
-        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(gt));                     \
-        ws_trace_ep[blockIdx.z][(k) == 1 ? 8 : 9] = (long long)gt;                 \
-      }                                                                            \
+      if ((k) == 1 || (k) == 7)                                                    \
+        ws_trace_ep[blockIdx.z][(k) == 1 ? 8 : 9] = (long long)kern_globaltimer(); \
     }                                                                              \
   } while (0)
 #else
@@ -569,9 +566,7 @@ __device__ long long ws_trace_blk[kWsTraceBlocks][4][2];
   do {                                                                                           \
     const long long b_ = blockIdx.x + (long long)gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z); \
     if (threadIdx.x == 0 && b_ < kWsTraceBlocks) {                                               \
-      unsigned long long gt_;                                                                    \
-      asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(gt_));                                    \
-      ws_trace_blk[b_][k][0] = (long long)gt_;                                                   \
+      ws_trace_blk[b_][k][0] = (long long)kern_globaltimer();                                    \
       ws_trace_blk[b_][k][1] = clock64();                                                        \
     }                                                                                            \
   } while (0)
@@ -585,12 +580,7 @@ __device__ long long ws_trace_piece[kWsTraceBlocks][kWsTracePieces][5];
     if (threadIdx.x == 0 && blockIdx.x < kWsTraceBlocks && (si) < kWsTracePieces)        \
       ws_trace_piece[blockIdx.x][si][k] = (v);                                            \
   } while (0)
-#define WS_PIECE_STAMP(si, k)                                                             \
-  do {                                                                                    \
-    unsigned long long gt_;                                                               \
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(gt_));                               \
-    WS_PIECE_SET(si, k, (long long)gt_);                                                  \
-  } while (0)
+#define WS_PIECE_STAMP(si, k) WS_PIECE_SET(si, k, (long long)kern_globaltimer())
 #else
 #define WS_STAMP(ev, c) \
   do {                  \
