@@ -172,9 +172,10 @@ __device__ __forceinline__ void w4g_mma(float (&d)[BT / 2], const uint32_t (&a)[
  * stmatrix (.trans: an accumulator pair of lane g, t -- output column g, tokens 2t and 2t + 1 of
  * an 8 x 8 block -- lands in token rows 2t and 2t + 1; the layout is kernels/w4g_layout.h's,
  * which test_w4g_layout checks on the CPU), then leave as 16-byte row segments, a warp writing
- * 512 contiguous bytes of the tile (two whole rows of 128 columns, 1 1/3 of 192). The per-fragment stores this replaces (one 2-byte store a
- * value, four 16-byte pieces a warp instruction) took ~2300 SM cycles for a 128 x 128 tile on
- * the H200 (bench_w4ws_trace; kernels/NOTES.md item 13). */
+ * 512 contiguous bytes of the tile (two whole rows of 128 columns, 1 1/3 of 192). The
+ * per-fragment stores this replaces (one 2-byte store a value, four 16-byte pieces a warp
+ * instruction) took ~2300 SM cycles for a 128 x 128 tile on the H200 (bench_w4ws_trace;
+ * kernels/NOTES.md item 13). */
 __device__ __forceinline__ uint32_t w4g_bf16x2(float lo, float hi) {
   return (uint32_t)kern_f2bf(lo) | (uint32_t)kern_f2bf(hi) << 16;
 }
