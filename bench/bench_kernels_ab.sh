@@ -5,6 +5,9 @@
 #   bash bench/bench_kernels_ab.sh REF [RUNS]     REF: a commit (e.g. HEAD, HEAD~1); RUNS: 2
 #   TABLES="--mid --small --moe"   the bench_kernels tables to compare (each run: new, then REF)
 #   GPU_TESTS=1                    run `ctest -L gpu` on the working tree's build first
+#   GPU_TESTS_R=REGEX              with GPU_TESTS=1: only the GPU tests matching REGEX
+#   REF_TGZ=FILE                   REF's tree from `git archive REF | gzip > FILE` made beforehand
+#                                  (the device's copy of .git may lack recent commits)
 # Needs the git history on the device (the device tool copies .git) and the CPU dependencies
 # (.deps in carry; scripts/device-deps.sh). Logs go to $OUT/ab (or /tmp/kern-out/ab); the summary
 # on stdout: for each GEMM table the summed microseconds at M = 64..256 (--mid) or 1..16
@@ -19,12 +22,18 @@ OUT=${OUT:-/tmp/kern-out}
 LOG="$OUT/ab"
 mkdir -p "$LOG"
 export PATH=/usr/local/cuda/bin:$PATH
-REF_SHA=$(git rev-parse --short "$REF^{commit}") || { echo "bench_kernels_ab: $REF: not a commit" >&2; exit 2; }
+if [ -n "${REF_TGZ:-}" ]; then
+  [ -f "$REF_TGZ" ] || { echo "bench_kernels_ab: REF_TGZ=$REF_TGZ: no such file" >&2; exit 2; }
+  REF_SHA=$REF
+else
+  REF_SHA=$(git rev-parse --short "$REF^{commit}") || { echo "bench_kernels_ab: $REF: not a commit" >&2; exit 2; }
+fi
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv | tee "$LOG/gpu.txt"
 echo "new: working tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' + uncommitted changes'); ref: $REF_SHA"
 bash scripts/device-deps.sh unpack > /dev/null
 REF_DIR=/tmp/ab-$REF_SHA
-rm -rf "$REF_DIR" && mkdir -p "$REF_DIR" && git archive "$REF_SHA" | tar x -C "$REF_DIR"
+rm -rf "$REF_DIR" && mkdir -p "$REF_DIR"
+if [ -n "${REF_TGZ:-}" ]; then tar xzf "$REF_TGZ" -C "$REF_DIR"; else git archive "$REF_SHA" | tar x -C "$REF_DIR"; fi
 cmake_cfg() { cmake -S "$1" -B "$1/$2" -DCMAKE_BUILD_TYPE=Release -DSERVESIM_DEPS_PREFIX=/tmp/deps -DCMAKE_CUDA_ARCHITECTURES=90; }
 JOBS=$(( $(nproc) / 2 > 1 ? $(nproc) / 2 : 1 ))
 TARGETS=bench_kernels
@@ -42,7 +51,7 @@ fi
 NEW_BIN=build-gpu/bench/bench_kernels
 REF_BIN=$REF_DIR/build/bench/bench_kernels
 if [ "${GPU_TESTS:-0}" = 1 ]; then
-  (cd build-gpu && ctest -L gpu --output-on-failure > "$LOG/ctest-gpu.log" 2>&1)
+  (cd build-gpu && ctest -L gpu ${GPU_TESTS_R:+-R "$GPU_TESTS_R"} --output-on-failure > "$LOG/ctest-gpu.log" 2>&1)
   grep -E "tests passed|tests failed" "$LOG/ctest-gpu.log"
 fi
 

@@ -247,13 +247,13 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
   if (splits > 1) {
     namespace cg = cooperative_groups;
     cg::cluster_group cluster = cg::this_cluster();
-    float *part = reinterpret_cast<float *>(ring);
+    float4 *part = reinterpret_cast<float4 *>(ring); /* group i of thread ct (d[4i .. 4i + 3]) at i T + ct */
     WS_EP_STAMP(3, 0);
     __syncthreads(); /* every consumer is past its last read of the ring */
     WS_EP_STAMP(4, 0);
     if (consumer) {
 #pragma unroll
-      for (int i = 0; i < BT / 2; i++) part[i * T + ct] = d[i];
+      for (int i = 0; i < BT / 8; i++) part[i * T + ct] = make_float4(d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]);
     }
     cluster.sync();
     WS_EP_STAMP(5, 0);
@@ -265,15 +265,19 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
        * staged); the 64-row kernel (two blocks an SM, 96 registers) is faster staged at every
        * split, and with both paths in it slower at every M = 64 point (qkv 19.7 -> 21.0 us); the
        * 256-row kernel's partials fill its ring, so its shares leave directly */
-      /* v[0..3] = group i's four values summed over the cluster in split order */
+      /* v[0..3] = group i's four values summed over the cluster in split order: one 16-byte load
+       * a peer, all issued before the adds (bench_dsmem: 10-20% faster than 4-byte loads a peer
+       * after another, kernels/NOTES.md item 17) */
       auto sum_group = [&](int i, float *v) {
+        float4 x[kW4gMaxSplits];
+#pragma unroll
+        for (int zz = 0; zz < kW4gMaxSplits; zz++)
+          if (zz < splits) x[zz] = cluster.map_shared_rank(part, zz)[i * T + ct];
 #pragma unroll
         for (int e = 0; e < 4; e++) v[e] = 0.f;
-        for (int zz = 0; zz < splits; zz++) {
-          const float *pz = cluster.map_shared_rank(part, zz);
 #pragma unroll
-          for (int e = 0; e < 4; e++) v[e] += pz[(4 * i + e) * T + ct];
-        }
+        for (int zz = 0; zz < kW4gMaxSplits; zz++)
+          if (zz < splits) v[0] += x[zz].x, v[1] += x[zz].y, v[2] += x[zz].z, v[3] += x[zz].w;
       };
       if (STG && w4g_split_staged(BT, NWG) && (BT == 64 || hi - lo >= kW4gStageMinGroups)) {
         constexpr int SH = (BT / 8 + 1) / 2; /* a share's groups at most (splits >= 2) */
@@ -601,24 +605,26 @@ __device__ long long ws_trace_piece[kWsTraceBlocks][kWsTracePieces][5];
 /* A stream-K piece's end (kernels/wsk_plan.h), by the T = 128 NWG consumer threads (ct = consumer
  * thread, the accumulators d in the wgmma D fragment layout of w4g_epilogue; the launcher runs
  * stream-K with two warpgroups only): WSK_PART leaves d in this block's workspace slot (BT / 2 x
- * T floats, fragment order) and raises its flag
+ * T floats: thread ct's values 4i .. 4i + 3 as the 16 bytes i T + ct) and raises its flag
  * (ws_cnt[block]); WSK_OWNER adds the slots of blocks owner + 1 .. last in block order (each
  * flag waited for by one thread, then reset to zero for the next call) and stores y through
  * the output tile otile (past the ring: w4g_stage_rows), as WSK_WHOLE does at once. The flag
- * handshake:
- * the writers' stores, a fence each, a barrier of the T (named barrier 1), one release store;
- * the reader's acquire load, the barrier, the loads (L2, not L1). */
+ * handshake: the writers' stores, the barrier of the T (named barrier 1), one release store
+ * (cumulative: it orders every store the barrier ordered before it); the reader's acquire load,
+ * the barrier, the loads (L2, not L1). 16-byte stores, fenced once, wrote a 128 KB slot in 2.0
+ * us against 2.5 for 4-byte stores each fenced (qkv at 256 rows; one bulk copy of the slot into
+ * the ring read it slower than the threads' loads: kernels/NOTES.md item 17). */
 template <int BT, int NWG>
 __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[BT / 2], const WskPiece &sg, int ct, int nt,
                                                    int lane, int m0, uint8_t *otile, int si /* (trace stamps only) */) {
   (void)si;
   constexpr int SLOT = (int)WS_COST_SK_SLOT_FLOATS(BT, NWG), T = 128 * NWG; /* the slot ws_cost_schedule makes room for */
+  static_assert(SLOT == BT / 2 * T, "a slot holds the consumers' accumulators");
   const int b = blockIdx.x;
   if (sg.kind == WSK_PART) {
-    float *part = a.ws_part + (size_t)b * SLOT;
+    float4 *part = reinterpret_cast<float4 *>(a.ws_part + (size_t)b * SLOT);
 #pragma unroll
-    for (int i = 0; i < BT / 2; i++) __stcg(part + i * T + ct, d[i]);
-    __threadfence();
+    for (int i = 0; i < BT / 8; i++) __stcg(part + i * T + ct, make_float4(d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]));
     w4g_consumers_sync<NWG>();
     if (ct == 0) asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(a.ws_cnt + b), "r"(1u) : "memory");
     return;
@@ -632,9 +638,12 @@ __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[B
         a.ws_cnt[o] = 0;
       }
       w4g_consumers_sync<NWG>();
-      const float *part = a.ws_part + (size_t)o * SLOT;
+      const float4 *part = reinterpret_cast<const float4 *>(a.ws_part + (size_t)o * SLOT);
 #pragma unroll
-      for (int i = 0; i < BT / 2; i++) d[i] += __ldcg(part + i * T + ct);
+      for (int i = 0; i < BT / 8; i++) {
+        const float4 v = __ldcg(part + i * T + ct);
+        d[4 * i] += v.x, d[4 * i + 1] += v.y, d[4 * i + 2] += v.z, d[4 * i + 3] += v.w;
+      }
     }
     WS_PIECE_STAMP(si, 3);
   }
