@@ -247,13 +247,24 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
   if (splits > 1) {
     namespace cg = cooperative_groups;
     cg::cluster_group cluster = cg::this_cluster();
-    float4 *part = reinterpret_cast<float4 *>(ring); /* group i of thread ct (d[4i .. 4i + 3]) at i T + ct */
+    /* group i of thread ct (d[4i .. 4i + 3]) at i T + ct in 16-byte pieces; with three consumer
+     * warpgroups value i at i T + ct (16-byte loads were slower there: kernels/NOTES.md item 17) */
+    constexpr bool V4 = NWG == 2;
+    float4 *part = reinterpret_cast<float4 *>(ring);
+    float *part1 = reinterpret_cast<float *>(ring);
     WS_EP_STAMP(3, 0);
     __syncthreads(); /* every consumer is past its last read of the ring */
     WS_EP_STAMP(4, 0);
     if (consumer) {
 #pragma unroll
-      for (int i = 0; i < BT / 8; i++) part[i * T + ct] = make_float4(d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]);
+      for (int i = 0; i < BT / 8; i++) {
+        if constexpr (V4) {
+          part[i * T + ct] = make_float4(d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]);
+        } else {
+#pragma unroll
+          for (int e = 0; e < 4; e++) part1[(4 * i + e) * T + ct] = d[4 * i + e];
+        }
+      }
     }
     cluster.sync();
     WS_EP_STAMP(5, 0);
@@ -269,15 +280,23 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
        * a peer, all issued before the adds (bench_dsmem: 10-20% faster than 4-byte loads a peer
        * after another, kernels/NOTES.md item 17) */
       auto sum_group = [&](int i, float *v) {
-        float4 x[kW4gMaxSplits];
-#pragma unroll
-        for (int zz = 0; zz < kW4gMaxSplits; zz++)
-          if (zz < splits) x[zz] = cluster.map_shared_rank(part, zz)[i * T + ct];
 #pragma unroll
         for (int e = 0; e < 4; e++) v[e] = 0.f;
+        if constexpr (V4) {
+          float4 x[kW4gMaxSplits];
 #pragma unroll
-        for (int zz = 0; zz < kW4gMaxSplits; zz++)
-          if (zz < splits) v[0] += x[zz].x, v[1] += x[zz].y, v[2] += x[zz].z, v[3] += x[zz].w;
+          for (int zz = 0; zz < kW4gMaxSplits; zz++)
+            if (zz < splits) x[zz] = cluster.map_shared_rank(part, zz)[i * T + ct];
+#pragma unroll
+          for (int zz = 0; zz < kW4gMaxSplits; zz++)
+            if (zz < splits) v[0] += x[zz].x, v[1] += x[zz].y, v[2] += x[zz].z, v[3] += x[zz].w;
+        } else {
+          for (int zz = 0; zz < splits; zz++) {
+            const float *pz = cluster.map_shared_rank(part1, zz);
+#pragma unroll
+            for (int e = 0; e < 4; e++) v[e] += pz[(4 * i + e) * T + ct];
+          }
+        }
       };
       if (STG && w4g_split_staged(BT, NWG) && (BT == 64 || hi - lo >= kW4gStageMinGroups)) {
         constexpr int SH = (BT / 8 + 1) / 2; /* a share's groups at most (splits >= 2) */
