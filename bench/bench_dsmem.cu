@@ -13,7 +13,8 @@
  *              distributed shared memory stores), cluster barrier, owners sum from local memory
  *   push_bulk  partials to own shared memory, then one thread bulk-copies each owner's groups into
  *              its receive area (cp.async.bulk shared::cluster, completing on the owner's
- *              mbarrier), owners wait on their mbarrier and sum locally: one cluster barrier
+ *              mbarrier), owners wait on their mbarrier and sum locally: two cluster barriers,
+ *              one before the partials are rewritten (the owners are done with the copies)
  *   l2         the groups a block does not own stored to a global workspace (16-byte, L2), cluster
  *              barrier (release / acquire at cluster scope), owners load them (16-byte, L2)
  * Grid: as many clusters as fit at one block an SM (cudaOccupancyMaxActiveClusters), each block
@@ -165,7 +166,10 @@ __global__ void __launch_bounds__(kT, 1) dsm_kernel(int reps, float4 *ws, float4
       }
     } else if constexpr (W == DSM_PUSH_BULK) {
       float4 *p4 = reinterpret_cast<float4 *>(part);
-      __syncthreads(); /* the last sum's reads of part and recv are done */
+      /* every owner has waited for the last sum's copies (so they have read part) and summed
+       * them: part and recv may be rewritten (the copies complete on the owners' mbarriers, not
+       * in a bulk group, so the sender cannot wait for their reads itself) */
+      cluster.sync();
 #pragma unroll
       for (int i = 0; i < G; i++) p4[i * kT + ct] = make_float4(d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]);
       asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
@@ -180,7 +184,6 @@ __global__ void __launch_bounds__(kT, 1) dsm_kernel(int reps, float4 *ws, float4
                 dsm_mapa(dsm_u32(recv + (size_t)slot * SH * kT), r)),
             "r"(dsm_u32(p4 + (size_t)rlo * kT)), "r"((uint32_t)((rhi - rlo) * kT * 16)), "r"(dsm_mapa(dsm_u32(bar), r))
             : "memory");
-        asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
       }
       uint32_t done = 0;
       while (!done)
@@ -194,7 +197,6 @@ __global__ void __launch_bounds__(kT, 1) dsm_kernel(int reps, float4 *ws, float4
         live += s4.x + s4.y + s4.z + s4.w;
         if (rep == reps - 1) out[((size_t)blockIdx.x * (G / 2) + i - lo) * kT + ct] = s4;
       }
-      if (ct < S && ct != me) asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); /* part may be rewritten */
     } else { /* DSM_L2: workspace [cluster][rep parity][owner][slot][share group][thread] */
       float4 *w0 = ws + ((cl * 2 + (rep & 1)) * S) * (size_t)(S - 1) * SH * kT;
 #pragma unroll
@@ -302,7 +304,7 @@ int main(int argc, char **argv) {
     return 77;
   }
   printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
-  /* >= clusters x 2 x S x (S - 1) x SH x T float4s: clusters x S <= SMs, (S - 1) SH <= 28 */
+  /* >= clusters x 2 x S x (S - 1) x SH x T float4s: clusters x S <= SMs, (S - 1) SH <= 30 */
   const size_t ws_floats4 = (size_t)prop.multiProcessorCount * 2 * 32 * kT;
   float4 *ws, *out;
   long long *clk;

@@ -247,8 +247,9 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
   if (splits > 1) {
     namespace cg = cooperative_groups;
     cg::cluster_group cluster = cg::this_cluster();
-    /* group i of thread ct (d[4i .. 4i + 3]) at i T + ct in 16-byte pieces; with three consumer
-     * warpgroups value i at i T + ct (16-byte loads were slower there: kernels/NOTES.md item 17) */
+    /* group i of thread ct (d[4i .. 4i + 3]) at i T + ct in 16-byte pieces (T = 256: two consumer
+     * warpgroups, or the all-threads kernel); with three consumer warpgroups value i at i T + ct
+     * (16-byte loads were slower there: kernels/NOTES.md item 17) */
     constexpr bool V4 = NWG == 2;
     float4 *part = reinterpret_cast<float4 *>(ring);
     float *part1 = reinterpret_cast<float *>(ring);
@@ -277,8 +278,8 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
        * split, and with both paths in it slower at every M = 64 point (qkv 19.7 -> 21.0 us); the
        * 256-row kernel's partials fill its ring, so its shares leave directly */
       /* v[0..3] = group i's four values summed over the cluster in split order: one 16-byte load
-       * a peer, all issued before the adds (bench_dsmem: 10-20% faster than 4-byte loads a peer
-       * after another, kernels/NOTES.md item 17) */
+       * a peer, all issued before the adds (bench_dsmem: up to 21% less time than 4-byte loads a
+       * peer after another -- 64 KB, 3 splits; 6% at 4 --, kernels/NOTES.md item 17) */
       auto sum_group = [&](int i, float *v) {
 #pragma unroll
         for (int e = 0; e < 4; e++) v[e] = 0.f;
@@ -630,9 +631,9 @@ __device__ long long ws_trace_piece[kWsTraceBlocks][kWsTracePieces][5];
  * the output tile otile (past the ring: w4g_stage_rows), as WSK_WHOLE does at once. The flag
  * handshake: the writers' stores, the barrier of the T (named barrier 1), one release store
  * (cumulative: it orders every store the barrier ordered before it); the reader's acquire load,
- * the barrier, the loads (L2, not L1). 16-byte stores, fenced once, wrote a 128 KB slot in 2.0
- * us against 2.5 for 4-byte stores each fenced (qkv at 256 rows; one bulk copy of the slot into
- * the ring read it slower than the threads' loads: kernels/NOTES.md item 17). */
+ * the barrier, the loads (L2, not L1). 16-byte stores and the one release wrote a 128 KB slot
+ * in 2.0-2.2 us against 2.5 for 4-byte stores each fenced (qkv at 256 rows; one bulk copy of the
+ * slot into the ring read it slower than the threads' loads: kernels/NOTES.md item 17). */
 template <int BT, int NWG>
 __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[BT / 2], const WskPiece &sg, int ct, int nt,
                                                    int lane, int m0, uint8_t *otile, int si /* (trace stamps only) */) {
