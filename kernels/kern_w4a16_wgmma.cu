@@ -1095,12 +1095,10 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   if (int rc = ws_plan<64, 2, 8, true, 2, false>(a, sms, ws, &p64)) return rc;
   if (a.M > 128)
     if (int rc = ws_plan<256, 1, 4, true, P, true>(a, sms, ws, &p256)) return rc;
-  if (wg == 2) { /* never chosen (and not planned) */
-    p128w3.s = WsCostSched{};
-    p128w3.s.cost_qc = INT64_MAX / 64;
-  } else if (int rc = ws_plan<128, 1, 8, true, P, true, 3>(a, sms, ws, &p128w3)) return rc;
+  if (wg != 2) /* (2: never 192 columns, not planned) */
+    if (int rc = ws_plan<128, 1, 8, true, P, true, 3>(a, sms, ws, &p128w3)) return rc;
   int nwg = 2;
-  const int pick = ws_cost_pick_tile(&p64.s, &p128.s, a.M > 128 ? &p256.s : NULL, &p128w3.s, sms, &nwg);
+  const int pick = ws_cost_pick_tile(&p64.s, &p128.s, a.M > 128 ? &p256.s : NULL, wg != 2 ? &p128w3.s : NULL, sms, &nwg);
   if (nwg == 3) return ws_run<128, 1, 8, true, P, true, 3>(a, p128w3, ws, st);
   if (pick == 256) return ws_run<256, 1, 4, true, P, true>(a, p256, ws, st);
   if (pick == 64) return ws_run<64, 2, 8, true, 2, false>(a, p64, ws, st);

@@ -105,7 +105,8 @@ WS_COST_FN WsCostSched ws_cost_schedule(int rows, int nwg, int64_t tiles, int KC
   return r;
 }
 
-/* The tile for 65..256 rows from the four schedules (s256 NULL below 129 rows): returns its
+/* The tile for 65..256 rows from the four schedules (s256 NULL below 129 rows, s128w3 NULL where
+ * 192 columns are not wanted, SERVESIM_W4WS_WG=2): returns its
  * height and sets *nwg, its consumer warpgroups (64 columns each: 2, or 3 for the 128 x 192 tiles
  * of s128w3). Each schedule's cost (quarter chunks of its own tile) is weighted by what its chunk
  * counts against a 128-row chunk (x 40 = 1): a 256-row chunk 1.5 (x 60; each dequantised weight
@@ -119,11 +120,11 @@ WS_COST_FN WsCostSched ws_cost_schedule(int rows, int nwg, int64_t tiles, int KC
 WS_COST_FN int ws_cost_pick_tile(const WsCostSched *s64, const WsCostSched *s128, const WsCostSched *s256,
                                  const WsCostSched *s128w3, int sms, int *nwg) {
   const int64_t c128 = 40 * s128->cost_qc, c64 = (s64->blocks <= sms ? 30 : 60) * s64->cost_qc;
-  const int64_t c256 = s256 ? 60 * s256->cost_qc : INT64_MAX, cw3 = 47 * s128w3->cost_qc;
+  const int64_t c256 = s256 ? 60 * s256->cost_qc : INT64_MAX, cw3 = s128w3 ? 47 * s128w3->cost_qc : INT64_MAX;
   int rows = 128;
   int64_t best = c128;
   if (c64 < best) rows = 64, best = c64;
-  if (c256 < c128 && c256 < c64) rows = 256, best = c256;
+  if (c256 < best) rows = 256, best = c256;
   *nwg = cw3 < best ? 3 : 2;
   return cw3 < best ? 128 : rows;
 }

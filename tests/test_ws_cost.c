@@ -96,6 +96,7 @@ static void test_schedule_rules(void) {
    * (c: 6 x 19) wins, 4.7 x 25 = 117.5 does not; equal costs keep 128 columns */
   w.cost_qc = 24;
   CHECK(ws_cost_pick_tile(&a, &b, &c, &w, 132, &nwg) == 128 && nwg == 3);
+  CHECK(ws_cost_pick_tile(&a, &b, &c, NULL, 132, &nwg) == 256 && nwg == 2); /* no 192-column schedule */
   w.cost_qc = 25;
   CHECK(ws_cost_pick_tile(&a, &b, &c, &w, 132, &nwg) == 256 && nwg == 2);
   WsCostSched b40 = {1, 0, 100, 47}, w40 = {1, 0, 100, 40};
