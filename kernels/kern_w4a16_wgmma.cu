@@ -1074,6 +1074,30 @@ int ws_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   return ws_run<BT, MINB, S, WREG, P, RB, NWG>(a, pl, ws, st);
 }
 
+/* A tile configuration (the template arguments of ws_plan / ws_run / ws_launch), spelled once
+ * where several are planned and one is run. */
+template <int BT, int MINB, int S, bool WREG, int P, bool RB, int NWG = 2>
+struct WsConf {
+  static int plan(const W4Args &a, int sms, const W4Ws &ws, WsPlan *pl) {
+    return ws_plan<BT, MINB, S, WREG, P, RB, NWG>(a, sms, ws, pl);
+  }
+  static int run(const W4Args &a, const WsPlan &pl, const W4Ws &ws, cudaStream_t st) {
+    return ws_run<BT, MINB, S, WREG, P, RB, NWG>(a, pl, ws, st);
+  }
+  static int launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
+    return ws_launch<BT, MINB, S, WREG, P, RB, NWG>(a, sms, ws, st);
+  }
+};
+/* the tiles of the default path: 64 rows (two blocks an SM, 2-chunk steps); 128 and 256 rows and
+ * 128 x 192 (one block an SM, P-chunk steps, the register hand-over) */
+using WsTile64 = WsConf<64, 2, 8, true, 2, false>;
+template <int P>
+using WsTile128 = WsConf<128, 1, 8, true, P, true>;
+template <int P>
+using WsTile256 = WsConf<256, 1, 4, true, P, true>;
+template <int P>
+using WsTile128x192 = WsConf<128, 1, 8, true, P, true, 3>;
+
 /* 65..256 rows: the tile whose schedule costs least (kernels/ws_cost.h's ws_cost_pick_tile): 64,
  * 128 or (from 129 rows) 256 rows of 128 columns, or 128 rows of 192 (three consumer warpgroups).
  * SERVESIM_W4WS_ROWS = 64, 128 or 256 forces a height (256 only from 129 rows; other values: the
@@ -1086,23 +1110,23 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   static int rows = -1, wg = -1;
   if (rows < 0) rows = kern_env_int("SERVESIM_W4WS_ROWS", 0);
   if (wg < 0) wg = kern_env_int("SERVESIM_W4WS_WG", 0);
-  if (wg == 3 && rows != 64 && !(rows == 256 && a.M > 128)) return ws_launch<128, 1, 8, true, P, true, 3>(a, sms, ws, st);
-  if (rows == 64) return ws_launch<64, 2, 8, true, 2, false>(a, sms, ws, st);
-  if (rows == 256 && a.M > 128) return ws_launch<256, 1, 4, true, P, true>(a, sms, ws, st);
-  if (rows == 128 || rows == 256) return ws_launch<128, 1, 8, true, P, true>(a, sms, ws, st);
+  if (wg == 3 && rows != 64 && !(rows == 256 && a.M > 128)) return WsTile128x192<P>::launch(a, sms, ws, st);
+  if (rows == 64) return WsTile64::launch(a, sms, ws, st);
+  if (rows == 256 && a.M > 128) return WsTile256<P>::launch(a, sms, ws, st);
+  if (rows == 128 || rows == 256) return WsTile128<P>::launch(a, sms, ws, st);
   WsPlan p64, p128, p256, p128w3;
-  if (int rc = ws_plan<128, 1, 8, true, P, true>(a, sms, ws, &p128)) return rc;
-  if (int rc = ws_plan<64, 2, 8, true, 2, false>(a, sms, ws, &p64)) return rc;
+  if (int rc = WsTile128<P>::plan(a, sms, ws, &p128)) return rc;
+  if (int rc = WsTile64::plan(a, sms, ws, &p64)) return rc;
   if (a.M > 128)
-    if (int rc = ws_plan<256, 1, 4, true, P, true>(a, sms, ws, &p256)) return rc;
+    if (int rc = WsTile256<P>::plan(a, sms, ws, &p256)) return rc;
   if (wg != 2) /* (2: never 192 columns, not planned) */
-    if (int rc = ws_plan<128, 1, 8, true, P, true, 3>(a, sms, ws, &p128w3)) return rc;
+    if (int rc = WsTile128x192<P>::plan(a, sms, ws, &p128w3)) return rc;
   int nwg = 2;
   const int pick = ws_cost_pick_tile(&p64.s, &p128.s, a.M > 128 ? &p256.s : NULL, wg != 2 ? &p128w3.s : NULL, sms, &nwg);
-  if (nwg == 3) return ws_run<128, 1, 8, true, P, true, 3>(a, p128w3, ws, st);
-  if (pick == 256) return ws_run<256, 1, 4, true, P, true>(a, p256, ws, st);
-  if (pick == 64) return ws_run<64, 2, 8, true, 2, false>(a, p64, ws, st);
-  return ws_run<128, 1, 8, true, P, true>(a, p128, ws, st);
+  if (nwg == 3) return WsTile128x192<P>::run(a, p128w3, ws, st);
+  if (pick == 256) return WsTile256<P>::run(a, p256, ws, st);
+  if (pick == 64) return WsTile64::run(a, p64, ws, st);
+  return WsTile128<P>::run(a, p128, ws, st);
 }
 
 } // namespace
@@ -1142,7 +1166,7 @@ int w4a16_wgmma_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st
      * ws_launch_mid's costs say, 64- or 256-row tiles or 128 x 192 ones (with RB only) */
     static int rb = -1;
     if (rb < 0) rb = kern_env_int("SERVESIM_W4WS_RB", 1) != 0;
-    if (a.M <= 64) return ws_launch<64, 2, 8, true, 2, false>(a, sms, ws, st);
+    if (a.M <= 64) return WsTile64::launch(a, sms, ws, st);
     if (rb) return a.K % 256 == 0 ? ws_launch_mid<4>(a, sms, ws, st) : ws_launch_mid<2>(a, sms, ws, st);
     return a.K % 256 == 0 ? ws_launch<128, 1, 8, true, 4, false>(a, sms, ws, st) : ws_launch<128, 1, 8, true, 2, false>(a, sms, ws, st);
   }
