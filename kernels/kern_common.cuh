@@ -53,6 +53,16 @@ static __device__ __forceinline__ void kern_mma_bf16(float d[4], const uint32_t 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+/* d = a * b, the same mma starting from zero accumulators (no registers to clear first). */
+static __device__ __forceinline__ void kern_mma_bf16_first(float d[4], const uint32_t a[4],
+                                                           uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%10,%10,%10,%10};\n"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "f"(0.f));
+}
+
 /* The global timer (ns; the kernels' trace builds stamp it). */
 static __device__ __forceinline__ unsigned long long kern_globaltimer() {
   unsigned long long t;

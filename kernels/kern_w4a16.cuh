@@ -61,6 +61,23 @@ static __device__ __forceinline__ void w4_dequant_piece(const uint4 &p, int s, u
   }
 }
 
+/* Step s's A fragment unscaled, as the bf16 integers q - 8 (exact): w4_dequant_piece without
+ * its product, for kernels that scale the fp32 sums instead (kern_w4a16_preload.cu). */
+static __device__ __forceinline__ void w4_unscaled_piece(const uint4 &p, int s, uint32_t a[4]) {
+  const uint32_t c136 = 0x43084308u; /* bf16 136.0 in both halves */
+#pragma unroll
+  for (int r = 0; r < 4; r++) {
+    const int i = w4g_piece_word(s, r);
+    const uint32_t x = i == 0 ? p.x : i == 1 ? p.y : i == 2 ? p.z : p.w;
+    const int sh = w4g_piece_shift(s, r);
+    uint32_t v;
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;\n" : "=r"(v) : "r"(sh ? x >> sh : x), "n"(kMask), "r"(kMagic));
+    const __nv_bfloat162 w = __hsub2(*reinterpret_cast<const __nv_bfloat162 *>(&v),
+                                     *reinterpret_cast<const __nv_bfloat162 *>(&c136));
+    a[r] = *reinterpret_cast<const uint32_t *>(&w);
+  }
+}
+
 /* acc[NT][MT] += one k64 chunk: the lane's 16 bytes wq[NT] of each tile (four k16 steps), dequantised
  * to bf16 (q - 8) * s with their scale pairs sc[NT] (rows g and g+8), times the activations
  * xv[MT][2] (the B fragments of the four steps). */

@@ -16,16 +16,16 @@
  *  2. Then it lets the next kernel be scheduled (SERVESIM_W4P_TRIGGER=1, the default; 0
  *     triggers after the main loop instead), waits for the previous one, and walks its chunks
  *     in order: the activation fragments of chunk u + 1 are loaded (from L2) while chunk u is
- *     dequantised (w4_dequant_piece) and multiplied (one m16n8k16 per k16 step and 8 rows).
+ *     unpacked to q - 8 (w4_unscaled_piece) and multiplied (one m16n8k16 per k16 step and 8
+ *     rows); each group's fp32 sums are scaled at its end.
  *  3. The W warps' partials are summed in warp order through shared memory; with S > 1 block r
  *     of the cluster then sums the r-th 1/S of the tile over the blocks in rank order (distributed
  *     shared memory) and stores it. Deterministic, no workspace, no atomics.
- * Measured on an H200 (kernels/NOTES.md item 9): 22% less time than the split-K kernel summed
- * over every shape and slice at 1..8 rows, but still 2.2-3.9x the floor at one row. Its
- * timeline (bench/bench_w4p_trace.cu) says why: a call's blocks start only as the previous
- * call's leave (registers hold one call's weights: qkv, o_proj) or only some of them fit beside
- * it (down, gate_up), so the overlap is ~0.3-1.5 us of a call, and most of the weight stream
- * still arrives after the wait.
+ * Measured on an H200 (kernels/NOTES.md items 9 and 18): 22% less time than the split-K kernel
+ * summed over every shape and slice at 1..8 rows, 1.9-3.3x the floor at one row. What the time
+ * after the wait is (bench/bench_w4p_parts.cu leaves parts out): the weights themselves stream
+ * at ~1.1x the floor in this grid, calls overlapping; the unpacking and mmas cost ~2 us at
+ * qkv (issue-bound) and the activations' L2 round trips, one chunk ahead, ~1.5 us more. */
  * Compiled for sm_80 too, where the kernel is empty and w4a16_preload_launch() never launches
  * it. SERVESIM_W4P_CFG (0..4) forces a configuration, for tuning. */
 #include <cooperative_groups.h>
@@ -61,7 +61,14 @@ int w4p_trace_last_blocks;
  * again) 3; the others as many registers as they like. */
 constexpr int w4p_min_blocks(int C) { return C == 2 ? 5 : C == 4 ? 3 : 1; }
 
-template <int C>
+/* Parts of the kernel that bench/bench_w4p_parts.cu leaves out to see what each costs (P, a
+ * bit set; the library runs P = 0, the whole kernel): the activation loads (fragments made from
+ * the lane number instead) and the dequantisation + mmas (the chunk's words folded into the
+ * accumulator instead). The loads of the weights and scales, the waits, the reductions and the
+ * stores stay in every variant. */
+enum { W4P_NO_X = 1, W4P_NO_MATH = 2 };
+
+template <int C, int P = 0>
 __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C)) w4p_kernel(W4Args a, int trigger_early) {
   constexpr int W = w4p_plan_warps(C), U = w4p_plan_units(C);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -90,17 +97,20 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C)) w4p
   if (trigger_early) kern_pdl_trigger();
   kern_pdl_wait();
   W4P_STAMP(1);
-  /* NACC independent mma chains (one per k16 step when 4), summed in order at the end: the
-   * short runs of U <= 8 chunks are latency-bound, while U = 16 needs the registers (measured,
-   * kernels/NOTES.md item 9) */
+  /* The mmas take the weights unscaled, as the bf16 integers q - 8 (w4_unscaled_piece: one lop3
+   * and one bf16 subtraction a register, exact), and each group's fp32 sums are scaled once at
+   * the group's end: out += s raw, raw = sum over the group of (q - 8) x. 11 instead of 15 ALU
+   * operations a fragment register pair, and the work after the wait is issue-bound
+   * (kernels/NOTES.md item 18); the weights are not rounded to bf16 after scaling either. raw in
+   * NACC independent chains (one per k16 step when 4), each started afresh a group by its first
+   * mma and summed in order at the group's end: the short runs of U <= 8 chunks are
+   * latency-bound, while U = 16 needs the registers (measured, item 9). */
   constexpr int NACC = U <= 8 ? 4 : 1;
-  float acc[NACC][MT][4];
+  float raw[NACC][MT][4], out[MT][4];
 #pragma unroll
-  for (int i = 0; i < NACC; i++)
+  for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-      for (int r = 0; r < 4; r++) acc[i][mt][r] = 0.f;
+    for (int r = 0; r < 4; r++) out[mt][r] = 0.f;
   bool rv[MT];
   const uint16_t *xr[MT];
 #pragma unroll
@@ -112,7 +122,10 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C)) w4p
   auto load_x = [&](uint4 (&xv)[MT][2], int u) {
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
-      if (rv[mt]) {
+      if constexpr ((P & W4P_NO_X) != 0) {
+        xv[mt][0] = make_uint4(0x3c003c00u ^ lane, 0x3c003c00u ^ u, 0x3c003c00u, 0x3c003c00u ^ g);
+        xv[mt][1] = make_uint4(0x3c003c00u ^ t, 0x3c003c00u, 0x3c003c00u ^ u, 0x3c003c00u);
+      } else if (rv[mt]) {
         const uint4 *px = reinterpret_cast<const uint4 *>(xr[mt] + u * 64);
         xv[mt][0] = __ldg(px);
         xv[mt][1] = __ldg(px + 1);
@@ -128,24 +141,47 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C)) w4p
     if (u < n) {
       if (u + 1 < n) load_x(xring[(u + 1) & 1], u + 1);
       const uint4 (&xv)[MT][2] = xring[u & 1];
-      const uint32_t scu = sc[u / 2], s_lo = __byte_perm(scu, 0, 0x1010), s_hi = __byte_perm(scu, 0, 0x3232);
+      const bool first = (u & 1) == 0; /* the group's first chunk */
+      if constexpr ((P & W4P_NO_MATH) != 0) {
+        uint32_t f = wq[u].x ^ wq[u].y ^ wq[u].z ^ wq[u].w;
 #pragma unroll
-      for (int s4 = 0; s4 < 4; s4++) {
-        uint32_t af[4];
-        w4_dequant_piece(wq[u], s4, s_lo, s_hi, af);
+        for (int mt = 0; mt < MT; mt++) f ^= xv[mt][0].x ^ xv[mt][0].w ^ xv[mt][1].y ^ xv[mt][1].z;
 #pragma unroll
-        for (int mt = 0; mt < MT; mt++) {
-          const uint4 &xq = xv[mt][s4 >> 1];
-          kern_mma_bf16(acc[s4 % NACC][mt], af, (s4 & 1) ? xq.z : xq.x, (s4 & 1) ? xq.w : xq.y);
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+          for (int r = 0; r < 4; r++)
+#pragma unroll
+            for (int i = 0; i < NACC; i++) {
+              const float v = i == 0 ? __uint_as_float((f >> r) & 0x3f7fffffu) : 0.f;
+              raw[i][mt][r] = first ? v : raw[i][mt][r] + v;
+            }
+      } else {
+#pragma unroll
+        for (int s4 = 0; s4 < 4; s4++) {
+          uint32_t af[4];
+          w4_unscaled_piece(wq[u], s4, af);
+#pragma unroll
+          for (int mt = 0; mt < MT; mt++) {
+            const uint4 &xq = xv[mt][s4 >> 1];
+            const uint32_t b0 = (s4 & 1) ? xq.z : xq.x, b1 = (s4 & 1) ? xq.w : xq.y;
+            if (first && s4 < NACC) kern_mma_bf16_first(raw[s4 % NACC][mt], af, b0, b1);
+            else kern_mma_bf16(raw[s4 % NACC][mt], af, b0, b1);
+          }
         }
       }
+      if (!first) { /* the group ends: rows g (c0, c1) and g + 8 (c2, c3) scaled by its pair */
+        const uint32_t scu = sc[u / 2];
+        const float s_lo = __uint_as_float(scu << 16), s_hi = __uint_as_float(scu & 0xffff0000u);
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+          for (int r = 0; r < 4; r++) {
+            float v = raw[0][mt][r];
+            if constexpr (NACC == 4) v = (v + raw[1][mt][r]) + (raw[2][mt][r] + raw[3][mt][r]);
+            out[mt][r] = fmaf(r < 2 ? s_lo : s_hi, v, out[mt][r]);
+          }
+      }
     }
-  }
-  if constexpr (NACC == 4) {
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-      for (int r = 0; r < 4; r++) acc[0][mt][r] = (acc[0][mt][r] + acc[1][mt][r]) + (acc[2][mt][r] + acc[3][mt][r]);
   }
   if (!trigger_early) kern_pdl_trigger();
   W4P_STAMP(2);
@@ -155,7 +191,7 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C)) w4p
   __shared__ float4 part[MT * 32];
 #pragma unroll
   for (int mt = 0; mt < MT; mt++)
-    red[warp][mt * 32 + lane] = make_float4(acc[0][mt][0], acc[0][mt][1], acc[0][mt][2], acc[0][mt][3]);
+    red[warp][mt * 32 + lane] = make_float4(out[mt][0], out[mt][1], out[mt][2], out[mt][3]);
   __syncthreads();
   const int e = threadIdx.x;
   if (e < MT * 32) {
@@ -225,13 +261,13 @@ int w4p_prepare(W4pDev *d) {
   return ERR_OK;
 }
 
-template <int C>
-int w4p_launch(const W4Args &a, int splits, int early, cudaStream_t st) {
+template <int C, int P = 0>
+int w4p_launch(const W4Args &a, int splits, int early, cudaStream_t st, size_t smem = 0) {
 #ifdef W4P_TRACE
   w4p_trace_last_blocks = a.N / 16 * splits;
 #endif
-  return kern_launch_ex(w4p_kernel<C>, dim3((unsigned)(a.N / 16), 1, (unsigned)splits), dim3(32 * w4p_plan_warps(C)),
-                        0, st, splits, a, early);
+  return kern_launch_ex(w4p_kernel<C, P>, dim3((unsigned)(a.N / 16), 1, (unsigned)splits), dim3(32 * w4p_plan_warps(C)),
+                        smem, st, splits, a, early);
 }
 
 } // namespace
