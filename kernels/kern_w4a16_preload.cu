@@ -25,7 +25,7 @@
  * summed over every shape and slice at 1..8 rows, 1.9-3.3x the floor at one row. What the time
  * after the wait is (bench/bench_w4p_parts.cu leaves parts out): the weights themselves stream
  * at ~1.1x the floor in this grid, calls overlapping; the unpacking and mmas cost ~2 us at
- * qkv (issue-bound) and the activations' L2 round trips, one chunk ahead, ~1.5 us more. */
+ * qkv (issue-bound) and the activations' L2 round trips, one chunk ahead, ~1.5 us more.
  * Compiled for sm_80 too, where the kernel is empty and w4a16_preload_launch() never launches
  * it. SERVESIM_W4P_CFG (0..4) forces a configuration, for tuning. */
 #include <cooperative_groups.h>
