@@ -134,13 +134,18 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C)) w4p
       }
     }
   };
-  uint4 xring[2][MT][2];
-  if (n > 0) load_x(xring[0], 0);
+  /* activations XA chunks ahead of the one in use: two where the registers allow it (no cap
+   * from __launch_bounds__: configurations 1 and 3), else one (measured, item 18) */
+  constexpr int XA = (C == 1 || C == 3) ? 2 : 1;
+  uint4 xring[XA + 1][MT][2];
+#pragma unroll
+  for (int v = 0; v < XA; v++)
+    if (v < n) load_x(xring[v], v);
 #pragma unroll
   for (int u = 0; u < U; u++) {
     if (u < n) {
-      if (u + 1 < n) load_x(xring[(u + 1) & 1], u + 1);
-      const uint4 (&xv)[MT][2] = xring[u & 1];
+      if (u + XA < n) load_x(xring[(u + XA) % (XA + 1)], u + XA);
+      const uint4 (&xv)[MT][2] = xring[u % (XA + 1)];
       const bool first = (u & 1) == 0; /* the group's first chunk */
       if constexpr ((P & W4P_NO_MATH) != 0) {
         uint32_t f = wq[u].x ^ wq[u].y ^ wq[u].z ^ wq[u].w;
