@@ -1,7 +1,8 @@
 /* test_kern_w4a16: the GPTQ int4 C reference: fp16 conversion, quantize/dequantize error bound,
  * the tile repack round trip (exact), the gate/up interleave, the reference GEMM against a
- * plain double GEMM over dequantised weights, and an independent emulation of what the CUDA
- * kernel's mma fragments compute from the tile layout (so a layout slip fails here, on CPU). */
+ * plain double GEMM over dequantised weights, and independent emulations of what the CUDA
+ * kernels' mma fragments compute from the tile layout, scaled before the mma or (the preload
+ * kernel) after it (so a layout slip fails here, on CPU). */
 #include <string.h>
 
 #include "kernels/ref_w4a16.h"
@@ -131,6 +132,44 @@ static void emulate_tile_gemm(double *y, const bf16_t *x, const int32_t *qrep, c
         }
 }
 
+/* What the preload kernel (kern_w4a16_preload.cu, 1..8 rows) computes: the mmas take the weights
+ * unscaled, bf16 (0x4300 | q) - 136 = q - 8 exactly (w4_unscaled_piece), in the mma.sync layout
+ * above; lane (g, t)'s accumulator r is C[row g + 8 (r / 2)][token 2t + r % 2] of the m16n8k16
+ * product, summed over the two chunks of a group, then scaled by the group's scale pair as the
+ * kernel loads it -- one 32-bit word at pair index g of the tile, the low half (element 2g, row
+ * g) for r < 2 and the high half (element 2g + 1, row g + 8) for r >= 2. M <= 8 (one row tile). */
+static void emulate_unscaled_gemm(double *y, const bf16_t *x, const int32_t *qrep, const bf16_t *srep,
+                                  int M, int K, int N) {
+  const int KC = K / 64;
+  memset(y, 0, sizeof(double) * M * N);
+  for (int nt = 0; nt < N / 16; nt++)
+    for (int grp = 0; grp < K / 128; grp++) {
+      double c[16][8] = {{0}}; /* C[row][token] of the group's mmas */
+      for (int kc = 2 * grp; kc < 2 * grp + 2; kc++)
+        for (int s = 0; s < 4; s++) {
+          const uint32_t *chunk = (const uint32_t *)qrep + (size_t)(nt * KC + kc) * 128;
+          for (int lane = 0; lane < 32; lane++)
+            for (int i = 0; i < 8; i++) {
+              const int g = lane / 4, t = lane % 4, reg = i / 2, row = g + 8 * (reg % 2);
+              const int l = 2 * t + i % 2 + 8 * (i / 4);
+              const uint32_t v = chunk[4 * lane + w4g_piece_word(s, reg)] >> w4g_piece_shift(s, reg);
+              const uint16_t bits = (uint16_t)(0x4300u | ((v >> (16 * (i % 2))) & 0xfu));
+              const float a = ref_bf16_round(ref_bf16_to_f32(bits) - 136.0f);
+              const int k = kc * 64 + 16 * ((l % 8) / 2) + 4 * s + 2 * (l / 8) + l % 2;
+              for (int m = 0; m < M; m++) c[row][m] += (double)a * ref_bf16_to_f32(x[m * K + k]);
+            }
+        }
+      for (int lane = 0; lane < 32; lane++) {
+        const int g = lane / 4, t = lane % 4;
+        const bf16_t *pair = srep + ((size_t)grp * (N / 16) + nt) * 16 + 2 * g;
+        for (int r = 0; r < 4; r++) {
+          const int row = g + 8 * (r / 2), tok = 2 * t + r % 2;
+          if (tok < M) y[tok * N + nt * 16 + row] += ref_bf16_to_f32(pair[r < 2 ? 0 : 1]) * c[row][tok];
+        }
+      }
+    }
+}
+
 static void test_gemm(struct rng *r, int M, int K, int N) {
   int32_t *q = kt_alloc(sizeof(int32_t) * K / 8 * N), *rep = kt_alloc(sizeof(int32_t) * K / 8 * N);
   uint16_t *s = kt_alloc(sizeof(uint16_t) * K / 128 * N);
@@ -156,6 +195,12 @@ static void test_gemm(struct rng *r, int M, int K, int N) {
     double e2 = kt_nmse_f64(y, emu, (int64_t)M * N);
     CHECK_MSG(e2 <= KT_NMSE_GEMM, "tile-layout emulation (%s) vs ref M=%d K=%d N=%d: nmse %.3g",
               mma_sync ? "mma.sync, a lane's 16 bytes" : "wgmma step words", M, K, N, e2);
+  }
+  if (M <= 8) {
+    emulate_unscaled_gemm(emu, x, rep, srep, M, K, N);
+    double e3 = kt_nmse_f64(y, emu, (int64_t)M * N);
+    CHECK_MSG(e3 <= KT_NMSE_GEMM, "unscaled-weight emulation (preload kernel) vs ref M=%d K=%d N=%d: nmse %.3g", M,
+              K, N, e3);
   }
   free(q); free(rep); free(s); free(srep); free(x); free(y); free(w); free(naive); free(emu);
 }
