@@ -1,12 +1,15 @@
 /* bench_cuda: the GPU benchmark programs' check of a CUDA runtime call -- on failure, print
  * file:line, the call and CUDA's message, and exit 1 (a benchmark has nothing to clean up) --,
- * their skip where there is no GPU, and their timing of a chain of calls as one CUDA graph (the
- * way a CUDA-graph decode step runs them: launch cost excluded, the gaps between calls kept). */
+ * their skip where there is no GPU, their timing of a chain of calls as one CUDA graph (the
+ * way a CUDA-graph decode step runs them: launch cost excluded, the gaps between calls kept),
+ * and the copy ceiling their floors divide by. */
 #ifndef SERVESIM_BENCH_CUDA_H
 #define SERVESIM_BENCH_CUDA_H
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <vector>
 
 #include <cuda_runtime.h>
 
@@ -53,6 +56,41 @@ static inline double bench_graph_replay_us(cudaGraphExec_t exec, cudaStream_t st
   float ms = 0;
   BENCH_CUDA(cudaEventElapsedTime(&ms, a, b));
   return ms * 1000.0;
+}
+
+/* The copy ceiling, GB/s counting bytes read plus bytes written: 1 GiB copied device to device
+ * on st by cudaMemcpyAsync and, where copy_kernel is given, by copy_kernel(dst, src, bytes, st)
+ * too; each timed eagerly 5 times after a warm-up, the better median taken. */
+static inline double bench_copy_gbs(cudaStream_t st, void (*copy_kernel)(void *, const void *, size_t, cudaStream_t)) {
+  const size_t n = (size_t)1 << 30;
+  void *a, *b;
+  BENCH_CUDA(cudaMalloc(&a, n));
+  BENCH_CUDA(cudaMalloc(&b, n));
+  BENCH_CUDA(cudaMemset(a, 1, n));
+  cudaEvent_t e0, e1;
+  BENCH_CUDA(cudaEventCreate(&e0));
+  BENCH_CUDA(cudaEventCreate(&e1));
+  double best_us = 1e30;
+  for (int how = 0; how < (copy_kernel ? 2 : 1); how++) {
+    std::vector<double> v;
+    for (int i = 0; i < 6; i++) {
+      BENCH_CUDA(cudaEventRecord(e0, st));
+      if (how == 0) BENCH_CUDA(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, st));
+      else copy_kernel(b, a, n, st);
+      BENCH_CUDA(cudaEventRecord(e1, st));
+      BENCH_CUDA(cudaEventSynchronize(e1));
+      float ms = 0;
+      BENCH_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+      if (i > 0) v.push_back(ms * 1000.0);
+    }
+    std::sort(v.begin(), v.end());
+    best_us = std::min(best_us, v[v.size() / 2]);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  cudaFree(a);
+  cudaFree(b);
+  return 2.0 * n / (best_us * 1e3);
 }
 
 #endif

@@ -25,7 +25,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "bench/bench_cuda.h"
+#include "bench/bench_w4p.h"
 
 namespace {
 
@@ -75,36 +75,7 @@ size_t pt_pad(pt_fn fn, int threads, int target, size_t optin) {
   return smem;
 }
 
-double pt_copy_gbs(cudaStream_t st) {
-  const size_t n = (size_t)1 << 30;
-  void *a, *b;
-  BENCH_CUDA(cudaMalloc(&a, n));
-  BENCH_CUDA(cudaMalloc(&b, n));
-  BENCH_CUDA(cudaMemset(a, 1, n));
-  cudaEvent_t e0, e1;
-  BENCH_CUDA(cudaEventCreate(&e0));
-  BENCH_CUDA(cudaEventCreate(&e1));
-  std::vector<double> v;
-  for (int i = 0; i < 6; i++) {
-    BENCH_CUDA(cudaEventRecord(e0, st));
-    BENCH_CUDA(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, st));
-    BENCH_CUDA(cudaEventRecord(e1, st));
-    BENCH_CUDA(cudaEventSynchronize(e1));
-    float ms = 0;
-    BENCH_CUDA(cudaEventElapsedTime(&ms, e0, e1));
-    if (i > 0) v.push_back(ms * 1000.0);
-  }
-  std::sort(v.begin(), v.end());
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  cudaFree(a);
-  cudaFree(b);
-  return 2.0 * n / (v[v.size() / 2] * 1e3);
-}
-
 void pt_shape(const PtShape &s, int M, int sms, size_t l2, size_t optin, double copy_gbs, cudaStream_t st) {
-  const size_t q_bytes = (size_t)s.K * s.N / 2, s_bytes = (size_t)(s.K / 128) * s.N * 2;
-  const int copies = (int)std::min<size_t>(64, 2 * l2 / (q_bytes + s_bytes) + 2);
   kern_w4::W4pDev dev = {};
   if (kern_w4::w4p_prepare(&dev) || !dev.ok) {
     fprintf(stderr, "bench_w4p_parts: the preload kernel cannot run here (%s)\n", err_msg());
@@ -118,15 +89,7 @@ void pt_shape(const PtShape &s, int M, int sms, size_t l2, size_t optin, double 
   }
   const int early = kern_env_int("SERVESIM_W4P_TRIGGER", 1) != 0;
   const int threads = 32 * w4p_plan_warps(p.cfg);
-  uint8_t *qrep, *srep;
-  uint16_t *x, *y;
-  BENCH_CUDA(cudaMalloc(&qrep, q_bytes * copies));
-  BENCH_CUDA(cudaMalloc(&srep, s_bytes * copies));
-  BENCH_CUDA(cudaMalloc(&x, (size_t)M * s.K * 2));
-  BENCH_CUDA(cudaMalloc(&y, (size_t)M * s.N * 2));
-  BENCH_CUDA(cudaMemset(qrep, 0x5a, q_bytes * copies));
-  BENCH_CUDA(cudaMemset(srep, 0x3c, s_bytes * copies)); /* bf16 0x3c3c = 0.0115 */
-  BENCH_CUDA(cudaMemset(x, 0x3c, (size_t)M * s.K * 2));
+  BenchW4pBufs bufs = bench_w4p_alloc(M, s.K, s.N, l2);
   cudaEvent_t e0, e1;
   BENCH_CUDA(cudaEventCreate(&e0));
   BENCH_CUDA(cudaEventCreate(&e1));
@@ -134,14 +97,7 @@ void pt_shape(const PtShape &s, int M, int sms, size_t l2, size_t optin, double 
   /* variant v with smem bytes of padding: us a call, median of 15 replays */
   auto time_variant = [&](pt_fn fn, size_t smem) {
     auto launch = [&](int i) {
-      kern_w4::W4Args a = {};
-      a.y = y;
-      a.x = x;
-      a.qrep = (const uint4 *)(qrep + (size_t)(i % copies) * q_bytes);
-      a.srep = (const uint32_t *)(srep + (size_t)(i % copies) * s_bytes);
-      a.M = M;
-      a.K = s.K;
-      a.N = s.N;
+      const kern_w4::W4Args a = bench_w4p_args(bufs, i);
       if (kern_launch_ex(fn, dim3((unsigned)(s.N / 16), 1, (unsigned)p.splits), dim3(threads), smem, st, p.splits, a,
                          early)) {
         fprintf(stderr, "bench_w4p_parts: %s M=%d: launch failed (%s)\n", s.name, M, err_msg());
@@ -168,38 +124,24 @@ void pt_shape(const PtShape &s, int M, int sms, size_t l2, size_t optin, double 
   pt_fn loads = pt_kernel(p.cfg, PT_VARIANTS - 1);
   const int occ_free = pt_occ(loads, threads, 0);
   const double us_free = time_variant(loads, 0);
-  const double floor_us = (double)(q_bytes + s_bytes) / (copy_gbs * 1e3);
+  const double floor_us = (double)(bufs.q_bytes + bufs.s_bytes) / (copy_gbs * 1e3);
   printf("| %s | %d | (%d, %d) x %d | %d | %.2f |", s.name, M, w4p_plan_warps(p.cfg), w4p_plan_units(p.cfg), p.splits,
          p.blocks, floor_us);
   for (int v = 0; v < PT_VARIANTS; v++) printf(" %.2f (%d) |", us[v], occ[v]);
   printf(" %.2f (%d) | %.2f |\n", us_free, occ_free, us[0] / floor_us);
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
-  cudaFree(qrep);
-  cudaFree(srep);
-  cudaFree(x);
-  cudaFree(y);
+  bench_w4p_free(bufs);
 }
 
 } // namespace
 
 int main(int argc, char **argv) {
-  const int M = argc > 1 ? atoi(argv[1]) : 1;
-  if (argc > 2 || M < 1 || M > 8) {
-    fprintf(stderr, "usage: bench_w4p_parts [M]   (M = 1..8, default 1)\n");
-    return 2;
-  }
-  bench_cuda_need_device("bench_w4p_parts");
+  int M;
   cudaDeviceProp prop;
-  BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
-  if (prop.major != 9) {
-    fprintf(stderr, "bench_w4p_parts: the preload kernel runs on compute capability 9.x only (this is %d.%d)\n",
-            prop.major, prop.minor);
-    return 77;
-  }
   cudaStream_t st;
-  BENCH_CUDA(cudaStreamCreate(&st));
-  const double gbs = pt_copy_gbs(st);
+  if (int rc = bench_w4p_start(argc, argv, "bench_w4p_parts", &M, &prop, &st)) return rc;
+  const double gbs = bench_copy_gbs(st, NULL);
   printf("device: %s, %d SMs; copy %.0f GB/s; programmatic dependent launch: %s\n", prop.name,
          prop.multiProcessorCount, gbs, kern_pdl_on() ? "on" : "off");
   printf("us a call (blocks an SM); matched: padded to the whole kernel's blocks an SM\n\n");

@@ -21,7 +21,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "bench/bench_cuda.h"
+#include "bench/bench_w4p.h"
 
 namespace {
 
@@ -39,27 +39,10 @@ double tr_pct(std::vector<double> &v, double p) {
 }
 
 void tr_shape(const TrShape &s, int M, int sms, size_t l2, cudaStream_t st) {
-  const size_t q_bytes = (size_t)s.K * s.N / 2, s_bytes = (size_t)(s.K / 128) * s.N * 2;
-  const int copies = (int)std::min<size_t>(64, 2 * l2 / (q_bytes + s_bytes) + 2);
-  uint8_t *qrep, *srep;
-  uint16_t *x, *y;
-  BENCH_CUDA(cudaMalloc(&qrep, q_bytes * copies));
-  BENCH_CUDA(cudaMalloc(&srep, s_bytes * copies));
-  BENCH_CUDA(cudaMalloc(&x, (size_t)M * s.K * 2));
-  BENCH_CUDA(cudaMalloc(&y, (size_t)M * s.N * 2));
-  BENCH_CUDA(cudaMemset(qrep, 0x5a, q_bytes * copies));
-  BENCH_CUDA(cudaMemset(srep, 0x3c, s_bytes * copies)); /* bf16 0x3c3c = 0.0115 */
-  BENCH_CUDA(cudaMemset(x, 0x3c, (size_t)M * s.K * 2));
+  BenchW4pBufs bufs = bench_w4p_alloc(M, s.K, s.N, l2);
   const int calls = 20;
   auto launch = [&](int i) {
-    kern_w4::W4Args a = {};
-    a.y = y;
-    a.x = x;
-    a.qrep = (const uint4 *)(qrep + (size_t)(i % copies) * q_bytes);
-    a.srep = (const uint32_t *)(srep + (size_t)(i % copies) * s_bytes);
-    a.M = M;
-    a.K = s.K;
-    a.N = s.N;
+    kern_w4::W4Args a = bench_w4p_args(bufs, i);
     a.topk = i; /* the call index, for the trace slot */
     int launched = 0;
     if (kern_w4::w4a16_preload_launch(a, sms, st, &launched) || !launched) {
@@ -101,30 +84,16 @@ void tr_shape(const TrShape &s, int M, int sms, size_t l2, cudaStream_t st) {
   cudaGraphExecDestroy(exec);
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
-  cudaFree(qrep);
-  cudaFree(srep);
-  cudaFree(x);
-  cudaFree(y);
+  bench_w4p_free(bufs);
 }
 
 } // namespace
 
 int main(int argc, char **argv) {
-  const int M = argc > 1 ? atoi(argv[1]) : 1;
-  if (argc > 2 || M < 1 || M > 8) {
-    fprintf(stderr, "usage: bench_w4p_trace [M]   (M = 1..8, default 1)\n");
-    return 2;
-  }
-  bench_cuda_need_device("bench_w4p_trace");
+  int M;
   cudaDeviceProp prop;
-  BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
-  if (prop.major != 9) {
-    fprintf(stderr, "bench_w4p_trace: the preload kernel runs on compute capability 9.x only (this is %d.%d)\n",
-            prop.major, prop.minor);
-    return 77;
-  }
   cudaStream_t st;
-  BENCH_CUDA(cudaStreamCreate(&st));
+  if (int rc = bench_w4p_start(argc, argv, "bench_w4p_trace", &M, &prop, &st)) return rc;
   printf("device: %s, %d SMs; programmatic dependent launch: %s\n", prop.name, prop.multiProcessorCount,
          kern_pdl_on() ? "on" : "off");
   printf("times in us; moments counted from the end of the previous call (its last block); p10 / p50 / p90 over blocks\n\n");

@@ -1,0 +1,80 @@
+/* bench_w4p: what the preload W4A16 kernel's two benchmarks (bench_w4p_trace.cu, bench_w4p_parts.cu)
+ * share: their M argument and compute-capability check, and a shape's buffers -- the weights
+ * rotated over copies larger than twice the L2 so that every call reads them from HBM, constant
+ * values throughout (the timing does not depend on them). Include after the kernel's source. */
+#ifndef SERVESIM_BENCH_W4P_H
+#define SERVESIM_BENCH_W4P_H
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "bench/bench_cuda.h"
+
+struct BenchW4pBufs {
+  int M, K, N, copies;
+  size_t q_bytes, s_bytes;         /* one copy's int4 weights and bf16 scales */
+  uint8_t *qrep, *srep;            /* [copies][q_bytes], [copies][s_bytes] */
+  uint16_t *x, *y;                 /* [M, K], [M, N] */
+};
+
+static inline BenchW4pBufs bench_w4p_alloc(int M, int K, int N, size_t l2_bytes) {
+  BenchW4pBufs b = {};
+  b.M = M;
+  b.K = K;
+  b.N = N;
+  b.q_bytes = (size_t)K * N / 2;
+  b.s_bytes = (size_t)(K / 128) * N * 2;
+  b.copies = (int)std::min<size_t>(64, 2 * l2_bytes / (b.q_bytes + b.s_bytes) + 2);
+  BENCH_CUDA(cudaMalloc(&b.qrep, b.q_bytes * b.copies));
+  BENCH_CUDA(cudaMalloc(&b.srep, b.s_bytes * b.copies));
+  BENCH_CUDA(cudaMalloc(&b.x, (size_t)M * K * 2));
+  BENCH_CUDA(cudaMalloc(&b.y, (size_t)M * N * 2));
+  BENCH_CUDA(cudaMemset(b.qrep, 0x5a, b.q_bytes * b.copies));
+  BENCH_CUDA(cudaMemset(b.srep, 0x3c, b.s_bytes * b.copies)); /* bf16 0x3c3c = 0.0115 */
+  BENCH_CUDA(cudaMemset(b.x, 0x3c, (size_t)M * K * 2));
+  return b;
+}
+
+/* The arguments of call i of a chain: its own copy of the weights */
+static inline kern_w4::W4Args bench_w4p_args(const BenchW4pBufs &b, int i) {
+  kern_w4::W4Args a = {};
+  a.y = b.y;
+  a.x = b.x;
+  a.qrep = (const uint4 *)(b.qrep + (size_t)(i % b.copies) * b.q_bytes);
+  a.srep = (const uint32_t *)(b.srep + (size_t)(i % b.copies) * b.s_bytes);
+  a.M = b.M;
+  a.K = b.K;
+  a.N = b.N;
+  return a;
+}
+
+static inline void bench_w4p_free(BenchW4pBufs &b) {
+  cudaFree(b.qrep);
+  cudaFree(b.srep);
+  cudaFree(b.x);
+  cudaFree(b.y);
+}
+
+/* M from the command line (1..8, default 1), device 0, which must be of compute capability 9.x
+ * (the kernel's only target), and a stream on it: 0, or the exit code -- 2 for a bad argument,
+ * 77 (ctest's skip) without a GPU or on another architecture. */
+static inline int bench_w4p_start(int argc, char **argv, const char *prog, int *M, cudaDeviceProp *prop,
+                                  cudaStream_t *st) {
+  *M = argc > 1 ? atoi(argv[1]) : 1;
+  if (argc > 2 || *M < 1 || *M > 8) {
+    fprintf(stderr, "usage: %s [M]   (M = 1..8, default 1)\n", prog);
+    return 2;
+  }
+  bench_cuda_need_device(prog);
+  BENCH_CUDA(cudaGetDeviceProperties(prop, 0));
+  if (prop->major != 9) {
+    fprintf(stderr, "%s: the preload kernel runs on compute capability 9.x only (this is %d.%d)\n", prog,
+            prop->major, prop->minor);
+    return 77;
+  }
+  BENCH_CUDA(cudaStreamCreate(st));
+  return 0;
+}
+
+#endif
