@@ -49,6 +49,11 @@ static inline kern_w4::W4Args bench_w4p_args(const BenchW4pBufs &b, int i) {
   return a;
 }
 
+/* Calls in a timed chain: 20, or as many as there are weight copies (rounded up to even, so that
+ * the last call is odd: the trace keeps calls in slots by index & 1), so that a replay of the
+ * chain finds none of its weights in L2 from the replay before. */
+static inline int bench_w4p_calls(const BenchW4pBufs &b) { return std::max(20, (b.copies + 1) & ~1); }
+
 static inline void bench_w4p_free(BenchW4pBufs &b) {
   cudaFree(b.qrep);
   cudaFree(b.srep);

@@ -1,7 +1,7 @@
 /* bench_w4p_parts: what each part of the preload W4A16 kernel (kernels/kern_w4a16_preload.cu)
- * costs inside a chain of calls, timed the way bench_kernels times it (20 calls captured in one
- * CUDA graph under programmatic dependent launch, weights rotated over copies larger than twice
- * the L2). The kernel is compiled here with parts left out (its template argument P):
+ * costs inside a chain of calls, timed the way bench_kernels times it (20 calls, or one a weight
+ * copy, captured in one CUDA graph under programmatic dependent launch, weights rotated over
+ * copies larger than twice the L2). The kernel is compiled here with parts left out (its template argument P):
  *   whole     the library's kernel;
  *   no x      activation fragments made from the lane number, not loaded (no L2 reads after
  *             the wait but the scales' and weights' own);
@@ -13,8 +13,10 @@
  * the "matched" columns pad it with dynamic shared memory to the whole kernel's blocks an SM,
  * so that only the left-out part's time differs; "loads, free" is the loads-only variant at its
  * own occupancy (how far the overlap alone would take this grid).
+ * Padding takes shared memory, so a padded variant may run with less L1 than the whole kernel
+ * (the cell gives the padding in KB); a variant that needs none runs as launched by the library.
  * Weights and activations are constants (the timing does not depend on their values); floor =
- * the int4 + scale bytes over the copy ceiling measured here (cudaMemcpy, 1 GiB, read + write).
+ * the int4 + scale bytes over the copy ceiling measured here (bench_copy_gbs, as bench_kernels).
  *
  * Usage: bench_w4p_parts [M] (default 1; 1..8). Exit 77 without a GPU or off compute
  * capability 9.x. Environment switches of the kernel apply (SERVESIM_W4P_CFG, _TRIGGER). */
@@ -63,9 +65,11 @@ int pt_occ(pt_fn fn, int threads, size_t smem) {
   return occ;
 }
 
-/* The least dynamic shared memory (1 KB steps) that brings fn to at most `target` blocks an SM;
- * optin: the most shared memory a block may have (static + dynamic) */
+/* The least dynamic shared memory (1 KB steps) that brings fn to at most `target` blocks an SM
+ * (0, the launch attributes untouched, where it is there already); optin: the most shared memory
+ * a block may have (static + dynamic) */
 size_t pt_pad(pt_fn fn, int threads, int target, size_t optin) {
+  if (pt_occ(fn, threads, 0) <= target) return 0;
   cudaFuncAttributes fa;
   BENCH_CUDA(cudaFuncGetAttributes(&fa, fn));
   const size_t dyn_max = optin - fa.sharedSizeBytes;
@@ -84,7 +88,7 @@ void pt_shape(const PtShape &s, int M, int sms, size_t l2, size_t optin, double 
   const int forced = kern_env_int("SERVESIM_W4P_CFG", -1);
   const w4p_plan_t p = w4p_plan_choose(s.N / 16, s.K / 128, sms, dev.occ, forced);
   if (p.cfg < 0) {
-    printf("| %s | %d | no plan | | | | | | | |\n", s.name, M);
+    printf("| %s | %d | no plan | | | | | | | | |\n", s.name, M);
     return;
   }
   const int early = kern_env_int("SERVESIM_W4P_TRIGGER", 1) != 0;
@@ -93,7 +97,7 @@ void pt_shape(const PtShape &s, int M, int sms, size_t l2, size_t optin, double 
   cudaEvent_t e0, e1;
   BENCH_CUDA(cudaEventCreate(&e0));
   BENCH_CUDA(cudaEventCreate(&e1));
-  const int calls = 20;
+  const int calls = bench_w4p_calls(bufs);
   /* variant v with smem bytes of padding: us a call, median of 15 replays */
   auto time_variant = [&](pt_fn fn, size_t smem) {
     auto launch = [&](int i) {
@@ -115,11 +119,12 @@ void pt_shape(const PtShape &s, int M, int sms, size_t l2, size_t optin, double 
   const int occ0 = pt_occ(pt_kernel(p.cfg, 0), threads, 0);
   double us[PT_VARIANTS];
   int occ[PT_VARIANTS];
+  size_t pad[PT_VARIANTS];
   for (int v = 0; v < PT_VARIANTS; v++) {
     pt_fn fn = pt_kernel(p.cfg, v);
-    const size_t smem = v == 0 ? 0 : pt_pad(fn, threads, occ0, optin);
-    occ[v] = pt_occ(fn, threads, smem);
-    us[v] = time_variant(fn, smem);
+    pad[v] = v == 0 ? 0 : pt_pad(fn, threads, occ0, optin);
+    occ[v] = pt_occ(fn, threads, pad[v]);
+    us[v] = time_variant(fn, pad[v]);
   }
   pt_fn loads = pt_kernel(p.cfg, PT_VARIANTS - 1);
   const int occ_free = pt_occ(loads, threads, 0);
@@ -127,7 +132,10 @@ void pt_shape(const PtShape &s, int M, int sms, size_t l2, size_t optin, double 
   const double floor_us = (double)(bufs.q_bytes + bufs.s_bytes) / (copy_gbs * 1e3);
   printf("| %s | %d | (%d, %d) x %d | %d | %.2f |", s.name, M, w4p_plan_warps(p.cfg), w4p_plan_units(p.cfg), p.splits,
          p.blocks, floor_us);
-  for (int v = 0; v < PT_VARIANTS; v++) printf(" %.2f (%d) |", us[v], occ[v]);
+  for (int v = 0; v < PT_VARIANTS; v++) {
+    if (pad[v]) printf(" %.2f (%d, %zu KB) |", us[v], occ[v], pad[v] / 1024);
+    else printf(" %.2f (%d) |", us[v], occ[v]);
+  }
   printf(" %.2f (%d) | %.2f |\n", us_free, occ_free, us[0] / floor_us);
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
@@ -141,10 +149,11 @@ int main(int argc, char **argv) {
   cudaDeviceProp prop;
   cudaStream_t st;
   if (int rc = bench_w4p_start(argc, argv, "bench_w4p_parts", &M, &prop, &st)) return rc;
-  const double gbs = bench_copy_gbs(st, NULL);
+  const double gbs = bench_copy_gbs(st);
   printf("device: %s, %d SMs; copy %.0f GB/s; programmatic dependent launch: %s\n", prop.name,
          prop.multiProcessorCount, gbs, kern_pdl_on() ? "on" : "off");
-  printf("us a call (blocks an SM); matched: padded to the whole kernel's blocks an SM\n\n");
+  printf("us a call (blocks an SM, and the shared-memory padding if any); matched: padded to the whole kernel's "
+         "blocks an SM\n\n");
   printf("| shape | M | (warps, chunks) x splits | blocks | floor us | whole | no x, matched | no math, matched "
          "| loads, matched | loads, free | whole / floor |\n");
   printf("|---|---|---|---|---|---|---|---|---|---|---|\n");

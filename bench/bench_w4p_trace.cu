@@ -1,12 +1,13 @@
 /* bench_w4p_trace: a per-block timeline of the preload W4A16 kernel (kernels/kern_w4a16_preload.cu)
- * inside a chain of calls, the way bench_kernels times it: 20 calls captured in one CUDA graph
- * under programmatic dependent launch, weights rotated over copies larger than twice the L2.
+ * inside a chain of calls, the way bench_kernels times it: 20 calls (or one a weight copy)
+ * captured in one CUDA graph under programmatic dependent launch, weights rotated over copies
+ * larger than twice the L2.
  * This program compiles that kernel itself with W4P_TRACE defined, so the library's kernel has
  * no trace code; each block's thread 0 stamps the global timer (ns) at its start, when its
  * dependency wait returns, when warp 0's main loop is done, and at its end.
  *
- * For the last call of a replay (call 19) against the call before it (call 18), it prints the
- * percentiles over blocks of those four moments, counted from the end of call 18 (its last
+ * For the last call of a replay (call 19 of 20) against the call before it (call 18), it prints
+ * the percentiles over blocks of those four moments, counted from the end of call 18 (its last
  * block's end stamp), and of the three phases of each block: start -> wait returned, wait ->
  * loop done (activations, dequantisation, mmas), loop done -> end (reduction, store, cluster).
  * Weights and activations are constants (the timing does not depend on their values).
@@ -40,7 +41,7 @@ double tr_pct(std::vector<double> &v, double p) {
 
 void tr_shape(const TrShape &s, int M, int sms, size_t l2, cudaStream_t st) {
   BenchW4pBufs bufs = bench_w4p_alloc(M, s.K, s.N, l2);
-  const int calls = 20;
+  const int calls = bench_w4p_calls(bufs);
   auto launch = [&](int i) {
     kern_w4::W4Args a = bench_w4p_args(bufs, i);
     a.topk = i; /* the call index, for the trace slot */
@@ -63,7 +64,7 @@ void tr_shape(const TrShape &s, int M, int sms, size_t l2, cudaStream_t st) {
   }
   static unsigned long long buf[2][kern_w4::kW4pTraceBlocks][4];
   BENCH_CUDA(cudaMemcpyFromSymbol(buf, kern_w4::w4p_trace_buf, sizeof buf));
-  /* call 18 in slot 0, call 19 in slot 1 */
+  /* the last call but one in slot 0, the last (an odd index: bench_w4p_calls) in slot 1 */
   unsigned long long prev_end = 0, prev_start = ~0ull;
   for (int b = 0; b < nb; b++) {
     prev_end = std::max(prev_end, buf[0][b][3]);

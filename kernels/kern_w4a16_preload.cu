@@ -15,9 +15,9 @@
  *     the call is in flight before any block waits.
  *  2. Then it lets the next kernel be scheduled (SERVESIM_W4P_TRIGGER=1, the default; 0
  *     triggers after the main loop instead), waits for the previous one, and walks its chunks
- *     in order: the activation fragments of chunk u + 1 are loaded (from L2) while chunk u is
- *     unpacked to q - 8 (w4_unscaled_piece) and multiplied (one m16n8k16 per k16 step and 8
- *     rows); each group's fp32 sums are scaled at its end.
+ *     in order: the activation fragments of the next one or two chunks are loaded (from L2)
+ *     while chunk u is unpacked to q - 8 (w4_unscaled_piece) and multiplied (one m16n8k16 per
+ *     k16 step and 8 rows); each group's fp32 sums are scaled at its end.
  *  3. The W warps' partials are summed in warp order through shared memory; with S > 1 block r
  *     of the cluster then sums the r-th 1/S of the tile over the blocks in rank order (distributed
  *     shared memory) and stores it. Deterministic, no workspace, no atomics.
@@ -93,15 +93,16 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C)) w4p
   for (int h = 0; h < U / 2; h++) sc[h] = 2 * h < n ? __ldg(sp + (size_t)h * NT16 * 8) : 0u;
 
   /* 2. let the next kernel in, wait for the previous one; then chunk by chunk: the activation
-   * fragments of chunk u + 1 loaded (from L2) while chunk u is dequantised and multiplied */
+   * fragments of a later chunk loaded (from L2) while chunk u is unpacked and multiplied */
   if (trigger_early) kern_pdl_trigger();
   kern_pdl_wait();
   W4P_STAMP(1);
   /* The mmas take the weights unscaled, as the bf16 integers q - 8 (w4_unscaled_piece: one lop3
    * and one bf16 subtraction a register, exact), and each group's fp32 sums are scaled once at
    * the group's end: out += s raw, raw = sum over the group of (q - 8) x. 11 instead of 15 ALU
-   * operations a fragment register pair, and the work after the wait is issue-bound
-   * (kernels/NOTES.md item 18); the weights are not rounded to bf16 after scaling either. raw in
+   * operations for a k16 step's four A registers (3 shifts, 4 lop3, 4 subtractions; the 4
+   * products gone), and the work after the wait is issue-bound (kernels/NOTES.md item 18); the
+   * weights are not rounded to bf16 after scaling either. raw in
    * NACC independent chains (one per k16 step when 4), each started afresh a group by its first
    * mma and summed in order at the group's end: the short runs of U <= 8 chunks are
    * latency-bound, while U = 16 needs the registers (measured, item 9). */
@@ -134,8 +135,9 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C)) w4p
       }
     }
   };
-  /* activations XA chunks ahead of the one in use: two where the registers allow it (no cap
-   * from __launch_bounds__: configurations 1 and 3), else one (measured, item 18) */
+  /* activations XA chunks ahead of the one in use: two in configurations 1 and 3 (measured
+   * faster there), one elsewhere -- 2 and 4, register-capped by __launch_bounds__, spilled with
+   * two, and 0, uncapped too, was no faster (item 18) */
   constexpr int XA = (C == 1 || C == 3) ? 2 : 1;
   uint4 xring[XA + 1][MT][2];
 #pragma unroll
