@@ -8,6 +8,9 @@
 #   GPU_TESTS_R=REGEX              with GPU_TESTS=1: only the GPU tests matching REGEX
 #   REF_TGZ=FILE                   REF's tree from `git archive REF | gzip > FILE` made beforehand
 #                                  (the device's copy of .git may lack recent commits)
+# Each tree is timed by its own bench_kernels: against a REF older than 2b3cf89, whose batches of
+# 20 calls touched only 20 weight copies, the TP=2/4 slices of down and gate_up and down at TP=1
+# compare two methods (kernels/NOTES.md item 18).
 # Needs the git history on the device (the device tool copies .git) and the CPU dependencies
 # (.deps in carry; scripts/device-deps.sh). Logs go to $OUT/ab (or /tmp/kern-out/ab); the summary
 # on stdout: for each GEMM table the summed microseconds at M = 64..256 (--mid) or 1..16
