@@ -102,10 +102,10 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C)) w4p
    * the group's end: out += s raw, raw = sum over the group of (q - 8) x. 11 instead of 15 ALU
    * operations for a k16 step's four A registers (3 shifts, 4 lop3, 4 subtractions; the 4
    * products gone), and the work after the wait is issue-bound (kernels/NOTES.md item 18); the
-   * weights are not rounded to bf16 after scaling either. raw in
-   * NACC independent chains (one per k16 step when 4), each started afresh a group by its first
-   * mma and summed in order at the group's end: the short runs of U <= 8 chunks are
-   * latency-bound, while U = 16 needs the registers (measured, item 9). */
+   * weights are not rounded to bf16 after scaling either. raw in NACC independent chains (one
+   * per k16 step when 4), each started afresh a group by its first mma and summed in order at
+   * the group's end: the short runs of U <= 8 chunks are latency-bound, while U = 16 needs the
+   * registers (measured, item 9). */
   constexpr int NACC = U <= 8 ? 4 : 1;
   float raw[NACC][MT][4], out[MT][4];
 #pragma unroll
@@ -268,13 +268,13 @@ int w4p_prepare(W4pDev *d) {
   return ERR_OK;
 }
 
-template <int C, int P = 0>
-int w4p_launch(const W4Args &a, int splits, int early, cudaStream_t st, size_t smem = 0) {
+template <int C>
+int w4p_launch(const W4Args &a, int splits, int early, cudaStream_t st) {
 #ifdef W4P_TRACE
   w4p_trace_last_blocks = a.N / 16 * splits;
 #endif
-  return kern_launch_ex(w4p_kernel<C, P>, dim3((unsigned)(a.N / 16), 1, (unsigned)splits), dim3(32 * w4p_plan_warps(C)),
-                        smem, st, splits, a, early);
+  return kern_launch_ex(w4p_kernel<C>, dim3((unsigned)(a.N / 16), 1, (unsigned)splits), dim3(32 * w4p_plan_warps(C)),
+                        0, st, splits, a, early);
 }
 
 } // namespace
