@@ -59,6 +59,13 @@ static inline double bench_graph_replay_us(cudaGraphExec_t exec, cudaStream_t st
   return ms * 1000.0;
 }
 
+/* Copies of a bytes-sized set of weights to rotate over so that together they exceed twice the
+ * L2 (at most 256: 131 for the smallest slice timed, down at TP=4 on a 50 MiB L2); a timed chain
+ * holds at least one call a copy, so that no call finds its weights in L2. */
+static inline int bench_copies(size_t bytes, size_t l2_bytes) {
+  return (int)std::min<size_t>(256, 2 * l2_bytes / bytes + 2);
+}
+
 /* 16 bytes a thread, grid-strided: the copy kernel of the copy ceiling below */
 static __global__ void bench_copy16(uint4 *dst, const uint4 *src, int64_t n) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)

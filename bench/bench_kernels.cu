@@ -125,8 +125,8 @@ static void bench_gemm(cublasHandle_t blas, const shape &s, const std::vector<in
                        struct rng *r) {
   const int K = s.K, N = s.N;
   const size_t q_bytes = (size_t)K * N / 2, s_bytes = (size_t)K / 128 * N * 2, w_bytes = q_bytes + s_bytes;
-  const int copies = (int)std::min<size_t>(64, 2 * g_l2_bytes / w_bytes + 2);
-  const int bf_copies = (int)std::min<size_t>(64, 2 * g_l2_bytes / ((size_t)K * N * 2) + 2);
+  const int copies = bench_copies(w_bytes, g_l2_bytes);
+  const int bf_copies = bench_copies((size_t)K * N * 2, g_l2_bytes);
   std::vector<int32_t> hq((size_t)K / 8 * N);
   std::vector<uint16_t> hs((size_t)K / 128 * N);
   ref_w4a16_random(hq.data(), hs.data(), K, N, rng_u64(r), 0.001f, 0.01f);
@@ -460,7 +460,7 @@ static void bench_floor(const std::vector<shape> &shapes, int sms) {
   for (const shape &s : shapes) {
     const size_t w_bytes = (size_t)s.K * s.N / 2 + (size_t)s.K / 128 * s.N * 2;
     const int64_t n16 = (int64_t)(w_bytes / 16);
-    const int copies = (int)std::min<size_t>(64, 2 * g_l2_bytes / w_bytes + 2);
+    const int copies = bench_copies(w_bytes, g_l2_bytes);
     uint4 *d;
     BENCH_CUDA(cudaMalloc(&d, n16 * 16 * copies));
     BENCH_CUDA(cudaMemset(d, 0x5a, n16 * 16 * copies));

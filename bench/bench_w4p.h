@@ -25,7 +25,7 @@ static inline BenchW4pBufs bench_w4p_alloc(int M, int K, int N, size_t l2_bytes)
   b.N = N;
   b.q_bytes = (size_t)K * N / 2;
   b.s_bytes = (size_t)(K / 128) * N * 2;
-  b.copies = (int)std::min<size_t>(64, 2 * l2_bytes / (b.q_bytes + b.s_bytes) + 2);
+  b.copies = bench_copies(b.q_bytes + b.s_bytes, l2_bytes);
   BENCH_CUDA(cudaMalloc(&b.qrep, b.q_bytes * b.copies));
   BENCH_CUDA(cudaMalloc(&b.srep, b.s_bytes * b.copies));
   BENCH_CUDA(cudaMalloc(&b.x, (size_t)M * K * 2));
