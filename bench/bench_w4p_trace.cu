@@ -6,9 +6,9 @@
  * no trace code; each block's thread 0 stamps the global timer (ns) at its start, when its
  * dependency wait returns, when warp 0's main loop is done, and at its end.
  *
- * For the last call of a replay (call 19 of 20) against the call before it (call 18), it prints
- * the percentiles over blocks of those four moments, counted from the end of call 18 (its last
- * block's end stamp), and of the three phases of each block: start -> wait returned, wait ->
+ * For the last call of a replay (call 19 of 20, or the last of a longer chain) against the call
+ * before it, it prints the percentiles over blocks of those four moments, counted from the end
+ * of that previous call (its last block's end stamp), and of the three phases of each block: start -> wait returned, wait ->
  * loop done (activations, dequantisation, mmas), loop done -> end (reduction, store, cluster).
  * Weights and activations are constants (the timing does not depend on their values).
  *
