@@ -27,16 +27,42 @@ struct W4Args {
 
 static constexpr uint32_t kMask = 0x000f000fu, kMagic = 0x43004300u;
 
+/* bf16 128 + q in both halves of a register from the low nibbles q of bytes 0 and 2 of x:
+ * (x & kMask) | kMagic in one lop3 (the compiler emits an and and an or). */
+static __device__ __forceinline__ uint32_t w4_raw_reg(uint32_t x) {
+  uint32_t v;
+  asm("lop3.b32 %0, %1, %2, %3, 0xea;\n" : "=r"(v) : "r"(x), "n"(kMask), "r"(kMagic));
+  return v;
+}
+
 /* One A fragment register (bf16x2) from the low nibbles of bytes 0 and 2 of x, times scale s (a
- * bf16 pair): (x & kMask) | kMagic is bf16 128 + q, minus 136 is q - 8 exactly. */
+ * bf16 pair): 128 + q minus 136 is q - 8 exactly, then the product. */
 static __device__ __forceinline__ uint32_t w4_dequant_reg(uint32_t x, uint32_t s) {
   const __nv_bfloat162 c136 = __floats2bfloat162_rn(136.0f, 136.0f);
-  uint32_t v;
-  /* (x & kMask) | kMagic in one lop3 (the compiler emits an and and an or) */
-  asm("lop3.b32 %0, %1, %2, %3, 0xea;\n" : "=r"(v) : "r"(x), "n"(kMask), "r"(kMagic));
+  uint32_t v = w4_raw_reg(x);
   __nv_bfloat162 w = __hsub2(*reinterpret_cast<__nv_bfloat162 *>(&v), c136);
   w = __hmul2(w, *reinterpret_cast<__nv_bfloat162 *>(&s));
   return *reinterpret_cast<uint32_t *>(&w);
+}
+
+/* The same register unscaled: bf16 q - 8 (exact). 136 is spelled here as an immediate and in
+ * w4_dequant_reg as a conversion, each as its kernels were measured with: one spelling for both
+ * changes the other kernels' generated code. */
+static __device__ __forceinline__ uint32_t w4_unscaled_reg(uint32_t x) {
+  const uint32_t c136 = 0x43084308u; /* bf16 136.0 in both halves */
+  const uint32_t v = w4_raw_reg(x);
+  const __nv_bfloat162 w = __hsub2(*reinterpret_cast<const __nv_bfloat162 *>(&v),
+                                   *reinterpret_cast<const __nv_bfloat162 *>(&c136));
+  return *reinterpret_cast<const uint32_t *>(&w);
+}
+
+/* The 32 bits whose low nibbles of bytes 0 and 2 are register r of step s (0..3, compile-time
+ * constants once unrolled) of the mma.sync kernels' A fragment, from the lane's own 16 bytes of
+ * the chunk, p: word w4g_piece_word(s, r) shifted by w4g_piece_shift(s, r) (kernels/w4g_layout.h). */
+static __device__ __forceinline__ uint32_t w4_piece_bits(const uint4 &p, int s, int r) {
+  const int i = w4g_piece_word(s, r), sh = w4g_piece_shift(s, r);
+  const uint32_t x = i == 0 ? p.x : i == 1 ? p.y : i == 2 ? p.z : p.w;
+  return sh ? x >> sh : x;
 }
 
 /* A fragment (4 regs of bf16x2) from one tile word (the wgmma kernels' step word); s_g2 / s_g82
@@ -47,35 +73,19 @@ static __device__ __forceinline__ void w4_dequant(uint32_t q, uint32_t s_g2, uin
   for (int r = 0; r < 4; r++) a[r] = w4_dequant_reg(r ? q >> (4 * r) : q, (r & 1) ? s_g82 : s_g2);
 }
 
-/* The mma.sync kernels' A fragment of step s (0..3, a compile-time constant once unrolled) from
- * the lane's own 16 bytes of the chunk, p (kernels/w4g_layout.h: register r is word
- * w4g_piece_word(s, r) shifted by w4g_piece_shift(s, r)); the same cost as w4_dequant. */
+/* The mma.sync kernels' A fragment of step s from the lane's own 16 bytes of the chunk, p;
+ * the same cost as w4_dequant. */
 static __device__ __forceinline__ void w4_dequant_piece(const uint4 &p, int s, uint32_t s_g2, uint32_t s_g82,
                                                  uint32_t a[4]) {
 #pragma unroll
-  for (int r = 0; r < 4; r++) {
-    const int i = w4g_piece_word(s, r);
-    const uint32_t x = i == 0 ? p.x : i == 1 ? p.y : i == 2 ? p.z : p.w;
-    const int sh = w4g_piece_shift(s, r);
-    a[r] = w4_dequant_reg(sh ? x >> sh : x, (r & 1) ? s_g82 : s_g2);
-  }
+  for (int r = 0; r < 4; r++) a[r] = w4_dequant_reg(w4_piece_bits(p, s, r), (r & 1) ? s_g82 : s_g2);
 }
 
 /* Step s's A fragment unscaled, as the bf16 integers q - 8 (exact): w4_dequant_piece without
  * its product, for kernels that scale the fp32 sums instead (kern_w4a16_preload.cu). */
 static __device__ __forceinline__ void w4_unscaled_piece(const uint4 &p, int s, uint32_t a[4]) {
-  const uint32_t c136 = 0x43084308u; /* bf16 136.0 in both halves */
 #pragma unroll
-  for (int r = 0; r < 4; r++) {
-    const int i = w4g_piece_word(s, r);
-    const uint32_t x = i == 0 ? p.x : i == 1 ? p.y : i == 2 ? p.z : p.w;
-    const int sh = w4g_piece_shift(s, r);
-    uint32_t v;
-    asm("lop3.b32 %0, %1, %2, %3, 0xea;\n" : "=r"(v) : "r"(sh ? x >> sh : x), "n"(kMask), "r"(kMagic));
-    const __nv_bfloat162 w = __hsub2(*reinterpret_cast<const __nv_bfloat162 *>(&v),
-                                     *reinterpret_cast<const __nv_bfloat162 *>(&c136));
-    a[r] = *reinterpret_cast<const uint32_t *>(&w);
-  }
+  for (int r = 0; r < 4; r++) a[r] = w4_unscaled_reg(w4_piece_bits(p, s, r));
 }
 
 /* acc[NT][MT] += one k64 chunk: the lane's 16 bytes wq[NT] of each tile (four k16 steps), dequantised
