@@ -61,14 +61,14 @@ static inline void bench_w4p_free(BenchW4pBufs &b) {
   cudaFree(b.y);
 }
 
-/* M from the command line (1..8, default 1), device 0, which must be of compute capability 9.x
+/* M from the command line (1..16, default 1), device 0, which must be of compute capability 9.x
  * (the kernel's only target), and a stream on it: 0, or the exit code -- 2 for a bad argument,
  * 77 (ctest's skip) without a GPU or on another architecture. */
 static inline int bench_w4p_start(int argc, char **argv, const char *prog, int *M, cudaDeviceProp *prop,
                                   cudaStream_t *st) {
   *M = argc > 1 ? atoi(argv[1]) : 1;
-  if (argc > 2 || *M < 1 || *M > 8) {
-    fprintf(stderr, "usage: %s [M]   (M = 1..8, default 1)\n", prog);
+  if (argc > 2 || *M < 1 || *M > 16) {
+    fprintf(stderr, "usage: %s [M]   (M = 1..16, default 1)\n", prog);
     return 2;
   }
   bench_cuda_need_device(prog);

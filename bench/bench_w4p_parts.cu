@@ -18,7 +18,7 @@
  * Weights and activations are constants (the timing does not depend on their values); floor =
  * the int4 + scale bytes over the copy ceiling measured here (bench_copy_gbs, as bench_kernels).
  *
- * Usage: bench_w4p_parts [M] (default 1; 1..8). Exit 77 without a GPU or off compute
+ * Usage: bench_w4p_parts [M] (default 1; 1..16). Exit 77 without a GPU or off compute
  * capability 9.x. Environment switches of the kernel apply (SERVESIM_W4P_CFG, _TRIGGER). */
 #include "kernels/kern_w4a16_preload.cu"
 
@@ -38,24 +38,26 @@ struct PtShape {
 
 enum { PT_VARIANTS = 4 }; /* whole, no x, no math, loads (P = 0..3) */
 
-/* w4p_kernel<C, P> for a runtime (c, p) */
+/* w4p_kernel<C, P, MT> for a runtime (c, mt, p) */
 typedef void (*pt_fn)(kern_w4::W4Args, int);
-template <int C>
-pt_fn pt_kernel_c(int p) {
+template <int C, int MT>
+pt_fn pt_kernel_cm(int p) {
   switch (p) {
-    case 0: return kern_w4::w4p_kernel<C, 0>;
-    case 1: return kern_w4::w4p_kernel<C, kern_w4::W4P_NO_X>;
-    case 2: return kern_w4::w4p_kernel<C, kern_w4::W4P_NO_MATH>;
-    default: return kern_w4::w4p_kernel<C, kern_w4::W4P_NO_X | kern_w4::W4P_NO_MATH>;
+    case 0: return kern_w4::w4p_kernel<C, 0, MT>;
+    case 1: return kern_w4::w4p_kernel<C, kern_w4::W4P_NO_X, MT>;
+    case 2: return kern_w4::w4p_kernel<C, kern_w4::W4P_NO_MATH, MT>;
+    default: return kern_w4::w4p_kernel<C, kern_w4::W4P_NO_X | kern_w4::W4P_NO_MATH, MT>;
   }
 }
-pt_fn pt_kernel(int c, int p) {
+template <int C>
+pt_fn pt_kernel_c(int mt, int p) { return mt == 1 ? pt_kernel_cm<C, 1>(p) : pt_kernel_cm<C, 2>(p); }
+pt_fn pt_kernel(int c, int mt, int p) {
   switch (c) {
-    case 0: return pt_kernel_c<0>(p);
-    case 1: return pt_kernel_c<1>(p);
-    case 2: return pt_kernel_c<2>(p);
-    case 3: return pt_kernel_c<3>(p);
-    default: return pt_kernel_c<4>(p);
+    case 0: return pt_kernel_c<0>(mt, p);
+    case 1: return pt_kernel_c<1>(mt, p);
+    case 2: return pt_kernel_c<2>(mt, p);
+    case 3: return pt_kernel_c<3>(mt, p);
+    default: return pt_kernel_c<4>(mt, p);
   }
 }
 
@@ -86,7 +88,9 @@ void pt_shape(const PtShape &s, int M, int sms, size_t l2, size_t optin, double 
     exit(1);
   }
   const int forced = kern_env_int("SERVESIM_W4P_CFG", -1);
-  const w4p_plan_t p = w4p_plan_choose(s.N / 16, s.K / 128, sms, dev.occ, forced);
+  const int mt = w4p_plan_row_tiles(M);
+  const int *occ_by_tiles[2] = {dev.occ[0], dev.occ[1]};
+  const w4p_plan_t p = w4p_plan_rows(M, s.N / 16, s.K / 128, sms, occ_by_tiles, forced);
   if (p.cfg < 0) {
     printf("| %s | %d | no plan | | | | | | | | |\n", s.name, M);
     return;
@@ -116,17 +120,17 @@ void pt_shape(const PtShape &s, int M, int sms, size_t l2, size_t optin, double 
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
-  const int occ0 = pt_occ(pt_kernel(p.cfg, 0), threads, 0);
+  const int occ0 = pt_occ(pt_kernel(p.cfg, mt, 0), threads, 0);
   double us[PT_VARIANTS];
   int occ[PT_VARIANTS];
   size_t pad[PT_VARIANTS];
   for (int v = 0; v < PT_VARIANTS; v++) {
-    pt_fn fn = pt_kernel(p.cfg, v);
+    pt_fn fn = pt_kernel(p.cfg, mt, v);
     pad[v] = v == 0 ? 0 : pt_pad(fn, threads, occ0, optin);
     occ[v] = pt_occ(fn, threads, pad[v]);
     us[v] = time_variant(fn, pad[v]);
   }
-  pt_fn loads = pt_kernel(p.cfg, PT_VARIANTS - 1);
+  pt_fn loads = pt_kernel(p.cfg, mt, PT_VARIANTS - 1);
   const int occ_free = pt_occ(loads, threads, 0);
   const double us_free = time_variant(loads, 0);
   const double floor_us = (double)(bufs.q_bytes + bufs.s_bytes) / (copy_gbs * 1e3);

@@ -12,7 +12,7 @@
  * loop done (activations, dequantisation, mmas), loop done -> end (reduction, store, cluster).
  * Weights and activations are constants (the timing does not depend on their values).
  *
- * Usage: bench_w4p_trace [M] (default 1; 1..8). Exit 77 without a GPU. Environment switches of
+ * Usage: bench_w4p_trace [M] (default 1; 1..16). Exit 77 without a GPU. Environment switches of
  * the kernel apply (SERVESIM_W4P_CFG, _TRIGGER). */
 #define W4P_TRACE 1
 #include "kernels/kern_w4a16_preload.cu"

@@ -24,7 +24,9 @@
  * (kern_w4a16_streamk.cu; correct, measured slower on the H100, so off: kernels/NOTES.md 7).
  * On Hopper, dense GEMMs of 1..8 rows go to the preload kernel (kern_w4a16_preload.cu: every
  * weight load issued before the dependent-launch wait; measured faster than these tiles at
- * every shape but one, kernels/NOTES.md item 9; SERVESIM_W4_PRELOAD=0 keeps them here).
+ * every shape but one, kernels/NOTES.md item 9; SERVESIM_W4_PRELOAD=0 keeps them here), and
+ * those of 9..16 rows too where its plan is one wave (item 19: 16% less time summed at 16 rows;
+ * qkv at TP=1 has no such plan and stays here).
  * On Hopper, dense GEMMs of 17..256 rows go to the wgmma path (kern_w4a16_wgmma.cu; measured
  * faster than these tiles over M = 64..256, kernels/NOTES.md item 8, and at 9 of 12 shapes at
  * 20..32 rows, item 16; SERVESIM_W4_WGMMA=0 keeps them here, SERVESIM_W4_WGMMA_FROM moves the

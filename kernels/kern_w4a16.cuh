@@ -167,10 +167,11 @@ int w4a16_wgmma_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st
 int w4a16_streamk_on(void);
 int w4a16_streamk_launch(const W4Args &a, int sms, cudaStream_t st, int *launched);
 
-/* Preload path for dense GEMMs of 1..8 rows on Hopper (kern_w4a16_preload.cu): every weight
+/* Preload path for dense GEMMs of 1..16 rows on Hopper (kern_w4a16_preload.cu): every weight
  * load of a call in registers before the programmatic-dependent-launch wait, one wave. On
- * unless SERVESIM_W4_PRELOAD=0; *launched is 0 where it does not apply (more than 8 rows, not
- * 9.x or no sm_90 code, more than 8 K splits needed) and the caller runs the split-K kernel. */
+ * unless SERVESIM_W4_PRELOAD=0; *launched is 0 where it does not apply (more than 16 rows, not
+ * 9.x or no sm_90 code, more than 8 K splits needed, 9..16 rows without a one-wave plan:
+ * kernels/w4p_plan.h) and the caller runs the split-K kernel. */
 int w4a16_preload_on(void);
 int w4a16_preload_launch(const W4Args &a, int sms, cudaStream_t st, int *launched);
 

@@ -1,4 +1,4 @@
-/* kern_w4a16_preload: the W4A16 GEMM for 1..8 rows on Hopper, every weight load of a call
+/* kern_w4a16_preload: the W4A16 GEMM for 1..16 rows on Hopper, every weight load of a call
  * issued before it waits for the previous kernel.
  *
  * Why (kernels/NOTES.md items 6, 7 and 9): a kernel that only reads the weights, chained under
@@ -26,6 +26,10 @@
  * after the wait is (bench/bench_w4p_parts.cu leaves parts out): the weights themselves stream
  * at ~1.1x the floor in this grid, calls overlapping; the unpacking and mmas cost ~2 us at
  * qkv (issue-bound) and the activations' L2 round trips, one chunk ahead, ~1.5 us more.
+ * Rows 9..16 take two row tiles (MT = 2: two mmas a k16 step on the same unpacked weights, ~30
+ * more registers a thread), only where the plan is still one wave (w4p_plan_rows; item 19:
+ * 16% less time than the split-K kernel summed over the twelve shapes at 16 rows, qkv at TP=1
+ * refused -- in two waves it took 16.2 us against 12.3).
  * Compiled for sm_80 too, where the kernel is empty and w4a16_preload_launch() never launches
  * it. SERVESIM_W4P_CFG (0..4) forces a configuration, for tuning. */
 #include <cooperative_groups.h>
@@ -58,8 +62,9 @@ int w4p_trace_last_blocks;
 
 /* Least blocks a SM the compiler must leave room for (__launch_bounds__): configuration 2
  * (4 warps x 16 chunks) 5 so that qkv's 576 blocks are one wave, configuration 4 ((8, 8)
- * again) 3; the others as many registers as they like. */
-constexpr int w4p_min_blocks(int C) { return C == 2 ? 5 : C == 4 ? 3 : 1; }
+ * again) 3; the others as many registers as they like. With two row tiles one block fewer each
+ * (128 registers, no spill; at 5 and 3 they spilled 212 and 272 bytes). */
+constexpr int w4p_min_blocks(int C, int MT) { return C == 2 ? 6 - MT : C == 4 ? 4 - MT : 1; }
 
 /* Parts of the kernel that bench/bench_w4p_parts.cu leaves out to see what each costs (P, a
  * bit set; the library runs P = 0, the whole kernel): the activation loads (fragments made from
@@ -68,12 +73,12 @@ constexpr int w4p_min_blocks(int C) { return C == 2 ? 5 : C == 4 ? 3 : 1; }
  * stores stay in every variant. */
 enum { W4P_NO_X = 1, W4P_NO_MATH = 2 };
 
-template <int C, int P = 0>
-__global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C)) w4p_kernel(W4Args a, int trigger_early) {
+/* MT: row tiles of 8 (rows 1..8: 1, 9..16: 2), one m16n8k16 each per k16 step */
+template <int C, int P = 0, int MT = 1>
+__global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C, MT)) w4p_kernel(W4Args a, int trigger_early) {
   constexpr int W = w4p_plan_warps(C), U = w4p_plan_units(C);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   W4P_STAMP(0);
-  constexpr int MT = 1; /* rows 1..8: one m16n8k16 (8 rows) per k16 step */
   static_assert(U % 2 == 0, "whole groups per warp");
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int K = a.K, N = a.N, KC = K / 64, KG = K / 128, NT16 = N / 16;
@@ -106,7 +111,7 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C)) w4p
    * per k16 step when 4), each started afresh a group by its first mma and summed in order at
    * the group's end: the short runs of U <= 8 chunks are latency-bound, while U = 16 needs the
    * registers (measured, item 9). */
-  constexpr int NACC = U <= 8 ? 4 : 1;
+  constexpr int NACC = U <= 8 ? 4 / MT : 1; /* MT = 2: two chains a step already (16 registers fewer) */
   float raw[NACC][MT][4], out[MT][4];
 #pragma unroll
   for (int mt = 0; mt < MT; mt++)
@@ -185,6 +190,7 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C)) w4p
           for (int r = 0; r < 4; r++) {
             float v = raw[0][mt][r];
             if constexpr (NACC == 4) v = (v + raw[1][mt][r]) + (raw[2][mt][r] + raw[3][mt][r]);
+            if constexpr (NACC == 2) v += raw[1][mt][r];
             out[mt][r] = fmaf(r < 2 ? s_lo : s_hi, v, out[mt][r]);
           }
       }
@@ -240,41 +246,58 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C)) w4p
 struct W4pDev {
   int ready;                 /* 0: not looked up on this device */
   int ok;                    /* sm_90 code present and the device is 9.x */
-  int occ[W4P_PLAN_CFGS];    /* blocks per SM */
+  int occ[2][W4P_PLAN_CFGS]; /* blocks per SM, [MT - 1] */
 };
 
-/* Configuration C of kernels/w4p_plan.h's table. */
-template <int C>
+/* Configuration C of kernels/w4p_plan.h's table, MT row tiles. */
+template <int C, int MT>
 int w4p_occ(W4pDev *d) {
   cudaFuncAttributes fa;
-  KERN_CUDA(cudaFuncGetAttributes(&fa, w4p_kernel<C>));
+  KERN_CUDA(cudaFuncGetAttributes(&fa, w4p_kernel<C, 0, MT>));
   d->ok = d->ok && fa.binaryVersion >= 90;
-  KERN_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&d->occ[C], w4p_kernel<C>, 32 * w4p_plan_warps(C), 0));
+  KERN_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&d->occ[MT - 1][C], w4p_kernel<C, 0, MT>,
+                                                          32 * w4p_plan_warps(C), 0));
   return ERR_OK;
+}
+template <int MT>
+int w4p_occ_all(W4pDev *d) {
+  int rc = w4p_occ<0, MT>(d);
+  if (!rc) rc = w4p_occ<1, MT>(d);
+  if (!rc) rc = w4p_occ<2, MT>(d);
+  if (!rc) rc = w4p_occ<3, MT>(d);
+  if (!rc) rc = w4p_occ<4, MT>(d);
+  return rc;
 }
 
 int w4p_prepare(W4pDev *d) {
   if (d->ready) return ERR_OK;
   d->ok = kern_device_cc() >= 90;
   if (d->ok) {
-    int rc = w4p_occ<0>(d);
-    if (!rc) rc = w4p_occ<1>(d);
-    if (!rc) rc = w4p_occ<2>(d);
-    if (!rc) rc = w4p_occ<3>(d);
-    if (!rc) rc = w4p_occ<4>(d);
+    int rc = w4p_occ_all<1>(d);
+    if (!rc) rc = w4p_occ_all<2>(d);
     if (rc) return rc;
   }
   d->ready = 1;
   return ERR_OK;
 }
 
-template <int C>
+template <int C, int MT>
 int w4p_launch(const W4Args &a, int splits, int early, cudaStream_t st) {
 #ifdef W4P_TRACE
   w4p_trace_last_blocks = a.N / 16 * splits;
 #endif
-  return kern_launch_ex(w4p_kernel<C>, dim3((unsigned)(a.N / 16), 1, (unsigned)splits), dim3(32 * w4p_plan_warps(C)),
-                        0, st, splits, a, early);
+  return kern_launch_ex(w4p_kernel<C, 0, MT>, dim3((unsigned)(a.N / 16), 1, (unsigned)splits),
+                        dim3(32 * w4p_plan_warps(C)), 0, st, splits, a, early);
+}
+template <int MT>
+int w4p_launch_cfg(int c, const W4Args &a, int splits, int early, cudaStream_t st) {
+  switch (c) {
+    case 0: return w4p_launch<0, MT>(a, splits, early, st);
+    case 1: return w4p_launch<1, MT>(a, splits, early, st);
+    case 2: return w4p_launch<2, MT>(a, splits, early, st);
+    case 3: return w4p_launch<3, MT>(a, splits, early, st);
+    default: return w4p_launch<4, MT>(a, splits, early, st);
+  }
 }
 
 } // namespace
@@ -287,7 +310,8 @@ int w4a16_preload_on(void) {
 
 int w4a16_preload_launch(const W4Args &a, int sms, cudaStream_t st, int *launched) {
   *launched = 0;
-  if (a.M < 1 || a.M > 8) return ERR_OK;
+  const int mt = w4p_plan_row_tiles(a.M);
+  if (mt == 0) return ERR_OK;
   static W4pDev devs[KERN_MAX_DEVICES];
   int dev = 0;
   if (int rc = kern_device_slot(&dev)) return rc;
@@ -300,16 +324,11 @@ int w4a16_preload_launch(const W4Args &a, int sms, cudaStream_t st, int *launche
     if (forced < -1 || forced >= W4P_PLAN_CFGS) forced = -1;
   }
   if (early < 0) early = kern_env_int("SERVESIM_W4P_TRIGGER", 1) != 0;
-  const w4p_plan_t p = w4p_plan_choose(a.N / 16, a.K / 128, sms, d->occ, forced);
+  const int *occ[2] = {d->occ[0], d->occ[1]};
+  const w4p_plan_t p = w4p_plan_rows(a.M, a.N / 16, a.K / 128, sms, occ, forced);
   if (p.cfg < 0) return ERR_OK;
   *launched = 1;
-  switch (p.cfg) {
-    case 0: return w4p_launch<0>(a, p.splits, early, st);
-    case 1: return w4p_launch<1>(a, p.splits, early, st);
-    case 2: return w4p_launch<2>(a, p.splits, early, st);
-    case 3: return w4p_launch<3>(a, p.splits, early, st);
-    default: return w4p_launch<4>(a, p.splits, early, st);
-  }
+  return mt == 1 ? w4p_launch_cfg<1>(p.cfg, a, p.splits, early, st) : w4p_launch_cfg<2>(p.cfg, a, p.splits, early, st);
 }
 
 } // namespace kern_w4

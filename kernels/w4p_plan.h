@@ -80,6 +80,24 @@ W4P_PLAN_FN w4p_plan_t w4p_plan_choose(int N16, int KG, int sms, const int *bloc
   return best;
 }
 
+/* Row tiles of 8 a call of M rows takes: 1 for 1..8 rows, 2 for 9..16; 0 past 16 (or M < 1),
+ * which the kernel does not take. */
+W4P_PLAN_FN int w4p_plan_row_tiles(int M) { return M < 1 || M > 16 ? 0 : M <= 8 ? 1 : 2; }
+
+/* The plan for a call of M rows: w4p_plan_choose with the occupancies of the kernel compiled
+ * for its row tiles (occ_by_tiles[0] for one, [1] for two). Two row tiles need about 30 more
+ * registers a thread, so some shapes have no one-wave plan there (qkv: 576 blocks, 4 a SM), and
+ * in two waves the kernel was slower than the split-K kernel (16.2 against 12.3 us at 16 rows,
+ * kernels/NOTES.md item 19): with two row tiles a plan of more than one wave is refused (cfg -1,
+ * the caller takes another kernel), forced or not. */
+W4P_PLAN_FN w4p_plan_t w4p_plan_rows(int M, int N16, int KG, int sms, const int *const occ_by_tiles[2], int forced) {
+  const w4p_plan_t none = {-1, 0, 0, 0};
+  const int mt = w4p_plan_row_tiles(M);
+  if (mt == 0) return none;
+  const w4p_plan_t p = w4p_plan_choose(N16, KG, sms, occ_by_tiles[mt - 1], forced);
+  return mt == 2 && p.waves > 1 ? none : p;
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -120,7 +120,7 @@ int main(void) {
   test_shape(&r, 1536, 4096, (const int[]){1, 4, 16, 33, 128, 200}, 6); /* expert down (200: a partial second row tile) */
   test_shape(&r, 4096, 3072, (const int[]){1, 8, 16, 64}, 4);        /* expert gate_up */
   test_shape(&r, 4096, 9216, (const int[]){1, 16}, 2);               /* qkv */
-  test_shape(&r, 8192, 4096, (const int[]){1, 5}, 2);                /* o_proj */
+  test_shape(&r, 8192, 4096, (const int[]){1, 5, 12}, 3);            /* o_proj (12: two row tiles, two K splits) */
   test_shape(&r, 1024, 1280, (const int[]){3, 40}, 2);               /* qkv at TP=8 (K slice of o) */
   test_shape(&r, 768, 4096, (const int[]){2, 48, 256}, 3);           /* expert down at TP=2 */
   test_shape(&r, 384, 4096, (const int[]){3, 128, 129, 160}, 4);     /* expert down at TP=4 (129: a last row tile of one row) */

@@ -90,6 +90,29 @@ int main(void) {
     CHECK(p.cfg != 2 && p.cfg >= 0);
     CHECK(w4p_plan_choose(9216 / 16, 4096 / 128, 132, occ2, 2).cfg == -1);
   }
+  /* rows: one row tile for 1..8, two for 9..16 and then one wave only, none outside 1..16 */
+  {
+    const int occ_mt2[W4P_PLAN_CFGS] = {2, 2, 4, 1, 2}; /* the H200 build's, two row tiles */
+    const int *by_tiles[2] = {occ, occ_mt2};
+    CHECK(w4p_plan_row_tiles(0) == 0 && w4p_plan_row_tiles(1) == 1 && w4p_plan_row_tiles(8) == 1 &&
+          w4p_plan_row_tiles(9) == 2 && w4p_plan_row_tiles(16) == 2 && w4p_plan_row_tiles(17) == 0);
+    for (int M = -1; M <= 18; M++)
+      for (size_t i = 0; i < sizeof model / sizeof model[0]; i++) {
+        const int mt = w4p_plan_row_tiles(M);
+        const w4p_plan_t p = w4p_plan_rows(M, model[i].N16, model[i].KG, 132, by_tiles, -1);
+        const w4p_plan_t q = w4p_plan_choose(model[i].N16, model[i].KG, 132, mt == 2 ? occ_mt2 : occ, -1);
+        const int want = mt == 0 || (mt == 2 && q.waves > 1) ? -1 : q.cfg;
+        CHECK_MSG(p.cfg == want && (want < 0 || (p.splits == q.splits && p.waves == 1)),
+                  "M %d shape %zu: cfg %d, expected %d", M, i, p.cfg, want);
+      }
+    /* qkv at 16 rows: 576 blocks, at most 4 a SM: refused; at 8 rows: one wave of 5 a SM */
+    CHECK(w4p_plan_rows(16, 576, 32, 132, by_tiles, -1).cfg == -1);
+    CHECK(w4p_plan_rows(16, 576, 32, 132, by_tiles, 2).cfg == -1);
+    CHECK(w4p_plan_rows(8, 576, 32, 132, by_tiles, -1).cfg == 2);
+    /* o_proj at 16 rows: 4 warps x 16 chunks, two splits, 512 blocks in one wave */
+    const w4p_plan_t o = w4p_plan_rows(16, 256, 64, 132, by_tiles, -1);
+    CHECK(o.cfg == 2 && o.splits == 2 && o.waves == 1);
+  }
   /* one SM, one tile of one group; and random shapes, SM counts and occupancies */
   check_choice(1, 1, 1, occ);
   struct rng r;
