@@ -4,16 +4,21 @@
  * larger than twice the L2.
  * This program compiles that kernel itself with W4P_TRACE defined, so the library's kernel has
  * no trace code; each block's thread 0 stamps the global timer (ns) at its start, when its
- * dependency wait returns, when warp 0's main loop is done, and at its end.
+ * dependency wait returns, when warp 0 has issued its first chunk's mmas (that chunk's weights
+ * and activations are in), when warp 0's main loop is done, and at its end.
  *
  * For the last call of a replay (call 19 of 20, or the last of a longer chain) against the call
  * before it, it prints the percentiles over blocks of those four moments, counted from the end
- * of that previous call (its last block's end stamp), and of the three phases of each block: start -> wait returned, wait ->
- * loop done (activations, dequantisation, mmas), loop done -> end (reduction, store, cluster).
+ * of that previous call (its last block's end stamp), and of the phases of each block: start -> wait returned, wait ->
+ * first chunk, first chunk -> loop done (activations, dequantisation, mmas), loop done -> end
+ * (reduction, store, cluster).
  * Weights and activations are constants (the timing does not depend on their values).
  *
  * Usage: bench_w4p_trace [M] (default 1; 1..16). Exit 77 without a GPU. Environment switches of
- * the kernel apply (SERVESIM_W4P_CFG, _TRIGGER). */
+ * the kernel apply (SERVESIM_W4P_CFG, _TRIGGER). SERVESIM_W4P_TRACE_P (1..8 rows only) traces a
+ * variant instead of the library's kernel, with the library's plan: 1 no activation loads, 2 no
+ * math, 3 neither (kern_w4a16_preload.cu's W4P_NO_X, W4P_NO_MATH), 4 the weights loaded after
+ * the wait (W4P_W_AFTER). */
 #define W4P_TRACE 1
 #include "kernels/kern_w4a16_preload.cu"
 
@@ -39,14 +44,49 @@ double tr_pct(std::vector<double> &v, double p) {
   return v[i < v.size() ? i : v.size() - 1];
 }
 
-void tr_shape(const TrShape &s, int M, int sms, size_t l2, cudaStream_t st) {
+/* w4p_kernel<C, P> (one row tile) for a runtime (c, p), p one of the variants above */
+typedef void (*tr_fn)(kern_w4::W4Args, int);
+template <int C>
+tr_fn tr_kernel_c(int p) {
+  switch (p) {
+    case 1: return kern_w4::w4p_kernel<C, kern_w4::W4P_NO_X>;
+    case 2: return kern_w4::w4p_kernel<C, kern_w4::W4P_NO_MATH>;
+    case 3: return kern_w4::w4p_kernel<C, kern_w4::W4P_NO_X | kern_w4::W4P_NO_MATH>;
+    default: return kern_w4::w4p_kernel<C, kern_w4::W4P_W_AFTER>;
+  }
+}
+tr_fn tr_kernel(int c, int p) {
+  switch (c) {
+    case 0: return tr_kernel_c<0>(p);
+    case 1: return tr_kernel_c<1>(p);
+    case 2: return tr_kernel_c<2>(p);
+    case 3: return tr_kernel_c<3>(p);
+    default: return tr_kernel_c<4>(p);
+  }
+}
+
+/* Launches call a of a chain: the library's launcher (p = 0) or variant p with its plan */
+int tr_launch(const kern_w4::W4Args &a, int p, int sms, cudaStream_t st) {
+  int launched = 0;
+  if (p == 0) return kern_w4::w4a16_preload_launch(a, sms, st, &launched) || !launched;
+  static kern_w4::W4pDev dev = {};
+  if (kern_w4::w4p_prepare(&dev) || !dev.ok) return 1;
+  const int *occ[2] = {dev.occ[0], dev.occ[1]};
+  const w4p_plan_t pl = w4p_plan_rows(a.M, a.N / 16, a.K / 128, sms, occ, kern_env_int("SERVESIM_W4P_CFG", -1));
+  if (pl.cfg < 0) return 1;
+  kern_w4::w4p_trace_last_blocks = pl.blocks;
+  return kern_launch_ex(tr_kernel(pl.cfg, p), dim3((unsigned)(a.N / 16), 1, (unsigned)pl.splits),
+                        dim3(32 * w4p_plan_warps(pl.cfg)), 0, st, pl.splits, a,
+                        kern_env_int("SERVESIM_W4P_TRIGGER", 1) != 0);
+}
+
+void tr_shape(const TrShape &s, int M, int p, int sms, size_t l2, cudaStream_t st) {
   BenchW4pBufs bufs = bench_w4p_alloc(M, s.K, s.N, l2);
   const int calls = bench_w4p_calls(bufs);
   auto launch = [&](int i) {
     kern_w4::W4Args a = bench_w4p_args(bufs, i);
     a.topk = i; /* the call index, for the trace slot */
-    int launched = 0;
-    if (kern_w4::w4a16_preload_launch(a, sms, st, &launched) || !launched) {
+    if (tr_launch(a, p, sms, st)) {
       fprintf(stderr, "bench_w4p_trace: %s M=%d: the preload kernel did not launch (%s)\n", s.name, M, err_msg());
       exit(1);
     }
@@ -62,25 +102,35 @@ void tr_shape(const TrShape &s, int M, int sms, size_t l2, cudaStream_t st) {
     fprintf(stderr, "bench_w4p_trace: %s: %d blocks, the trace holds %d\n", s.name, nb, kern_w4::kW4pTraceBlocks);
     exit(1);
   }
-  static unsigned long long buf[2][kern_w4::kW4pTraceBlocks][4];
+  constexpr int NS = kern_w4::kW4pTraceStamps;
+  static unsigned long long buf[2][kern_w4::kW4pTraceBlocks][NS];
   BENCH_CUDA(cudaMemcpyFromSymbol(buf, kern_w4::w4p_trace_buf, sizeof buf));
   /* the last call but one in slot 0, the last (an odd index: bench_w4p_calls) in slot 1 */
   unsigned long long prev_end = 0, prev_start = ~0ull;
   for (int b = 0; b < nb; b++) {
-    prev_end = std::max(prev_end, buf[0][b][3]);
+    prev_end = std::max(prev_end, buf[0][b][NS - 1]);
     prev_start = std::min(prev_start, buf[0][b][0]);
   }
-  std::vector<double> at[4], ph[3];
+  std::vector<double> at[NS], ph[NS - 1];
   unsigned long long cur_end = 0;
   for (int b = 0; b < nb; b++) {
-    for (int k = 0; k < 4; k++) at[k].push_back(((double)buf[1][b][k] - (double)prev_end) / 1000.0);
-    for (int k = 0; k < 3; k++) ph[k].push_back(((double)buf[1][b][k + 1] - (double)buf[1][b][k]) / 1000.0);
-    cur_end = std::max(cur_end, buf[1][b][3]);
+    /* the first-chunk stamp (2) is left from an earlier call, or 0, where warp 0 has no chunks
+     * (more warps than groups: down at TP=4); such blocks are left out of its columns */
+    const bool first = buf[1][b][2] >= buf[1][b][1];
+    for (int k = 0; k < NS; k++)
+      if (k != 2 || first) at[k].push_back(((double)buf[1][b][k] - (double)prev_end) / 1000.0);
+    for (int k = 0; k < NS - 1; k++)
+      if ((k != 1 && k != 2) || first) ph[k].push_back(((double)buf[1][b][k + 1] - (double)buf[1][b][k]) / 1000.0);
+    cur_end = std::max(cur_end, buf[1][b][NS - 1]);
   }
   printf("| %s | %d | %d | %.2f | %.2f | %.2f |", s.name, M, nb, us / calls, (double)(prev_end - prev_start) / 1000.0,
          ((double)cur_end - (double)prev_end) / 1000.0);
-  for (int k = 0; k < 4; k++) printf(" %.2f / %.2f / %.2f |", tr_pct(at[k], 10), tr_pct(at[k], 50), tr_pct(at[k], 90));
-  for (int k = 0; k < 3; k++) printf(" %.2f / %.2f |", tr_pct(ph[k], 50), tr_pct(ph[k], 90));
+  for (int k = 0; k < NS; k++)
+    if (at[k].empty()) printf(" - |");
+    else printf(" %.2f / %.2f / %.2f |", tr_pct(at[k], 10), tr_pct(at[k], 50), tr_pct(at[k], 90));
+  for (int k = 0; k < NS - 1; k++)
+    if (ph[k].empty()) printf(" - |");
+    else printf(" %.2f / %.2f |", tr_pct(ph[k], 50), tr_pct(ph[k], 90));
   printf("\n");
   cudaGraphExecDestroy(exec);
   cudaEventDestroy(e0);
@@ -95,15 +145,22 @@ int main(int argc, char **argv) {
   cudaDeviceProp prop;
   cudaStream_t st;
   if (int rc = bench_w4p_start(argc, argv, "bench_w4p_trace", &M, &prop, &st)) return rc;
-  printf("device: %s, %d SMs; programmatic dependent launch: %s\n", prop.name, prop.multiProcessorCount,
-         kern_pdl_on() ? "on" : "off");
+  const int p = kern_env_int("SERVESIM_W4P_TRACE_P", 0);
+  if (p < 0 || p > 4 || (p > 0 && M > 8)) {
+    fprintf(stderr, "bench_w4p_trace: SERVESIM_W4P_TRACE_P=%d: 0..4, and 0 above 8 rows\n", p);
+    return 2;
+  }
+  static const char *const variant[] = {"the library's kernel", "no activation loads", "no math",
+                                        "neither activations nor math", "weights loaded after the wait"};
+  printf("device: %s, %d SMs; programmatic dependent launch: %s; %s\n", prop.name, prop.multiProcessorCount,
+         kern_pdl_on() ? "on" : "off", variant[p]);
   printf("times in us; moments counted from the end of the previous call (its last block); p10 / p50 / p90 over blocks\n\n");
-  printf("| shape | M | blocks | us a call (graph) | previous call's span | end - previous end | start | wait returned | loop done "
-         "| end | start -> wait p50 / p90 | wait -> loop | loop -> end |\n");
-  printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  printf("| shape | M | blocks | us a call (graph) | previous call's span | end - previous end | start | wait returned | first chunk "
+         "| loop done | end | start -> wait p50 / p90 | wait -> first chunk | first chunk -> loop | loop -> end |\n");
+  printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   const TrShape shapes[] = {{"qkv", 4096, 9216}, {"o_proj", 8192, 4096}, {"gate_up", 4096, 3072}, {"down", 1536, 4096},
                             {"qkv TP=2", 4096, 4608}, {"down TP=4", 384, 4096}};
-  for (const TrShape &s : shapes) tr_shape(s, M, prop.multiProcessorCount, (size_t)prop.l2CacheSize, st);
+  for (const TrShape &s : shapes) tr_shape(s, M, p, prop.multiProcessorCount, (size_t)prop.l2CacheSize, st);
   cudaStreamDestroy(st);
   return 0;
 }

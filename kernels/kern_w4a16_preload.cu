@@ -42,11 +42,13 @@ namespace {
 
 /* A per-block timeline for bench/bench_w4p_trace.cu, which includes this file with W4P_TRACE
  * defined (the library build has no trace code): thread 0 of each block stamps the global
- * timer at its start, when its wait returns, when warp 0's main loop is done and at its end,
- * into slot (call index & 1), the call index passed in the otherwise unused a.topk. */
+ * timer at its start, when its wait returns, when warp 0 has issued its first chunk's mmas (so
+ * that chunk's weights and activations have arrived), when warp 0's main loop is done and at
+ * its end, into slot (call index & 1), the call index passed in the otherwise unused a.topk. */
 #ifdef W4P_TRACE
 constexpr int kW4pTraceBlocks = 8192;
-__device__ unsigned long long w4p_trace_buf[2][kW4pTraceBlocks][4];
+constexpr int kW4pTraceStamps = 5;
+__device__ unsigned long long w4p_trace_buf[2][kW4pTraceBlocks][kW4pTraceStamps];
 int w4p_trace_last_blocks;
 #define W4P_STAMP(i)                                                                         \
   do {                                                                                       \
@@ -70,8 +72,9 @@ constexpr int w4p_min_blocks(int C, int MT) { return C == 2 ? 6 - MT : C == 4 ? 
  * bit set; the library runs P = 0, the whole kernel): the activation loads (fragments made from
  * the lane number instead) and the dequantisation + mmas (the chunk's words folded into the
  * accumulator instead). The loads of the weights and scales, the waits, the reductions and the
- * stores stay in every variant. */
-enum { W4P_NO_X = 1, W4P_NO_MATH = 2 };
+ * stores stay in every variant. W4P_W_AFTER (bench/bench_w4p_trace.cu) issues the weight and
+ * scale loads after the wait instead of before it. */
+enum { W4P_NO_X = 1, W4P_NO_MATH = 2, W4P_W_AFTER = 4 };
 
 /* MT: row tiles of 8 (rows 1..8: 1, 9..16: 2), one m16n8k16 each per k16 step */
 template <int C, int P = 0, int MT = 1>
@@ -92,16 +95,20 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C, MT))
   const uint32_t *sp = a.srep + ((size_t)g0 * NT16 + tile) * 8 + g;
   uint4 wq[U];
   uint32_t sc[U / 2];
+  auto load_w = [&]() {
 #pragma unroll
-  for (int u = 0; u < U; u++) wq[u] = u < n ? __ldg(wp + (size_t)u * 32) : make_uint4(0, 0, 0, 0);
+    for (int u = 0; u < U; u++) wq[u] = u < n ? __ldg(wp + (size_t)u * 32) : make_uint4(0, 0, 0, 0);
 #pragma unroll
-  for (int h = 0; h < U / 2; h++) sc[h] = 2 * h < n ? __ldg(sp + (size_t)h * NT16 * 8) : 0u;
+    for (int h = 0; h < U / 2; h++) sc[h] = 2 * h < n ? __ldg(sp + (size_t)h * NT16 * 8) : 0u;
+  };
+  if constexpr ((P & W4P_W_AFTER) == 0) load_w();
 
   /* 2. let the next kernel in, wait for the previous one; then chunk by chunk: the activation
    * fragments of a later chunk loaded (from L2) while chunk u is unpacked and multiplied */
   if (trigger_early) kern_pdl_trigger();
   kern_pdl_wait();
   W4P_STAMP(1);
+  if constexpr ((P & W4P_W_AFTER) != 0) load_w();
   /* The mmas take the weights unscaled, as the bf16 integers q - 8 (w4_unscaled_piece: one lop3
    * and one bf16 subtraction a register, exact), and each group's fp32 sums are scaled once at
    * the group's end: out += s raw, raw = sum over the group of (q - 8) x. 11 instead of 15 ALU
@@ -181,6 +188,7 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C, MT))
           }
         }
       }
+      if (u == 0) W4P_STAMP(2);
       if (!first) { /* the group ends: rows g (c0, c1) and g + 8 (c2, c3) scaled by its pair */
         const uint32_t scu = sc[u / 2];
         const float s_lo = __uint_as_float(scu << 16), s_hi = __uint_as_float(scu & 0xffff0000u);
@@ -197,7 +205,7 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C, MT))
     }
   }
   if (!trigger_early) kern_pdl_trigger();
-  W4P_STAMP(2);
+  W4P_STAMP(3);
 
   /* 3. the block's partial in warp order, then the cluster's in rank order */
   __shared__ float4 red[W][MT * 32];
@@ -216,7 +224,7 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C, MT))
     }
     if (S == 1) {
       w4_store_frag<false>(a.y, N, a.M, (e >> 5) * 8 + 2 * (e & 3), tile, (e & 31) >> 2, s.x, s.y, s.z, s.w);
-      W4P_STAMP(3);
+      W4P_STAMP(4);
       return;
     }
     part[e] = s;
@@ -237,7 +245,7 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C, MT))
     w4_store_frag<false>(a.y, N, a.M, (f >> 5) * 8 + 2 * (f & 3), tile, (f & 31) >> 2, s.x, s.y, s.z, s.w);
   }
   cluster.sync(); /* no block leaves while another reads its shared memory */
-  W4P_STAMP(3);
+  W4P_STAMP(4);
 #else
   (void)a; (void)trigger_early;
 #endif
