@@ -8,10 +8,11 @@
  * and activations are in), when warp 0's main loop is done, and at its end.
  *
  * For the last call of a replay (call 19 of 20, or the last of a longer chain) against the call
- * before it, it prints the percentiles over blocks of those four moments, counted from the end
- * of that previous call (its last block's end stamp), and of the phases of each block: start -> wait returned, wait ->
- * first chunk, first chunk -> loop done (activations, dequantisation, mmas), loop done -> end
- * (reduction, store, cluster).
+ * before it, it prints the percentiles over blocks of those five moments, counted from the end
+ * of that previous call (its last block's end stamp), and of the phases of each block: start ->
+ * wait returned, wait -> first chunk, first chunk -> loop done (activations, dequantisation,
+ * mmas), loop done -> end (reduction, store, cluster). A shape the kernel does not take at M
+ * rows (no plan: qkv at 9..16 rows, which the split-K kernel runs) gets a "no plan" row.
  * Weights and activations are constants (the timing does not depend on their values).
  *
  * Usage: bench_w4p_trace [M] (default 1; 1..16). Exit 77 without a GPU. Environment switches of
@@ -66,13 +67,23 @@ tr_fn tr_kernel(int c, int p) {
 }
 
 /* Launches call a of a chain: the library's launcher (p = 0) or variant p with its plan */
+/* The plan the library's launcher makes for M rows of K x N (cfg -1: none, the split-K kernel) */
+w4p_plan_t tr_plan(int M, int K, int N, int sms) {
+  static kern_w4::W4pDev dev = {};
+  if (kern_w4::w4p_prepare(&dev) || !dev.ok) {
+    fprintf(stderr, "bench_w4p_trace: the preload kernel cannot run here (%s)\n", err_msg());
+    exit(1);
+  }
+  int forced = kern_env_int("SERVESIM_W4P_CFG", -1);
+  if (forced < -1 || forced >= W4P_PLAN_CFGS) forced = -1; /* as the launcher reads it */
+  const int *occ[2] = {dev.occ[0], dev.occ[1]};
+  return w4p_plan_rows(M, N / 16, K / 128, sms, occ, forced);
+}
+
 int tr_launch(const kern_w4::W4Args &a, int p, int sms, cudaStream_t st) {
   int launched = 0;
   if (p == 0) return kern_w4::w4a16_preload_launch(a, sms, st, &launched) || !launched;
-  static kern_w4::W4pDev dev = {};
-  if (kern_w4::w4p_prepare(&dev) || !dev.ok) return 1;
-  const int *occ[2] = {dev.occ[0], dev.occ[1]};
-  const w4p_plan_t pl = w4p_plan_rows(a.M, a.N / 16, a.K / 128, sms, occ, kern_env_int("SERVESIM_W4P_CFG", -1));
+  const w4p_plan_t pl = tr_plan(a.M, a.K, a.N, sms);
   if (pl.cfg < 0) return 1;
   kern_w4::w4p_trace_last_blocks = pl.blocks;
   return kern_launch_ex(tr_kernel(pl.cfg, p), dim3((unsigned)(a.N / 16), 1, (unsigned)pl.splits),
@@ -81,6 +92,10 @@ int tr_launch(const kern_w4::W4Args &a, int p, int sms, cudaStream_t st) {
 }
 
 void tr_shape(const TrShape &s, int M, int p, int sms, size_t l2, cudaStream_t st) {
+  if (tr_plan(M, s.K, s.N, sms).cfg < 0) {
+    printf("| %s | %d | no plan (the split-K kernel runs) | | | | | | | | | | | | |\n", s.name, M);
+    return;
+  }
   BenchW4pBufs bufs = bench_w4p_alloc(M, s.K, s.N, l2);
   const int calls = bench_w4p_calls(bufs);
   auto launch = [&](int i) {

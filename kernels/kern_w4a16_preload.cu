@@ -65,7 +65,8 @@ int w4p_trace_last_blocks;
 /* Least blocks a SM the compiler must leave room for (__launch_bounds__): configuration 2
  * (4 warps x 16 chunks) 5 so that qkv's 576 blocks are one wave, configuration 4 ((8, 8)
  * again) 3; the others as many registers as they like. With two row tiles one block fewer each
- * (128 registers, no spill; at 5 and 3 they spilled 212 and 272 bytes). */
+ * (at most 128 registers: 128 and 116 used, no spill; at 5 and 3 they spilled 212 and 176
+ * bytes, nvcc 13.0). */
 constexpr int w4p_min_blocks(int C, int MT) { return C == 2 ? 6 - MT : C == 4 ? 4 - MT : 1; }
 
 /* Parts of the kernel that bench/bench_w4p_parts.cu leaves out to see what each costs (P, a

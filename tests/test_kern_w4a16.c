@@ -132,7 +132,7 @@ static void emulate_tile_gemm(double *y, const bf16_t *x, const int32_t *qrep, c
         }
 }
 
-/* What the preload kernel (kern_w4a16_preload.cu, 1..8 rows) computes: the mmas take the weights
+/* What the preload kernel (kern_w4a16_preload.cu, 1..16 rows) computes: the mmas take the weights
  * unscaled, bf16 (0x4300 | q) - 136 = q - 8 exactly (w4_unscaled_piece), in the mma.sync layout
  * above; lane (g, t)'s accumulator r is C[row g + 8 (r / 2)][token 2t + r % 2] of the m16n8k16
  * product, summed over the two chunks of a group, then scaled by the group's scale pair as the

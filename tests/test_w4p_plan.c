@@ -109,6 +109,9 @@ int main(void) {
     CHECK(w4p_plan_rows(16, 576, 32, 132, by_tiles, -1).cfg == -1);
     CHECK(w4p_plan_rows(16, 576, 32, 132, by_tiles, 2).cfg == -1);
     CHECK(w4p_plan_rows(8, 576, 32, 132, by_tiles, -1).cfg == 2);
+    /* one row tile: a forced plan of several waves is still taken (only two tiles refuse them) */
+    const w4p_plan_t f = w4p_plan_rows(1, 576, 32, 132, by_tiles, 0);
+    CHECK(f.cfg == 0 && f.waves == 3 && f.splits == 2);
     /* o_proj at 16 rows: 4 warps x 16 chunks, two splits, 512 blocks in one wave */
     const w4p_plan_t o = w4p_plan_rows(16, 256, 64, 132, by_tiles, -1);
     CHECK(o.cfg == 2 && o.splits == 2 && o.waves == 1);
