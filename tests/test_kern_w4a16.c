@@ -137,14 +137,16 @@ static void emulate_tile_gemm(double *y, const bf16_t *x, const int32_t *qrep, c
  * above; lane (g, t)'s accumulator r is C[row g + 8 (r / 2)][token 2t + r % 2] of the m16n8k16
  * product, summed over the two chunks of a group, then scaled by the group's scale pair as the
  * kernel loads it -- one 32-bit word at pair index g of the tile, the low half (element 2g, row
- * g) for r < 2 and the high half (element 2g + 1, row g + 8) for r >= 2. M <= 8 (one row tile). */
+ * g) for r < 2 and the high half (element 2g + 1, row g + 8) for r >= 2. M <= 16: tokens 8 mt ..
+ * 8 mt + 7 are row tile mt (two tiles for 9..16 rows), lane (g, t)'s accumulator r of tile mt
+ * token 8 mt + 2t + r % 2. */
 static void emulate_unscaled_gemm(double *y, const bf16_t *x, const int32_t *qrep, const bf16_t *srep,
                                   int M, int K, int N) {
   const int KC = K / 64;
   memset(y, 0, sizeof(double) * M * N);
   for (int nt = 0; nt < N / 16; nt++)
     for (int grp = 0; grp < K / 128; grp++) {
-      double c[16][8] = {{0}}; /* C[row][token] of the group's mmas */
+      double c[16][16] = {{0}}; /* C[row][token] of the group's mmas, both row tiles */
       for (int kc = 2 * grp; kc < 2 * grp + 2; kc++)
         for (int s = 0; s < 4; s++) {
           const uint32_t *chunk = (const uint32_t *)qrep + (size_t)(nt * KC + kc) * 128;
@@ -162,10 +164,11 @@ static void emulate_unscaled_gemm(double *y, const bf16_t *x, const int32_t *qre
       for (int lane = 0; lane < 32; lane++) {
         const int g = lane / 4, t = lane % 4;
         const bf16_t *pair = srep + ((size_t)grp * (N / 16) + nt) * 16 + 2 * g;
-        for (int r = 0; r < 4; r++) {
-          const int row = g + 8 * (r / 2), tok = 2 * t + r % 2;
-          if (tok < M) y[tok * N + nt * 16 + row] += ref_bf16_to_f32(pair[r < 2 ? 0 : 1]) * c[row][tok];
-        }
+        for (int mt = 0; mt < 2; mt++)
+          for (int r = 0; r < 4; r++) {
+            const int row = g + 8 * (r / 2), tok = 8 * mt + 2 * t + r % 2;
+            if (tok < M) y[tok * N + nt * 16 + row] += ref_bf16_to_f32(pair[r < 2 ? 0 : 1]) * c[row][tok];
+          }
       }
     }
 }
@@ -196,7 +199,7 @@ static void test_gemm(struct rng *r, int M, int K, int N) {
     CHECK_MSG(e2 <= KT_NMSE_GEMM, "tile-layout emulation (%s) vs ref M=%d K=%d N=%d: nmse %.3g",
               mma_sync ? "mma.sync, a lane's 16 bytes" : "wgmma step words", M, K, N, e2);
   }
-  if (M <= 8) {
+  if (M <= 16) {
     emulate_unscaled_gemm(emu, x, rep, srep, M, K, N);
     double e3 = kt_nmse_f64(y, emu, (int64_t)M * N);
     CHECK_MSG(e3 <= KT_NMSE_GEMM, "unscaled-weight emulation (preload kernel) vs ref M=%d K=%d N=%d: nmse %.3g", M,
@@ -216,6 +219,7 @@ int main(void) {
   test_gate_up(&r);
   test_gemm(&r, 1, 128, 16);
   test_gemm(&r, 5, 256, 48);
+  test_gemm(&r, 12, 256, 32); /* two row tiles in the preload kernel */
   test_gemm(&r, 17, 384, 32);
   return check_report("test_kern_w4a16");
 }
