@@ -25,7 +25,8 @@
  * summed over every shape and slice at 1..8 rows, 1.9-3.3x the floor at one row. What the time
  * after the wait is (bench/bench_w4p_parts.cu leaves parts out): the weights themselves stream
  * at ~1.1x the floor in this grid, calls overlapping; the unpacking and mmas cost ~2 us at
- * qkv (issue-bound) and the activations' L2 round trips, one chunk ahead, ~1.5 us more.
+ * qkv (issue-bound) and the activations ~1.5 us more (not a chain of L2 round trips, item 19;
+ * a block's last chunks land at the end of the stream, bench_w4p_trace).
  * Rows 9..16 take two row tiles (MT = 2: two mmas a k16 step on the same unpacked weights, ~30
  * more registers a thread), only where the plan is still one wave (w4p_plan_rows; item 19:
  * 16% less time than the split-K kernel summed over the twelve shapes at 16 rows, qkv at TP=1
