@@ -66,7 +66,6 @@ tr_fn tr_kernel(int c, int p) {
   }
 }
 
-/* Launches call a of a chain: the library's launcher (p = 0) or variant p with its plan */
 /* The plan the library's launcher makes for M rows of K x N (cfg -1: none, the split-K kernel) */
 w4p_plan_t tr_plan(int M, int K, int N, int sms) {
   static kern_w4::W4pDev dev = {};
@@ -80,6 +79,7 @@ w4p_plan_t tr_plan(int M, int K, int N, int sms) {
   return w4p_plan_rows(M, N / 16, K / 128, sms, occ, forced);
 }
 
+/* Launches call a of a chain: the library's launcher (p = 0) or variant p with its plan */
 int tr_launch(const kern_w4::W4Args &a, int p, int sms, cudaStream_t st) {
   int launched = 0;
   if (p == 0) return kern_w4::w4a16_preload_launch(a, sms, st, &launched) || !launched;
