@@ -18,6 +18,58 @@ struct BenchW4pBufs {
   uint16_t *x, *y;                 /* [M, K], [M, N] */
 };
 
+/* The kernel's variants the benchmarks time, as its P bits: the whole kernel, without the
+ * activation loads, without the math, without both (bench_w4p_parts), the weights loaded after
+ * the wait (bench_w4p_trace) */
+enum {
+  BENCH_W4P_WHOLE = 0,
+  BENCH_W4P_NO_X = kern_w4::W4P_NO_X,
+  BENCH_W4P_NO_MATH = kern_w4::W4P_NO_MATH,
+  BENCH_W4P_LOADS = kern_w4::W4P_NO_X | kern_w4::W4P_NO_MATH,
+  BENCH_W4P_W_AFTER = kern_w4::W4P_W_AFTER,
+};
+
+/* w4p_kernel<C, P, MT> for a runtime configuration c, row tiles mt (1, 2) and variant p (above) */
+typedef void (*BenchW4pFn)(kern_w4::W4Args, int);
+template <int C, int MT>
+BenchW4pFn bench_w4p_kernel_cm(int p) {
+  switch (p) {
+    case BENCH_W4P_NO_X: return kern_w4::w4p_kernel<C, BENCH_W4P_NO_X, MT>;
+    case BENCH_W4P_NO_MATH: return kern_w4::w4p_kernel<C, BENCH_W4P_NO_MATH, MT>;
+    case BENCH_W4P_LOADS: return kern_w4::w4p_kernel<C, BENCH_W4P_LOADS, MT>;
+    case BENCH_W4P_W_AFTER: return kern_w4::w4p_kernel<C, BENCH_W4P_W_AFTER, MT>;
+    default: return kern_w4::w4p_kernel<C, BENCH_W4P_WHOLE, MT>;
+  }
+}
+template <int C>
+BenchW4pFn bench_w4p_kernel_c(int mt, int p) {
+  return mt == 1 ? bench_w4p_kernel_cm<C, 1>(p) : bench_w4p_kernel_cm<C, 2>(p);
+}
+static inline BenchW4pFn bench_w4p_kernel(int c, int mt, int p) {
+  switch (c) {
+    case 0: return bench_w4p_kernel_c<0>(mt, p);
+    case 1: return bench_w4p_kernel_c<1>(mt, p);
+    case 2: return bench_w4p_kernel_c<2>(mt, p);
+    case 3: return bench_w4p_kernel_c<3>(mt, p);
+    default: return bench_w4p_kernel_c<4>(mt, p);
+  }
+}
+
+/* The library launcher's plan for M rows of K x N on sms SMs (cfg -1: it would not launch, the
+ * split-K kernel runs); exits where the kernel cannot run on this device. */
+static inline w4p_plan_t bench_w4p_plan(const char *prog, int M, int K, int N, int sms) {
+  kern_w4::W4Args a = {};
+  a.M = M;
+  a.K = K;
+  a.N = N;
+  w4p_plan_t p;
+  if (kern_w4::w4p_plan_for(a, sms, &p)) {
+    fprintf(stderr, "%s: the preload kernel's plan failed (%s)\n", prog, err_msg());
+    exit(1);
+  }
+  return p;
+}
+
 static inline BenchW4pBufs bench_w4p_alloc(int M, int K, int N, size_t l2_bytes) {
   BenchW4pBufs b = {};
   b.M = M;

@@ -38,28 +38,7 @@ struct PtShape {
 
 enum { PT_VARIANTS = 4 }; /* whole, no x, no math, loads (P = 0..3) */
 
-/* w4p_kernel<C, P, MT> for a runtime (c, mt, p) */
-typedef void (*pt_fn)(kern_w4::W4Args, int);
-template <int C, int MT>
-pt_fn pt_kernel_cm(int p) {
-  switch (p) {
-    case 0: return kern_w4::w4p_kernel<C, 0, MT>;
-    case 1: return kern_w4::w4p_kernel<C, kern_w4::W4P_NO_X, MT>;
-    case 2: return kern_w4::w4p_kernel<C, kern_w4::W4P_NO_MATH, MT>;
-    default: return kern_w4::w4p_kernel<C, kern_w4::W4P_NO_X | kern_w4::W4P_NO_MATH, MT>;
-  }
-}
-template <int C>
-pt_fn pt_kernel_c(int mt, int p) { return mt == 1 ? pt_kernel_cm<C, 1>(p) : pt_kernel_cm<C, 2>(p); }
-pt_fn pt_kernel(int c, int mt, int p) {
-  switch (c) {
-    case 0: return pt_kernel_c<0>(mt, p);
-    case 1: return pt_kernel_c<1>(mt, p);
-    case 2: return pt_kernel_c<2>(mt, p);
-    case 3: return pt_kernel_c<3>(mt, p);
-    default: return pt_kernel_c<4>(mt, p);
-  }
-}
+typedef BenchW4pFn pt_fn;
 
 int pt_occ(pt_fn fn, int threads, size_t smem) {
   int occ = 0;
@@ -82,20 +61,13 @@ size_t pt_pad(pt_fn fn, int threads, int target, size_t optin) {
 }
 
 void pt_shape(const PtShape &s, int M, int sms, size_t l2, size_t optin, double copy_gbs, cudaStream_t st) {
-  kern_w4::W4pDev dev = {};
-  if (kern_w4::w4p_prepare(&dev) || !dev.ok) {
-    fprintf(stderr, "bench_w4p_parts: the preload kernel cannot run here (%s)\n", err_msg());
-    exit(1);
-  }
-  const int forced = kern_env_int("SERVESIM_W4P_CFG", -1);
   const int mt = w4p_plan_row_tiles(M);
-  const int *occ_by_tiles[2] = {dev.occ[0], dev.occ[1]};
-  const w4p_plan_t p = w4p_plan_rows(M, s.N / 16, s.K / 128, sms, occ_by_tiles, forced);
+  const w4p_plan_t p = bench_w4p_plan("bench_w4p_parts", M, s.K, s.N, sms);
   if (p.cfg < 0) {
     printf("| %s | %d | no plan | | | | | | | | |\n", s.name, M);
     return;
   }
-  const int early = kern_env_int("SERVESIM_W4P_TRIGGER", 1) != 0;
+  const int early = kern_w4::w4p_trigger_early();
   const int threads = 32 * w4p_plan_warps(p.cfg);
   BenchW4pBufs bufs = bench_w4p_alloc(M, s.K, s.N, l2);
   cudaEvent_t e0, e1;
@@ -120,17 +92,17 @@ void pt_shape(const PtShape &s, int M, int sms, size_t l2, size_t optin, double 
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
-  const int occ0 = pt_occ(pt_kernel(p.cfg, mt, 0), threads, 0);
+  const int occ0 = pt_occ(bench_w4p_kernel(p.cfg, mt, BENCH_W4P_WHOLE), threads, 0);
   double us[PT_VARIANTS];
   int occ[PT_VARIANTS];
   size_t pad[PT_VARIANTS];
   for (int v = 0; v < PT_VARIANTS; v++) {
-    pt_fn fn = pt_kernel(p.cfg, mt, v);
+    pt_fn fn = bench_w4p_kernel(p.cfg, mt, v);
     pad[v] = v == 0 ? 0 : pt_pad(fn, threads, occ0, optin);
     occ[v] = pt_occ(fn, threads, pad[v]);
     us[v] = time_variant(fn, pad[v]);
   }
-  pt_fn loads = pt_kernel(p.cfg, mt, PT_VARIANTS - 1);
+  pt_fn loads = bench_w4p_kernel(p.cfg, mt, BENCH_W4P_LOADS);
   const int occ_free = pt_occ(loads, threads, 0);
   const double us_free = time_variant(loads, 0);
   const double floor_us = (double)(bufs.q_bytes + bufs.s_bytes) / (copy_gbs * 1e3);

@@ -45,54 +45,20 @@ double tr_pct(std::vector<double> &v, double p) {
   return v[i < v.size() ? i : v.size() - 1];
 }
 
-/* w4p_kernel<C, P> (one row tile) for a runtime (c, p), p one of the variants above */
-typedef void (*tr_fn)(kern_w4::W4Args, int);
-template <int C>
-tr_fn tr_kernel_c(int p) {
-  switch (p) {
-    case 1: return kern_w4::w4p_kernel<C, kern_w4::W4P_NO_X>;
-    case 2: return kern_w4::w4p_kernel<C, kern_w4::W4P_NO_MATH>;
-    case 3: return kern_w4::w4p_kernel<C, kern_w4::W4P_NO_X | kern_w4::W4P_NO_MATH>;
-    default: return kern_w4::w4p_kernel<C, kern_w4::W4P_W_AFTER>;
-  }
-}
-tr_fn tr_kernel(int c, int p) {
-  switch (c) {
-    case 0: return tr_kernel_c<0>(p);
-    case 1: return tr_kernel_c<1>(p);
-    case 2: return tr_kernel_c<2>(p);
-    case 3: return tr_kernel_c<3>(p);
-    default: return tr_kernel_c<4>(p);
-  }
-}
-
-/* The plan the library's launcher makes for M rows of K x N (cfg -1: none, the split-K kernel) */
-w4p_plan_t tr_plan(int M, int K, int N, int sms) {
-  static kern_w4::W4pDev dev = {};
-  if (kern_w4::w4p_prepare(&dev) || !dev.ok) {
-    fprintf(stderr, "bench_w4p_trace: the preload kernel cannot run here (%s)\n", err_msg());
-    exit(1);
-  }
-  int forced = kern_env_int("SERVESIM_W4P_CFG", -1);
-  if (forced < -1 || forced >= W4P_PLAN_CFGS) forced = -1; /* as the launcher reads it */
-  const int *occ[2] = {dev.occ[0], dev.occ[1]};
-  return w4p_plan_rows(M, N / 16, K / 128, sms, occ, forced);
-}
-
 /* Launches call a of a chain: the library's launcher (p = 0) or variant p with its plan */
 int tr_launch(const kern_w4::W4Args &a, int p, int sms, cudaStream_t st) {
   int launched = 0;
   if (p == 0) return kern_w4::w4a16_preload_launch(a, sms, st, &launched) || !launched;
-  const w4p_plan_t pl = tr_plan(a.M, a.K, a.N, sms);
+  const w4p_plan_t pl = bench_w4p_plan("bench_w4p_trace", a.M, a.K, a.N, sms);
   if (pl.cfg < 0) return 1;
   kern_w4::w4p_trace_last_blocks = pl.blocks;
-  return kern_launch_ex(tr_kernel(pl.cfg, p), dim3((unsigned)(a.N / 16), 1, (unsigned)pl.splits),
-                        dim3(32 * w4p_plan_warps(pl.cfg)), 0, st, pl.splits, a,
-                        kern_env_int("SERVESIM_W4P_TRIGGER", 1) != 0);
+  return kern_launch_ex(bench_w4p_kernel(pl.cfg, w4p_plan_row_tiles(a.M), p), dim3((unsigned)(a.N / 16), 1,
+                        (unsigned)pl.splits), dim3(32 * w4p_plan_warps(pl.cfg)), 0, st, pl.splits, a,
+                        kern_w4::w4p_trigger_early());
 }
 
 void tr_shape(const TrShape &s, int M, int p, int sms, size_t l2, cudaStream_t st) {
-  if (tr_plan(M, s.K, s.N, sms).cfg < 0) {
+  if (bench_w4p_plan("bench_w4p_trace", M, s.K, s.N, sms).cfg < 0) {
     printf("| %s | %d | no plan (the split-K kernel runs) | | | | | | | | | | | | |\n", s.name, M);
     return;
   }

@@ -310,6 +310,37 @@ int w4p_launch_cfg(int c, const W4Args &a, int splits, int early, cudaStream_t s
   }
 }
 
+/* The plan w4a16_preload_launch makes for a on the current device (its benches time the same
+ * one): cfg -1 where it does not launch -- rows outside 1..16, no sm_90 code or not a 9.x
+ * device, no plan (kernels/w4p_plan.h) --; SERVESIM_W4P_CFG (0..4; other values are ignored)
+ * forces a configuration. */
+int w4p_plan_for(const W4Args &a, int sms, w4p_plan_t *p) {
+  *p = w4p_plan_t{-1, 0, 0, 0};
+  if (w4p_plan_row_tiles(a.M) == 0) return ERR_OK;
+  static W4pDev devs[KERN_MAX_DEVICES];
+  int dev = 0;
+  if (int rc = kern_device_slot(&dev)) return rc;
+  W4pDev *d = devs + dev;
+  if (int rc = w4p_prepare(d)) return rc;
+  if (!d->ok) return ERR_OK;
+  static int forced = -2;
+  if (forced == -2) {
+    forced = kern_env_int("SERVESIM_W4P_CFG", -1);
+    if (forced < -1 || forced >= W4P_PLAN_CFGS) forced = -1;
+  }
+  const int *occ[2] = {d->occ[0], d->occ[1]};
+  *p = w4p_plan_rows(a.M, a.N / 16, a.K / 128, sms, occ, forced);
+  return ERR_OK;
+}
+
+/* Whether the next kernel is let in at the start (1, the default) or after the main loop
+ * (SERVESIM_W4P_TRIGGER=0): the kernel's trigger_early argument */
+int w4p_trigger_early(void) {
+  static int early = -1;
+  if (early < 0) early = kern_env_int("SERVESIM_W4P_TRIGGER", 1) != 0;
+  return early;
+}
+
 } // namespace
 
 int w4a16_preload_on(void) {
@@ -320,25 +351,13 @@ int w4a16_preload_on(void) {
 
 int w4a16_preload_launch(const W4Args &a, int sms, cudaStream_t st, int *launched) {
   *launched = 0;
-  const int mt = w4p_plan_row_tiles(a.M);
-  if (mt == 0) return ERR_OK;
-  static W4pDev devs[KERN_MAX_DEVICES];
-  int dev = 0;
-  if (int rc = kern_device_slot(&dev)) return rc;
-  W4pDev *d = devs + dev;
-  if (int rc = w4p_prepare(d)) return rc;
-  if (!d->ok) return ERR_OK;
-  static int forced = -2, early = -1;
-  if (forced == -2) {
-    forced = kern_env_int("SERVESIM_W4P_CFG", -1);
-    if (forced < -1 || forced >= W4P_PLAN_CFGS) forced = -1;
-  }
-  if (early < 0) early = kern_env_int("SERVESIM_W4P_TRIGGER", 1) != 0;
-  const int *occ[2] = {d->occ[0], d->occ[1]};
-  const w4p_plan_t p = w4p_plan_rows(a.M, a.N / 16, a.K / 128, sms, occ, forced);
+  w4p_plan_t p;
+  if (int rc = w4p_plan_for(a, sms, &p)) return rc;
   if (p.cfg < 0) return ERR_OK;
   *launched = 1;
-  return mt == 1 ? w4p_launch_cfg<1>(p.cfg, a, p.splits, early, st) : w4p_launch_cfg<2>(p.cfg, a, p.splits, early, st);
+  const int early = w4p_trigger_early();
+  return w4p_plan_row_tiles(a.M) == 1 ? w4p_launch_cfg<1>(p.cfg, a, p.splits, early, st)
+                                      : w4p_launch_cfg<2>(p.cfg, a, p.splits, early, st);
 }
 
 } // namespace kern_w4
