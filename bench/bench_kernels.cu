@@ -12,7 +12,8 @@
  * --attn: paged decode attention at the Qwen3-235B TP=4/TP=8 rank shapes (16 or 8 q heads, one
  * kv head, head_dim 128) by batch and context, with the kernel's automatic head split and with
  * each choice forced (SERVESIM_ATTN_HEADS), outputs compared between the choices.
- * --floor: a read-only kernel over the same weight bytes, the bound under this timing method.
+ * --floor: a read-only kernel over the same weight bytes, the bound under this timing method, and
+ *   the same chained with the least a call does after its wait (read x, write y: bk_chain).
  * --only SHAPE: the GEMM table for that shape only (qkv, o_proj, gate_up, down; every TP slice
  * of it), no MoE, e.g. under ncu.
  * --mid: the GEMM table for every shape and slice at M = 32, 64, 128, 256 only.
@@ -409,6 +410,51 @@ __global__ void __launch_bounds__(256) bk_slab(const uint4 *__restrict__ p, int6
   if (acc == 0x9e3779b9u) sink[0] = acc;
 }
 
+/* bk_stream under programmatic dependent launch plus the least a GEMM call in a chain does after
+ * its wait: read activations the previous call wrote (one 16-byte load a thread of x: every block
+ * one L2 round trip) and write an output that depends on them (y, grid-strided), the next call's
+ * x -- the bound for a kernel that reads its activations after the wait. */
+template <int U>
+__global__ void __launch_bounds__(256) bk_chain(const uint4 *__restrict__ p, int64_t n16, const uint4 *x, int x16,
+                                                uint4 *y, int y16, uint32_t *sink) {
+  kern_pdl_trigger();
+  const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+  uint32_t acc = 0;
+  for (int64_t base = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; base < n16; base += stride * U) {
+    uint4 v[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      const int64_t i = base + u * stride;
+      v[u] = i < n16 ? __ldg(p + i) : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < U; u++) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+  }
+  kern_pdl_wait();
+  if ((int)threadIdx.x < x16) {
+    const uint4 v = x[threadIdx.x]; /* written by the previous call: not through the read-only path */
+    acc += v.x ^ v.y ^ v.z ^ v.w;
+  }
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < y16; i += stride)
+    y[i] = make_uint4(acc, acc >> 1, acc >> 2, acc >> 3);
+  if (acc == 0x9e3779b9u) sink[0] = acc;
+}
+
+template <int U>
+static void bk_chain_launch(const uint4 *p, int64_t n16, const uint4 *x, int x16, uint4 *y, int y16, uint32_t *sink,
+                            int blocks) {
+  cudaLaunchConfig_t cfg = {};
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.gridDim = dim3(blocks);
+  cfg.blockDim = dim3(256);
+  cfg.stream = g_st;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  BENCH_CUDA(cudaLaunchKernelEx(&cfg, bk_chain<U>, p, n16, x, x16, y, y16, sink));
+}
+
 template <int U, bool PDL>
 static void bk_stream_launch(const uint4 *p, int64_t n16, uint32_t *sink, int blocks) {
   if (!PDL) {
@@ -447,6 +493,17 @@ static void bk_read_launch(int kind, int U, const uint4 *p, int64_t n16, uint32_
   }
 }
 
+/* One dependent-chain launch (bk_chain), U = 1, 2, 4 or 8 */
+static void bk_chain_launch_u(int U, const uint4 *p, int64_t n16, const uint4 *x, int x16, uint4 *y, int y16,
+                              uint32_t *sink, int blocks) {
+  switch (U) {
+    case 1: bk_chain_launch<1>(p, n16, x, x16, y, y16, sink, blocks); break;
+    case 2: bk_chain_launch<2>(p, n16, x, x16, y, y16, sink, blocks); break;
+    case 4: bk_chain_launch<4>(p, n16, x, x16, y, y16, sink, blocks); break;
+    default: bk_chain_launch<8>(p, n16, x, x16, y, y16, sink, blocks); break;
+  }
+}
+
 static void bench_floor(const std::vector<shape> &shapes, int sms) {
   printf("\n### Read-only floor probe (graph replay, weights rotated beyond 2x L2)\n");
   printf("\n| shape | TP | MB | floor us (copy bw) | empty kernel us | read us | blocks/SM | U | read GB/s | read / floor "
@@ -479,6 +536,27 @@ static void bench_floor(const std::vector<shape> &shapes, int sms) {
     printf("(%s: per-block slabs, best %.2f us at %d blocks/SM, U = %d)\n", s.name, best[2], bb[2], bu[2]);
     BENCH_CUDA(cudaGetLastError());
     const double floor_us = w_bytes / (g_copy_gbs * 1e3);
+    /* the dependent chain at one row: call i reads x from buffer i & 1, writes y to the other */
+    uint4 *xy;
+    const int x16 = s.K * 2 / 16, y16 = s.N * 2 / 16, xy16 = std::max(x16, y16);
+    BENCH_CUDA(cudaMalloc(&xy, (size_t)2 * xy16 * 16));
+    BENCH_CUDA(cudaMemset(xy, 0, (size_t)2 * xy16 * 16));
+    double best_c = 1e30;
+    int bb_c = 0, bu_c = 0;
+    for (int bps : {1, 2, 4, 8})
+      for (int U : {1, 2, 4, 8}) {
+        const double us = time_us(
+            [&](int i) {
+              bk_chain_launch_u(U, d + (size_t)(i % copies) * n16, n16, xy + (size_t)(i & 1) * xy16, x16,
+                                xy + (size_t)((i + 1) & 1) * xy16, y16, sink, bps * sms);
+            },
+            std::max(20, copies), 15);
+        if (us < best_c) { best_c = us; bb_c = bps; bu_c = U; }
+      }
+    BENCH_CUDA(cudaGetLastError());
+    cudaFree(xy);
+    printf("(%s: dependent chain -- the PDL read plus x read after the wait and y written, one row -- best %.2f us = "
+           "%.2fx the floor at %d blocks/SM, U = %d)\n", s.name, best_c, best_c / floor_us, bb_c, bu_c);
     printf("| %s | %d | %.2f | %.2f | %.2f | %.2f | %d | %d | %.0f | %.2f | %.2f | %d | %d | %.0f | %.2f |\n", s.name, s.tp,
            w_bytes / 1e6, floor_us, empty_us, best[0], bb[0], bu[0], w_bytes / (best[0] * 1e3), best[0] / floor_us,
            best[1], bb[1], bu[1], w_bytes / (best[1] * 1e3), best[1] / floor_us);

@@ -51,7 +51,8 @@ static inline BenchW4pFn bench_w4p_kernel(int c, int mt, int p) {
     case 1: return bench_w4p_kernel_c<1>(mt, p);
     case 2: return bench_w4p_kernel_c<2>(mt, p);
     case 3: return bench_w4p_kernel_c<3>(mt, p);
-    default: return bench_w4p_kernel_c<4>(mt, p);
+    case 4: return bench_w4p_kernel_c<4>(mt, p);
+    default: return bench_w4p_kernel_c<5>(mt, p);
   }
 }
 

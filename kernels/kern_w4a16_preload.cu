@@ -32,7 +32,7 @@
  * 16% less time than the split-K kernel summed over the twelve shapes at 16 rows, qkv at TP=1
  * refused -- in two waves it took 16.2 us against 12.3).
  * Compiled for sm_80 too, where the kernel is empty and w4a16_preload_launch() never launches
- * it. SERVESIM_W4P_CFG (0..4) forces a configuration, for tuning. */
+ * it. SERVESIM_W4P_CFG (0..5) forces a configuration, for tuning. */
 #include <cooperative_groups.h>
 
 #include "kernels/kern_w4a16.cuh"
@@ -67,8 +67,9 @@ int w4p_trace_last_blocks;
  * (4 warps x 16 chunks) 5 so that qkv's 576 blocks are one wave, configuration 4 ((8, 8)
  * again) 3; the others as many registers as they like. With two row tiles one block fewer each
  * (at most 128 registers: 128 and 116 used, no spill; at 5 and 3 they spilled 212 and 176
- * bytes, nvcc 13.0). */
-constexpr int w4p_min_blocks(int C, int MT) { return C == 2 ? 6 - MT : C == 4 ? 4 - MT : 1; }
+ * bytes, nvcc 13.0). Configuration 5 (16 warps x 2 chunks) 2 with either (64 registers, no
+ * spill; uncapped it took 79, one block a SM: two waves for down's 256 tiles). */
+constexpr int w4p_min_blocks(int C, int MT) { return C == 2 ? 6 - MT : C == 4 ? 4 - MT : C == 5 ? 2 : 1; }
 
 /* Parts of the kernel that bench/bench_w4p_parts.cu leaves out to see what each costs (P, a
  * bit set; the library runs P = 0, the whole kernel): the activation loads (fragments made from
@@ -276,6 +277,7 @@ int w4p_occ_all(W4pDev *d) {
   if (!rc) rc = w4p_occ<2, MT>(d);
   if (!rc) rc = w4p_occ<3, MT>(d);
   if (!rc) rc = w4p_occ<4, MT>(d);
+  if (!rc) rc = w4p_occ<5, MT>(d);
   return rc;
 }
 
@@ -306,13 +308,14 @@ int w4p_launch_cfg(int c, const W4Args &a, int splits, int early, cudaStream_t s
     case 1: return w4p_launch<1, MT>(a, splits, early, st);
     case 2: return w4p_launch<2, MT>(a, splits, early, st);
     case 3: return w4p_launch<3, MT>(a, splits, early, st);
-    default: return w4p_launch<4, MT>(a, splits, early, st);
+    case 4: return w4p_launch<4, MT>(a, splits, early, st);
+    default: return w4p_launch<5, MT>(a, splits, early, st);
   }
 }
 
 /* The plan w4a16_preload_launch makes for a on the current device (its benches time the same
  * one): cfg -1 where it does not launch -- rows outside 1..16, no sm_90 code or not a 9.x
- * device, no plan (kernels/w4p_plan.h) --; SERVESIM_W4P_CFG (0..4; other values are ignored)
+ * device, no plan (kernels/w4p_plan.h) --; SERVESIM_W4P_CFG (0..5; other values are ignored)
  * forces a configuration. */
 int w4p_plan_for(const W4Args &a, int sms, w4p_plan_t *p) {
   *p = w4p_plan_t{-1, 0, 0, 0};

@@ -8,11 +8,14 @@
  * (S W)), i.e. at most ceil(KG / (S W)) groups, which the split count keeps within the U / 2
  * groups (U chunks) a warp holds in registers. Grid: N / 16 tiles x S splits.
  *
- * Configurations (warps a block, chunks a warp): (8, 4), (8, 8), (4, 16), (8, 16), and (8, 8)
+ * Configurations (warps a block, chunks a warp): (8, 4), (8, 8), (4, 16), (8, 16), (8, 8)
  * again compiled for 3 blocks a SM (fewer registers: it gives one wave where the other does
- * not); w4p_plan_choose prefers a grid of one wave (every block resident at once, so every
- * weight load is issued before any block waits), then the fewest splits, then more warps a
- * tile (a shorter run for each warp after the wait), then fewer chunks a warp. */
+ * not), and (16, 2), one group a warp, for K of 9..16 groups; w4p_plan_choose prefers a grid of
+ * one wave (every block resident at once, so every weight load is issued before any block
+ * waits), then the fewest splits, then more busy warps a tile (warps with at least one group:
+ * a shorter run for each warp after the wait), then more warps a block up to 8 (the 16-warp
+ * block only where it keeps more warps busy: its idle warps cost, kernels/NOTES.md item 20),
+ * then fewer chunks a warp. */
 #ifndef SERVESIM_W4P_PLAN_H
 #define SERVESIM_W4P_PLAN_H
 
@@ -30,11 +33,11 @@
 extern "C" {
 #endif
 
-enum { W4P_PLAN_CFGS = 5, W4P_PLAN_MAX_SPLITS = 8 };
+enum { W4P_PLAN_CFGS = 6, W4P_PLAN_MAX_SPLITS = 8 };
 
 /* warps per block and k64 chunks per warp of configuration c (0 .. W4P_PLAN_CFGS - 1) */
-W4P_PLAN_FN W4P_PLAN_CONSTEXPR int w4p_plan_warps(int c) { return c == 2 ? 4 : 8; }
-W4P_PLAN_FN W4P_PLAN_CONSTEXPR int w4p_plan_units(int c) { return c == 0 ? 4 : c == 1 || c == 4 ? 8 : 16; }
+W4P_PLAN_FN W4P_PLAN_CONSTEXPR int w4p_plan_warps(int c) { return c == 2 ? 4 : c == 5 ? 16 : 8; }
+W4P_PLAN_FN W4P_PLAN_CONSTEXPR int w4p_plan_units(int c) { return c == 5 ? 2 : c == 0 ? 4 : c == 1 || c == 4 ? 8 : 16; }
 
 /* First group of warp j of nw warps sharing KG groups (j = nw gives KG). */
 W4P_PLAN_FN int w4p_plan_group_lo(int j, int KG, int nw) { return (int)((int64_t)j * KG / nw); }
@@ -52,12 +55,20 @@ typedef struct {
   int waves;  /* ceil(blocks / (sms * blocks_per_sm[cfg])) */
 } w4p_plan_t;
 
+/* Warps of the S W a tile has (S splits of configuration c) that own at least one of its KG
+ * groups: min(S W, KG), as w4p_plan_group_lo deals them. */
+W4P_PLAN_FN int w4p_plan_busy_warps(int c, int S, int KG) {
+  const int nw = S * w4p_plan_warps(c);
+  return nw < KG ? nw : KG;
+}
+
 /* The plan for N16 tiles of KG groups on sms SMs, blocks_per_sm[c] the occupancy of each
  * configuration (0: a block does not fit; never chosen). forced >= 0 takes that configuration
  * whatever its waves (for tuning; cfg -1 when it would need more than 8 splits or does not
  * fit). Otherwise, among the configurations with at most 8 splits, the fewest waves, then the
- * fewest splits (each split adds a cluster sum), then the most warps a block, then the fewest
- * chunks a warp, then the lower index (kernels/NOTES.md item 9 has the measurements). */
+ * fewest splits (each split adds a cluster sum), then the most busy warps a tile, then the most
+ * warps a block counting a 16-warp block as none, then the fewest chunks a warp, then the lower
+ * index (kernels/NOTES.md items 9 and 20 have the measurements). */
 W4P_PLAN_FN w4p_plan_t w4p_plan_choose(int N16, int KG, int sms, const int *blocks_per_sm, int forced) {
   w4p_plan_t best = {-1, 0, 0, 0};
   for (int c = 0; c < W4P_PLAN_CFGS; c++) {
@@ -67,10 +78,14 @@ W4P_PLAN_FN w4p_plan_t w4p_plan_choose(int N16, int KG, int sms, const int *bloc
     const int64_t blocks = (int64_t)N16 * s, slots = (int64_t)sms * blocks_per_sm[c];
     if (blocks > (1 << 30)) continue;
     const int waves = (int)((blocks + slots - 1) / slots);
-    const int w = w4p_plan_warps(c), u = w4p_plan_units(c);
-    const int bw = best.cfg < 0 ? 0 : w4p_plan_warps(best.cfg), bu = best.cfg < 0 ? 0 : w4p_plan_units(best.cfg);
+    const int busy = w4p_plan_busy_warps(c, s, KG), bbusy = best.cfg < 0 ? 0 : w4p_plan_busy_warps(best.cfg, best.splits, KG);
+    const int w = w4p_plan_warps(c) > 8 ? 0 : w4p_plan_warps(c), u = w4p_plan_units(c);
+    const int bw = best.cfg < 0 || w4p_plan_warps(best.cfg) > 8 ? 0 : w4p_plan_warps(best.cfg);
+    const int bu = best.cfg < 0 ? 0 : w4p_plan_units(best.cfg);
     if (best.cfg < 0 || waves < best.waves ||
-        (waves == best.waves && (s < best.splits || (s == best.splits && (w > bw || (w == bw && u < bu)))))) {
+        (waves == best.waves &&
+         (s < best.splits ||
+          (s == best.splits && (busy > bbusy || (busy == bbusy && (w > bw || (w == bw && u < bu)))))))) {
       best.cfg = c;
       best.splits = s;
       best.blocks = (int)blocks;

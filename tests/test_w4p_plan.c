@@ -2,7 +2,8 @@
  * on the model's shapes, edge shapes and random ones, against brute force: the S W warps of a
  * tile take every group exactly once, in order; no warp gets more chunks than its
  * configuration holds in registers (the kernel has no loop beyond U); splits stay within a
- * cluster (8); the choice is the fewest waves, then splits, then the lower index;
+ * cluster (8); the choice is the fewest waves, then splits, then busy warps, warps, chunks and
+ * the lower index;
  * a forced configuration is honoured. A wrong formula here would drop or double-count chunks on
  * the GPU, or read past a warp's registers. */
 #include <stdint.h>
@@ -28,8 +29,10 @@ static void check_split(int cfg, int KG) {
 }
 
 /* The choice against a brute-force reading of its rule: the fewest waves, then the fewest
- * splits, then the most warps, then the fewest chunks a warp, then the lower index, among
- * configurations that fit with at most 8 splits: every candidate scored as one tuple. */
+ * splits, then the most busy warps a tile (those with a group), then the most warps a block of
+ * at most 8 (a 16-warp block ranks below any), then the fewest chunks a warp, then the lower
+ * index, among configurations that fit with at most 8 splits: every candidate scored as one
+ * tuple. */
 static void check_choice(int N16, int KG, int sms, const int *occ) {
   const w4p_plan_t p = w4p_plan_choose(N16, KG, sms, occ, -1);
   int want = -1, want_waves = 0, want_s = 0;
@@ -39,8 +42,13 @@ static void check_choice(int N16, int KG, int sms, const int *occ) {
     if (s > W4P_PLAN_MAX_SPLITS || occ[c] < 1) continue;
     const int64_t slots = (int64_t)sms * occ[c], blocks = (int64_t)N16 * s;
     const int waves = (int)((blocks + slots - 1) / slots);
-    /* waves, splits, -warps, chunks, index: each field below 100 here */
-    const int64_t key = (((((int64_t)waves * 100 + s) * 100 + (100 - w4p_plan_warps(c))) * 100 + w4p_plan_units(c)) * 100) + c;
+    /* waves, splits (<= 8), -busy warps (<= 128), -warps (16 as 0), chunks (<= 16), index (< 10) */
+    int busy = 0;
+    for (int j = 0; j < s * w4p_plan_warps(c); j++)
+      busy += w4p_plan_group_lo(j + 1, KG, s * w4p_plan_warps(c)) > w4p_plan_group_lo(j, KG, s * w4p_plan_warps(c));
+    const int wr = w4p_plan_warps(c) > 8 ? 0 : w4p_plan_warps(c);
+    const int64_t key =
+        ((((((int64_t)waves * 10 + s) * 1000 + (999 - busy)) * 100 + (99 - wr)) * 100 + w4p_plan_units(c)) * 10) + c;
     if (key < want_key) {
       want_key = key;
       want = c;
@@ -56,18 +64,20 @@ static void check_choice(int N16, int KG, int sms, const int *occ) {
 int main(void) {
   for (int c = 0; c < W4P_PLAN_CFGS; c++)
     for (int KG = 1; KG <= 1024; KG++) check_split(c, KG);
-  /* occupancies as the H100/H200 build has them (blocks of 8, 8, 4, 8 warps a SM) */
-  const int occ[W4P_PLAN_CFGS] = {3, 2, 5, 2, 3}; /* the H200 build's */
+  /* occupancies as the H100/H200 build has them */
+  const int occ[W4P_PLAN_CFGS] = {3, 2, 5, 2, 3, 2}; /* the H200 build's */
   /* the Qwen3-235B shapes on 132 SMs: (n16 tiles, groups) -> configuration */
   struct { int N16, KG, cfg, splits; } model[] = {
       {9216 / 16, 4096 / 128, 2, 1}, /* qkv: 576 blocks of 4 warps x 16 chunks, 5 a SM */
       {4096 / 16, 8192 / 128, 3, 1}, /* o_proj: 256 blocks of 8 warps x 16 chunks, 2 a SM */
       {3072 / 16, 4096 / 128, 1, 1}, /* gate_up: 192 blocks of 8 warps x 8 chunks */
-      {4096 / 16, 1536 / 128, 0, 1}, /* down: 256 blocks, 1 or 2 groups a warp */
+      {4096 / 16, 1536 / 128, 5, 1}, /* down: 256 blocks of 16 warps, 12 of them with one group */
       {4608 / 16, 4096 / 128, 4, 1}, /* qkv at TP=2: 288 blocks, one wave only at 3 a SM */
       {2304 / 16, 4096 / 128, 1, 1}, /* qkv at TP=4 */
       {768 / 16, 4096 / 128, 1, 1},  /* gate_up at TP=4 */
-      {4096 / 16, 384 / 128, 0, 1},  /* down at TP=4 */
+      {4096 / 16, 384 / 128, 0, 1},  /* down at TP=4: 3 busy warps in any, so not 16 */
+      {4096 / 16, 768 / 128, 0, 1},  /* down at TP=2: 6 busy warps in 8 or 16 */
+      {4096 / 16, 2048 / 128, 5, 1}, /* o_proj at TP=4: 16 warps of one group each */
   };
   for (size_t i = 0; i < sizeof model / sizeof model[0]; i++) {
     const w4p_plan_t p = w4p_plan_choose(model[i].N16, model[i].KG, 132, occ, -1);
@@ -85,14 +95,14 @@ int main(void) {
   }
   /* a configuration that does not fit is never chosen, nor forced */
   {
-    const int occ2[W4P_PLAN_CFGS] = {3, 3, 0, 2, 3};
+    const int occ2[W4P_PLAN_CFGS] = {3, 3, 0, 2, 3, 2};
     const w4p_plan_t p = w4p_plan_choose(9216 / 16, 4096 / 128, 132, occ2, -1);
     CHECK(p.cfg != 2 && p.cfg >= 0);
     CHECK(w4p_plan_choose(9216 / 16, 4096 / 128, 132, occ2, 2).cfg == -1);
   }
   /* rows: one row tile for 1..8, two for 9..16 and then one wave only, none outside 1..16 */
   {
-    const int occ_mt2[W4P_PLAN_CFGS] = {2, 2, 4, 1, 2}; /* the H200 build's, two row tiles */
+    const int occ_mt2[W4P_PLAN_CFGS] = {2, 2, 4, 1, 2, 2}; /* the H200 build's, two row tiles */
     const int *by_tiles[2] = {occ, occ_mt2};
     CHECK(w4p_plan_row_tiles(0) == 0 && w4p_plan_row_tiles(1) == 1 && w4p_plan_row_tiles(8) == 1 &&
           w4p_plan_row_tiles(9) == 2 && w4p_plan_row_tiles(16) == 2 && w4p_plan_row_tiles(17) == 0);
