@@ -27,12 +27,14 @@
  * every shape but one, kernels/NOTES.md item 9; SERVESIM_W4_PRELOAD=0 keeps them here), and
  * those of 9..16 rows too where its plan is one wave (item 19: 16% less time summed at 16 rows;
  * qkv at TP=1 has no such plan and stays here).
- * On Hopper, dense GEMMs of 17..256 rows go to the wgmma path (kern_w4a16_wgmma.cu; measured
- * faster than these tiles over M = 64..256, kernels/NOTES.md item 8, and at 9 of 12 shapes at
- * 20..32 rows, item 16; SERVESIM_W4_WGMMA=0 keeps them here, SERVESIM_W4_WGMMA_FROM moves the
- * boundary).
- * Not done: a wgmma path as fast as cuBLAS bf16 everywhere (on the H200 at or under it at 19 of
- * the 36 points of M = 64..256, up to 1.28x slower elsewhere), a persistent small-M grid. */
+ * On Hopper, dense GEMMs of 17 rows and more go to the wgmma path (kern_w4a16_wgmma.cu; measured
+ * faster than these tiles over M = 64..256, kernels/NOTES.md item 8, at 9 of 12 shapes at
+ * 20..32 rows, item 16, and 2-3x faster at 512..4096 rows, item 20; SERVESIM_W4_WGMMA=0 keeps
+ * them here, SERVESIM_W4_WGMMA_FROM and _TO move the boundaries).
+ * Not done: a wgmma path as fast as cuBLAS bf16 everywhere (on the H200 at or under it at 20 of
+ * the 36 points of M = 64..256, up to 1.25x slower elsewhere; 1.06-1.19x slower summed at 512,
+ * 1024, 4096 rows), a persistent small-M grid. */
+#include <climits>
 #include <cooperative_groups.h>
 
 #include "kernels/kern_w4a16.cuh"
@@ -663,6 +665,20 @@ static int w4a16_wgmma_from(void) {
   return env;
 }
 
+/* The most rows a dense GEMM takes the Hopper wgmma path with (SERVESIM_W4_WGMMA_TO, at least
+ * 256; above it the mma.sync 64 x 256 tiles). Default: every row count -- at 512, 1024 and 4096
+ * rows the wgmma kernel took 284 / 466 / 1976 us summed over the twelve Qwen3 shapes and slices
+ * against the 64 x 256 tiles' 846 / 1235 / 3884 (cuBLAS bf16 245 / 440 / 1658), faster at each
+ * of the 36 points (H200, kernels/NOTES.md item 20). */
+static int w4a16_wgmma_to(void) {
+  static int env = -1;
+  if (env < 0) {
+    env = kern_env_int("SERVESIM_W4_WGMMA_TO", INT_MAX);
+    env = env < 256 ? 256 : env;
+  }
+  return env;
+}
+
 /* Every size: rows per tile (M, or mean rows per local expert) picks the configuration. */
 template <bool MOE, bool GATHER, bool SILU>
 int w4a16_dispatch(const W4Args &a, void *ws, size_t wsb, int rows, int rows_max, cudaStream_t st) {
@@ -681,7 +697,7 @@ int w4a16_dispatch(const W4Args &a, void *ws, size_t wsb, int rows, int rows_max
   if (rows <= 8) return w4a16_small<1, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   if (rows <= 16) return w4a16_small<2, MOE, GATHER, SILU>(a, ws, wsb, rows_max, st);
   if constexpr (!MOE)
-    if (rows >= w4a16_wgmma_from() && rows <= 256 && w4a16_wgmma_available())
+    if (rows >= w4a16_wgmma_from() && rows <= w4a16_wgmma_to() && w4a16_wgmma_available())
       return w4a16_wgmma_launch(a, w4a16_num_sms(), w4a16_ws_view(ws, wsb), st); /* stream-K uses the workspace */
   /* shared activation tiles (rows x columns): 32 x 128 up to 32 rows; 33..256 rows by
    * SERVESIM_W4_LARGE (default 64 x 128); then 64 x 256 */

@@ -1,4 +1,4 @@
-/* kern_w4a16_wgmma: the W4A16 GEMM for 17..256 rows on Hopper, with warpgroup MMA (wgmma).
+/* kern_w4a16_wgmma: the W4A16 GEMM for 17 rows and more on Hopper, with warpgroup MMA (wgmma).
  * Two kernels share the operand contract below: the warp-specialised one (w4ws_kernel, further
  * down; the default, SERVESIM_W4_WGMMA=2), and the all-threads one first (SERVESIM_W4_WGMMA=1,
  * kept for comparison: slower, kernels/NOTES.md item 8).

@@ -122,7 +122,7 @@ int main(void) {
   test_shape(&r, 4096, 9216, (const int[]){1, 16}, 2);               /* qkv */
   test_shape(&r, 8192, 4096, (const int[]){1, 5, 12}, 3);            /* o_proj (12: two row tiles, two K splits) */
   test_shape(&r, 1024, 1280, (const int[]){3, 40}, 2);               /* qkv at TP=8 (K slice of o) */
-  test_shape(&r, 768, 4096, (const int[]){2, 48, 256}, 3);           /* expert down at TP=2 */
+  test_shape(&r, 768, 4096, (const int[]){2, 48, 256, 600}, 4);      /* expert down at TP=2 (600: past 256 rows, a partial last row tile) */
   test_shape(&r, 384, 4096, (const int[]){3, 128, 129, 160}, 4);     /* expert down at TP=4 (129: a last row tile of one row) */
   /* ten chunks of K, one tile a block: the last chunk's ring stage lies under the wgmma
    * kernel's output tile, which one warpgroup may fill while the other's last wgmma still reads
