@@ -371,9 +371,10 @@ static void bench_moe(const std::vector<int> &Ts, struct rng *r) {
  * takes an impossible value (so the loads cannot be dropped). pdl: launched with programmatic
  * dependent launch, triggering the next call at its start and loading before its wait, i.e.
  * consecutive calls' reads overlap as far as the hardware lets them. */
-template <int U, bool PDL>
-__global__ void __launch_bounds__(256) bk_stream(const uint4 *__restrict__ p, int64_t n16, uint32_t *sink) {
-  if (PDL) kern_pdl_trigger();
+/* The read-only kernels' loop: this thread's grid-strided 16-byte pieces of p, U in flight,
+ * folded into one word */
+template <int U>
+static __device__ __forceinline__ uint32_t bk_read_fold(const uint4 *__restrict__ p, int64_t n16) {
   const int64_t stride = (int64_t)gridDim.x * blockDim.x;
   uint32_t acc = 0;
   for (int64_t base = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; base < n16; base += stride * U) {
@@ -386,6 +387,13 @@ __global__ void __launch_bounds__(256) bk_stream(const uint4 *__restrict__ p, in
 #pragma unroll
     for (int u = 0; u < U; u++) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
   }
+  return acc;
+}
+
+template <int U, bool PDL>
+__global__ void __launch_bounds__(256) bk_stream(const uint4 *__restrict__ p, int64_t n16, uint32_t *sink) {
+  if (PDL) kern_pdl_trigger();
+  const uint32_t acc = bk_read_fold<U>(p, n16);
   if (PDL) kern_pdl_wait();
   if (acc == 0x9e3779b9u) sink[0] = acc;
 }
@@ -418,19 +426,9 @@ template <int U>
 __global__ void __launch_bounds__(256) bk_chain(const uint4 *__restrict__ p, int64_t n16, const uint4 *x, int x16,
                                                 uint4 *y, int y16, uint32_t *sink) {
   kern_pdl_trigger();
-  const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-  uint32_t acc = 0;
-  for (int64_t base = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; base < n16; base += stride * U) {
-    uint4 v[U];
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-      const int64_t i = base + u * stride;
-      v[u] = i < n16 ? __ldg(p + i) : make_uint4(0, 0, 0, 0);
-    }
-#pragma unroll
-    for (int u = 0; u < U; u++) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
-  }
+  uint32_t acc = bk_read_fold<U>(p, n16);
   kern_pdl_wait();
+  const int64_t stride = (int64_t)gridDim.x * blockDim.x;
   if ((int)threadIdx.x < x16) {
     const uint4 v = x[threadIdx.x]; /* written by the previous call: not through the read-only path */
     acc += v.x ^ v.y ^ v.z ^ v.w;
@@ -440,9 +438,10 @@ __global__ void __launch_bounds__(256) bk_chain(const uint4 *__restrict__ p, int
   if (acc == 0x9e3779b9u) sink[0] = acc;
 }
 
-template <int U>
-static void bk_chain_launch(const uint4 *p, int64_t n16, const uint4 *x, int x16, uint4 *y, int y16, uint32_t *sink,
-                            int blocks) {
+/* fn on blocks x 256 threads on g_st under programmatic dependent launch, whatever SERVESIM_PDL
+ * says (the floor probe's overlap is the point) */
+template <class... P, class... A>
+static void bk_launch_pdl(void (*fn)(P...), int blocks, A... args) {
   cudaLaunchConfig_t cfg = {};
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -452,25 +451,19 @@ static void bk_chain_launch(const uint4 *p, int64_t n16, const uint4 *x, int x16
   cfg.stream = g_st;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
-  BENCH_CUDA(cudaLaunchKernelEx(&cfg, bk_chain<U>, p, n16, x, x16, y, y16, sink));
+  BENCH_CUDA(cudaLaunchKernelEx(&cfg, fn, args...));
+}
+
+template <int U>
+static void bk_chain_launch(const uint4 *p, int64_t n16, const uint4 *x, int x16, uint4 *y, int y16, uint32_t *sink,
+                            int blocks) {
+  bk_launch_pdl(bk_chain<U>, blocks, p, n16, x, x16, y, y16, sink);
 }
 
 template <int U, bool PDL>
 static void bk_stream_launch(const uint4 *p, int64_t n16, uint32_t *sink, int blocks) {
-  if (!PDL) {
-    bk_stream<U, PDL><<<blocks, 256, 0, g_st>>>(p, n16, sink);
-    return;
-  }
-  cudaLaunchConfig_t cfg = {};
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.gridDim = dim3(blocks);
-  cfg.blockDim = dim3(256);
-  cfg.stream = g_st;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  BENCH_CUDA(cudaLaunchKernelEx(&cfg, bk_stream<U, PDL>, p, n16, sink));
+  if (PDL) bk_launch_pdl(bk_stream<U, PDL>, blocks, p, n16, sink);
+  else bk_stream<U, PDL><<<blocks, 256, 0, g_st>>>(p, n16, sink);
 }
 
 /* One read-only launch: kind 0 grid-stride, 1 grid-stride under programmatic dependent
