@@ -419,9 +419,11 @@ __global__ void __launch_bounds__(256) bk_slab(const uint4 *__restrict__ p, int6
 }
 
 /* bk_stream under programmatic dependent launch plus the least a GEMM call in a chain does after
- * its wait: read activations the previous call wrote (one 16-byte load a thread of x: every block
- * one L2 round trip) and write an output that depends on them (y, grid-strided), the next call's
- * x -- the bound for a kernel that reads its activations after the wait. */
+ * its wait: read activations the previous call wrote (one 16-byte load a thread of x, the first
+ * min(x16, 256) pieces: every block one L2 round trip; where K > N the pieces past y16 were never
+ * written, zeros from the memset -- the load's latency is the point) and write an output that
+ * depends on them (y, grid-strided), the next call's x -- the bound for a kernel that reads its
+ * activations after the wait. */
 template <int U>
 __global__ void __launch_bounds__(256) bk_chain(const uint4 *__restrict__ p, int64_t n16, const uint4 *x, int x16,
                                                 uint4 *y, int y16, uint32_t *sink) {

@@ -121,7 +121,8 @@ if [ "${PRELOAD:-0}" = 1 ]; then
   # forced one that needs more than 8 splits falls back to the split-K kernel); every shape and
   # slice at M = 1, 4, 8, 16, same machine, into $OUT/preload.txt
   for envs in SERVESIM_W4_PRELOAD=0 SERVESIM_W4_PRELOAD=1 SERVESIM_W4P_TRIGGER=0 \
-              SERVESIM_W4P_CFG=0 SERVESIM_W4P_CFG=1 SERVESIM_W4P_CFG=2 SERVESIM_W4P_CFG=3 SERVESIM_W4P_CFG=4; do
+              SERVESIM_W4P_CFG=0 SERVESIM_W4P_CFG=1 SERVESIM_W4P_CFG=2 SERVESIM_W4P_CFG=3 SERVESIM_W4P_CFG=4 \
+              SERVESIM_W4P_CFG=5; do
     ab_run "$envs" --small "$OUT/preload.txt"
   done
 fi

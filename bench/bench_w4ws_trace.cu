@@ -1,5 +1,5 @@
 /* bench_w4ws_trace: a per-chunk timeline of one block of the warp-specialised wgmma W4A16 kernel
- * (kernels/kern_w4a16_wgmma.cu, the default for 17..256 rows on Hopper). This program compiles that
+ * (kernels/kern_w4a16_wgmma.cu, the default from 17 rows on Hopper; traced here up to 256). This program compiles that
  * kernel itself with W4WS_TRACE defined, so the library's kernel has no trace code. Block (0, 0, 0)
  * stamps the SM clock when its producer has a free slot for chunk c, when consumer warp 0 sees
  * chunk c land, when it has dequantised it, when it has issued its wgmma and when chunk c-1's wgmma

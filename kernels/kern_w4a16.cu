@@ -32,7 +32,7 @@
  * 20..32 rows, item 16, and 2-3x faster at 512..4096 rows, item 20; SERVESIM_W4_WGMMA=0 keeps
  * them here, SERVESIM_W4_WGMMA_FROM and _TO move the boundaries).
  * Not done: a wgmma path as fast as cuBLAS bf16 everywhere (on the H200 at or under it at 20 of
- * the 36 points of M = 64..256, up to 1.25x slower elsewhere; 1.06-1.19x slower summed at 512,
+ * the 36 points of M = 64..256, up to 1.22x slower elsewhere; 1.05-1.19x slower summed at 512,
  * 1024, 4096 rows), a persistent small-M grid. */
 #include <climits>
 #include <cooperative_groups.h>
@@ -652,7 +652,8 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
 }
 
 /* The fewest rows a dense GEMM takes the Hopper wgmma path with (SERVESIM_W4_WGMMA_FROM, 17..257;
- * below it the mma.sync tiles). Default 17: at 20, 24 and 32 rows the wgmma kernel's 64-row tiles
+ * below it the mma.sync tiles; 257 meant "never" while the path ended at 256 rows -- now
+ * SERVESIM_W4_WGMMA=0 does). Default 17: at 20, 24 and 32 rows the wgmma kernel's 64-row tiles
  * beat the 32-row mma.sync tiles at 9 of the 12 Qwen3 shapes and slices (summed at 32 rows 110.2
  * against 117.9 us on the H200; down TP=1, gate_up TP=2, o_proj TP=4 0.3-0.6 us slower;
  * kernels/NOTES.md item 16). */
@@ -668,8 +669,8 @@ static int w4a16_wgmma_from(void) {
 /* The most rows a dense GEMM takes the Hopper wgmma path with (SERVESIM_W4_WGMMA_TO, at least
  * 256; above it the mma.sync 64 x 256 tiles). Default: every row count -- at 512, 1024 and 4096
  * rows the wgmma kernel took 284 / 466 / 1976 us summed over the twelve Qwen3 shapes and slices
- * against the 64 x 256 tiles' 846 / 1235 / 3884 (cuBLAS bf16 245 / 440 / 1658), faster at each
- * of the 36 points (H200, kernels/NOTES.md item 20). */
+ * against the 64 x 256 tiles' 846 / 1235 / 3884 (cuBLAS bf16 249 / 445 / 1663 in the same run),
+ * faster at each of the 36 points (H200, kernels/NOTES.md item 20). */
 static int w4a16_wgmma_to(void) {
   static int env = -1;
   if (env < 0) {

@@ -145,7 +145,7 @@ static __device__ __forceinline__ void w4_commit() { asm volatile("cp.async.comm
 template <int N>
 static __device__ __forceinline__ void w4_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
 
-/* Hopper (sm_90a) path for dense GEMMs of 17..256 rows: warpgroup MMA (wgmma) with the
+/* Hopper (sm_90a) path for dense GEMMs of 17 rows and more: warpgroup MMA (wgmma) with the
  * dequantised weights as the register A operand and the activations staged in shared memory
  * as B. w4a16_wgmma_available() says whether the current device runs it (compute capability
  * 9.0, the sm_90a code present, SERVESIM_W4_WGMMA not 0; 2, the default, is the

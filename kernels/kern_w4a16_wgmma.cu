@@ -1098,7 +1098,7 @@ using WsTile256 = WsConf<256, 1, 4, true, P, true>;
 template <int P>
 using WsTile128x192 = WsConf<128, 1, 8, true, P, true, 3>;
 
-/* 65..256 rows: the tile whose schedule costs least (kernels/ws_cost.h's ws_cost_pick_tile): 64,
+/* 65 rows and more: the tile whose schedule costs least (kernels/ws_cost.h's ws_cost_pick_tile): 64,
  * 128 or (from 129 rows) 256 rows of 128 columns, or 128 rows of 192 (three consumer warpgroups).
  * SERVESIM_W4WS_ROWS = 64, 128 or 256 forces a height (256 only from 129 rows; other values: the
  * cost's choice), of 128 columns unless SERVESIM_W4WS_WG = 3 asks for 192 (with 128 rows; 0, the

@@ -59,7 +59,7 @@ int kern_gptq_repack_gate_up(int32_t *qrep, bf16_t *srep, const int32_t *qw_gate
                              const uint16_t *s_gate, const int32_t *qw_up, const uint16_t *s_up,
                              int K, int I, kern_stream_t stream);
 
-/* Workspace for kern_w4a16_gemm's split-K and (Hopper, 17..256 rows) stream-K schedules
+/* Workspace for kern_w4a16_gemm's split-K and (Hopper, 17 rows and more) stream-K schedules
  * (partials + arrival counters / flags). Allocate once for the largest M and N used,
  * cudaMemset it to 0 ONCE after allocation: the kernels leave the counters at zero again. One
  * workspace must not be used by two streams concurrently. Without one (NULL), or with one too
@@ -70,7 +70,8 @@ size_t kern_w4a16_workspace_bytes(int max_M, int max_N);
 /* y = x * W (GPTQ int4, fp32 accumulation on tensor cores, bf16 out).
  *   y bf16 [M, N] out; x bf16 [M, K]; qrep/srep: tile layout of W [K, N].
  * Any M >= 1 (M = 0 is a no-op). x, qrep, srep and y 16-byte aligned (the Hopper path for
- * 17..256 rows reads the first three by TMA and writes y in 16-byte rows; ERR_INPUT otherwise). */
+ * 17 rows and more reads the first three by TMA and writes y in 16-byte rows; ERR_INPUT
+ * otherwise). */
 int kern_w4a16_gemm(bf16_t *y, const bf16_t *x, const int32_t *qrep, const bf16_t *srep, int M,
                     int K, int N, void *workspace, size_t workspace_bytes, kern_stream_t stream);
 

@@ -10,7 +10,8 @@
  *
  * Configurations (warps a block, chunks a warp): (8, 4), (8, 8), (4, 16), (8, 16), (8, 8)
  * again compiled for 3 blocks a SM (fewer registers: it gives one wave where the other does
- * not), and (16, 2), one group a warp, for K of 9..16 groups; w4p_plan_choose prefers a grid of
+ * not), and (16, 2), one group a warp, which the plan takes for K of 9..16 groups (forced on a
+ * longer K it splits over a cluster); w4p_plan_choose prefers a grid of
  * one wave (every block resident at once, so every weight load is issued before any block
  * waits), then the fewest splits, then more busy warps a tile (warps with at least one group:
  * a shorter run for each warp after the wait), then more warps a block up to 8 (the 16-warp

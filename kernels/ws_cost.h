@@ -1,8 +1,8 @@
 /* ws_cost: the schedule model of the Hopper warp-specialised wgmma W4A16 kernel
- * (kern_w4a16_wgmma.cu, 17..256 rows), in plain C so that CI tests it (tests/test_ws_cost.c):
+ * (kern_w4a16_wgmma.cu, 17 rows and more), in plain C so that CI tests it (tests/test_ws_cost.c):
  * how many K splits a grid of output tiles takes, whether stream-K replaces that grid, what the
  * chosen schedule costs, and which tile (64, 128 or 256 rows of 128 columns, or 128 rows of 192)
- * serves 65..256 rows.
+ * serves 65 rows and more.
  *
  * Units: a cost is in quarter chunks (a chunk: one k64 step of one tile, at the tile's own
  * height) that the busiest slot spends. K splits: `tiles` tiles of KC chunks split at multiples
@@ -105,7 +105,7 @@ WS_COST_FN WsCostSched ws_cost_schedule(int rows, int nwg, int64_t tiles, int KC
   return r;
 }
 
-/* The tile for 65..256 rows from the four schedules (s256 NULL below 129 rows, s128w3 NULL where
+/* The tile for 65 rows and more from the four schedules (s256 NULL below 129 rows, s128w3 NULL where
  * 192 columns are not wanted, SERVESIM_W4WS_WG=2): returns its
  * height and sets *nwg, its consumer warpgroups (64 columns each: 2, or 3 for the 128 x 192 tiles
  * of s128w3). Each schedule's cost (quarter chunks of its own tile) is weighted by what its chunk

@@ -1,5 +1,5 @@
-/* wsk_plan: the stream-K schedule of the Hopper wgmma W4A16 kernel (kern_w4a16_wgmma.cu, 17..256
- * rows), in plain C so that CI tests what the kernel relies on (tests/test_wsk_plan.c).
+/* wsk_plan: the stream-K schedule of the Hopper wgmma W4A16 kernel (kern_w4a16_wgmma.cu, 17 rows
+ * and more), in plain C so that CI tests what the kernel relies on (tests/test_wsk_plan.c).
  *
  * The work is TU = T * KQ quanta: T output tiles of 128 columns x BT rows, numbered ty * TX + tx
  * (consecutive blocks then share activation rows), each KQ quanta of q k64 chunks (q = the

@@ -144,6 +144,7 @@ int main(void) {
   test_repeat(&r, 1536, 4096, 128, 40);
   test_repeat(&r, 4096, 9216, 256, 20);
   test_repeat(&r, 2048, 4096, 64, 40);
+  test_repeat(&r, 768, 4096, 600, 20); /* past 256 rows (a partial last row tile at any height) */
   test_gate_up_repack(&r);
   /* refused shapes: K not a multiple of the group, N not of 16 */
   CHECK(kern_w4a16_gemm(NULL, NULL, NULL, NULL, 1, 192, 4096, NULL, 0, 0) == ERR_INPUT);
