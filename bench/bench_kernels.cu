@@ -365,12 +365,6 @@ static void bench_moe(const std::vector<int> &Ts, struct rng *r) {
 }
 
 
-/* --floor: what a kernel that only reads the weights achieves under the same timing method --
- * the bound any W4A16 kernel's small-M time sits above. Each thread issues U 16-byte loads of
- * a grid-strided slice before using any, folds them into one word, and writes only if the word
- * takes an impossible value (so the loads cannot be dropped). pdl: launched with programmatic
- * dependent launch, triggering the next call at its start and loading before its wait, i.e.
- * consecutive calls' reads overlap as far as the hardware lets them. */
 /* The read-only kernels' loop: this thread's grid-strided 16-byte pieces of p, U in flight,
  * folded into one word */
 template <int U>
@@ -390,6 +384,12 @@ static __device__ __forceinline__ uint32_t bk_read_fold(const uint4 *__restrict_
   return acc;
 }
 
+/* --floor: what a kernel that only reads the weights achieves under the same timing method --
+ * the bound any W4A16 kernel's small-M time sits above. Each thread issues U 16-byte loads of
+ * a grid-strided slice before using any, folds them into one word, and writes only if the word
+ * takes an impossible value (so the loads cannot be dropped). pdl: launched with programmatic
+ * dependent launch, triggering the next call at its start and loading before its wait, i.e.
+ * consecutive calls' reads overlap as far as the hardware lets them. */
 template <int U, bool PDL>
 __global__ void __launch_bounds__(256) bk_stream(const uint4 *__restrict__ p, int64_t n16, uint32_t *sink) {
   if (PDL) kern_pdl_trigger();
@@ -456,12 +456,6 @@ static void bk_launch_pdl(void (*fn)(P...), int blocks, A... args) {
   BENCH_CUDA(cudaLaunchKernelEx(&cfg, fn, args...));
 }
 
-template <int U>
-static void bk_chain_launch(const uint4 *p, int64_t n16, const uint4 *x, int x16, uint4 *y, int y16, uint32_t *sink,
-                            int blocks) {
-  bk_launch_pdl(bk_chain<U>, blocks, p, n16, x, x16, y, y16, sink);
-}
-
 template <int U, bool PDL>
 static void bk_stream_launch(const uint4 *p, int64_t n16, uint32_t *sink, int blocks) {
   if (PDL) bk_launch_pdl(bk_stream<U, PDL>, blocks, p, n16, sink);
@@ -491,12 +485,9 @@ static void bk_read_launch(int kind, int U, const uint4 *p, int64_t n16, uint32_
 /* One dependent-chain launch (bk_chain), U = 1, 2, 4 or 8 */
 static void bk_chain_launch_u(int U, const uint4 *p, int64_t n16, const uint4 *x, int x16, uint4 *y, int y16,
                               uint32_t *sink, int blocks) {
-  switch (U) {
-    case 1: bk_chain_launch<1>(p, n16, x, x16, y, y16, sink, blocks); break;
-    case 2: bk_chain_launch<2>(p, n16, x, x16, y, y16, sink, blocks); break;
-    case 4: bk_chain_launch<4>(p, n16, x, x16, y, y16, sink, blocks); break;
-    default: bk_chain_launch<8>(p, n16, x, x16, y, y16, sink, blocks); break;
-  }
+  void (*fn)(const uint4 *, int64_t, const uint4 *, int, uint4 *, int, uint32_t *) =
+      U == 1 ? bk_chain<1> : U == 2 ? bk_chain<2> : U == 4 ? bk_chain<4> : bk_chain<8>;
+  bk_launch_pdl(fn, blocks, p, n16, x, x16, y, y16, sink);
 }
 
 static void bench_floor(const std::vector<shape> &shapes, int sms) {
