@@ -71,6 +71,15 @@ static inline w4p_plan_t bench_w4p_plan(const char *prog, int M, int K, int N, i
   return p;
 }
 
+/* fn (bench_w4p_kernel's) launched on plan p as the library launches its kernel: N / 16 tiles x
+ * p.splits (one cluster a tile), smem bytes of dynamic shared memory (0 but for padding), the
+ * library's trigger setting; an error code */
+static inline int bench_w4p_launch(BenchW4pFn fn, const w4p_plan_t &p, const kern_w4::W4Args &a, size_t smem,
+                                   cudaStream_t st) {
+  return kern_launch_ex(fn, dim3((unsigned)(a.N / 16), 1, (unsigned)p.splits), dim3(32 * w4p_plan_warps(p.cfg)), smem,
+                        st, p.splits, a, kern_w4::w4p_trigger_early());
+}
+
 static inline BenchW4pBufs bench_w4p_alloc(int M, int K, int N, size_t l2_bytes) {
   BenchW4pBufs b = {};
   b.M = M;

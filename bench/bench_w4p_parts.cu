@@ -67,7 +67,6 @@ void pt_shape(const PtShape &s, int M, int sms, size_t l2, size_t optin, double 
     printf("| %s | %d | no plan | | | | | | | | |\n", s.name, M);
     return;
   }
-  const int early = kern_w4::w4p_trigger_early();
   const int threads = 32 * w4p_plan_warps(p.cfg);
   BenchW4pBufs bufs = bench_w4p_alloc(M, s.K, s.N, l2);
   cudaEvent_t e0, e1;
@@ -78,8 +77,7 @@ void pt_shape(const PtShape &s, int M, int sms, size_t l2, size_t optin, double 
   auto time_variant = [&](pt_fn fn, size_t smem) {
     auto launch = [&](int i) {
       const kern_w4::W4Args a = bench_w4p_args(bufs, i);
-      if (kern_launch_ex(fn, dim3((unsigned)(s.N / 16), 1, (unsigned)p.splits), dim3(threads), smem, st, p.splits, a,
-                         early)) {
+      if (bench_w4p_launch(fn, p, a, smem, st)) {
         fprintf(stderr, "bench_w4p_parts: %s M=%d: launch failed (%s)\n", s.name, M, err_msg());
         exit(1);
       }

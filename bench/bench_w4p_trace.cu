@@ -52,9 +52,7 @@ int tr_launch(const kern_w4::W4Args &a, int p, int sms, cudaStream_t st) {
   const w4p_plan_t pl = bench_w4p_plan("bench_w4p_trace", a.M, a.K, a.N, sms);
   if (pl.cfg < 0) return 1;
   kern_w4::w4p_trace_last_blocks = pl.blocks;
-  return kern_launch_ex(bench_w4p_kernel(pl.cfg, w4p_plan_row_tiles(a.M), p), dim3((unsigned)(a.N / 16), 1,
-                        (unsigned)pl.splits), dim3(32 * w4p_plan_warps(pl.cfg)), 0, st, pl.splits, a,
-                        kern_w4::w4p_trigger_early());
+  return bench_w4p_launch(bench_w4p_kernel(pl.cfg, w4p_plan_row_tiles(a.M), p), pl, a, 0, st);
 }
 
 void tr_shape(const TrShape &s, int M, int p, int sms, size_t l2, cudaStream_t st) {
