@@ -22,11 +22,12 @@
  *     of the cluster then sums the r-th 1/S of the tile over the blocks in rank order (distributed
  *     shared memory) and stores it. Deterministic, no workspace, no atomics.
  * Measured on an H200 (kernels/NOTES.md items 9 and 18): 22% less time than the split-K kernel
- * summed over every shape and slice at 1..8 rows, 1.9-3.3x the floor at one row. What the time
- * after the wait is (bench/bench_w4p_parts.cu leaves parts out): the weights themselves stream
- * at ~1.1x the floor in this grid, calls overlapping; the unpacking and mmas cost ~2 us at
- * qkv (issue-bound) and the activations ~1.5 us more (not a chain of L2 round trips, item 19;
- * a block's last chunks land at the end of the stream, bench_w4p_trace).
+ * summed over every shape and slice at 1..8 rows, 1.88-3.14x the floor at one row (item 20).
+ * What the time after the wait is (bench/bench_w4p_parts.cu leaves parts out): the weights
+ * themselves stream at ~1.1x the floor in this grid, calls overlapping; the unpacking and mmas
+ * cost ~2 us at qkv (issue-bound) and the activations ~1.5 us more (not a chain of L2 round
+ * trips, item 19; nor the order the weights land in: taking each warp's groups as they land
+ * from shared memory was slower, item 20).
  * Rows 9..16 take two row tiles (MT = 2: two mmas a k16 step on the same unpacked weights, ~30
  * more registers a thread), only where the plan is still one wave (w4p_plan_rows; item 19:
  * 16% less time than the split-K kernel summed over the twelve shapes at 16 rows, qkv at TP=1
