@@ -230,8 +230,8 @@ constexpr int kW4gStageMinGroups = 5; /* 128-row tiles: a split's share staged f
  * to bf16 y, directly (the all-threads kernel) or through a shared-memory tile (STG: the
  * warp-specialised kernel, T = 128 NWG consumers; w4g_stage_rows). With K split over the cluster
  * (gridDim.z > 1) each block first leaves d in its own shared memory (ring: the pipeline's, free
- * now, room for BT / 2 x T floats) and block `rank` sums the rank-th share of the fragments over
- * the cluster in split order; the second barrier keeps every block's partial alive until the
+ * now, room for BT / 2 x T floats) and block `rank` sums the rank-th share of the fragments of
+ * the tile's 8-row groups that hold rows below M over the cluster in split order; the second barrier keeps every block's partial alive until the
  * others have read it. With STG the output tile lies past the partials. Every thread of the
  * block calls it (the barriers); non-consumers (consumer = false) only take part in them. */
 template <int BT, int T, bool STG = false>
@@ -253,12 +253,18 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
     constexpr bool V4 = NWG == 2;
     float4 *part = reinterpret_cast<float4 *>(ring);
     float *part1 = reinterpret_cast<float *>(ring);
+    /* the tile's 8-row groups that hold a row below M: only they are left and summed, the rows
+     * past M being never stored (at 32 rows a 64-row tile's sum moves half the bytes: down TP=1
+     * 7.1 -> 6.2 us, 963.4 -> 920.6 summed over the twelve shapes at 17..64, 100 and 200 rows on
+     * the H200, kernels/NOTES.md item 21) */
+    const int G = BT / 8, gv = (M - m0 + 7) / 8 < G ? (M - m0 + 7) / 8 : G;
     WS_EP_STAMP(3, 0);
     __syncthreads(); /* every consumer is past its last read of the ring */
     WS_EP_STAMP(4, 0);
     if (consumer) {
 #pragma unroll
       for (int i = 0; i < BT / 8; i++) {
+        if (i >= gv) continue;
         if constexpr (V4) {
           part[i * T + ct] = make_float4(d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]);
         } else {
@@ -270,8 +276,8 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
     cluster.sync();
     WS_EP_STAMP(5, 0);
     if (consumer) {
-      const int rank = (int)cluster.block_rank(), G = BT / 8;
-      const int lo = rank * G / splits, hi = (rank + 1) * G / splits;
+      const int rank = (int)cluster.block_rank();
+      const int lo = rank * gv / splits, hi = (rank + 1) * gv / splits;
       /* staged where the share is large: at 128 rows a few groups a warp leave faster by their
        * own stores than through the tile and its barrier (gate_up, 8 splits: 7.7 -> 8.1 us
        * staged); the 64-row kernel (two blocks an SM, 96 registers) is faster staged at every

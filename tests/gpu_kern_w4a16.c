@@ -138,6 +138,9 @@ int main(void) {
    * and 1536 at 256 rows take 256-row stream-K there). */
   test_shape(&r, 256, 9216, (const int[]){200}, 1);
   test_shape(&r, 1536, 6144, (const int[]){129, 256}, 2);
+  /* 32 groups of K on 16 column tiles: the wgmma kernel's 64-row tiles split over K, at 24 and 40
+   * rows with 8-row groups past M that the cluster sum skips */
+  test_shape(&r, 4096, 1024, (const int[]){24, 40, 64}, 3);
   /* queued launches at the wgmma path's schedules: one tile a block (256 rows, two row tiles),
    * K split over a cluster (128 rows), stream-K (qkv, 256 rows), the 64-row kernel */
   test_repeat(&r, 768, 4096, 256, 40);
@@ -145,6 +148,7 @@ int main(void) {
   test_repeat(&r, 4096, 9216, 256, 20);
   test_repeat(&r, 2048, 4096, 64, 40);
   test_repeat(&r, 768, 4096, 600, 20); /* past 256 rows (a partial last row tile at any height) */
+  test_repeat(&r, 1536, 4096, 48, 40);  /* a split 64-row tile summing 6 of its 8 row groups */
   test_gate_up_repack(&r);
   /* refused shapes: K not a multiple of the group, N not of 16 */
   CHECK(kern_w4a16_gemm(NULL, NULL, NULL, NULL, 1, 192, 4096, NULL, 0, 0) == ERR_INPUT);
