@@ -309,7 +309,7 @@ static void bench_moe(const std::vector<int> &Ts, struct rng *r) {
       kern_moe_route(d_ids + (size_t)set * maxT * k, d_w + (size_t)set * maxT * k, d_logits + (size_t)set * maxT * E, T, E,
                      k, 1, g_st);
       kern_moe_align(d_off, d_sorted, d_prow, d_ids + (size_t)set * maxT * k, T, k, 0, E, NULL, g_st);
-      kern_moe_w4a16_gate_up_silu(d_h, d_x, d_q13, d_s13, d_off, d_sorted, T, k, H, I, E, g_st);
+      kern_moe_w4a16_gate_up_silu(d_h, d_x, d_q13, d_s13, d_off, d_sorted, T, k, H, I, E, d_y, g_st);
       kern_moe_w4a16_down(d_y, d_h, d_q2, d_s2, d_off, T, k, I, H, E, g_st);
       kern_moe_combine(d_out, d_y, d_prow, d_w + (size_t)set * maxT * k, T, k, H, g_st);
     };

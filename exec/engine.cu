@@ -116,8 +116,9 @@ int eng_forward_device(eng *e, int T, int n_sample, int max_context) {
     ENG_TRY(kern_moe_route(e->topk_ids, e->topk_w, e->rlogits, T, E, k, e->m.norm_topk_prob, s));
     ENG_TRY(kern_moe_align(e->expert_off, e->sorted_pair, e->pair_row, e->topk_ids, T, k, 0, E,
                            (uint64_t *)(e->hits + (int64_t)l * E), s));
+    /* ymoe (down's output, free until then) as the scratch gate_up's rows are gathered into */
     ENG_TRY(kern_moe_w4a16_gate_up_silu(e->hmid, e->h, L->w13_q, L->w13_s, e->expert_off, e->sorted_pair, T, k, H,
-                                        d->inter_loc, E, s));
+                                        d->inter_loc, E, e->ymoe, s));
     ENG_TRY(kern_moe_w4a16_down(e->ymoe, e->hmid, L->w2_q, L->w2_s, e->expert_off, T, k, d->inter_loc, H, E, s));
     ENG_TRY(kern_moe_combine(e->delta, e->ymoe, e->pair_row, e->topk_w, T, k, H, s));
     ENG_TRY(comm_allreduce_bf16(e->comm, e->delta, (size_t)T * H, e->stream));

@@ -164,7 +164,7 @@ static int prof_moe(prof_job *j, int rank, eng *e, int reps) {
         int r2;
         if ((r2 = kern_moe_align(e->expert_off, e->sorted_pair, e->pair_row, e->topk_ids, T, k, 0, E, NULL, s)) ||
             (r2 = kern_moe_w4a16_gate_up_silu(e->hmid, e->h, L->w13_q, L->w13_s, e->expert_off, e->sorted_pair, T, k,
-                                              d->hidden, d->inter_loc, E, s)) ||
+                                              d->hidden, d->inter_loc, E, e->ymoe, s)) ||
             (r2 = kern_moe_w4a16_down(e->ymoe, e->hmid, L->w2_q, L->w2_s, e->expert_off, T, k, d->inter_loc,
                                       d->hidden, E, s)))
           return r2;

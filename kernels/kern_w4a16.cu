@@ -74,34 +74,10 @@ __global__ void __launch_bounds__(128, w4_min_blocks(MT, S, XS, RING)) w4a16_ker
   if (MOE) {
     kern_pdl_wait();
     waited = true;
-    /* Find this block's (expert, 8*MT*WM-row tile): warp 0 scans tile counts 32 experts at a
-     * time. Blocks past the last tile leave at once, so experts with no rows cost nothing. */
+    /* Find this block's (expert, 8*MT*WM-row tile); blocks past the last tile leave at once, so
+     * experts with no rows cost nothing. */
     __shared__ int s_tile[3];
-    if (warp == 0) {
-      int target = blockIdx.y, base = 0, found = 0;
-      for (int e0 = 0; e0 < a.n_experts && !found; e0 += 32) {
-        int e = e0 + lane;
-        int lo = 0, hi = 0;
-        if (e < a.n_experts) { lo = a.expert_off[e]; hi = a.expert_off[e + 1]; }
-        int tiles = (hi - lo + BM - 1) / BM, incl = tiles;
-#pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-          int v = __shfl_up_sync(0xffffffffu, incl, o);
-          if (lane >= o) incl += v;
-        }
-        int excl = incl - tiles;
-        bool hit = target >= base + excl && target < base + incl;
-        unsigned ballot = __ballot_sync(0xffffffffu, hit);
-        if (hit) {
-          s_tile[0] = e;
-          s_tile[1] = lo + (target - base - excl) * BM;
-          s_tile[2] = hi;
-        }
-        found = ballot != 0;
-        base += __shfl_sync(0xffffffffu, incl, 31);
-      }
-      if (!found && lane == 0) s_tile[0] = -1;
-    }
+    if (warp == 0) w4_moe_tile(a, BM, blockIdx.y, lane, s_tile);
     __syncthreads();
     expert = s_tile[0];
     if (expert < 0) return;
@@ -651,6 +627,38 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
   }
 }
 
+/* The fewest rows an expert on average (T k / local experts) with which the grouped expert GEMMs
+ * take the Hopper wgmma path (SERVESIM_W4_WGMMA_MOE_FROM; 0: never; gate_up only where the caller
+ * gives x_sorted). Default 32 (kernels/NOTES.md item 21). */
+static int w4a16_wgmma_moe_from(void) {
+  static int env = -1;
+  if (env < 0) {
+    env = kern_env_int("SERVESIM_W4_WGMMA_MOE_FROM", 32);
+    if (env < 0) env = 32;
+  }
+  return env;
+}
+static bool w4a16_wgmma_moe_on(int rows_mean) {
+  const int from = w4a16_wgmma_moe_from();
+  return from > 0 && rows_mean >= from && w4a16_wgmma_available();
+}
+
+/* xs[r] = x[sorted_pair[r] / topk] (K bf16 a row) for the rows r < expert_off[n_experts], the
+ * local experts' pairs in expert order: gate_up's activations as one block of rows an expert,
+ * which one tensor map of the wgmma kernel reads. 16-byte copies, a grid-stride loop. */
+__global__ void w4_moe_gather_kernel(uint16_t *xs, const uint16_t *x, const int32_t *sorted_pair,
+                                     const int32_t *expert_off, int n_experts, int topk, int K) {
+  kern_pdl_wait(); /* expert_off, sorted_pair and x are earlier kernels' */
+  kern_pdl_trigger();
+  const int per_row = K / 8;
+  const int64_t n = (int64_t)expert_off[n_experts] * per_row;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t r = i / per_row;
+    reinterpret_cast<uint4 *>(xs)[i] =
+        reinterpret_cast<const uint4 *>(x)[(int64_t)(sorted_pair[r] / topk) * per_row + i % per_row];
+  }
+}
+
 /* The fewest rows a dense GEMM takes the Hopper wgmma path with (SERVESIM_W4_WGMMA_FROM, 17..257;
  * below it the mma.sync tiles; 257 meant "never" while the path ended at 256 rows -- now
  * SERVESIM_W4_WGMMA=0 does). Default 17: at 20, 24 and 32 rows the wgmma kernel's 64-row tiles
@@ -775,7 +783,7 @@ int kern_w4a16_gemm(bf16_t *y, const bf16_t *x, const int32_t *qrep, const bf16_
 int kern_moe_w4a16_gate_up_silu(bf16_t *h, const bf16_t *x, const int32_t *qrep,
                                 const bf16_t *srep, const int32_t *expert_off,
                                 const int32_t *sorted_pair, int T, int k, int H, int I,
-                                int n_local_experts, kern_stream_t stream) {
+                                int n_local_experts, bf16_t *x_sorted, kern_stream_t stream) {
   KERN_REQUIRE(T >= 0 && k > 0, "kern_moe_w4a16_gate_up_silu: T = %d, k = %d", T, k);
   KERN_REQUIRE(H > 0 && H % 128 == 0, "kern_moe_w4a16_gate_up_silu: H = %d is not a multiple of 128", H);
   KERN_REQUIRE(I > 0 && I % 8 == 0, "kern_moe_w4a16_gate_up_silu: I = %d is not a multiple of 8", I);
@@ -785,7 +793,18 @@ int kern_moe_w4a16_gate_up_silu(bf16_t *h, const bf16_t *x, const int32_t *qrep,
   a.y = h; a.x = x; a.qrep = (const uint4 *)qrep; a.srep = (const uint32_t *)srep;
   a.M = T * k; a.K = H; a.N = 2 * I;
   a.expert_off = expert_off; a.sorted_pair = sorted_pair; a.topk = k; a.n_experts = n_local_experts;
-  return w4a16_dispatch<true, true, true>(a, NULL, 0, T * k / n_local_experts, T * k, (cudaStream_t)stream);
+  const int rows_mean = T * k / n_local_experts;
+  cudaStream_t st = (cudaStream_t)stream;
+  if (x_sorted && w4a16_wgmma_moe_on(rows_mean)) {
+    const int64_t copies = (int64_t)T * k * (H / 8);
+    const int blocks = (int)(copies / 256 < 8 * w4a16_num_sms() ? (copies + 255) / 256 : 8 * w4a16_num_sms());
+    if (int rc = kern_launch_ex(w4_moe_gather_kernel, dim3((unsigned)blocks), dim3(256), 0, st, 1, (uint16_t *)x_sorted, a.x,
+                                sorted_pair, expert_off, n_local_experts, k, H))
+      return rc;
+    a.x = (const uint16_t *)x_sorted;
+    return w4a16_wgmma_moe_launch(a, rows_mean, 1, st);
+  }
+  return w4a16_dispatch<true, true, true>(a, NULL, 0, rows_mean, T * k, st);
 }
 
 int kern_moe_w4a16_down(bf16_t *y, const bf16_t *h, const int32_t *qrep, const bf16_t *srep,
@@ -800,7 +819,9 @@ int kern_moe_w4a16_down(bf16_t *y, const bf16_t *h, const int32_t *qrep, const b
   a.y = y; a.x = h; a.qrep = (const uint4 *)qrep; a.srep = (const uint32_t *)srep;
   a.M = T * k; a.K = I; a.N = H;
   a.expert_off = expert_off; a.topk = k; a.n_experts = n_local_experts;
-  return w4a16_dispatch<true, false, false>(a, NULL, 0, T * k / n_local_experts, T * k, (cudaStream_t)stream);
+  const int rows_mean = T * k / n_local_experts;
+  if (w4a16_wgmma_moe_on(rows_mean)) return w4a16_wgmma_moe_launch(a, rows_mean, 0, (cudaStream_t)stream);
+  return w4a16_dispatch<true, false, false>(a, NULL, 0, rows_mean, T * k, (cudaStream_t)stream);
 }
 
 } /* extern "C" */

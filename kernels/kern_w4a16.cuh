@@ -145,6 +145,37 @@ static __device__ __forceinline__ void w4_commit() { asm volatile("cp.async.comm
 template <int N>
 static __device__ __forceinline__ void w4_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
 
+/* (one warp, all lanes) the row tile `target` of bm rows in the grouped expert GEMMs, the tiles
+ * numbered expert by expert over the rows expert_off gives each of a.n_experts experts: s[0] its
+ * expert, s[1] its first row, s[2] that expert's row end; s[0] = -1 past the last tile. Scans
+ * the experts' tile counts 32 at a time. */
+static __device__ __forceinline__ void w4_moe_tile(const W4Args &a, int bm, int target, int lane, int *s) {
+  int base = 0, found = 0;
+  for (int e0 = 0; e0 < a.n_experts && !found; e0 += 32) {
+    const int e = e0 + lane;
+    int lo = 0, hi = 0;
+    if (e < a.n_experts) { lo = a.expert_off[e]; hi = a.expert_off[e + 1]; }
+    const int tiles = (hi - lo + bm - 1) / bm;
+    int incl = tiles;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int v = __shfl_up_sync(0xffffffffu, incl, o);
+      if (lane >= o) incl += v;
+    }
+    const int excl = incl - tiles;
+    const bool hit = target >= base + excl && target < base + incl;
+    const unsigned ballot = __ballot_sync(0xffffffffu, hit);
+    if (hit) {
+      s[0] = e;
+      s[1] = lo + (target - base - excl) * bm;
+      s[2] = hi;
+    }
+    found = ballot != 0;
+    base += __shfl_sync(0xffffffffu, incl, 31);
+  }
+  if (!found && lane == 0) s[0] = -1;
+}
+
 /* Hopper (sm_90a) path for dense GEMMs of 17 rows and more: warpgroup MMA (wgmma) with the
  * dequantised weights as the register A operand and the activations staged in shared memory
  * as B. w4a16_wgmma_available() says whether the current device runs it (compute capability
@@ -158,6 +189,10 @@ struct W4Ws {
   int64_t max_flags, part_floats;
 };
 int w4a16_wgmma_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st);
+/* The grouped expert GEMMs on the Hopper wgmma path (kern_moe_w4a16_down, and gate_up with
+ * silu = 1 over its rows gathered in expert order): a.M = all pairs' rows, a.x in expert order,
+ * rows_mean the rows an expert on average (the tile height). */
+int w4a16_wgmma_moe_launch(const W4Args &a, int rows_mean, int silu, cudaStream_t st);
 
 /* Stream-K path for dense GEMMs of 1..16 rows on Hopper (kern_w4a16_streamk.cu), on with
  * SERVESIM_W4_STREAMK=1 (correct, measured slower than the split-K kernel: kernels/NOTES.md

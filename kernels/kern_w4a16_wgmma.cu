@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "kernels/kern_w4a16.cuh"
+#include "kernels/moe_plan.h"
 #include "kernels/w4g_layout.h"
 #include "kernels/ws_cost.h"
 #include "kernels/wsk_plan.h"
@@ -234,15 +235,16 @@ constexpr int kW4gStageMinGroups = 5; /* 128-row tiles: a split's share staged f
  * the tile's 8-row groups that hold rows below M over the cluster in split order; the second barrier keeps every block's partial alive until the
  * others have read it. With STG the output tile lies past the partials. Every thread of the
  * block calls it (the barriers); non-consumers (consumer = false) only take part in them. */
-template <int BT, int T, bool STG = false>
+template <int BT, int T, bool STG = false, bool SILU = false>
 __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[BT / 2], uint8_t *ring, bool consumer,
                                              int ct, int nt, int lane, int m0) {
+  static_assert(!SILU || STG, "the SiLU epilogue is the grouped expert GEMMs' (warp-specialised kernel, unsplit)");
   const int N = a.N, M = a.M, splits = gridDim.z, g = lane >> 2, t = lane & 3;
   const bool nt_ok = consumer && nt < N / 16;
   static_assert(!STG || T == 256 || T == 384, "the staged output is the 128 NWG consumers' (named barrier 1)");
   constexpr int NWG = T / 128;
   auto store4 = [&](int i, float v0, float v1, float v2, float v3) {
-    w4_store_frag<false>(a.y, N, M, m0 + 8 * i + 2 * t, nt, g, v0, v1, v2, v3);
+    w4_store_frag<SILU>(a.y, N, M, m0 + 8 * i + 2 * t, nt, g, v0, v1, v2, v3);
   };
   if (splits > 1) {
     namespace cg = cooperative_groups;
@@ -325,7 +327,7 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
     WS_EP_STAMP(7, 0);
     return;
   }
-  if constexpr (STG) {
+  if constexpr (STG && !SILU) {
     if (!consumer) return;
     /* the tile overlays the ring: every consumer warpgroup's last wgmma must have read it (a
      * warpgroup's wgmma.wait covers its own only; without this barrier the bench's validation
@@ -680,9 +682,14 @@ __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[B
 }
 #endif
 
-template <int BT, int MINB, int S, bool WREG, int P, bool SK, bool RB, int NWG>
+/* MOE (not with SK): 0 a dense GEMM; 1 the grouped expert GEMMs (kern_moe_w4a16_down's), row
+ * tile blockIdx.y numbered expert by expert over the rows a.expert_off gives (w4_moe_tile; the
+ * activations' rows in expert order, so one tensor map serves every expert; blocks past the last
+ * tile leave at once); 2 the same with gate_up's SiLU(gate) x up epilogue (y of N / 2 columns). */
+template <int BT, int MINB, int S, bool WREG, int P, bool SK, bool RB, int NWG, int MOE = 0>
 __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmx_tail, W4Args a) {
 #ifdef W4G_SM90A
+  static_assert(MOE == 0 || !SK, "the grouped expert GEMMs run whole tiles");
   using Cfg = WsCfg<BT, S, WREG, NWG>;
   constexpr int CW = Cfg::CW;
   constexpr int XB = Cfg::XB;
@@ -724,6 +731,20 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
     return sg;
   };
   auto stage = [&](int j) { return base + (size_t)j * Cfg::STAGE; };
+  /* the grouped expert GEMMs: the tile's expert (its weights), first row and row end, known only
+   * once the kernel that wrote expert_off is done, so no weight load before the wait here */
+  int moe_row0 = 0;
+  if constexpr (MOE != 0) {
+    __shared__ int s_tile[3];
+    kern_pdl_wait();
+    if (warp == 0) w4_moe_tile(a, BT, blockIdx.y, lane, s_tile);
+    __syncthreads();
+    if (s_tile[0] < 0) return; /* the whole block, before any barrier is set up */
+    a.qrep += (size_t)s_tile[0] * ((size_t)K * N / 32);
+    a.srep += (size_t)s_tile[0] * ((size_t)(K / 128) * N / 2);
+    moe_row0 = s_tile[1];
+    a.M = s_tile[2]; /* rows from the expert's end on are never stored */
+  }
   if (tid == 0) {
     for (int j = 0; j < S; j++) {
       ws_bar_init(&full[j], 1);
@@ -748,7 +769,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
       if (tid == 0) WS_STAMP(4, 1);
       WS_BLK_STAMP(2);
       if (who == 0) w4g_epilogue_barriers();
-      else w4g_epilogue<BT, 128 * NWG, true>(a, d, base, who == 1 || warp < CW, tid, nt, lane, m0);
+      else w4g_epilogue<BT, 128 * NWG, true, MOE == 2>(a, d, base, who == 1 || warp < CW, tid, nt, lane, m0);
       if (tid == 0) WS_STAMP(4, 2);
       WS_BLK_STAMP(3);
     }
@@ -765,7 +786,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
         const int nt0 = sg.tx * CW, ntiles = NT16 - nt0 < CW ? NT16 - nt0 : CW;
         /* the last row tile's box stops at its last row (rounded up to 8; wgmma reads the
          * stage's older rows past it, whose outputs are never stored) */
-        const bool tail = sg.ty == (a.M - 1) / BT;
+        const bool tail = MOE == 0 && sg.ty == (a.M - 1) / BT;
         const CUtensorMap *map = tail ? &tmx_tail : &tmx;
         const uint32_t bytes = (tail ? a.x_tail_rows * 128 : XB) + (WREG ? 0 : ntiles * (512 + 32));
         for (int c = 0; c < sg.n; c++, gc++) {
@@ -783,7 +804,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
             kern_pdl_wait(); /* the activations are the previous kernel's output */
             WS_EP_STAMP(1, 32 * CW);
           }
-          ws_tma_2d(sp, map, (sg.kc0 + c) * 64, sg.ty * BT, &full[j]);
+          ws_tma_2d(sp, map, (sg.kc0 + c) * 64, MOE != 0 ? moe_row0 : sg.ty * BT, &full[j]);
         }
       }
     }
@@ -800,7 +821,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
       const WskPiece sg = seg_at(si);
       const int kc0 = sg.kc0, n = sg.n;
       nt = sg.tx * CW + warp;
-      m0 = sg.ty * BT;
+      m0 = MOE != 0 ? moe_row0 : sg.ty * BT;
 #pragma unroll
       for (int i = 0; i < BT / 2; i++) d[i] = 0.f;
       /* WREG: each warp loads its own weight words and scales from global memory straight into
@@ -1135,6 +1156,37 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   return WsTile128<P>::run(a, p128, ws, st);
 }
 
+/* The grouped expert GEMMs on the warp-specialised kernel (MOE 1 or 2, two consumer warpgroups,
+ * weights into registers): a.M the rows of all local experts (the tensor map's), a.x those rows in
+ * expert order; one block a (column tile, row tile) over an upper bound of the row tiles
+ * (kernels/moe_plan.h), unsplit. */
+template <int BT, int MINB, int P, bool RB, int MOE>
+int ws_moe_run(const W4Args &a, cudaStream_t st) {
+  constexpr int S = 8, TH = ws_threads(RB, 2);
+  using Cfg = WsCfg<BT, S, true, 2>;
+  constexpr auto FN = w4ws_kernel<BT, MINB, S, true, P, false, RB, 2, MOE>;
+  KERN_REQUIRE((((uintptr_t)a.x | (uintptr_t)a.qrep | (uintptr_t)a.srep | (uintptr_t)a.y) & 15) == 0,
+               "kern_moe_w4a16: x, qrep, srep and y must be 16-byte aligned for the Hopper wgmma path");
+  int occ = 1;
+  if (int rc = w4g_prepare<FN>(TH, Cfg::kSmem, &occ)) return rc; /* (sets its shared memory size) */
+  CUtensorMap map;
+  if (int rc = ws_tensor_map(&map, a, BT)) return rc;
+  const dim3 grid((unsigned)kern_cdiv(a.N, 128), (unsigned)moe_plan_row_tiles(a.M, a.n_experts, BT), 1);
+  if (grid.y == 0) return 0;
+  return kern_launch_ex(FN, grid, dim3(TH), Cfg::kSmem, st, 1, map, map, a);
+}
+
+/* 64-row tiles (two blocks an SM) below rows_mean 128 rows an expert, 128-row tiles from there;
+ * SERVESIM_W4WS_MOE_ROWS = 64 or 128 forces one */
+template <int MOE>
+int ws_moe_launch(const W4Args &a, int rows_mean, cudaStream_t st) {
+  static int rows = -1;
+  if (rows < 0) rows = kern_env_int("SERVESIM_W4WS_MOE_ROWS", 0);
+  const int bt = rows == 64 || rows == 128 ? rows : rows_mean >= 128 ? 128 : 64;
+  if (bt == 64) return ws_moe_run<64, 2, 2, false, MOE>(a, st);
+  return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE>(a, st) : ws_moe_run<128, 1, 2, true, MOE>(a, st);
+}
+
 } // namespace
 
 /* SERVESIM_W4_WGMMA: 2 (default) the warp-specialised kernel, 1 the all-threads kernel, 0 off
@@ -1150,6 +1202,10 @@ static int w4a16_wgmma_variant(void) {
 
 int w4a16_wgmma_available(void) {
   return w4a16_wgmma_variant() && kern_device_cc() == 90; /* sm_90a code runs on 9.0 only */
+}
+
+int w4a16_wgmma_moe_launch(const W4Args &a, int rows_mean, int silu, cudaStream_t st) {
+  return silu ? ws_moe_launch<2>(a, rows_mean, st) : ws_moe_launch<1>(a, rows_mean, st);
 }
 
 int w4a16_wgmma_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {

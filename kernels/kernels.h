@@ -107,11 +107,15 @@ int kern_moe_align(int32_t *expert_off, int32_t *sorted_pair, int32_t *pair_row,
  *   h bf16 [T*k, I] out, row r = sorted row r (rows >= expert_off[E_l] untouched);
  *   x bf16 [T, H] (token t of row r is sorted_pair[r] / k);
  *   qrep/srep: E_l stacked gate_up tiles (kern_gptq_repack_gate_up), expert e at
- *   qrep + e*H*2I/8, srep + e*H/128*2I. Experts with no rows cost nothing. */
+ *   qrep + e*H*2I/8, srep + e*H/128*2I. Experts with no rows cost nothing.
+ *   x_sorted: NULL, or bf16 [T*k, H] scratch (e.g. kern_moe_w4a16_down's output, free until
+ *   then; 16-byte aligned) into which the Hopper wgmma path first gathers the rows in expert
+ *   order (from 32 rows an expert on average, SERVESIM_W4_WGMMA_MOE_FROM); NULL keeps the
+ *   mma.sync tiles, which gather as they load. */
 int kern_moe_w4a16_gate_up_silu(bf16_t *h, const bf16_t *x, const int32_t *qrep,
                                 const bf16_t *srep, const int32_t *expert_off,
                                 const int32_t *sorted_pair, int T, int k, int H, int I,
-                                int n_local_experts, kern_stream_t stream);
+                                int n_local_experts, bf16_t *x_sorted, kern_stream_t stream);
 
 /* Grouped W4A16 GEMM for down_proj: y bf16 [T*k, H] out (sorted rows); h bf16 [T*k, I]
  * (sorted rows, from gate_up); qrep/srep: E_l stacked tiles (kern_gptq_repack of down_proj,

@@ -107,7 +107,8 @@ static void test_moe(struct rng *r, struct moe_case c) {
   CHECK_MSG(memcmp(off, g_off, 4 * (nl + 1)) == 0, "align offsets T=%d mode=%d", c.T, c.mode);
   CHECK_MSG(memcmp(sorted, g_sorted, 4 * (size_t)rows) == 0, "align sorted pairs T=%d mode=%d", c.T, c.mode);
   CHECK_MSG(memcmp(prow, g_prow, 4 * (size_t)P) == 0, "align pair rows T=%d mode=%d", c.T, c.mode);
-  GK_KERN(kern_moe_w4a16_gate_up_silu(d_h, d_x, d_q13, d_s13, d_off, d_sorted, c.T, c.k, H, I, nl, 0));
+  /* d_y (down's output, P x H) as the scratch the Hopper wgmma path gathers gate_up's rows into */
+  GK_KERN(kern_moe_w4a16_gate_up_silu(d_h, d_x, d_q13, d_s13, d_off, d_sorted, c.T, c.k, H, I, nl, d_y, 0));
   bf16_t *g_h = kt_alloc(2 * (size_t)P * I), *g_y = kt_alloc(2 * (size_t)P * H), *g_out = kt_alloc(2 * (size_t)c.T * H);
   gk_down(g_h, d_h, 2 * (size_t)P * I);
   double eh = ref_bf16_nmse(g_h, h, (int64_t)rows * I);
