@@ -31,6 +31,9 @@
  * faster than these tiles over M = 64..256, kernels/NOTES.md item 8, at 9 of 12 shapes at
  * 20..32 rows, item 16, and 2-3x faster at 512..4096 rows, item 20; SERVESIM_W4_WGMMA=0 keeps
  * them here, SERVESIM_W4_WGMMA_FROM and _TO move the boundaries).
+ * The fused MoE's grouped expert GEMMs take the wgmma kernel too from 32 rows an expert on
+ * average (kernels/NOTES.md item 21: 1.68x at 4096 tokens on the H200; gate_up's rows
+ * gathered in expert order first, w4_moe_gather_kernel), the tiles below here otherwise.
  * Not done: a wgmma path as fast as cuBLAS bf16 everywhere (on the H200 at or under it at 20 of
  * the 36 points of M = 64..256, up to 1.22x slower elsewhere; 1.05-1.19x slower summed at 512,
  * 1024, 4096 rows), a persistent small-M grid. */

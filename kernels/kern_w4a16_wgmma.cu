@@ -25,6 +25,8 @@
  * cluster, which sum their accumulators through distributed shared memory in split order. The
  * warp-specialised kernel may instead run a stream-K schedule (one block an SM over all the
  * tiles' chunks, partials summed through the caller's workspace; ws_plan says when).
+ * The warp-specialised kernel also runs the fused MoE's grouped expert GEMMs (its MOE instances,
+ * ws_moe_launch): one block a (column tile, expert row tile), unsplit.
  * Compiled for sm_90a only (wgmma needs the architecture-specific target); elsewhere the kernels
  * are empty and w4a16_wgmma_available() is 0, so the mma.sync path runs. */
 #include <cooperative_groups.h>
