@@ -17,6 +17,7 @@
  * --only SHAPE: the GEMM table for that shape only (qkv, o_proj, gate_up, down; every TP slice
  * of it), no MoE, e.g. under ncu.
  * --mid: the GEMM table for every shape and slice at M = 32, 64, 128, 256 only.
+ * --m M[,M...]: the GEMM table at these row counts only, and the MoE table at these token counts.
  * --small: the same at M = 1, 4, 8, 16 (the decode sizes, where the weight-read floor is the bar).
  * Usage: bench_kernels [--quick] [--moe | --gemm | --mid | --small | --attn | --floor] [--only SHAPE] */
 #include <cublas_v2.h>
@@ -575,7 +576,6 @@ int main(int argc, char **argv) {
     }
     else if (!strcmp(argv[i], "--m") && i + 1 < argc) {
       only_m = argv[++i];
-      only_gemm = 1;
     }
     else {
       fprintf(stderr, "bench_kernels: unknown flag %s (flags: --quick, --mid, --small, --tune, --tune-large, --moe, --gemm, --attn, --floor, --only SHAPE, --m M[,M...])\n", argv[i]);
@@ -614,6 +614,18 @@ int main(int argc, char **argv) {
     printf("\nvalidation: %s\n", g_pass ? "all configurations passed" : "SOME CONFIGURATIONS FAILED");
     return g_pass ? 0 : 1;
   }
+  if (only_m && !only_moe) only_gemm = 1; /* --m alone: the GEMM table; with --moe: the MoE table */
+  std::vector<int> list_m; /* --m M[,M...] */
+  for (const char *p = only_m; p && *p;) {
+    char *end;
+    const long m = strtol(p, &end, 10);
+    if (end == p || m < 1 || m > 4096 || (*end && *end != ',')) {
+      fprintf(stderr, "bench_kernels: --m %s: not a list of counts 1..4096\n", only_m);
+      return 2;
+    }
+    list_m.push_back((int)m);
+    p = *end ? end + 1 : end;
+  }
   if (!only_moe) {
     cublasHandle_t blas;
     if (cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) {
@@ -646,19 +658,7 @@ int main(int argc, char **argv) {
       Ms = {64, 128, 256};
       shapes.resize(4);
     }
-    if (only_m) { /* --m 64,256: these row counts only */
-      Ms.clear();
-      for (const char *p = only_m; *p;) {
-        char *end;
-        const long m = strtol(p, &end, 10);
-        if (end == p || m < 1 || m > 4096 || (*end && *end != ',')) {
-          fprintf(stderr, "bench_kernels: --m %s: not a list of row counts 1..4096\n", only_m);
-          return 2;
-        }
-        Ms.push_back((int)m);
-        p = *end ? end + 1 : end;
-      }
-    }
+    if (!list_m.empty()) Ms = list_m; /* --m 64,256: these row counts only */
     printf("\n| shape | TP | K | N | M | w4a16 us | GB/s | ratio to floor | floor us | cuBLAS bf16 us | speedup | TFLOP/s | nmse |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (const shape &s : shapes)
@@ -670,6 +670,7 @@ int main(int argc, char **argv) {
     std::vector<int> Ts = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
     if (quick) Ts = {1, 8, 64, 512};
     if (tune) Ts = {1, 8, 32};
+    if (!list_m.empty()) Ts = list_m; /* --m: these token counts */
     bench_moe(Ts, &r);
   }
   printf("\nvalidation: %s\n", g_pass ? "all configurations passed" : "SOME CONFIGURATIONS FAILED");
