@@ -641,9 +641,14 @@ static int w4a16_wgmma_moe_from(void) {
   }
   return env;
 }
-static bool w4a16_wgmma_moe_on(int rows_mean) {
+/* ...and whether this call takes it: its buffers 16-byte aligned (the tensor map and the gather's
+ * 16-byte copies need it; an unaligned call keeps the mma.sync tiles, which take any). rows_mean
+ * is T k / local experts, which overstates an EP rank's rows an expert (a speed effect only). */
+static bool w4a16_wgmma_moe_on(int rows_mean, const void *p0, const void *p1, const void *p2, const void *p3,
+                               const void *p4) {
   const int from = w4a16_wgmma_moe_from();
-  return from > 0 && rows_mean >= from && w4a16_wgmma_available();
+  const uintptr_t bits = (uintptr_t)p0 | (uintptr_t)p1 | (uintptr_t)p2 | (uintptr_t)p3 | (uintptr_t)p4;
+  return from > 0 && rows_mean >= from && (bits & 15) == 0 && w4a16_wgmma_available();
 }
 
 /* xs[r] = x[sorted_pair[r] / topk] (K bf16 a row) for the rows r < expert_off[n_experts], the
@@ -798,7 +803,7 @@ int kern_moe_w4a16_gate_up_silu(bf16_t *h, const bf16_t *x, const int32_t *qrep,
   a.expert_off = expert_off; a.sorted_pair = sorted_pair; a.topk = k; a.n_experts = n_local_experts;
   const int rows_mean = T * k / n_local_experts;
   cudaStream_t st = (cudaStream_t)stream;
-  if (x_sorted && w4a16_wgmma_moe_on(rows_mean)) {
+  if (x_sorted && w4a16_wgmma_moe_on(rows_mean, x, x_sorted, h, qrep, srep)) {
     const int64_t copies = (int64_t)T * k * (H / 8);
     const int blocks = (int)(copies / 256 < 8 * w4a16_num_sms() ? (copies + 255) / 256 : 8 * w4a16_num_sms());
     if (int rc = kern_launch_ex(w4_moe_gather_kernel, dim3((unsigned)blocks), dim3(256), 0, st, 1, (uint16_t *)x_sorted, a.x,
@@ -823,7 +828,8 @@ int kern_moe_w4a16_down(bf16_t *y, const bf16_t *h, const int32_t *qrep, const b
   a.M = T * k; a.K = I; a.N = H;
   a.expert_off = expert_off; a.topk = k; a.n_experts = n_local_experts;
   const int rows_mean = T * k / n_local_experts;
-  if (w4a16_wgmma_moe_on(rows_mean)) return w4a16_wgmma_moe_launch(a, rows_mean, 0, (cudaStream_t)stream);
+  if (w4a16_wgmma_moe_on(rows_mean, h, y, qrep, srep, NULL))
+    return w4a16_wgmma_moe_launch(a, rows_mean, 0, (cudaStream_t)stream);
   return w4a16_dispatch<true, false, false>(a, NULL, 0, rows_mean, T * k, (cudaStream_t)stream);
 }
 
