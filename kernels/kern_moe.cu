@@ -56,7 +56,7 @@ __global__ void moe_route_kernel(int32_t *ids, float *wts, const uint16_t *logit
   }
 }
 
-constexpr int kAlignWarps = 32, kAlignMaxExperts = 256, kAlignAhead = 8;
+constexpr int kAlignWarps = 32, kAlignMaxExperts = 256;
 
 /* One block of 32 warps. Warp w owns the contiguous pair range [w*P/32, (w+1)*P/32); the rank of
  * a pair inside its expert = pairs of that expert in earlier warps' ranges + earlier in its own
@@ -72,25 +72,13 @@ __global__ void __launch_bounds__(1024) moe_align_kernel(int32_t *expert_off, in
   __syncthreads();
   const int p_begin = (int)((int64_t)warp * P / kAlignWarps), p_end = (int)((int64_t)(warp + 1) * P / kAlignWarps);
   const unsigned lt = (1u << lane) - 1;
-  /* the local expert of pair p (-1: none, or past the warp's range) */
-  auto local_expert = [&](int p) {
-    const int e = p < p_end ? ids[p] - e0 : -1;
-    return e < 0 || e >= n_local ? -1 : e;
-  };
-  /* kAlignAhead rounds of 32 pairs a step, their ids loaded before any is counted (one load
-   * round trip a step instead of a round: one block walks every pair twice), then counted in
-   * pair order as before */
-  for (int b = p_begin; b < p_end; b += 32 * kAlignAhead) {
-    int ev[kAlignAhead];
-#pragma unroll
-    for (int u = 0; u < kAlignAhead; u++) ev[u] = local_expert(b + 32 * u + lane);
-#pragma unroll
-    for (int u = 0; u < kAlignAhead; u++) {
-      const int e = ev[u];
-      const unsigned peers = __match_any_sync(0xffffffffu, e);
-      if (e >= 0 && (peers & lt) == 0) cnt[warp][e] += __popc(peers);
-      __syncwarp();
-    }
+  for (int b = p_begin; b < p_end; b += 32) {
+    const int p = b + lane;
+    int e = p < p_end ? ids[p] - e0 : -1;
+    if (e < 0 || e >= n_local) e = -1;
+    const unsigned peers = __match_any_sync(0xffffffffu, e);
+    if (e >= 0 && (peers & lt) == 0) cnt[warp][e] += __popc(peers);
+    __syncwarp();
   }
   __syncthreads();
   /* Totals, exclusive scan over experts (thread 0; <= 256 adds), per-warp bases. */
@@ -118,27 +106,23 @@ __global__ void __launch_bounds__(1024) moe_align_kernel(int32_t *expert_off, in
     }
   }
   __syncthreads();
-  for (int b = p_begin; b < p_end; b += 32 * kAlignAhead) {
-    int ev[kAlignAhead];
-#pragma unroll
-    for (int u = 0; u < kAlignAhead; u++) ev[u] = local_expert(b + 32 * u + lane);
-#pragma unroll
-    for (int u = 0; u < kAlignAhead; u++) {
-      const int p = b + 32 * u + lane, e = ev[u];
-      const unsigned peers = __match_any_sync(0xffffffffu, e);
-      if (p < p_end) {
-        if (e >= 0) {
-          const int r = cnt[warp][e] + __popc(peers & lt);
-          sorted_pair[r] = p;
-          pair_row[p] = r;
-        } else {
-          pair_row[p] = -1;
-        }
+  for (int b = p_begin; b < p_end; b += 32) {
+    const int p = b + lane;
+    int e = p < p_end ? ids[p] - e0 : -1;
+    if (e < 0 || e >= n_local) e = -1;
+    const unsigned peers = __match_any_sync(0xffffffffu, e);
+    if (p < p_end) {
+      if (e >= 0) {
+        const int r = cnt[warp][e] + __popc(peers & lt);
+        sorted_pair[r] = p;
+        pair_row[p] = r;
+      } else {
+        pair_row[p] = -1;
       }
-      __syncwarp();
-      if (e >= 0 && (peers & lt) == 0) cnt[warp][e] += __popc(peers);
-      __syncwarp();
     }
+    __syncwarp();
+    if (e >= 0 && (peers & lt) == 0) cnt[warp][e] += __popc(peers);
+    __syncwarp();
   }
 }
 
