@@ -234,9 +234,11 @@ constexpr int kW4gStageMinGroups = 5; /* 128-row tiles: a split's share staged f
  * warp-specialised kernel, T = 128 NWG consumers; w4g_stage_rows). With K split over the cluster
  * (gridDim.z > 1) each block first leaves d in its own shared memory (ring: the pipeline's, free
  * now, room for BT / 2 x T floats) and block `rank` sums the rank-th share of the fragments of
- * the tile's 8-row groups that hold rows below M over the cluster in split order; the second barrier keeps every block's partial alive until the
- * others have read it. With STG the output tile lies past the partials. Every thread of the
- * block calls it (the barriers); non-consumers (consumer = false) only take part in them. */
+ * the tile's 8-row groups that hold rows below M over the cluster in split order; the second
+ * barrier keeps every block's partial alive until the others have read it. With STG the output
+ * tile lies past the partials (SILU, gate_up's grouped GEMM: direct stores of SiLU(gate) x up
+ * instead). Every thread of the block calls it (the barriers); non-consumers (consumer = false)
+ * only take part in them. */
 template <int BT, int T, bool STG = false, bool SILU = false>
 __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[BT / 2], uint8_t *ring, bool consumer,
                                              int ct, int nt, int lane, int m0) {
