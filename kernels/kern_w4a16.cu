@@ -37,6 +37,7 @@
  * Not done: a wgmma path as fast as cuBLAS bf16 everywhere (on the H200 at or under it at 20 of
  * the 36 points of M = 64..256, up to 1.22x slower elsewhere; 1.05-1.19x slower summed at 512,
  * 1024, 4096 rows), a persistent small-M grid. */
+#include <algorithm>
 #include <climits>
 #include <cooperative_groups.h>
 
@@ -804,8 +805,7 @@ int kern_moe_w4a16_gate_up_silu(bf16_t *h, const bf16_t *x, const int32_t *qrep,
   const int rows_mean = T * k / n_local_experts;
   cudaStream_t st = (cudaStream_t)stream;
   if (x_sorted && w4a16_wgmma_moe_on(rows_mean, x, x_sorted, h, qrep, srep)) {
-    const int64_t copies = (int64_t)T * k * (H / 8);
-    const int blocks = (int)(copies / 256 < 8 * w4a16_num_sms() ? (copies + 255) / 256 : 8 * w4a16_num_sms());
+    const int blocks = std::min(kern_grid_256((int64_t)T * k * (H / 8)), 8 * w4a16_num_sms()); /* 16-byte copies */
     if (int rc = kern_launch_ex(w4_moe_gather_kernel, dim3((unsigned)blocks), dim3(256), 0, st, 1, (uint16_t *)x_sorted, a.x,
                                 sorted_pair, expert_off, n_local_experts, k, H))
       return rc;
