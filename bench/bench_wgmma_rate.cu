@@ -9,11 +9,13 @@
  *   rsd  A from registers dequantised every chunk from four int4 words and a scale pair, into
  *        two alternating fragment sets (the kernel's consumer loop without the ring: w4_dequant
  *        after the wait that retires the set's previous chunk)
- * Prints SM cycles a chunk (block 0's warpgroups' clock64, the median over the grid's blocks) and
- * the tensor pipe's share: NWG x 4 x the ideal cycles of one wgmma (2048 bf16 FMA a cycle an SM:
- * m64n128k16 64 cycles, m64n256k16 128) over the period. kernels/NOTES.md item 22 reads it.
- * (m64n256k16 with three warpgroups only from shared memory: with A in registers ptxas serialises
- * the wgmma for want of registers.) Usage: bench_wgmma_rate [ITER] (default 4000). Exit 77 without a compute capability 9.0 GPU. */
+ * Prints SM cycles a chunk (each block's slowest warpgroup by clock64; the median block and the
+ * slowest) and the tensor pipe's share: NWG x 4 x the ideal cycles of one wgmma (2048 bf16 FMA a
+ * cycle an SM: m64n128k16 64 cycles, m64n256k16 128) over the period. kernels/NOTES.md item 22
+ * reads it. (m64n256k16 with three warpgroups only from shared memory: with A in registers ptxas
+ * serialises the wgmma for want of registers.)
+ * Usage: bench_wgmma_rate [ITER] (even, default 4000). Exit 77 without a compute capability 9.0
+ * GPU. */
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -108,7 +110,7 @@ __global__ void __launch_bounds__(128 * NWG, 1) wr_kernel(int iters, long long *
   for (int i = 0; i < N / 2; i++) d[i] = 0.f;
   uint32_t af0[4][4], af1[4][4];
   uint32_t wq[4] = {0x12345678u ^ (uint32_t)lane, 0x9abcdef0u, 0x0f1e2d3cu, 0x4b5a6978u ^ (uint32_t)tid};
-  const uint32_t sc = 0x3c003c00u; /* bf16 pair (scale 1/128 .. ) */
+  const uint32_t sc = 0x3c003c00u; /* a scale pair: bf16 1/128 in both halves */
   const uint32_t s0 = __byte_perm(sc, 0, 0x1010), s8 = __byte_perm(sc, 0, 0x3232);
 #pragma unroll
   for (int q = 0; q < 4; q++) kern_w4::w4_dequant(wq[q], s0, s8, af0[q]), kern_w4::w4_dequant(wq[q], s0, s8, af1[q]);
@@ -185,8 +187,8 @@ void wr_mode(int sms, int iters, long long *o, float *s) {
 } // namespace
 
 int main(int argc, char **argv) {
-  const int iters = argc > 1 ? atoi(argv[1]) : 4000;
-  if (iters < 2 || iters % 2) {
+  const int iters = argc == 2 ? atoi(argv[1]) : 4000;
+  if (argc > 2 || iters < 2 || iters % 2) {
     fprintf(stderr, "usage: bench_wgmma_rate [ITER]   (ITER even, >= 2)\n");
     return 2;
   }
