@@ -507,8 +507,9 @@ int w4g_launch(const W4Args &a, int sms, cudaStream_t st, int swap) {
  * stage; the NWG consumer warpgroups (2, or 3 for the 128 x 192 tiles; 64 output columns each,
  * a block 64 NWG) wait on it, dequantise, run their wgmma and release the stage on an empty
  * mbarrier once wgmma.wait 1 says the chunk before is done. No block barrier in the loop. The
- * weights (WREG, the default): each consumer warp loads its own 512 bytes a
- * chunk (16 a lane) and its scales from global memory into registers P chunks ahead. Without
+ * weights (WREG, the default): each consumer warp fetches its own 512 bytes a chunk (16 a lane)
+ * and its scales -- from 128 rows by cp.async into its own ring in shared memory, WsCfg::WD
+ * chunks ahead; 64-row tiles from global memory into registers P chunks ahead. Without
  * WREG (SERVESIM_W4WS_CFG=1, the fifth session's data path) they come through the ring too, by
  * nine 1D bulk copies a chunk -- which capped the producer at ~1450 SM cycles a chunk on the
  * H200 against ~800 a chunk with WREG (bench_w4ws_trace; kernels/NOTES.md item 10). */
@@ -517,9 +518,15 @@ struct WsCfg {
   static constexpr int CW = 4 * NWG; /* consumer warps: one n16 weight tile each */
   static constexpr int XB = BT * 128, WB = WREG ? 0 : CW * 512, SB = WREG ? 0 : CW * 32;
   static constexpr int STAGE = (XB + WB + SB + 1023) / 1024 * 1024; /* X tiles 1024-aligned (swizzle) */
-  static constexpr size_t kSmem = (size_t)S * STAGE + 1024;
+  /* WREG from 128 rows: past the stages, each consumer warp's own ring of WD + 1 slots (a
+   * chunk's 512 weight bytes and 32 scale bytes), filled WD chunks ahead (4 at 256 rows, whose
+   * stream-K output tile leaves no room for more); the 64-row tiles (two blocks an SM, 96
+   * registers) load into registers instead */
+  static constexpr bool WR = WREG && BT >= 128;
+  static constexpr int WD = WR ? (BT == 256 ? 4 : 6) : 0, WSLOT = 544, WRING = WR ? CW * (WD + 1) * WSLOT : 0;
+  static constexpr size_t kSmem = (size_t)S * STAGE + WRING + 1024;
   static constexpr size_t kOutTile = (size_t)BT * W4G_OUT_PITCH(NWG);
-  /* stream-K: the output tile past the ring (the producer may be filling the ring for the next
+  /* stream-K: the output tile past the rings (the producer may be filling the ring for the next
    * piece while a piece's result leaves) */
   static constexpr size_t smem_sk() { return kSmem + kOutTile; }
   /* the split-K partials and (up to 128 rows, where a split's share is staged) the output tile
@@ -527,6 +534,7 @@ struct WsCfg {
   static_assert((size_t)(BT / 2) * 128 * NWG * 4 + (w4g_split_staged(BT, NWG) ? kOutTile : 0) <= (size_t)S * STAGE,
                 "the split-K sum and the output tile must fit in the ring");
   static_assert(kOutTile <= (size_t)S * STAGE, "the output tile must fit in the ring");
+  static_assert(kSmem + (NWG == 2 ? kOutTile : 0) <= 232448, "227 KB of shared memory a block at most (stream-K's included)");
 };
 
 /* Threads of a block: NWG consumer warpgroups and the producer warp (288 for two), or with RB a
@@ -828,18 +836,52 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
       m0 = MOE != 0 ? moe_row0 : sg.ty * BT;
 #pragma unroll
       for (int i = 0; i < BT / 2; i++) d[i] = 0.f;
-      /* WREG: each warp loads its own weight words and scales from global memory straight into
-       * registers, P chunks ahead (no bulk copies for them: the producer only moves the
-       * activations); otherwise they come through the ring */
+      /* WREG: each warp fetches its own weight words and scales (the producer only moves the
+       * activations; otherwise they come through the stages). From 128 rows (WR) it copies them
+       * into its own ring in shared memory, WsCfg::WD chunks ahead, one cp.async group a chunk
+       * (wait_group counts them exactly), and reads them from there. The 64-row tiles load them
+       * into registers P chunks ahead, as every tile did up to the twentieth session: ptxas
+       * puts all of a warp's weight loads on one scoreboard and waits for all of them at a
+       * step's first use, so the last chunk of a step has one chunk of lead (25% of the
+       * consumers' loop samples stalled there at 128 rows, ncu, kernels/NOTES.md item 23); at 64
+       * rows the ring cost more than it saved (spills at 96 registers). */
+      constexpr bool WR = Cfg::WR;
       const int ntl = nt < NT16 ? nt : NT16 - 1; /* past N: a real tile, columns discarded */
-      /* running pointers of the next chunk to fetch (its weight words, its group's scales: the
-       * group advances after an odd chunk) */
-      const uint32_t *wnext = reinterpret_cast<const uint32_t *>(a.qrep) + ((size_t)ntl * KC + kc0) * 128 + w4g_word(g, 0, t);
-      const uint32_t *snext = a.srep + (size_t)ntl * 8 + g + (size_t)(kc0 >> 1) * NT16 * 8;
       const int sstep = NT16 * 8;
+      constexpr int WD = Cfg::WD, WSLOT = Cfg::WSLOT, WLAST = WD * WSLOT; /* the last slot's offset */
+      const uint32_t wring = ws_u32(base + (size_t)S * Cfg::STAGE) + (uint32_t)(warp * (WD + 1) * WSLOT);
+      /* this lane's 16 bytes of a chunk (the step-t words of lanes (g, 0..3), w4g_layout.h) and,
+       * lanes 0 and 1, half of the tile's eight scale words; the pieces of row group g permuted
+       * (t ^ (g / 2) % 4) so that a step's 32 words fall on 32 banks when read */
+      const uint8_t *wsrc = reinterpret_cast<const uint8_t *>(a.qrep) + ((size_t)ntl * KC + kc0) * 512 + lane * 16;
+      const uint8_t *ssrc = reinterpret_cast<const uint8_t *>(a.srep + (size_t)ntl * 8 + (size_t)(kc0 >> 1) * sstep) + (lane & 1) * 16;
+      const uint32_t wdst = (uint32_t)(4 * g + (t ^ ((g >> 1) & 3))) * 16, sdst = 512 + (lane & 1) * 16;
+      uint32_t wslot = 0, rslot = 0; /* byte offsets of the slots of the next chunk to fetch / read */
+      /* (predicated copies rather than branches around them) */
+      auto fetch = [&](int c) {
+        const int live = c < n, more = c + 1 < n;
+        asm volatile(
+            "{\n"
+            ".reg .pred p, ps;\n"
+            "setp.ne.b32 p, %4, 0;\n"
+            "setp.lt.and.u32 ps, %5, 2, p;\n"
+            "@p cp.async.cg.shared.global [%0], [%1], 16;\n"
+            "@ps cp.async.cg.shared.global [%2], [%3], 16;\n"
+            "cp.async.commit_group;\n" /* (empty past the piece: one group a chunk either way) */
+            "}\n" ::"r"(wring + wslot + wdst),
+            "l"(wsrc), "r"(wring + wslot + sdst), "l"(ssrc), "r"(live), "r"(lane)
+            : "memory");
+        wsrc += more ? 512 : 0;
+        ssrc += more ? ((kc0 + c) & 1) * sstep * 4 : 0;
+        wslot = wslot == WLAST ? 0 : wslot + WSLOT;
+      };
+      /* the register path's running pointers of the next chunk to fetch (its weight words, its
+       * group's scales: the group advances after an odd chunk) */
+      const uint32_t *wnext = reinterpret_cast<const uint32_t *>(a.qrep) + ((size_t)ntl * KC + kc0) * 128 + w4g_word(g, 0, t);
+      const uint32_t *snext = a.srep + (size_t)ntl * 8 + g + (size_t)(kc0 >> 1) * sstep;
       uint4 wr[P];
       uint32_t sr[P];
-      auto fetch = [&](int c, uint4 &w, uint32_t &sv) {
+      auto fetch_r = [&](int c, uint4 &w, uint32_t &sv) {
         if (c < n) {
           /* the lane's words of steps 0..3, from lanes (g, 0..3)'s 16 bytes (w4g_layout.h) */
           w = make_uint4(__ldg(wnext), __ldg(wnext + w4g_word(0, 1, 0)), __ldg(wnext + w4g_word(0, 2, 0)),
@@ -849,18 +891,31 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
           snext += ((kc0 + c) & 1) * sstep;
         }
       };
-      if constexpr (WREG) {
+      if constexpr (WR) {
 #pragma unroll
-        for (int i = 0; i < P; i++) fetch(i, wr[i], sr[i]);
+        for (int i = 0; i < WD; i++) fetch(i);
+      } else if constexpr (WREG) {
+#pragma unroll
+        for (int i = 0; i < P; i++) fetch_r(i, wr[i], sr[i]);
       }
 
       auto dequant = [&](uint32_t(&af)[4][4], int j, int c, uint4 &w, uint32_t &sv) {
         const uint8_t *sp = stage(j);
         uint32_t wq[4], sc;
-        if constexpr (WREG) {
+        if constexpr (!WR && WREG) {
           wq[0] = w.x, wq[1] = w.y, wq[2] = w.z, wq[3] = w.w;
           sc = sv;
-          fetch(c + P, w, sv);
+          fetch_r(c + P, w, sv);
+        } else if constexpr (WR) {
+          w4_wait<WD - 1>(); /* this lane's copies of chunk c landed */
+          __syncwarp();      /* and the other lanes' */
+          const uint32_t at = wring + rslot;
+#pragma unroll
+          for (int q = 0; q < 4; q++)
+            asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(wq[q]) : "r"(at + (uint32_t)(4 * g + (q ^ ((g >> 1) & 3))) * 16 + 4 * t));
+          asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(sc) : "r"(at + 512 + 4 * g));
+          rslot = rslot == WLAST ? 0 : rslot + WSLOT;
+          fetch(c + WD); /* into the slot chunk c - 1 left (every lane read it before the __syncwarp) */
         } else {
 #pragma unroll
           for (int q = 0; q < 4; q++) /* step q's word (4-way bank conflicts, as in the all-threads kernel) */
@@ -944,7 +999,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
         WS_PIECE_STAMP(si, 2);
         if (lane == 0) ws_arrive(&empty[(gc0 - 1) % S]); /* the piece's last stage: the next piece reuses the ring */
         kern_pdl_wait(); /* (returns at once: the producer waited) before writing what a predecessor may read */
-        w4s_piece_epilogue<BT, NWG>(a, d, sg, tid, nt, lane, m0, base + (size_t)S * Cfg::STAGE, si);
+        w4s_piece_epilogue<BT, NWG>(a, d, sg, tid, nt, lane, m0, base + (size_t)S * Cfg::STAGE + Cfg::WRING, si);
         WS_PIECE_STAMP(si, 4);
       }
     }
