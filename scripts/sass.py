@@ -237,9 +237,11 @@ def stalls(path, top=30, ranges=(), out=sys.stdout):
 
 
 def main(argv):
-    if len(argv) < 2 or argv[1] in ("-h", "--help"):
+    if len(argv) >= 2 and argv[1] in ("-h", "--help"):
         print(__doc__)
-        return 0 if len(argv) >= 2 else 2
+        return 0
+    if len(argv) < 2:
+        raise Fail("sass.py: usage: sass.py fetch | dump SRC.cu | decode SASS | stalls CSV (--help for more)")
     cmd, args = argv[1], argv[2:]
     extra = []
     if "--" in args:

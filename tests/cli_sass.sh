@@ -74,6 +74,7 @@ expect_err 2 "--range needs A-B" python3 "$SASS" stalls "$TMP/src.csv" --range 5
 expect_err 2 "no functions found" python3 "$SASS" decode "$TMP/src.csv"
 expect_err 2 "no 'Address' / 'Source' header" python3 "$SASS" stalls "$TMP/k.sass"
 expect_err 2 "usage" python3 "$SASS" frobnicate
+expect_err 2 "usage" python3 "$SASS"
 
 # dump: only where nvcc and the fetched (or given) cuobjdump exist
 CUOBJ=${SASS_CUOBJDUMP:-$(dirname "$0")/../.deps-sass/usr/bin/cuobjdump}
