@@ -1216,7 +1216,7 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
 }
 
 /* The grouped expert GEMMs on the warp-specialised kernel (MOE 1 or 2, two consumer warpgroups,
- * weights into registers): a.M the rows of all local experts (the tensor map's), a.x those rows in
+ * weights fetched by the consumers: WsCfg's shared-memory ring at 128 rows, registers at 64): a.M the rows of all local experts (the tensor map's), a.x those rows in
  * expert order; one block a (column tile, row tile) over an upper bound of the row tiles
  * (kernels/moe_plan.h), unsplit. */
 template <int BT, int MINB, int P, bool RB, int MOE>
