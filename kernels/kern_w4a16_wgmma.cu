@@ -556,6 +556,10 @@ __device__ __forceinline__ void ws_bar_init(uint64_t *b, int count) {
 __device__ __forceinline__ void ws_expect_tx(uint64_t *b, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(ws_u32(b)), "r"(bytes) : "memory");
 }
+/* bytes the phase waits for, without an arrival (the arrival comes with a later expect_tx) */
+__device__ __forceinline__ void ws_expect_tx_only(uint64_t *b, uint32_t bytes) {
+  asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(ws_u32(b)), "r"(bytes) : "memory");
+}
 /* barrier operations on a shared-space address (the consumers keep their barriers' addresses in
  * registers rather than converting generic pointers every chunk) */
 __device__ __forceinline__ void ws_arrive_at(uint32_t b) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(b) : "memory"); }
@@ -577,6 +581,13 @@ __device__ __forceinline__ void ws_tma_2d(void *dst, const CUtensorMap *map, int
       "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
           ws_u32(dst)),
       "l"(map), "r"(x0), "r"(x1), "r"(ws_u32(bar))
+      : "memory");
+}
+__device__ __forceinline__ void ws_tma_3d(void *dst, const CUtensorMap *map, int x0, int x1, int x2, uint64_t *bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(
+          ws_u32(dst)),
+      "l"(map), "r"(x0), "r"(x1), "r"(x2), "r"(ws_u32(bar))
       : "memory");
 }
 __device__ __forceinline__ void ws_bulk(void *dst, const void *src, uint32_t bytes, uint64_t *bar) {
@@ -699,7 +710,8 @@ __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[B
  * activations' rows in expert order, so one tensor map serves every expert; blocks past the last
  * tile leave at once); 2 the same with gate_up's SiLU(gate) x up epilogue (y of N / 2 columns). */
 template <int BT, int MINB, int S, bool WREG, int P, bool SK, bool RB, int NWG, int MOE = 0>
-__global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmx_tail, W4Args a) {
+__global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmx_tail,
+                                                                      const __grid_constant__ CUtensorMap tmw, W4Args a) {
 #ifdef W4G_SM90A
   static_assert(MOE == 0 || !SK, "the grouped expert GEMMs run whole tiles");
   using Cfg = WsCfg<BT, S, WREG, NWG>;
@@ -789,28 +801,49 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
   if (warp >= CW) {
     if constexpr (RB) asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kWsProducerRegs));
     if (warp == CW && lane == 0) {
-      const uint8_t *wq = reinterpret_cast<const uint8_t *>(a.qrep);
       const uint8_t *sq = reinterpret_cast<const uint8_t *>(a.srep);
       int gc = 0; /* ring position: chunks of all pieces so far */
       const int nseg = SK ? nseg_s : 1;
+      /* Without WREG the weights come through the stages: the tile's CW weight tiles of a chunk
+       * in one tensor copy (tmw, ws_weight_map: 128-byte rows, four a chunk, swizzled; tiles past
+       * N read as zeros and are counted) and its scales in one bulk copy.
+       * They depend on no kernel, so those of the first S chunks leave before the dependency
+       * wait (their bytes expected without an arrival, which the activations' copy brings). */
+      auto fetch_w = [&](uint8_t *sp, const WskPiece &sg, int c, uint64_t *bar) {
+        const int nt0 = sg.tx * CW, ntiles = NT16 - nt0 < CW ? NT16 - nt0 : CW;
+        ws_tma_3d(sp + XB, &tmw, 0, 4 * (sg.kc0 + c), nt0, bar);
+        ws_bulk(sp + XB + Cfg::WB, sq + ((size_t)((sg.kc0 + c) >> 1) * NT16 + nt0) * 32, ntiles * 32, bar);
+      };
+      auto wbytes = [&](const WskPiece &sg) {
+        const int nt0 = sg.tx * CW, ntiles = NT16 - nt0 < CW ? NT16 - nt0 : CW;
+        return (uint32_t)(CW * 512 + ntiles * 32);
+      };
+      int npre = 0; /* chunks whose weights left before the wait (the first piece's; SK is WREG only) */
+      if constexpr (!WREG) {
+        const WskPiece sg = seg_at(0);
+        npre = sg.n < S ? sg.n : S;
+        for (int c = 0; c < npre; c++) {
+          ws_expect_tx_only(&full[c], wbytes(sg));
+          fetch_w(stage(c), sg, c, &full[c]);
+        }
+      }
       for (int si = 0; si < nseg; si++) {
         const WskPiece sg = seg_at(si);
-        const int nt0 = sg.tx * CW, ntiles = NT16 - nt0 < CW ? NT16 - nt0 : CW;
         /* the last row tile's box stops at its last row (rounded up to 8; wgmma reads the
          * stage's older rows past it, whose outputs are never stored) */
         const bool tail = MOE == 0 && sg.ty == (a.M - 1) / BT;
         const CUtensorMap *map = tail ? &tmx_tail : &tmx;
-        const uint32_t bytes = (tail ? a.x_tail_rows * 128 : XB) + (WREG ? 0 : ntiles * (512 + 32));
+        const uint32_t xbytes = tail ? a.x_tail_rows * 128 : XB;
         for (int c = 0; c < sg.n; c++, gc++) {
           const int j = gc % S;
           if (gc >= S) ws_wait(&empty[j], ((gc / S) - 1) & 1);
           WS_STAMP(0, gc);
           uint8_t *sp = stage(j);
-          ws_expect_tx(&full[j], bytes);
-          if constexpr (!WREG) {
-            for (int i = 0; i < ntiles; i++)
-              ws_bulk(sp + XB + i * 512, wq + ((size_t)(nt0 + i) * KC + sg.kc0 + c) * 512, 512, &full[j]);
-            ws_bulk(sp + XB + Cfg::WB, sq + ((size_t)((sg.kc0 + c) >> 1) * NT16 + nt0) * 32, ntiles * 32, &full[j]);
+          if (!WREG && gc >= npre) {
+            ws_expect_tx(&full[j], xbytes + wbytes(sg));
+            fetch_w(sp, sg, c, &full[j]);
+          } else {
+            ws_expect_tx(&full[j], xbytes);
           }
           if (gc == 0) {
             kern_pdl_wait(); /* the activations are the previous kernel's output */
@@ -917,9 +950,14 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
           rslot = rslot == WLAST ? 0 : rslot + WSLOT;
           fetch(c + WD); /* into the slot chunk c - 1 left (every lane read it before the __syncwarp) */
         } else {
+          /* step q's word w4g_word(g, q, t): 128-byte row g / 2 of the warp's 512 bytes, 16-byte
+           * piece 4 (g % 2) + q, stored at piece ^ (row % 8) by the 128-byte swizzle (the rows of
+           * the box counted from the stage's weights, 1024-byte aligned): the 32 lanes' words
+           * of a step fall on 32 banks */
+          const uint32_t wrow = ws_u32(sp + XB + warp * 512 + (g >> 1) * 128), sw = (uint32_t)((g >> 1) + 4 * (warp & 1));
 #pragma unroll
-          for (int q = 0; q < 4; q++) /* step q's word (4-way bank conflicts, as in the all-threads kernel) */
-            asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(wq[q]) : "r"(ws_u32(sp + XB + warp * 512 + w4g_word(g, q, t) * 4)));
+          for (int q = 0; q < 4; q++)
+            asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(wq[q]) : "r"(wrow + (((uint32_t)(4 * (g & 1) + q) ^ sw) * 16 + 4 * t)));
           asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(sc) : "r"(ws_u32(sp + XB + Cfg::WB + warp * 32 + g * 4)));
         }
         const uint32_t s0 = __byte_perm(sc, 0, 0x1010), s8 = __byte_perm(sc, 0, 0x3232);
@@ -1010,6 +1048,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
 #else
   (void)tmx;
   (void)tmx_tail;
+  (void)tmw;
   (void)a;
 #endif
 }
@@ -1017,7 +1056,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
 /* The activations' tensor map: [M rows][K] bf16, boxes of 64 k x `rows` rows, 128-byte
  * swizzle, rows past M read as zeros. cuTensorMapEncodeTiled comes from the driver through the
  * runtime (no link against libcuda). */
-int ws_tensor_map(CUtensorMap *map, const W4Args &a, int rows) {
+static int ws_encode_fn(PFN_cuTensorMapEncodeTiled_v12000 *out) {
   static PFN_cuTensorMapEncodeTiled_v12000 encode = NULL;
   if (!encode) {
     void *fn = NULL;
@@ -1026,12 +1065,37 @@ int ws_tensor_map(CUtensorMap *map, const W4Args &a, int rows) {
     if (q != cudaDriverEntryPointSuccess || !fn) return err_set(ERR_DEVICE, "kern_w4a16_wgmma: cuTensorMapEncodeTiled not found");
     encode = (PFN_cuTensorMapEncodeTiled_v12000)fn;
   }
+  *out = encode;
+  return 0;
+}
+
+int ws_tensor_map(CUtensorMap *map, const W4Args &a, int rows) {
+  PFN_cuTensorMapEncodeTiled_v12000 encode = NULL;
+  if (int rc = ws_encode_fn(&encode)) return rc;
   const cuuint64_t dims[2] = {(cuuint64_t)a.K, (cuuint64_t)a.M}, strides[1] = {(cuuint64_t)a.K * 2};
   const cuuint32_t box[2] = {64, (cuuint32_t)rows}, estr[2] = {1, 1};
   const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void *)a.x, dims, strides, box, estr,
                             CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS) return err_set(ERR_DEVICE, "kern_w4a16_wgmma: cuTensorMapEncodeTiled failed (%d), M=%d K=%d", (int)r, a.M, a.K);
+  return 0;
+}
+
+/* The repacked weights' tensor map for the kernels that bring them through the stages (WREG
+ * false): a tile's chunk is four 128-byte rows, so the tensor is [N / 16 tiles][K / 64 chunks x
+ * 4 rows][32 words], boxes of `tiles` tiles x one chunk's 4 rows, with the 128-byte swizzle
+ * (16-byte piece p of box row r stored at p ^ r % 8) so that the consumers' reads of a step's
+ * words are free of bank conflicts (without it, 4-way); tiles past N read as zeros. */
+int ws_weight_map(CUtensorMap *map, const W4Args &a, int tiles) {
+  PFN_cuTensorMapEncodeTiled_v12000 encode = NULL;
+  if (int rc = ws_encode_fn(&encode)) return rc;
+  const cuuint64_t dims[3] = {32, (cuuint64_t)(a.K / 64) * 4, (cuuint64_t)(a.N / 16)};
+  const cuuint64_t strides[2] = {128, (cuuint64_t)(a.K / 64) * 512};
+  const cuuint32_t box[3] = {32, 4, (cuuint32_t)tiles}, estr[3] = {1, 1, 1};
+  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_UINT32, 3, (void *)a.qrep, dims, strides, box, estr,
+                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) return err_set(ERR_DEVICE, "kern_w4a16_wgmma: weights' cuTensorMapEncodeTiled failed (%d), N=%d K=%d", (int)r, a.N, a.K);
   return 0;
 }
 
@@ -1142,15 +1206,18 @@ int ws_run(const W4Args &a0, const WsPlan &pl, const W4Ws &ws, cudaStream_t st) 
   if (int rc = ws_tensor_map(&map, a0, BT)) return rc;
   if (a1.x_tail_rows == BT) map_tail = map; /* whole last tile: the same map, not encoded twice */
   else if (int rc = ws_tensor_map(&map_tail, a0, a1.x_tail_rows)) return rc;
+  CUtensorMap map_w = map; /* (unused with WREG) */
+  if constexpr (!WREG)
+    if (int rc = ws_weight_map(&map_w, a0, Cfg::CW)) return rc;
   if constexpr (NWG == 2)
     if (pl.s.sk_blocks > 0) {
       a1.ws_cnt = ws.cnt;
       a1.ws_part = ws.part;
       return kern_launch_ex(w4ws_kernel<BT, 1, S, WREG, P, true, RB, NWG>, dim3((unsigned)pl.s.sk_blocks), dim3(TH),
-                            Cfg::smem_sk(), st, 1, map, map_tail, a1);
+                            Cfg::smem_sk(), st, 1, map, map_tail, map_w, a1);
     }
   return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P, false, RB, NWG>, pl.grid, dim3(TH), Cfg::kSmem, st,
-                        (int)pl.grid.z, map, map_tail, a1);
+                        (int)pl.grid.z, map, map_tail, map_w, a1);
 }
 
 template <int BT, int MINB, int S, bool WREG, int P, bool RB, int NWG = 2>
@@ -1177,6 +1244,8 @@ struct WsConf {
 /* the tiles of the default path: 64 rows (two blocks an SM, 2-chunk steps); 128 and 256 rows and
  * 128 x 192 (one block an SM, P-chunk steps, the register hand-over) */
 using WsTile64 = WsConf<64, 2, 8, true, 2, false>;
+/* 64 rows with the weights through the stages, one tensor copy a chunk (ws_run64) */
+using WsTile64T = WsConf<64, 2, 8, false, 2, false>;
 template <int P>
 using WsTile128 = WsConf<128, 1, 8, true, P, true>;
 template <int P>
@@ -1191,13 +1260,46 @@ using WsTile128x192 = WsConf<128, 1, 8, true, P, true, 3>;
  * default: the cost's choice; 2: never 192). A forced split (SERVESIM_W4WS_SPLITS) enters each
  * tile's plan before the choice, so it may move the tile too; force the tile as well for a split
  * A/B. */
+/* SERVESIM_W4WS_CFG: 0 (default) weights fetched by the consumer warps, but at 64 rows through
+ * the stages where the grid is small (ws_run64); 1 the fifth session's kernel, weights and scales
+ * through the stages at every height; 2 through the stages at 64 rows always, 3 never */
+static int ws_cfg(void) {
+  static int cfg = -1;
+  if (cfg < 0) cfg = kern_env_int("SERVESIM_W4WS_CFG", 0);
+  return cfg;
+}
+
+/* A 64-row grid, planned for the register kernel (p64): run by the kernel whose producer brings
+ * the weights through the stages (WsTile64T: 8 chunks ahead of the consumers, those of the
+ * first 8 chunks before the dependency wait) where its own split grid has at most one block for
+ * every two SMs. Measured on the H200 (kernels/NOTES.md item 24): there it takes 0.5-0.9 us
+ * (~15%) off gate_up and down at TP=4 at 24..64 rows (48 and 32 blocks; the register kernel's
+ * weights, one chunk of lead, wait a memory latency a chunk with no other block on the SM to
+ * hide it), while on grids that fill the SMs it was 0.1-1.9 us slower (qkv at TP=1 15.2 ->
+ * 17.2 us at 24 rows; not understood). */
+int ws_run64(const W4Args &a, const WsPlan &p64, int sms, const W4Ws &ws, cudaStream_t st) {
+  const int cfg = ws_cfg();
+  if (cfg != 3 && p64.s.sk_blocks == 0) {
+    WsPlan pt;
+    if (int rc = WsTile64T::plan(a, sms, ws, &pt)) return rc;
+    const int64_t blocks = (int64_t)pt.grid.x * pt.grid.y * pt.grid.z;
+    if (pt.s.sk_blocks == 0 && (cfg == 2 || 2 * blocks <= sms)) return WsTile64T::run(a, pt, ws, st);
+  }
+  return WsTile64::run(a, p64, ws, st);
+}
+int ws_launch64(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
+  WsPlan p64;
+  if (int rc = WsTile64::plan(a, sms, ws, &p64)) return rc;
+  return ws_run64(a, p64, sms, ws, st);
+}
+
 template <int P>
 int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   static int rows = -1, wg = -1;
   if (rows < 0) rows = kern_env_int("SERVESIM_W4WS_ROWS", 0);
   if (wg < 0) wg = kern_env_int("SERVESIM_W4WS_WG", 0);
   if (wg == 3 && rows != 64 && !(rows == 256 && a.M > 128)) return WsTile128x192<P>::launch(a, sms, ws, st);
-  if (rows == 64) return WsTile64::launch(a, sms, ws, st);
+  if (rows == 64) return ws_launch64(a, sms, ws, st);
   if (rows == 256 && a.M > 128) return WsTile256<P>::launch(a, sms, ws, st);
   if (rows == 128 || rows == 256) return WsTile128<P>::launch(a, sms, ws, st);
   WsPlan p64, p128, p256, p128w3;
@@ -1211,7 +1313,7 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   const int pick = ws_cost_pick_tile(&p64.s, &p128.s, a.M > 128 ? &p256.s : NULL, wg != 2 ? &p128w3.s : NULL, sms, &nwg);
   if (nwg == 3) return WsTile128x192<P>::run(a, p128w3, ws, st);
   if (pick == 256) return WsTile256<P>::run(a, p256, ws, st);
-  if (pick == 64) return WsTile64::run(a, p64, ws, st);
+  if (pick == 64) return ws_run64(a, p64, sms, ws, st);
   return WsTile128<P>::run(a, p128, ws, st);
 }
 
@@ -1232,7 +1334,7 @@ int ws_moe_run(const W4Args &a, cudaStream_t st) {
   if (int rc = ws_tensor_map(&map, a, BT)) return rc;
   const dim3 grid((unsigned)kern_cdiv(a.N, 128), (unsigned)moe_plan_row_tiles(a.M, a.n_experts, BT), 1);
   if (grid.y == 0) return 0;
-  return kern_launch_ex(FN, grid, dim3(TH), Cfg::kSmem, st, 1, map, map, a);
+  return kern_launch_ex(FN, grid, dim3(TH), Cfg::kSmem, st, 1, map, map, map, a);
 }
 
 /* 64-row tiles (two blocks an SM) below rows_mean 128 rows an expert, 128-row tiles from there;
@@ -1276,8 +1378,7 @@ int w4a16_wgmma_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st
     swap = e && *e == '1';
   }
   if (w4a16_wgmma_variant() == 2) {
-    static int cfg = -1;
-    if (cfg < 0) cfg = kern_env_int("SERVESIM_W4WS_CFG", 0);
+    const int cfg = ws_cfg();
     if (cfg == 1) /* the fifth session's kernel: weights and scales through the ring by bulk copies */
       return a.M <= 64 ? ws_launch<64, 1, 5, false, 2, false>(a, sms, ws, st) : ws_launch<128, 1, 5, false, 2, false>(a, sms, ws, st);
     /* weights straight into registers; 64 rows: two blocks an SM (96 registers: 2 chunks ahead),
@@ -1287,7 +1388,7 @@ int w4a16_wgmma_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st
      * ws_launch_mid's costs say, 64- or 256-row tiles or 128 x 192 ones (with RB only) */
     static int rb = -1;
     if (rb < 0) rb = kern_env_int("SERVESIM_W4WS_RB", 1) != 0;
-    if (a.M <= 64) return WsTile64::launch(a, sms, ws, st);
+    if (a.M <= 64) return ws_launch64(a, sms, ws, st);
     if (rb) return a.K % 256 == 0 ? ws_launch_mid<4>(a, sms, ws, st) : ws_launch_mid<2>(a, sms, ws, st);
     return a.K % 256 == 0 ? ws_launch<128, 1, 8, true, 4, false>(a, sms, ws, st) : ws_launch<128, 1, 8, true, 2, false>(a, sms, ws, st);
   }
