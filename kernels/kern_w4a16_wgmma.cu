@@ -510,9 +510,12 @@ int w4g_launch(const W4Args &a, int sms, cudaStream_t st, int swap) {
  * weights (WREG, the default): each consumer warp fetches its own 512 bytes a chunk (16 a lane)
  * and its scales -- from 128 rows by cp.async into its own ring in shared memory, WsCfg::WD
  * chunks ahead; 64-row tiles from global memory into registers P chunks ahead. Without
- * WREG (SERVESIM_W4WS_CFG=1, the fifth session's data path) they come through the ring too, by
- * nine 1D bulk copies a chunk -- which capped the producer at ~1450 SM cycles a chunk on the
- * H200 against ~800 a chunk with WREG (bench_w4ws_trace; kernels/NOTES.md item 10). */
+ * WREG they come through the stages too: the producer copies the CW weight tiles of a chunk in
+ * one 2D tensor copy and their scales in one bulk copy, those of the first S chunks before
+ * the dependency wait (ws_weight_map). That is what 64-row grids of at most one block for every
+ * two SMs run (ws_run64, kernels/NOTES.md item 24), and every tile with SERVESIM_W4WS_CFG=1 (the
+ * fifth session's data path, then nine 1D bulk copies a chunk, which capped the producer at
+ * ~1450 SM cycles a chunk on the H200 against ~800 with WREG: item 10). */
 template <int BT, int S, bool WREG, int NWG>
 struct WsCfg {
   static constexpr int CW = 4 * NWG; /* consumer warps: one n16 weight tile each */
@@ -581,13 +584,6 @@ __device__ __forceinline__ void ws_tma_2d(void *dst, const CUtensorMap *map, int
       "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
           ws_u32(dst)),
       "l"(map), "r"(x0), "r"(x1), "r"(ws_u32(bar))
-      : "memory");
-}
-__device__ __forceinline__ void ws_tma_3d(void *dst, const CUtensorMap *map, int x0, int x1, int x2, uint64_t *bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(
-          ws_u32(dst)),
-      "l"(map), "r"(x0), "r"(x1), "r"(x2), "r"(ws_u32(bar))
       : "memory");
 }
 __device__ __forceinline__ void ws_bulk(void *dst, const void *src, uint32_t bytes, uint64_t *bar) {
@@ -805,13 +801,13 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
       int gc = 0; /* ring position: chunks of all pieces so far */
       const int nseg = SK ? nseg_s : 1;
       /* Without WREG the weights come through the stages: the tile's CW weight tiles of a chunk
-       * in one tensor copy (tmw, ws_weight_map: 128-byte rows, four a chunk, swizzled; tiles past
-       * N read as zeros and are counted) and its scales in one bulk copy.
+       * in one tensor copy (tmw, ws_weight_map; tiles past N read as zeros and are counted) and
+       * its scales in one bulk copy.
        * They depend on no kernel, so those of the first S chunks leave before the dependency
        * wait (their bytes expected without an arrival, which the activations' copy brings). */
       auto fetch_w = [&](uint8_t *sp, const WskPiece &sg, int c, uint64_t *bar) {
         const int nt0 = sg.tx * CW, ntiles = NT16 - nt0 < CW ? NT16 - nt0 : CW;
-        ws_tma_3d(sp + XB, &tmw, 0, 4 * (sg.kc0 + c), nt0, bar);
+        ws_tma_2d(sp + XB, &tmw, (sg.kc0 + c) * 128, nt0, bar);
         ws_bulk(sp + XB + Cfg::WB, sq + ((size_t)((sg.kc0 + c) >> 1) * NT16 + nt0) * 32, ntiles * 32, bar);
       };
       auto wbytes = [&](const WskPiece &sg) {
@@ -950,14 +946,12 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
           rslot = rslot == WLAST ? 0 : rslot + WSLOT;
           fetch(c + WD); /* into the slot chunk c - 1 left (every lane read it before the __syncwarp) */
         } else {
-          /* step q's word w4g_word(g, q, t): 128-byte row g / 2 of the warp's 512 bytes, 16-byte
-           * piece 4 (g % 2) + q, stored at piece ^ (row % 8) by the 128-byte swizzle (the rows of
-           * the box counted from the stage's weights, 1024-byte aligned): the 32 lanes' words
-           * of a step fall on 32 banks */
-          const uint32_t wrow = ws_u32(sp + XB + warp * 512 + (g >> 1) * 128), sw = (uint32_t)((g >> 1) + 4 * (warp & 1));
+          /* step q's word, 4-way bank conflicts (conflict-free reads through a 3D tensor copy of
+           * 128-byte rows with the 128-byte swizzle were no faster on small grids and ~0.5 us
+           * slower on grids that fill the SMs, kernels/NOTES.md item 24) */
 #pragma unroll
           for (int q = 0; q < 4; q++)
-            asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(wq[q]) : "r"(wrow + (((uint32_t)(4 * (g & 1) + q) ^ sw) * 16 + 4 * t)));
+            asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(wq[q]) : "r"(ws_u32(sp + XB + warp * 512 + w4g_word(g, q, t) * 4)));
           asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(sc) : "r"(ws_u32(sp + XB + Cfg::WB + warp * 32 + g * 4)));
         }
         const uint32_t s0 = __byte_perm(sc, 0, 0x1010), s8 = __byte_perm(sc, 0, 0x3232);
@@ -1082,18 +1076,16 @@ int ws_tensor_map(CUtensorMap *map, const W4Args &a, int rows) {
 }
 
 /* The repacked weights' tensor map for the kernels that bring them through the stages (WREG
- * false): a tile's chunk is four 128-byte rows, so the tensor is [N / 16 tiles][K / 64 chunks x
- * 4 rows][32 words], boxes of `tiles` tiles x one chunk's 4 rows, with the 128-byte swizzle
- * (16-byte piece p of box row r stored at p ^ r % 8) so that the consumers' reads of a step's
- * words are free of bank conflicts (without it, 4-way); tiles past N read as zeros. */
+ * false): [N / 16 tiles][K / 64 chunks x 128 words], boxes of `tiles` tiles x one chunk's 512
+ * bytes, no swizzle (the stage holds the tiles' chunks one after another, as the consumers read
+ * them), tiles past N read as zeros. */
 int ws_weight_map(CUtensorMap *map, const W4Args &a, int tiles) {
   PFN_cuTensorMapEncodeTiled_v12000 encode = NULL;
   if (int rc = ws_encode_fn(&encode)) return rc;
-  const cuuint64_t dims[3] = {32, (cuuint64_t)(a.K / 64) * 4, (cuuint64_t)(a.N / 16)};
-  const cuuint64_t strides[2] = {128, (cuuint64_t)(a.K / 64) * 512};
-  const cuuint32_t box[3] = {32, 4, (cuuint32_t)tiles}, estr[3] = {1, 1, 1};
-  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_UINT32, 3, (void *)a.qrep, dims, strides, box, estr,
-                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+  const cuuint64_t dims[2] = {(cuuint64_t)(a.K / 64) * 128, (cuuint64_t)(a.N / 16)}, strides[1] = {(cuuint64_t)(a.K / 64) * 512};
+  const cuuint32_t box[2] = {128, (cuuint32_t)tiles}, estr[2] = {1, 1};
+  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_UINT32, 2, (void *)a.qrep, dims, strides, box, estr,
+                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS) return err_set(ERR_DEVICE, "kern_w4a16_wgmma: weights' cuTensorMapEncodeTiled failed (%d), N=%d K=%d", (int)r, a.N, a.K);
   return 0;
@@ -1275,8 +1267,8 @@ static int ws_cfg(void) {
  * every two SMs. Measured on the H200 (kernels/NOTES.md item 24): there it takes 0.5-0.9 us
  * (~15%) off gate_up and down at TP=4 at 24..64 rows (48 and 32 blocks; the register kernel's
  * weights, one chunk of lead, wait a memory latency a chunk with no other block on the SM to
- * hide it), while on grids that fill the SMs it was 0.1-1.9 us slower (qkv at TP=1 15.2 ->
- * 17.2 us at 24 rows; not understood). */
+ * hide it), while on grids that fill the SMs it was 0.1-1.4 us slower (qkv at TP=1 15.2 ->
+ * 16.6 us at 24 rows; not understood). */
 int ws_run64(const W4Args &a, const WsPlan &p64, int sms, const W4Ws &ws, cudaStream_t st) {
   const int cfg = ws_cfg();
   if (cfg != 3 && p64.s.sk_blocks == 0) {
@@ -1379,7 +1371,7 @@ int w4a16_wgmma_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st
   }
   if (w4a16_wgmma_variant() == 2) {
     const int cfg = ws_cfg();
-    if (cfg == 1) /* the fifth session's kernel: weights and scales through the ring by bulk copies */
+    if (cfg == 1) /* the fifth session's kernel: weights and scales through the stages at every height */
       return a.M <= 64 ? ws_launch<64, 1, 5, false, 2, false>(a, sms, ws, st) : ws_launch<128, 1, 5, false, 2, false>(a, sms, ws, st);
     /* weights straight into registers; 64 rows: two blocks an SM (96 registers: 2 chunks ahead),
      * more: 128-row tiles, one block an SM, 4 chunks ahead where K allows (kernels/NOTES.md item
