@@ -15,8 +15,8 @@
 # Four files a profile; the device tool returns at most 8 files from $OUT, so two profiles a
 # call. BIN=path picks another bench_kernels (e.g. a reference build); by default it is
 # build-gpu's, built here if missing (CPU dependencies from .deps, scripts/device-deps.sh).
-# The ncu commands are those of the twentieth session's device calls. This script itself has
-# not yet run on a device: no device time was left.
+# The ncu commands are those of the twentieth session's device calls; the script's first run on
+# a device (twenty-first session) is bench/profiles/h200-2026-11-29-w4ws64-qkv.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 NAME=${1:?usage: bench/ncu_profile.sh NAME KERNEL_REGEX [BENCH_KERNELS ARGS...]}
