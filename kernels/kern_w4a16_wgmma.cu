@@ -1262,20 +1262,17 @@ static int ws_cfg(void) {
 }
 
 /* A 64-row grid, planned for the register kernel (p64): run by the kernel whose producer brings
- * the weights through the stages (WsTile64T: 8 chunks ahead of the consumers, those of the
- * first 8 chunks before the dependency wait) where its own split grid has at most one block for
- * every two SMs. Measured on the H200 (kernels/NOTES.md item 24): there it takes 0.5-0.9 us
- * (~15%) off gate_up and down at TP=4 at 24..64 rows (48 and 32 blocks; the register kernel's
- * weights, one chunk of lead, wait a memory latency a chunk with no other block on the SM to
- * hide it), while on grids that fill the SMs it was 0.1-1.4 us slower (qkv at TP=1 15.2 ->
- * 16.6 us at 24 rows; not understood). */
+ * the weights through the stages (WsTile64T: 8 chunks ahead of the consumers, those of the first
+ * 8 chunks before the dependency wait) where ws_cost_stage_weights64 says -- its own split grid
+ * of at most one block for every two SMs (measured in kernels/NOTES.md item 24: 0.5-0.85 us off
+ * gate_up and down at TP=4 on the H200; on grids that fill the SMs it was 0.1-1.4 us slower,
+ * qkv at TP=1 15.2 -> 16.6 us at 24 rows, not understood). */
 int ws_run64(const W4Args &a, const WsPlan &p64, int sms, const W4Ws &ws, cudaStream_t st) {
   const int cfg = ws_cfg();
   if (cfg != 3 && p64.s.sk_blocks == 0) {
     WsPlan pt;
     if (int rc = WsTile64T::plan(a, sms, ws, &pt)) return rc;
-    const int64_t blocks = (int64_t)pt.grid.x * pt.grid.y * pt.grid.z;
-    if (pt.s.sk_blocks == 0 && (cfg == 2 || 2 * blocks <= sms)) return WsTile64T::run(a, pt, ws, st);
+    if (ws_cost_stage_weights64(&p64.s, &pt.s, sms, cfg)) return WsTile64T::run(a, pt, ws, st);
   }
   return WsTile64::run(a, p64, ws, st);
 }

@@ -129,6 +129,20 @@ WS_COST_FN int ws_cost_pick_tile(const WsCostSched *s64, const WsCostSched *s128
   return cw3 < best ? 128 : rows;
 }
 
+/* Whether a 64-row grid runs the kernel whose producer brings the weights through the stages
+ * (kern_w4a16_wgmma.cu's ws_run64) rather than the one whose consumer warps load them into
+ * registers. reg: the register kernel's schedule, stg: the stages kernel's (never stream-K);
+ * cfg: SERVESIM_W4WS_CFG (2 always, 3 never, anything else this rule). The rule: a split grid
+ * of at most one block for every two SMs. Measured on the H200 (kernels/NOTES.md item 24): there
+ * eight stages of lead take 0.5-0.85 us off gate_up and down at TP=4 (48 and 32 blocks), where
+ * the register kernel's one chunk of lead leaves each chunk a memory latency that no other
+ * block on the SM hides; on grids that fill the SMs the stages kernel was up to 1.4 us slower.
+ * A stream-K schedule of the register kernel is kept (the stages kernel has none). */
+WS_COST_FN int ws_cost_stage_weights64(const WsCostSched *reg, const WsCostSched *stg, int sms, int cfg) {
+  if (cfg == 3 || reg->sk_blocks > 0 || stg->sk_blocks > 0) return 0;
+  return cfg == 2 || 2 * stg->blocks <= sms;
+}
+
 #ifdef __cplusplus
 }
 #endif

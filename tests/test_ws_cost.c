@@ -11,7 +11,9 @@
  *   at TP=4 and gate_up at TP=4 with 128 rows, 128 rows of 192 columns (three consumer
  *   warpgroups) for o_proj at TP=1/2/4 and qkv at TP=2/4 with 128 rows and qkv at TP=4 with 256,
  *   128 x 128 elsewhere. A change of the constants that moves a choice fails here first, before a
- *   GPU says whether it is faster. */
+ *   GPU says whether it is faster;
+ * - ws_cost_stage_weights64 picks the 64-row kernel that brings its weights through the stages
+ *   for the small grids it was measured faster on (test_stage_weights64). */
 #include <stdlib.h>
 
 #include "common/rng.h"
@@ -158,9 +160,43 @@ static void test_qwen3_h200(void) {
   CHECK(s128.blocks == 32 && s64.blocks == 64 && s64.cost_qc == s128.cost_qc);
 }
 
+/* ws_cost_stage_weights64: the stages kernel for split grids of at most one block for every two
+ * SMs, SERVESIM_W4WS_CFG 2 / 3 always / never, never against a stream-K schedule; and at 17..64
+ * rows on the H200 (the register kernel's capacities standing in for the stages kernel's, which
+ * were not logged) the two shapes it was measured faster at, gate_up and down at TP=4, and none
+ * of the ten it was not (kernels/NOTES.md item 24). */
+static void test_stage_weights64(void) {
+  WsCostSched reg = {4, 0, 66, 40}, stg = {4, 0, 66, 40}, sk = {1, 132, 132, 30};
+  CHECK(ws_cost_stage_weights64(&reg, &stg, 132, 0) == 1); /* 66 blocks on 132 SMs */
+  stg.blocks = 67;
+  CHECK(ws_cost_stage_weights64(&reg, &stg, 132, 0) == 0);
+  CHECK(ws_cost_stage_weights64(&reg, &stg, 132, 2) == 1 && ws_cost_stage_weights64(&reg, &stg, 132, 1) == 0);
+  stg.blocks = 8;
+  CHECK(ws_cost_stage_weights64(&reg, &stg, 132, 3) == 0);
+  CHECK(ws_cost_stage_weights64(&sk, &stg, 132, 0) == 0 && ws_cost_stage_weights64(&sk, &stg, 132, 2) == 0);
+  CHECK(ws_cost_stage_weights64(&reg, &sk, 132, 2) == 0);
+  static const struct {
+    const char *name;
+    int K, N, stages;
+  } shapes[] = {
+      {"qkv", 4096, 9216, 0},      {"o_proj", 8192, 4096, 0},   {"gate_up", 4096, 3072, 0}, {"down", 1536, 4096, 0},
+      {"qkv/2", 4096, 4608, 0},    {"o_proj/2", 4096, 4096, 0}, {"gate_up/2", 4096, 1536, 0}, {"down/2", 768, 4096, 0},
+      {"qkv/4", 4096, 2304, 0},    {"o_proj/4", 2048, 4096, 0}, {"gate_up/4", 4096, 768, 1}, {"down/4", 384, 4096, 1},
+  };
+  for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+    const int64_t tiles = (shapes[i].N + 127) / 128;
+    const int KC = shapes[i].K / 64;
+    const WsCostSched r = ws_cost_schedule(64, 2, tiles, KC, 1, kCap2, 0, 1, 132, kFlags, kFloats);
+    const WsCostSched t = ws_cost_schedule(64, 2, tiles, KC, 1, kCap2, 0, 0, 132, kFlags, kFloats);
+    CHECK_MSG(ws_cost_stage_weights64(&r, &t, 132, 0) == shapes[i].stages, "%s at 64 rows: %d blocks, stages %d, measured %d",
+              shapes[i].name, (int)t.blocks, ws_cost_stage_weights64(&r, &t, 132, 0), shapes[i].stages);
+  }
+}
+
 int main(void) {
   test_splits_brute();
   test_schedule_rules();
   test_qwen3_h200();
+  test_stage_weights64();
   return check_report("test_ws_cost");
 }
