@@ -1047,9 +1047,8 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
 #endif
 }
 
-/* The activations' tensor map: [M rows][K] bf16, boxes of 64 k x `rows` rows, 128-byte
- * swizzle, rows past M read as zeros. cuTensorMapEncodeTiled comes from the driver through the
- * runtime (no link against libcuda). */
+/* cuTensorMapEncodeTiled, from the driver through the runtime (no link against libcuda), looked
+ * up once */
 static int ws_encode_fn(PFN_cuTensorMapEncodeTiled_v12000 *out) {
   static PFN_cuTensorMapEncodeTiled_v12000 encode = NULL;
   if (!encode) {
@@ -1063,16 +1062,28 @@ static int ws_encode_fn(PFN_cuTensorMapEncodeTiled_v12000 *out) {
   return 0;
 }
 
-int ws_tensor_map(CUtensorMap *map, const W4Args &a, int rows) {
+/* A 2D tensor map over `base`: inner extent `inner` elements of type `dt`, `outer` rows `pitch`
+ * bytes apart, boxes of box_inner x box_outer, reads past the extents as zeros; `what` names it
+ * in the error. */
+static int ws_map_2d(CUtensorMap *map, CUtensorMapDataType dt, const void *base, uint64_t inner, uint64_t outer, uint64_t pitch,
+                     uint32_t box_inner, uint32_t box_outer, CUtensorMapSwizzle swizzle, const char *what) {
   PFN_cuTensorMapEncodeTiled_v12000 encode = NULL;
   if (int rc = ws_encode_fn(&encode)) return rc;
-  const cuuint64_t dims[2] = {(cuuint64_t)a.K, (cuuint64_t)a.M}, strides[1] = {(cuuint64_t)a.K * 2};
-  const cuuint32_t box[2] = {64, (cuuint32_t)rows}, estr[2] = {1, 1};
-  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void *)a.x, dims, strides, box, estr,
-                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS) return err_set(ERR_DEVICE, "kern_w4a16_wgmma: cuTensorMapEncodeTiled failed (%d), M=%d K=%d", (int)r, a.M, a.K);
+  const cuuint64_t dims[2] = {inner, outer}, strides[1] = {pitch};
+  const cuuint32_t box[2] = {box_inner, box_outer}, estr[2] = {1, 1};
+  const CUresult r = encode(map, dt, 2, (void *)base, dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
+                            CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    return err_set(ERR_DEVICE, "kern_w4a16_wgmma: cuTensorMapEncodeTiled failed (%d) for the %s, %llu x %llu", (int)r, what,
+                   (unsigned long long)outer, (unsigned long long)inner);
   return 0;
+}
+
+/* The activations' tensor map: [M rows][K] bf16, boxes of 64 k x `rows` rows, 128-byte
+ * swizzle, rows past M read as zeros. */
+int ws_tensor_map(CUtensorMap *map, const W4Args &a, int rows) {
+  return ws_map_2d(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, a.x, (uint64_t)a.K, (uint64_t)a.M, (uint64_t)a.K * 2, 64,
+                   (uint32_t)rows, CU_TENSOR_MAP_SWIZZLE_128B, "activations");
 }
 
 /* The repacked weights' tensor map for the kernels that bring them through the stages (WREG
@@ -1080,15 +1091,8 @@ int ws_tensor_map(CUtensorMap *map, const W4Args &a, int rows) {
  * bytes, no swizzle (the stage holds the tiles' chunks one after another, as the consumers read
  * them), tiles past N read as zeros. */
 int ws_weight_map(CUtensorMap *map, const W4Args &a, int tiles) {
-  PFN_cuTensorMapEncodeTiled_v12000 encode = NULL;
-  if (int rc = ws_encode_fn(&encode)) return rc;
-  const cuuint64_t dims[2] = {(cuuint64_t)(a.K / 64) * 128, (cuuint64_t)(a.N / 16)}, strides[1] = {(cuuint64_t)(a.K / 64) * 512};
-  const cuuint32_t box[2] = {128, (cuuint32_t)tiles}, estr[2] = {1, 1};
-  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_UINT32, 2, (void *)a.qrep, dims, strides, box, estr,
-                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS) return err_set(ERR_DEVICE, "kern_w4a16_wgmma: weights' cuTensorMapEncodeTiled failed (%d), N=%d K=%d", (int)r, a.N, a.K);
-  return 0;
+  return ws_map_2d(map, CU_TENSOR_MAP_DATA_TYPE_UINT32, a.qrep, (uint64_t)(a.K / 64) * 128, (uint64_t)(a.N / 16),
+                   (uint64_t)(a.K / 64) * 512, 128, (uint32_t)tiles, CU_TENSOR_MAP_SWIZZLE_NONE, "weights");
 }
 
 static_assert(kW4gMaxSplits == WS_COST_MAX_SPLITS, "one cluster limit for the kernel and its schedule model");
