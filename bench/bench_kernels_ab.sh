@@ -3,7 +3,12 @@
 # commit's, on the same machine and in the same call (machines differ by up to ~10% between calls,
 # kernels/NOTES.md item 9), alternating the two builds so that drift hits both.
 #   bash bench/bench_kernels_ab.sh REF [RUNS]     REF: a commit (e.g. HEAD, HEAD~1); RUNS: 2
-#   TABLES="--mid --small --moe"   the bench_kernels tables to compare (each run: new, then REF)
+#   bash bench/bench_kernels_ab.sh ENV [RUNS]     the working tree's one build twice: "new" under
+#                                  NEW_ENV, "ref" under REF_ENV (e.g. REF_ENV="SERVESIM_W4WS_CFG=3",
+#                                  a kernel switch against the default)
+#   TABLES="--mid --small --moe"   the bench_kernels tables to compare (each run: new, then REF); a
+#                                  table of several arguments joins them with '+', e.g.
+#                                  "--gemm+--m+24,32,48,64+--only+down" (summed over all its rows)
 #   GPU_TESTS=1                    run `ctest -L gpu` on the working tree's build first
 #   GPU_TESTS_R=REGEX              with GPU_TESTS=1: only the GPU tests matching REGEX
 #   REF_TGZ=FILE                   REF's tree from `git archive REF | gzip > FILE` made beforehand
@@ -25,7 +30,9 @@ OUT=${OUT:-/tmp/kern-out}
 LOG="$OUT/ab"
 mkdir -p "$LOG"
 export PATH=/usr/local/cuda/bin:$PATH
-if [ -n "${REF_TGZ:-}" ]; then
+if [ "$REF" = ENV ]; then
+  REF_SHA="the same build under REF_ENV='${REF_ENV:-}' (new under NEW_ENV='${NEW_ENV:-}')"
+elif [ -n "${REF_TGZ:-}" ]; then
   [ -f "$REF_TGZ" ] || { echo "bench_kernels_ab: REF_TGZ=$REF_TGZ: no such file" >&2; exit 2; }
   REF_SHA=$REF
 else
@@ -34,17 +41,22 @@ fi
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv | tee "$LOG/gpu.txt"
 echo "new: working tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' + uncommitted changes'); ref: $REF_SHA"
 bash scripts/device-deps.sh unpack > /dev/null
-REF_DIR=/tmp/ab-$REF_SHA
-rm -rf "$REF_DIR" && mkdir -p "$REF_DIR"
-if [ -n "${REF_TGZ:-}" ]; then tar xzf "$REF_TGZ" -C "$REF_DIR"; else git archive "$REF_SHA" | tar x -C "$REF_DIR"; fi
+REF_DIR=/tmp/ab-ref
+if [ "$REF" != ENV ]; then
+  rm -rf "$REF_DIR" && mkdir -p "$REF_DIR"
+  if [ -n "${REF_TGZ:-}" ]; then tar xzf "$REF_TGZ" -C "$REF_DIR"; else git archive "$REF_SHA" | tar x -C "$REF_DIR"; fi
+fi
 cmake_cfg() { cmake -S "$1" -B "$1/$2" -DCMAKE_BUILD_TYPE=Release -DSERVESIM_DEPS_PREFIX=/tmp/deps -DCMAKE_CUDA_ARCHITECTURES=90; }
 JOBS=$(( $(nproc) / 2 > 1 ? $(nproc) / 2 : 1 ))
 TARGETS=bench_kernels
 [ "${GPU_TESTS:-0}" = 1 ] && TARGETS=all
 ( cmake_cfg . build-gpu && cmake --build build-gpu -j "$JOBS" --target $TARGETS ) > "$LOG/build-new.log" 2>&1 &
 NEW_PID=$!
-( cmake_cfg "$REF_DIR" build && cmake --build "$REF_DIR/build" -j "$JOBS" --target bench_kernels ) > "$LOG/build-ref.log" 2>&1
-REF_RC=$?
+REF_RC=0
+if [ "$REF" != ENV ]; then
+  ( cmake_cfg "$REF_DIR" build && cmake --build "$REF_DIR/build" -j "$JOBS" --target bench_kernels ) > "$LOG/build-ref.log" 2>&1
+  REF_RC=$?
+fi
 wait $NEW_PID
 NEW_RC=$?
 if [ $NEW_RC -ne 0 ] || [ $REF_RC -ne 0 ]; then
@@ -53,6 +65,7 @@ if [ $NEW_RC -ne 0 ] || [ $REF_RC -ne 0 ]; then
 fi
 NEW_BIN=build-gpu/bench/bench_kernels
 REF_BIN=$REF_DIR/build/bench/bench_kernels
+[ "$REF" = ENV ] && REF_BIN=$NEW_BIN
 if [ "${GPU_TESTS:-0}" = 1 ]; then
   (cd build-gpu && ctest -L gpu ${GPU_TESTS_R:+-R "$GPU_TESTS_R"} --output-on-failure > "$LOG/ctest-gpu.log" 2>&1)
   grep -E "tests passed|tests failed" "$LOG/ctest-gpu.log"
@@ -66,10 +79,11 @@ gemm_sum() { # file lo hi
 }
 valid() { grep -q "all configurations passed" "$1" && echo valid || echo "NOT VALIDATED"; }
 for t in $TABLES; do
-  name=${t#--}
+  name=$(printf '%s' "${t#--}" | tr -c 'A-Za-z0-9,_' '-')
+  read -r -a args <<< "${t//+/ }"
   for r in $(seq 1 "$RUNS"); do
-    "$NEW_BIN" "$t" > "$LOG/$name-new-$r.txt" 2>&1
-    "$REF_BIN" "$t" > "$LOG/$name-ref-$r.txt" 2>&1
+    env ${NEW_ENV:-} "$NEW_BIN" "${args[@]}" > "$LOG/$name-new-$r.txt" 2>&1
+    env ${REF_ENV:-} "$REF_BIN" "${args[@]}" > "$LOG/$name-ref-$r.txt" 2>&1
     case $name in
       mid|small)
         if [ "$name" = mid ]; then lo=64; hi=256; else lo=1; hi=16; fi
@@ -80,6 +94,9 @@ for t in $TABLES; do
         paste -d' ' <(awk -F'|' '$2 ~ /^ [0-9]+ $/ { print $2, $4 }' "$LOG/$name-new-$r.txt") \
                     <(awk -F'|' '$2 ~ /^ [0-9]+ $/ { print $4 }' "$LOG/$name-ref-$r.txt") |
           awk '{ printf "  %s: %s / %s\n", $1, $2, $3 }' ;;
+      gemm*)
+        echo "$t run $r, all rows: new $(gemm_sum "$LOG/$name-new-$r.txt" 1 1000000) ($(valid "$LOG/$name-new-$r.txt"))"
+        echo "$t run $r, all rows: ref $(gemm_sum "$LOG/$name-ref-$r.txt" 1 1000000) ($(valid "$LOG/$name-ref-$r.txt"))" ;;
       *) echo "$t run $r: logs in $LOG/$name-{new,ref}-$r.txt" ;;
     esac
   done
