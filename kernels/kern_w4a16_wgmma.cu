@@ -805,15 +805,12 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
        * its scales in one bulk copy.
        * They depend on no kernel, so those of the first S chunks leave before the dependency
        * wait (their bytes expected without an arrival, which the activations' copy brings). */
+      auto ntiles = [&](const WskPiece &sg) { return NT16 - sg.tx * CW < CW ? NT16 - sg.tx * CW : CW; }; /* within N */
       auto fetch_w = [&](uint8_t *sp, const WskPiece &sg, int c, uint64_t *bar) {
-        const int nt0 = sg.tx * CW, ntiles = NT16 - nt0 < CW ? NT16 - nt0 : CW;
-        ws_tma_2d(sp + XB, &tmw, (sg.kc0 + c) * 128, nt0, bar);
-        ws_bulk(sp + XB + Cfg::WB, sq + ((size_t)((sg.kc0 + c) >> 1) * NT16 + nt0) * 32, ntiles * 32, bar);
+        ws_tma_2d(sp + XB, &tmw, (sg.kc0 + c) * 128, sg.tx * CW, bar);
+        ws_bulk(sp + XB + Cfg::WB, sq + ((size_t)((sg.kc0 + c) >> 1) * NT16 + sg.tx * CW) * 32, ntiles(sg) * 32, bar);
       };
-      auto wbytes = [&](const WskPiece &sg) {
-        const int nt0 = sg.tx * CW, ntiles = NT16 - nt0 < CW ? NT16 - nt0 : CW;
-        return (uint32_t)(CW * 512 + ntiles * 32);
-      };
+      auto wbytes = [&](const WskPiece &sg) { return (uint32_t)(CW * 512 + ntiles(sg) * 32); };
       int npre = 0; /* chunks whose weights left before the wait (the first piece's; SK is WREG only) */
       if constexpr (!WREG) {
         const WskPiece sg = seg_at(0);
@@ -1249,13 +1246,6 @@ using WsTile256 = WsConf<256, 1, 4, true, P, true>;
 template <int P>
 using WsTile128x192 = WsConf<128, 1, 8, true, P, true, 3>;
 
-/* 65 rows and more: the tile whose schedule costs least (kernels/ws_cost.h's ws_cost_pick_tile): 64,
- * 128 or (from 129 rows) 256 rows of 128 columns, or 128 rows of 192 (three consumer warpgroups).
- * SERVESIM_W4WS_ROWS = 64, 128 or 256 forces a height (256 only from 129 rows; other values: the
- * cost's choice), of 128 columns unless SERVESIM_W4WS_WG = 3 asks for 192 (with 128 rows; 0, the
- * default: the cost's choice; 2: never 192). A forced split (SERVESIM_W4WS_SPLITS) enters each
- * tile's plan before the choice, so it may move the tile too; force the tile as well for a split
- * A/B. */
 /* SERVESIM_W4WS_CFG: 0 (default) weights fetched by the consumer warps, but at 64 rows through
  * the stages where the grid is small (ws_run64); 1 the fifth session's kernel, weights and scales
  * through the stages at every height; 2 through the stages at 64 rows always, 3 never */
@@ -1286,6 +1276,13 @@ int ws_launch64(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   return ws_run64(a, p64, sms, ws, st);
 }
 
+/* 65 rows and more: the tile whose schedule costs least (kernels/ws_cost.h's ws_cost_pick_tile): 64,
+ * 128 or (from 129 rows) 256 rows of 128 columns, or 128 rows of 192 (three consumer warpgroups).
+ * SERVESIM_W4WS_ROWS = 64, 128 or 256 forces a height (256 only from 129 rows; other values: the
+ * cost's choice), of 128 columns unless SERVESIM_W4WS_WG = 3 asks for 192 (with 128 rows; 0, the
+ * default: the cost's choice; 2: never 192). A forced split (SERVESIM_W4WS_SPLITS) enters each
+ * tile's plan before the choice, so it may move the tile too; force the tile as well for a split
+ * A/B. */
 template <int P>
 int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   static int rows = -1, wg = -1;
@@ -1311,9 +1308,9 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
 }
 
 /* The grouped expert GEMMs on the warp-specialised kernel (MOE 1 or 2, two consumer warpgroups,
- * weights fetched by the consumers: WsCfg's shared-memory ring at 128 rows, registers at 64): a.M the rows of all local experts (the tensor map's), a.x those rows in
- * expert order; one block a (column tile, row tile) over an upper bound of the row tiles
- * (kernels/moe_plan.h), unsplit. */
+ * weights fetched by the consumers: WsCfg's shared-memory ring at 128 rows, registers at 64):
+ * a.M the rows of all local experts (the tensor map's), a.x those rows in expert order; one block
+ * a (column tile, row tile) over an upper bound of the row tiles (kernels/moe_plan.h), unsplit. */
 template <int BT, int MINB, int P, bool RB, int MOE>
 int ws_moe_run(const W4Args &a, cudaStream_t st) {
   constexpr int S = 8, TH = ws_threads(RB, 2);
