@@ -86,18 +86,16 @@ for t in $TABLES; do
     env ${NEW_ENV:-} "$NEW_BIN" "${args[@]}" > "$LOG/$name-new-$r.txt" 2>&1
     env ${REF_ENV:-} "$REF_BIN" "${args[@]}" > "$LOG/$name-ref-$r.txt" 2>&1
     case $name in
-      mid|small)
-        if [ "$name" = mid ]; then lo=64; hi=256; else lo=1; hi=16; fi
-        echo "$t run $r, M = $lo..$hi: new $(gemm_sum "$LOG/$name-new-$r.txt" $lo $hi) ($(valid "$LOG/$name-new-$r.txt"))"
-        echo "$t run $r, M = $lo..$hi: ref $(gemm_sum "$LOG/$name-ref-$r.txt" $lo $hi) ($(valid "$LOG/$name-ref-$r.txt"))" ;;
+      mid|small|gemm*)
+        case $name in mid) lo=64 hi=256 rows="M = 64..256" ;; small) lo=1 hi=16 rows="M = 1..16" ;; *) lo=1 hi=1000000 rows="all rows" ;; esac
+        for b in new ref; do
+          echo "$t run $r, $rows: $b $(gemm_sum "$LOG/$name-$b-$r.txt" $lo $hi) ($(valid "$LOG/$name-$b-$r.txt"))"
+        done ;;
       moe)
         echo "$t run $r (tokens: new us / ref us; new $(valid "$LOG/$name-new-$r.txt")):"
         paste -d' ' <(awk -F'|' '$2 ~ /^ [0-9]+ $/ { print $2, $4 }' "$LOG/$name-new-$r.txt") \
                     <(awk -F'|' '$2 ~ /^ [0-9]+ $/ { print $4 }' "$LOG/$name-ref-$r.txt") |
           awk '{ printf "  %s: %s / %s\n", $1, $2, $3 }' ;;
-      gemm*)
-        echo "$t run $r, all rows: new $(gemm_sum "$LOG/$name-new-$r.txt" 1 1000000) ($(valid "$LOG/$name-new-$r.txt"))"
-        echo "$t run $r, all rows: ref $(gemm_sum "$LOG/$name-ref-$r.txt" 1 1000000) ($(valid "$LOG/$name-ref-$r.txt"))" ;;
       *) echo "$t run $r: logs in $LOG/$name-{new,ref}-$r.txt" ;;
     esac
   done
