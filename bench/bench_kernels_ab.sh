@@ -91,7 +91,7 @@ for t in $TABLES; do
         for b in new ref; do
           echo "$t run $r, $rows: $b $(gemm_sum "$LOG/$name-$b-$r.txt" $lo $hi) ($(valid "$LOG/$name-$b-$r.txt"))"
         done ;;
-      moe)
+      moe*)
         echo "$t run $r (tokens: new us / ref us; new $(valid "$LOG/$name-new-$r.txt")):"
         paste -d' ' <(awk -F'|' '$2 ~ /^ [0-9]+ $/ { print $2, $4 }' "$LOG/$name-new-$r.txt") \
                     <(awk -F'|' '$2 ~ /^ [0-9]+ $/ { print $4 }' "$LOG/$name-ref-$r.txt") |

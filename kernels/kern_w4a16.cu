@@ -495,7 +495,8 @@ namespace {
 
 /* Split-K capacity of a workspace: splits * padded rows <= kSplitRows; block tiles that split
  * <= kCounters. */
-constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384, kDefaultVariant = 8, kDefaultVariantMoe = 2, kDefaultLarge = 0;
+constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384, kDefaultVariant = 8, kDefaultVariantMoe = 2,
+              kDefaultVariantMoe16 = 1, kDefaultLarge = 0;
 constexpr int kSkSms = 160; /* stream-K workspace: SMs a device may have (H100 / H200: 132) */
 
 int64_t w4a16_npad(int N) { return ((int64_t)N + 127) / 128 * 128; }
@@ -602,23 +603,26 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
  *   6 registers, 4 chunks, 64 columns per warp, ~4/SM        7 registers, 8 chunks, ~4/SM
  *   8 registers, 4 chunks, ~2/SM (fewer K splits)
  * Defaults, the fastest on the H100 (kernels/NOTES.md): 8 for dense GEMMs, 2 for the MoE
- * expert GEMMs (no K split there; fused MoE 207.5 against 216.0 us at 8 tokens, 8448474).
+ * expert GEMMs of 8-row tiles (no K split there; fused MoE 207.5 against 216.0 us at 8 tokens,
+ * 8448474) -- and 1 for those of 16-row tiles (MT 2), the fastest on the H200: fused MoE at 128
+ * and 192 tokens 551 / 618 us against variant 2's 602 / 670, while at 8..96 tokens (8-row
+ * tiles) variant 1 was 5-8% slower than 2 (kernels/NOTES.md item 25).
  * (Tried and dropped, 3184f17 on an H100: 16 columns per warp with 8 chunks, and 8 chunks at
  * ~1/SM, summed 464 and 429 us against variant 8's 334 us; 38e971d: a rolling register
  * pipeline, post-mma scaling, a TMA producer/consumer kernel; kernels/NOTES.md.) */
-int w4a16_variant(bool moe) {
+int w4a16_variant(bool moe, int mt) {
   static int v[2] = {-2, -2}; /* dense, MoE: -1 = the default */
   int &x = v[moe ? 1 : 0];
   if (x == -2) {
     x = kern_env_int(moe ? "SERVESIM_W4_VARIANT_MOE" : "SERVESIM_W4_VARIANT", -1);
     if (x < -1 || x > 8) x = -1;
   }
-  return x >= 0 ? x : moe ? kDefaultVariantMoe : kDefaultVariant;
+  return x >= 0 ? x : !moe ? kDefaultVariant : mt == 2 ? kDefaultVariantMoe16 : kDefaultVariantMoe;
 }
 
 template <int MT, bool MOE, bool GATHER, bool SILU>
 int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_t st) {
-  switch (w4a16_variant(MOE)) {
+  switch (w4a16_variant(MOE, MT)) {
     case 1: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     case 2: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 8, st);
     case 3: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 8, st);
@@ -631,25 +635,45 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
   }
 }
 
-/* The fewest rows an expert on average (T k / local experts) with which the grouped expert GEMMs
- * take the Hopper wgmma path (SERVESIM_W4_WGMMA_MOE_FROM; 0: never; gate_up only where the caller
- * gives x_sorted). Default 32 (kernels/NOTES.md item 21). */
+/* The fewest tile rows an expert (w4a16_moe_tile_rows) with which the grouped expert GEMMs take
+ * the Hopper wgmma path (SERVESIM_W4_WGMMA_MOE_FROM; 0: never; gate_up only where the caller gives
+ * x_sorted). Default 33: up to 32 the 32-row mma.sync tiles hold the rows, and at 24 rows an
+ * expert on average they took 674-722 us against the wgmma 64-row tiles' 845-855 (H200,
+ * kernels/NOTES.md item 25; 32 rows on average took 860 on the wgmma path against 1036 in 32-row
+ * tiles, item 21, whose tile rows are now 35). */
 static int w4a16_wgmma_moe_from(void) {
   static int env = -1;
   if (env < 0) {
-    env = kern_env_int("SERVESIM_W4_WGMMA_MOE_FROM", 32);
-    if (env < 0) env = 32;
+    env = kern_env_int("SERVESIM_W4_WGMMA_MOE_FROM", 33);
+    if (env < 0) env = 33;
   }
   return env;
 }
+/* The rows an expert the grouped expert GEMMs pick their tile height by (the smallest of 8, 16, 32
+ * -- the mma.sync tiles --, 64 and 128 -- the wgmma kernel's, from 33 -- that holds them): the
+ * mean T k / local experts plus SERVESIM_W4_MOE_TILE_Z10 tenths of a standard deviation of a
+ * random routing's count (kernels/moe_plan.h; 0: the mean, the rule before). Default 5: on the
+ * H200 it picked the fastest height at each of 64..2048 tokens where the mean alone did not at
+ * 256 tokens (16 rows an expert: 817.8 -> ~680 us) nor at 1536 (1529 -> 1146; kernels/NOTES.md
+ * item 25). */
+static int w4a16_moe_tile_rows(int pairs, int n_experts) {
+  static int z10 = -1;
+  if (z10 < 0) {
+    z10 = kern_env_int("SERVESIM_W4_MOE_TILE_Z10", 5);
+    z10 = z10 < 0 ? 5 : z10 > 80 ? 80 : z10;
+  }
+  return moe_plan_tile_rows(pairs, n_experts, z10);
+}
+
 /* ...and whether this call takes it: its buffers 16-byte aligned (the tensor map and the gather's
- * 16-byte copies need it; an unaligned call keeps the mma.sync tiles, which take any). rows_mean
- * is T k / local experts, which overstates an EP rank's rows an expert (a speed effect only). */
-static bool w4a16_wgmma_moe_on(int rows_mean, const void *p0, const void *p1, const void *p2, const void *p3,
+ * 16-byte copies need it; an unaligned call keeps the mma.sync tiles, which take any). rows is
+ * w4a16_moe_tile_rows, whose T k / local experts overstates an EP rank's rows an expert (a speed
+ * effect only). */
+static bool w4a16_wgmma_moe_on(int rows, const void *p0, const void *p1, const void *p2, const void *p3,
                                const void *p4) {
   const int from = w4a16_wgmma_moe_from();
   const uintptr_t bits = (uintptr_t)p0 | (uintptr_t)p1 | (uintptr_t)p2 | (uintptr_t)p3 | (uintptr_t)p4;
-  return from > 0 && rows_mean >= from && (bits & 15) == 0 && w4a16_wgmma_available();
+  return from > 0 && rows >= from && (bits & 15) == 0 && w4a16_wgmma_available();
 }
 
 /* xs[r] = x[sorted_pair[r] / topk] (K bf16 a row) for the rows r < expert_off[n_experts], the
@@ -802,17 +826,17 @@ int kern_moe_w4a16_gate_up_silu(bf16_t *h, const bf16_t *x, const int32_t *qrep,
   a.y = h; a.x = x; a.qrep = (const uint4 *)qrep; a.srep = (const uint32_t *)srep;
   a.M = T * k; a.K = H; a.N = 2 * I;
   a.expert_off = expert_off; a.sorted_pair = sorted_pair; a.topk = k; a.n_experts = n_local_experts;
-  const int rows_mean = T * k / n_local_experts;
+  const int rows = w4a16_moe_tile_rows(T * k, n_local_experts);
   cudaStream_t st = (cudaStream_t)stream;
-  if (x_sorted && w4a16_wgmma_moe_on(rows_mean, x, x_sorted, h, qrep, srep)) {
+  if (x_sorted && w4a16_wgmma_moe_on(rows, x, x_sorted, h, qrep, srep)) {
     const int blocks = std::min(kern_grid_256((int64_t)T * k * (H / 8)), 8 * w4a16_num_sms()); /* 16-byte copies */
     if (int rc = kern_launch_ex(w4_moe_gather_kernel, dim3((unsigned)blocks), dim3(256), 0, st, 1, (uint16_t *)x_sorted, a.x,
                                 sorted_pair, expert_off, n_local_experts, k, H))
       return rc;
     a.x = (const uint16_t *)x_sorted;
-    return w4a16_wgmma_moe_launch(a, rows_mean, 1, st);
+    return w4a16_wgmma_moe_launch(a, rows, 1, st);
   }
-  return w4a16_dispatch<true, true, true>(a, NULL, 0, rows_mean, T * k, st);
+  return w4a16_dispatch<true, true, true>(a, NULL, 0, rows, T * k, st);
 }
 
 int kern_moe_w4a16_down(bf16_t *y, const bf16_t *h, const int32_t *qrep, const bf16_t *srep,
@@ -827,10 +851,10 @@ int kern_moe_w4a16_down(bf16_t *y, const bf16_t *h, const int32_t *qrep, const b
   a.y = y; a.x = h; a.qrep = (const uint4 *)qrep; a.srep = (const uint32_t *)srep;
   a.M = T * k; a.K = I; a.N = H;
   a.expert_off = expert_off; a.topk = k; a.n_experts = n_local_experts;
-  const int rows_mean = T * k / n_local_experts;
-  if (w4a16_wgmma_moe_on(rows_mean, h, y, qrep, srep, NULL))
-    return w4a16_wgmma_moe_launch(a, rows_mean, 0, (cudaStream_t)stream);
-  return w4a16_dispatch<true, false, false>(a, NULL, 0, rows_mean, T * k, (cudaStream_t)stream);
+  const int rows = w4a16_moe_tile_rows(T * k, n_local_experts);
+  if (w4a16_wgmma_moe_on(rows, h, y, qrep, srep, NULL))
+    return w4a16_wgmma_moe_launch(a, rows, 0, (cudaStream_t)stream);
+  return w4a16_dispatch<true, false, false>(a, NULL, 0, rows, T * k, (cudaStream_t)stream);
 }
 
 } /* extern "C" */

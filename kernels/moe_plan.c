@@ -8,3 +8,13 @@ int moe_plan_row_tiles(int rows, int n_experts, int bm) {
   const int64_t m = n_experts < rows ? n_experts : rows; /* experts that can have rows */
   return (int)(((int64_t)rows + m * (bm - 1)) / bm);
 }
+
+int moe_plan_tile_rows(int pairs, int n_experts, int z10) {
+  if (pairs <= 0 || n_experts <= 0) return 0;
+  if (z10 <= 0) return pairs / n_experts;
+  /* in units of 1 / n_experts: r E - pairs >= 0 and 100 (r E - pairs)^2 >= z10^2 pairs E */
+  const int64_t E = n_experts, P = pairs, need = (int64_t)z10 * z10 * P * E;
+  int64_t r = (P + E - 1) / E;
+  while (100 * (r * E - P) * (r * E - P) < need) r++;
+  return (int)r;
+}

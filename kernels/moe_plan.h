@@ -17,6 +17,16 @@ extern "C" {
  * <= (rows + m (bm - 1)) / bm rounded down, reached by m - 1 experts with one row each. */
 int moe_plan_row_tiles(int rows, int n_experts, int bm);
 
+/* Rows an expert that the grouped expert GEMMs size their row tiles for, from the launcher's
+ * only knowledge, the pairs and the experts: the mean L = pairs / n_experts plus z10 / 10
+ * standard deviations of the rows an expert gets when the pairs fall on the experts at random
+ * (Poisson: sd = sqrt(L)), i.e. the least integer r >= L with (10 (r - L))^2 >= z10^2 L;
+ * z10 = 0 gives the mean rounded down (the rule before). A tile sized for the mean alone
+ * leaves about half the experts of a batch with one more tile, and each further tile reads
+ * that expert's weights again; a tile sized for the largest expert computes rows of padding.
+ * The launcher picks the smallest of its tile heights holding r (kernels/NOTES.md item 25). */
+int moe_plan_tile_rows(int pairs, int n_experts, int z10);
+
 #ifdef __cplusplus
 }
 #endif

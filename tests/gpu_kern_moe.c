@@ -141,6 +141,7 @@ int main(void) {
   test_moe(&r, (struct moe_case){8, 8, 16, 0, 16, 512, 384, 0});   /* decode */
   test_moe(&r, (struct moe_case){8, 8, 16, 4, 12, 512, 384, 0});   /* EP rank: experts [4, 12) */
   test_moe(&r, (struct moe_case){40, 2, 8, 0, 8, 256, 256, 1});    /* all tokens on experts 0,1; others 0 rows */
+  test_moe(&r, (struct moe_case){40, 4, 8, 0, 8, 256, 128, 0});    /* ~20 rows per expert: 32-row tiles */
   test_moe(&r, (struct moe_case){60, 4, 8, 0, 8, 256, 128, 0});    /* ~30 rows per expert */
   test_moe(&r, (struct moe_case){300, 4, 8, 0, 8, 256, 128, 0});   /* large-tile path */
   test_moe(&r, (struct moe_case){4096, 8, 128, 0, 128, 128, 128, 0}); /* the largest batch */

@@ -3,6 +3,8 @@
  * the (token, expert) pairs: a tile left out would skip rows silently on the GPU. And the bound
  * is tight: some split needs every tile it launches (a decode step of one token launches 8 row
  * tiles for its 8 pairs, not 1 + E). */
+#include <math.h>
+
 #include "common/rng.h"
 #include "kernels/moe_plan.h"
 #include "tests/check.h"
@@ -51,5 +53,39 @@ int main(void) {
   CHECK(moe_plan_row_tiles(1, 128, 8) == 1);
   CHECK(moe_plan_row_tiles(64, 1, 8) == 8); /* one expert: full tiles only */
   CHECK(moe_plan_row_tiles(0, 128, 8) == 0);
+
+  /* tile rows: z10 = 0 the mean rounded down; otherwise the least r >= mean with
+   * (r - mean)^2 >= (z10 / 10)^2 mean, checked by its definition in floating point */
+  CHECK(moe_plan_tile_rows(2048, 128, 0) == 16);
+  CHECK(moe_plan_tile_rows(2047, 128, 0) == 15);
+  CHECK(moe_plan_tile_rows(2048, 128, 20) == 24); /* 16 + 2 x 4 */
+  CHECK(moe_plan_tile_rows(2048, 128, 5) == 18);  /* 16 + 0.5 x 4 */
+  CHECK(moe_plan_tile_rows(1024, 128, 5) == 10);  /* 8 + 0.5 x 2.83 = 9.41 */
+  CHECK(moe_plan_tile_rows(8, 128, 5) == 1);      /* a decode token: still one row */
+  CHECK(moe_plan_tile_rows(0, 128, 5) == 0);
+  for (int iter = 0; iter < 2000; iter++) {
+    const int P = (int)rng_range(&r, 1, 1 << 20), E = (int)rng_range(&r, 1, 512), z10 = (int)rng_range(&r, 1, 40);
+    const double L = (double)P / E, lim = L + z10 / 10.0 * sqrt(L);
+    const int t = moe_plan_tile_rows(P, E, z10);
+    CHECK_MSG(t >= lim - 1e-9 && t - 1 < lim + 1e-9, "tile rows(%d pairs, %d experts, z10 %d) = %d, mean + z sd = %.4f",
+              P, E, z10, t, lim);
+    CHECK(moe_plan_tile_rows(P, E, z10 + 1) >= t && moe_plan_tile_rows(P + 1, E, z10) >= t);
+  }
+  /* what it is for: a random routing of a 256-token decode batch (2048 pairs over 128 experts)
+   * overflows a tile of the mean's 16 rows at about half the experts, and a tile of the
+   * 32-row height that the default's 18 rows pick at almost none, so the experts' weights are
+   * read once, not ~1.4 times */
+  {
+    int over_mean = 0, over_32 = 0;
+    const int trials = 50, tm = moe_plan_tile_rows(2048, 128, 0), t5 = moe_plan_tile_rows(2048, 128, 5);
+    CHECK(tm <= 16 && t5 > 16 && t5 <= 32);
+    for (int tr = 0; tr < trials; tr++) {
+      for (int e = 0; e < 128; e++) n[e] = 0;
+      for (int p = 0; p < 2048; p++) n[rng_range(&r, 0, 127)]++;
+      for (int e = 0; e < 128; e++) over_mean += n[e] > 16, over_32 += n[e] > 32;
+    }
+    const double fm = (double)over_mean / (trials * 128), f32 = (double)over_32 / (trials * 128);
+    CHECK_MSG(fm > 0.3 && f32 < 0.01, "experts over one tile: %.3f of 16 rows, %.3f of 32", fm, f32);
+  }
   return check_report("test_moe_plan");
 }
