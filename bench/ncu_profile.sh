@@ -12,6 +12,11 @@
 #   NAME_src.csv.gz      the source page with SASS, per instruction: samples by stall reason,
 #                        executions
 #   NAME_stalls.txt      scripts/sass.py's summary of that page (the 40 costliest instructions)
+# CHAIN=1 profiles instead a whole timed chain of W4A16 calls as one workload (`--graph-profiling
+# graph`; bench_kernels' BK_PROFILE_CHAIN brackets the first replay of each GEMM chain's graph
+# with cudaProfilerStart/Stop, so pick one with --only and --m): the calls overlap as they do
+# when timed, and the stall samples cover every call's time after its dependency wait. KERNEL_REGEX
+# is then unused (give '-').
 # Four files a profile; the device tool returns at most 8 files from $OUT, so two profiles a
 # call. BIN=path picks another bench_kernels (e.g. a reference build); by default it is
 # build-gpu's, built here if missing (CPU dependencies from .deps, scripts/device-deps.sh).
@@ -37,7 +42,13 @@ fi
 CLOCK=none
 [ "${CLOCKS:-}" = base ] && CLOCK=base
 REP=$(mktemp -d)/"$NAME"
-ncu --kernel-name "regex:$RE" --launch-count 1 --set full --import-source no --clock-control "$CLOCK" -f -o "$REP" \
+if [ "${CHAIN:-0}" = 1 ]; then
+  FILTER=(--profile-from-start off --graph-profiling graph)
+  export BK_PROFILE_CHAIN=1
+else
+  FILTER=(--kernel-name "regex:$RE")
+fi
+ncu "${FILTER[@]}" --launch-count 1 --set full --import-source no --clock-control "$CLOCK" -f -o "$REP" \
   "$BIN" "$@" >"$OUT/${NAME}_run.log" 2>&1 || { echo "ncu_profile: ncu failed ($OUT/${NAME}_run.log)" >&2; exit 1; }
 [ -f "$REP.ncu-rep" ] || { echo "ncu_profile: no kernel matched '$RE' ($OUT/${NAME}_run.log)" >&2; exit 1; }
 rm -f "$OUT/${NAME}_run.log" # (the bench's own table; the report has the kernel)

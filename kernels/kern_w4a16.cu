@@ -496,7 +496,7 @@ namespace {
 /* Split-K capacity of a workspace: splits * padded rows <= kSplitRows; block tiles that split
  * <= kCounters. */
 constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384, kDefaultVariant = 8, kDefaultVariantMoe = 2,
-              kDefaultVariantMoe16 = 1, kDefaultLarge = 0;
+              kDefaultVariantMoe16 = 1, kDefaultVariantHopper16 = 0, kDefaultLarge = 0;
 constexpr int kSkSms = 160; /* stream-K workspace: SMs a device may have (H100 / H200: 132) */
 
 int64_t w4a16_npad(int N) { return ((int64_t)N + 127) / 128 * 128; }
@@ -606,7 +606,10 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
  * expert GEMMs of 8-row tiles (no K split there; fused MoE 207.5 against 216.0 us at 8 tokens,
  * 8448474) -- and 1 for those of 16-row tiles (MT 2), the fastest on the H200: fused MoE at 128
  * and 192 tokens 551 / 618 us against variant 2's 602 / 670, while at 8..96 tokens (8-row
- * tiles) variant 1 was 5-8% slower than 2 (kernels/NOTES.md item 25).
+ * tiles) variant 1 was 5-8% slower than 2 (kernels/NOTES.md item 25). On Hopper, where the
+ * dense GEMMs of 9..16 rows come here only when the preload kernel has no one-wave plan (qkv at
+ * TP=1), their 16-row tiles take variant 0 (2 chunks in flight, 4 blocks an SM): qkv at 9 / 12 /
+ * 16 rows 11.3 / 11.3 / 11.3 us against variant 8's 11.8 / 12.0 / 12.4 on the H200 (item 25).
  * (Tried and dropped, 3184f17 on an H100: 16 columns per warp with 8 chunks, and 8 chunks at
  * ~1/SM, summed 464 and 429 us against variant 8's 334 us; 38e971d: a rolling register
  * pipeline, post-mma scaling, a TMA producer/consumer kernel; kernels/NOTES.md.) */
@@ -617,7 +620,9 @@ int w4a16_variant(bool moe, int mt) {
     x = kern_env_int(moe ? "SERVESIM_W4_VARIANT_MOE" : "SERVESIM_W4_VARIANT", -1);
     if (x < -1 || x > 8) x = -1;
   }
-  return x >= 0 ? x : !moe ? kDefaultVariant : mt == 2 ? kDefaultVariantMoe16 : kDefaultVariantMoe;
+  if (x >= 0) return x;
+  if (moe) return mt == 2 ? kDefaultVariantMoe16 : kDefaultVariantMoe;
+  return mt == 2 && kern_device_cc() == 90 ? kDefaultVariantHopper16 : kDefaultVariant;
 }
 
 template <int MT, bool MOE, bool GATHER, bool SILU>

@@ -64,6 +64,17 @@ has "     1     30  75.0%  SHF.R.U32.HI R3, RZ, 0x8, R1" out
 has "ex=100 long_sb:27 wait:3" out
 has "range 1-2: samples 38: long_sb:27 wait:11" out
 [ "$(grep -c 'LDG' "$TMP/out")" -eq 0 ] && ok || fail "--top 1 printed more than one instruction"
+# a graph workload's page (ncu_profile.sh CHAIN=1) has no executions column: ex=-
+{
+  echo '"Kernel Name","k"'
+  echo '"Address","Source","Warp Stall Sampling (All Samples)","stall_long_sb","stall_wait","stall_long_sb (Not Issued)"'
+  echo '"0x0","  LDG.E R1, [R2.64]","2","0","2","0"'
+  echo '"0x10","  SHF.R.U32.HI R3, RZ, 0x8, R1","30","27","3","27"'
+  echo '"0x20","  HGMMA.64x128x16.F32.BF16 R24, R88, gdesc[UR8], R24","8","0","8","0"'
+} >"$TMP/src-graph.csv"
+run 0 "$SASS" stalls "$TMP/src-graph.csv" --top 1
+has "samples 40: long_sb:27 wait:13" out
+has "ex=- long_sb:27 wait:3" out
 
 # bad input: one line, exit 2
 expect_err 2 "no such file" python3 "$SASS" decode "$TMP/none.sass"
