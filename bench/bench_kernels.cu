@@ -19,9 +19,10 @@
  * --mid: the GEMM table for every shape and slice at M = 32, 64, 128, 256 only.
  * --m M[,M...]: the GEMM table at these row counts only, and the MoE table at these token counts.
  * --small: the same at M = 1, 4, 8, 16 (the decode sizes, where the weight-read floor is the bar).
- * BK_PROFILE_CHAIN=1 (for `ncu --profile-from-start off --graph-profiling graph`): the first
- *   replay of each W4A16 chain's graph runs between cudaProfilerStart and Stop, so a profiler
- *   sees the chain as one workload, the calls overlapping as they do when timed.
+ * BK_PROFILE_CHAIN=1 (for `ncu --profile-from-start off --graph-profiling graph`): one extra
+ *   replay of each W4A16 chain's graph, after the warm-up one, runs between cudaProfilerStart
+ *   and Stop, so a profiler sees the chain as one workload, the calls overlapping as when timed
+ *   (though slowed: kernels/NOTES.md item 25).
  * Usage: bench_kernels [--quick] [--moe | --gemm | --mid | --small | --attn | --floor] [--only SHAPE] */
 #include <cublas_v2.h>
 #include <cuda_bf16.h>

@@ -13,8 +13,8 @@
 #                        executions
 #   NAME_stalls.txt      scripts/sass.py's summary of that page (the 40 costliest instructions)
 # CHAIN=1 profiles instead a whole timed chain of W4A16 calls as one workload (`--graph-profiling
-# graph`; bench_kernels' BK_PROFILE_CHAIN brackets the first replay of each GEMM chain's graph
-# with cudaProfilerStart/Stop, so pick one with --only and --m): the calls overlap as they do
+# graph`; bench_kernels' BK_PROFILE_CHAIN brackets one extra replay of each GEMM chain's graph,
+# after the warm-up one, with cudaProfilerStart/Stop, so pick one with --only and --m): the calls overlap as they do
 # when timed, and the stall samples cover every call's time after its dependency wait. KERNEL_REGEX
 # is then unused (give '-').
 # Four files a profile; the device tool returns at most 8 files from $OUT, so two profiles a

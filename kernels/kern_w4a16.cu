@@ -31,9 +31,10 @@
  * faster than these tiles over M = 64..256, kernels/NOTES.md item 8, at 9 of 12 shapes at
  * 20..32 rows, item 16, and 2-3x faster at 512..4096 rows, item 20; SERVESIM_W4_WGMMA=0 keeps
  * them here, SERVESIM_W4_WGMMA_FROM and _TO move the boundaries).
- * The fused MoE's grouped expert GEMMs take the wgmma kernel too from 32 rows an expert on
- * average (kernels/NOTES.md item 21: 1.68x at 4096 tokens on the H200; gate_up's rows
- * gathered in expert order first, w4_moe_gather_kernel), the tiles below here otherwise.
+ * The fused MoE's grouped expert GEMMs take the wgmma kernel too from 33 tile rows an expert
+ * (w4a16_moe_tile_rows: the mean plus half a standard deviation; kernels/NOTES.md item 21: 1.68x
+ * at 4096 tokens on the H200, item 25; gate_up's rows gathered in expert order first,
+ * w4_moe_gather_kernel), the tiles below here otherwise.
  * Not done: a wgmma path as fast as cuBLAS bf16 everywhere (on the H200 at or under it at 20 of
  * the 36 points of M = 64..256, up to 1.22x slower elsewhere; 1.05-1.19x slower summed at 512,
  * 1024, 4096 rows), a persistent small-M grid. */
@@ -643,7 +644,7 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
 /* The fewest tile rows an expert (w4a16_moe_tile_rows) with which the grouped expert GEMMs take
  * the Hopper wgmma path (SERVESIM_W4_WGMMA_MOE_FROM; 0: never; gate_up only where the caller gives
  * x_sorted). Default 33: up to 32 the 32-row mma.sync tiles hold the rows, and at 24 rows an
- * expert on average they took 674-722 us against the wgmma 64-row tiles' 845-855 (H200,
+ * expert on average they took 674-763 us against the wgmma 64-row tiles' 845-855 (H200,
  * kernels/NOTES.md item 25; 32 rows on average took 860 on the wgmma path against 1036 in 32-row
  * tiles, item 21, whose tile rows are now 35). */
 static int w4a16_wgmma_moe_from(void) {
@@ -654,13 +655,16 @@ static int w4a16_wgmma_moe_from(void) {
   }
   return env;
 }
-/* The rows an expert the grouped expert GEMMs pick their tile height by (the smallest of 8, 16, 32
- * -- the mma.sync tiles --, 64 and 128 -- the wgmma kernel's, from 33 -- that holds them): the
+/* The rows an expert the grouped expert GEMMs pick their tile height by (on Hopper the smallest
+ * of 8, 16, 32 -- the mma.sync tiles --, 64 and 128 -- the wgmma kernel's, from 33 -- that holds
+ * them; without the wgmma path 33..256 rows take the 64-row mma.sync tiles, w4a16_dispatch): the
  * mean T k / local experts plus SERVESIM_W4_MOE_TILE_Z10 tenths of a standard deviation of a
- * random routing's count (kernels/moe_plan.h; 0: the mean, the rule before). Default 5: on the
- * H200 it picked the fastest height at each of 64..2048 tokens where the mean alone did not at
- * 256 tokens (16 rows an expert: 817.8 -> ~680 us) nor at 1536 (1529 -> 1146; kernels/NOTES.md
- * item 25). */
+ * random routing's count (kernels/moe_plan.h; 0: the mean alone -- the heights, the wgmma
+ * threshold and the variants stay as now). Default 5: on the H200 its heights were the fastest
+ * measured, or within the machine's spread of it, at each of 96..2048 tokens, where the mean alone
+ * took 633.5 against 551 us at 128 tokens (8- instead of 16-row tiles), 769.5 against 629-715 at
+ * 256 (16- instead of 32-row), 32-row tiles at 512 (1036 against ~800-890 on the wgmma path,
+ * item 21) and 64-row wgmma tiles at 1024 (1153.7 against 1086.1; kernels/NOTES.md item 25). */
 static int w4a16_moe_tile_rows(int pairs, int n_experts) {
   static int z10 = -1;
   if (z10 < 0) {
@@ -671,14 +675,14 @@ static int w4a16_moe_tile_rows(int pairs, int n_experts) {
 }
 
 /* ...and whether this call takes it: its buffers 16-byte aligned (the tensor map and the gather's
- * 16-byte copies need it; an unaligned call keeps the mma.sync tiles, which take any). rows is
- * w4a16_moe_tile_rows, whose T k / local experts overstates an EP rank's rows an expert (a speed
+ * 16-byte copies need it; an unaligned call keeps the mma.sync tiles, which take any). tile_rows
+ * is w4a16_moe_tile_rows, whose T k / local experts overstates an EP rank's rows an expert (a speed
  * effect only). */
-static bool w4a16_wgmma_moe_on(int rows, const void *p0, const void *p1, const void *p2, const void *p3,
+static bool w4a16_wgmma_moe_on(int tile_rows, const void *p0, const void *p1, const void *p2, const void *p3,
                                const void *p4) {
   const int from = w4a16_wgmma_moe_from();
   const uintptr_t bits = (uintptr_t)p0 | (uintptr_t)p1 | (uintptr_t)p2 | (uintptr_t)p3 | (uintptr_t)p4;
-  return from > 0 && rows >= from && (bits & 15) == 0 && w4a16_wgmma_available();
+  return from > 0 && tile_rows >= from && (bits & 15) == 0 && w4a16_wgmma_available();
 }
 
 /* xs[r] = x[sorted_pair[r] / topk] (K bf16 a row) for the rows r < expert_off[n_experts], the
@@ -726,7 +730,8 @@ static int w4a16_wgmma_to(void) {
   return env;
 }
 
-/* Every size: rows per tile (M, or mean rows per local expert) picks the configuration. */
+/* Every size: rows per tile (M, or the MoE's tile rows an expert, w4a16_moe_tile_rows) picks the
+ * configuration. */
 template <bool MOE, bool GATHER, bool SILU>
 int w4a16_dispatch(const W4Args &a, void *ws, size_t wsb, int rows, int rows_max, cudaStream_t st) {
   if constexpr (!MOE)
@@ -831,17 +836,17 @@ int kern_moe_w4a16_gate_up_silu(bf16_t *h, const bf16_t *x, const int32_t *qrep,
   a.y = h; a.x = x; a.qrep = (const uint4 *)qrep; a.srep = (const uint32_t *)srep;
   a.M = T * k; a.K = H; a.N = 2 * I;
   a.expert_off = expert_off; a.sorted_pair = sorted_pair; a.topk = k; a.n_experts = n_local_experts;
-  const int rows = w4a16_moe_tile_rows(T * k, n_local_experts);
+  const int tile_rows = w4a16_moe_tile_rows(T * k, n_local_experts);
   cudaStream_t st = (cudaStream_t)stream;
-  if (x_sorted && w4a16_wgmma_moe_on(rows, x, x_sorted, h, qrep, srep)) {
+  if (x_sorted && w4a16_wgmma_moe_on(tile_rows, x, x_sorted, h, qrep, srep)) {
     const int blocks = std::min(kern_grid_256((int64_t)T * k * (H / 8)), 8 * w4a16_num_sms()); /* 16-byte copies */
     if (int rc = kern_launch_ex(w4_moe_gather_kernel, dim3((unsigned)blocks), dim3(256), 0, st, 1, (uint16_t *)x_sorted, a.x,
                                 sorted_pair, expert_off, n_local_experts, k, H))
       return rc;
     a.x = (const uint16_t *)x_sorted;
-    return w4a16_wgmma_moe_launch(a, rows, 1, st);
+    return w4a16_wgmma_moe_launch(a, tile_rows, 1, st);
   }
-  return w4a16_dispatch<true, true, true>(a, NULL, 0, rows, T * k, st);
+  return w4a16_dispatch<true, true, true>(a, NULL, 0, tile_rows, T * k, st);
 }
 
 int kern_moe_w4a16_down(bf16_t *y, const bf16_t *h, const int32_t *qrep, const bf16_t *srep,
@@ -856,10 +861,10 @@ int kern_moe_w4a16_down(bf16_t *y, const bf16_t *h, const int32_t *qrep, const b
   a.y = y; a.x = h; a.qrep = (const uint4 *)qrep; a.srep = (const uint32_t *)srep;
   a.M = T * k; a.K = I; a.N = H;
   a.expert_off = expert_off; a.topk = k; a.n_experts = n_local_experts;
-  const int rows = w4a16_moe_tile_rows(T * k, n_local_experts);
-  if (w4a16_wgmma_moe_on(rows, h, y, qrep, srep, NULL))
-    return w4a16_wgmma_moe_launch(a, rows, 0, (cudaStream_t)stream);
-  return w4a16_dispatch<true, false, false>(a, NULL, 0, rows, T * k, (cudaStream_t)stream);
+  const int tile_rows = w4a16_moe_tile_rows(T * k, n_local_experts);
+  if (w4a16_wgmma_moe_on(tile_rows, h, y, qrep, srep, NULL))
+    return w4a16_wgmma_moe_launch(a, tile_rows, 0, (cudaStream_t)stream);
+  return w4a16_dispatch<true, false, false>(a, NULL, 0, tile_rows, T * k, (cudaStream_t)stream);
 }
 
 } /* extern "C" */

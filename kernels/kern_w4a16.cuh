@@ -191,8 +191,8 @@ struct W4Ws {
 int w4a16_wgmma_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st);
 /* The grouped expert GEMMs on the Hopper wgmma path (kern_moe_w4a16_down, and gate_up with
  * silu = 1 over its rows gathered in expert order): a.M = all pairs' rows, a.x in expert order,
- * rows the rows an expert the tiles are sized for (w4a16_moe_tile_rows; picks the tile height). */
-int w4a16_wgmma_moe_launch(const W4Args &a, int rows, int silu, cudaStream_t st);
+ * tile_rows the rows an expert the tiles are sized for (w4a16_moe_tile_rows; picks the height). */
+int w4a16_wgmma_moe_launch(const W4Args &a, int tile_rows, int silu, cudaStream_t st);
 
 /* Stream-K path for dense GEMMs of 1..16 rows on Hopper (kern_w4a16_streamk.cu), on with
  * SERVESIM_W4_STREAMK=1 (correct, measured slower than the split-K kernel: kernels/NOTES.md

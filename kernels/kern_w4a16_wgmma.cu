@@ -1332,10 +1332,10 @@ int ws_moe_run(const W4Args &a, cudaStream_t st) {
  * on average 1154 against 1086 us, 96 rows 1529 against 1146, 48 rows 869 against 1184);
  * SERVESIM_W4WS_MOE_ROWS = 64 or 128 forces one */
 template <int MOE>
-int ws_moe_launch(const W4Args &a, int rows, cudaStream_t st) {
+int ws_moe_launch(const W4Args &a, int tile_rows, cudaStream_t st) {
   static int force = -1;
   if (force < 0) force = kern_env_int("SERVESIM_W4WS_MOE_ROWS", 0);
-  const int bt = force == 64 || force == 128 ? force : rows > 64 ? 128 : 64;
+  const int bt = force == 64 || force == 128 ? force : tile_rows > 64 ? 128 : 64;
   if (bt == 64) return ws_moe_run<64, 2, 2, false, MOE>(a, st);
   return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE>(a, st) : ws_moe_run<128, 1, 2, true, MOE>(a, st);
 }
@@ -1357,8 +1357,8 @@ int w4a16_wgmma_available(void) {
   return w4a16_wgmma_variant() && kern_device_cc() == 90; /* sm_90a code runs on 9.0 only */
 }
 
-int w4a16_wgmma_moe_launch(const W4Args &a, int rows, int silu, cudaStream_t st) {
-  return silu ? ws_moe_launch<2>(a, rows, st) : ws_moe_launch<1>(a, rows, st);
+int w4a16_wgmma_moe_launch(const W4Args &a, int tile_rows, int silu, cudaStream_t st) {
+  return silu ? ws_moe_launch<2>(a, tile_rows, st) : ws_moe_launch<1>(a, tile_rows, st);
 }
 
 int w4a16_wgmma_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {

@@ -1,5 +1,5 @@
-/* moe_plan: how many row tiles the grouped expert GEMMs launch, in plain C so that CI tests the
- * bound the GPU kernel relies on (tests/test_moe_plan.c). The launcher cannot see the expert
+/* moe_plan: how many row tiles the grouped expert GEMMs launch, and how tall, in plain C so that
+ * CI tests the bound the GPU kernel relies on and the height rule (tests/test_moe_plan.c). The launcher cannot see the expert
  * offsets (they are on the device, written by kern_moe_align), so it launches an upper bound of
  * the row tiles and blocks past the last real tile leave at once. Too few and rows would be
  * silently skipped; too many and a decode batch launches blocks that only find no work (it
@@ -21,8 +21,8 @@ int moe_plan_row_tiles(int rows, int n_experts, int bm);
  * only knowledge, the pairs and the experts: the mean L = pairs / n_experts plus z10 / 10
  * standard deviations of the rows an expert gets when the pairs fall on the experts at random
  * (Poisson: sd = sqrt(L)), i.e. the least integer r >= L with (10 (r - L))^2 >= z10^2 L;
- * z10 = 0 gives the mean rounded down (the rule before). A tile sized for the mean alone
- * leaves about half the experts of a batch with one more tile, and each further tile reads
+ * z10 = 0 gives the mean rounded down (the launcher's rule before). A tile sized for the mean
+ * alone leaves about half the experts of a batch with one more tile, and each further tile reads
  * that expert's weights again; a tile sized for the largest expert computes rows of padding.
  * The launcher picks the smallest of its tile heights holding r (kernels/NOTES.md item 25). */
 int moe_plan_tile_rows(int pairs, int n_experts, int z10);

@@ -62,11 +62,22 @@ int main(void) {
   CHECK(moe_plan_tile_rows(2048, 128, 5) == 18);  /* 16 + 0.5 x 4 */
   CHECK(moe_plan_tile_rows(1024, 128, 5) == 10);  /* 8 + 0.5 x 2.83 = 9.41 */
   CHECK(moe_plan_tile_rows(8, 128, 5) == 1);      /* a decode token: still one row */
+  CHECK(moe_plan_tile_rows(64, 128, 5) == 1);     /* 8 decode tokens: mean 0.5 -> 0.85 */
+  CHECK(moe_plan_tile_rows(3, 2, 1) == 2);        /* 1.5 + 0.12 */
   CHECK(moe_plan_tile_rows(0, 128, 5) == 0);
-  for (int iter = 0; iter < 2000; iter++) {
-    const int P = (int)rng_range(&r, 1, 1 << 20), E = (int)rng_range(&r, 1, 512), z10 = (int)rng_range(&r, 1, 40);
+  CHECK(moe_plan_tile_rows(1 << 20, 1, 80) == 1056768);  /* 2^20 + 8 x 1024: the callers' extremes */
+  CHECK(moe_plan_tile_rows(1 << 20, 1024, 80) == 1280);  /* 1024 + 8 x 32 */
+  /* the definition in exact integers (t satisfies it, t - 1 does not) and in floating point,
+   * over the callers' ranges: pairs log-uniform in 1 .. 2^20 (decode sizes included), 1..1024
+   * experts, z10 1..80 */
+  for (int iter = 0; iter < 4000; iter++) {
+    const int P = (int)(1 << rng_range(&r, 0, 20)) + (int)rng_range(&r, 0, 7), E = (int)rng_range(&r, 1, 1024),
+              z10 = (int)rng_range(&r, 1, 80);
     const double L = (double)P / E, lim = L + z10 / 10.0 * sqrt(L);
     const int t = moe_plan_tile_rows(P, E, z10);
+    const int64_t d = (int64_t)t * E - P, d1 = d - E, need = (int64_t)z10 * z10 * P * E;
+    CHECK_MSG(d >= 0 && 100 * d * d >= need && (d1 < 0 || 100 * d1 * d1 < need),
+              "tile rows(%d pairs, %d experts, z10 %d) = %d breaks the definition", P, E, z10, t);
     CHECK_MSG(t >= lim - 1e-9 && t - 1 < lim + 1e-9, "tile rows(%d pairs, %d experts, z10 %d) = %d, mean + z sd = %.4f",
               P, E, z10, t, lim);
     CHECK(moe_plan_tile_rows(P, E, z10 + 1) >= t && moe_plan_tile_rows(P + 1, E, z10) >= t);
