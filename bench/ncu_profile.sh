@@ -14,9 +14,10 @@
 #   NAME_stalls.txt      scripts/sass.py's summary of that page (the 40 costliest instructions)
 # CHAIN=1 profiles instead a whole timed chain of W4A16 calls as one workload (`--graph-profiling
 # graph`; bench_kernels' BK_PROFILE_CHAIN brackets one extra replay of each GEMM chain's graph,
-# after the warm-up one, with cudaProfilerStart/Stop, so pick one with --only and --m): the calls overlap as they do
-# when timed, and the stall samples cover every call's time after its dependency wait. KERNEL_REGEX
-# is then unused (give '-').
+# after the warm-up one, with cudaProfilerStart/Stop; the first such chain is profiled, so pick
+# one with --only and --m). The calls overlap there through their dependency waits, but the
+# profiled chain ran ~2.3x slower than the timed one (qkv M=1, kernels/NOTES.md item 25).
+# KERNEL_REGEX is then unused (give '-').
 # Four files a profile; the device tool returns at most 8 files from $OUT, so two profiles a
 # call. BIN=path picks another bench_kernels (e.g. a reference build); by default it is
 # build-gpu's, built here if missing (CPU dependencies from .deps, scripts/device-deps.sh).
