@@ -14,6 +14,9 @@
  * mmas), loop done -> end (reduction, store, cluster). A shape the kernel does not take at M
  * rows (no plan: qkv at 9..16 rows, which the split-K kernel runs) gets a "no plan" row.
  * Weights and activations are constants (the timing does not depend on their values).
+ * A second table follows: for each chunk u of warp 0, when it had issued that chunk's mmas
+ * (the chunk's weights and activations in), counted from that block's wait, p50 / p90 over the
+ * blocks -- the pace of the loop after the wait, chunk by chunk.
  *
  * Usage: bench_w4p_trace [M] (default 1; 1..16). Exit 77 without a GPU. Environment switches of
  * the kernel apply (SERVESIM_W4P_CFG, _TRIGGER). SERVESIM_W4P_TRACE_P (1..8 rows only) traces a
@@ -26,6 +29,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "bench/bench_w4p.h"
@@ -55,9 +59,13 @@ int tr_launch(const kern_w4::W4Args &a, int p, int sms, cudaStream_t st) {
   return bench_w4p_launch(bench_w4p_kernel(pl.cfg, w4p_plan_row_tiles(a.M), p), pl, a, 0, st);
 }
 
+/* the second table's rows, printed after the first */
+std::vector<std::string> g_chunk_rows;
+
 void tr_shape(const TrShape &s, int M, int p, int sms, size_t l2, cudaStream_t st) {
   if (bench_w4p_plan("bench_w4p_trace", M, s.K, s.N, sms).cfg < 0) {
     printf("| %s | %d | no plan (the split-K kernel runs) | | | | | | | | | | | | |\n", s.name, M);
+    g_chunk_rows.push_back("| " + std::string(s.name) + " | " + std::to_string(M) + " | no plan |");
     return;
   }
   BenchW4pBufs bufs = bench_w4p_alloc(M, s.K, s.N, l2);
@@ -71,6 +79,11 @@ void tr_shape(const TrShape &s, int M, int p, int sms, size_t l2, cudaStream_t s
     }
   };
   cudaGraphExec_t exec = bench_graph_capture(st, calls, launch);
+  { /* chunk stamps of an earlier shape must not pass for this one's (warp 0 may have fewer chunks) */
+    void *cb = NULL;
+    BENCH_CUDA(cudaGetSymbolAddress(&cb, kern_w4::w4p_trace_chunk));
+    BENCH_CUDA(cudaMemset(cb, 0, sizeof kern_w4::w4p_trace_chunk));
+  }
   cudaEvent_t e0, e1;
   BENCH_CUDA(cudaEventCreate(&e0));
   BENCH_CUDA(cudaEventCreate(&e1));
@@ -111,6 +124,21 @@ void tr_shape(const TrShape &s, int M, int p, int sms, size_t l2, cudaStream_t s
     if (ph[k].empty()) printf(" - |");
     else printf(" %.2f / %.2f |", tr_pct(ph[k], 50), tr_pct(ph[k], 90));
   printf("\n");
+  /* the second table: chunk u of warp 0, from the block's wait (slot 1, the last call) */
+  constexpr int NC = kern_w4::kW4pTraceChunks;
+  static unsigned long long chunk[2][kern_w4::kW4pTraceBlocks][NC];
+  BENCH_CUDA(cudaMemcpyFromSymbol(chunk, kern_w4::w4p_trace_chunk, sizeof chunk));
+  char cell[64];
+  std::string row = "| " + std::string(s.name) + " | " + std::to_string(M) + " |";
+  for (int u = 0; u < NC; u++) {
+    std::vector<double> v;
+    for (int b = 0; b < nb; b++)
+      if (chunk[1][b][u] >= buf[1][b][1]) v.push_back(((double)chunk[1][b][u] - (double)buf[1][b][1]) / 1000.0);
+    if (v.empty()) snprintf(cell, sizeof cell, " - |");
+    else snprintf(cell, sizeof cell, " %.2f / %.2f |", tr_pct(v, 50), tr_pct(v, 90));
+    row += cell;
+  }
+  g_chunk_rows.push_back(row);
   cudaGraphExecDestroy(exec);
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
@@ -140,6 +168,13 @@ int main(int argc, char **argv) {
   const TrShape shapes[] = {{"qkv", 4096, 9216}, {"o_proj", 8192, 4096}, {"gate_up", 4096, 3072}, {"down", 1536, 4096},
                             {"qkv TP=2", 4096, 4608}, {"down TP=4", 384, 4096}};
   for (const TrShape &s : shapes) tr_shape(s, M, p, prop.multiProcessorCount, (size_t)prop.l2CacheSize, st);
+  printf("\nwarp 0's chunk u issued (its weights and activations in), us after its block's wait returned, p50 / p90 "
+         "over blocks (- : warp 0 has no chunk u)\n\n| shape | M |");
+  for (int u = 0; u < kern_w4::kW4pTraceChunks; u++) printf(" %d |", u);
+  printf("\n|---|---|");
+  for (int u = 0; u < kern_w4::kW4pTraceChunks; u++) printf("---|");
+  printf("\n");
+  for (const std::string &r : g_chunk_rows) printf("%s\n", r.c_str());
   cudaStreamDestroy(st);
   return 0;
 }

@@ -50,7 +50,11 @@ namespace {
 #ifdef W4P_TRACE
 constexpr int kW4pTraceBlocks = 8192;
 constexpr int kW4pTraceStamps = 5;
+constexpr int kW4pTraceChunks = 16; /* U at most (kernels/w4p_plan.h) */
 __device__ unsigned long long w4p_trace_buf[2][kW4pTraceBlocks][kW4pTraceStamps];
+/* and when warp 0 has issued chunk u's mmas, for every chunk u it has (the post-wait loop's
+ * pace: weights and activations in, then the math) */
+__device__ unsigned long long w4p_trace_chunk[2][kW4pTraceBlocks][kW4pTraceChunks];
 int w4p_trace_last_blocks;
 #define W4P_STAMP(i)                                                                         \
   do {                                                                                       \
@@ -58,9 +62,19 @@ int w4p_trace_last_blocks;
     const unsigned b_ = blockIdx.z * gridDim.x + blockIdx.x;                                 \
     if (threadIdx.x == 0 && b_ < kW4pTraceBlocks) w4p_trace_buf[a.topk & 1][b_][i] = now_;   \
   } while (0)
+#define W4P_STAMP_CHUNK(u)                                                                            \
+  do {                                                                                                \
+    const unsigned long long now_ = kern_globaltimer();                                               \
+    const unsigned b_ = blockIdx.z * gridDim.x + blockIdx.x;                                          \
+    if (threadIdx.x == 0 && b_ < kW4pTraceBlocks && (u) < kW4pTraceChunks)                            \
+      w4p_trace_chunk[a.topk & 1][b_][u] = now_;                                                      \
+  } while (0)
 #else
 #define W4P_STAMP(i) \
   do {               \
+  } while (0)
+#define W4P_STAMP_CHUNK(u) \
+  do {                     \
   } while (0)
 #endif
 
@@ -193,6 +207,7 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C, MT))
         }
       }
       if (u == 0) W4P_STAMP(2);
+      W4P_STAMP_CHUNK(u);
       if (!first) { /* the group ends: rows g (c0, c1) and g + 8 (c2, c3) scaled by its pair */
         const uint32_t scu = sc[u / 2];
         const float s_lo = __uint_as_float(scu << 16), s_hi = __uint_as_float(scu & 0xffff0000u);
