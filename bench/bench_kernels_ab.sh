@@ -20,8 +20,7 @@
 # (.deps in carry; scripts/device-deps.sh). Logs go to $OUT/ab (or /tmp/kern-out/ab); the summary
 # on stdout: for each GEMM table the summed microseconds at M = 64..256 (--mid) or 1..16
 # (--small) beside cuBLAS bf16, the points at or under cuBLAS and the worst ratio; for --moe
-# each token count's time for both builds. (The ENV mode and the '+' tables were run here, with no
-# GPU, through to bench_kernels' exit 77; on a device not yet.)
+# each token count's time for both builds (also for '+' tables of --moe, e.g. "--moe+--m+128,256").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REF=${1:?usage: bench/bench_kernels_ab.sh REF [RUNS]}

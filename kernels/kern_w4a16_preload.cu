@@ -56,19 +56,15 @@ __device__ unsigned long long w4p_trace_buf[2][kW4pTraceBlocks][kW4pTraceStamps]
  * pace: weights and activations in, then the math) */
 __device__ unsigned long long w4p_trace_chunk[2][kW4pTraceBlocks][kW4pTraceChunks];
 int w4p_trace_last_blocks;
-#define W4P_STAMP(i)                                                                         \
-  do {                                                                                       \
-    const unsigned long long now_ = kern_globaltimer();                                      \
-    const unsigned b_ = blockIdx.z * gridDim.x + blockIdx.x;                                 \
-    if (threadIdx.x == 0 && b_ < kW4pTraceBlocks) w4p_trace_buf[a.topk & 1][b_][i] = now_;   \
+/* stamp `i` of array `buf` ([2][blocks][n]) for this block, thread 0 only */
+#define W4P_STAMP_IN(buf, n, i)                                                               \
+  do {                                                                                        \
+    const unsigned long long now_ = kern_globaltimer();                                       \
+    const unsigned b_ = blockIdx.z * gridDim.x + blockIdx.x;                                  \
+    if (threadIdx.x == 0 && b_ < kW4pTraceBlocks && (i) < (n)) buf[a.topk & 1][b_][i] = now_; \
   } while (0)
-#define W4P_STAMP_CHUNK(u)                                                                            \
-  do {                                                                                                \
-    const unsigned long long now_ = kern_globaltimer();                                               \
-    const unsigned b_ = blockIdx.z * gridDim.x + blockIdx.x;                                          \
-    if (threadIdx.x == 0 && b_ < kW4pTraceBlocks && (u) < kW4pTraceChunks)                            \
-      w4p_trace_chunk[a.topk & 1][b_][u] = now_;                                                      \
-  } while (0)
+#define W4P_STAMP(i) W4P_STAMP_IN(w4p_trace_buf, kW4pTraceStamps, i)
+#define W4P_STAMP_CHUNK(u) W4P_STAMP_IN(w4p_trace_chunk, kW4pTraceChunks, u)
 #else
 #define W4P_STAMP(i) \
   do {               \
