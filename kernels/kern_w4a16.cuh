@@ -133,6 +133,17 @@ static __device__ __forceinline__ void w4_store_frag(uint16_t *y, int N, int row
   }
 }
 
+/* A weight load into registers: 16 bytes read once, not allocated in L1
+ * (ld.global.nc.L1::no_allocate), so that the streaming weights leave L1 to the activations,
+ * which a kernel's blocks read over the same K ranges (kernels/NOTES.md item 26). */
+static __device__ __forceinline__ uint4 w4_ldg_stream(const uint4 *p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
 static __device__ __forceinline__ void w4_cp16(void *smem, const void *gmem) {
   const unsigned a = (unsigned)__cvta_generic_to_shared(smem);
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(a), "l"(gmem) : "memory");

@@ -32,6 +32,7 @@
  * more registers a thread), only where the plan is still one wave (w4p_plan_rows; item 19:
  * 16% less time than the split-K kernel summed over the twelve shapes at 16 rows, qkv at TP=1
  * refused -- in two waves it took 16.2 us against 12.3).
+ * The weights' loads skip L1 (w4p_load_w; item 26: 0.6% less time summed at 1..16 rows).
  * Compiled for sm_80 too, where the kernel is empty and w4a16_preload_launch() never launches
  * it. SERVESIM_W4P_CFG (0..5) forces a configuration, for tuning. */
 #include <cooperative_groups.h>
@@ -83,12 +84,22 @@ int w4p_trace_last_blocks;
 constexpr int w4p_min_blocks(int C, int MT) { return C == 2 ? 6 - MT : C == 4 ? 4 - MT : C == 5 ? 2 : 1; }
 
 /* Parts of the kernel that bench/bench_w4p_parts.cu leaves out to see what each costs (P, a
- * bit set; the library runs P = 0, the whole kernel): the activation loads (fragments made from
+ * bit set; the library runs the whole kernel, P = 0 or W4P_W_L1 below): the activation loads (fragments made from
  * the lane number instead) and the dequantisation + mmas (the chunk's words folded into the
  * accumulator instead). The loads of the weights and scales, the waits, the reductions and the
  * stores stay in every variant. W4P_W_AFTER (bench/bench_w4p_trace.cu) issues the weight and
  * scale loads after the wait instead of before it. */
-enum { W4P_NO_X = 1, W4P_NO_MATH = 2, W4P_W_AFTER = 4 };
+enum { W4P_NO_X = 1, W4P_NO_MATH = 2, W4P_W_AFTER = 4, W4P_W_L1 = 8 };
+
+/* The weights' loads skip L1 (w4_ldg_stream); W4P_W_L1 (SERVESIM_W4P_WL1=1) allocates them as
+ * __ldg does, the load up to the twenty-third session: on the H200 skipping L1 took 0.6% off
+ * M = 1..16 summed over the twelve shapes, ~0.1 us at qkv and down TP=4, and was 0.1-0.17 us
+ * slower at o_proj TP=2 (kernels/NOTES.md item 26). */
+template <int P>
+static __device__ __forceinline__ uint4 w4p_load_w(const uint4 *p) {
+  if constexpr ((P & W4P_W_L1) != 0) return __ldg(p);
+  else return w4_ldg_stream(p);
+}
 
 /* MT: row tiles of 8 (rows 1..8: 1, 9..16: 2), one m16n8k16 each per k16 step */
 template <int C, int P = 0, int MT = 1>
@@ -111,7 +122,7 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C, MT))
   uint32_t sc[U / 2];
   auto load_w = [&]() {
 #pragma unroll
-    for (int u = 0; u < U; u++) wq[u] = u < n ? __ldg(wp + (size_t)u * 32) : make_uint4(0, 0, 0, 0);
+    for (int u = 0; u < U; u++) wq[u] = u < n ? w4p_load_w<P>(wp + (size_t)u * 32) : make_uint4(0, 0, 0, 0);
 #pragma unroll
     for (int h = 0; h < U / 2; h++) sc[h] = 2 * h < n ? __ldg(sp + (size_t)h * NT16 * 8) : 0u;
   };
@@ -310,8 +321,12 @@ int w4p_launch(const W4Args &a, int splits, int early, cudaStream_t st) {
 #ifdef W4P_TRACE
   w4p_trace_last_blocks = a.N / 16 * splits;
 #endif
-  return kern_launch_ex(w4p_kernel<C, 0, MT>, dim3((unsigned)(a.N / 16), 1, (unsigned)splits),
-                        dim3(32 * w4p_plan_warps(C)), 0, st, splits, a, early);
+  static int l1 = -1;
+  if (l1 < 0) l1 = kern_env_int("SERVESIM_W4P_WL1", 0) != 0;
+  const dim3 grid((unsigned)(a.N / 16), 1, (unsigned)splits), block(32 * w4p_plan_warps(C));
+  /* (the two instances' registers are the same, nvcc 13.0: the occupancy of P = 0 holds) */
+  if (l1) return kern_launch_ex(w4p_kernel<C, W4P_W_L1, MT>, grid, block, 0, st, splits, a, early);
+  return kern_launch_ex(w4p_kernel<C, 0, MT>, grid, block, 0, st, splits, a, early);
 }
 template <int MT>
 int w4p_launch_cfg(int c, const W4Args &a, int splits, int early, cudaStream_t st) {
