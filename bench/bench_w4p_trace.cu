@@ -19,7 +19,8 @@
  * blocks -- the pace of the loop after the wait, chunk by chunk.
  *
  * Usage: bench_w4p_trace [M] (default 1; 1..16). Exit 77 without a GPU. Environment switches of
- * the kernel apply (SERVESIM_W4P_CFG, _TRIGGER). SERVESIM_W4P_TRACE_P (1..8 rows only) traces a
+ * the kernel apply (SERVESIM_W4P_CFG, _TRIGGER; _WL1 to the library's kernel only, not to the
+ * variants below, whose weight loads always skip L1). SERVESIM_W4P_TRACE_P (1..8 rows only) traces a
  * variant instead of the library's kernel, with the library's plan: 1 no activation loads, 2 no
  * math, 3 neither (kern_w4a16_preload.cu's W4P_NO_X, W4P_NO_MATH), 4 the weights loaded after
  * the wait (W4P_W_AFTER). */

@@ -254,8 +254,9 @@ __global__ void __launch_bounds__(128, w4_min_blocks(MT, S, XS, RING)) w4a16_ker
     w4_wait<0>();
   } else {
     /* Register pipeline: S chunks of loads issued back to back, then consumed; the weights
-     * skip L1 (w4_ldg_stream: the fused MoE 0.7-2% faster at 1..128 tokens on the H200,
-     * kernels/NOTES.md item 26). */
+     * skip L1 (w4_ldg_stream: the fused MoE, whose expert GEMMs run here, 0.6-2.1% faster at
+     * 1..128 tokens on the H200, kernels/NOTES.md item 26; not measured on the A100 or H100,
+     * and no switch: the __ldg load is a one-line revert). */
     for (int base = c_begin + kw; base < c_end; base += WK * S) {
       uint4 wq[S][NT];
       uint32_t sc[S][NT];

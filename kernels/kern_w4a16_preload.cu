@@ -16,8 +16,11 @@
  *  2. Then it lets the next kernel be scheduled (SERVESIM_W4P_TRIGGER=1, the default; 0
  *     triggers after the main loop instead), waits for the previous one, and walks its chunks
  *     in order: the activation fragments of the next one or two chunks are loaded (from L2)
- *     while chunk u is unpacked to q - 8 (w4_unscaled_piece) and multiplied (one m16n8k16 per
- *     k16 step and 8 rows); each group's fp32 sums are scaled at its end.
+ *     and chunk u is unpacked to q - 8 (w4_unscaled_piece) and multiplied (one m16n8k16 per
+ *     k16 step and 8 rows); each group's fp32 sums are scaled at its end. (Every load of the
+ *     kernel is on one scoreboard in the SASS, so chunk u's first use of its fragments also
+ *     waits for the loads issued just before it: the ring gives the activations no lead,
+ *     kernels/NOTES.md item 26.)
  *  3. The W warps' partials are summed in warp order through shared memory; with S > 1 block r
  *     of the cluster then sums the r-th 1/S of the tile over the blocks in rank order (distributed
  *     shared memory) and stores it. Deterministic, no workspace, no atomics.
@@ -25,9 +28,12 @@
  * summed over every shape and slice at 1..8 rows, 1.88-3.14x the floor at one row (item 20).
  * What the time after the wait is (bench/bench_w4p_parts.cu leaves parts out): the weights
  * themselves stream at ~1.1x the floor in this grid, calls overlapping; the unpacking and mmas
- * cost ~2 us at qkv (issue-bound) and the activations ~1.5 us more (not a chain of L2 round
- * trips, item 19; nor the order the weights land in: taking each warp's groups as they land
- * from shared memory was slower, item 20).
+ * cost ~2 us at qkv (issue-bound) and the activations ~1.5 us more (not the order the weights
+ * land in: taking each warp's groups as they land from shared memory was slower, item 20).
+ * Item 26 timed the loop chunk by chunk: a steady ~0.25 us a chunk at qkv M=1, the math (~0.19
+ * alone) and one L2 round trip for the activations (~0.15 alone) overlapping only in part; the
+ * ways tried to overlap them (L1 prefetch, a cp.async ring, a dependency ordering the wait
+ * first) were slower.
  * Rows 9..16 take two row tiles (MT = 2: two mmas a k16 step on the same unpacked weights, ~30
  * more registers a thread), only where the plan is still one wave (w4p_plan_rows; item 19:
  * 16% less time than the split-K kernel summed over the twelve shapes at 16 rows, qkv at TP=1
@@ -84,8 +90,8 @@ int w4p_trace_last_blocks;
 constexpr int w4p_min_blocks(int C, int MT) { return C == 2 ? 6 - MT : C == 4 ? 4 - MT : C == 5 ? 2 : 1; }
 
 /* Parts of the kernel that bench/bench_w4p_parts.cu leaves out to see what each costs (P, a
- * bit set; the library runs the whole kernel, P = 0 or W4P_W_L1 below): the activation loads (fragments made from
- * the lane number instead) and the dequantisation + mmas (the chunk's words folded into the
+ * bit set; the library runs the whole kernel, P = 0 or W4P_W_L1 below): the activation loads
+ * (fragments made from the lane number instead) and the dequantisation + mmas (the chunk's words folded into the
  * accumulator instead). The loads of the weights and scales, the waits, the reductions and the
  * stores stay in every variant. W4P_W_AFTER (bench/bench_w4p_trace.cu) issues the weight and
  * scale loads after the wait instead of before it. */
@@ -283,6 +289,13 @@ struct W4pDev {
   int occ[2][W4P_PLAN_CFGS]; /* blocks per SM, [MT - 1] */
 };
 
+/* Whether the weight loads allocate in L1 (SERVESIM_W4P_WL1=1: W4P_W_L1) or skip it (default) */
+int w4p_weights_l1(void) {
+  static int l1 = -1;
+  if (l1 < 0) l1 = kern_env_int("SERVESIM_W4P_WL1", 0) != 0;
+  return l1;
+}
+
 /* Configuration C of kernels/w4p_plan.h's table, MT row tiles. */
 template <int C, int MT>
 int w4p_occ(W4pDev *d) {
@@ -321,11 +334,10 @@ int w4p_launch(const W4Args &a, int splits, int early, cudaStream_t st) {
 #ifdef W4P_TRACE
   w4p_trace_last_blocks = a.N / 16 * splits;
 #endif
-  static int l1 = -1;
-  if (l1 < 0) l1 = kern_env_int("SERVESIM_W4P_WL1", 0) != 0;
   const dim3 grid((unsigned)(a.N / 16), 1, (unsigned)splits), block(32 * w4p_plan_warps(C));
-  /* (the two instances' registers are the same, nvcc 13.0: the occupancy of P = 0 holds) */
-  if (l1) return kern_launch_ex(w4p_kernel<C, W4P_W_L1, MT>, grid, block, 0, st, splits, a, early);
+  /* (the two instances' registers are the same, nvcc 13.0: the occupancy of P = 0 holds; a
+   * difference would cost speed, not correctness) */
+  if (w4p_weights_l1()) return kern_launch_ex(w4p_kernel<C, W4P_W_L1, MT>, grid, block, 0, st, splits, a, early);
   return kern_launch_ex(w4p_kernel<C, 0, MT>, grid, block, 0, st, splits, a, early);
 }
 template <int MT>
