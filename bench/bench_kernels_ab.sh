@@ -37,6 +37,11 @@ elif [ -n "${REF_TGZ:-}" ]; then
   REF_SHA=$REF
 else
   REF_SHA=$(git rev-parse --short "$REF^{commit}") || { echo "bench_kernels_ab: $REF: not a commit" >&2; exit 2; }
+  # (the twenty-third session's HEAD runs timed the session's first commit: the device's .git
+  # had none of the commits made since)
+  case $REF in
+    HEAD* | @*) echo "bench_kernels_ab: note: $REF is $REF_SHA here; the device's copy of .git may predate this session's commits (REF_TGZ is sure)" >&2 ;;
+  esac
 fi
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv | tee "$LOG/gpu.txt"
 echo "new: working tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' + uncommitted changes'); ref: $REF_SHA"
