@@ -2,7 +2,7 @@
  * file:line, the call and CUDA's message, and exit 1 (a benchmark has nothing to clean up) --,
  * their skip where there is no GPU, their timing of a chain of calls as one CUDA graph (the
  * way a CUDA-graph decode step runs them: launch cost excluded, the gaps between calls kept),
- * and the copy ceiling their floors divide by. */
+ * a nearest-rank percentile, and the copy ceiling their floors divide by. */
 #ifndef SERVESIM_BENCH_CUDA_H
 #define SERVESIM_BENCH_CUDA_H
 
@@ -57,6 +57,14 @@ static inline double bench_graph_replay_us(cudaGraphExec_t exec, cudaStream_t st
   float ms = 0;
   BENCH_CUDA(cudaEventElapsedTime(&ms, a, b));
   return ms * 1000.0;
+}
+
+/* p-th percentile (0..100) of v, nearest rank (0 for an empty v); v is sorted here. */
+static inline double bench_pct(std::vector<double> &v, double p) {
+  std::sort(v.begin(), v.end());
+  if (v.empty()) return 0.0;
+  const size_t i = (size_t)(p / 100.0 * (double)(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
 }
 
 /* Copies of a bytes-sized set of weights to rotate over so that together they exceed twice the

@@ -109,13 +109,6 @@ __global__ void ldq_touch(const uint32_t *ring, uint32_t *sink) {
   if (s == kMagic) sink[1] = s;
 }
 
-double ldq_pct(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  if (v.empty()) return 0.0;
-  size_t i = (size_t)(p / 100.0 * (double)(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
-
 template <int U>
 void ldq_run(int blocks_per_sm, int mode, int hops, const cudaDeviceProp &prop, const uint4 *w, size_t w_copy_warps,
              int copies, const uint32_t *ring, long long *d_out, uint32_t *d_sink, cudaStream_t st) {
@@ -142,7 +135,7 @@ void ldq_run(int blocks_per_sm, int mode, int hops, const cudaDeviceProp &prop, 
   auto col = [&](int k, double div) {
     std::vector<double> v;
     for (int b = 0; b < blocks; b++) v.push_back((double)h[(size_t)b * (kRec + 2) + k] / div);
-    return ldq_pct(v, 50);
+    return bench_pct(v, 50);
   };
   printf("| %d | %d | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", U, blocks_per_sm, mode, col(0, 1),
          col(1, 1), col(2, 1), col(4, 1), col(8, 1), col(15, 1), col(kRec, hops - 1), col(kRec + 1, 1));

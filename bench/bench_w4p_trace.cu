@@ -42,14 +42,6 @@ struct TrShape {
   int K, N;
 };
 
-/* p-th percentile (0..100) of v, nearest rank; v is sorted here. */
-double tr_pct(std::vector<double> &v, double p) {
-  std::sort(v.begin(), v.end());
-  if (v.empty()) return 0.0;
-  size_t i = (size_t)(p / 100.0 * (double)(v.size() - 1) + 0.5);
-  return v[i < v.size() ? i : v.size() - 1];
-}
-
 /* Launches call a of a chain: the library's launcher (p = 0) or variant p with its plan */
 int tr_launch(const kern_w4::W4Args &a, int p, int sms, cudaStream_t st) {
   int launched = 0;
@@ -120,10 +112,10 @@ void tr_shape(const TrShape &s, int M, int p, int sms, size_t l2, cudaStream_t s
          ((double)cur_end - (double)prev_end) / 1000.0);
   for (int k = 0; k < NS; k++)
     if (at[k].empty()) printf(" - |");
-    else printf(" %.2f / %.2f / %.2f |", tr_pct(at[k], 10), tr_pct(at[k], 50), tr_pct(at[k], 90));
+    else printf(" %.2f / %.2f / %.2f |", bench_pct(at[k], 10), bench_pct(at[k], 50), bench_pct(at[k], 90));
   for (int k = 0; k < NS - 1; k++)
     if (ph[k].empty()) printf(" - |");
-    else printf(" %.2f / %.2f |", tr_pct(ph[k], 50), tr_pct(ph[k], 90));
+    else printf(" %.2f / %.2f |", bench_pct(ph[k], 50), bench_pct(ph[k], 90));
   printf("\n");
   /* the second table: chunk u of warp 0, from the block's wait (slot 1, the last call) */
   constexpr int NC = kern_w4::kW4pTraceChunks;
@@ -136,7 +128,7 @@ void tr_shape(const TrShape &s, int M, int p, int sms, size_t l2, cudaStream_t s
     for (int b = 0; b < nb; b++)
       if (chunk[1][b][u] >= buf[1][b][1]) v.push_back(((double)chunk[1][b][u] - (double)buf[1][b][1]) / 1000.0);
     if (v.empty()) snprintf(cell, sizeof cell, " - |");
-    else snprintf(cell, sizeof cell, " %.2f / %.2f |", tr_pct(v, 50), tr_pct(v, 90));
+    else snprintf(cell, sizeof cell, " %.2f / %.2f |", bench_pct(v, 50), bench_pct(v, 90));
     row += cell;
   }
   g_chunk_rows.push_back(row);
