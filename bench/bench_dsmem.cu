@@ -1,7 +1,8 @@
 /* bench_dsmem: what the K-split sum of the Hopper W4A16 wgmma kernel (kern_w4a16_wgmma.cu,
  * w4g_epilogue) costs by each way of moving fp32 partials between the blocks of a thread block
  * cluster. Every block holds F fp32 partials a thread (256 threads: the two consumer warpgroups;
- * F = 64 is a 128-row tile's 64 KB, F = 128 a 256-row tile's 128 KB) in groups of four; block
+ * F = 32 is a 64-row tile's 32 KB, F = 64 a 128-row tile's 64 KB, F = 128 a 256-row tile's
+ * 128 KB) in groups of four; block
  * `rank` of a cluster of S owns groups [rank G / S, (rank + 1) G / S) (G = F / 4) and sums them over
  * the cluster in split order, as the kernel does. The ways:
  *   pull       the kernel's: partials to the block's own shared memory (4-byte stores), cluster
@@ -17,6 +18,10 @@
  *              one before the partials are rewritten (the owners are done with the copies)
  *   l2         the groups a block does not own stored to a global workspace (16-byte, L2), cluster
  *              barrier (release / acquire at cluster scope), owners load them (16-byte, L2)
+ *   mix_k/8    both paths at once: of every group, warps 0 .. k - 1 move their values as pull_v4
+ *              does (distributed shared memory) and warps k .. 7 as l2 does (the global
+ *              workspace) -- whether the SM-to-SM network and L2 are separate resources, so that
+ *              a split sum could use both (kernels/NOTES.md open lead 3); k = 2, 4, 5, 6
  * Grid: as many clusters as fit at one block an SM (cudaOccupancyMaxActiveClusters), each block
  * repeating the sum R times; time per sum = (time of R + 1 sums - time of 1) / R, and the bytes
  * that cross between SMs, (S - 1) / S of a block's partials, over that time a block and a cycle
@@ -39,8 +44,12 @@ namespace cg = cooperative_groups;
 namespace {
 
 constexpr int kT = 256; /* threads a block: two consumer warpgroups */
-enum DsmWay { DSM_PULL, DSM_PULL_V4, DSM_PUSH_V4, DSM_PUSH_BULK, DSM_L2, DSM_WAYS };
-const char *const kWayName[DSM_WAYS] = {"pull", "pull_v4", "push_v4", "push_bulk", "l2"};
+enum DsmWay { DSM_PULL, DSM_PULL_V4, DSM_PUSH_V4, DSM_PUSH_BULK, DSM_L2, DSM_MIX2, DSM_MIX4, DSM_MIX5, DSM_MIX6, DSM_WAYS };
+const char *const kWayName[DSM_WAYS] = {"pull", "pull_v4", "push_v4", "push_bulk", "l2", "mix_2/8", "mix_4/8", "mix_5/8", "mix_6/8"};
+/* the warps of a mixed way that use distributed shared memory (0: not a mixed way) */
+__host__ __device__ constexpr int dsm_mix_warps(int w) {
+  return w == DSM_MIX2 ? 2 : w == DSM_MIX4 ? 4 : w == DSM_MIX5 ? 5 : w == DSM_MIX6 ? 6 : 0;
+}
 
 /* a cluster of s blocks: rank r's groups [lo, hi) of g */
 __host__ __device__ inline int dsm_lo(int r, int g, int s) { return r * g / s; }
@@ -50,7 +59,7 @@ __host__ __device__ inline int dsm_share_max(int g, int s) { return (g + s - 1) 
 /* shared memory of way w: the partials (pull, pull_v4, push_bulk) and the receive areas, one a
  * peer (push_v4, push_bulk; l2 keeps its own share there); 0 if it does not fit */
 size_t dsm_smem(int w, int f, int s) {
-  const size_t part = (w == DSM_PULL || w == DSM_PULL_V4 || w == DSM_PUSH_BULK) ? (size_t)f * kT * 4 : 0;
+  const size_t part = (w == DSM_PULL || w == DSM_PULL_V4 || w == DSM_PUSH_BULK || dsm_mix_warps(w)) ? (size_t)f * kT * 4 : 0;
   const size_t recv = (w == DSM_PUSH_V4 || w == DSM_PUSH_BULK || w == DSM_L2) ? (size_t)(s - 1) * dsm_share_max(f / 4, s) * kT * 16 : 0;
   const size_t n = 128 + part + recv; /* the mbarrier first */
   /* at least 120 KB: one block an SM, so that the figures are an SM's */
@@ -84,7 +93,7 @@ __global__ void __launch_bounds__(kT, 1) dsm_kernel(int reps, float4 *ws, float4
   cg::cluster_group cluster = cg::this_cluster();
   const int ct = threadIdx.x, S = (int)cluster.num_blocks(), me = (int)cluster.block_rank();
   const int SH = dsm_share_max(G, S), lo = dsm_lo(me, G, S), hi = dsm_lo(me + 1, G, S);
-  const bool has_part = W == DSM_PULL || W == DSM_PULL_V4 || W == DSM_PUSH_BULK;
+  const bool has_part = W == DSM_PULL || W == DSM_PULL_V4 || W == DSM_PUSH_BULK || dsm_mix_warps(W);
   uint64_t *bar = reinterpret_cast<uint64_t *>(dsm_smem_buf);
   float *part = reinterpret_cast<float *>(dsm_smem_buf + 128);
   float4 *recv = reinterpret_cast<float4 *>(dsm_smem_buf + 128 + (has_part ? (size_t)F * kT * 4 : 0));
@@ -197,6 +206,49 @@ __global__ void __launch_bounds__(kT, 1) dsm_kernel(int reps, float4 *ws, float4
         live += s4.x + s4.y + s4.z + s4.w;
         if (rep == reps - 1) out[((size_t)blockIdx.x * (G / 2) + i - lo) * kT + ct] = s4;
       }
+    } else if constexpr (dsm_mix_warps(W) > 0) {
+      /* this thread's values of every group through one path: the first warps' through the
+       * owners' loads from distributed shared memory, the others' through the global workspace
+       * (laid out as l2's) */
+      const bool via_l2 = (ct >> 5) >= dsm_mix_warps(W);
+      float4 *w0 = ws + ((cl * 2 + (rep & 1)) * S) * (size_t)(S - 1) * SH * kT;
+      float4 *p4 = reinterpret_cast<float4 *>(part);
+      __syncthreads();
+#pragma unroll
+      for (int i = 0; i < G; i++) {
+        const float4 di = make_float4(d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]);
+        const int r = (int)(((i + 1) * S - 1) / G);
+        if (via_l2 && r != me) {
+          const int slot = me < r ? me : me - 1;
+          __stcg(w0 + (((size_t)r * (S - 1) + slot) * SH + i - dsm_lo(r, G, S)) * kT + ct, di);
+        } else {
+          p4[i * kT + ct] = di;
+        }
+      }
+      cluster.sync();
+      const uint32_t a0 = dsm_u32(p4 + ct);
+      for (int i = lo; i < hi; i++) {
+        float4 s4 = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (!via_l2) {
+#pragma unroll
+          for (int z = 0; z < 8; z++)
+            if (z < S) v[z] = dsm_ld4(dsm_mapa(a0 + i * kT * 16, z));
+#pragma unroll
+          for (int z = 0; z < 8; z++)
+            if (z < S) dsm_add(s4, v[z]);
+        } else {
+#pragma unroll
+          for (int z = 0; z < 7; z++)
+            if (z < S - 1) v[z] = __ldcg(w0 + (((size_t)me * (S - 1) + z) * SH + i - lo) * kT + ct);
+          const float4 own = p4[i * kT + ct];
+#pragma unroll
+          for (int z = 0; z < 8; z++)
+            if (z < S) dsm_add(s4, z == me ? own : z < me ? v[z < 7 ? z : 6] : v[z > 0 ? z - 1 : 0]);
+        }
+        live += s4.x + s4.y + s4.z + s4.w;
+        if (rep == reps - 1) out[((size_t)blockIdx.x * (G / 2) + i - lo) * kT + ct] = s4;
+      }
+      cluster.sync(); /* the peers' partials stay alive until read */
     } else { /* DSM_L2: workspace [cluster][rep parity][owner][slot][share group][thread] */
       float4 *w0 = ws + ((cl * 2 + (rep & 1)) * S) * (size_t)(S - 1) * SH * kT;
 #pragma unroll
@@ -241,15 +293,19 @@ __global__ void __launch_bounds__(kT, 1) dsm_kernel(int reps, float4 *ws, float4
 using DsmFn = void (*)(int, float4 *, float4 *, long long *, float *);
 
 DsmFn dsm_pick(int w, int f) {
-#define DSM_CASE(W)                                           \
-  case W:                                                     \
-    return f == 64 ? dsm_kernel<W, 64> : dsm_kernel<W, 128>;
+#define DSM_CASE(W) \
+  case W:           \
+    return f == 32 ? dsm_kernel<W, 32> : f == 64 ? dsm_kernel<W, 64> : dsm_kernel<W, 128>;
   switch (w) {
     DSM_CASE(DSM_PULL)
     DSM_CASE(DSM_PULL_V4)
     DSM_CASE(DSM_PUSH_V4)
     DSM_CASE(DSM_PUSH_BULK)
     DSM_CASE(DSM_L2)
+    DSM_CASE(DSM_MIX2)
+    DSM_CASE(DSM_MIX4)
+    DSM_CASE(DSM_MIX5)
+    DSM_CASE(DSM_MIX6)
   }
 #undef DSM_CASE
   return NULL;
@@ -320,7 +376,7 @@ int main(int argc, char **argv) {
   printf("\n| KB a block | S | way | clusters | us a sum | crossing KB a block | B a cycle an SM | GB/s all SMs | SM GHz | same as pull |\n");
   printf("|---|---|---|---|---|---|---|---|---|---|\n");
   int bad = 0;
-  for (int f : {64, 128}) {
+  for (int f : {32, 64, 128}) {
     for (int s = 2; s <= 8; s++) {
       const int G = f / 4;
       for (int w = 0; w < DSM_WAYS; w++) {

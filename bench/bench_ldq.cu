@@ -15,6 +15,13 @@
  *   1  the chain right after the loaders issued their loads, which are in flight
  *   2  the chain after the loaders folded their weights into a register (they have landed)
  *   3  as 1, the weight loads not allocated in L1 (ld.global.nc.L1::no_allocate, the library's)
+ *   4  as 0, each hop a 16-byte bulk copy into shared memory (cp.async.bulk, the TMA unit,
+ *      completing on an mbarrier) and a shared load of its first word
+ *   5  as 4, the weights in flight as in 3
+ *   6  as 0, each hop a 16-byte cp.async (LDGSTS) into shared memory, waited for, and a shared load
+ *   7  as 6, the weights in flight as in 3
+ *   8, 9, 10  as 3, 5, 7, the probe warp's lanes issuing U weight loads of their own just before
+ *      the chain (the preload kernel's warps wait behind their own weight loads)
  * Prints, for each U (4, 8, 16), B (1, 3, 5) and mode, the p50 over blocks of the SM cycles of
  * hops 0, 1, 2, 4, 8 and 15 and of the mean hop, and loader warp 0's cycles from its first load
  * until its weights are in (p50). Each configuration runs 6 times (a weight copy each); the last is printed.
@@ -51,6 +58,42 @@ __device__ __forceinline__ uint32_t ldq_ld4_cg(const uint32_t *p) {
   asm volatile("ld.global.cg.u32 %0, [%1];\n" : "=r"(v) : "l"(p));
   return v;
 }
+/* modes 4, 5: 16 bytes at p into dst by the TMA unit, waited for on bar (phase *ph, flipped) */
+__device__ __forceinline__ uint32_t ldq_ld4_bulk(const uint32_t *p, uint32_t dst, uint32_t bar, uint32_t *ph) {
+  uint32_t v = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 /* (the bench runs on 9.x only) */
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "mbarrier.arrive.expect_tx.shared::cta.b64 _, [%2], 16;\n"
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%1], [%3], 16, [%2];\n"
+      "LDQ_WAIT_%=:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%2], %4;\n"
+      "@!p bra LDQ_WAIT_%=;\n"
+      "ld.shared.u32 %0, [%1];\n"
+      "}\n"
+      : "=r"(v)
+      : "r"(dst), "r"(bar), "l"(p), "r"(*ph)
+      : "memory");
+#else
+  (void)p, (void)dst, (void)bar;
+#endif
+  *ph ^= 1u;
+  return v;
+}
+/* modes 6, 7: 16 bytes at p into dst by cp.async, waited for */
+__device__ __forceinline__ uint32_t ldq_ld4_cpasync(const uint32_t *p, uint32_t dst) {
+  uint32_t v;
+  asm volatile(
+      "cp.async.cg.shared.global [%1], [%2], 16;\n"
+      "cp.async.commit_group;\n"
+      "cp.async.wait_group 0;\n"
+      "ld.shared.u32 %0, [%1];\n"
+      : "=r"(v)
+      : "r"(dst), "l"(p)
+      : "memory");
+  return v;
+}
 
 constexpr int kRec = 16; /* hops whose cycles are kept one by one */
 
@@ -65,11 +108,22 @@ __global__ void __launch_bounds__(32 * (kWarps + 1)) ldq_kernel(const uint4 *w, 
   uint32_t acc = 0;
   uint4 wq[U];
   const bool loader = warp < kWarps;
+  const bool weights = mode == 1 || mode == 2 || mode == 3 || mode == 5 || mode >= 7, no_l1 = weights && mode != 1 && mode != 2;
+  __shared__ __align__(16) uint32_t pbuf[4];
+  __shared__ __align__(8) uint64_t pbar;
+  const uint32_t pdst = (uint32_t)__cvta_generic_to_shared(pbuf), pbar_at = (uint32_t)__cvta_generic_to_shared(&pbar);
+  if (threadIdx.x == 32 * kWarps) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(pbar_at));
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#endif
+  }
   const long long t0 = clock64();
-  if (loader && mode != 0) {
-    const int gw = blockIdx.x * kWarps + warp;
+  const bool own = mode >= 8; /* the probe warp loads weights too */
+  if ((loader || own) && weights) {
+    const int gw = loader ? blockIdx.x * kWarps + warp : gridDim.x * kWarps + blockIdx.x; /* the probes' past the loaders' */
 #pragma unroll
-    for (int u = 0; u < U; u++) wq[u] = ldq_ld16(w + ((size_t)gw * U + u) * 32 + lane, mode == 3);
+    for (int u = 0; u < U; u++) wq[u] = ldq_ld16(w + ((size_t)gw * U + u) * 32 + lane, no_l1);
     if (mode == 2) {
 #pragma unroll
       for (int u = 0; u < U; u++) acc ^= wq[u].x ^ wq[u].y ^ wq[u].z ^ wq[u].w;
@@ -77,7 +131,7 @@ __global__ void __launch_bounds__(32 * (kWarps + 1)) ldq_kernel(const uint4 *w, 
   }
   __syncthreads(); /* the loaders' weights in flight (modes 1, 3) or landed (mode 2) */
   if (loader) {
-    if (mode == 1 || mode == 3) {
+    if (weights && mode != 2) {
 #pragma unroll
       for (int u = 0; u < U; u++) acc ^= wq[u].x ^ wq[u].y ^ wq[u].z ^ wq[u].w;
     }
@@ -89,8 +143,11 @@ __global__ void __launch_bounds__(32 * (kWarps + 1)) ldq_kernel(const uint4 *w, 
      * load k to the clock after load k + 1. */
     uint32_t idx = (uint32_t)(blockIdx.x * 7 % kRingLines) * 32;
     long long prev = 0, first = 0;
+    uint32_t ph = 0;
     for (int h = 0; h < hops; h++) {
-      idx = ldq_ld4_cg(ring + idx);
+      if (mode == 4 || mode == 5 || mode == 9) idx = ldq_ld4_bulk(ring + idx, pdst, pbar_at, &ph);
+      else if (mode == 6 || mode == 7 || mode == 10) idx = ldq_ld4_cpasync(ring + idx, pdst);
+      else idx = ldq_ld4_cg(ring + idx);
       const long long now = clock64();
       if (h == 0) first = now;
       else if (h - 1 < kRec) o[h - 1] = now - prev;
@@ -98,6 +155,10 @@ __global__ void __launch_bounds__(32 * (kWarps + 1)) ldq_kernel(const uint4 *w, 
     }
     o[kRec] = prev - first; /* hops - 1 hops */
     acc = idx;
+    if (own) {
+#pragma unroll
+      for (int u = 0; u < U; u++) acc ^= wq[u].x ^ wq[u].y ^ wq[u].z ^ wq[u].w;
+    }
   }
   if (acc == kMagic) sink[0] = acc; /* (never: keeps the loads) */
 }
@@ -113,7 +174,7 @@ template <int U>
 void ldq_run(int blocks_per_sm, int mode, int hops, const cudaDeviceProp &prop, const uint4 *w, size_t w_copy_warps,
              int copies, const uint32_t *ring, long long *d_out, uint32_t *d_sink, cudaStream_t st) {
   const int blocks = prop.multiProcessorCount * blocks_per_sm;
-  if ((size_t)blocks * kWarps * U > w_copy_warps) {
+  if ((size_t)blocks * (kWarps + 1) * U > w_copy_warps) {
     fprintf(stderr, "bench_ldq: %d blocks x %d warps x %d loads exceed a weight copy\n", blocks, kWarps, U);
     exit(1);
   }
@@ -159,8 +220,8 @@ int main(int argc, char **argv) {
   }
   cudaStream_t st;
   BENCH_CUDA(cudaStreamCreate(&st));
-  /* weights: one copy holds 16 loads a warp for 5 blocks of 4 warps on every SM */
-  const size_t w_copy_warps = (size_t)prop.multiProcessorCount * 5 * kWarps * 16;
+  /* weights: one copy holds 16 loads a warp for 5 blocks of 4 loader warps and a probe warp on every SM */
+  const size_t w_copy_warps = (size_t)prop.multiProcessorCount * 5 * (kWarps + 1) * 16;
   const size_t copy_bytes = w_copy_warps * 512;
   const int copies = bench_copies(copy_bytes, (size_t)prop.l2CacheSize);
   uint4 *w;
@@ -189,11 +250,12 @@ int main(int argc, char **argv) {
   printf("device: %s, %d SMs, L2 %d MB; %d hops a chain; weight copies: %d of %.1f MB\n", prop.name,
          prop.multiProcessorCount, prop.l2CacheSize >> 20, hops, copies, copy_bytes / 1e6);
   printf("modes: 0 no weight loads, 1 the chain while the loader warps' loads are in flight, 2 after they landed, 3 as 1 "
-         "with L1::no_allocate; SM cycles, p50 over blocks\n\n");
+         "with L1::no_allocate; 4, 5 as 0, 3 with hops by bulk copy (TMA); 6, 7 as 0, 3 with hops by cp.async; 8, 9, 10 as 3, 5, 7 with "
+         "the probe's own weight loads before its chain; SM cycles, p50 over blocks\n\n");
   printf("| U | blocks an SM | mode | hop 0 | hop 1 | hop 2 | hop 4 | hop 8 | hop 15 | mean hop | loader 0: first load -> "
          "weights in |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (int b : {1, 3, 5})
-    for (int mode = 0; mode < 4; mode++) {
+    for (int mode = 0; mode < 11; mode++) {
       ldq_run<4>(b, mode, hops, prop, w, w_copy_warps, copies, ring, d_out, sink, st);
       ldq_run<8>(b, mode, hops, prop, w, w_copy_warps, copies, ring, d_out, sink, st);
       ldq_run<16>(b, mode, hops, prop, w, w_copy_warps, copies, ring, d_out, sink, st);
