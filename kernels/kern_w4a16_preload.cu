@@ -155,13 +155,16 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C, MT))
   for (int mt = 0; mt < MT; mt++)
 #pragma unroll
     for (int r = 0; r < 4; r++) out[mt][r] = 0.f;
-  bool rv[MT];
+  /* Row g of row tile mt is the B fragment's column (token) g: a row past M reads row 0 instead
+   * of zeros, so that every lane loads unconditionally. An mma's output column depends on its own
+   * B column only, and the columns past M are never stored (w4_store_frag), so the stored rows are
+   * bit for bit those of zero fill, which cost ~11 of the ~57 instructions a chunk after the wait
+   * (SASS: the zeros moved in before a branch around the loads; kernels/NOTES.md item 27). */
   const uint16_t *xr[MT];
 #pragma unroll
   for (int mt = 0; mt < MT; mt++) {
     const int row = mt * 8 + g;
-    rv[mt] = row < a.M;
-    xr[mt] = a.x + (size_t)(rv[mt] ? row : 0) * K + c0 * 64 + 16 * t;
+    xr[mt] = a.x + (size_t)(row < a.M ? row : 0) * K + c0 * 64 + 16 * t;
   }
   auto load_x = [&](uint4 (&xv)[MT][2], int u) {
 #pragma unroll
@@ -169,12 +172,10 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C, MT))
       if constexpr ((P & W4P_NO_X) != 0) {
         xv[mt][0] = make_uint4(0x3c003c00u ^ lane, 0x3c003c00u ^ u, 0x3c003c00u, 0x3c003c00u ^ g);
         xv[mt][1] = make_uint4(0x3c003c00u ^ t, 0x3c003c00u, 0x3c003c00u ^ u, 0x3c003c00u);
-      } else if (rv[mt]) {
+      } else {
         const uint4 *px = reinterpret_cast<const uint4 *>(xr[mt] + u * 64);
         xv[mt][0] = __ldg(px);
         xv[mt][1] = __ldg(px + 1);
-      } else {
-        xv[mt][0] = xv[mt][1] = make_uint4(0, 0, 0, 0);
       }
     }
   };
