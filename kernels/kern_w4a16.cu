@@ -282,11 +282,17 @@ __global__ void __launch_bounds__(128, w4_min_blocks(MT, S, XS, RING)) w4a16_ker
         const bool cv = c < c_end;
   #pragma unroll
         for (int mt = 0; mt < MT; mt++) {
-          if (cv && rvalid[mt]) {
+          /* one row tile (8 rows: the MoE experts' tiles up to ~64 tokens): rows past the tile's
+           * end read row 0 (xrow), not zeros -- their mma columns are never stored -- and a chunk
+           * past c_end is never used, so no zeros are moved in (as in the preload kernel: fused MoE
+           * 1..64 tokens 2-3% faster on the H200, kernels/NOTES.md item 27); two row tiles keep
+           * the zeros (without them qkv at 16 rows took 15.5 against 11.2 us, and the MoE at 128
+           * tokens 613 against 548) */
+          if (cv && (MT == 1 || rvalid[mt])) {
             const uint4 *p = reinterpret_cast<const uint4 *>(xrow[mt] + (size_t)c * 64);
             xv[u][mt][0] = __ldg(p);
             xv[u][mt][1] = __ldg(p + 1);
-          } else {
+          } else if (MT != 1) {
             xv[u][mt][0] = xv[u][mt][1] = make_uint4(0, 0, 0, 0);
           }
         }
