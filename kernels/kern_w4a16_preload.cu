@@ -17,15 +17,16 @@
  *     triggers after the main loop instead), waits for the previous one, and walks its chunks
  *     in order: the activation fragments of the next one or two chunks are loaded (from L2)
  *     and chunk u is unpacked to q - 8 (w4_unscaled_piece) and multiplied (one m16n8k16 per
- *     k16 step and 8 rows); each group's fp32 sums are scaled at its end. (Every load of the
- *     kernel is on one scoreboard in the SASS, so chunk u's first use of its fragments also
- *     waits for the loads issued just before it: the ring gives the activations no lead,
- *     kernels/NOTES.md item 26.)
+ *     k16 step and 8 rows); each group's fp32 sums are scaled at its end. (Up to the
+ *     twenty-third session every load of the kernel was on one scoreboard in the SASS, so chunk
+ *     u's first use of its fragments also waited for the loads issued just before it,
+ *     kernels/NOTES.md item 26; since every lane loads its activations unconditionally, item
+ *     27, ptxas spreads them over four.)
  *  3. The W warps' partials are summed in warp order through shared memory; with S > 1 block r
  *     of the cluster then sums the r-th 1/S of the tile over the blocks in rank order (distributed
  *     shared memory) and stores it. Deterministic, no workspace, no atomics.
  * Measured on an H200 (kernels/NOTES.md items 9 and 18): 22% less time than the split-K kernel
- * summed over every shape and slice at 1..8 rows, 1.88-3.14x the floor at one row (item 20).
+ * summed over every shape and slice at 1..8 rows, 1.68-3.18x the floor at one row (item 27).
  * What the time after the wait is (bench/bench_w4p_parts.cu leaves parts out): the weights
  * themselves stream at ~1.1x the floor in this grid, calls overlapping; the unpacking and mmas
  * cost ~2 us at qkv (issue-bound) and the activations ~1.5 us more (not the order the weights
@@ -33,7 +34,8 @@
  * Item 26 timed the loop chunk by chunk: a steady ~0.25 us a chunk at qkv M=1, the math (~0.19
  * alone) and one L2 round trip for the activations (~0.15 alone) overlapping only in part; the
  * ways tried to overlap them (L1 prefetch, a cp.async ring, a dependency ordering the wait
- * first) were slower.
+ * first) were slower. The loop is issue-bound: ~11 instructions fewer a chunk (no zeros moved
+ * in for rows past M) took 5.5% off M = 1..16 (item 27).
  * Rows 9..16 take two row tiles (MT = 2: two mmas a k16 step on the same unpacked weights, ~30
  * more registers a thread), only where the plan is still one wave (w4p_plan_rows; item 19:
  * 16% less time than the split-K kernel summed over the twelve shapes at 16 rows, qkv at TP=1
