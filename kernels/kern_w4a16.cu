@@ -290,8 +290,8 @@ __global__ void __launch_bounds__(128, w4_min_blocks(MT, S, XS, RING)) w4a16_ker
            * tokens 613 against 548) */
           if (cv && (MT == 1 || rvalid[mt])) {
             const uint4 *p = reinterpret_cast<const uint4 *>(xrow[mt] + (size_t)c * 64);
-            xv[u][mt][0] = __ldg(p);
-            xv[u][mt][1] = __ldg(p + 1);
+            xv[u][mt][0] = w4_ld_act(p);
+            xv[u][mt][1] = w4_ld_act(p + 1);
           } else if (MT != 1) {
             xv[u][mt][0] = xv[u][mt][1] = make_uint4(0, 0, 0, 0);
           }

@@ -144,6 +144,20 @@ static __device__ __forceinline__ uint4 w4_ldg_stream(const uint4 *p) {
   return v;
 }
 
+/* An activation load (16 bytes; the previous kernel's output under programmatic dependent
+ * launch): a coherent ld.global, not __ldg. ld.global.nc promises data that no one writes while
+ * the kernel runs, and ptxas moves such loads above griddepcontrol.wait (ACQBULK) when their
+ * address does not depend on anything after it: the preload kernel's first activation loads at
+ * 9..16 rows, and the split-K kernel's at one row tile, were scheduled before the wait in the
+ * SASS (kernels/NOTES.md item 27), so they could read x before the kernel that writes it ended.
+ * A plain load, in volatile asm so that the compiler keeps it after the wait's (volatile) asm,
+ * which ptxas does not move either (checked in the SASS of every instance). */
+static __device__ __forceinline__ uint4 w4_ld_act(const uint4 *p) {
+  uint4 v;
+  asm volatile("ld.global.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+
 static __device__ __forceinline__ void w4_cp16(void *smem, const void *gmem) {
   const unsigned a = (unsigned)__cvta_generic_to_shared(smem);
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(a), "l"(gmem) : "memory");

@@ -176,8 +176,8 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C, MT))
         xv[mt][1] = make_uint4(0x3c003c00u ^ t, 0x3c003c00u, 0x3c003c00u ^ u, 0x3c003c00u);
       } else {
         const uint4 *px = reinterpret_cast<const uint4 *>(xr[mt] + u * 64);
-        xv[mt][0] = __ldg(px);
-        xv[mt][1] = __ldg(px + 1);
+        xv[mt][0] = w4_ld_act(px);
+        xv[mt][1] = w4_ld_act(px + 1);
       }
     }
   };

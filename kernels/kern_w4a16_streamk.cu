@@ -119,7 +119,7 @@ __global__ void __launch_bounds__(32 * W, 16 / W) w4sk_kernel(W4Args a, int CL, 
 #pragma unroll
       for (int q = 0; q < 8; q++) {
         const int i = i0 + q * blockDim.x, r = i / per_row, k8 = i - r * per_row;
-        if (i < total) v[q] = __ldg(reinterpret_cast<const uint4 *>(a.x + (size_t)r * K + 8 * k8));
+        if (i < total) v[q] = w4_ld_act(reinterpret_cast<const uint4 *>(a.x + (size_t)r * K + 8 * k8));
       }
 #pragma unroll
       for (int q = 0; q < 8; q++) {

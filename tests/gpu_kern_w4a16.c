@@ -2,8 +2,8 @@
  * GEMM against ref_w4a16_gemm (NMSE <= 5e-4) for M from 1 to 1024 on Qwen3 shapes and odd
  * ones (N not a multiple of the block tile), with and without the split-K workspace; split-K
  * results repeat bit for bit, also over a queue of launches into separate outputs (races
- * between a launch's blocks, or with the launch before it, show as differing bits);
- * unsupported K is refused. Label gpu; exit 77 without a GPU. */
+ * between a launch's blocks, or with the launch before it, show as differing bits); a GEMM
+ * reading the output of the GEMM queued before it; unsupported K is refused. Label gpu; exit 77 without a GPU. */
 #include <string.h>
 
 #include "kernels/ref_w4a16.h"
@@ -86,6 +86,50 @@ static void test_repeat(struct rng *r, int K, int N, int M, int R) {
   free(q); free(s); free(x); free(y0); free(yi);
 }
 
+/* Two GEMMs queued back to back, the second reading the first's output (h = x W1, y = h W2), as
+ * a layer's kernels do under programmatic dependent launch: the second may start while the
+ * first runs and must not read h before its dependency wait (h starts as NaN each round). y is
+ * checked against the reference on the h the first wrote, and R rounds must agree bit for bit.
+ * Before kernels/NOTES.md item 27 ptxas scheduled some activation loads (ld.global.nc) before
+ * that wait, which this catches where the timing exposes it. */
+static void test_chain(struct rng *r, int K1, int N1, int N2, int M, int R) {
+  const int K2 = N1;
+  int32_t *q1 = kt_alloc(4 * (size_t)K1 / 8 * N1), *q2 = kt_alloc(4 * (size_t)K2 / 8 * N2);
+  uint16_t *s1 = kt_alloc(2 * (size_t)K1 / 128 * N1), *s2 = kt_alloc(2 * (size_t)K2 / 128 * N2);
+  ref_w4a16_random(q1, s1, K1, N1, rng_u64(r), 0.001f, 0.02f);
+  ref_w4a16_random(q2, s2, K2, N2, rng_u64(r), 0.001f, 0.02f);
+  int32_t *d_q1 = gk_up(q1, 4 * (size_t)K1 / 8 * N1), *d_rep1 = gk_dev(4 * (size_t)K1 / 8 * N1);
+  int32_t *d_q2 = gk_up(q2, 4 * (size_t)K2 / 8 * N2), *d_rep2 = gk_dev(4 * (size_t)K2 / 8 * N2);
+  uint16_t *d_s1 = gk_up(s1, 2 * (size_t)K1 / 128 * N1), *d_s2 = gk_up(s2, 2 * (size_t)K2 / 128 * N2);
+  bf16_t *d_srep1 = gk_dev(2 * (size_t)K1 / 128 * N1), *d_srep2 = gk_dev(2 * (size_t)K2 / 128 * N2);
+  GK_KERN(kern_gptq_repack(d_rep1, d_srep1, d_q1, d_s1, K1, N1, 0));
+  GK_KERN(kern_gptq_repack(d_rep2, d_srep2, d_q2, d_s2, K2, N2, 0));
+  bf16_t *x = kt_alloc(2 * (size_t)M * K1), *h0 = kt_alloc(2 * (size_t)M * N1), *y0 = kt_alloc(2 * (size_t)M * N2),
+         *h = kt_alloc(2 * (size_t)M * N1), *y = kt_alloc(2 * (size_t)M * N2), *yref = kt_alloc(2 * (size_t)M * N2);
+  kt_fill_bf16(r, x, (int64_t)M * K1, 1.0f);
+  bf16_t *d_x = gk_up(x, 2 * (size_t)M * K1), *d_h = gk_dev(2 * (size_t)M * N1), *d_y = gk_dev(2 * (size_t)M * N2);
+  int differ = 0;
+  for (int i = 0; i < R; i++) {
+    GK_CUDA(cudaMemsetAsync(d_h, 0xff, 2 * (size_t)M * N1, 0)); /* NaN until the first GEMM writes it */
+    if (kern_w4a16_gemm(d_h, d_x, d_rep1, d_srep1, M, K1, N1, g_ws, g_ws_bytes, 0) ||
+        kern_w4a16_gemm(d_y, d_h, d_rep2, d_srep2, M, K2, N2, g_ws, g_ws_bytes, 0)) {
+      CHECK_MSG(0, "chained GEMM launch failed M=%d", M);
+      break;
+    }
+    gk_down(i ? h : h0, d_h, 2 * (size_t)M * N1);
+    gk_down(i ? y : y0, d_y, 2 * (size_t)M * N2);
+    if (i) differ += memcmp(h, h0, 2 * (size_t)M * N1) != 0 || memcmp(y, y0, 2 * (size_t)M * N2) != 0;
+  }
+  /* the first round against the reference on the h it wrote; the others bit for bit the same */
+  ref_w4a16_gemm(yref, h0, q2, s2, M, K2, N2);
+  const double e = ref_bf16_nmse(y0, yref, (int64_t)M * N2);
+  CHECK_MSG(e <= KT_NMSE_GEMM, "chained GEMMs M=%d K=%d N=%d then N=%d: the second's nmse %.3g", M, K1, N1, N2, e);
+  CHECK_MSG(differ == 0, "chained GEMMs M=%d: %d of %d rounds differ from the first", M, differ, R - 1);
+  cudaFree(d_q1); cudaFree(d_rep1); cudaFree(d_q2); cudaFree(d_rep2); cudaFree(d_s1); cudaFree(d_s2);
+  cudaFree(d_srep1); cudaFree(d_srep2); cudaFree(d_x); cudaFree(d_h); cudaFree(d_y);
+  free(q1); free(q2); free(s1); free(s2); free(x); free(h0); free(y0); free(h); free(y); free(yref);
+}
+
 static void test_gate_up_repack(struct rng *r) {
   const int K = 512, I = 192;
   size_t nq = (size_t)K / 8 * I, ns = (size_t)K / 128 * I;
@@ -149,6 +193,9 @@ int main(void) {
   test_repeat(&r, 2048, 4096, 64, 40);
   test_repeat(&r, 768, 4096, 600, 20); /* past 256 rows (a partial last row tile at any height) */
   test_repeat(&r, 1536, 4096, 48, 40);  /* a split 64-row tile summing 6 of its 8 row groups */
+  /* a GEMM reading the one before it: 1, 8 and 12 rows (the preload kernel's one and two row
+   * tiles), 40 and 200 (the wgmma kernel) */
+  for (int i = 0; i < 5; i++) test_chain(&r, 4096, 4096, i % 2 ? 3072 : 1536, (const int[]){1, 8, 12, 40, 200}[i], 16);
   test_gate_up_repack(&r);
   /* refused shapes: K not a multiple of the group, N not of 16 */
   CHECK(kern_w4a16_gemm(NULL, NULL, NULL, NULL, 1, 192, 4096, NULL, 0, 0) == ERR_INPUT);
