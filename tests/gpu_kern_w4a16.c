@@ -3,7 +3,8 @@
  * ones (N not a multiple of the block tile), with and without the split-K workspace; split-K
  * results repeat bit for bit, also over a queue of launches into separate outputs (races
  * between a launch's blocks, or with the launch before it, show as differing bits); a GEMM
- * reading the output of the GEMM queued before it; unsupported K is refused. Label gpu; exit 77 without a GPU. */
+ * reading the output of the GEMM queued before it; unsupported K is refused. Label gpu; exit 77
+ * without a GPU. */
 #include <string.h>
 
 #include "kernels/ref_w4a16.h"
