@@ -160,7 +160,7 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C, MT))
   /* Row g of row tile mt is the B fragment's column (token) g: a row past M reads row 0 instead
    * of zeros, so that every lane loads unconditionally. An mma's output column depends on its own
    * B column only, and the columns past M are never stored (w4_store_frag), so the stored rows are
-   * bit for bit those of zero fill, which cost ~11 of the ~57 instructions a chunk after the wait
+   * bit for bit those of zero fill, which cost ~11 of the ~68 instructions a chunk after the wait
    * (SASS: the zeros moved in before a branch around the loads; kernels/NOTES.md item 27). */
   const uint16_t *xr[MT];
 #pragma unroll
