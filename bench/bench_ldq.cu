@@ -121,7 +121,8 @@ __global__ void __launch_bounds__(32 * (kWarps + 1)) ldq_kernel(const uint4 *w, 
   const long long t0 = clock64();
   const bool own = mode >= 8; /* the probe warp loads weights too */
   if ((loader || own) && weights) {
-    const int gw = loader ? blockIdx.x * kWarps + warp : gridDim.x * kWarps + blockIdx.x; /* the probes' past the loaders' */
+    /* (the probes' weights past the loaders') */
+    const int gw = loader ? blockIdx.x * kWarps + warp : gridDim.x * kWarps + blockIdx.x;
 #pragma unroll
     for (int u = 0; u < U; u++) wq[u] = ldq_ld16(w + ((size_t)gw * U + u) * 32 + lane, no_l1);
     if (mode == 2) {
@@ -175,7 +176,7 @@ void ldq_run(int blocks_per_sm, int mode, int hops, const cudaDeviceProp &prop, 
              int copies, const uint32_t *ring, long long *d_out, uint32_t *d_sink, cudaStream_t st) {
   const int blocks = prop.multiProcessorCount * blocks_per_sm;
   if ((size_t)blocks * (kWarps + 1) * U > w_copy_warps) {
-    fprintf(stderr, "bench_ldq: %d blocks x %d warps x %d loads exceed a weight copy\n", blocks, kWarps, U);
+    fprintf(stderr, "bench_ldq: %d blocks x %d warps x %d loads exceed a weight copy\n", blocks, kWarps + 1, U);
     exit(1);
   }
   int occ = 0;
@@ -220,7 +221,8 @@ int main(int argc, char **argv) {
   }
   cudaStream_t st;
   BENCH_CUDA(cudaStreamCreate(&st));
-  /* weights: one copy holds 16 loads a warp for 5 blocks of 4 loader warps and a probe warp on every SM */
+  /* weights: one copy holds 16 loads a warp for 5 blocks of 4 loader warps and a probe warp on
+   * every SM */
   const size_t w_copy_warps = (size_t)prop.multiProcessorCount * 5 * (kWarps + 1) * 16;
   const size_t copy_bytes = w_copy_warps * 512;
   const int copies = bench_copies(copy_bytes, (size_t)prop.l2CacheSize);
