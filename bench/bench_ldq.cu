@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "bench/bench_cuda.h"
+#include "kernels/kern_w4a16.cuh"
 
 namespace {
 
@@ -43,14 +44,12 @@ constexpr int kWarps = 4;           /* warps a block */
 constexpr int kRingLines = 512;     /* 64 KB of 128-byte lines */
 constexpr uint32_t kMagic = 0x12345678u; /* never the fold of the weights' fill (0x5a bytes) */
 
+/* a weight load: the library's (kern_w4a16.cuh w4_ldg_stream) or __ldg's, in volatile asm so
+ * that it stays before the block's barrier */
 __device__ __forceinline__ uint4 ldq_ld16(const uint4 *p, bool no_l1) {
+  if (no_l1) return kern_w4::w4_ldg_stream(p);
   uint4 v;
-  if (no_l1)
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-  else
-    asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
   return v;
 }
 __device__ __forceinline__ uint32_t ldq_ld4_cg(const uint32_t *p) {

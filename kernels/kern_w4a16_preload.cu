@@ -95,8 +95,8 @@ constexpr int w4p_min_blocks(int C, int MT) { return C == 2 ? 6 - MT : C == 4 ? 
  * bit set; the library runs the whole kernel, P = 0 or W4P_W_L1 below): the activation loads
  * (fragments made from the lane number instead) and the dequantisation + mmas (the chunk's
  * words folded into the accumulator instead). The loads of the weights and scales, the waits,
- * the reductions and the stores stay in every variant. W4P_W_AFTER (bench/bench_w4p_trace.cu) issues the weight and
- * scale loads after the wait instead of before it. */
+ * the reductions and the stores stay in every variant. W4P_W_AFTER (bench/bench_w4p_trace.cu)
+ * issues the weight and scale loads after the wait instead of before it. */
 enum { W4P_NO_X = 1, W4P_NO_MATH = 2, W4P_W_AFTER = 4, W4P_W_L1 = 8 };
 
 /* The weights' loads skip L1 (w4_ldg_stream); W4P_W_L1 (SERVESIM_W4P_WL1=1) allocates them as

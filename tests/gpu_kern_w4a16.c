@@ -55,16 +55,28 @@ static void test_shape(struct rng *r, int K, int N, const int *Ms, int nM) {
   free(q); free(rep); free(rep_gpu); free(s); free(srep); free(srep_gpu);
 }
 
+/* Random GPTQ weights of K x N (*q, *s on the host, freed by the caller) and their repacked form
+ * on the device (*d_rep, *d_srep; cudaFree by the caller). */
+static void test_weights(struct rng *r, int K, int N, int32_t **q, uint16_t **s, int32_t **d_rep, bf16_t **d_srep) {
+  *q = kt_alloc(4 * (size_t)K / 8 * N);
+  *s = kt_alloc(2 * (size_t)K / 128 * N);
+  ref_w4a16_random(*q, *s, K, N, rng_u64(r), 0.001f, 0.02f);
+  int32_t *d_q = gk_up(*q, 4 * (size_t)K / 8 * N);
+  uint16_t *d_s = gk_up(*s, 2 * (size_t)K / 128 * N);
+  *d_rep = gk_dev(4 * (size_t)K / 8 * N);
+  *d_srep = gk_dev(2 * (size_t)K / 128 * N);
+  GK_KERN(kern_gptq_repack(*d_rep, *d_srep, d_q, d_s, K, N, 0));
+  cudaFree(d_q);
+  cudaFree(d_s);
+}
+
 /* R launches queued back to back (each may overlap the one before: programmatic dependent
  * launch), each into its own output: all bit-identical to a first, synchronised launch */
 static void test_repeat(struct rng *r, int K, int N, int M, int R) {
-  int32_t *q = kt_alloc(4 * (size_t)K / 8 * N);
-  uint16_t *s = kt_alloc(2 * (size_t)K / 128 * N);
-  ref_w4a16_random(q, s, K, N, rng_u64(r), 0.001f, 0.02f);
-  int32_t *d_q = gk_up(q, 4 * (size_t)K / 8 * N), *d_rep = gk_dev(4 * (size_t)K / 8 * N);
-  uint16_t *d_s = gk_up(s, 2 * (size_t)K / 128 * N);
-  bf16_t *d_srep = gk_dev(2 * (size_t)K / 128 * N);
-  GK_KERN(kern_gptq_repack(d_rep, d_srep, d_q, d_s, K, N, 0));
+  int32_t *q, *d_rep;
+  uint16_t *s;
+  bf16_t *d_srep;
+  test_weights(r, K, N, &q, &s, &d_rep, &d_srep);
   const size_t ny = (size_t)M * N;
   bf16_t *x = kt_alloc(2 * (size_t)M * K), *y0 = kt_alloc(2 * ny), *yi = kt_alloc(2 * ny);
   kt_fill_bf16(r, x, (int64_t)M * K, 1.0f);
@@ -83,7 +95,7 @@ static void test_repeat(struct rng *r, int K, int N, int M, int R) {
     bad += memcmp(y0, yi, 2 * ny) != 0;
   }
   CHECK_MSG(bad == 0, "GEMM M=%d K=%d N=%d: %d of %d queued launches differ from the first", M, K, N, bad, R);
-  cudaFree(d_q); cudaFree(d_rep); cudaFree(d_s); cudaFree(d_srep); cudaFree(d_x); cudaFree(d_y);
+  cudaFree(d_rep); cudaFree(d_srep); cudaFree(d_x); cudaFree(d_y);
   free(q); free(s); free(x); free(y0); free(yi);
 }
 
@@ -95,16 +107,11 @@ static void test_repeat(struct rng *r, int K, int N, int M, int R) {
  * that wait, which this catches where the timing exposes it. */
 static void test_chain(struct rng *r, int K1, int N1, int N2, int M, int R) {
   const int K2 = N1;
-  int32_t *q1 = kt_alloc(4 * (size_t)K1 / 8 * N1), *q2 = kt_alloc(4 * (size_t)K2 / 8 * N2);
-  uint16_t *s1 = kt_alloc(2 * (size_t)K1 / 128 * N1), *s2 = kt_alloc(2 * (size_t)K2 / 128 * N2);
-  ref_w4a16_random(q1, s1, K1, N1, rng_u64(r), 0.001f, 0.02f);
-  ref_w4a16_random(q2, s2, K2, N2, rng_u64(r), 0.001f, 0.02f);
-  int32_t *d_q1 = gk_up(q1, 4 * (size_t)K1 / 8 * N1), *d_rep1 = gk_dev(4 * (size_t)K1 / 8 * N1);
-  int32_t *d_q2 = gk_up(q2, 4 * (size_t)K2 / 8 * N2), *d_rep2 = gk_dev(4 * (size_t)K2 / 8 * N2);
-  uint16_t *d_s1 = gk_up(s1, 2 * (size_t)K1 / 128 * N1), *d_s2 = gk_up(s2, 2 * (size_t)K2 / 128 * N2);
-  bf16_t *d_srep1 = gk_dev(2 * (size_t)K1 / 128 * N1), *d_srep2 = gk_dev(2 * (size_t)K2 / 128 * N2);
-  GK_KERN(kern_gptq_repack(d_rep1, d_srep1, d_q1, d_s1, K1, N1, 0));
-  GK_KERN(kern_gptq_repack(d_rep2, d_srep2, d_q2, d_s2, K2, N2, 0));
+  int32_t *q1, *q2, *d_rep1, *d_rep2;
+  uint16_t *s1, *s2;
+  bf16_t *d_srep1, *d_srep2;
+  test_weights(r, K1, N1, &q1, &s1, &d_rep1, &d_srep1);
+  test_weights(r, K2, N2, &q2, &s2, &d_rep2, &d_srep2);
   bf16_t *x = kt_alloc(2 * (size_t)M * K1), *h0 = kt_alloc(2 * (size_t)M * N1), *y0 = kt_alloc(2 * (size_t)M * N2),
          *h = kt_alloc(2 * (size_t)M * N1), *y = kt_alloc(2 * (size_t)M * N2), *yref = kt_alloc(2 * (size_t)M * N2);
   kt_fill_bf16(r, x, (int64_t)M * K1, 1.0f);
@@ -126,8 +133,7 @@ static void test_chain(struct rng *r, int K1, int N1, int N2, int M, int R) {
   const double e = ref_bf16_nmse(y0, yref, (int64_t)M * N2);
   CHECK_MSG(e <= KT_NMSE_GEMM, "chained GEMMs M=%d K=%d N=%d then N=%d: the second's nmse %.3g", M, K1, N1, N2, e);
   CHECK_MSG(differ == 0, "chained GEMMs M=%d: %d of %d rounds differ from the first", M, differ, R - 1);
-  cudaFree(d_q1); cudaFree(d_rep1); cudaFree(d_q2); cudaFree(d_rep2); cudaFree(d_s1); cudaFree(d_s2);
-  cudaFree(d_srep1); cudaFree(d_srep2); cudaFree(d_x); cudaFree(d_h); cudaFree(d_y);
+  cudaFree(d_rep1); cudaFree(d_rep2); cudaFree(d_srep1); cudaFree(d_srep2); cudaFree(d_x); cudaFree(d_h); cudaFree(d_y);
   free(q1); free(q2); free(s1); free(s2); free(x); free(h0); free(y0); free(h); free(y); free(yref);
 }
 
