@@ -29,13 +29,17 @@
  * summed over every shape and slice at 1..8 rows, 1.68-3.18x the floor at one row (item 27).
  * What the time after the wait is (bench/bench_w4p_parts.cu leaves parts out): the weights
  * themselves stream at ~1.1x the floor in this grid, calls overlapping; the unpacking and mmas
- * cost ~2 us at qkv (issue-bound) and the activations ~1.5 us more (not the order the weights
+ * cost ~2 us at qkv (bound by the INT pipe, below) and the activations ~1.5 us more (not the order the weights
  * land in: taking each warp's groups as they land from shared memory was slower, item 20).
  * Item 26 timed the loop chunk by chunk: a steady ~0.25 us a chunk at qkv M=1, the math (~0.19
  * alone) and one L2 round trip for the activations (~0.15 alone) overlapping only in part; the
  * ways tried to overlap them (L1 prefetch, a cp.async ring, a dependency ordering the wait
- * first) were slower. The loop is issue-bound: ~11 instructions fewer a chunk (no zeros moved
- * in for rows past M) took 5.5% off M = 1..16 (item 27).
+ * first) were slower. ~11 instructions fewer a chunk (no zeros moved in for rows past M) took
+ * 5.5% off M = 1..16 (item 27). What bounds the loop is the INT pipe, half the FP32 pipe's
+ * width on Hopper (item 28, bench/bench_mma_rate.cu): a chunk's 12 shifts and 16 lop3 take ~2
+ * cycles each a sub-partition, ~60 of its ~81 cycles, while its 16 bf16 subtractions (FMA
+ * pipe) add ~8 and each further mma ~5.6 -- leaving the subtractions out saved ~0.05 us at qkv
+ * M=1 in this kernel, and any extra mma costs more than it saves.
  * Rows 9..16 take two row tiles (MT = 2: two mmas a k16 step on the same unpacked weights, ~30
  * more registers a thread), only where the plan is still one wave (w4p_plan_rows; item 19:
  * 16% less time than the split-K kernel summed over the twelve shapes at 16 rows, qkv at TP=1
@@ -146,7 +150,7 @@ __global__ void __launch_bounds__(32 * w4p_plan_warps(C), w4p_min_blocks(C, MT))
    * and one bf16 subtraction a register, exact), and each group's fp32 sums are scaled once at
    * the group's end: out += s raw, raw = sum over the group of (q - 8) x. 11 instead of 15 ALU
    * operations for a k16 step's four A registers (3 shifts, 4 lop3, 4 subtractions; the 4
-   * products gone), and the work after the wait is issue-bound (kernels/NOTES.md item 18); the
+   * products gone; the work after the wait is INT-pipe-bound: kernels/NOTES.md items 18, 28); the
    * weights are not rounded to bf16 after scaling either. raw in NACC independent chains (one
    * per k16 step when 4), each started afresh a group by its first mma and summed in order at
    * the group's end: the short runs of U <= 8 chunks are latency-bound, while U = 16 needs the
