@@ -51,6 +51,16 @@ __device__ __forceinline__ uint64_t mr_desc(const void *smem) {
 }
 #endif
 
+/* A block's end: thread 0 stores its cycles in out[block]; sink keeps the C chains' sums live */
+template <int C>
+__device__ __forceinline__ void mr_finish(const float (&d)[C][4], long long cycles, long long *out, float *sink) {
+  float s = 0.f;
+#pragma unroll
+  for (int c = 0; c < C; c++) s += d[c][0] + d[c][1] + d[c][2] + d[c][3];
+  if (s == 12345.f) sink[threadIdx.x] = s;
+  if (threadIdx.x == 0) out[blockIdx.x] = cycles;
+}
+
 /* out[block] = SM cycles of iters rounds of C mma.sync a warp; sink keeps the sums live */
 template <int C>
 __global__ void mr_mma_kernel(int iters, long long *out, float *sink) {
@@ -68,12 +78,7 @@ __global__ void mr_mma_kernel(int iters, long long *out, float *sink) {
 #pragma unroll
     for (int c = 0; c < C; c++) kern_mma_bf16(d[c], a, b0, b1);
   __syncthreads();
-  const long long t1 = clock64();
-  float s = 0.f;
-#pragma unroll
-  for (int c = 0; c < C; c++) s += d[c][0] + d[c][1] + d[c][2] + d[c][3];
-  if (s == 12345.f) sink[threadIdx.x] = s;
-  if (threadIdx.x == 0) out[blockIdx.x] = t1 - t0;
+  mr_finish(d, clock64() - t0, out, sink);
 }
 
 /* out[block] = SM cycles of iters chunks of four m64nNk16 a warpgroup */
@@ -182,12 +187,7 @@ __global__ void mr_deq_kernel(int iters, long long *out, float *sink, uint32_t m
     }
   }
   __syncthreads();
-  const long long t1 = clock64();
-  float sum = 0.f;
-#pragma unroll
-  for (int c = 0; c < NACC; c++) sum += d[c][0] + d[c][1] + d[c][2] + d[c][3];
-  if (sum == 12345.f) sink[threadIdx.x] = sum;
-  if (threadIdx.x == 0) out[blockIdx.x] = t1 - t0;
+  mr_finish(d, clock64() - t0, out, sink);
 }
 
 /* the median block's cycles of launch() (run twice: a warm-up, then the timed one), each block's

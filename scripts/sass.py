@@ -23,6 +23,19 @@
       - the N instructions with the most samples (index, share, source, executions, top
         reasons);
       - for each --range of instruction indices, its samples by reason.
+  scripts/sass.py pdl SRC.cu|SASS[.gz] [-- NVCC_ARGS...]
+      The programmatic-dependent-launch hazard check (kernels/NOTES.md items 27, 28): in every
+      function that waits for the previous kernel (ACQBULK, griddepcontrol.wait), the loads
+      placed before its first wait, in the listing's order (not the control flow's):
+      - coherent global loads (LDG without .CONSTANT): the kernels read the previous kernel's
+        output that way (w4_ld_act), so one here is an early activation read -- a hazard;
+      - 16-byte ld.global.nc loads that do not skip L1 (LDG .128 .CONSTANT without .NA): the
+        kernels' weights skip L1, so these are weights loaded by __ldg (the preload kernel's
+        W4P_W_L1 instances) or activations by __ldg, which ptxas may hoist (item 27) -- listed
+        for review;
+      - cp.async (LDGSTS) and tensor copies (UTMALDG, UBLKCP), which move weights too: counted.
+      A .cu file is compiled as `dump` does; anything else is read as `cuobjdump -sass` text.
+      Exit 1 if there is a hazard, else 0.
 Errors: one line on stderr naming the file or argument, exit 2 (1 when a tool it runs fails)."""
 import csv
 import gzip
@@ -161,6 +174,41 @@ def run_tool(cmd):
 
 
 def dump(src, nvcc_args, **kw):
+    decode(compile_sass(src, nvcc_args), **kw)
+
+
+EARLY_LDG = re.compile(r"^LDG\b(?!.*\.CONSTANT)")
+EARLY_NC = re.compile(r"^LDG(?=\S*\.128)(?=\S*\.CONSTANT)(?!\S*\.NA)\S*")
+EARLY_COPY = re.compile(r"^(LDGSTS|UTMALDG|UBLKCP)\b")
+
+
+def pdl_check(text, out=sys.stdout):
+    """The loads placed before each function's first dependency wait: coherent ones (hazards,
+    printed; their count returned), 16-byte .nc ones keeping L1 (printed for review) and copies
+    (counted)."""
+    waiting, found, review, copies = 0, 0, 0, 0
+    for name, insns in parse_functions(text).items():
+        first = next((i for i, (_, t, _) in enumerate(insns) if opcode(t) == "ACQBULK"), None)
+        if first is None:
+            continue
+        waiting += 1
+        for idx, t, _ in insns[:first]:
+            body = t.split(None, 1)[1] if t.startswith("@") and " " in t else t
+            if EARLY_LDG.match(body):
+                print(f"hazard: {name}: {idx:6d}  {t}", file=out)
+                found += 1
+            elif EARLY_NC.match(body):
+                print(f"review: {name}: {idx:6d}  {t}", file=out)
+                review += 1
+            elif EARLY_COPY.match(body):
+                copies += 1
+    print(f"{waiting} function(s) with a dependency wait; before it: {found} coherent load(s) (hazards), {review} "
+          f"16-byte .nc load(s) keeping L1 (review), {copies} cp.async or tensor copies", file=out)
+    return found
+
+
+def compile_sass(src, nvcc_args):
+    """cuobjdump -sass text of SRC.cu compiled for sm_90a."""
     if not os.path.isfile(src):
         raise Fail(f"sass.py: {src}: no such file")
     if not os.access(CUOBJDUMP, os.X_OK):
@@ -174,8 +222,7 @@ def dump(src, nvcc_args, **kw):
             data = to_cuda11_elf(f.read())
         with open(cubin, "wb") as f:
             f.write(data)
-        text = run_tool([CUOBJDUMP, "-sass", cubin])
-    decode(text, **kw)
+        return run_tool([CUOBJDUMP, "-sass", cubin])
 
 
 def fetch():
@@ -241,7 +288,7 @@ def main(argv):
         print(__doc__)
         return 0
     if len(argv) < 2:
-        raise Fail("sass.py: usage: sass.py fetch | dump SRC.cu | decode SASS | stalls CSV (--help for more)")
+        raise Fail("sass.py: usage: sass.py fetch | dump SRC.cu | decode SASS | stalls CSV | pdl SRC.cu|SASS (--help for more)")
     cmd, args = argv[1], argv[2:]
     extra = []
     if "--" in args:
@@ -284,8 +331,16 @@ def main(argv):
         dump(pos[0], extra, **kw)
     elif cmd == "stalls" and len(pos) == 1:
         stalls(pos[0], opts.get("--top", 30), opts.get("--range", []))
+    elif cmd == "pdl" and len(pos) == 1:
+        if pos[0].endswith(".cu"):
+            text = compile_sass(pos[0], extra)
+        else:
+            with open_text(pos[0]) as f:
+                text = f.read()
+        return 1 if pdl_check(text) else 0
     else:
-        raise Fail(f"sass.py: usage: sass.py fetch | dump SRC.cu | decode SASS | stalls CSV (got '{cmd}' with {len(pos)} file(s))")
+        raise Fail(f"sass.py: usage: sass.py fetch | dump SRC.cu | decode SASS | stalls CSV | pdl SRC.cu|SASS "
+                   f"(got '{cmd}' with {len(pos)} file(s))")
     return 0
 
 

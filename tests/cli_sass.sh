@@ -5,6 +5,7 @@
 #   every weight LDG set scoreboard 5, and the step's first dequantisation waited on it.
 # - --loops: a backward branch's body size and instruction mix.
 # - stalls: totals by reason, the top instruction and a range, on a CSV in ncu's layout.
+# - pdl: loads placed before a function's first dependency wait, on a listing this test writes.
 # - Bad input: one stderr line and exit 2.
 # - dump: compiles a kernel for sm_90a and reads it back, where nvcc and the fetched cuobjdump
 #   exist; CI has neither, so that part is skipped there.
@@ -76,6 +77,35 @@ run 0 "$SASS" stalls "$TMP/src-graph.csv" --top 1
 has "samples 40: long_sb:27 wait:13" out
 has "ex=- long_sb:27 wait:3" out
 
+# pdl: loads before a function's first dependency wait (ACQBULK), in listing order
+ins() { # index TEXT: one instruction as cuobjdump prints it (any words)
+  printf '        /*%04x*/                   %s ;   /* 0x0000000000000000 */\n' $(($1 * 16)) "$2"
+  printf '                                                                 /* 0x000fe20000000000 */\n'
+}
+{
+  echo "	code for sm_90a"
+  echo "		Function : _Z5earlyv"                   # an activation read before the wait: a hazard
+  ins 0 "LDG.E.NA.128.CONSTANT R4, desc[UR4][R2.64]"   # weights skipping L1: fine
+  ins 1 "@P0 LDG.E.128.STRONG.GPU R8, desc[UR4][R6.64]"
+  ins 2 "LDGSTS.E.BYPASS.128 [R3], desc[UR4][R2.64]"
+  ins 3 "ACQBULK"
+  ins 4 "LDG.E.128 R12, desc[UR4][R6.64]"                # after the wait: fine
+  echo "		Function : _Z4nc16v"                    # 16-byte .nc keeping L1: for review
+  ins 0 "LDG.E.128.CONSTANT R4, desc[UR4][R2.64]"
+  ins 1 "LDG.E.CONSTANT R5, desc[UR4][R2.64]"          # a scale (4 bytes): fine
+  ins 2 "ACQBULK"
+  echo "		Function : _Z6nowaitv"                  # no dependency wait: not checked
+  ins 0 "LDG.E.128 R4, desc[UR4][R2.64]"
+} >"$TMP/pdl.sass"
+run 1 "$SASS" pdl "$TMP/pdl.sass"
+has "hazard: _Z5earlyv:      1  @P0 LDG.E.128.STRONG.GPU R8" out
+has "review: _Z4nc16v:      0  LDG.E.128.CONSTANT R4" out
+has "2 function(s) with a dependency wait; before it: 1 coherent load(s) (hazards), 1 16-byte .nc load(s) keeping L1 (review), 1 cp.async or tensor copies" out
+[ "$(grep -c '^hazard\|^review' "$TMP/out")" -eq 2 ] && ok || fail "pdl listed other loads: $(cat "$TMP/out")"
+grep -v "_Z5earlyv\|LDG.E.128.STRONG" "$TMP/pdl.sass" >"$TMP/pdl-ok.sass"
+run 0 "$SASS" pdl "$TMP/pdl-ok.sass"
+has "0 coherent load(s) (hazards)" out
+
 # bad input: one line, exit 2
 expect_err 2 "no such file" python3 "$SASS" decode "$TMP/none.sass"
 expect_err 2 "no function name contains 'nosuch'" python3 "$SASS" decode "$TMP/k.sass" --fn nosuch
@@ -84,6 +114,7 @@ expect_err 2 "--from: not a number" python3 "$SASS" decode "$TMP/k.sass" --from 
 expect_err 2 "--range needs A-B" python3 "$SASS" stalls "$TMP/src.csv" --range 5
 expect_err 2 "no functions found" python3 "$SASS" decode "$TMP/src.csv"
 expect_err 2 "no 'Address' / 'Source' header" python3 "$SASS" stalls "$TMP/k.sass"
+expect_err 2 "no such file" python3 "$SASS" pdl "$TMP/none.sass"
 expect_err 2 "usage" python3 "$SASS" frobnicate
 expect_err 2 "usage" python3 "$SASS"
 
