@@ -12,9 +12,10 @@
  *  3. wgmma m64n8k16 and m64n16k16 with A from registers (what a warpgroup would issue for 64
  *     weight rows at 1..8 and 9..16 rows): G warpgroups a block, four a chunk into one of two
  *     accumulator sets (commit, wait_group 1); cycles a wgmma an SM.
+ * Every launch asks for 120 KB of dynamic shared memory, so that no SM holds two blocks.
  * kernels/NOTES.md item 28 reads it (the chunk is bound by the INT pipe's lop3 and shifts).
  * Usage: bench_mma_rate [ITER] (even, default 4096). Exit 77 without a compute capability 9.0
- * GPU. */
+ * GPU, 2 on a bad argument. */
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -122,7 +123,8 @@ __global__ void mr_wgmma_kernel(int iters, long long *out, float *sink) {
   if (s == 12345.f) sink[threadIdx.x] = s;
   if (threadIdx.x == 0) out[blockIdx.x] = t1 - t0;
 #else
-  (void)iters; (void)out; (void)sink;
+  (void)iters; (void)sink;
+  if (threadIdx.x == 0) out[blockIdx.x] = -1; /* no sm_90a code ran (e.g. PTX JIT): no figure */
 #endif
 }
 
@@ -132,9 +134,9 @@ __global__ void mr_wgmma_kernel(int iters, long long *out, float *sink) {
  *   0 shifts + lop3 + bf16 subtraction (q - 8: the library's w4_unscaled_piece)
  *   1 shifts + lop3 (128 + q, no subtraction: w4_raw_reg)
  *   2 as 1, the right shifts as IMAD.HI by an opaque power of two (the FMA pipe)
- *   3 the mmas alone (the words themselves as A)
+ *   3 the mmas alone (the four words as one A quad every step)
  *   4 the shifts alone (no lop3)
- *   5 as 1 with two more mmas a chunk (the words as A)
+ *   5 as 1 with two more mmas a chunk (the words as one A quad), each in a chain of its own
  *   6 as 1 with the shifts by 8 and 12 as byte permutes (of x and x >> 4)
  *   7 as 1 without the mmas (the registers xor-folded into the sums: 8 more lop3 and 4 FADD) */
 template <int V, int NACC>
@@ -145,11 +147,13 @@ __global__ void mr_deq_kernel(int iters, long long *out, float *sink, uint32_t m
       make_uint4(0x12345678u ^ (uint32_t)lane, 0x9abcdef0u, 0x0f1e2d3cu, 0x4b5a6978u ^ (uint32_t)threadIdx.x);
   const unsigned wv = (unsigned)__cvta_generic_to_shared(wsh + threadIdx.x);
   const uint32_t b0 = 0x3e803e80u ^ (uint32_t)lane, b1 = 0x3e903e90u;
-  float d[NACC][4];
+  float d[NACC][4], e[2][4]; /* e: V = 5's two extra chains */
 #pragma unroll
   for (int c = 0; c < NACC; c++)
 #pragma unroll
     for (int r = 0; r < 4; r++) d[c][r] = 0.f;
+#pragma unroll
+  for (int r = 0; r < 4; r++) e[0][r] = e[1][r] = 0.f;
   __syncthreads();
   const long long t0 = clock64();
   for (int i = 0; i < iters; i++) {
@@ -170,7 +174,7 @@ __global__ void mr_deq_kernel(int iters, long long *out, float *sink, uint32_t m
           xs = sh == 0 ? x : sh == 4 ? x >> 4 : sh == 8 ? __byte_perm(x, 0, 0x3321) : __byte_perm(x >> 4, 0, 0x3321);
         else xs = sh ? x >> sh : x;
         if constexpr (V == 0) af[r] = kern_w4::w4_unscaled_reg(xs);
-        else if constexpr (V == 3) af[r] = x;
+        else if constexpr (V == 3) af[r] = r == 0 ? p.x : r == 1 ? p.y : r == 2 ? p.z : p.w; /* one quad, no moves */
         else if constexpr (V == 4) af[r] = xs;
         else af[r] = kern_w4::w4_raw_reg(xs);
       }
@@ -180,14 +184,24 @@ __global__ void mr_deq_kernel(int iters, long long *out, float *sink, uint32_t m
         kern_mma_bf16(d[s % NACC], af, b0, b1);
       }
     }
-    if constexpr (V == 5) { /* two more mmas on the words themselves as A */
-      const uint32_t a0[4] = {p.x, p.y, p.z, p.w}, a1[4] = {p.w, p.z, p.y, p.x};
-      kern_mma_bf16(d[0], a0, 0x43004300u, 0x43004300u);
-      kern_mma_bf16(d[NACC - 1], a1, 0x43004300u, 0x43004300u);
+    if constexpr (V == 5) { /* two more mmas, the words as A (one quad, no moves), chains of their own */
+      const uint32_t aq[4] = {p.x, p.y, p.z, p.w};
+      kern_mma_bf16(e[0], aq, 0x43004300u, 0x43004300u);
+      kern_mma_bf16(e[1], aq, 0x43004300u, 0x43004300u);
     }
   }
   __syncthreads();
-  mr_finish(d, clock64() - t0, out, sink);
+  const long long cycles = clock64() - t0;
+  if (V == 5) d[0][0] += e[0][0] + e[0][1] + e[0][2] + e[0][3] + e[1][0] + e[1][1] + e[1][2] + e[1][3];
+  mr_finish(d, cycles, out, sink);
+}
+
+/* Dynamic shared memory every launch asks for, so that no SM holds two blocks (an SM has 228 KB) */
+constexpr int kOneBlockSmem = 120 * 1024;
+
+template <typename F>
+void mr_one_block(F *fn) {
+  BENCH_CUDA(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, kOneBlockSmem));
 }
 
 /* the median block's cycles of launch() (run twice: a warm-up, then the timed one), each block's
@@ -210,17 +224,25 @@ void mr_deq_row(int warps, int sms, int iters, long long *d_out, float *d_sink) 
   static const char *const names[8] = {"shifts, lop3, subtraction", "shifts, lop3", "IMAD.HI, lop3", "mma only",
                                        "shifts only (no lop3)", "shifts, lop3, 2 more mma",
                                        "shift by 4, byte permutes, lop3", "shifts, lop3, no mma"};
+  mr_one_block(mr_deq_kernel<V, NACC>);
   const double cyc = mr_time(
-      [&] { mr_deq_kernel<V, NACC><<<sms, 32 * warps>>>(iters, d_out, d_sink, 1u << 28, 1u << 24, 1u << 20); }, sms,
-      d_out);
+      [&] {
+        mr_deq_kernel<V, NACC>
+            <<<sms, 32 * warps, kOneBlockSmem>>>(iters, d_out, d_sink, 1u << 28, 1u << 24, 1u << 20);
+      },
+      sms, d_out);
   const double per_sp = (double)warps * iters / 4.0; /* chunks a sub-partition */
-  printf("| %s | %d warps, %d chain%s | %.1f | %.0f |\n", names[V], warps, NACC, NACC > 1 ? "s" : "", cyc / per_sp,
-         4.0 * per_sp * 4 * 2048.0 / cyc);
+  const int mmas = V == 5 ? 6 : V == 7 ? 0 : 4;   /* a chunk */
+  printf("| %s | %d warps, %d chain%s | %.1f |", names[V], warps, NACC, NACC > 1 ? "s" : "", cyc / per_sp);
+  if (mmas) printf(" %.0f |\n", 4.0 * per_sp * mmas * 2048.0 / cyc);
+  else printf(" - |\n");
 }
 
 template <int C>
 void mr_mma_row(int warps, int sms, int iters, long long *d_out, float *d_sink) {
-  const double cyc = mr_time([&] { mr_mma_kernel<C><<<sms, 32 * warps>>>(iters, d_out, d_sink); }, sms, d_out);
+  mr_one_block(mr_mma_kernel<C>);
+  const double cyc =
+      mr_time([&] { mr_mma_kernel<C><<<sms, 32 * warps, kOneBlockSmem>>>(iters, d_out, d_sink); }, sms, d_out);
   const double per_sp = (double)warps * C * iters / 4.0; /* mma.sync a sub-partition */
   printf("| %d warps x %d chain%s | %.2f | %.0f |\n", warps, C, C > 1 ? "s" : "", cyc / per_sp,
          4.0 * per_sp * 2048.0 / cyc);
@@ -228,7 +250,13 @@ void mr_mma_row(int warps, int sms, int iters, long long *d_out, float *d_sink) 
 
 template <int N>
 void mr_wgmma_row(int groups, int sms, int iters, long long *d_out, float *d_sink) {
-  const double cyc = mr_time([&] { mr_wgmma_kernel<N><<<sms, 128 * groups>>>(iters, d_out, d_sink); }, sms, d_out);
+  mr_one_block(mr_wgmma_kernel<N>);
+  const double cyc =
+      mr_time([&] { mr_wgmma_kernel<N><<<sms, 128 * groups, kOneBlockSmem>>>(iters, d_out, d_sink); }, sms, d_out);
+  if (cyc < 0) { /* the kernel's sm_90a code did not run */
+    printf("| m64n%dk16 | %d | n/a | n/a |\n", N, groups);
+    return;
+  }
   const double per_sm = (double)groups * 4.0 * iters; /* wgmma an SM */
   printf("| m64n%dk16 | %d | %.2f | %.0f |\n", N, groups, cyc / per_sm, per_sm * 64.0 * N * 16.0 / cyc);
 }
@@ -288,6 +316,9 @@ int main(int argc, char **argv) {
     mr_deq_row<7, 1>(w, sms, iters, d_out, d_sink);
     mr_deq_row<0, 4>(w, sms, iters, d_out, d_sink);
     mr_deq_row<1, 4>(w, sms, iters, d_out, d_sink);
+    mr_deq_row<3, 4>(w, sms, iters, d_out, d_sink);
+    mr_deq_row<4, 4>(w, sms, iters, d_out, d_sink);
+    mr_deq_row<5, 4>(w, sms, iters, d_out, d_sink);
   }
   printf("\nwgmma with A from registers\n\n| shape | warpgroups | cycles a wgmma an SM | bf16 FMA a cycle an SM |\n"
          "|---|---|---|---|\n");

@@ -28,10 +28,11 @@
  * Measured on an H200 (kernels/NOTES.md items 9 and 18): 22% less time than the split-K kernel
  * summed over every shape and slice at 1..8 rows, 1.68-3.18x the floor at one row (item 27).
  * What the time after the wait is (bench/bench_w4p_parts.cu leaves parts out): the weights
- * themselves stream at ~1.1x the floor in this grid, calls overlapping; the unpacking and mmas
- * cost ~2 us at qkv (bound by the INT pipe, below) and the activations ~1.5 us more (not the
- * order the weights land in: taking each warp's groups as they land from shared memory was
- * slower, item 20).
+ * themselves stream at ~1.1x the floor in this grid, calls overlapping; at qkv M=1 (item 28)
+ * loads only 5.06 us, with the activations but no math 6.32, with the math but no activations
+ * 7.57, the whole 7.65: the unpacking and mmas (bound by the INT pipe, below) are the ~2.6 us
+ * after the loads, and the activations' loads hide behind them (not the order the weights land
+ * in: taking each warp's groups as they land from shared memory was slower, item 20).
  * Item 26 timed the loop chunk by chunk: a steady ~0.25 us a chunk at qkv M=1, the math (~0.19
  * alone) and one L2 round trip for the activations (~0.15 alone) overlapping only in part; the
  * ways tried to overlap them (L1 prefetch, a cp.async ring, a dependency ordering the wait
@@ -39,7 +40,7 @@
  * 5.5% off M = 1..16 (item 27). What bounds the loop is the INT pipe, half the FP32 pipe's
  * width on Hopper (item 28, bench/bench_mma_rate.cu): a chunk's 12 shifts and 16 lop3 take ~2
  * cycles each a sub-partition, ~60 of its ~81 cycles, while its 16 bf16 subtractions (FMA
- * pipe) add ~8 and each further mma ~5.6 -- leaving the subtractions out (wrong sums, timed
+ * pipe) add ~8 and each further mma ~5 -- leaving the subtractions out (wrong sums, timed
  * only) saved 0.05 us at qkv M=1 and 3% over the nine shapes at M=1, and the extra mmas that
  * would make up for them cost more than that.
  * Rows 9..16 take two row tiles (MT = 2: two mmas a k16 step on the same unpacked weights, ~30

@@ -35,7 +35,7 @@
         for review;
       - cp.async (LDGSTS) and tensor copies (UTMALDG, UBLKCP), which move weights too: counted.
       A .cu file is compiled as `dump` does; anything else is read as `cuobjdump -sass` text.
-      Exit 1 if there is a hazard, else 0.
+      Exit 3 if there is a hazard, else 0 (1 and 2 as below).
 Errors: one line on stderr naming the file or argument, exit 2 (1 when a tool it runs fails)."""
 import csv
 import gzip
@@ -187,7 +187,10 @@ def pdl_check(text, out=sys.stdout):
     printed; their count returned), 16-byte .nc ones keeping L1 (printed for review) and copies
     (counted)."""
     waiting, found, review, copies = 0, 0, 0, 0
-    for name, insns in parse_functions(text).items():
+    funcs = parse_functions(text)
+    if not funcs:
+        raise Fail("sass.py: no functions found (is this `cuobjdump -sass` output?)")
+    for name, insns in funcs.items():
         first = next((i for i, (_, t, _) in enumerate(insns) if opcode(t) == "ACQBULK"), None)
         if first is None:
             continue
@@ -337,7 +340,7 @@ def main(argv):
         else:
             with open_text(pos[0]) as f:
                 text = f.read()
-        return 1 if pdl_check(text) else 0
+        return 3 if pdl_check(text) else 0
     else:
         raise Fail(f"sass.py: usage: sass.py fetch | dump SRC.cu | decode SASS | stalls CSV | pdl SRC.cu|SASS "
                    f"(got '{cmd}' with {len(pos)} file(s))")

@@ -96,13 +96,21 @@ ins() { # index TEXT: one instruction as cuobjdump prints it (any words)
   ins 2 "ACQBULK"
   echo "		Function : _Z6nowaitv"                  # no dependency wait: not checked
   ins 0 "LDG.E.128 R4, desc[UR4][R2.64]"
+  echo "		Function : _Z5twicev"                   # only the first wait counts; copies counted
+  ins 0 "UTMALDG.2D [UR8], [UR12]"
+  ins 1 "@!P1 UBLKCP.S.G [UR8], [UR10], UR4"
+  ins 2 "LDG.E R6, desc[UR4][R2.64]"                   # 4 bytes, coherent: a hazard too
+  ins 3 "ACQBULK"
+  ins 4 "LDG.E.64 R8, desc[UR4][R2.64]"                # between the two waits: fine
+  ins 5 "ACQBULK"
 } >"$TMP/pdl.sass"
-run 1 "$SASS" pdl "$TMP/pdl.sass"
+run 3 "$SASS" pdl "$TMP/pdl.sass"
 has "hazard: _Z5earlyv:      1  @P0 LDG.E.128.STRONG.GPU R8" out
+has "hazard: _Z5twicev:      2  LDG.E R6" out
 has "review: _Z4nc16v:      0  LDG.E.128.CONSTANT R4" out
-has "2 function(s) with a dependency wait; before it: 1 coherent load(s) (hazards), 1 16-byte .nc load(s) keeping L1 (review), 1 cp.async or tensor copies" out
-[ "$(grep -c '^hazard\|^review' "$TMP/out")" -eq 2 ] && ok || fail "pdl listed other loads: $(cat "$TMP/out")"
-grep -v "_Z5earlyv\|LDG.E.128.STRONG" "$TMP/pdl.sass" >"$TMP/pdl-ok.sass"
+has "3 function(s) with a dependency wait; before it: 2 coherent load(s) (hazards), 1 16-byte .nc load(s) keeping L1 (review), 3 cp.async or tensor copies" out
+[ "$(grep -c '^hazard\|^review' "$TMP/out")" -eq 3 ] && ok || fail "pdl listed other loads: $(cat "$TMP/out")"
+grep -v "_Z5earlyv\|LDG.E.128.STRONG\|LDG.E R6" "$TMP/pdl.sass" >"$TMP/pdl-ok.sass"
 run 0 "$SASS" pdl "$TMP/pdl-ok.sass"
 has "0 coherent load(s) (hazards)" out
 
@@ -115,6 +123,7 @@ expect_err 2 "--range needs A-B" python3 "$SASS" stalls "$TMP/src.csv" --range 5
 expect_err 2 "no functions found" python3 "$SASS" decode "$TMP/src.csv"
 expect_err 2 "no 'Address' / 'Source' header" python3 "$SASS" stalls "$TMP/k.sass"
 expect_err 2 "no such file" python3 "$SASS" pdl "$TMP/none.sass"
+expect_err 2 "no functions found" python3 "$SASS" pdl "$TMP/src.csv"
 expect_err 2 "usage" python3 "$SASS" frobnicate
 expect_err 2 "usage" python3 "$SASS"
 
