@@ -238,6 +238,12 @@ void mr_deq_row(int warps, int sms, int iters, long long *d_out, float *d_sink) 
   else printf(" - |\n");
 }
 
+/* mr_deq_row for each way V..., NACC chains, in that order */
+template <int NACC, int... V>
+void mr_deq_rows(int warps, int sms, int iters, long long *d_out, float *d_sink) {
+  (mr_deq_row<V, NACC>(warps, sms, iters, d_out, d_sink), ...);
+}
+
 template <int C>
 void mr_mma_row(int warps, int sms, int iters, long long *d_out, float *d_sink) {
   mr_one_block(mr_mma_kernel<C>);
@@ -305,20 +311,9 @@ int main(int argc, char **argv) {
   }
   printf("\nthe preload kernel's chunk (four mma.sync on one dequantised 16-byte piece a lane)\n\n"
          "| way | block | cycles a chunk a warp, a sub-partition | bf16 FMA a cycle an SM |\n|---|---|---|---|\n");
-  for (int w : {8, 16, 20, 32}) {
-    mr_deq_row<0, 1>(w, sms, iters, d_out, d_sink);
-    mr_deq_row<1, 1>(w, sms, iters, d_out, d_sink);
-    mr_deq_row<2, 1>(w, sms, iters, d_out, d_sink);
-    mr_deq_row<3, 1>(w, sms, iters, d_out, d_sink);
-    mr_deq_row<4, 1>(w, sms, iters, d_out, d_sink);
-    mr_deq_row<5, 1>(w, sms, iters, d_out, d_sink);
-    mr_deq_row<6, 1>(w, sms, iters, d_out, d_sink);
-    mr_deq_row<7, 1>(w, sms, iters, d_out, d_sink);
-    mr_deq_row<0, 4>(w, sms, iters, d_out, d_sink);
-    mr_deq_row<1, 4>(w, sms, iters, d_out, d_sink);
-    mr_deq_row<3, 4>(w, sms, iters, d_out, d_sink);
-    mr_deq_row<4, 4>(w, sms, iters, d_out, d_sink);
-    mr_deq_row<5, 4>(w, sms, iters, d_out, d_sink);
+  for (int w : {8, 16, 20, 32}) { /* every way in one chain, the mma-bound ones in four too */
+    mr_deq_rows<1, 0, 1, 2, 3, 4, 5, 6, 7>(w, sms, iters, d_out, d_sink);
+    mr_deq_rows<4, 0, 1, 3, 4, 5>(w, sms, iters, d_out, d_sink);
   }
   printf("\nwgmma with A from registers\n\n| shape | warpgroups | cycles a wgmma an SM | bf16 FMA a cycle an SM |\n"
          "|---|---|---|---|\n");
