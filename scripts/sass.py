@@ -291,7 +291,8 @@ def main(argv):
         print(__doc__)
         return 0
     if len(argv) < 2:
-        raise Fail("sass.py: usage: sass.py fetch | dump SRC.cu | decode SASS | stalls CSV | pdl SRC.cu|SASS (--help for more)")
+        raise Fail("sass.py: usage: sass.py fetch | dump SRC.cu | decode SASS | stalls CSV | pdl SRC.cu|SASS "
+                   "(--help for more)")
     cmd, args = argv[1], argv[2:]
     extra = []
     if "--" in args:
