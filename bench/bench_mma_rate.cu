@@ -18,7 +18,6 @@
  * GPU, 2 on a bad argument. */
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -166,6 +165,8 @@ __global__ void mr_deq_kernel(int iters, long long *out, float *sink, uint32_t m
       uint32_t af[4];
 #pragma unroll
       for (int r = 0; r < 4; r++) {
+        /* w4g_piece_word(s, r) and w4g_piece_shift(s, r) spelled out: with the calls ptxas
+         * unrolls this loop twice, which the figures in bench/RESULTS.md were not measured with */
         const int wi = 2 * (s & 1) + (r >> 1), sh = 8 * (s >> 1) + 4 * (r & 1);
         const uint32_t x = wi == 0 ? p.x : wi == 1 ? p.y : wi == 2 ? p.z : p.w;
         uint32_t xs = x;
@@ -214,8 +215,8 @@ double mr_time(L launch, int sms, long long *d_out) {
   BENCH_CUDA(cudaDeviceSynchronize());
   std::vector<long long> c((size_t)sms);
   BENCH_CUDA(cudaMemcpy(c.data(), d_out, sizeof(long long) * (size_t)sms, cudaMemcpyDeviceToHost));
-  std::sort(c.begin(), c.end());
-  return (double)c[c.size() / 2];
+  std::vector<double> v(c.begin(), c.end());
+  return bench_pct(v, 50);
 }
 
 /* mr_deq_kernel<V, NACC> (multipliers 2^28, 2^24, 2^20: x >> 4, 8, 12 as IMAD.HI) */

@@ -287,8 +287,9 @@ __global__ void __launch_bounds__(128, w4_min_blocks(MT, S, XS, RING)) w4a16_ker
            * past c_end is never used, so no zeros are moved in (as in the preload kernel: fused MoE
            * 1..64 tokens 2-3% faster on the H200, kernels/NOTES.md item 27); two row tiles keep
            * the zeros (without them qkv at 16 rows took 15.5 against 11.2 us, and the MoE at 128
-           * tokens 613 against 548 -- measured while ptxas still put these loads before the
-           * dependency wait, as __ldg, w4_ld_act's note) */
+           * tokens 613 against 548, measured while ptxas still put these loads before the
+           * dependency wait, as __ldg; with the coherent loads of w4_ld_act the MoE still took
+           * 612 against 547, kernels/NOTES.md item 28) */
           if (cv && (MT == 1 || rvalid[mt])) {
             const uint4 *p = reinterpret_cast<const uint4 *>(xrow[mt] + (size_t)c * 64);
             xv[u][mt][0] = w4_ld_act(p);
