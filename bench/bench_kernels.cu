@@ -119,10 +119,9 @@ static double time_us(F fn, int per_batch, int batches, bool profile = false) {
   for (int bt = 0; bt < batches; bt++) v.push_back(bench_graph_replay_us(exec, g_st, a, b) / per_batch);
   BENCH_CUDA(cudaGetLastError());
   cudaGraphExecDestroy(exec);
-  std::sort(v.begin(), v.end());
   cudaEventDestroy(a);
   cudaEventDestroy(b);
-  return v[v.size() / 2];
+  return bench_pct(v, 50);
 }
 
 /* The copy ceiling: the better of cudaMemcpyAsync and a 16-byte-per-thread copy kernel. */

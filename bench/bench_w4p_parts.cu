@@ -87,8 +87,7 @@ void pt_shape(const PtShape &s, int M, int sms, size_t l2, size_t optin, double 
     std::vector<double> v;
     for (int r = 0; r < 15; r++) v.push_back(bench_graph_replay_us(exec, st, e0, e1) / calls);
     cudaGraphExecDestroy(exec);
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
+    return bench_pct(v, 50);
   };
   const int occ0 = pt_occ(bench_w4p_kernel(p.cfg, mt, BENCH_W4P_WHOLE), threads, 0);
   double us[PT_VARIANTS];
