@@ -54,7 +54,7 @@ constexpr int kW4gMaxSplits = 8; /* portable cluster size */
 /* whether a K split's share may leave through the output tile (past the partials in the ring):
  * not at 256 rows, whose partials fill the ring, nor with three consumer warpgroups (96 KB of
  * partials and a 50 KB tile at 128 rows: more than the 8-stage ring) */
-__host__ __device__ constexpr bool w4g_split_staged(int bt, int nwg) { return bt <= 128 && nwg == 2; }
+__host__ __device__ constexpr bool w4g_split_staged(int bt, int nwg) { return bt <= 128 && nwg <= 2; }
 
 /* bench_w4ws_trace's stamps of the K splits of tile (0, 0) (W4WS_TRACE only): SM clock at
  * 1 the producer's dependency wait returned, 3 main loop done, 4-7 the split-K epilogue's block
@@ -245,7 +245,7 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
   static_assert(!SILU || STG, "the SiLU epilogue is the grouped expert GEMMs' (warp-specialised kernel, unsplit)");
   const int N = a.N, M = a.M, splits = gridDim.z, g = lane >> 2, t = lane & 3;
   const bool nt_ok = consumer && nt < N / 16;
-  static_assert(!STG || T == 256 || T == 384, "the staged output is the 128 NWG consumers' (named barrier 1)");
+  static_assert(!STG || T == 128 || T == 256 || T == 384, "the staged output is the 128 NWG consumers' (named barrier 1)");
   constexpr int NWG = T / 128;
   auto store4 = [&](int i, float v0, float v1, float v2, float v3) {
     w4_store_frag<SILU>(a.y, N, M, m0 + 8 * i + 2 * t, nt, g, v0, v1, v2, v3);
@@ -256,7 +256,7 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
     /* group i of thread ct (d[4i .. 4i + 3]) at i T + ct in 16-byte pieces (T = 256: two consumer
      * warpgroups, or the all-threads kernel); with three consumer warpgroups value i at i T + ct
      * (16-byte loads were slower there: kernels/NOTES.md item 17) */
-    constexpr bool V4 = NWG == 2;
+    constexpr bool V4 = NWG <= 2;
     float4 *part = reinterpret_cast<float4 *>(ring);
     float *part1 = reinterpret_cast<float *>(ring);
     /* the tile's 8-row groups that hold a row below M: only they are left and summed, the rows
@@ -504,8 +504,8 @@ int w4g_launch(const W4Args &a, int sms, cudaStream_t st, int swap) {
 
 /* ---- Warp-specialised variant (SERVESIM_W4_WGMMA=2): a producer warp fills an S-stage ring
  * by TMA with the activation tile (2D tensor map, 128-byte swizzle) on a full mbarrier per
- * stage; the NWG consumer warpgroups (2, or 3 for the 128 x 192 tiles; 64 output columns each,
- * a block 64 NWG) wait on it, dequantise, run their wgmma and release the stage on an empty
+ * stage; the NWG consumer warpgroups (2, 3 for the 128 x 192 tiles, 1 for the 64-column ones; 64
+ * output columns each, a block 64 NWG) wait on it, dequantise, run their wgmma and release the stage on an empty
  * mbarrier once wgmma.wait 1 says the chunk before is done. No block barrier in the loop. The
  * weights (WREG, the default): each consumer warp fetches its own 512 bytes a chunk (16 a lane)
  * and its scales -- from 128 rows by cp.async into its own ring in shared memory, WsCfg::WD
@@ -546,7 +546,8 @@ struct WsCfg {
  * it does one of 384; with RB the producer warpgroup gives its own back and the consumers take
  * them: two consumer warpgroups 232 a thread against the producer's 40 (128 x 40 + 256 x 232 =
  * 384 x 168), three 152 (128 x 40 + 384 x 152 <= 512 x 128; with the producer at 24 and the
- * consumers at 160, ptxas spilled 8 bytes in a 192-column stream-K instance, not built now). */
+ * consumers at 160, ptxas spilled 8 bytes in a 192-column stream-K instance, not built now); one
+ * consumer warpgroup at two blocks an SM, 152 too (128 x 40 + 128 x 152 <= 256 x 128). */
 constexpr int ws_threads(bool rb, int nwg) { return rb ? 128 * (nwg + 1) : 128 * nwg + 32; }
 
 #ifdef W4G_SM90A
@@ -1239,12 +1240,19 @@ struct WsConf {
 using WsTile64 = WsConf<64, 2, 8, true, 2, false>;
 /* 64 rows with the weights through the stages, one tensor copy a chunk (ws_run64) */
 using WsTile64T = WsConf<64, 2, 8, false, 2, false>;
+/* 64 rows of 64 columns: one consumer warpgroup (160 threads), three blocks an SM (110
+ * registers, no spill; where: ws_run64) */
+using WsTile64w1 = WsConf<64, 3, 8, true, 2, false, 1>;
 template <int P>
 using WsTile128 = WsConf<128, 1, 8, true, P, true>;
 template <int P>
 using WsTile256 = WsConf<256, 1, 4, true, P, true>;
 template <int P>
 using WsTile128x192 = WsConf<128, 1, 8, true, P, true, 3>;
+/* 128 rows of 64 columns: one consumer warpgroup and the producer's, 4 stages, two blocks an SM
+ * (128 registers, no spill; the consumers raised to 152 as the 192-column tiles' are) */
+template <int P>
+using WsTile128w1 = WsConf<128, 2, 4, true, P, true, 1>;
 
 /* SERVESIM_W4WS_CFG: 0 (default) weights fetched by the consumer warps, but at 64 rows through
  * the stages where the grid is small (ws_run64); 1 the fifth session's kernel, weights and scales
@@ -1255,55 +1263,77 @@ static int ws_cfg(void) {
   return cfg;
 }
 
+/* SERVESIM_W4WS_WG: 0 (default) the costs' choice of consumer warpgroups; 2 always two (128
+ * columns); 3 three (192 columns) at 128 rows; 1 one (64 columns): 64 x 64 tiles at 17..64
+ * rows, 128 x 64 past that (64 x 64 with SERVESIM_W4WS_ROWS=64; tuning) */
+static int ws_wg(void) {
+  static int wg = -1;
+  if (wg < 0) wg = kern_env_int("SERVESIM_W4WS_WG", 0);
+  return wg;
+}
+
 /* A 64-row grid, planned for the register kernel (p64): run by the kernel whose producer brings
  * the weights through the stages (WsTile64T: 8 chunks ahead of the consumers, those of the first
  * 8 chunks before the dependency wait) where ws_cost_stage_weights64 says -- its own split grid
  * of at most one block for every two SMs (measured in kernels/NOTES.md item 24: 0.5-0.85 us off
  * gate_up and down at TP=4 on the H200; on grids that fill the SMs it was 0.1-1.4 us slower,
- * qkv at TP=1 15.2 -> 16.6 us at 24 rows, not understood). */
-int ws_run64(const W4Args &a, const WsPlan &p64, int sms, const W4Ws &ws, cudaStream_t st) {
+ * qkv at TP=1 15.2 -> 16.6 us at 24 rows, not understood). Otherwise, where narrow (the call's
+ * M <= 64), by tiles of 64 columns where ws_cost_narrow64 says (their split grid against p64's;
+ * kernels/NOTES.md item 29), else by p64. */
+int ws_run64(const W4Args &a, const WsPlan &p64, int sms, const W4Ws &ws, cudaStream_t st, bool narrow) {
   const int cfg = ws_cfg();
   if (cfg != 3 && p64.s.sk_blocks == 0) {
     WsPlan pt;
     if (int rc = WsTile64T::plan(a, sms, ws, &pt)) return rc;
     if (ws_cost_stage_weights64(&p64.s, &pt.s, sms, cfg)) return WsTile64T::run(a, pt, ws, st);
   }
+  if (narrow) {
+    WsPlan pn;
+    if (int rc = WsTile64w1::plan(a, sms, ws, &pn)) return rc;
+    if (ws_cost_narrow64(&p64.s, &pn.s, sms, ws_wg())) return WsTile64w1::run(a, pn, ws, st);
+  }
   return WsTile64::run(a, p64, ws, st);
 }
 int ws_launch64(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
+  if (ws_wg() == 1) return WsTile64w1::launch(a, sms, ws, st);
   WsPlan p64;
   if (int rc = WsTile64::plan(a, sms, ws, &p64)) return rc;
-  return ws_run64(a, p64, sms, ws, st);
+  return ws_run64(a, p64, sms, ws, st, a.M <= 64);
 }
 
 /* 65 rows and more: the tile whose schedule costs least (kernels/ws_cost.h's ws_cost_pick_tile): 64,
- * 128 or (from 129 rows) 256 rows of 128 columns, or 128 rows of 192 (three consumer warpgroups).
- * SERVESIM_W4WS_ROWS = 64, 128 or 256 forces a height (256 only from 129 rows; other values: the
- * cost's choice), of 128 columns unless SERVESIM_W4WS_WG = 3 asks for 192 (with 128 rows; 0, the
- * default: the cost's choice; 2: never 192). A forced split (SERVESIM_W4WS_SPLITS) enters each
+ * 128 or (from 129 rows) 256 rows of 128 columns, or 128 rows of 192 or of 64 (three consumer
+ * warpgroups, or one). SERVESIM_W4WS_ROWS = 64, 128 or 256 forces a height (256 only from 129
+ * rows; other values: the cost's choice), of 128 columns unless SERVESIM_W4WS_WG = 3 asks for 192
+ * (with 128 rows) or 1 for 64 (0, the default: the cost's choice; 2: 128 columns only). A forced split (SERVESIM_W4WS_SPLITS) enters each
  * tile's plan before the choice, so it may move the tile too; force the tile as well for a split
  * A/B. */
 template <int P>
 int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
-  static int rows = -1, wg = -1;
+  static int rows = -1;
   if (rows < 0) rows = kern_env_int("SERVESIM_W4WS_ROWS", 0);
-  if (wg < 0) wg = kern_env_int("SERVESIM_W4WS_WG", 0);
+  const int wg = ws_wg();
+  if (wg == 1) return rows == 64 ? ws_launch64(a, sms, ws, st) : WsTile128w1<P>::launch(a, sms, ws, st);
   if (wg == 3 && rows != 64 && !(rows == 256 && a.M > 128)) return WsTile128x192<P>::launch(a, sms, ws, st);
   if (rows == 64) return ws_launch64(a, sms, ws, st);
   if (rows == 256 && a.M > 128) return WsTile256<P>::launch(a, sms, ws, st);
   if (rows == 128 || rows == 256) return WsTile128<P>::launch(a, sms, ws, st);
-  WsPlan p64, p128, p256, p128w3;
+  WsPlan p64, p128, p256, p128w3, p128w1;
   if (int rc = WsTile128<P>::plan(a, sms, ws, &p128)) return rc;
   if (int rc = WsTile64::plan(a, sms, ws, &p64)) return rc;
   if (a.M > 128)
     if (int rc = WsTile256<P>::plan(a, sms, ws, &p256)) return rc;
-  if (wg != 2) /* (2: never 192 columns, not planned) */
+  if (wg != 2) { /* (2: 128 columns only, the others not planned) */
     if (int rc = WsTile128x192<P>::plan(a, sms, ws, &p128w3)) return rc;
+    if (int rc = WsTile128w1<P>::plan(a, sms, ws, &p128w1)) return rc;
+  }
   int nwg = 2;
-  const int pick = ws_cost_pick_tile(&p64.s, &p128.s, a.M > 128 ? &p256.s : NULL, wg != 2 ? &p128w3.s : NULL, sms, &nwg);
+  const int pick = ws_cost_pick_tile(&p64.s, &p128.s, a.M > 128 ? &p256.s : NULL, wg != 2 ? &p128w3.s : NULL,
+                                     wg != 2 ? &p128w1.s : NULL, a.K / 64, sms, &nwg);
   if (nwg == 3) return WsTile128x192<P>::run(a, p128w3, ws, st);
+  if (nwg == 1) return WsTile128w1<P>::run(a, p128w1, ws, st);
   if (pick == 256) return WsTile256<P>::run(a, p256, ws, st);
-  if (pick == 64) return ws_run64(a, p64, sms, ws, st);
+  if (pick == 64) return ws_run64(a, p64, sms, ws, st, false);
   return WsTile128<P>::run(a, p128, ws, st);
 }
 

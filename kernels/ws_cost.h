@@ -105,28 +105,43 @@ WS_COST_FN WsCostSched ws_cost_schedule(int rows, int nwg, int64_t tiles, int KC
   return r;
 }
 
-/* The tile for 65 rows and more from the four schedules (s256 NULL below 129 rows, s128w3 NULL where
- * 192 columns are not wanted, SERVESIM_W4WS_WG=2): returns its
- * height and sets *nwg, its consumer warpgroups (64 columns each: 2, or 3 for the 128 x 192 tiles
- * of s128w3). Each schedule's cost (quarter chunks of its own tile) is weighted by what its chunk
- * counts against a 128-row chunk (x 40 = 1): a 256-row chunk 1.5 (x 60; each dequantised weight
- * serves twice the tokens), a 64-row chunk 0.75 where its schedule's blocks fit one an SM and 1.5
- * where two share one (x 30 / 60; its chunk took ~1230 SM cycles against ~800 for 128 rows,
- * kernels/NOTES.md item 11), a 192-column chunk 1.175 (x 47; a fitted factor: its loop takes ~970
- * cycles a chunk against ~700, item 16, and its grid has fewer blocks; never stream-K). Fitted to
- * the H200 (kernels/NOTES.md items 14, 16): 256 rows win at qkv and gate_up TP=1, 64 rows at down
- * TP=4 and at gate_up TP=4 with 128 rows, 192 columns at o_proj TP=1/2/4 and qkv TP=2/4 with 128
- * rows and qkv TP=4 with 256, 128 x 128 elsewhere. Equal costs keep 128 x 128. */
+/* The most k64 chunks a block of the 128 x 64 tiles may run for ws_cost_pick_tile to take them:
+ * their chunk was costed at 0.875 of a 128 x 128 one, fitted where loops are short (their blocks
+ * sum half the partials and two share an SM); o_proj at TP=1 and 256 rows, 64 chunks a block,
+ * costed even with 128 x 128 tiles, took 29.5 against 28.0 us (H200, kernels/NOTES.md item 29) */
+#define WS_COST_NARROW_MAX_CHUNKS 48
+
+/* The tile for 65 rows and more from the five schedules (s256 NULL below 129 rows, s128w3 and
+ * s128w1 NULL where 192 or 64 columns are not wanted, SERVESIM_W4WS_WG=2; KC the call's k64
+ * chunks): returns its height and sets *nwg, its consumer warpgroups (64 columns each: 2, 3 for
+ * the 128 x 192 tiles of s128w3, 1 for the 128 x 64 tiles of s128w1). Each schedule's cost
+ * (quarter chunks of its own tile) is weighted by what its chunk counts against a 128-row chunk
+ * (x 40 = 1): a 256-row chunk 1.5 (x 60; each dequantised weight serves twice the tokens), a
+ * 64-row chunk 0.75 where its schedule's blocks fit one an SM and 1.5 where two share one (x 30
+ * / 60; its chunk took ~1230 SM cycles against ~800 for 128 rows, kernels/NOTES.md item 11), a
+ * 192-column chunk 1.175 (x 47; a fitted factor: its loop takes ~970 cycles a chunk against
+ * ~700, item 16, and its grid has fewer blocks; never stream-K), a 64-column chunk 0.875 (x 35,
+ * fitted, item 29; half the work, two blocks an SM; never stream-K) where its blocks run at most
+ * WS_COST_NARROW_MAX_CHUNKS chunks. Fitted to the H200 (kernels/NOTES.md items 14, 16, 29;
+ * tests/test_ws_cost.c has the Qwen3 shapes' picks): 128 x 64 tiles at 128 and 256 rows for
+ * most TP=2/4 slices and gate_up and down at TP=1, 256 rows at qkv TP=1, 64 rows at down TP=4
+ * and gate_up TP=4 with 128 rows, 192 columns at o_proj TP=1 with 128 rows, 128 x 128
+ * elsewhere. Equal costs keep the earlier tile in the order 128 x 128, 64, 256, 128 x 192,
+ * 128 x 64. */
 WS_COST_FN int ws_cost_pick_tile(const WsCostSched *s64, const WsCostSched *s128, const WsCostSched *s256,
-                                 const WsCostSched *s128w3, int sms, int *nwg) {
+                                 const WsCostSched *s128w3, const WsCostSched *s128w1, int KC, int sms, int *nwg) {
   const int64_t c128 = 40 * s128->cost_qc, c64 = (s64->blocks <= sms ? 30 : 60) * s64->cost_qc;
   const int64_t c256 = s256 ? 60 * s256->cost_qc : INT64_MAX, cw3 = s128w3 ? 47 * s128w3->cost_qc : INT64_MAX;
+  const int w1_ok = s128w1 && s128w1->sk_blocks == 0 && (KC + s128w1->splits - 1) / s128w1->splits <= WS_COST_NARROW_MAX_CHUNKS;
+  const int64_t cw1 = w1_ok ? 35 * s128w1->cost_qc : INT64_MAX;
   int rows = 128;
   int64_t best = c128;
+  *nwg = 2;
   if (c64 < best) rows = 64, best = c64;
   if (c256 < best) rows = 256, best = c256;
-  *nwg = cw3 < best ? 3 : 2;
-  return cw3 < best ? 128 : rows;
+  if (cw3 < best) rows = 128, best = cw3, *nwg = 3;
+  if (cw1 < best) rows = 128, best = cw1, *nwg = 1;
+  return rows;
 }
 
 /* Whether a 64-row grid runs the kernel whose producer brings the weights through the stages
@@ -141,6 +156,27 @@ WS_COST_FN int ws_cost_pick_tile(const WsCostSched *s64, const WsCostSched *s128
 WS_COST_FN int ws_cost_stage_weights64(const WsCostSched *reg, const WsCostSched *stg, int sms, int cfg) {
   if (cfg == 3 || reg->sk_blocks > 0 || stg->sk_blocks > 0) return 0;
   return cfg == 2 || 2 * stg->blocks <= sms;
+}
+
+/* Whether a grid of 17..64 rows takes tiles of 64 columns (one consumer warpgroup, three blocks
+ * an SM: kern_w4a16_wgmma.cu's WsTile64w1) rather than 128. wide, narrow: the two register
+ * kernels' schedules (each in its own quarter chunks; a narrow chunk is half a wide one's work);
+ * wg: SERVESIM_W4WS_WG (1 always, 2 never, anything else this rule). The rule: the wide grid
+ * holds at least 7/8 of an SM's worth of blocks for every SM, the narrow schedule costs at most
+ * 6% more of its own quarter chunks, and it splits K at most one way fewer -- so the narrow
+ * tiles come in where the SMs are full and the narrow split is about as deep: each block then
+ * sums half the partials, and two or three on an SM overlap one another's waits. Never against
+ * a stream-K schedule. Measured on the H200 (kernels/NOTES.md item 29), 17..64 rows: the narrow
+ * tiles took 0.35-1.1 us off down at TP=1, o_proj at TP=2/4 and qkv at TP=4 (wide grids of
+ * 128-192 blocks, the same split or one deeper, the same or a 5% dearer cost); they lost
+ * 0.25-2.7 us at qkv TP=1/2 (7-33% dearer), up to 0.45 at gate_up TP=1 (5% dearer, but 6
+ * splits against 8) and 0.7-1.3 at gate_up TP=2 (96 wide blocks, one an SM with SMs to spare),
+ * and tied elsewhere. */
+WS_COST_FN int ws_cost_narrow64(const WsCostSched *wide, const WsCostSched *narrow, int sms, int wg) {
+  if (wg == 1) return 1;
+  if (wg == 2 || wide->sk_blocks > 0 || narrow->sk_blocks > 0) return 0;
+  return 8 * wide->blocks >= 7 * (int64_t)sms && 100 * narrow->cost_qc <= 106 * wide->cost_qc &&
+         narrow->splits + 1 >= wide->splits;
 }
 
 #ifdef __cplusplus

@@ -7,13 +7,16 @@
  *   110, 102, 105, 120 blocks; the 64-row kernel, two blocks an SM: 264, 264, 237, 248, 235, 234,
  *   224, 240 -- both as SERVESIM_W4WS_LOG printed them there), the Qwen3-235B shapes at 128 and
  *   256 rows take the schedules and tile heights they were measured with (kernels/NOTES.md
- *   items 14 and 16, bench/RESULTS.md): 256 rows for qkv and gate_up at TP=1, 64 rows for down
- *   at TP=4 and gate_up at TP=4 with 128 rows, 128 rows of 192 columns (three consumer
- *   warpgroups) for o_proj at TP=1/2/4 and qkv at TP=2/4 with 128 rows and qkv at TP=4 with 256,
- *   128 x 128 elsewhere. A change of the constants that moves a choice fails here first, before a
- *   GPU says whether it is faster;
+ *   items 14, 16 and 29, bench/RESULTS.md): 128 rows of 64 columns (one consumer warpgroup)
+ *   for gate_up, down, o_proj/2, gate_up/2, down/2, qkv/4 and o_proj/4 at 128 and 256 rows,
+ *   for qkv/2 at 128 and gate_up/4 at 256; 256 rows for qkv at TP=1; 64 rows for down at TP=4
+ *   and gate_up at TP=4 with 128 rows; 128 rows of 192 columns (three consumer warpgroups) for
+ *   o_proj at TP=1 with 128 rows; 128 x 128 elsewhere. A change of the constants that moves a
+ *   choice fails here first, before a GPU says whether it is faster;
  * - ws_cost_stage_weights64 picks the 64-row kernel that brings its weights through the stages
- *   for the small grids it was measured faster on (test_stage_weights64). */
+ *   for the small grids it was measured faster on (test_stage_weights64);
+ * - ws_cost_narrow64 picks 64-column tiles at 17..64 rows for the shapes they were measured
+ *   faster on and not for those they lost at (test_narrow64). */
 #include <stdlib.h>
 
 #include "common/rng.h"
@@ -22,6 +25,8 @@
 
 static const int64_t kCap1[WS_COST_MAX_SPLITS + 1] = {0, 132, 132, 117, 120, 110, 102, 105, 120};
 static const int64_t kCap2[WS_COST_MAX_SPLITS + 1] = {0, 264, 264, 237, 248, 235, 234, 224, 240};
+/* the 64-column 64-row kernel (three blocks an SM), as SERVESIM_W4WS_LOG printed it on the H200 */
+static const int64_t kCap3[WS_COST_MAX_SPLITS + 1] = {0, 396, 396, 372, 368, 345, 372, 329, 360};
 static const int64_t kFlags = 16384, kFloats = (int64_t)160 * 256 * 128; /* the default workspace's room */
 
 static void test_splits_brute(void) {
@@ -82,81 +87,94 @@ static void test_schedule_rules(void) {
   /* the tile: ties keep 128 x 128; no 256-row schedule below 129 rows */
   WsCostSched a = {1, 0, 100, 40}, b = {1, 0, 100, 30}, c = {1, 0, 100, 20}, w = {1, 0, 100, 1000};
   int nwg = 0;
-  CHECK(ws_cost_pick_tile(&a, &b, NULL, &w, 132, &nwg) == 128 && nwg == 2); /* 0.75 x 40 = 30: a tie */
+  CHECK(ws_cost_pick_tile(&a, &b, NULL, &w, NULL, 0, 132, &nwg) == 128 && nwg == 2); /* 0.75 x 40 = 30: a tie */
   a.cost_qc = 39;
-  CHECK(ws_cost_pick_tile(&a, &b, NULL, &w, 132, &nwg) == 64 && nwg == 2);
+  CHECK(ws_cost_pick_tile(&a, &b, NULL, &w, NULL, 0, 132, &nwg) == 64 && nwg == 2);
   a.blocks = 132; /* one 64-row block on every SM still counts 0.75 */
-  CHECK(ws_cost_pick_tile(&a, &b, NULL, &w, 132, &nwg) == 64);
+  CHECK(ws_cost_pick_tile(&a, &b, NULL, &w, NULL, 0, 132, &nwg) == 64);
   a.blocks = 133; /* two 64-row blocks share an SM: 1.5 x 39 */
-  CHECK(ws_cost_pick_tile(&a, &b, NULL, &w, 132, &nwg) == 128);
-  CHECK(ws_cost_pick_tile(&a, &b, &c, &w, 132, &nwg) == 128); /* 1.5 x 20 = 30: a tie */
+  CHECK(ws_cost_pick_tile(&a, &b, NULL, &w, NULL, 0, 132, &nwg) == 128);
+  CHECK(ws_cost_pick_tile(&a, &b, &c, &w, NULL, 0, 132, &nwg) == 128); /* 1.5 x 20 = 30: a tie */
   c.cost_qc = 19;
-  CHECK(ws_cost_pick_tile(&a, &b, &c, &w, 132, &nwg) == 256 && nwg == 2);
+  CHECK(ws_cost_pick_tile(&a, &b, &c, &w, NULL, 0, 132, &nwg) == 256 && nwg == 2);
   /* 256 rows only where cheaper than both others: 64 rows (0.75 x 30 = 22.5) under 256 (1.5 x
    * 16 = 24) under 128 (30) keeps 64 */
   WsCostSched a30 = {1, 0, 100, 30}, c16 = {1, 0, 100, 16};
-  CHECK(ws_cost_pick_tile(&a30, &b, &c16, &w, 132, &nwg) == 64 && nwg == 2);
+  CHECK(ws_cost_pick_tile(&a30, &b, &c16, &w, NULL, 0, 132, &nwg) == 64 && nwg == 2);
   /* a 192-column chunk counts 1.175 of a 128-column one: 4.7 x 24 = 112.8 against 4 x 28.5 = 114
    * (c: 6 x 19) wins, 4.7 x 25 = 117.5 does not; equal costs keep 128 columns */
   w.cost_qc = 24;
-  CHECK(ws_cost_pick_tile(&a, &b, &c, &w, 132, &nwg) == 128 && nwg == 3);
-  CHECK(ws_cost_pick_tile(&a, &b, &c, NULL, 132, &nwg) == 256 && nwg == 2); /* no 192-column schedule */
+  CHECK(ws_cost_pick_tile(&a, &b, &c, &w, NULL, 0, 132, &nwg) == 128 && nwg == 3);
+  CHECK(ws_cost_pick_tile(&a, &b, &c, NULL, NULL, 0, 132, &nwg) == 256 && nwg == 2); /* no 192-column schedule */
   w.cost_qc = 25;
-  CHECK(ws_cost_pick_tile(&a, &b, &c, &w, 132, &nwg) == 256 && nwg == 2);
+  CHECK(ws_cost_pick_tile(&a, &b, &c, &w, NULL, 0, 132, &nwg) == 256 && nwg == 2);
   WsCostSched b40 = {1, 0, 100, 47}, w40 = {1, 0, 100, 40};
-  CHECK(ws_cost_pick_tile(&a, &b40, NULL, &w40, 132, &nwg) == 128 && nwg == 2); /* 4 x 47 = 4.7 x 40 */
+  CHECK(ws_cost_pick_tile(&a, &b40, NULL, &w40, NULL, 0, 132, &nwg) == 128 && nwg == 2); /* 4 x 47 = 4.7 x 40 */
+  /* a 64-column chunk counts 0.875 of a 128-column one: 3.5 x 34 = 119 against 4 x 30 = 120 wins,
+   * 3.5 x 35 = 122.5 does not; nor does a schedule of more than WS_COST_NARROW_MAX_CHUNKS chunks
+   * a block (KC 96 in 2 splits: 48; 98: 49), nor stream-K */
+  WsCostSched a100 = {1, 0, 200, 100}, b30 = {1, 0, 100, 30}, n34 = {2, 0, 200, 34};
+  CHECK(ws_cost_pick_tile(&a100, &b30, NULL, NULL, &n34, 96, 132, &nwg) == 128 && nwg == 1);
+  CHECK(ws_cost_pick_tile(&a100, &b30, NULL, NULL, &n34, 98, 132, &nwg) == 128 && nwg == 2);
+  CHECK(ws_cost_pick_tile(&a100, &b30, NULL, NULL, NULL, 96, 132, &nwg) == 128 && nwg == 2);
+  n34.cost_qc = 35;
+  CHECK(ws_cost_pick_tile(&a100, &b30, NULL, NULL, &n34, 96, 132, &nwg) == 128 && nwg == 2);
+  n34.cost_qc = 34;
+  n34.sk_blocks = 132;
+  CHECK(ws_cost_pick_tile(&a100, &b30, NULL, NULL, &n34, 96, 132, &nwg) == 128 && nwg == 2);
 }
 
 /* one shape at M rows as kern_w4a16_wgmma.cu plans it: 64-row tiles in quanta of 1 (its loop
  * steps 2 chunks), 128 / 256 in quanta of 4 where K is a multiple of 256; the 128 x 192 tiles
  * never stream-K (their clusters fit as the 128 x 128 ones do: one block an SM) */
 static int pick_at(int M, int K, int N, WsCostSched *s64, WsCostSched *s128, WsCostSched *s256, WsCostSched *s128w3,
-                   int *nwg) {
-  const int KC = K / 64, q = K % 256 == 0 ? 4 : 1, tx = (N + 127) / 128, tx3 = (N + 191) / 192;
+                   WsCostSched *s128w1, int *nwg) {
+  const int KC = K / 64, q = K % 256 == 0 ? 4 : 1, tx = (N + 127) / 128, tx3 = (N + 191) / 192, tx1 = (N + 63) / 64;
   *s64 = ws_cost_schedule(64, 2, (int64_t)tx * ((M + 63) / 64), KC, 1, kCap2, 0, 1, 132, kFlags, kFloats);
   *s128 = ws_cost_schedule(128, 2, (int64_t)tx * ((M + 127) / 128), KC, q, kCap1, 0, 1, 132, kFlags, kFloats);
   *s256 = ws_cost_schedule(256, 2, (int64_t)tx * ((M + 255) / 256), KC, q, kCap1, 0, 1, 132, kFlags, kFloats);
   *s128w3 = ws_cost_schedule(128, 3, (int64_t)tx3 * ((M + 127) / 128), KC, q, kCap1, 0, 0, 132, kFlags, kFloats);
-  return ws_cost_pick_tile(s64, s128, M > 128 ? s256 : NULL, s128w3, 132, nwg);
+  *s128w1 = ws_cost_schedule(128, 1, (int64_t)tx1 * ((M + 127) / 128), KC, q, kCap2, 0, 0, 132, kFlags, kFloats);
+  return ws_cost_pick_tile(s64, s128, M > 128 ? s256 : NULL, s128w3, s128w1, KC, 132, nwg);
 }
 
 static void test_qwen3_h200(void) {
   static const struct {
     const char *name;
     int K, N, rows128, rows256; /* the tile height taken at 128 and at 256 rows */
-    int nwg128, nwg256;         /* and its consumer warpgroups (3: 192 columns) */
+    int nwg128, nwg256;         /* and its consumer warpgroups (3: 192 columns, 1: 64) */
   } shapes[] = {
       {"qkv", 4096, 9216, 128, 256, 2, 2},      {"o_proj", 8192, 4096, 128, 128, 3, 2},
-      {"gate_up", 4096, 3072, 128, 256, 2, 2},  {"down", 1536, 4096, 128, 128, 2, 2},
-      {"qkv/2", 4096, 4608, 128, 128, 3, 2},    {"o_proj/2", 4096, 4096, 128, 128, 3, 2},
-      {"gate_up/2", 4096, 1536, 128, 128, 2, 2}, {"down/2", 768, 4096, 128, 128, 2, 2},
-      {"qkv/4", 4096, 2304, 128, 128, 3, 3},    {"o_proj/4", 2048, 4096, 128, 128, 3, 2},
-      {"gate_up/4", 4096, 768, 64, 128, 2, 2},  {"down/4", 384, 4096, 64, 64, 2, 2},
+      {"gate_up", 4096, 3072, 128, 128, 1, 1},  {"down", 1536, 4096, 128, 128, 1, 1},
+      {"qkv/2", 4096, 4608, 128, 128, 1, 2},    {"o_proj/2", 4096, 4096, 128, 128, 1, 1},
+      {"gate_up/2", 4096, 1536, 128, 128, 1, 1}, {"down/2", 768, 4096, 128, 128, 1, 1},
+      {"qkv/4", 4096, 2304, 128, 128, 1, 1},    {"o_proj/4", 2048, 4096, 128, 128, 1, 1},
+      {"gate_up/4", 4096, 768, 64, 128, 2, 1},  {"down/4", 384, 4096, 64, 64, 2, 2},
   };
-  WsCostSched s64, s128, s256, s128w3;
+  WsCostSched s64, s128, s256, s128w3, s128w1;
   int nwg = 0;
   for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
-    const int p128 = pick_at(128, shapes[i].K, shapes[i].N, &s64, &s128, &s256, &s128w3, &nwg);
+    const int p128 = pick_at(128, shapes[i].K, shapes[i].N, &s64, &s128, &s256, &s128w3, &s128w1, &nwg);
     CHECK_MSG(p128 == shapes[i].rows128 && nwg == shapes[i].nwg128,
               "%s at 128 rows: %d-row tiles of %d columns, measured best %d x %d", shapes[i].name, p128, 64 * nwg,
               shapes[i].rows128, 64 * shapes[i].nwg128);
-    const int p256 = pick_at(256, shapes[i].K, shapes[i].N, &s64, &s128, &s256, &s128w3, &nwg);
+    const int p256 = pick_at(256, shapes[i].K, shapes[i].N, &s64, &s128, &s256, &s128w3, &s128w1, &nwg);
     CHECK_MSG(p256 == shapes[i].rows256 && nwg == shapes[i].nwg256,
               "%s at 256 rows: %d-row tiles of %d columns, measured best %d x %d", shapes[i].name, p256, 64 * nwg,
               shapes[i].rows256, 64 * shapes[i].nwg256);
   }
   /* the schedules logged on the H200 (SERVESIM_W4WS_LOG=1) for qkv and gate_up at 256 rows, o_proj
    * at 128 (the 128 x 192 tiles without stream-K) */
-  pick_at(256, 4096, 9216, &s64, &s128, &s256, &s128w3, &nwg);
+  pick_at(256, 4096, 9216, &s64, &s128, &s256, &s128w3, &s128w1, &nwg);
   CHECK(s128.sk_blocks == 132 && s128.cost_qc == 302 && s256.sk_blocks == 132 && s256.cost_qc == 158);
-  pick_at(256, 4096, 3072, &s64, &s128, &s256, &s128w3, &nwg);
+  pick_at(256, 4096, 3072, &s64, &s128, &s256, &s128w3, &s128w1, &nwg);
   CHECK(s128.sk_blocks == 0 && s128.splits == 2 && s128.cost_qc == 146);
   CHECK(s256.sk_blocks == 0 && s256.splits == 4 && s256.cost_qc == 90);
   CHECK(s128w3.sk_blocks == 0 && s128w3.splits == 3 && s128w3.cost_qc == 118);
-  pick_at(128, 8192, 4096, &s64, &s128, &s256, &s128w3, &nwg);
+  pick_at(128, 8192, 4096, &s64, &s128, &s256, &s128w3, &s128w1, &nwg);
   CHECK(s128.cost_qc == 198 && s128w3.sk_blocks == 0 && s128w3.splits == 5 && s128w3.cost_qc == 142);
   /* down at TP=4 (K = 384): 32 tiles of 128 rows leave 100 SMs idle; 64 of 64 rows fit one an SM */
-  pick_at(128, 384, 4096, &s64, &s128, &s256, &s128w3, &nwg);
+  pick_at(128, 384, 4096, &s64, &s128, &s256, &s128w3, &s128w1, &nwg);
   CHECK(s128.blocks == 32 && s64.blocks == 64 && s64.cost_qc == s128.cost_qc);
 }
 
@@ -193,10 +211,50 @@ static void test_stage_weights64(void) {
   }
 }
 
+/* ws_cost_narrow64: SERVESIM_W4WS_WG 1 / 2 always / never, never against stream-K, the two
+ * thresholds at their edges; and at 17..64 rows on the H200 the Qwen3 shapes and slices
+ * (kernels/NOTES.md item 29, 17..64 rows, two runs each): narrow where it was 0.35-1.1 us
+ * faster (down, o_proj/2, o_proj/4, qkv/4), wide where it lost 0.25-2.7 us (qkv, qkv/2,
+ * gate_up, gate_up/2); the ties (within 0.4 us: o_proj, down/2) as the rule has them; gate_up/4
+ * and down/4 take the stages kernel before this rule is asked. */
+static void test_narrow64(void) {
+  WsCostSched wide = {4, 0, 116, 50}, narrow = {4, 0, 232, 53}, sk = {1, 132, 132, 30};
+  CHECK(ws_cost_narrow64(&wide, &narrow, 132, 0) == 1); /* 116 blocks >= 7/8 of 132; 53 <= 1.06 x 50 */
+  CHECK(ws_cost_narrow64(&wide, &narrow, 132, 2) == 0 && ws_cost_narrow64(&wide, &narrow, 132, 1) == 1);
+  wide.blocks = 115;
+  CHECK(ws_cost_narrow64(&wide, &narrow, 132, 0) == 0 && ws_cost_narrow64(&wide, &narrow, 132, 1) == 1);
+  wide.blocks = 116;
+  narrow.cost_qc = 54;
+  CHECK(ws_cost_narrow64(&wide, &narrow, 132, 0) == 0);
+  narrow.cost_qc = 53;
+  narrow.splits = 3; /* one way fewer */
+  CHECK(ws_cost_narrow64(&wide, &narrow, 132, 0) == 1);
+  narrow.splits = 2;
+  CHECK(ws_cost_narrow64(&wide, &narrow, 132, 0) == 0);
+  narrow.splits = 4;
+  CHECK(ws_cost_narrow64(&sk, &narrow, 132, 0) == 0 && ws_cost_narrow64(&wide, &sk, 132, 0) == 0);
+  static const struct {
+    const char *name;
+    int K, N, narrow;
+  } shapes[] = {
+      {"qkv", 4096, 9216, 0},      {"o_proj", 8192, 4096, 0},   {"gate_up", 4096, 3072, 0}, {"down", 1536, 4096, 1},
+      {"qkv/2", 4096, 4608, 0},    {"o_proj/2", 4096, 4096, 1}, {"gate_up/2", 4096, 1536, 0}, {"down/2", 768, 4096, 0},
+      {"qkv/4", 4096, 2304, 1},    {"o_proj/4", 2048, 4096, 1}, {"gate_up/4", 4096, 768, 0}, {"down/4", 384, 4096, 0},
+  };
+  for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+    const int KC = shapes[i].K / 64;
+    const WsCostSched w = ws_cost_schedule(64, 2, (shapes[i].N + 127) / 128, KC, 1, kCap2, 0, 1, 132, kFlags, kFloats);
+    const WsCostSched n = ws_cost_schedule(64, 1, (shapes[i].N + 63) / 64, KC, 1, kCap3, 0, 1, 132, kFlags, kFloats);
+    CHECK_MSG(ws_cost_narrow64(&w, &n, 132, 0) == shapes[i].narrow, "%s at 64 rows: wide %d blocks cost %d, narrow cost %d: %d, measured %d",
+              shapes[i].name, (int)w.blocks, (int)w.cost_qc, (int)n.cost_qc, ws_cost_narrow64(&w, &n, 132, 0), shapes[i].narrow);
+  }
+}
+
 int main(void) {
   test_splits_brute();
   test_schedule_rules();
   test_qwen3_h200();
   test_stage_weights64();
+  test_narrow64();
   return check_report("test_ws_cost");
 }
