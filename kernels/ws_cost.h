@@ -44,19 +44,20 @@ extern "C" {
 /* s splits of KC chunks, each at least 2 quanta of q chunks */
 WS_COST_FN int ws_cost_split_ok(int s, int KC, int q) { return s >= 1 && s <= WS_COST_MAX_SPLITS && 2 * s * q <= KC; }
 
-/* the cost of `tiles` tiles of KC chunks split s ways */
-WS_COST_FN int64_t ws_cost_split(int64_t tiles, int KC, const int64_t cap[WS_COST_MAX_SPLITS + 1], int q, int s) {
+/* the cost of `tiles` tiles of KC chunks split s ways, the cluster sum's share divided by
+ * sum_div (1; 2 for the 64 x 64 tiles, ws_cost_schedule) */
+WS_COST_FN int64_t ws_cost_split(int64_t tiles, int KC, const int64_t cap[WS_COST_MAX_SPLITS + 1], int q, int s, int sum_div) {
   const int units = KC / q;
   const int64_t waves = (tiles * s + cap[s] - 1) / cap[s];
-  return waves * (4 * q * ((units + s - 1) / s) + 6 + (s > 1 ? 8 + 4 * (s - 1) : 0));
+  return waves * (4 * q * ((units + s - 1) / s) + 6 + (s > 1 ? (8 + 4 * (s - 1)) / sum_div : 0));
 }
 
 /* the cheapest allowed split (the fewest splits among equals) */
-WS_COST_FN int ws_cost_splits(int64_t tiles, int KC, const int64_t cap[WS_COST_MAX_SPLITS + 1], int q) {
+WS_COST_FN int ws_cost_splits(int64_t tiles, int KC, const int64_t cap[WS_COST_MAX_SPLITS + 1], int q, int sum_div) {
   int best = 1;
   int64_t best_cost = INT64_MAX;
   for (int s = 1; ws_cost_split_ok(s, KC, q); s++) {
-    const int64_t cost = ws_cost_split(tiles, KC, cap, q, s);
+    const int64_t cost = ws_cost_split(tiles, KC, cap, q, s, sum_div);
     if (cost < best_cost) {
       best_cost = cost;
       best = s;
@@ -87,11 +88,16 @@ typedef struct {
 WS_COST_FN WsCostSched ws_cost_schedule(int rows, int nwg, int64_t tiles, int KC, int q, const int64_t cap[WS_COST_MAX_SPLITS + 1],
                                         int force, int sk_mode, int64_t sk_slots, int64_t max_flags, int64_t part_floats) {
   WsCostSched r;
-  r.splits = ws_cost_splits(tiles, KC, cap, q);
+  /* the 64 x 64 tiles' cluster sum counted at half (fitted, H200, kernels/NOTES.md item 29: with
+   * the full count their splits were 4, 4 and 3 at down TP=1, o_proj TP=4 and down TP=2, where
+   * 5, 5 and 4 were up to 0.5 us faster at 32..64 rows; the sum's bytes are half a 64 x 128
+   * block's, and their chunks cost more than half of one) */
+  const int sum_div = rows == 64 && nwg == 1 ? 2 : 1;
+  r.splits = ws_cost_splits(tiles, KC, cap, q, sum_div);
   if (ws_cost_split_ok(force, KC, q)) r.splits = force;
   r.sk_blocks = 0;
   r.blocks = tiles * r.splits;
-  r.cost_qc = ws_cost_split(tiles, KC, cap, q, r.splits);
+  r.cost_qc = ws_cost_split(tiles, KC, cap, q, r.splits, sum_div);
   if (sk_mode && force <= 0) {
     const int64_t TU = tiles * (KC / q), G = TU < sk_slots ? TU : sk_slots;
     const int want = sk_mode == 2 || (rows >= 128 && wsk_plan_prefer(tiles, KC, r.splits, cap[r.splits], sk_slots));
@@ -175,8 +181,8 @@ WS_COST_FN int ws_cost_stage_weights64(const WsCostSched *reg, const WsCostSched
 WS_COST_FN int ws_cost_narrow64(const WsCostSched *wide, const WsCostSched *narrow, int sms, int wg) {
   if (wg == 1) return 1;
   if (wg == 2 || wide->sk_blocks > 0 || narrow->sk_blocks > 0) return 0;
-  return 8 * wide->blocks >= 7 * (int64_t)sms && 100 * narrow->cost_qc <= 106 * wide->cost_qc &&
-         narrow->splits + 1 >= wide->splits;
+  return (8 * wide->blocks >= 7 * (int64_t)sms || narrow->splits > wide->splits) &&
+         100 * narrow->cost_qc <= 106 * wide->cost_qc && narrow->splits + 1 >= wide->splits;
 }
 
 #ifdef __cplusplus

@@ -44,10 +44,10 @@ static void test_splits_brute(void) {
     int64_t bc = INT64_MAX;
     for (int s = 1; s <= WS_COST_MAX_SPLITS; s++) {
       if (!ws_cost_split_ok(s, KC, q)) continue;
-      const int64_t c = ws_cost_split(tiles, KC, cap, q, s);
+      const int64_t c = ws_cost_split(tiles, KC, cap, q, s, 1);
       if (c < bc) bc = c, best = s;
     }
-    const int got = ws_cost_splits(tiles, KC, cap, q);
+    const int got = ws_cost_splits(tiles, KC, cap, q, 1);
     CHECK_MSG(got == best, "tiles %lld KC %d q %d: %d splits, brute force %d", (long long)tiles, KC, q, got, best);
     CHECK(ws_cost_split_ok(got, KC, q) || got == 1);
   }
@@ -58,11 +58,11 @@ static void test_splits_brute(void) {
 static void test_schedule_rules(void) {
   /* forced split: taken when allowed, never stream-K then */
   WsCostSched s = ws_cost_schedule(128, 2, 144, 64, 4, kCap1, 5, 2, 132, kFlags, kFloats);
-  CHECK(s.splits == 5 && s.sk_blocks == 0 && s.blocks == 144 * 5 && s.cost_qc == ws_cost_split(144, 64, kCap1, 4, 5));
+  CHECK(s.splits == 5 && s.sk_blocks == 0 && s.blocks == 144 * 5 && s.cost_qc == ws_cost_split(144, 64, kCap1, 4, 5, 1));
   s = ws_cost_schedule(128, 2, 144, 64, 4, kCap1, 9, 0, 132, kFlags, kFloats); /* 9: not allowed, the model's */
-  CHECK(s.splits == ws_cost_splits(144, 64, kCap1, 4));
+  CHECK(s.splits == ws_cost_splits(144, 64, kCap1, 4, 1));
   s = ws_cost_schedule(128, 2, 144, 64, 4, kCap1, 9, 2, 132, kFlags, kFloats); /* any force: no stream-K */
-  CHECK(s.splits == ws_cost_splits(144, 64, kCap1, 4) && s.sk_blocks == 0);
+  CHECK(s.splits == ws_cost_splits(144, 64, kCap1, 4, 1) && s.sk_blocks == 0);
   /* stream-K always (mode 2), but only with room: flags and rows / 2 x 256 floats a block */
   s = ws_cost_schedule(128, 2, 48, 64, 4, kCap1, 0, 2, 132, kFlags, kFloats);
   CHECK(s.sk_blocks == 132 && s.blocks == 132 && s.cost_qc == ws_cost_sk(48 * 16, 132, 4));
@@ -211,19 +211,24 @@ static void test_stage_weights64(void) {
   }
 }
 
-/* ws_cost_narrow64: SERVESIM_W4WS_WG 1 / 2 always / never, never against stream-K, the two
+/* ws_cost_narrow64: SERVESIM_W4WS_WG 1 / 2 always / never, never against stream-K, the
  * thresholds at their edges; and at 17..64 rows on the H200 the Qwen3 shapes and slices
- * (kernels/NOTES.md item 29, 17..64 rows, two runs each): narrow where it was 0.35-1.1 us
- * faster (down, o_proj/2, o_proj/4, qkv/4), wide where it lost 0.25-2.7 us (qkv, qkv/2,
- * gate_up, gate_up/2); the ties (within 0.4 us: o_proj, down/2) as the rule has them; gate_up/4
- * and down/4 take the stages kernel before this rule is asked. */
+ * (kernels/NOTES.md item 29, two runs each), as ws_run64 asks it (after the stages kernel's rule):
+ * the 64 x 64 tiles where they were 0.3-1.1 us faster (down, o_proj/2, o_proj/4, qkv/4, and
+ * down/2 with 4 splits), the 64 x 128 ones where the narrow tiles lost 0.25-2.7 us (qkv, qkv/2,
+ * gate_up, gate_up/2) or tied (o_proj), the stages kernel at gate_up/4 and down/4; and the
+ * narrow tiles' splits: half the cluster sum's count gives down 5, o_proj/4 5 and down/2 4
+ * (measured faster than the full count's 4, 4 and 3), qkv/4 still 8 and o_proj/2 still 5. */
 static void test_narrow64(void) {
   WsCostSched wide = {4, 0, 116, 50}, narrow = {4, 0, 232, 53}, sk = {1, 132, 132, 30};
   CHECK(ws_cost_narrow64(&wide, &narrow, 132, 0) == 1); /* 116 blocks >= 7/8 of 132; 53 <= 1.06 x 50 */
   CHECK(ws_cost_narrow64(&wide, &narrow, 132, 2) == 0 && ws_cost_narrow64(&wide, &narrow, 132, 1) == 1);
   wide.blocks = 115;
   CHECK(ws_cost_narrow64(&wide, &narrow, 132, 0) == 0 && ws_cost_narrow64(&wide, &narrow, 132, 1) == 1);
+  narrow.splits = 5; /* a deeper split: the wide grid's blocks do not matter */
+  CHECK(ws_cost_narrow64(&wide, &narrow, 132, 0) == 1);
   wide.blocks = 116;
+  narrow.splits = 4;
   narrow.cost_qc = 54;
   CHECK(ws_cost_narrow64(&wide, &narrow, 132, 0) == 0);
   narrow.cost_qc = 53;
@@ -233,20 +238,25 @@ static void test_narrow64(void) {
   CHECK(ws_cost_narrow64(&wide, &narrow, 132, 0) == 0);
   narrow.splits = 4;
   CHECK(ws_cost_narrow64(&sk, &narrow, 132, 0) == 0 && ws_cost_narrow64(&wide, &sk, 132, 0) == 0);
+  enum { WIDE, NARROW, STAGES };
   static const struct {
     const char *name;
-    int K, N, narrow;
+    int K, N, tile, splits; /* splits: the narrow schedule's */
   } shapes[] = {
-      {"qkv", 4096, 9216, 0},      {"o_proj", 8192, 4096, 0},   {"gate_up", 4096, 3072, 0}, {"down", 1536, 4096, 1},
-      {"qkv/2", 4096, 4608, 0},    {"o_proj/2", 4096, 4096, 1}, {"gate_up/2", 4096, 1536, 0}, {"down/2", 768, 4096, 0},
-      {"qkv/4", 4096, 2304, 1},    {"o_proj/4", 2048, 4096, 1}, {"gate_up/4", 4096, 768, 0}, {"down/4", 384, 4096, 0},
+      {"qkv", 4096, 9216, WIDE, 2},      {"o_proj", 8192, 4096, WIDE, 5},   {"gate_up", 4096, 3072, WIDE, 6},
+      {"down", 1536, 4096, NARROW, 5},   {"qkv/2", 4096, 4608, WIDE, 4},    {"o_proj/2", 4096, 4096, NARROW, 5},
+      {"gate_up/2", 4096, 1536, WIDE, 8}, {"down/2", 768, 4096, NARROW, 4}, {"qkv/4", 4096, 2304, NARROW, 8},
+      {"o_proj/4", 2048, 4096, NARROW, 5}, {"gate_up/4", 4096, 768, STAGES, 8}, {"down/4", 384, 4096, STAGES, 3},
   };
   for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
     const int KC = shapes[i].K / 64;
     const WsCostSched w = ws_cost_schedule(64, 2, (shapes[i].N + 127) / 128, KC, 1, kCap2, 0, 1, 132, kFlags, kFloats);
+    const WsCostSched t = ws_cost_schedule(64, 2, (shapes[i].N + 127) / 128, KC, 1, kCap2, 0, 0, 132, kFlags, kFloats);
     const WsCostSched n = ws_cost_schedule(64, 1, (shapes[i].N + 63) / 64, KC, 1, kCap3, 0, 1, 132, kFlags, kFloats);
-    CHECK_MSG(ws_cost_narrow64(&w, &n, 132, 0) == shapes[i].narrow, "%s at 64 rows: wide %d blocks cost %d, narrow cost %d: %d, measured %d",
-              shapes[i].name, (int)w.blocks, (int)w.cost_qc, (int)n.cost_qc, ws_cost_narrow64(&w, &n, 132, 0), shapes[i].narrow);
+    const int tile = ws_cost_stage_weights64(&w, &t, 132, 0) ? STAGES : ws_cost_narrow64(&w, &n, 132, 0) ? NARROW : WIDE;
+    CHECK_MSG(tile == shapes[i].tile && n.splits == shapes[i].splits,
+              "%s at 64 rows: wide %d blocks cost %d, narrow %d splits cost %d: tile %d, measured best %d (%d splits)",
+              shapes[i].name, (int)w.blocks, (int)w.cost_qc, n.splits, (int)n.cost_qc, tile, shapes[i].tile, shapes[i].splits);
   }
 }
 
