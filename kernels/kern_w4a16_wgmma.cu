@@ -504,12 +504,13 @@ int w4g_launch(const W4Args &a, int sms, cudaStream_t st, int swap) {
 
 /* ---- Warp-specialised variant (SERVESIM_W4_WGMMA=2): a producer warp fills an S-stage ring
  * by TMA with the activation tile (2D tensor map, 128-byte swizzle) on a full mbarrier per
- * stage; the NWG consumer warpgroups (2, 3 for the 128 x 192 tiles, 1 for the 64-column ones; 64
- * output columns each, a block 64 NWG) wait on it, dequantise, run their wgmma and release the stage on an empty
- * mbarrier once wgmma.wait 1 says the chunk before is done. No block barrier in the loop. The
- * weights (WREG, the default): each consumer warp fetches its own 512 bytes a chunk (16 a lane)
- * and its scales -- from 128 rows by cp.async into its own ring in shared memory, WsCfg::WD
- * chunks ahead; 64-row tiles from global memory into registers P chunks ahead. Without
+ * stage; the NWG consumer warpgroups (2, 3 for the 128 x 192 tiles, 1 for the 64-column ones;
+ * 64 output columns each, a block 64 NWG) wait on it, dequantise, run their wgmma and release
+ * the stage on an empty mbarrier once wgmma.wait 1 says the chunk before is done. No block
+ * barrier in the loop. The weights (WREG, the default): each consumer warp fetches its own 512
+ * bytes a chunk (16 a lane) and its scales -- from 128 rows by cp.async into its own ring in
+ * shared memory, WsCfg::WD chunks ahead; 64-row tiles from global memory into registers P
+ * chunks ahead. Without
  * WREG they come through the stages too: the producer copies the CW weight tiles of a chunk in
  * one 2D tensor copy and their scales in one bulk copy, those of the first S chunks before
  * the dependency wait (ws_weight_map). That is what 64-row grids of at most one block for every
@@ -1304,10 +1305,10 @@ int ws_launch64(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
 /* 65 rows and more: the tile whose schedule costs least (kernels/ws_cost.h's ws_cost_pick_tile): 64,
  * 128 or (from 129 rows) 256 rows of 128 columns, or 128 rows of 192 or of 64 (three consumer
  * warpgroups, or one). SERVESIM_W4WS_ROWS = 64, 128 or 256 forces a height (256 only from 129
- * rows; other values: the cost's choice), of 128 columns unless SERVESIM_W4WS_WG = 3 asks for 192
- * (with 128 rows) or 1 for 64 (0, the default: the cost's choice; 2: 128 columns only). A forced split (SERVESIM_W4WS_SPLITS) enters each
- * tile's plan before the choice, so it may move the tile too; force the tile as well for a split
- * A/B. */
+ * rows; other values: the cost's choice), of 128 columns unless SERVESIM_W4WS_WG = 3 asks for
+ * 192 (with 128 rows) or 1 for 64 (0, the default: the cost's choice; 2: 128 columns only). A
+ * forced split (SERVESIM_W4WS_SPLITS) enters each tile's plan before the choice, so it may move
+ * the tile too; force the tile as well for a split A/B. */
 template <int P>
 int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   static int rows = -1;
