@@ -253,9 +253,9 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
   if (splits > 1) {
     namespace cg = cooperative_groups;
     cg::cluster_group cluster = cg::this_cluster();
-    /* group i of thread ct (d[4i .. 4i + 3]) at i T + ct in 16-byte pieces (T = 256: two consumer
-     * warpgroups, or the all-threads kernel); with three consumer warpgroups value i at i T + ct
-     * (16-byte loads were slower there: kernels/NOTES.md item 17) */
+    /* group i of thread ct (d[4i .. 4i + 3]) at i T + ct in 16-byte pieces (T = 128 or 256: one
+     * or two consumer warpgroups, or the all-threads kernel); with three consumer warpgroups value
+     * i at i T + ct (16-byte loads were slower there: kernels/NOTES.md item 17) */
     constexpr bool V4 = NWG <= 2;
     float4 *part = reinterpret_cast<float4 *>(ring);
     float *part1 = reinterpret_cast<float *>(ring);
@@ -1121,8 +1121,15 @@ int ws_cluster_slots(dim3 block, size_t smem, int64_t slots, int64_t (&cap)[kW4g
   return 0;
 }
 
-/* SERVESIM_W4WS_LOG=1: one stderr line a plan made (tuning aid; ws_launch_mid makes three or
- * four a launch): the tile (rows x columns), the tiles, the K splits and the blocks resident for
+/* SERVESIM_W4WS_SK (ws_plan below): 1 the rule, 0 never stream-K, 2 wherever it fits */
+static int ws_sk_env(void) {
+  static int env = -1;
+  if (env < 0) env = kern_env_int("SERVESIM_W4WS_SK", 1);
+  return env;
+}
+
+/* SERVESIM_W4WS_LOG=1: one stderr line a plan made (tuning aid; ws_launch_mid makes up to five
+ * a launch, and ws_run64 one or two more): the tile (rows x columns), the tiles, the K splits and the blocks resident for
  * each split count, or the stream-K grid (sk_blocks), and the plan's cost (quarter chunks of that
  * tile). */
 void ws_log(const W4Args &a, int bt, int nwg, int64_t tiles, int splits, const int64_t (&cap)[kW4gMaxSplits + 1], int64_t sk_blocks,
@@ -1151,8 +1158,7 @@ int ws_plan(const W4Args &a0, int sms, const W4Ws &ws, WsPlan *pl) {
   using Cfg = WsCfg<BT, S, WREG, NWG>;
   constexpr int TH = ws_threads(RB, NWG);
   int occ = 1;
-  static int sk_env = -1;
-  if (sk_env < 0) sk_env = kern_env_int("SERVESIM_W4WS_SK", 1);
+  const int sk_env = ws_sk_env();
   if (int rc = w4g_prepare<w4ws_kernel<BT, MINB, S, WREG, P, false, RB, NWG>>(TH, Cfg::kSmem, &occ)) return rc;
   dim3 grid(kern_cdiv(a0.N, 64 * NWG), kern_cdiv(a0.M, BT), 1);
   constexpr int q = P == 4 ? 4 : 1; /* the kernel's quantum */
@@ -1266,7 +1272,9 @@ static int ws_cfg(void) {
 
 /* SERVESIM_W4WS_WG: 0 (default) the costs' choice of consumer warpgroups; 2 always two (128
  * columns); 3 three (192 columns) at 128 rows; 1 one (64 columns): 64 x 64 tiles at 17..64
- * rows, 128 x 64 past that (64 x 64 with SERVESIM_W4WS_ROWS=64; tuning) */
+ * rows, ahead of SERVESIM_W4WS_CFG's stages kernel, and 128 x 64 past that (64 x 64 with
+ * SERVESIM_W4WS_ROWS=64; tuning). The 64-column tiles need the register hand-over and the
+ * weights in registers: SERVESIM_W4WS_RB=0 and SERVESIM_W4WS_CFG=1 never run them. */
 static int ws_wg(void) {
   static int wg = -1;
   if (wg < 0) wg = kern_env_int("SERVESIM_W4WS_WG", 0);
@@ -1288,7 +1296,7 @@ int ws_run64(const W4Args &a, const WsPlan &p64, int sms, const W4Ws &ws, cudaSt
     if (int rc = WsTile64T::plan(a, sms, ws, &pt)) return rc;
     if (ws_cost_stage_weights64(&p64.s, &pt.s, sms, cfg)) return WsTile64T::run(a, pt, ws, st);
   }
-  if (narrow) {
+  if (narrow && ws_wg() != 2) {
     WsPlan pn;
     if (int rc = WsTile64w1::plan(a, sms, ws, &pn)) return rc;
     if (ws_cost_narrow64(&p64.s, &pn.s, sms, ws_wg())) return WsTile64w1::run(a, pn, ws, st);
@@ -1324,13 +1332,16 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   if (int rc = WsTile64::plan(a, sms, ws, &p64)) return rc;
   if (a.M > 128)
     if (int rc = WsTile256<P>::plan(a, sms, ws, &p256)) return rc;
-  if (wg != 2) { /* (2: 128 columns only, the others not planned) */
+  /* (2: 128 columns only, the others not planned; with stream-K everywhere, SERVESIM_W4WS_SK=2,
+   * no 64 columns either, which have no stream-K instance) */
+  const bool w3 = wg != 2, w1 = wg != 2 && ws_sk_env() != 2;
+  if (w3)
     if (int rc = WsTile128x192<P>::plan(a, sms, ws, &p128w3)) return rc;
+  if (w1)
     if (int rc = WsTile128w1<P>::plan(a, sms, ws, &p128w1)) return rc;
-  }
   int nwg = 2;
-  const int pick = ws_cost_pick_tile(&p64.s, &p128.s, a.M > 128 ? &p256.s : NULL, wg != 2 ? &p128w3.s : NULL,
-                                     wg != 2 ? &p128w1.s : NULL, a.K / 64, sms, &nwg);
+  const int pick = ws_cost_pick_tile(&p64.s, &p128.s, a.M > 128 ? &p256.s : NULL, w3 ? &p128w3.s : NULL,
+                                     w1 ? &p128w1.s : NULL, a.K / 64, sms, &nwg);
   if (nwg == 3) return WsTile128x192<P>::run(a, p128w3, ws, st);
   if (nwg == 1) return WsTile128w1<P>::run(a, p128w1, ws, st);
   if (pick == 256) return WsTile256<P>::run(a, p256, ws, st);

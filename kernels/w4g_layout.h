@@ -51,7 +51,7 @@ static inline W4G_LAYOUT_HD int w4g_piece_word(int s, int r) { return 2 * (s & 1
 static inline W4G_LAYOUT_HD int w4g_piece_shift(int s, int r) { return 8 * (s >> 1) + 4 * (r & 1); }
 
 /* The output tile of the warp-specialised kernel (w4g_stage_rows / w4g_write_rows): [rows]
- * [64 nwg columns] bf16 for nwg consumer warpgroups (2 or 3), w4g_out_pitch(nwg) bytes a row (16
+ * [64 nwg columns] bf16 for nwg consumer warpgroups (1, 2 or 3), w4g_out_pitch(nwg) bytes a row (16
  * more than the row, so that the eight rows an stmatrix writes fall on distinct banks: the pitch
  * is 4 words past a multiple of 32). Consumer warp w holds columns 16w .. 16w + 15 of the wgmma
  * accumulators: lane (g, t) the columns 16w + g and 16w + g + 8 at the tokens 8i + 2t and 8i + 2t

@@ -90,7 +90,7 @@ WS_COST_FN WsCostSched ws_cost_schedule(int rows, int nwg, int64_t tiles, int KC
   WsCostSched r;
   /* the 64 x 64 tiles' cluster sum counted at half (fitted, H200, kernels/NOTES.md item 29: with
    * the full count their splits were 4, 4 and 3 at down TP=1, o_proj TP=4 and down TP=2, where
-   * 5, 5 and 4 were up to 0.5 us faster at 32..64 rows; the sum's bytes are half a 64 x 128
+   * 5, 5 and 4 were up to 0.4 us faster at 32..64 rows; the sum's bytes are half a 64 x 128
    * block's, and their chunks cost more than half of one) */
   const int sum_div = rows == 64 && nwg == 1 ? 2 : 1;
   r.splits = ws_cost_splits(tiles, KC, cap, q, sum_div);
@@ -167,18 +167,20 @@ WS_COST_FN int ws_cost_stage_weights64(const WsCostSched *reg, const WsCostSched
 /* Whether a grid of 17..64 rows takes tiles of 64 columns (one consumer warpgroup, three blocks
  * an SM: kern_w4a16_wgmma.cu's WsTile64w1) rather than 128. wide, narrow: the two register
  * kernels' schedules (each in its own quarter chunks; a narrow chunk is half a wide one's work);
- * wg: SERVESIM_W4WS_WG (1 always, 2 never, anything else this rule). The rule: the narrow
- * schedule costs at most 6% more of its own quarter chunks, splits K at most one way fewer, and
- * either the wide grid holds at least 7/8 of an SM's worth of blocks for every SM or the narrow
- * split is deeper -- so the narrow tiles come in where the SMs are full, or where they split
- * deeper, with a split about as deep: each block then sums half the partials, and two or three
- * on an SM overlap one another's waits. Never against a stream-K schedule. Measured on the H200
- * (kernels/NOTES.md item 29), 17..64 rows: the narrow tiles took 0.35-1.1 us off down at TP=1,
- * o_proj at TP=2/4 and qkv at TP=4 (wide grids of 128-192 blocks, the same split or one deeper,
- * the same or a 5% dearer cost) and, split 4 ways against 3, 0.2-0.5 off down at TP=2 (96 wide
- * blocks); they lost 0.25-2.7 us at qkv TP=1/2 (7-33% dearer), up to 0.45 at gate_up TP=1 (5%
- * dearer, but 6 splits against 8) and 0.7-1.3 at gate_up TP=2 (96 wide blocks, one an SM with
- * SMs to spare, the same 8 splits), and tied at o_proj TP=1. */
+ * wg: SERVESIM_W4WS_WG (1 always, 2 never, anything else this rule; kern_w4a16_wgmma.cu forces
+ * 1 before asking). The rule: the narrow schedule costs at most 6% more of its own quarter
+ * chunks, splits K at most one way fewer, and either the wide grid has at least 7/8 as many
+ * blocks as there are SMs or the narrow split is deeper -- so the narrow tiles come in where
+ * the SMs are full, or where they split deeper, with a split about as deep: each block then
+ * sums half the partials, and two or three on an SM overlap one another's waits. Never against
+ * a stream-K schedule. Measured on the H200 (kernels/NOTES.md item 29), 17..64 rows: the narrow
+ * tiles took 0.35-1.1 us off down at TP=1, o_proj at TP=2/4 and qkv at TP=4 (wide grids of
+ * 128-192 blocks) and, split 4 ways against 3, 0.2-0.5 off down at TP=2 (96 wide blocks); they
+ * lost 0.25-2.7 us at qkv TP=1/2, 0.2-0.45 at gate_up TP=1 and 0.7-1.3 at gate_up TP=2 (96 wide
+ * blocks, one an SM with SMs to spare, the same 8 splits), and tied at o_proj TP=1. With the
+ * narrow tiles' costs of ws_cost_schedule (their cluster sum at half), the cost condition keeps
+ * qkv TP=1 wide (27% dearer) and the split condition qkv TP=2, gate_up TP=1 and o_proj TP=1 (4,
+ * 6 and 5 splits against 6, 8 and 7); tests/test_ws_cost.c has the twelve shapes. */
 WS_COST_FN int ws_cost_narrow64(const WsCostSched *wide, const WsCostSched *narrow, int sms, int wg) {
   if (wg == 1) return 1;
   if (wg == 2 || wide->sk_blocks > 0 || narrow->sk_blocks > 0) return 0;

@@ -154,9 +154,9 @@ int main(void) {
     else CHECK_MSG(nmse > 0.5, "a lane's own words should not match: nmse %.3g", nmse);
     printf("A words %s: nmse %.3g\n", kernel_read ? "w4g_word" : "a lane's own 16 bytes", nmse);
   }
-  /* the output tile of two and three consumer warpgroups: whole tiles of 64 and 128 rows, and
-   * each rank's share of 2..8 K splits */
-  for (int nwg = 2; nwg <= 3; nwg++)
+  /* the output tile of one, two and three consumer warpgroups: whole tiles of 64 and 128 rows,
+   * and each rank's share of 2..8 K splits */
+  for (int nwg = 1; nwg <= 3; nwg++)
     for (int bt = 64; bt <= 128; bt *= 2) {
       const int G = bt / 8;
       const int e = emulate_out(nwg, bt, 0, G);
