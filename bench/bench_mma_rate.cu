@@ -44,11 +44,6 @@ __device__ __forceinline__ void mr_wgmma_n16(float (&d)[8], const uint32_t (&a)[
                : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
 }
-/* K-major, 128-byte swizzle, 8-row groups 1024 bytes apart (as kern_w4a16_wgmma.cu's ws_desc) */
-__device__ __forceinline__ uint64_t mr_desc(const void *smem) {
-  const uint32_t a = (uint32_t)__cvta_generic_to_shared(smem);
-  return (uint64_t)((a & 0x3FFFF) >> 4) | (1ull << 16) | ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
-}
 #endif
 
 /* A block's end: thread 0 stores its cycles in out[block]; sink keeps the C chains' sums live */
@@ -92,7 +87,7 @@ __global__ void mr_wgmma_kernel(int iters, long long *out, float *sink) {
   __syncthreads();
   const int lane = threadIdx.x & 31;
   const uint32_t a[4] = {0x3f003f00u ^ (uint32_t)lane, 0x3f103f10u, 0x3f203f20u ^ (uint32_t)threadIdx.x, 0x3f303f30u};
-  const uint64_t db = mr_desc(b_tile);
+  const uint64_t db = kern_w4::w4_desc_sw128(b_tile);
   float d0[N / 2], d1[N / 2];
 #pragma unroll
   for (int i = 0; i < N / 2; i++) d0[i] = d1[i] = 0.f;
@@ -285,11 +280,7 @@ int main(int argc, char **argv) {
     }
     iters = (int)v;
   }
-  int dev_count = 0;
-  if (cudaGetDeviceCount(&dev_count) != cudaSuccess || dev_count == 0) {
-    fprintf(stderr, "bench_mma_rate: no GPU (skipped)\n");
-    return 77;
-  }
+  bench_cuda_need_device("bench_mma_rate");
   cudaDeviceProp prop;
   BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
   if (prop.major != 9 || prop.minor != 0) {

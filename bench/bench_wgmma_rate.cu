@@ -61,11 +61,6 @@ __device__ __forceinline__ void wr_ss_n256(float (&d)[128], uint64_t da, uint64_
                : "l"(da), "l"(db));
 }
 
-/* K-major, 128-byte swizzle: 8-row groups 1024 bytes apart (as the kernel's ws_desc) */
-__device__ __forceinline__ uint64_t wr_desc(const void *smem) {
-  const uint32_t a = (uint32_t)__cvta_generic_to_shared(smem);
-  return (uint64_t)((a & 0x3FFFF) >> 4) | (1ull << 16) | ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
-}
 __device__ __forceinline__ void wr_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wr_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int W>
@@ -104,7 +99,7 @@ __global__ void __launch_bounds__(128 * NWG, 1) wr_kernel(int iters, long long *
     reinterpret_cast<uint32_t *>(base)[i] = 0x3f003f00u | ((uint32_t)(i * 2654435761u) & 0x007f007fu);
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); /* generic stores -> wgmma reads */
   __syncthreads();
-  const uint64_t db = wr_desc(base), da = wr_desc(base + N * 128 + wg * 64 * 128);
+  const uint64_t db = kern_w4::w4_desc_sw128(base), da = kern_w4::w4_desc_sw128(base + N * 128 + wg * 64 * 128);
   float d[N / 2];
 #pragma unroll
   for (int i = 0; i < N / 2; i++) d[i] = 0.f;

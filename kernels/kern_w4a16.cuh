@@ -133,6 +133,14 @@ static __device__ __forceinline__ void w4_store_frag(uint16_t *y, int N, int row
   }
 }
 
+/* The wgmma descriptor of a K-major operand in shared memory with the 128-byte swizzle, 8-row
+ * groups 1024 bytes apart, starting at smem (k16 step s of a 64-k tile at smem + 32 s): the
+ * warp-specialised kernel's activation tiles (kern_w4a16_wgmma.cu) and the rate benches'. */
+static __device__ __forceinline__ uint64_t w4_desc_sw128(const void *smem) {
+  const uint32_t a = (uint32_t)__cvta_generic_to_shared(smem);
+  return (uint64_t)((a & 0x3FFFF) >> 4) | (1ull << 16) | ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
+}
+
 /* A weight load into registers: 16 bytes read once, not allocated in L1
  * (ld.global.nc.L1::no_allocate), so that the streaming weights leave L1 to the activations,
  * which a kernel's blocks read over the same K ranges (kernels/NOTES.md item 26). */

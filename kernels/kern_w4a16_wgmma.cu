@@ -593,11 +593,6 @@ __device__ __forceinline__ void ws_bulk(void *dst, const void *src, uint32_t byt
                "l"(src), "r"(bytes), "r"(ws_u32(bar))
                : "memory");
 }
-/* K-major B with 128-byte swizzle: 8-row groups 1024 bytes apart, k16 step s at start + 32 s */
-__device__ __forceinline__ uint64_t ws_desc(const void *smem) {
-  const uint32_t a = ws_u32(smem);
-  return (uint64_t)((a & 0x3FFFF) >> 4) | (1ull << 16) | ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
-}
 #endif
 
 /* A per-chunk timeline of block (0, 0, 0) for bench/bench_w4ws_trace.cu, which includes this file
@@ -855,7 +850,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
     const int nseg = SK ? nseg_s : 1;
     /* stage 0's descriptor: stage j, k16 step s adds (j STAGE + 32 s) / 16 to its start field
      * (shared addresses < 256 KB: the 14-bit field does not carry) */
-    const uint64_t desc0 = ws_desc(base);
+    const uint64_t desc0 = w4_desc_sw128(base);
     const uint32_t desc0_lo = (uint32_t)desc0, full_at = ws_u32(full), empty_at = ws_u32(empty);
     for (int si = 0; si < nseg; si++) {
       const WskPiece sg = seg_at(si);
