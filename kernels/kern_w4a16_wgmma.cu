@@ -698,17 +698,60 @@ __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[B
 }
 #endif
 
+#ifdef W4G_SM90A
+/* K slices (w4ws_kernel's KSL > 1), the 128 KSL consumer threads (ct < 128 KSL; warpgroup ct /
+ * 128 holds slice ct / 128's accumulators d): slices 1 .. KSL - 1 leave d in the ring -- free
+ * once the first barrier passes, every warpgroup's wgmma having read their stages -- as 16-byte
+ * pieces (group i of slice w at ((w - 1) BT / 8 + i) 128 + ct % 128), and warpgroup 0 adds them
+ * in slice order; the tile's first gv 8-row groups only (those holding rows below M). The output
+ * is then warpgroup 0's (w4g_epilogue with T = 128). Through the SM's own shared memory: a 128 x
+ * 64 tile's 32 KB a slice, against a K split's sum over the cluster's network (~6-11 bytes a
+ * cycle an SM, bench_dsmem, kernels/NOTES.md item 17). */
+template <int BT, int KSL>
+__device__ __forceinline__ void ws_slices_sum(float (&d)[BT / 2], uint8_t *ring, int ct, int gv) {
+  static_assert(KSL >= 2 && KSL <= 4, "two to four slices");
+  float4 *part = reinterpret_cast<float4 *>(ring);
+  const int w = ct >> 7, ci = ct & 127;
+  w4g_consumers_sync<KSL>();
+  if (w > 0) {
+#pragma unroll
+    for (int i = 0; i < BT / 8; i++)
+      if (i < gv) part[((w - 1) * (BT / 8) + i) * 128 + ci] = make_float4(d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]);
+  }
+  w4g_consumers_sync<KSL>();
+  if (w == 0) {
+#pragma unroll
+    for (int v = 1; v < KSL; v++)
+#pragma unroll
+      for (int i = 0; i < BT / 8; i++)
+        if (i < gv) {
+          const float4 x = part[((v - 1) * (BT / 8) + i) * 128 + ci];
+          d[4 * i] += x.x, d[4 * i + 1] += x.y, d[4 * i + 2] += x.z, d[4 * i + 3] += x.w;
+        }
+  }
+}
+#endif
+
 /* MOE (not with SK): 0 a dense GEMM; 1 the grouped expert GEMMs (kern_moe_w4a16_down's), row
  * tile blockIdx.y numbered expert by expert over the rows a.expert_off gives (w4_moe_tile; the
  * activations' rows in expert order, so one tensor map serves every expert; blocks past the last
  * tile leave at once); 2 the same with gate_up's SiLU(gate) x up epilogue (y of N / 2 columns). */
-template <int BT, int MINB, int S, bool WREG, int P, bool SK, bool RB, int NWG, int MOE = 0>
+template <int BT, int MINB, int S, bool WREG, int P, bool SK, bool RB, int NWG, int MOE = 0, int KSL = 1>
 __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmx_tail,
                                                                       const __grid_constant__ CUtensorMap tmw, W4Args a) {
 #ifdef W4G_SM90A
   static_assert(MOE == 0 || !SK, "the grouped expert GEMMs run whole tiles");
+  /* KSL > 1: the NWG = KSL consumer warpgroups share one tile of 64 columns and take its chunks
+   * in turn (warpgroup w the chunks c = w mod KSL, from the stages j = w mod KSL: a sub-ring of
+   * S / KSL stages each), then add their accumulators in shared memory (ws_slices_sum) -- a K
+   * split inside the block, with no cluster sum (kernels/NOTES.md item 30) */
+  static_assert(KSL == 1 || (KSL == NWG && !SK && MOE == 0 && WREG && P == 2 && S % KSL == 0),
+                "K slices: one 64-column tile, split grids of the dense GEMM, weights from the consumers, 2-chunk steps");
   using Cfg = WsCfg<BT, S, WREG, NWG>;
   constexpr int CW = Cfg::CW;
+  constexpr int COLW = CW / KSL; /* a block's n16 weight tiles (64 NWG / KSL columns) */
+  constexpr int SS = S / KSL;    /* a consumer warpgroup's stages */
+  static_assert((size_t)(KSL - 1) * BT * 256 <= (size_t)S * Cfg::STAGE, "the slices' accumulators must fit in the ring");
   constexpr int XB = Cfg::XB;
   extern __shared__ uint8_t ws_raw[];
   __shared__ __align__(8) uint64_t full[S], empty[S];
@@ -720,7 +763,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
    * ptxas serialise the wgmma, warning C7512) */
   static_assert(P == 2 || P == 4, "P chunks a loop step");
   constexpr int q = P == 4 ? 4 : 1; /* the quantum (the launcher checks KC % q == 0) */
-  const int KQ = KC / q, TX = (NT16 + CW - 1) / CW;
+  const int KQ = KC / q, TX = (NT16 + COLW - 1) / COLW;
   const int64_t TU = (int64_t)TX * ((a.M + BT - 1) / BT) * KQ;
   /* the block's pieces, worked in this order by every role: one from the grid position, or
    * with stream-K those thread 0 lists */
@@ -765,7 +808,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
   if (tid == 0) {
     for (int j = 0; j < S; j++) {
       ws_bar_init(&full[j], 1);
-      ws_bar_init(&empty[j], CW); /* lane 0 of each consumer warp */
+      ws_bar_init(&empty[j], COLW); /* lane 0 of each consumer warp that takes the stage */
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -786,7 +829,8 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
       if (tid == 0) WS_STAMP(4, 1);
       WS_BLK_STAMP(2);
       if (who == 0) w4g_epilogue_barriers();
-      else w4g_epilogue<BT, 128 * NWG, true, MOE == 2>(a, d, base, who == 1 || warp < CW, tid, nt, lane, m0);
+      else /* (K slices: warpgroup 0 holds the sum) */
+        w4g_epilogue<BT, 128 * NWG / KSL, true, MOE == 2>(a, d, base, KSL == 1 ? who == 1 || warp < CW : warp < COLW, tid, nt, lane, m0);
       if (tid == 0) WS_STAMP(4, 2);
       WS_BLK_STAMP(3);
     }
@@ -852,10 +896,14 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
      * (shared addresses < 256 KB: the 14-bit field does not carry) */
     const uint64_t desc0 = w4_desc_sw128(base);
     const uint32_t desc0_lo = (uint32_t)desc0, full_at = ws_u32(full), empty_at = ws_u32(empty);
+    /* K slices (KSL > 1): this warp's warpgroup wk takes the piece's chunks wk, wk + KSL, ...
+     * (below, c counts the slice's own chunks) from its stages wk + KSL jj (jj < SS) */
+    const int wk = KSL > 1 ? warp / 4 : 0;
+    auto phys = [&](unsigned jj) { return KSL > 1 ? (unsigned)wk + KSL * jj : jj; };
     for (int si = 0; si < nseg; si++) {
       const WskPiece sg = seg_at(si);
-      const int kc0 = sg.kc0, n = sg.n;
-      nt = sg.tx * CW + warp;
+      const int kc0 = sg.kc0 + wk, n = KSL > 1 ? (sg.n - wk + KSL - 1) / KSL : sg.n; /* the slice's first chunk, its chunks */
+      nt = sg.tx * COLW + (KSL > 1 ? warp & 3 : warp);
       m0 = MOE != 0 ? moe_row0 : sg.ty * BT;
 #pragma unroll
       for (int i = 0; i < BT / 2; i++) d[i] = 0.f;
@@ -879,6 +927,8 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
       const uint8_t *wsrc = reinterpret_cast<const uint8_t *>(a.qrep) + ((size_t)ntl * KC + kc0) * 512 + lane * 16;
       const uint8_t *ssrc = reinterpret_cast<const uint8_t *>(a.srep + (size_t)ntl * 8 + (size_t)(kc0 >> 1) * sstep) + (lane & 1) * 16;
       const uint32_t wdst = (uint32_t)(4 * g + (t ^ ((g >> 1) & 3))) * 16, sdst = 512 + (lane & 1) * 16;
+      /* scale groups (two chunks each) from the slice's chunk c to c + 1 */
+      auto gstep = [&](int c) { return KSL == 1 ? (kc0 + c) & 1 : ((kc0 + KSL * (c + 1)) >> 1) - ((kc0 + KSL * c) >> 1); };
       uint32_t wslot = 0, rslot = 0; /* byte offsets of the slots of the next chunk to fetch / read */
       /* (predicated copies rather than branches around them) */
       auto fetch = [&](int c) {
@@ -894,8 +944,8 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
             "}\n" ::"r"(wring + wslot + wdst),
             "l"(wsrc), "r"(wring + wslot + sdst), "l"(ssrc), "r"(live), "r"(lane)
             : "memory");
-        wsrc += more ? 512 : 0;
-        ssrc += more ? ((kc0 + c) & 1) * sstep * 4 : 0;
+        wsrc += more ? 512 * KSL : 0;
+        ssrc += more ? gstep(c) * sstep * 4 : 0;
         wslot = wslot == WLAST ? 0 : wslot + WSLOT;
       };
       /* the register path's running pointers of the next chunk to fetch (its weight words, its
@@ -910,8 +960,8 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
           w = make_uint4(__ldg(wnext), __ldg(wnext + w4g_word(0, 1, 0)), __ldg(wnext + w4g_word(0, 2, 0)),
                          __ldg(wnext + w4g_word(0, 3, 0)));
           sv = __ldg(snext);
-          wnext += 128;
-          snext += ((kc0 + c) & 1) * sstep;
+          wnext += 128 * KSL;
+          snext += gstep(c) * sstep;
         }
       };
       if constexpr (WR) {
@@ -986,10 +1036,10 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
         w4g_keep(af_prev);
         if (c >= 1 && lane == 0) ws_arrive_at(empty_at + 8 * jprev);
       };
-      /* ring position gc: stage gc % S, phase (gc / S) & 1 */
+      /* ring position gc (of the slice's own stages): stage gc % SS, phase (gc / SS) & 1 */
       auto chunk_at = [&](int c, uint32_t(&af)[4][4], uint32_t(&af_prev)[4][4], uint4 &w, uint32_t &sv) {
         const unsigned gc = gc0 + c;
-        chunk(c, gc % S, (gc / S) & 1, (gc - 1) % S, af, af_prev, w, sv);
+        chunk(c, phys(gc % SS), (gc / SS) & 1, phys((gc - 1) % SS), af, af_prev, w, sv);
       };
       uint32_t af0[4][4], af1[4][4];
       int c = 0; /* groups of P, then the rest: no branch inside the loop (see w4g_keep) */
@@ -999,7 +1049,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
           /* pieces of whole quanta: the step's first ring position is a multiple of P, so its P
            * chunks take stages j0 .. j0 + P - 1 in one phase -- worked out once a step rather
            * than a chunk (~5 instructions a chunk fewer, ~1% faster: kernels/NOTES.md item 14) */
-          static_assert(S % P == 0, "a step's stages must not wrap");
+          static_assert(S % P == 0 && KSL == 1, "a step's stages must not wrap");
           const unsigned gcb = gc0 + c, j0 = gcb % S, par = (gcb / S) & 1, jp0 = (gcb + S - 1) % S;
 #pragma unroll
           for (int i = 0; i < P; i += 2) {
@@ -1030,6 +1080,10 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
       }
     }
     if constexpr (SK) WS_BLK_STAMP(3);
+    if constexpr (KSL > 1) {
+      const int rows = a.M - m0, gv = (rows + 7) / 8 < BT / 8 ? (rows + 7) / 8 : BT / 8;
+      ws_slices_sum<BT, KSL>(d, base, tid, gv);
+    }
     if constexpr (RB) finish(1);
   }
   if constexpr (!RB) finish(2);
@@ -1128,12 +1182,12 @@ static int ws_sk_env(void) {
  * each split count, or the stream-K grid (sk_blocks), and the plan's cost (quarter chunks of that
  * tile). */
 void ws_log(const W4Args &a, int bt, int nwg, int64_t tiles, int splits, const int64_t (&cap)[kW4gMaxSplits + 1], int64_t sk_blocks,
-            int64_t cost) {
+            int64_t cost, int ksl = 1) {
   static int env = -1;
   if (env < 0) env = kern_env_int("SERVESIM_W4WS_LOG", 0) != 0;
   if (!env) return;
-  fprintf(stderr, "w4ws: M=%d K=%d N=%d rows/tile=%d cols/tile=%d tiles=%lld splits=%d stream-K blocks=%lld cost=%lld resident(s=1..8)=",
-          a.M, a.K, a.N, bt, 64 * nwg, (long long)tiles, splits, (long long)sk_blocks, (long long)cost);
+  fprintf(stderr, "w4ws: M=%d K=%d N=%d rows/tile=%d cols/tile=%d k-slices=%d tiles=%lld splits=%d stream-K blocks=%lld cost=%lld resident(s=1..8)=",
+          a.M, a.K, a.N, bt, 64 * nwg / ksl, ksl, (long long)tiles, splits, (long long)sk_blocks, (long long)cost);
   for (int s = 1; s <= kW4gMaxSplits; s++) fprintf(stderr, "%lld%c", (long long)cap[s], s < kW4gMaxSplits ? ',' : '\n');
 }
 
@@ -1148,27 +1202,30 @@ struct WsPlan {
   WsCostSched s; /* s.sk_blocks > 0: stream-K on that many blocks instead */
 };
 
-template <int BT, int MINB, int S, bool WREG, int P, bool RB, int NWG = 2>
+template <int BT, int MINB, int S, bool WREG, int P, bool RB, int NWG = 2, int KSL = 1>
 int ws_plan(const W4Args &a0, int sms, const W4Ws &ws, WsPlan *pl) {
   using Cfg = WsCfg<BT, S, WREG, NWG>;
   constexpr int TH = ws_threads(RB, NWG);
+  constexpr auto FN = w4ws_kernel<BT, MINB, S, WREG, P, false, RB, NWG, 0, KSL>;
   int occ = 1;
   const int sk_env = ws_sk_env();
-  if (int rc = w4g_prepare<w4ws_kernel<BT, MINB, S, WREG, P, false, RB, NWG>>(TH, Cfg::kSmem, &occ)) return rc;
-  dim3 grid(kern_cdiv(a0.N, 64 * NWG), kern_cdiv(a0.M, BT), 1);
+  if (int rc = w4g_prepare<FN>(TH, Cfg::kSmem, &occ)) return rc;
+  dim3 grid(kern_cdiv(a0.N, 64 * NWG / KSL), kern_cdiv(a0.M, BT), 1);
   constexpr int q = P == 4 ? 4 : 1; /* the kernel's quantum */
-  const int KC = a0.K / 64;
+  /* K slices: a block's chunks are its slices', one each at a time -- the model counts a
+   * slice's (the busiest's) */
+  const int KC = (a0.K / 64 + KSL - 1) / KSL;
   const int64_t tiles = (int64_t)grid.x * grid.y, slots = (int64_t)sms * occ;
   int64_t cap[kW4gMaxSplits + 1];
-  if (int rc = ws_cluster_slots<w4ws_kernel<BT, MINB, S, WREG, P, false, RB, NWG>>(dim3(TH), Cfg::kSmem, slots, cap)) return rc;
+  if (int rc = ws_cluster_slots<FN>(dim3(TH), Cfg::kSmem, slots, cap)) return rc;
   static int force = -1;
   if (force < 0) force = kern_env_int("SERVESIM_W4WS_SPLITS", 0);
   /* stream-K's instance: one block an SM (at two, the 64-row kernel's wgmma serialise, ptxas
    * warning C7512); none for three consumer warpgroups (its one pick on the H200, o_proj at 128
    * rows, ran 23.1 us against 20.0 for the split grid, kernels/NOTES.md item 16) */
-  const int sk_mode = WREG && NWG == 2 ? sk_env : 0;
+  const int sk_mode = WREG && NWG == 2 && KSL == 1 ? sk_env : 0;
   int64_t sk_slots = 0;
-  if constexpr (NWG == 2)
+  if constexpr (NWG == 2 && KSL == 1)
     if (sk_mode && force <= 0) {
       int occ_sk = 1;
       if (int rc = w4g_prepare<w4ws_kernel<BT, 1, S, WREG, P, true, RB, NWG>>(TH, Cfg::smem_sk(), &occ_sk)) return rc;
@@ -1178,11 +1235,11 @@ int ws_plan(const W4Args &a0, int sms, const W4Ws &ws, WsPlan *pl) {
                            ws.cnt ? ws.part_floats : 0);
   grid.z = (unsigned)pl->s.splits;
   pl->grid = grid;
-  ws_log(a0, BT, NWG, tiles, pl->s.splits, cap, pl->s.sk_blocks, pl->s.cost_qc);
+  ws_log(a0, BT, NWG, tiles, pl->s.splits, cap, pl->s.sk_blocks, pl->s.cost_qc, KSL);
   return 0;
 }
 
-template <int BT, int MINB, int S, bool WREG, int P, bool RB, int NWG = 2>
+template <int BT, int MINB, int S, bool WREG, int P, bool RB, int NWG = 2, int KSL = 1>
 int ws_run(const W4Args &a0, const WsPlan &pl, const W4Ws &ws, cudaStream_t st) {
   using Cfg = WsCfg<BT, S, WREG, NWG>;
   constexpr int TH = ws_threads(RB, NWG);
@@ -1205,36 +1262,36 @@ int ws_run(const W4Args &a0, const WsPlan &pl, const W4Ws &ws, cudaStream_t st) 
   CUtensorMap map_w = map; /* (unused with WREG) */
   if constexpr (!WREG)
     if (int rc = ws_weight_map(&map_w, a0, Cfg::CW)) return rc;
-  if constexpr (NWG == 2)
+  if constexpr (NWG == 2 && KSL == 1)
     if (pl.s.sk_blocks > 0) {
       a1.ws_cnt = ws.cnt;
       a1.ws_part = ws.part;
       return kern_launch_ex(w4ws_kernel<BT, 1, S, WREG, P, true, RB, NWG>, dim3((unsigned)pl.s.sk_blocks), dim3(TH),
                             Cfg::smem_sk(), st, 1, map, map_tail, map_w, a1);
     }
-  return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P, false, RB, NWG>, pl.grid, dim3(TH), Cfg::kSmem, st,
+  return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P, false, RB, NWG, 0, KSL>, pl.grid, dim3(TH), Cfg::kSmem, st,
                         (int)pl.grid.z, map, map_tail, map_w, a1);
 }
 
-template <int BT, int MINB, int S, bool WREG, int P, bool RB, int NWG = 2>
+template <int BT, int MINB, int S, bool WREG, int P, bool RB, int NWG = 2, int KSL = 1>
 int ws_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   WsPlan pl;
-  if (int rc = ws_plan<BT, MINB, S, WREG, P, RB, NWG>(a, sms, ws, &pl)) return rc;
-  return ws_run<BT, MINB, S, WREG, P, RB, NWG>(a, pl, ws, st);
+  if (int rc = ws_plan<BT, MINB, S, WREG, P, RB, NWG, KSL>(a, sms, ws, &pl)) return rc;
+  return ws_run<BT, MINB, S, WREG, P, RB, NWG, KSL>(a, pl, ws, st);
 }
 
 /* A tile configuration (the template arguments of ws_plan / ws_run / ws_launch), spelled once
  * where several are planned and one is run. */
-template <int BT, int MINB, int S, bool WREG, int P, bool RB, int NWG = 2>
+template <int BT, int MINB, int S, bool WREG, int P, bool RB, int NWG = 2, int KSL = 1>
 struct WsConf {
   static int plan(const W4Args &a, int sms, const W4Ws &ws, WsPlan *pl) {
-    return ws_plan<BT, MINB, S, WREG, P, RB, NWG>(a, sms, ws, pl);
+    return ws_plan<BT, MINB, S, WREG, P, RB, NWG, KSL>(a, sms, ws, pl);
   }
   static int run(const W4Args &a, const WsPlan &pl, const W4Ws &ws, cudaStream_t st) {
-    return ws_run<BT, MINB, S, WREG, P, RB, NWG>(a, pl, ws, st);
+    return ws_run<BT, MINB, S, WREG, P, RB, NWG, KSL>(a, pl, ws, st);
   }
   static int launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
-    return ws_launch<BT, MINB, S, WREG, P, RB, NWG>(a, sms, ws, st);
+    return ws_launch<BT, MINB, S, WREG, P, RB, NWG, KSL>(a, sms, ws, st);
   }
 };
 /* the tiles of the default path: 64 rows (two blocks an SM, 2-chunk steps); 128 and 256 rows and
@@ -1255,6 +1312,13 @@ using WsTile128x192 = WsConf<128, 1, 8, true, P, true, 3>;
  * (128 registers, no spill; the consumers raised to 152 as the 192-column tiles' are) */
 template <int P>
 using WsTile128w1 = WsConf<128, 2, 4, true, P, true, 1>;
+/* K slices (kernels/NOTES.md item 30): tiles of 64 columns whose two or three consumer
+ * warpgroups take the chunks in turn and add up in shared memory -- 64 x 64 with two (as
+ * WsTile64: two blocks an SM), 128 x 64 with two (as WsTile128) or three (as WsTile128x192, 9
+ * stages: three a warpgroup) */
+using WsTile64k2 = WsConf<64, 2, 8, true, 2, false, 2, 2>;
+using WsTile128k2 = WsConf<128, 1, 8, true, 2, true, 2, 2>;
+using WsTile128k3 = WsConf<128, 1, 9, true, 2, true, 3, 3>;
 
 /* SERVESIM_W4WS_CFG: 0 (default) weights fetched by the consumer warps, but at 64 rows through
  * the stages where the grid is small (ws_run64); 1 the fifth session's kernel, weights and scales
@@ -1274,6 +1338,15 @@ static int ws_wg(void) {
   static int wg = -1;
   if (wg < 0) wg = kern_env_int("SERVESIM_W4WS_WG", 0);
   return wg;
+}
+
+/* SERVESIM_W4WS_KSL: 0 (default) no K slices; 2 or 3 the K-sliced tiles everywhere from 17 rows
+ * (64 x 64 with two slices up to 64 rows, 128 x 64 with KSL slices past that; tuning, kernels/NOTES.md
+ * item 30) */
+static int ws_ksl(void) {
+  static int k = -1;
+  if (k < 0) k = kern_env_int("SERVESIM_W4WS_KSL", 0);
+  return k;
 }
 
 /* A 64-row grid, planned for the register kernel (p64): run by the kernel whose producer brings
@@ -1299,6 +1372,7 @@ int ws_run64(const W4Args &a, const WsPlan &p64, int sms, const W4Ws &ws, cudaSt
   return WsTile64::run(a, p64, ws, st);
 }
 int ws_launch64(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
+  if (ws_ksl() >= 2) return WsTile64k2::launch(a, sms, ws, st);
   if (ws_wg() == 1) return WsTile64w1::launch(a, sms, ws, st);
   WsPlan p64;
   if (int rc = WsTile64::plan(a, sms, ws, &p64)) return rc;
@@ -1316,7 +1390,8 @@ template <int P>
 int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   static int rows = -1;
   if (rows < 0) rows = kern_env_int("SERVESIM_W4WS_ROWS", 0);
-  const int wg = ws_wg();
+  const int wg = ws_wg(), ksl = ws_ksl();
+  if (ksl >= 2) return rows == 64 ? ws_launch64(a, sms, ws, st) : ksl == 3 ? WsTile128k3::launch(a, sms, ws, st) : WsTile128k2::launch(a, sms, ws, st);
   if (wg == 1) return rows == 64 ? ws_launch64(a, sms, ws, st) : WsTile128w1<P>::launch(a, sms, ws, st);
   if (wg == 3 && rows != 64 && !(rows == 256 && a.M > 128)) return WsTile128x192<P>::launch(a, sms, ws, st);
   if (rows == 64) return ws_launch64(a, sms, ws, st);
