@@ -1212,9 +1212,7 @@ int ws_plan(const W4Args &a0, int sms, const W4Ws &ws, WsPlan *pl) {
   if (int rc = w4g_prepare<FN>(TH, Cfg::kSmem, &occ)) return rc;
   dim3 grid(kern_cdiv(a0.N, 64 * NWG / KSL), kern_cdiv(a0.M, BT), 1);
   constexpr int q = P == 4 ? 4 : 1; /* the kernel's quantum */
-  /* K slices: a block's chunks are its slices', one each at a time -- the model counts a
-   * slice's (the busiest's) */
-  const int KC = (a0.K / 64 + KSL - 1) / KSL;
+  const int KC = a0.K / 64;
   const int64_t tiles = (int64_t)grid.x * grid.y, slots = (int64_t)sms * occ;
   int64_t cap[kW4gMaxSplits + 1];
   if (int rc = ws_cluster_slots<FN>(dim3(TH), Cfg::kSmem, slots, cap)) return rc;
@@ -1231,8 +1229,9 @@ int ws_plan(const W4Args &a0, int sms, const W4Ws &ws, WsPlan *pl) {
       if (int rc = w4g_prepare<w4ws_kernel<BT, 1, S, WREG, P, true, RB, NWG>>(TH, Cfg::smem_sk(), &occ_sk)) return rc;
       sk_slots = (int64_t)sms * occ_sk;
     }
-  pl->s = ws_cost_schedule(BT, NWG, tiles, KC, q, cap, force, sk_mode, sk_slots, ws.cnt ? ws.max_flags : 0,
-                           ws.cnt ? ws.part_floats : 0);
+  /* (K slices: costed as the busiest slice's chunks) */
+  pl->s = ws_cost_schedule_ksl(BT, NWG, KSL, tiles, KC, q, cap, force, sk_mode, sk_slots, ws.cnt ? ws.max_flags : 0,
+                               ws.cnt ? ws.part_floats : 0);
   grid.z = (unsigned)pl->s.splits;
   pl->grid = grid;
   ws_log(a0, BT, NWG, tiles, pl->s.splits, cap, pl->s.sk_blocks, pl->s.cost_qc, KSL);
@@ -1317,6 +1316,8 @@ using WsTile128w1 = WsConf<128, 2, 4, true, P, true, 1>;
  * WsTile64: two blocks an SM), 128 x 64 with two (as WsTile128) or three (as WsTile128x192, 9
  * stages: three a warpgroup) */
 using WsTile64k2 = WsConf<64, 2, 8, true, 2, false, 2, 2>;
+/* 64 x 64 with four slices: one block an SM (544 threads, 16 stages: four a warpgroup) */
+using WsTile64k4 = WsConf<64, 1, 16, true, 2, false, 4, 4>;
 using WsTile128k2 = WsConf<128, 1, 8, true, 2, true, 2, 2>;
 using WsTile128k3 = WsConf<128, 1, 9, true, 2, true, 3, 3>;
 
@@ -1340,13 +1341,39 @@ static int ws_wg(void) {
   return wg;
 }
 
-/* SERVESIM_W4WS_KSL: 0 (default) no K slices; 2 or 3 the K-sliced tiles everywhere from 17 rows
- * (64 x 64 with two slices up to 64 rows, 128 x 64 with KSL slices past that; tuning, kernels/NOTES.md
- * item 30) */
+/* SERVESIM_W4WS_KSL: 0 (default) the K-sliced tiles where ws_cost_pick_slices says; 1 never (the
+ * dispatch before kernels/NOTES.md item 30); 2 or 3 the K-sliced tiles everywhere from 17 rows (64
+ * x 64 with two slices up to 64 rows, 128 x 64 with KSL slices past that; with
+ * SERVESIM_W4WS_ROWS=64 64 x 64 at every height); 4: 64 x 64 with four slices everywhere
+ * (tuning) */
 static int ws_ksl(void) {
   static int k = -1;
   if (k < 0) k = kern_env_int("SERVESIM_W4WS_KSL", 0);
   return k;
+}
+
+/* Whether the rule may put K-sliced tiles in the pick's place: by default only -- not under the
+ * tuning switches that force a data path or a tile (SERVESIM_W4WS_CFG, _WG, stream-K everywhere
+ * with _SK=2, which the K-sliced tiles do not have) */
+static bool ws_slices_rule(void) { return ws_ksl() == 0 && ws_cfg() == 0 && ws_wg() == 0 && ws_sk_env() != 2; }
+
+/* Runs the K-sliced tile ws_cost_pick_slices picks against `cur` (weight cur_w; k2: whether the
+ * 128 x 64 tiles are planned, k2_64 the two-slice 64 x 64 ones); *ran = false where it keeps cur */
+int ws_run_slices(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st, int cur_w, const WsPlan &cur, bool k2, bool k2_64,
+                  bool *ran) {
+  *ran = false;
+  WsPlan p2, p4, p2s;
+  if (k2)
+    if (int rc = WsTile128k2::plan(a, sms, ws, &p2)) return rc;
+  if (int rc = WsTile64k4::plan(a, sms, ws, &p4)) return rc;
+  if (k2_64)
+    if (int rc = WsTile64k2::plan(a, sms, ws, &p2s)) return rc;
+  switch (ws_cost_pick_slices(cur_w, &cur.s, k2 ? &p2.s : NULL, &p4.s, k2_64 ? &p2s.s : NULL)) {
+    case WS_SLICES_K2: *ran = true; return WsTile128k2::run(a, p2, ws, st);
+    case WS_SLICES_K4_64: *ran = true; return WsTile64k4::run(a, p4, ws, st);
+    case WS_SLICES_K2_64: *ran = true; return WsTile64k2::run(a, p2s, ws, st);
+    default: return 0;
+  }
 }
 
 /* A 64-row grid, planned for the register kernel (p64): run by the kernel whose producer brings
@@ -1359,20 +1386,31 @@ static int ws_ksl(void) {
  * kernels/NOTES.md item 29), else by p64. */
 int ws_run64(const W4Args &a, const WsPlan &p64, int sms, const W4Ws &ws, cudaStream_t st, bool narrow) {
   const int cfg = ws_cfg();
+  /* the pick: 0 p64, 1 the stages kernel's, 2 the 64-column one's -- then, where narrow, the
+   * K-sliced tiles against it (ws_run_slices) */
+  WsPlan pt, pn;
+  int kind = 0;
   if (cfg != 3 && p64.s.sk_blocks == 0) {
-    WsPlan pt;
     if (int rc = WsTile64T::plan(a, sms, ws, &pt)) return rc;
-    if (ws_cost_stage_weights64(&p64.s, &pt.s, sms, cfg)) return WsTile64T::run(a, pt, ws, st);
+    if (ws_cost_stage_weights64(&p64.s, &pt.s, sms, cfg)) kind = 1;
   }
-  if (narrow && ws_wg() != 2) {
-    WsPlan pn;
+  if (kind == 0 && narrow && ws_wg() != 2) {
     if (int rc = WsTile64w1::plan(a, sms, ws, &pn)) return rc;
-    if (ws_cost_narrow64(&p64.s, &pn.s, sms, ws_wg())) return WsTile64w1::run(a, pn, ws, st);
+    if (ws_cost_narrow64(&p64.s, &pn.s, sms, ws_wg())) kind = 2;
   }
+  const WsPlan &cur = kind == 1 ? pt : kind == 2 ? pn : p64;
+  if (narrow && ws_slices_rule()) {
+    const int w = ws_cost_tile_weight(64, kind == 2 ? 1 : 2, cur.s.blocks, sms);
+    bool ran = false;
+    if (int rc = ws_run_slices(a, sms, ws, st, w, cur, false, true, &ran)) return rc;
+    if (ran) return 0;
+  }
+  if (kind == 1) return WsTile64T::run(a, pt, ws, st);
+  if (kind == 2) return WsTile64w1::run(a, pn, ws, st);
   return WsTile64::run(a, p64, ws, st);
 }
 int ws_launch64(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
-  if (ws_ksl() >= 2) return WsTile64k2::launch(a, sms, ws, st);
+  if (ws_ksl() >= 2) return ws_ksl() == 4 ? WsTile64k4::launch(a, sms, ws, st) : WsTile64k2::launch(a, sms, ws, st);
   if (ws_wg() == 1) return WsTile64w1::launch(a, sms, ws, st);
   WsPlan p64;
   if (int rc = WsTile64::plan(a, sms, ws, &p64)) return rc;
@@ -1391,7 +1429,7 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   static int rows = -1;
   if (rows < 0) rows = kern_env_int("SERVESIM_W4WS_ROWS", 0);
   const int wg = ws_wg(), ksl = ws_ksl();
-  if (ksl >= 2) return rows == 64 ? ws_launch64(a, sms, ws, st) : ksl == 3 ? WsTile128k3::launch(a, sms, ws, st) : WsTile128k2::launch(a, sms, ws, st);
+  if (ksl >= 2) return rows == 64 || ksl == 4 ? ws_launch64(a, sms, ws, st) : ksl == 3 ? WsTile128k3::launch(a, sms, ws, st) : WsTile128k2::launch(a, sms, ws, st);
   if (wg == 1) return rows == 64 ? ws_launch64(a, sms, ws, st) : WsTile128w1<P>::launch(a, sms, ws, st);
   if (wg == 3 && rows != 64 && !(rows == 256 && a.M > 128)) return WsTile128x192<P>::launch(a, sms, ws, st);
   if (rows == 64) return ws_launch64(a, sms, ws, st);
@@ -1412,6 +1450,12 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   int nwg = 2;
   const int pick = ws_cost_pick_tile(&p64.s, &p128.s, a.M > 128 ? &p256.s : NULL, w3 ? &p128w3.s : NULL,
                                      w1 ? &p128w1.s : NULL, a.K / 64, sms, &nwg);
+  if (ws_slices_rule()) { /* the K-sliced tiles against the pick, at its ws_cost_pick_tile weight */
+    const WsPlan &cur = nwg == 3 ? p128w3 : nwg == 1 ? p128w1 : pick == 256 ? p256 : pick == 64 ? p64 : p128;
+    bool ran = false;
+    if (int rc = ws_run_slices(a, sms, ws, st, ws_cost_tile_weight(pick, nwg, cur.s.blocks, sms), cur, true, false, &ran)) return rc;
+    if (ran) return 0;
+  }
   if (nwg == 3) return WsTile128x192<P>::run(a, p128w3, ws, st);
   if (nwg == 1) return WsTile128w1<P>::run(a, p128w1, ws, st);
   if (pick == 256) return WsTile256<P>::run(a, p256, ws, st);

@@ -76,8 +76,10 @@ typedef struct {
   int64_t sk_blocks, blocks, cost_qc; /* cost_qc: quarter chunks */
 } WsCostSched;
 
-/* The schedule of `tiles` tiles of `rows` rows (nwg consumer warpgroups, 64 nwg columns) and KC
- * chunks (quanta of q). force: a split
+/* The schedule of `tiles` tiles of `rows` rows (nwg consumer warpgroups, 64 nwg columns; with
+ * ksl > 1 K slices, ksl = nwg warpgroups taking the chunks of a 64-column tile in turn,
+ * kern_w4a16_wgmma.cu's KSL: costed as the busiest slice's ceil(KC / ksl) chunks, never
+ * stream-K) and KC chunks (quanta of q). force: a split
  * asked for (SERVESIM_W4WS_SPLITS; taken if allowed; any force > 0, allowed or not, turns
  * stream-K off, so that an A/B of splits never times stream-K instead); sk_mode: 0
  * never stream-K, 1 where wsk_plan_prefer says (128 rows a tile and up: the 64-row kernel's
@@ -85,14 +87,18 @@ typedef struct {
  * rule took it, kernels/NOTES.md item 12), 2 always; sk_slots: the stream-K instance's blocks
  * an SM x SMs; max_flags, part_floats: the workspace's room (stream-K needs a flag and a slot of
  * WS_COST_SK_SLOT_FLOATS(rows, nwg) floats a block; 0 without a workspace). */
-WS_COST_FN WsCostSched ws_cost_schedule(int rows, int nwg, int64_t tiles, int KC, int q, const int64_t cap[WS_COST_MAX_SPLITS + 1],
-                                        int force, int sk_mode, int64_t sk_slots, int64_t max_flags, int64_t part_floats) {
+WS_COST_FN WsCostSched ws_cost_schedule_ksl(int rows, int nwg, int ksl, int64_t tiles, int KC, int q,
+                                            const int64_t cap[WS_COST_MAX_SPLITS + 1], int force, int sk_mode, int64_t sk_slots,
+                                            int64_t max_flags, int64_t part_floats) {
   WsCostSched r;
   /* the 64 x 64 tiles' cluster sum counted at half (fitted, H200, kernels/NOTES.md item 29: with
    * the full count their splits were 4, 4 and 3 at down TP=1, o_proj TP=4 and down TP=2, where
    * 5, 5 and 4 were up to 0.4 us faster at 32..64 rows; the sum's bytes are half a 64 x 128
-   * block's, and their chunks cost more than half of one) */
-  const int sum_div = rows == 64 && nwg == 1 ? 2 : 1;
+   * block's, and their chunks cost more than half of one); likewise with two K slices (item 30:
+   * gate_up TP=4 at 32..64 rows 4.4-4.6 us with 8 splits against 5.9-6.3 with the full count's
+   * 4), but not with four (one block an SM: the full count fitted better) */
+  const int sum_div = rows == 64 && (nwg == 1 || ksl == 2) ? 2 : 1;
+  if (ksl > 1) KC = (KC + ksl - 1) / ksl, sk_mode = 0;
   r.splits = ws_cost_splits(tiles, KC, cap, q, sum_div);
   if (ws_cost_split_ok(force, KC, q)) r.splits = force;
   r.sk_blocks = 0;
@@ -109,6 +115,12 @@ WS_COST_FN WsCostSched ws_cost_schedule(int rows, int nwg, int64_t tiles, int KC
     }
   }
   return r;
+}
+
+/* without K slices */
+WS_COST_FN WsCostSched ws_cost_schedule(int rows, int nwg, int64_t tiles, int KC, int q, const int64_t cap[WS_COST_MAX_SPLITS + 1],
+                                        int force, int sk_mode, int64_t sk_slots, int64_t max_flags, int64_t part_floats) {
+  return ws_cost_schedule_ksl(rows, nwg, 1, tiles, KC, q, cap, force, sk_mode, sk_slots, max_flags, part_floats);
 }
 
 /* The most k64 chunks a block of the 128 x 64 tiles may run for ws_cost_pick_tile to take them:
@@ -134,12 +146,22 @@ WS_COST_FN WsCostSched ws_cost_schedule(int rows, int nwg, int64_t tiles, int KC
  * and gate_up TP=4 with 128 rows, 192 columns at o_proj TP=1 with 128 rows, 128 x 128
  * elsewhere. Equal costs keep the earlier tile in the order 128 x 128, 64, 256, 128 x 192,
  * 128 x 64. */
+/* A schedule's weight in ws_cost_pick_tile (below; and ws_cost_pick_slices'): a tile of `rows` x 64
+ * nwg columns, `blocks` of them on `sms` SMs */
+#define WS_COST_W_NARROW64 46 /* the 64 x 64 tiles (17..64 rows only), fitted in kernels/NOTES.md item 30 */
+WS_COST_FN int ws_cost_tile_weight(int rows, int nwg, int64_t blocks, int sms) {
+  if (rows == 64) return nwg == 1 ? WS_COST_W_NARROW64 : blocks <= sms ? 30 : 60;
+  return rows == 256 ? 60 : nwg == 3 ? 47 : nwg == 1 ? 35 : 40;
+}
+
 WS_COST_FN int ws_cost_pick_tile(const WsCostSched *s64, const WsCostSched *s128, const WsCostSched *s256,
                                  const WsCostSched *s128w3, const WsCostSched *s128w1, int KC, int sms, int *nwg) {
-  const int64_t c128 = 40 * s128->cost_qc, c64 = (s64->blocks <= sms ? 30 : 60) * s64->cost_qc;
-  const int64_t c256 = s256 ? 60 * s256->cost_qc : INT64_MAX, cw3 = s128w3 ? 47 * s128w3->cost_qc : INT64_MAX;
+  const int64_t c128 = ws_cost_tile_weight(128, 2, s128->blocks, sms) * s128->cost_qc;
+  const int64_t c64 = ws_cost_tile_weight(64, 2, s64->blocks, sms) * s64->cost_qc;
+  const int64_t c256 = s256 ? ws_cost_tile_weight(256, 2, s256->blocks, sms) * s256->cost_qc : INT64_MAX;
+  const int64_t cw3 = s128w3 ? ws_cost_tile_weight(128, 3, s128w3->blocks, sms) * s128w3->cost_qc : INT64_MAX;
   const int w1_ok = s128w1 && s128w1->sk_blocks == 0 && (KC + s128w1->splits - 1) / s128w1->splits <= WS_COST_NARROW_MAX_CHUNKS;
-  const int64_t cw1 = w1_ok ? 35 * s128w1->cost_qc : INT64_MAX;
+  const int64_t cw1 = w1_ok ? ws_cost_tile_weight(128, 1, s128w1->blocks, sms) * s128w1->cost_qc : INT64_MAX;
   int rows = 128;
   int64_t best = c128;
   *nwg = 2;
@@ -186,6 +208,42 @@ WS_COST_FN int ws_cost_narrow64(const WsCostSched *wide, const WsCostSched *narr
   if (wg == 2 || wide->sk_blocks > 0 || narrow->sk_blocks > 0) return 0;
   return (8 * wide->blocks >= 7 * (int64_t)sms || narrow->splits > wide->splits) &&
          100 * narrow->cost_qc <= 106 * wide->cost_qc && narrow->splits + 1 >= wide->splits;
+}
+
+/* The K-sliced tiles (kernels/NOTES.md item 30): 64 columns whose consumer warpgroups take the
+ * chunks in turn and add their accumulators in the SM's shared memory -- 128 x 64 with two slices
+ * (one block an SM), 64 x 64 with four (one block an SM) and, at 17..64 rows, 64 x 64 with two
+ * (two blocks an SM) -- against the tile the rules above picked (cur, at weight cur_w, its
+ * ws_cost_tile_weight). Each schedule counts weight x (cost + WS_COST_SPLIT_SUM_QC if it splits
+ * K over a cluster), the weights in 40ths of a 128 x 128 chunk: WS_COST_W_K2 for a two-slice
+ * 128 x 64 tile's slice chunk, WS_COST_W_K4_64 and WS_COST_W_K2_64 for the 64 x 64 ones; the
+ * extra charge is the cluster sum that the slices avoid, which ws_cost_split (fitted among the
+ * splits of one tile) counts low against them. NULL: not planned. Returns WS_SLICES_NONE (keep
+ * cur; ties too) or the cheapest, in the order k2, k4, k2_64 among equals. Fitted (with
+ * WS_COST_W_NARROW64) to the H200's sweep of every allowed split of the three tiles at the
+ * twelve Qwen3 shapes, 32..256 rows (kernels/NOTES.md item 30; tests/test_ws_cost.c has the
+ * picks): summed 863.6 us over those 84 points for the picks against 893.8 for the previous
+ * dispatch. */
+#define WS_COST_SPLIT_SUM_QC 6
+#define WS_COST_W_K2 43
+#define WS_COST_W_K4_64 58
+#define WS_COST_W_K2_64 58
+enum { WS_SLICES_NONE = 0, WS_SLICES_K2 = 1, WS_SLICES_K4_64 = 2, WS_SLICES_K2_64 = 3 };
+
+/* weight x (cost + the cluster sum's extra charge) */
+WS_COST_FN int64_t ws_cost_slices_weighted(int w, const WsCostSched *s) {
+  return (int64_t)w * (s->cost_qc + (s->splits > 1 && s->sk_blocks == 0 ? WS_COST_SPLIT_SUM_QC : 0));
+}
+
+WS_COST_FN int ws_cost_pick_slices(int cur_w, const WsCostSched *cur, const WsCostSched *k2, const WsCostSched *k4_64,
+                                   const WsCostSched *k2_64) {
+  int64_t best = ws_cost_slices_weighted(cur_w, cur);
+  int pick = WS_SLICES_NONE;
+  if (k2 && ws_cost_slices_weighted(WS_COST_W_K2, k2) < best) best = ws_cost_slices_weighted(WS_COST_W_K2, k2), pick = WS_SLICES_K2;
+  if (k4_64 && ws_cost_slices_weighted(WS_COST_W_K4_64, k4_64) < best)
+    best = ws_cost_slices_weighted(WS_COST_W_K4_64, k4_64), pick = WS_SLICES_K4_64;
+  if (k2_64 && ws_cost_slices_weighted(WS_COST_W_K2_64, k2_64) < best) pick = WS_SLICES_K2_64;
+  return pick;
 }
 
 #ifdef __cplusplus

@@ -16,7 +16,10 @@
  * - ws_cost_stage_weights64 picks the 64-row kernel that brings its weights through the stages
  *   for the small grids it was measured faster on (test_stage_weights64);
  * - ws_cost_narrow64 picks 64-column tiles at 17..64 rows for the shapes they were measured
- *   faster on and not for those they lost at (test_narrow64). */
+ *   faster on and not for those they lost at (test_narrow64);
+ * - ws_cost_schedule_ksl costs a K-sliced tile as its busiest slice, and ws_cost_pick_slices puts
+ *   the K-sliced tiles where the H200 sweep of kernels/NOTES.md item 30 measured them faster
+ *   (test_slices). */
 #include <stdlib.h>
 
 #include "common/rng.h"
@@ -268,11 +271,111 @@ static void test_narrow64(void) {
   }
 }
 
+/* the kernel's dispatch of one shape at M rows on the H200's capacities (kern_w4a16_wgmma.cu's
+ * ws_run64 for 17..64 rows, ws_launch_mid past that): the K-sliced tile taken (WS_SLICES_*) and
+ * its split, or WS_SLICES_NONE and the pick's */
+static int slices_at(int M, int K, int N, int *splits) {
+  const int KC = K / 64, tx = (N + 127) / 128, tx1 = (N + 63) / 64;
+  const WsCostSched p64 = ws_cost_schedule(64, 2, (int64_t)tx * ((M + 63) / 64), KC, 1, kCap2, 0, 1, 132, kFlags, kFloats);
+  const WsCostSched k4 = ws_cost_schedule_ksl(64, 4, 4, (int64_t)tx1 * ((M + 63) / 64), KC, 1, kCap1, 0, 0, 0, 0, 0);
+  WsCostSched cur, k2, k2s;
+  int pick;
+  if (M <= 64) {
+    const WsCostSched pt = ws_cost_schedule(64, 2, (int64_t)tx * ((M + 63) / 64), KC, 1, kCap2, 0, 0, 132, kFlags, kFloats);
+    const WsCostSched pn = ws_cost_schedule(64, 1, (int64_t)tx1 * ((M + 63) / 64), KC, 1, kCap3, 0, 0, 132, kFlags, kFloats);
+    const int kind = ws_cost_stage_weights64(&p64, &pt, 132, 0) ? 1 : ws_cost_narrow64(&p64, &pn, 132, 0) ? 2 : 0;
+    cur = kind == 1 ? pt : kind == 2 ? pn : p64;
+    k2s = ws_cost_schedule_ksl(64, 2, 2, (int64_t)tx1 * ((M + 63) / 64), KC, 1, kCap2, 0, 0, 0, 0, 0);
+    pick = ws_cost_pick_slices(ws_cost_tile_weight(64, kind == 2 ? 1 : 2, cur.blocks, 132), &cur, NULL, &k4, &k2s);
+  } else {
+    WsCostSched s64, s128, s256, s128w3, s128w1;
+    int nwg = 2;
+    const int rows = pick_at(M, K, N, &s64, &s128, &s256, &s128w3, &s128w1, &nwg);
+    cur = nwg == 3 ? s128w3 : nwg == 1 ? s128w1 : rows == 256 ? s256 : rows == 64 ? s64 : s128;
+    k2 = ws_cost_schedule_ksl(128, 2, 2, (int64_t)tx1 * ((M + 127) / 128), KC, 1, kCap1, 0, 0, 0, 0, 0);
+    pick = ws_cost_pick_slices(ws_cost_tile_weight(rows, nwg, cur.blocks, 132), &cur, &k2, &k4, NULL);
+  }
+  *splits = pick == WS_SLICES_K2 ? k2.splits : pick == WS_SLICES_K4_64 ? k4.splits : pick == WS_SLICES_K2_64 ? k2s.splits : cur.splits;
+  return pick;
+}
+
+/* ws_cost_schedule_ksl and ws_cost_pick_slices by hand (the extra charge of a cluster split,
+ * ties, the order among equals, tiles not planned), ws_cost_tile_weight against
+ * ws_cost_pick_tile's weights; and the Qwen3-235B shapes and slices at 32, 64, 128 and 256 rows
+ * on the H200, as the sweep of every allowed split measured them (kernels/NOTES.md item 30,
+ * bench/RESULTS.md): the K-sliced tiles at down and o_proj at every TP from 32 to 128 rows and
+ * at 256 (o_proj at TP=1/2 with 128 x 128 or 64-column tiles there), gate_up at TP=1 up to 64
+ * rows and TP=2 at 128, qkv at TP=2 up to 64, gate_up at TP=4 at 256; none for qkv at TP=1 and
+ * TP=4 up to 256 rows and gate_up at TP=4 up to 128, where they lost or tied. */
+static void test_slices(void) {
+  /* a slice's chunks: KC = 24 in two slices is 12 a slice; split 3 ways, 4 a slice a split;
+   * 64 rows with two slices count the cluster sum at half, with four the whole */
+  WsCostSched k = ws_cost_schedule_ksl(128, 2, 2, 64, 24, 1, kCap1, 3, 1, 132, kFlags, kFloats);
+  CHECK(k.splits == 3 && k.sk_blocks == 0 && k.cost_qc == ws_cost_split(64, 12, kCap1, 1, 3, 1));
+  k = ws_cost_schedule_ksl(64, 2, 2, 64, 25, 1, kCap2, 3, 2, 132, kFlags, kFloats); /* 25 chunks: 13 a slice */
+  CHECK(k.splits == 3 && k.sk_blocks == 0 && k.cost_qc == ws_cost_split(64, 13, kCap2, 1, 3, 2));
+  k = ws_cost_schedule_ksl(64, 4, 4, 64, 24, 1, kCap1, 3, 0, 0, 0, 0);
+  CHECK(k.splits == 3 && k.cost_qc == ws_cost_split(64, 6, kCap1, 1, 3, 1));
+  CHECK(!ws_cost_split_ok(4, 6, 1)); /* a split of 4 would leave a slice one chunk a split */
+  k = ws_cost_schedule_ksl(64, 4, 4, 64, 24, 1, kCap1, 4, 0, 0, 0, 0);
+  CHECK(k.splits == ws_cost_splits(64, 6, kCap1, 1, 1));
+  /* the weights ws_cost_pick_tile has always used */
+  CHECK(ws_cost_tile_weight(128, 2, 500, 132) == 40 && ws_cost_tile_weight(256, 2, 10, 132) == 60);
+  CHECK(ws_cost_tile_weight(128, 3, 10, 132) == 47 && ws_cost_tile_weight(128, 1, 10, 132) == 35);
+  CHECK(ws_cost_tile_weight(64, 2, 132, 132) == 30 && ws_cost_tile_weight(64, 2, 133, 132) == 60);
+  CHECK(ws_cost_tile_weight(64, 1, 10, 132) == WS_COST_W_NARROW64);
+  /* by hand: cur split, 40 x (50 + 6) = 2240; k2 unsplit, 43 x 52 = 2236, wins */
+  WsCostSched cur = {2, 0, 128, 50}, k2 = {1, 0, 128, 52}, k4 = {1, 0, 128, 1000}, k2s = {1, 0, 128, 1000};
+  CHECK(ws_cost_pick_slices(40, &cur, &k2, &k4, &k2s) == WS_SLICES_K2);
+  k2.splits = 2; /* the same extra charge on its own split: 43 x 58 */
+  CHECK(ws_cost_pick_slices(40, &cur, &k2, &k4, &k2s) == WS_SLICES_NONE);
+  k2.splits = 1;
+  cur.sk_blocks = 132; /* a stream-K pick has no cluster sum: 40 x 50 = 2000 */
+  CHECK(ws_cost_pick_slices(40, &cur, &k2, &k4, &k2s) == WS_SLICES_NONE);
+  cur.sk_blocks = 0;
+  cur.splits = 1;
+  cur.cost_qc = 56; /* unsplit: 2240 against 2236 */
+  CHECK(ws_cost_pick_slices(40, &cur, &k2, &k4, &k2s) == WS_SLICES_K2);
+  k2.cost_qc = 1000;
+  k4.cost_qc = 38; /* 58 x 38 = 2204 */
+  CHECK(ws_cost_pick_slices(40, &cur, &k2, &k4, &k2s) == WS_SLICES_K4_64);
+  k2s.cost_qc = 38; /* equal to k4: the earlier wins */
+  CHECK(ws_cost_pick_slices(40, &cur, &k2, &k4, &k2s) == WS_SLICES_K4_64);
+  k2s.cost_qc = 37;
+  CHECK(ws_cost_pick_slices(40, &cur, &k2, &k4, &k2s) == WS_SLICES_K2_64);
+  CHECK(ws_cost_pick_slices(40, &cur, &k2, &k4, NULL) == WS_SLICES_K4_64);
+  CHECK(ws_cost_pick_slices(40, &cur, NULL, NULL, NULL) == WS_SLICES_NONE);
+  WsCostSched c58 = {1, 0, 128, 58}, t40 = {1, 0, 128, 40}; /* 40 x 58 = 58 x 40: a tie keeps cur */
+  CHECK(ws_cost_pick_slices(40, &c58, NULL, &t40, NULL) == WS_SLICES_NONE);
+  enum { N_ = WS_SLICES_NONE, K2 = WS_SLICES_K2, K4 = WS_SLICES_K4_64, S2 = WS_SLICES_K2_64 };
+  static const struct {
+    const char *name;
+    int K, N, pick[4], splits[4]; /* at 32, 64, 128, 256 rows; splits of the K-sliced tile taken */
+  } shapes[] = {
+      {"qkv", 4096, 9216, {N_, N_, N_, N_}, {0, 0, 0, 0}},        {"o_proj", 8192, 4096, {K4, K4, K2, N_}, {2, 2, 2, 0}},
+      {"gate_up", 4096, 3072, {S2, S2, N_, N_}, {4, 4, 0, 0}},    {"down", 1536, 4096, {K4, K4, K4, K2}, {1, 1, 1, 1}},
+      {"qkv/2", 4096, 4608, {S2, S2, N_, N_}, {3, 3, 0, 0}},      {"o_proj/2", 4096, 4096, {K4, K4, K2, N_}, {2, 2, 2, 0}},
+      {"gate_up/2", 4096, 1536, {N_, N_, K2, N_}, {0, 0, 4, 0}},  {"down/2", 768, 4096, {K4, K4, K4, K2}, {1, 1, 1, 1}},
+      {"qkv/4", 4096, 2304, {N_, N_, N_, N_}, {0, 0, 0, 0}},      {"o_proj/4", 2048, 4096, {K4, K4, K4, K2}, {2, 2, 1, 1}},
+      {"gate_up/4", 4096, 768, {N_, N_, N_, K2}, {0, 0, 0, 4}},   {"down/4", 384, 4096, {K4, K4, K2, K2}, {1, 1, 1, 1}},
+  };
+  static const int Ms[4] = {32, 64, 128, 256};
+  for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+    for (int m = 0; m < 4; m++) {
+      int splits = 0;
+      const int got = slices_at(Ms[m], shapes[i].K, shapes[i].N, &splits);
+      CHECK_MSG(got == shapes[i].pick[m] && (got == WS_SLICES_NONE || splits == shapes[i].splits[m]),
+                "%s at %d rows: K slices %d (%d splits), measured best %d (%d splits)", shapes[i].name, Ms[m], got, splits,
+                shapes[i].pick[m], shapes[i].splits[m]);
+    }
+}
+
 int main(void) {
   test_splits_brute();
   test_schedule_rules();
   test_qwen3_h200();
   test_stage_weights64();
   test_narrow64();
+  test_slices();
   return check_report("test_ws_cost");
 }
