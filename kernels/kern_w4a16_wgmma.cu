@@ -745,8 +745,8 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
    * in turn (warpgroup w the chunks c = w mod KSL, from the stages j = w mod KSL: a sub-ring of
    * S / KSL stages each), then add their accumulators in shared memory (ws_slices_sum) -- a K
    * split inside the block, with no cluster sum (kernels/NOTES.md item 30) */
-  static_assert(KSL == 1 || (KSL == NWG && !SK && MOE == 0 && WREG && P == 2 && S % KSL == 0),
-                "K slices: one 64-column tile, split grids of the dense GEMM, weights from the consumers, 2-chunk steps");
+  static_assert(KSL == 1 || (KSL == NWG && !SK && MOE == 0 && WREG && S % KSL == 0),
+                "K slices: one 64-column tile, split grids of the dense GEMM, weights from the consumers");
   using Cfg = WsCfg<BT, S, WREG, NWG>;
   constexpr int CW = Cfg::CW;
   constexpr int COLW = CW / KSL; /* a block's n16 weight tiles (64 NWG / KSL columns) */
@@ -762,7 +762,8 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
    * P = 4, one odd chunk at most when P = 2 (a conditional wgmma chunk after a loop of 4 makes
    * ptxas serialise the wgmma, warning C7512) */
   static_assert(P == 2 || P == 4, "P chunks a loop step");
-  constexpr int q = P == 4 ? 4 : 1; /* the quantum (the launcher checks KC % q == 0) */
+  /* the quantum (the launcher checks KC % q == 0; with K slices a slice's steps are whole) */
+  constexpr int q = P == 4 ? 4 * KSL : 1;
   const int KQ = KC / q, TX = (NT16 + COLW - 1) / COLW;
   const int64_t TU = (int64_t)TX * ((a.M + BT - 1) / BT) * KQ;
   /* the block's pieces, worked in this order by every role: one from the grid position, or
@@ -1311,15 +1312,15 @@ using WsTile128x192 = WsConf<128, 1, 8, true, P, true, 3>;
  * (128 registers, no spill; the consumers raised to 152 as the 192-column tiles' are) */
 template <int P>
 using WsTile128w1 = WsConf<128, 2, 4, true, P, true, 1>;
-/* K slices (kernels/NOTES.md item 30): tiles of 64 columns whose two or three consumer
+/* K slices (kernels/NOTES.md item 30): tiles of 64 columns whose two or four consumer
  * warpgroups take the chunks in turn and add up in shared memory -- 64 x 64 with two (as
- * WsTile64: two blocks an SM), 128 x 64 with two (as WsTile128) or three (as WsTile128x192, 9
- * stages: three a warpgroup) */
+ * WsTile64: two blocks an SM), 128 x 64 with two (as WsTile128; 4-chunk steps where K is a
+ * multiple of 512, ws_k2_p4) */
 using WsTile64k2 = WsConf<64, 2, 8, true, 2, false, 2, 2>;
 /* 64 x 64 with four slices: one block an SM (544 threads, 16 stages: four a warpgroup) */
 using WsTile64k4 = WsConf<64, 1, 16, true, 2, false, 4, 4>;
-using WsTile128k2 = WsConf<128, 1, 8, true, 2, true, 2, 2>;
-using WsTile128k3 = WsConf<128, 1, 9, true, 2, true, 3, 3>;
+template <int P>
+using WsTile128k2 = WsConf<128, 1, 8, true, P, true, 2, 2>;
 
 /* SERVESIM_W4WS_CFG: 0 (default) weights fetched by the consumer warps, but at 64 rows through
  * the stages where the grid is small (ws_run64); 1 the fifth session's kernel, weights and scales
@@ -1342,10 +1343,9 @@ static int ws_wg(void) {
 }
 
 /* SERVESIM_W4WS_KSL: 0 (default) the K-sliced tiles where ws_cost_pick_slices says; 1 never (the
- * dispatch before kernels/NOTES.md item 30); 2 or 3 the K-sliced tiles everywhere from 17 rows (64
- * x 64 with two slices up to 64 rows, 128 x 64 with KSL slices past that; with
- * SERVESIM_W4WS_ROWS=64 64 x 64 at every height); 4: 64 x 64 with four slices everywhere
- * (tuning) */
+ * dispatch before kernels/NOTES.md item 30); 2 the two-slice tiles everywhere from 17 rows (64 x 64
+ * up to 64 rows, 128 x 64 past that; with SERVESIM_W4WS_ROWS=64 64 x 64 at every height); 4: 64 x
+ * 64 with four slices everywhere (tuning) */
 static int ws_ksl(void) {
   static int k = -1;
   if (k < 0) k = kern_env_int("SERVESIM_W4WS_KSL", 0);
@@ -1357,19 +1357,29 @@ static int ws_ksl(void) {
  * with _SK=2, which the K-sliced tiles do not have) */
 static bool ws_slices_rule(void) { return ws_ksl() == 0 && ws_cfg() == 0 && ws_wg() == 0 && ws_sk_env() != 2; }
 
+/* Whether the two-slice 128 x 64 tiles step 4 chunks at a time (each slice's share a multiple of 4:
+ * K a multiple of 512), as the 128 x 128 ones do where K allows; SERVESIM_W4WS_KSLP=2 keeps them
+ * at 2-chunk steps (tuning, kernels/NOTES.md item 30) */
+static bool ws_k2_p4(const W4Args &a) {
+  static int env = -1;
+  if (env < 0) env = kern_env_int("SERVESIM_W4WS_KSLP", 4);
+  return env != 2 && a.K % 512 == 0;
+}
+
 /* Runs the K-sliced tile ws_cost_pick_slices picks against `cur` (weight cur_w; k2: whether the
  * 128 x 64 tiles are planned, k2_64 the two-slice 64 x 64 ones); *ran = false where it keeps cur */
 int ws_run_slices(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st, int cur_w, const WsPlan &cur, bool k2, bool k2_64,
                   bool *ran) {
   *ran = false;
   WsPlan p2, p4, p2s;
+  const bool p4k2 = ws_k2_p4(a);
   if (k2)
-    if (int rc = WsTile128k2::plan(a, sms, ws, &p2)) return rc;
+    if (int rc = p4k2 ? WsTile128k2<4>::plan(a, sms, ws, &p2) : WsTile128k2<2>::plan(a, sms, ws, &p2)) return rc;
   if (int rc = WsTile64k4::plan(a, sms, ws, &p4)) return rc;
   if (k2_64)
     if (int rc = WsTile64k2::plan(a, sms, ws, &p2s)) return rc;
   switch (ws_cost_pick_slices(cur_w, &cur.s, k2 ? &p2.s : NULL, &p4.s, k2_64 ? &p2s.s : NULL)) {
-    case WS_SLICES_K2: *ran = true; return WsTile128k2::run(a, p2, ws, st);
+    case WS_SLICES_K2: *ran = true; return p4k2 ? WsTile128k2<4>::run(a, p2, ws, st) : WsTile128k2<2>::run(a, p2, ws, st);
     case WS_SLICES_K4_64: *ran = true; return WsTile64k4::run(a, p4, ws, st);
     case WS_SLICES_K2_64: *ran = true; return WsTile64k2::run(a, p2s, ws, st);
     default: return 0;
@@ -1429,7 +1439,10 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   static int rows = -1;
   if (rows < 0) rows = kern_env_int("SERVESIM_W4WS_ROWS", 0);
   const int wg = ws_wg(), ksl = ws_ksl();
-  if (ksl >= 2) return rows == 64 || ksl == 4 ? ws_launch64(a, sms, ws, st) : ksl == 3 ? WsTile128k3::launch(a, sms, ws, st) : WsTile128k2::launch(a, sms, ws, st);
+  if (ksl >= 2) {
+    if (rows == 64 || ksl == 4) return ws_launch64(a, sms, ws, st);
+    return ws_k2_p4(a) ? WsTile128k2<4>::launch(a, sms, ws, st) : WsTile128k2<2>::launch(a, sms, ws, st);
+  }
   if (wg == 1) return rows == 64 ? ws_launch64(a, sms, ws, st) : WsTile128w1<P>::launch(a, sms, ws, st);
   if (wg == 3 && rows != 64 && !(rows == 256 && a.M > 128)) return WsTile128x192<P>::launch(a, sms, ws, st);
   if (rows == 64) return ws_launch64(a, sms, ws, st);

@@ -292,7 +292,8 @@ static int slices_at(int M, int K, int N, int *splits) {
     int nwg = 2;
     const int rows = pick_at(M, K, N, &s64, &s128, &s256, &s128w3, &s128w1, &nwg);
     cur = nwg == 3 ? s128w3 : nwg == 1 ? s128w1 : rows == 256 ? s256 : rows == 64 ? s64 : s128;
-    k2 = ws_cost_schedule_ksl(128, 2, 2, (int64_t)tx1 * ((M + 127) / 128), KC, 1, kCap1, 0, 0, 0, 0, 0);
+    /* (the two-slice 128 x 64 tiles step 4 chunks where K is a multiple of 512: quanta of 4 a slice) */
+    k2 = ws_cost_schedule_ksl(128, 2, 2, (int64_t)tx1 * ((M + 127) / 128), KC, K % 512 == 0 ? 4 : 1, kCap1, 0, 0, 0, 0, 0);
     pick = ws_cost_pick_slices(ws_cost_tile_weight(rows, nwg, cur.blocks, 132), &cur, &k2, &k4, NULL);
   }
   *splits = pick == WS_SLICES_K2 ? k2.splits : pick == WS_SLICES_K4_64 ? k4.splits : pick == WS_SLICES_K2_64 ? k2s.splits : cur.splits;
