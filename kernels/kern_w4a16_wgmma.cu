@@ -25,6 +25,9 @@
  * cluster, which sum their accumulators through distributed shared memory in split order. The
  * warp-specialised kernel may instead run a stream-K schedule (one block an SM over all the
  * tiles' chunks, partials summed through the caller's workspace; ws_plan says when).
+ * Or (its KSL instances) the consumer warpgroups of one 64-column tile take its chunks in turn
+ * and add their accumulators in shared memory: a K split inside the block (ws_cost_pick_slices
+ * says where).
  * The warp-specialised kernel also runs the fused MoE's grouped expert GEMMs (its MOE instances,
  * ws_moe_launch): one block a (column tile, expert row tile), unsplit.
  * Compiled for sm_90a only (wgmma needs the architecture-specific target); elsewhere the kernels
