@@ -508,7 +508,8 @@ int w4g_launch(const W4Args &a, int sms, cudaStream_t st, int swap) {
 /* ---- Warp-specialised variant (SERVESIM_W4_WGMMA=2): a producer warp fills an S-stage ring
  * by TMA with the activation tile (2D tensor map, 128-byte swizzle) on a full mbarrier per
  * stage; the NWG consumer warpgroups (2, 3 for the 128 x 192 tiles, 1 for the 64-column ones;
- * 64 output columns each, a block 64 NWG) wait on it, dequantise, run their wgmma and release
+ * 64 output columns each, a block 64 NWG -- or, with K slices, KSL, the same 64 columns each,
+ * each its own chunks) wait on it, dequantise, run their wgmma and release
  * the stage on an empty mbarrier once wgmma.wait 1 says the chunk before is done. No block
  * barrier in the loop. The weights (WREG, the default): each consumer warp fetches its own 512
  * bytes a chunk (16 a lane) and its scales -- from 128 rows by cp.async into its own ring in
@@ -522,7 +523,7 @@ int w4g_launch(const W4Args &a, int sms, cudaStream_t st, int swap) {
  * ~1450 SM cycles a chunk on the H200 against ~800 with WREG: item 10). */
 template <int BT, int S, bool WREG, int NWG>
 struct WsCfg {
-  static constexpr int CW = 4 * NWG; /* consumer warps: one n16 weight tile each */
+  static constexpr int CW = 4 * NWG; /* consumer warps: one n16 weight tile each (with K slices, the tile of warp % 4) */
   static constexpr int XB = BT * 128, WB = WREG ? 0 : CW * 512, SB = WREG ? 0 : CW * 32;
   static constexpr int STAGE = (XB + WB + SB + 1023) / 1024 * 1024; /* X tiles 1024-aligned (swizzle) */
   /* WREG from 128 rows: past the stages, each consumer warp's own ring of WD + 1 slots (a
@@ -600,7 +601,9 @@ __device__ __forceinline__ void ws_bulk(void *dst, const void *src, uint32_t byt
 
 /* A per-chunk timeline of block (0, 0, 0) for bench/bench_w4ws_trace.cu, which includes this file
  * with W4WS_TRACE defined (the library build has no trace code): SM clock stamps of the
- * producer's empty-slot waits and of consumer warp 0's full waits, wgmma issues and retirements. */
+ * producer's empty-slot waits and of consumer warp 0's full waits, wgmma issues and retirements
+ * (with K slices the consumers' chunk index is their slice's own: chunk c of warp 0 is the
+ * piece's chunk KSL c, of warp 4 KSL c + 1). */
 #ifdef W4WS_TRACE
 constexpr int kWsTraceChunks = 128;
 __device__ long long ws_trace_buf[10][kWsTraceChunks]; /* [event][chunk]; 4: start, epilogue, end; 5: dequantised;
@@ -748,8 +751,9 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
    * in turn (warpgroup w the chunks c = w mod KSL, from the stages j = w mod KSL: a sub-ring of
    * S / KSL stages each), then add their accumulators in shared memory (ws_slices_sum) -- a K
    * split inside the block, with no cluster sum (kernels/NOTES.md item 30) */
-  static_assert(KSL == 1 || (KSL == NWG && !SK && MOE == 0 && WREG && S % KSL == 0),
-                "K slices: one 64-column tile, split grids of the dense GEMM, weights from the consumers");
+  static_assert(KSL == 1 || (KSL == NWG && !SK && MOE == 0 && WREG && S % KSL == 0 && S / KSL >= 2),
+                "K slices: one 64-column tile, split grids of the dense GEMM, weights from the consumers, two stages a "
+                "slice at least (a slice releases chunk c's stage during chunk c + 1)");
   using Cfg = WsCfg<BT, S, WREG, NWG>;
   constexpr int CW = Cfg::CW;
   constexpr int COLW = CW / KSL; /* a block's n16 weight tiles (64 NWG / KSL columns) */
@@ -765,7 +769,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
    * P = 4, one odd chunk at most when P = 2 (a conditional wgmma chunk after a loop of 4 makes
    * ptxas serialise the wgmma, warning C7512) */
   static_assert(P == 2 || P == 4, "P chunks a loop step");
-  /* the quantum (the launcher checks KC % q == 0; with K slices a slice's steps are whole) */
+  /* the quantum (ws_run checks KC % q == 0; with K slices a slice's steps are whole) */
   constexpr int q = P == 4 ? 4 * KSL : 1;
   const int KQ = KC / q, TX = (NT16 + COLW - 1) / COLW;
   const int64_t TU = (int64_t)TX * ((a.M + BT - 1) / BT) * KQ;
@@ -1181,10 +1185,10 @@ static int ws_sk_env(void) {
   return env;
 }
 
-/* SERVESIM_W4WS_LOG=1: one stderr line a plan made (tuning aid; ws_launch_mid makes up to five
- * a launch, and ws_run64 one or two more): the tile (rows x columns), the tiles, the K splits and the blocks resident for
- * each split count, or the stream-K grid (sk_blocks), and the plan's cost (quarter chunks of that
- * tile). */
+/* SERVESIM_W4WS_LOG=1: one stderr line a plan made (tuning aid; ws_launch_mid makes up to seven
+ * a launch, and ws_run64 up to four): the tile (rows x columns, K slices), the tiles, the K splits
+ * and the blocks resident for each split count, or the stream-K grid (sk_blocks), and the plan's
+ * cost (quarter chunks of that tile; with K slices of a slice). */
 void ws_log(const W4Args &a, int bt, int nwg, int64_t tiles, int splits, const int64_t (&cap)[kW4gMaxSplits + 1], int64_t sk_blocks,
             int64_t cost, int ksl = 1) {
   static int env = -1;
@@ -1215,7 +1219,7 @@ int ws_plan(const W4Args &a0, int sms, const W4Ws &ws, WsPlan *pl) {
   const int sk_env = ws_sk_env();
   if (int rc = w4g_prepare<FN>(TH, Cfg::kSmem, &occ)) return rc;
   dim3 grid(kern_cdiv(a0.N, 64 * NWG / KSL), kern_cdiv(a0.M, BT), 1);
-  constexpr int q = P == 4 ? 4 : 1; /* the kernel's quantum */
+  constexpr int q = P == 4 ? 4 : 1; /* the kernel's quantum (with K slices a slice's: the kernel's is 4 KSL) */
   const int KC = a0.K / 64;
   const int64_t tiles = (int64_t)grid.x * grid.y, slots = (int64_t)sms * occ;
   int64_t cap[kW4gMaxSplits + 1];
@@ -1248,6 +1252,10 @@ int ws_run(const W4Args &a0, const WsPlan &pl, const W4Ws &ws, cudaStream_t st) 
   constexpr int TH = ws_threads(RB, NWG);
   /* TMA and bulk copies need 16-byte aligned sources (cudaMalloc'd buffers and the executor's
    * 256-byte carving are) */
+  /* the kernel's quantum (w4ws_kernel's q): pieces of whole loop steps, a slice's too */
+  constexpr int QK = P == 4 ? 4 * KSL : 1;
+  KERN_REQUIRE((a0.K / 64) % QK == 0, "kern_w4a16_gemm: K = %d is not a multiple of %d for this wgmma tile (4-chunk steps%s)", a0.K,
+               64 * QK, KSL > 1 ? ", K slices" : "");
   KERN_REQUIRE((((uintptr_t)a0.x | (uintptr_t)a0.qrep | (uintptr_t)a0.srep | (uintptr_t)a0.y) & 15) == 0,
                "kern_w4a16_gemm: x, qrep, srep and y must be 16-byte aligned for the Hopper wgmma path");
   /* two maps: whole row tiles, and the last one's rows only (its box reading 64 or more rows
@@ -1345,13 +1353,18 @@ static int ws_wg(void) {
   return wg;
 }
 
-/* SERVESIM_W4WS_KSL: 0 (default) the K-sliced tiles where ws_cost_pick_slices says; 1 never (the
- * dispatch before kernels/NOTES.md item 30); 2 the two-slice tiles everywhere from 17 rows (64 x 64
- * up to 64 rows, 128 x 64 past that; with SERVESIM_W4WS_ROWS=64 64 x 64 at every height); 4: 64 x
- * 64 with four slices everywhere (tuning) */
+/* SERVESIM_W4WS_KSL: 0 (default, and any value but 1, 2, 4) the K-sliced tiles where
+ * ws_cost_pick_slices says; 1 never (the dispatch before kernels/NOTES.md item 30); 2 the
+ * two-slice tiles everywhere from 17 rows (64 x 64 up to 64 rows, 128 x 64 past that; with
+ * SERVESIM_W4WS_ROWS=64 64 x 64 at every height); 4: 64 x 64 with four slices everywhere. 2 and 4
+ * come before SERVESIM_W4WS_WG and _ROWS (tuning). The paths that leave the default dispatch --
+ * SERVESIM_W4WS_CFG=1, and SERVESIM_W4WS_RB=0 past 64 rows -- run no K slices. */
 static int ws_ksl(void) {
   static int k = -1;
-  if (k < 0) k = kern_env_int("SERVESIM_W4WS_KSL", 0);
+  if (k < 0) {
+    k = kern_env_int("SERVESIM_W4WS_KSL", 0);
+    if (k != 1 && k != 2 && k != 4) k = 0; /* (other values: the rule) */
+  }
   return k;
 }
 
@@ -1396,7 +1409,8 @@ int ws_run_slices(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st, int
  * gate_up and down at TP=4 on the H200; on grids that fill the SMs it was 0.1-1.4 us slower,
  * qkv at TP=1 15.2 -> 16.6 us at 24 rows, not understood). Otherwise, where narrow (the call's
  * M <= 64), by tiles of 64 columns where ws_cost_narrow64 says (their split grid against p64's;
- * kernels/NOTES.md item 29), else by p64. */
+ * kernels/NOTES.md item 29), else by p64. Where narrow, the K-sliced 64 x 64 tiles (two or four
+ * slices) then replace that pick where ws_cost_pick_slices says (item 30). */
 int ws_run64(const W4Args &a, const WsPlan &p64, int sms, const W4Ws &ws, cudaStream_t st, bool narrow) {
   const int cfg = ws_cfg();
   /* the pick: 0 p64, 1 the stages kernel's, 2 the 64-column one's -- then, where narrow, the
@@ -1436,7 +1450,9 @@ int ws_launch64(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
  * rows; other values: the cost's choice), of 128 columns unless SERVESIM_W4WS_WG = 3 asks for
  * 192 (with 128 rows) or 1 for 64 (0, the default: the cost's choice; 2: 128 columns only). A
  * forced split (SERVESIM_W4WS_SPLITS) enters each tile's plan before the choice, so it may move
- * the tile too; force the tile as well for a split A/B. */
+ * the tile too; force the tile as well for a split A/B. The K-sliced tiles (128 x 64 with two
+ * slices, 64 x 64 with four) then replace the cost's choice where ws_cost_pick_slices says
+ * (kernels/NOTES.md item 30; not under a forced height or column count). */
 template <int P>
 int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   static int rows = -1;

@@ -2,7 +2,8 @@
  * (kern_w4a16_wgmma.cu, 17 rows and more), in plain C so that CI tests it (tests/test_ws_cost.c):
  * how many K splits a grid of output tiles takes, whether stream-K replaces that grid, what the
  * chosen schedule costs, which tile (64, 128 or 256 rows of 128 columns, or 128 rows of 192 or
- * of 64) serves 65 rows and more, and whether 64 or 128 columns serve 17..64 rows.
+ * of 64) serves 65 rows and more, whether 64 or 128 columns serve 17..64 rows, and whether a
+ * K-sliced tile (ws_cost_pick_slices) replaces that choice.
  *
  * Units: a cost is in quarter chunks (a chunk: one k64 step of one tile, at the tile's own
  * height) that the busiest slot spends. K splits: `tiles` tiles of KC chunks split at multiples
