@@ -1250,12 +1250,12 @@ template <int BT, int MINB, int S, bool WREG, int P, bool RB, int NWG = 2, int K
 int ws_run(const W4Args &a0, const WsPlan &pl, const W4Ws &ws, cudaStream_t st) {
   using Cfg = WsCfg<BT, S, WREG, NWG>;
   constexpr int TH = ws_threads(RB, NWG);
-  /* TMA and bulk copies need 16-byte aligned sources (cudaMalloc'd buffers and the executor's
-   * 256-byte carving are) */
   /* the kernel's quantum (w4ws_kernel's q): pieces of whole loop steps, a slice's too */
   constexpr int QK = P == 4 ? 4 * KSL : 1;
   KERN_REQUIRE((a0.K / 64) % QK == 0, "kern_w4a16_gemm: K = %d is not a multiple of %d for this wgmma tile (4-chunk steps%s)", a0.K,
                64 * QK, KSL > 1 ? ", K slices" : "");
+  /* TMA and bulk copies need 16-byte aligned sources (cudaMalloc'd buffers and the executor's
+   * 256-byte carving are) */
   KERN_REQUIRE((((uintptr_t)a0.x | (uintptr_t)a0.qrep | (uintptr_t)a0.srep | (uintptr_t)a0.y) & 15) == 0,
                "kern_w4a16_gemm: x, qrep, srep and y must be 16-byte aligned for the Hopper wgmma path");
   /* two maps: whole row tiles, and the last one's rows only (its box reading 64 or more rows
