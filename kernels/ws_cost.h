@@ -130,6 +130,14 @@ WS_COST_FN WsCostSched ws_cost_schedule(int rows, int nwg, int64_t tiles, int KC
  * costed even with 128 x 128 tiles, took 29.5 against 28.0 us (H200, kernels/NOTES.md item 29) */
 #define WS_COST_NARROW_MAX_CHUNKS 48
 
+/* A schedule's weight in ws_cost_pick_tile (below, which explains them) and ws_cost_pick_slices:
+ * a tile of `rows` x 64 nwg columns, `blocks` of them on `sms` SMs */
+#define WS_COST_W_NARROW64 46 /* the 64 x 64 tiles (17..64 rows only), fitted in kernels/NOTES.md item 30 */
+WS_COST_FN int ws_cost_tile_weight(int rows, int nwg, int64_t blocks, int sms) {
+  if (rows == 64) return nwg == 1 ? WS_COST_W_NARROW64 : blocks <= sms ? 30 : 60;
+  return rows == 256 ? 60 : nwg == 3 ? 47 : nwg == 1 ? 35 : 40;
+}
+
 /* The tile for 65 rows and more from the five schedules (s256 NULL below 129 rows, s128w3 and
  * s128w1 NULL where 192 or 64 columns are not wanted, SERVESIM_W4WS_WG=2; KC the call's k64
  * chunks): returns its height and sets *nwg, its consumer warpgroups (64 columns each: 2, 3 for
@@ -147,14 +155,6 @@ WS_COST_FN WsCostSched ws_cost_schedule(int rows, int nwg, int64_t tiles, int KC
  * and gate_up TP=4 with 128 rows, 192 columns at o_proj TP=1 with 128 rows, 128 x 128
  * elsewhere. Equal costs keep the earlier tile in the order 128 x 128, 64, 256, 128 x 192,
  * 128 x 64. */
-/* A schedule's weight in ws_cost_pick_tile (below; and ws_cost_pick_slices'): a tile of `rows` x 64
- * nwg columns, `blocks` of them on `sms` SMs */
-#define WS_COST_W_NARROW64 46 /* the 64 x 64 tiles (17..64 rows only), fitted in kernels/NOTES.md item 30 */
-WS_COST_FN int ws_cost_tile_weight(int rows, int nwg, int64_t blocks, int sms) {
-  if (rows == 64) return nwg == 1 ? WS_COST_W_NARROW64 : blocks <= sms ? 30 : 60;
-  return rows == 256 ? 60 : nwg == 3 ? 47 : nwg == 1 ? 35 : 40;
-}
-
 WS_COST_FN int ws_cost_pick_tile(const WsCostSched *s64, const WsCostSched *s128, const WsCostSched *s256,
                                  const WsCostSched *s128w3, const WsCostSched *s128w1, int KC, int sms, int *nwg) {
   const int64_t c128 = ws_cost_tile_weight(128, 2, s128->blocks, sms) * s128->cost_qc;
@@ -240,7 +240,8 @@ WS_COST_FN int ws_cost_pick_slices(int cur_w, const WsCostSched *cur, const WsCo
                                    const WsCostSched *k2_64) {
   int64_t best = ws_cost_slices_weighted(cur_w, cur);
   int pick = WS_SLICES_NONE;
-  if (k2 && ws_cost_slices_weighted(WS_COST_W_K2, k2) < best) best = ws_cost_slices_weighted(WS_COST_W_K2, k2), pick = WS_SLICES_K2;
+  if (k2 && ws_cost_slices_weighted(WS_COST_W_K2, k2) < best)
+    best = ws_cost_slices_weighted(WS_COST_W_K2, k2), pick = WS_SLICES_K2;
   if (k4_64 && ws_cost_slices_weighted(WS_COST_W_K4_64, k4_64) < best)
     best = ws_cost_slices_weighted(WS_COST_W_K4_64, k4_64), pick = WS_SLICES_K4_64;
   if (k2_64 && ws_cost_slices_weighted(WS_COST_W_K2_64, k2_64) < best) pick = WS_SLICES_K2_64;
