@@ -1229,7 +1229,7 @@ int ws_plan(const W4Args &a0, int sms, const W4Ws &ws, WsPlan *pl) {
   /* stream-K's instance: one block an SM (at two, the 64-row kernel's wgmma serialise, ptxas
    * warning C7512); none for three consumer warpgroups (its one pick on the H200, o_proj at 128
    * rows, ran 23.1 us against 20.0 for the split grid, kernels/NOTES.md item 16) */
-  const int sk_mode = WREG && NWG == 2 && KSL == 1 ? sk_env : 0;
+  const int sk_mode = WREG && NWG == 2 ? sk_env : 0; /* (none with K slices: ws_cost_schedule_ksl) */
   int64_t sk_slots = 0;
   if constexpr (NWG == 2 && KSL == 1)
     if (sk_mode && force <= 0) {

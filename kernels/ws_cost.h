@@ -238,13 +238,14 @@ WS_COST_FN int64_t ws_cost_slices_weighted(int w, const WsCostSched *s) {
 
 WS_COST_FN int ws_cost_pick_slices(int cur_w, const WsCostSched *cur, const WsCostSched *k2, const WsCostSched *k4_64,
                                    const WsCostSched *k2_64) {
+  const int64_t c2 = k2 ? ws_cost_slices_weighted(WS_COST_W_K2, k2) : INT64_MAX;
+  const int64_t c4 = k4_64 ? ws_cost_slices_weighted(WS_COST_W_K4_64, k4_64) : INT64_MAX;
+  const int64_t c2s = k2_64 ? ws_cost_slices_weighted(WS_COST_W_K2_64, k2_64) : INT64_MAX;
   int64_t best = ws_cost_slices_weighted(cur_w, cur);
   int pick = WS_SLICES_NONE;
-  if (k2 && ws_cost_slices_weighted(WS_COST_W_K2, k2) < best)
-    best = ws_cost_slices_weighted(WS_COST_W_K2, k2), pick = WS_SLICES_K2;
-  if (k4_64 && ws_cost_slices_weighted(WS_COST_W_K4_64, k4_64) < best)
-    best = ws_cost_slices_weighted(WS_COST_W_K4_64, k4_64), pick = WS_SLICES_K4_64;
-  if (k2_64 && ws_cost_slices_weighted(WS_COST_W_K2_64, k2_64) < best) pick = WS_SLICES_K2_64;
+  if (c2 < best) best = c2, pick = WS_SLICES_K2;
+  if (c4 < best) best = c4, pick = WS_SLICES_K4_64;
+  if (c2s < best) pick = WS_SLICES_K2_64;
   return pick;
 }
 
