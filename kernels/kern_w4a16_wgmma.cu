@@ -215,18 +215,17 @@ __device__ __forceinline__ void w4g_write_rows(const W4Args &a, const uint8_t *t
   }
 }
 
-/* Named barrier BAR (1 by default): the 128 NWG consumer threads of the warp-specialised kernel
- * (warps 0 .. 4 NWG - 1); 2: warpgroup 0 alone, where it stores a stream-K piece of a K-sliced
- * tile while the other slices run on (and may reach barrier 1 of the next piece's sum) */
-template <int NWG, int BAR = 1>
-__device__ __forceinline__ void w4g_consumers_sync() { asm volatile("bar.sync %0, %1;\n" ::"n"(BAR), "n"(128 * NWG) : "memory"); }
+/* Named barrier 1: the 128 NWG consumer threads of the warp-specialised kernel (warps 0 ..
+ * 4 NWG - 1) */
+template <int NWG>
+__device__ __forceinline__ void w4g_consumers_sync() { asm volatile("bar.sync 1, %0;\n" ::"n"(128 * NWG) : "memory"); }
 
 /* (the 128 NWG consumers) groups lo .. hi - 1 into the tile, the barrier, the tile's rows to y */
-template <int NV, int NWG, int BAR = 1>
+template <int NV, int NWG>
 __device__ __forceinline__ void w4g_tile_out(const W4Args &a, uint8_t *tile, const float (&v)[NV], int lo, int hi, int ct,
                                              int nt, int lane, int m0) {
   w4g_stage_rows<NV, NWG>(tile, v, lo, hi, ct >> 5, lane);
-  w4g_consumers_sync<NWG, BAR>();
+  w4g_consumers_sync<NWG>();
   w4g_write_rows<NWG>(a, tile, lo, hi, ct, nt, m0);
 }
 
@@ -546,19 +545,6 @@ struct WsCfg {
   static_assert(kSmem + (NWG == 2 ? kOutTile : 0) <= 232448, "227 KB of shared memory a block at most (stream-K's included)");
 };
 
-/* The stream-K instance's shared memory. With K slices (KSL > 1) past the rings: the slices'
- * partials for warpgroup 0's sum at each piece's end ((KSL - 1) BT x 256 bytes; not in the ring,
- * which the producer may be filling for the next piece), overlaid by warpgroup 0's output tile
- * of 64 columns -- written only after its own barrier 2 that follows its reads of the partials,
- * while the other slices write partials again only past barrier 1 of the next piece's sum, which
- * warpgroup 0 reaches once the tile is stored. */
-template <int BT, int S, bool WREG, int NWG, int KSL>
-constexpr size_t ws_smem_sk() {
-  using Cfg = WsCfg<BT, S, WREG, NWG>;
-  const size_t part = (size_t)(KSL - 1) * BT * 256, tile = (size_t)BT * W4G_OUT_PITCH(1);
-  return KSL == 1 ? Cfg::smem_sk() : Cfg::kSmem + (part > tile ? part : tile);
-}
-
 /* Threads of a block: NWG consumer warpgroups and the producer warp (288 for two), or with RB a
  * full producer warpgroup (384 for two) so that setmaxnreg can move registers (it acts on whole
  * warpgroups). ptxas caps a one-block-an-SM kernel of 288 threads at 168 registers a thread, as
@@ -586,6 +572,7 @@ __device__ __forceinline__ void ws_expect_tx_only(uint64_t *b, uint32_t bytes) {
 /* barrier operations on a shared-space address (the consumers keep their barriers' addresses in
  * registers rather than converting generic pointers every chunk) */
 __device__ __forceinline__ void ws_arrive_at(uint32_t b) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(b) : "memory"); }
+__device__ __forceinline__ void ws_arrive(uint64_t *b) { ws_arrive_at(ws_u32(b)); }
 __device__ __forceinline__ void ws_wait_at(uint32_t b, uint32_t parity) {
   asm volatile(
       "{\n"
@@ -676,9 +663,8 @@ __device__ long long ws_trace_piece[kWsTraceBlocks][kWsTracePieces][5];
  * (cumulative: it orders every store the barrier ordered before it); the reader's acquire load,
  * the barrier, the loads (L2, not L1). 16-byte stores and the one release wrote a 128 KB slot
  * in 2.0-2.2 us against 2.5 for 4-byte stores each fenced (qkv at 256 rows; one bulk copy of the
- * slot into the ring read it slower than the threads' loads: kernels/NOTES.md item 17). With K
- * slices warpgroup 0 alone runs it (NWG = 1, after the slices' sum), on named barrier BAR = 2. */
-template <int BT, int NWG, int BAR = 1>
+ * slot into the ring read it slower than the threads' loads: kernels/NOTES.md item 17). */
+template <int BT, int NWG>
 __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[BT / 2], const WskPiece &sg, int ct, int nt,
                                                    int lane, int m0, uint8_t *otile, int si /* (trace stamps only) */) {
   (void)si;
@@ -689,7 +675,7 @@ __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[B
     float4 *part = reinterpret_cast<float4 *>(a.ws_part + (size_t)b * SLOT);
 #pragma unroll
     for (int i = 0; i < BT / 8; i++) __stcg(part + i * T + ct, make_float4(d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]));
-    w4g_consumers_sync<NWG, BAR>();
+    w4g_consumers_sync<NWG>();
     if (ct == 0) asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(a.ws_cnt + b), "r"(1u) : "memory");
     return;
   }
@@ -701,7 +687,7 @@ __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[B
         while (f == 0);
         a.ws_cnt[o] = 0;
       }
-      w4g_consumers_sync<NWG, BAR>();
+      w4g_consumers_sync<NWG>();
       const float4 *part = reinterpret_cast<const float4 *>(a.ws_part + (size_t)o * SLOT);
 #pragma unroll
       for (int i = 0; i < BT / 8; i++) {
@@ -713,8 +699,8 @@ __device__ __forceinline__ void w4s_piece_epilogue(const W4Args &a, float (&d)[B
   }
   /* through the output tile (w4g_stage_rows): the barrier first, so that no consumer is still
    * reading the previous piece's tile */
-  w4g_consumers_sync<NWG, BAR>();
-  w4g_tile_out<BT / 2, NWG, BAR>(a, otile, d, 0, BT / 8, ct, nt, lane, m0);
+  w4g_consumers_sync<NWG>();
+  w4g_tile_out<BT / 2, NWG>(a, otile, d, 0, BT / 8, ct, nt, lane, m0);
 }
 #endif
 
@@ -765,9 +751,9 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
    * in turn (warpgroup w the chunks c = w mod KSL, from the stages j = w mod KSL: a sub-ring of
    * S / KSL stages each), then add their accumulators in shared memory (ws_slices_sum) -- a K
    * split inside the block, with no cluster sum (kernels/NOTES.md item 30) */
-  static_assert(KSL == 1 || (KSL == NWG && MOE == 0 && WREG && S % KSL == 0 && S / KSL >= 2),
-                "K slices: one 64-column tile, the dense GEMM, weights from the consumers, two stages a slice at least (a "
-                "slice releases chunk c's stage during chunk c + 1)");
+  static_assert(KSL == 1 || (KSL == NWG && !SK && MOE == 0 && WREG && S % KSL == 0 && S / KSL >= 2),
+                "K slices: one 64-column tile, split grids of the dense GEMM, weights from the consumers, two stages a "
+                "slice at least (a slice releases chunk c's stage during chunk c + 1)");
   using Cfg = WsCfg<BT, S, WREG, NWG>;
   constexpr int CW = Cfg::CW;
   constexpr int COLW = CW / KSL; /* a block's n16 weight tiles (64 NWG / KSL columns) */
@@ -783,10 +769,8 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
    * P = 4, one odd chunk at most when P = 2 (a conditional wgmma chunk after a loop of 4 makes
    * ptxas serialise the wgmma, warning C7512) */
   static_assert(P == 2 || P == 4, "P chunks a loop step");
-  /* the quantum (ws_run checks KC % q == 0; with K slices a slice's steps are whole, and with
-   * stream-K too every piece gives each slice as many chunks: the slices' ring positions stay
-   * in step from piece to piece) */
-  constexpr int q = P == 4 ? 4 * KSL : SK ? KSL : 1;
+  /* the quantum (ws_run checks KC % q == 0; with K slices a slice's steps are whole) */
+  constexpr int q = P == 4 ? 4 * KSL : 1;
   const int KQ = KC / q, TX = (NT16 + COLW - 1) / COLW;
   const int64_t TU = (int64_t)TX * ((a.M + BT - 1) / BT) * KQ;
   /* the block's pieces, worked in this order by every role: one from the grid position, or
@@ -1069,11 +1053,11 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
       int c = 0; /* groups of P, then the rest: no branch inside the loop (see w4g_keep) */
       static_assert(P % 2 == 0, "the A registers alternate");
       for (; c + P - 1 < n; c += P) {
-        if constexpr (q == P && KSL == 1) {
+        if constexpr (q == P) {
           /* pieces of whole quanta: the step's first ring position is a multiple of P, so its P
            * chunks take stages j0 .. j0 + P - 1 in one phase -- worked out once a step rather
            * than a chunk (~5 instructions a chunk fewer, ~1% faster: kernels/NOTES.md item 14) */
-          static_assert(S % P == 0, "a step's stages must not wrap");
+          static_assert(S % P == 0 && KSL == 1, "a step's stages must not wrap");
           const unsigned gcb = gc0 + c, j0 = gcb % S, par = (gcb / S) & 1, jp0 = (gcb + S - 1) % S;
 #pragma unroll
           for (int i = 0; i < P; i += 2) {
@@ -1097,24 +1081,14 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
         if (si == nseg - 1) WS_BLK_STAMP(2);
         WS_PIECE_SET(si, 0, (long long)sg.kind * 65536 + n);
         WS_PIECE_STAMP(si, 2);
-        /* the piece's last stage (the slice's own): the next piece reuses the ring */
-        if (lane == 0) ws_arrive_at(empty_at + 8 * phys((gc0 - 1) % SS));
+        if (lane == 0) ws_arrive(&empty[(gc0 - 1) % S]); /* the piece's last stage: the next piece reuses the ring */
         kern_pdl_wait(); /* (returns at once: the producer waited) before writing what a predecessor may read */
-        uint8_t *past = base + (size_t)S * Cfg::STAGE + Cfg::WRING; /* (ws_smem_sk) */
-        if constexpr (KSL > 1) {
-          /* the slices' sum past the ring, then warpgroup 0 stores or leaves the piece on its own
-           * barrier while the other slices go on to the next piece */
-          const int rows = a.M - m0, gv = (rows + 7) / 8 < BT / 8 ? (rows + 7) / 8 : BT / 8;
-          ws_slices_sum<BT, KSL>(d, past, tid, gv);
-          if (wk == 0) w4s_piece_epilogue<BT, 1, 2>(a, d, sg, tid, nt, lane, m0, past, si);
-        } else {
-          w4s_piece_epilogue<BT, NWG>(a, d, sg, tid, nt, lane, m0, past, si);
-        }
+        w4s_piece_epilogue<BT, NWG>(a, d, sg, tid, nt, lane, m0, base + (size_t)S * Cfg::STAGE + Cfg::WRING, si);
         WS_PIECE_STAMP(si, 4);
       }
     }
     if constexpr (SK) WS_BLK_STAMP(3);
-    if constexpr (KSL > 1 && !SK) {
+    if constexpr (KSL > 1) {
       const int rows = a.M - m0, gv = (rows + 7) / 8 < BT / 8 ? (rows + 7) / 8 : BT / 8;
       ws_slices_sum<BT, KSL>(d, base, tid, gv);
     }
@@ -1211,16 +1185,6 @@ static int ws_sk_env(void) {
   return env;
 }
 
-/* SERVESIM_W4WS_KSK: stream-K for the K-sliced tiles of 128 rows and more (kernels/NOTES.md item
- * 31): 0 never (their split grids only), 1 where ws_cost_schedule says as for the other tiles,
- * 2 wherever it fits; SERVESIM_W4WS_SK=0 turns it off too, and SERVESIM_W4WS_SK=2 on everywhere */
-static int ws_ksk_mode(void) {
-  static int env = -1;
-  if (env < 0) env = kern_env_int("SERVESIM_W4WS_KSK", 0);
-  const int sk = ws_sk_env();
-  return sk == 0 ? 0 : sk == 2 ? 2 : env == 1 || env == 2 ? env : 0;
-}
-
 /* SERVESIM_W4WS_LOG=1: one stderr line a plan made (tuning aid; ws_launch_mid makes up to seven
  * a launch, and ws_run64 up to four): the tile (rows x columns, K slices), the tiles, the K splits
  * and the blocks resident for each split count, or the stream-K grid (sk_blocks), and the plan's
@@ -1264,16 +1228,13 @@ int ws_plan(const W4Args &a0, int sms, const W4Ws &ws, WsPlan *pl) {
   if (force < 0) force = kern_env_int("SERVESIM_W4WS_SPLITS", 0);
   /* stream-K's instance: one block an SM (at two, the 64-row kernel's wgmma serialise, ptxas
    * warning C7512); none for three consumer warpgroups (its one pick on the H200, o_proj at 128
-   * rows, ran 23.1 us against 20.0 for the split grid, kernels/NOTES.md item 16) nor one; with
-   * two K slices from 128 rows (ws_ksk_mode) */
-  constexpr bool kSk = NWG == 2 && (KSL == 1 || BT >= 128);
-  const int sk_mode = WREG && kSk ? (KSL > 1 ? ws_ksk_mode() : sk_env) : 0;
+   * rows, ran 23.1 us against 20.0 for the split grid, kernels/NOTES.md item 16) */
+  const int sk_mode = WREG && NWG == 2 ? sk_env : 0; /* (none with K slices: ws_cost_schedule_ksl) */
   int64_t sk_slots = 0;
-  if constexpr (kSk)
+  if constexpr (NWG == 2 && KSL == 1)
     if (sk_mode && force <= 0) {
       int occ_sk = 1;
-      if (int rc = w4g_prepare<w4ws_kernel<BT, 1, S, WREG, P, true, RB, NWG, 0, KSL>>(TH, ws_smem_sk<BT, S, WREG, NWG, KSL>(), &occ_sk))
-        return rc;
+      if (int rc = w4g_prepare<w4ws_kernel<BT, 1, S, WREG, P, true, RB, NWG>>(TH, Cfg::smem_sk(), &occ_sk)) return rc;
       sk_slots = (int64_t)sms * occ_sk;
     }
   /* (K slices: costed as the busiest slice's chunks) */
@@ -1289,9 +1250,8 @@ template <int BT, int MINB, int S, bool WREG, int P, bool RB, int NWG = 2, int K
 int ws_run(const W4Args &a0, const WsPlan &pl, const W4Ws &ws, cudaStream_t st) {
   using Cfg = WsCfg<BT, S, WREG, NWG>;
   constexpr int TH = ws_threads(RB, NWG);
-  /* the kernel's quantum (w4ws_kernel's q): pieces of whole loop steps, a slice's too, and with
-   * stream-K as many chunks a slice */
-  const int QK = P == 4 ? 4 * KSL : pl.s.sk_blocks > 0 ? KSL : 1;
+  /* the kernel's quantum (w4ws_kernel's q): pieces of whole loop steps, a slice's too */
+  constexpr int QK = P == 4 ? 4 * KSL : 1;
   KERN_REQUIRE((a0.K / 64) % QK == 0, "kern_w4a16_gemm: K = %d is not a multiple of %d for this wgmma tile (4-chunk steps%s)", a0.K,
                64 * QK, KSL > 1 ? ", K slices" : "");
   /* TMA and bulk copies need 16-byte aligned sources (cudaMalloc'd buffers and the executor's
@@ -1313,12 +1273,12 @@ int ws_run(const W4Args &a0, const WsPlan &pl, const W4Ws &ws, cudaStream_t st) 
   CUtensorMap map_w = map; /* (unused with WREG) */
   if constexpr (!WREG)
     if (int rc = ws_weight_map(&map_w, a0, Cfg::CW)) return rc;
-  if constexpr (NWG == 2 && (KSL == 1 || BT >= 128)) /* (ws_plan's kSk) */
+  if constexpr (NWG == 2 && KSL == 1)
     if (pl.s.sk_blocks > 0) {
       a1.ws_cnt = ws.cnt;
       a1.ws_part = ws.part;
-      return kern_launch_ex(w4ws_kernel<BT, 1, S, WREG, P, true, RB, NWG, 0, KSL>, dim3((unsigned)pl.s.sk_blocks), dim3(TH),
-                            ws_smem_sk<BT, S, WREG, NWG, KSL>(), st, 1, map, map_tail, map_w, a1);
+      return kern_launch_ex(w4ws_kernel<BT, 1, S, WREG, P, true, RB, NWG>, dim3((unsigned)pl.s.sk_blocks), dim3(TH),
+                            Cfg::smem_sk(), st, 1, map, map_tail, map_w, a1);
     }
   return kern_launch_ex(w4ws_kernel<BT, MINB, S, WREG, P, false, RB, NWG, 0, KSL>, pl.grid, dim3(TH), Cfg::kSmem, st,
                         (int)pl.grid.z, map, map_tail, map_w, a1);
@@ -1372,9 +1332,6 @@ using WsTile64k2 = WsConf<64, 2, 8, true, 2, false, 2, 2>;
 using WsTile64k4 = WsConf<64, 1, 16, true, 2, false, 4, 4>;
 template <int P>
 using WsTile128k2 = WsConf<128, 1, 8, true, P, true, 2, 2>;
-/* 256 x 64 with two slices (as WsTile256: 4 stages, two a slice; kernels/NOTES.md item 31) */
-template <int P>
-using WsTile256k2 = WsConf<256, 1, 4, true, P, true, 2, 2>;
 
 /* SERVESIM_W4WS_CFG: 0 (default) weights fetched by the consumer warps, but at 64 rows through
  * the stages where the grid is small (ws_run64); 1 the fifth session's kernel, weights and scales
@@ -1399,8 +1356,7 @@ static int ws_wg(void) {
 /* SERVESIM_W4WS_KSL: 0 (default, and any value but 1, 2, 4) the K-sliced tiles where
  * ws_cost_pick_slices says; 1 never (the dispatch before kernels/NOTES.md item 30); 2 the
  * two-slice tiles everywhere from 17 rows (64 x 64 up to 64 rows, 128 x 64 past that; with
- * SERVESIM_W4WS_ROWS=64 64 x 64 at every height, with _ROWS=256 256 x 64 from 129 rows); 4: 64 x
- * 64 with four slices everywhere. 2 and 4
+ * SERVESIM_W4WS_ROWS=64 64 x 64 at every height); 4: 64 x 64 with four slices everywhere. 2 and 4
  * come before SERVESIM_W4WS_WG and _ROWS (tuning). The paths that leave the default dispatch --
  * SERVESIM_W4WS_CFG=1, and SERVESIM_W4WS_RB=0 past 64 rows -- run no K slices. */
 static int ws_ksl(void) {
@@ -1504,8 +1460,6 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   const int wg = ws_wg(), ksl = ws_ksl();
   if (ksl >= 2) {
     if (rows == 64 || ksl == 4) return ws_launch64(a, sms, ws, st);
-    if (rows == 256 && a.M > 128)
-      return ws_k2_p4(a) ? WsTile256k2<4>::launch(a, sms, ws, st) : WsTile256k2<2>::launch(a, sms, ws, st);
     return ws_k2_p4(a) ? WsTile128k2<4>::launch(a, sms, ws, st) : WsTile128k2<2>::launch(a, sms, ws, st);
   }
   if (wg == 1) return rows == 64 ? ws_launch64(a, sms, ws, st) : WsTile128w1<P>::launch(a, sms, ws, st);

@@ -79,16 +79,15 @@ typedef struct {
 
 /* The schedule of `tiles` tiles of `rows` rows (nwg consumer warpgroups, 64 nwg columns; with
  * ksl > 1 K slices, ksl = nwg warpgroups taking the chunks of a 64-column tile in turn,
- * kern_w4a16_wgmma.cu's KSL: costed as the busiest slice's ceil(KC / ksl) chunks, in quanta of q
- * a slice -- stream-K too, whose slot is then the one 64-column tile's) and KC chunks (quanta of
- * q). force: a split
+ * kern_w4a16_wgmma.cu's KSL: costed as the busiest slice's ceil(KC / ksl) chunks, never
+ * stream-K) and KC chunks (quanta of q). force: a split
  * asked for (SERVESIM_W4WS_SPLITS; taken if allowed; any force > 0, allowed or not, turns
  * stream-K off, so that an A/B of splits never times stream-K instead); sk_mode: 0
  * never stream-K, 1 where wsk_plan_prefer says (128 rows a tile and up: the 64-row kernel's
  * stream-K instance holds one block an SM against its split grid's two, and lost wherever the
  * rule took it, kernels/NOTES.md item 12), 2 always; sk_slots: the stream-K instance's blocks
  * an SM x SMs; max_flags, part_floats: the workspace's room (stream-K needs a flag and a slot of
- * WS_COST_SK_SLOT_FLOATS(rows, nwg / ksl) floats a block; 0 without a workspace). */
+ * WS_COST_SK_SLOT_FLOATS(rows, nwg) floats a block; 0 without a workspace). */
 WS_COST_FN WsCostSched ws_cost_schedule_ksl(int rows, int nwg, int ksl, int64_t tiles, int KC, int q,
                                             const int64_t cap[WS_COST_MAX_SPLITS + 1], int force, int sk_mode, int64_t sk_slots,
                                             int64_t max_flags, int64_t part_floats) {
@@ -100,7 +99,7 @@ WS_COST_FN WsCostSched ws_cost_schedule_ksl(int rows, int nwg, int ksl, int64_t 
    * gate_up TP=4 at 32..64 rows 4.4-4.6 us with 8 splits against 5.9-6.3 with the full count's
    * 4), but not with four (one block an SM: the full count fitted better) */
   const int sum_div = rows == 64 && (nwg == 1 || ksl == 2) ? 2 : 1;
-  if (ksl > 1) KC = (KC + ksl - 1) / ksl;
+  if (ksl > 1) KC = (KC + ksl - 1) / ksl, sk_mode = 0;
   r.splits = ws_cost_splits(tiles, KC, cap, q, sum_div);
   if (ws_cost_split_ok(force, KC, q)) r.splits = force;
   r.sk_blocks = 0;
@@ -109,7 +108,7 @@ WS_COST_FN WsCostSched ws_cost_schedule_ksl(int rows, int nwg, int ksl, int64_t 
   if (sk_mode && force <= 0) {
     const int64_t TU = tiles * (KC / q), G = TU < sk_slots ? TU : sk_slots;
     const int want = sk_mode == 2 || (rows >= 128 && wsk_plan_prefer(tiles, KC, r.splits, cap[r.splits], sk_slots));
-    if (want && G >= 1 && G <= max_flags && G * WS_COST_SK_SLOT_FLOATS(rows, nwg / ksl) <= part_floats &&
+    if (want && G >= 1 && G <= max_flags && G * WS_COST_SK_SLOT_FLOATS(rows, nwg) <= part_floats &&
         wsk_plan_max_pieces(TU, G, KC / q) <= WSK_MAX_PIECES) {
       r.sk_blocks = G;
       r.blocks = G;
