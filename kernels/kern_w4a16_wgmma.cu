@@ -1499,32 +1499,39 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
  * weights fetched by the consumers: WsCfg's shared-memory ring at 128 rows, registers at 64):
  * a.M the rows of all local experts (the tensor map's), a.x those rows in expert order; one block
  * a (column tile, row tile) over an upper bound of the row tiles (kernels/moe_plan.h), unsplit. */
-template <int BT, int MINB, int P, bool RB, int MOE>
+template <int BT, int MINB, int P, bool RB, int MOE, int NWG = 2>
 int ws_moe_run(const W4Args &a, cudaStream_t st) {
-  constexpr int S = 8, TH = ws_threads(RB, 2);
-  using Cfg = WsCfg<BT, S, true, 2>;
-  constexpr auto FN = w4ws_kernel<BT, MINB, S, true, P, false, RB, 2, MOE>;
+  constexpr int S = 8, TH = ws_threads(RB, NWG);
+  using Cfg = WsCfg<BT, S, true, NWG>;
+  constexpr auto FN = w4ws_kernel<BT, MINB, S, true, P, false, RB, NWG, MOE>;
   KERN_REQUIRE((((uintptr_t)a.x | (uintptr_t)a.qrep | (uintptr_t)a.srep | (uintptr_t)a.y) & 15) == 0,
                "kern_moe_w4a16: x, qrep, srep and y must be 16-byte aligned for the Hopper wgmma path");
   int occ = 1;
   if (int rc = w4g_prepare<FN>(TH, Cfg::kSmem, &occ)) return rc; /* (sets its shared memory size) */
   CUtensorMap map;
   if (int rc = ws_tensor_map(&map, a, BT)) return rc;
-  const dim3 grid((unsigned)kern_cdiv(a.N, 128), (unsigned)moe_plan_row_tiles(a.M, a.n_experts, BT), 1);
+  const dim3 grid((unsigned)kern_cdiv(a.N, 64 * NWG), (unsigned)moe_plan_row_tiles(a.M, a.n_experts, BT), 1);
   if (grid.y == 0) return 0;
   return kern_launch_ex(FN, grid, dim3(TH), Cfg::kSmem, st, 1, map, map, map, a);
 }
 
-/* 64-row tiles (two blocks an SM) where they hold the launcher's tile rows (kern_w4a16.cu's
- * w4a16_moe_tile_rows), 128-row tiles past 64 (H200, kernels/NOTES.md item 25: 64 rows an expert
- * on average 1154 against 1086 us, 96 rows 1529 against 1146, 48 rows 869 against 1184);
- * SERVESIM_W4WS_MOE_ROWS = 64 or 128 forces one */
+/* 64-row tiles of 128 columns (two blocks an SM) where they hold the launcher's tile rows
+ * (kern_w4a16.cu's w4a16_moe_tile_rows), 128-row tiles of 192 columns past 64 (three consumer
+ * warpgroups, the register hand-over; H200, kernels/NOTES.md item 25: 64 rows an expert on
+ * average 1154 against 1086 us, 96 rows 1529 against 1146, 48 rows 869 against 1184 for 128-row
+ * tiles of 128 columns; item 31: 192 columns take 6-7% off 1024..2048 tokens -- each activation
+ * tile serves 1.5 times the columns --, and lost at 64 rows, as did 256 columns there).
+ * SERVESIM_W4WS_MOE_ROWS = 64 or 128 forces a height, SERVESIM_W4WS_MOE_WG = 2 or 3 the
+ * columns (128 or 192; other values: this rule) */
 template <int MOE>
 int ws_moe_launch(const W4Args &a, int tile_rows, cudaStream_t st) {
-  static int force = -1;
+  static int force = -1, wg = -1;
   if (force < 0) force = kern_env_int("SERVESIM_W4WS_MOE_ROWS", 0);
+  if (wg < 0) wg = kern_env_int("SERVESIM_W4WS_MOE_WG", 0);
   const int bt = force == 64 || force == 128 ? force : tile_rows > 64 ? 128 : 64;
-  if (bt == 64) return ws_moe_run<64, 2, 2, false, MOE>(a, st);
+  const int nwg = wg == 2 || wg == 3 ? wg : bt == 128 ? 3 : 2;
+  if (bt == 64) return nwg == 3 ? ws_moe_run<64, 1, 2, false, MOE, 3>(a, st) : ws_moe_run<64, 2, 2, false, MOE>(a, st);
+  if (nwg == 3) return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE, 3>(a, st) : ws_moe_run<128, 1, 2, true, MOE, 3>(a, st);
   return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE>(a, st) : ws_moe_run<128, 1, 2, true, MOE>(a, st);
 }
 
