@@ -1495,8 +1495,9 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
   return WsTile128<P>::run(a, p128, ws, st);
 }
 
-/* The grouped expert GEMMs on the warp-specialised kernel (MOE 1 or 2, two consumer warpgroups,
- * weights fetched by the consumers: WsCfg's shared-memory ring at 128 rows, registers at 64):
+/* The grouped expert GEMMs on the warp-specialised kernel (MOE 1 or 2, NWG consumer warpgroups:
+ * two, or three for 192 columns; weights fetched by the consumers: WsCfg's shared-memory ring at
+ * 128 rows, registers at 64):
  * a.M the rows of all local experts (the tensor map's), a.x those rows in expert order; one block
  * a (column tile, row tile) over an upper bound of the row tiles (kernels/moe_plan.h), unsplit. */
 template <int BT, int MINB, int P, bool RB, int MOE, int NWG = 2>
@@ -1519,8 +1520,8 @@ int ws_moe_run(const W4Args &a, cudaStream_t st) {
  * (kern_w4a16.cu's w4a16_moe_tile_rows), 128-row tiles of 192 columns past 64 (three consumer
  * warpgroups, the register hand-over; H200, kernels/NOTES.md item 25: 64 rows an expert on
  * average 1154 against 1086 us, 96 rows 1529 against 1146, 48 rows 869 against 1184 for 128-row
- * tiles of 128 columns; item 31: 192 columns take 6-7% off 1024..2048 tokens -- each activation
- * tile serves 1.5 times the columns --, and lost at 64 rows, as did 256 columns there).
+ * tiles of 128 columns; item 31: 192 columns take 6-7% off 1024..2048 tokens, each landed
+ * activation stage feeding three warpgroups, and lost at 64 rows, as did 256 columns there).
  * SERVESIM_W4WS_MOE_ROWS = 64 or 128 forces a height, SERVESIM_W4WS_MOE_WG = 2 or 3 the
  * columns (128 or 192; other values: this rule) */
 template <int MOE>
