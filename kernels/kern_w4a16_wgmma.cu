@@ -1523,14 +1523,14 @@ int ws_moe_run(const W4Args &a, cudaStream_t st) {
  * tiles of 128 columns; item 31: 192 columns take 6-7% off 1024..2048 tokens, each landed
  * activation stage feeding three warpgroups, and lost at 64 rows, as did 256 columns there).
  * SERVESIM_W4WS_MOE_ROWS = 64 or 128 forces a height, SERVESIM_W4WS_MOE_WG = 2 or 3 the
- * columns (128 or 192; other values: this rule) */
+ * columns (128 or 192; other values: this rule, kernels/moe_plan.h's moe_plan_wgmma_tile) */
 template <int MOE>
 int ws_moe_launch(const W4Args &a, int tile_rows, cudaStream_t st) {
   static int force = -1, wg = -1;
   if (force < 0) force = kern_env_int("SERVESIM_W4WS_MOE_ROWS", 0);
   if (wg < 0) wg = kern_env_int("SERVESIM_W4WS_MOE_WG", 0);
-  const int bt = force == 64 || force == 128 ? force : tile_rows > 64 ? 128 : 64;
-  const int nwg = wg == 2 || wg == 3 ? wg : bt == 128 ? 3 : 2;
+  int nwg = 2;
+  const int bt = moe_plan_wgmma_tile(tile_rows, force, wg, &nwg);
   if (bt == 64) return nwg == 3 ? ws_moe_run<64, 1, 2, false, MOE, 3>(a, st) : ws_moe_run<64, 2, 2, false, MOE>(a, st);
   if (nwg == 3) return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE, 3>(a, st) : ws_moe_run<128, 1, 2, true, MOE, 3>(a, st);
   return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE>(a, st) : ws_moe_run<128, 1, 2, true, MOE>(a, st);

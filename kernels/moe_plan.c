@@ -1,4 +1,5 @@
-/* moe_plan: the row-tile bound of the grouped expert GEMMs (moe_plan.h). */
+/* moe_plan: the row-tile bound, the tile rows and the wgmma tile of the grouped expert GEMMs
+ * (moe_plan.h). */
 #include "kernels/moe_plan.h"
 
 #include <stdint.h>
@@ -7,6 +8,12 @@ int moe_plan_row_tiles(int rows, int n_experts, int bm) {
   if (rows <= 0 || n_experts <= 0 || bm <= 0) return 0;
   const int64_t m = n_experts < rows ? n_experts : rows; /* experts that can have rows */
   return (int)(((int64_t)rows + m * (bm - 1)) / bm);
+}
+
+int moe_plan_wgmma_tile(int tile_rows, int force_rows, int force_wg, int *nwg) {
+  const int bt = force_rows == 64 || force_rows == 128 ? force_rows : tile_rows > 64 ? 128 : 64;
+  *nwg = force_wg == 2 || force_wg == 3 ? force_wg : bt == 128 ? 3 : 2;
+  return bt;
 }
 
 int moe_plan_tile_rows(int pairs, int n_experts, int z10) {

@@ -98,5 +98,18 @@ int main(void) {
     const double fm = (double)over_mean / (trials * 128), f32 = (double)over_32 / (trials * 128);
     CHECK_MSG(fm > 0.3 && f32 < 0.01, "experts over one tile: %.3f of 16 rows, %.3f of 32", fm, f32);
   }
+  /* the wgmma tile (ws_moe_launch): 64 x 128 up to 64 rows an expert, 128 x 192 past them;
+   * forced heights and column counts, other values the rule */
+  {
+    int nwg = 0;
+    CHECK(moe_plan_wgmma_tile(33, 0, 0, &nwg) == 64 && nwg == 2);
+    CHECK(moe_plan_wgmma_tile(64, 0, 0, &nwg) == 64 && nwg == 2);
+    CHECK(moe_plan_wgmma_tile(65, 0, 0, &nwg) == 128 && nwg == 3);
+    CHECK(moe_plan_wgmma_tile(1, 128, 0, &nwg) == 128 && nwg == 3);
+    CHECK(moe_plan_wgmma_tile(1000, 64, 0, &nwg) == 64 && nwg == 2);
+    CHECK(moe_plan_wgmma_tile(1000, 0, 2, &nwg) == 128 && nwg == 2);
+    CHECK(moe_plan_wgmma_tile(40, 0, 3, &nwg) == 64 && nwg == 3);
+    CHECK(moe_plan_wgmma_tile(40, 96, 4, &nwg) == 64 && nwg == 2); /* (neither forced value allowed) */
+  }
   return check_report("test_moe_plan");
 }
