@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench_kernels.sh: one device-tool call for the kernels: build the kernel targets (CMake; if
 # another module's code does not build, compile the kernel sources directly with nvcc), run the
-# CPU and GPU kernel tests, then bench_kernels. Logs go to $OUT (or /tmp/kern-out).
+# CPU and GPU kernel tests, then bench_kernels, then issue 5's acceptance lines from both
+# (bench/acceptance.py, into $OUT/acceptance.txt). Logs go to $OUT (or /tmp/kern-out).
 #   bash bench/bench_kernels.sh [bench flags, e.g. --quick]
 #   TUNE=1     time the small-M variants and large-M tiles first; the full run uses the fastest
 #   PRELOAD=1  time the preload path for 1..8 rows (SERVESIM_W4_PRELOAD, _W4P_CFG, _W4P_TRIGGER)
@@ -139,3 +140,6 @@ if [ "${TRACE:-0}" = 1 ]; then
   { "$BIN/bench_w4p_trace" 1; "$BIN/bench_w4p_trace" 8 | tail -n +5; } > "$OUT/trace.txt" 2>&1
 fi
 timeout 400 "$BIN/bench_kernels" "$@" 2>&1 | tee "$OUT/bench.txt"
+# issue 5's acceptance lines from that run and the tests above (bench/acceptance.py; a partial
+# run, e.g. --mid, says which lines its tables lack)
+python3 bench/acceptance.py "$OUT/bench.txt" "$OUT/tests.txt" 2>&1 | tee "$OUT/acceptance.txt"
