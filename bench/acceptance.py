@@ -6,7 +6,8 @@
 BENCH_TXT is bench_kernels' output (bench/bench_kernels.sh keeps it as $OUT/bench.txt); TESTS_TXT,
 optional, is that script's $OUT/tests.txt (one "PASS name" or "FAIL name" line a test run). One
 line a criterion, its figures and "met" or "not met":
-  - GPU tests: every run in TESTS_TXT passed (left out without TESTS_TXT);
+  - kernel tests: every run in TESTS_TXT passed -- bench_kernels.sh's list, the GPU tests and the
+    kernels' CPU reference tests (left out without TESTS_TXT);
   - the W4A16 GEMM at M <= 16 within 1.5x of the weight-read floor, for the four Qwen3-235B
     shapes at TP=1 (the table's "ratio to floor": int4 and scale bytes over the measured copy
     bandwidth), every M of 1..16 the table has;
@@ -115,7 +116,7 @@ def report(bench_path, tests_path=None, out=sys.stdout):
         ok = passed > 0 and not failed
         all_met &= ok
         extra = f"; failed: {', '.join(failed)}" if failed else ("" if passed else "; no test ran")
-        lines.append(f"GPU tests: {passed} passed, {len(failed)} failed{extra} -- {verdict(ok)}")
+        lines.append(f"kernel tests: {passed} passed, {len(failed)} failed{extra} -- {verdict(ok)}")
 
     # M <= 16 within 1.5x of the floor, the four TP=1 shapes
     small = [r for r in gemm if r[1] == 1 and r[0] in TP1_SHAPES and r[2] <= 16]

@@ -45,14 +45,14 @@ write_good "$TMP/good.txt"
 printf 'PASS gpu_kern_w4a16\nPASS gpu_kern_moe\n' >"$TMP/tests.txt"
 run 0 "$ACC" "$TMP/good.txt" "$TMP/tests.txt"
 has "NVIDIA H100 80GB HBM3" out
-has "GPU tests: 2 passed, 0 failed -- met" out
+has "kernel tests: 2 passed, 0 failed -- met" out
 has "worst 1.48x (qkv M=16); M=1: qkv 1.40x, o_proj 1.40x, gate_up 1.40x, down 1.40x -- met" out
 has "no slower than cuBLAS bf16 at M <= 256: 13 of 13 points -- met" out
 has "fused MoE at 8 tokens within 2.0x of the hit experts' weights: 1.40x -- met" out
 has "'all configurations passed' -- met" out
 [ "$(grep -c -- '-- met' "$TMP/out")" -eq 5 ] || fail "not five met lines: $(cat "$TMP/out")"
 run 0 "$ACC" "$TMP/good.txt" # (no tests file: that line left out)
-grep -q "GPU tests" "$TMP/out" && fail "a GPU tests line without TESTS_TXT"
+grep -q "kernel tests" "$TMP/out" && fail "a kernel tests line without TESTS_TXT"
 
 # one criterion broken at a time
 sed 's/^| qkv      | 2 |  4096 |  4096 |   64 |      9.0 /| qkv      | 2 |  4096 |  4096 |   64 |     12.1 /' "$TMP/good.txt" >"$TMP/slow.txt"
@@ -79,7 +79,7 @@ run 1 "$ACC" "$TMP/fail.txt"
 has "failed rows: 1 (o_proj TP=4 M=128) -- not met" out
 printf 'PASS gpu_kern_w4a16\nFAIL gpu_kern_moe_wgmma64\n' >"$TMP/tests_bad.txt"
 run 1 "$ACC" "$TMP/good.txt" "$TMP/tests_bad.txt"
-has "GPU tests: 1 passed, 1 failed; failed: gpu_kern_moe_wgmma64 -- not met" out
+has "kernel tests: 1 passed, 1 failed; failed: gpu_kern_moe_wgmma64 -- not met" out
 
 # a partial run
 sed '/^| tokens/,$d' "$TMP/good.txt" >"$TMP/nomoe.txt"
