@@ -59,7 +59,8 @@ def parse_bench(path):
             valid = line[len("validation:"):].strip()
             continue
         if not line.startswith("|"):
-            table = None if not line.strip() else table
+            if not line.strip():
+                table = None  # (a blank line ends a table)
             continue
         c = cells(line)
         if c[0] == "shape":
