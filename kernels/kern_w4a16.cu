@@ -31,9 +31,9 @@
  * faster than these tiles over M = 64..256, kernels/NOTES.md item 8, at 9 of 12 shapes at
  * 20..32 rows, item 16, and 2-3x faster at 512..4096 rows, item 20; SERVESIM_W4_WGMMA=0 keeps
  * them here, SERVESIM_W4_WGMMA_FROM and _TO move the boundaries).
- * The fused MoE's grouped expert GEMMs take the wgmma kernel too from 33 tile rows an expert
+ * The fused MoE's grouped expert GEMMs take the wgmma kernel too from 17 tile rows an expert
  * (w4a16_moe_tile_rows: the mean plus half a standard deviation; kernels/NOTES.md item 21: 1.68x
- * at 4096 tokens on the H200, item 25; gate_up's rows gathered in expert order first,
+ * at 4096 tokens on the H200, items 25 and 32; gate_up's rows gathered in expert order first,
  * w4_moe_gather_kernel), the tiles below here otherwise.
  * Not done: a wgmma path as fast as cuBLAS bf16 everywhere (on the H200 at or under it at 20 of
  * the 36 points of M = 64..256, up to 1.22x slower elsewhere; 1.05-1.19x slower summed at 512,
@@ -654,22 +654,23 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
 
 /* The fewest tile rows an expert (w4a16_moe_tile_rows) with which the grouped expert GEMMs take
  * the Hopper wgmma path (SERVESIM_W4_WGMMA_MOE_FROM; 0: never; gate_up only where the caller gives
- * x_sorted). Default 33: up to 32 the 32-row mma.sync tiles hold the rows, and at 24 rows an
- * expert on average they took 674-763 us against the wgmma 64-row tiles' 845-855 (H200,
- * kernels/NOTES.md item 25; 32 rows on average took 860 on the wgmma path against 1036 in 32-row
- * tiles, item 21, whose tile rows are now 35). */
+ * x_sorted). Default 17: from there its 32-row tiles, weights through the producer's stages, took
+ * 5-7% off the 32-row mma.sync tiles at 256 and 384 tokens (18 and 27 tile rows; H200,
+ * kernels/NOTES.md item 32); with their weights in registers they lost, as did the 64-row tiles
+ * (item 25: at 24 rows an expert on average 845-855 us against the mma.sync tiles' 674-763). Up
+ * to 16 rows the mma.sync tiles stay: a 16-row wgmma tile was within 1% of them (item 32). */
 static int w4a16_wgmma_moe_from(void) {
   static int env = -1;
   if (env < 0) {
-    env = kern_env_int("SERVESIM_W4_WGMMA_MOE_FROM", 33);
-    if (env < 0) env = 33;
+    env = kern_env_int("SERVESIM_W4_WGMMA_MOE_FROM", 17);
+    if (env < 0) env = 17;
   }
   return env;
 }
 /* The rows an expert the grouped expert GEMMs pick their tile height by (on Hopper the smallest
- * of 8, 16, 32 -- the mma.sync tiles --, 64 and 128 -- the wgmma kernel's, from 33 -- that holds
- * them; without the wgmma path 33..256 rows take the 64-row mma.sync tiles, w4a16_dispatch): the
- * mean T k / local experts plus SERVESIM_W4_MOE_TILE_Z10 tenths of a standard deviation of a
+ * of 8 and 16 -- the mma.sync tiles --, 32, 48, 64 and 128 -- the wgmma kernel's, from 17 -- that
+ * holds them; without the wgmma path 17..32 rows take the 32-row mma.sync tiles and 33..256 the
+ * 64-row ones, w4a16_dispatch): the mean T k / local experts plus SERVESIM_W4_MOE_TILE_Z10 tenths of a standard deviation of a
  * random routing's count (kernels/moe_plan.h; 0: the mean alone -- the heights, the wgmma
  * threshold and the variants stay as now). Default 5: on the H200 its heights were the fastest
  * measured, or within the machine's spread of it, at each of 96..2048 tokens, where the mean alone

@@ -5,7 +5,7 @@
  *
  * A block is WG consumer warpgroups (WG x 128 threads); warpgroup w computes 64 output columns
  * (4 n16 weight tiles of the repacked layout, one per warp) for BT = 64 or 128 rows (tokens; the
- * warp-specialised kernel also 256),
+ * warp-specialised kernel also 256, and 32 and 48 in the fused MoE's grouped expert GEMMs),
  * so a block covers 64 WG columns x BT rows and the WG warpgroups share one activation tile.
  * The weights are wgmma's A operand from registers: each warp dequantises its tile words exactly
  * as the mma.sync path does (kern_w4a16.cuh) -- the mma.m16n8k16 A fragment is also wgmma's
@@ -135,6 +135,32 @@ static __device__ __forceinline__ void w4g_mma_n64(float (&d)[32], const uint32_
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
 }
 
+/* d [16 fp32 per thread] += A (64 x 16, registers) x B (16 x 32, shared memory, K-major,
+ * described by desc): the fused MoE's 32-row expert tiles. */
+static __device__ __forceinline__ void w4g_mma_n32(float (&d)[16], const uint32_t (&a)[4], uint64_t desc) {
+  asm volatile(
+      "{\n"
+      "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
+      "{%16, %17, %18, %19}, %20, 1, 1, 1, 0;\n"
+      "}\n"
+      : W4G_D8(0), W4G_D8(8)
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
+}
+
+/* d [24 fp32 per thread] += A (64 x 16, registers) x B (16 x 48, shared memory, K-major,
+ * described by desc): the fused MoE's 48-row expert tiles. */
+static __device__ __forceinline__ void w4g_mma_n48(float (&d)[24], const uint32_t (&a)[4], uint64_t desc) {
+  asm volatile(
+      "{\n"
+      "wgmma.mma_async.sync.aligned.m64n48k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23}, "
+      "{%24, %25, %26, %27}, %28, 1, 1, 1, 0;\n"
+      "}\n"
+      : W4G_D8(0), W4G_D8(8), W4G_D8(16)
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
+}
+
 /* d [64 fp32 per thread] += A (64 x 16, registers: the mma.m16n8k16 A fragment per warp)
  * x B (16 x 128, shared memory, K-major, described by desc). */
 static __device__ __forceinline__ void w4g_mma_n128(float (&d)[64], const uint32_t (&a)[4], uint64_t desc) {
@@ -165,10 +191,12 @@ static __device__ __forceinline__ void w4g_mma_n256(float (&d)[128], const uint3
 
 template <int BT>
 __device__ __forceinline__ void w4g_mma(float (&d)[BT / 2], const uint32_t (&a)[4], uint64_t desc) {
-  if constexpr (BT == 64) w4g_mma_n64(d, a, desc);
+  if constexpr (BT == 32) w4g_mma_n32(d, a, desc);
+  else if constexpr (BT == 48) w4g_mma_n48(d, a, desc);
+  else if constexpr (BT == 64) w4g_mma_n64(d, a, desc);
   else if constexpr (BT == 128) w4g_mma_n128(d, a, desc);
   else {
-    static_assert(BT == 256, "tiles of 64, 128 or 256 rows");
+    static_assert(BT == 256, "tiles of 32, 48, 64, 128 or 256 rows");
     w4g_mma_n256(d, a, desc);
   }
 }
@@ -801,7 +829,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
   auto stage = [&](int j) { return base + (size_t)j * Cfg::STAGE; };
   /* the grouped expert GEMMs: the tile's expert (its weights), first row and row end, known only
    * once the kernel that wrote expert_off is done, so no weight load before the wait here */
-  int moe_row0 = 0;
+  int moe_row0 = 0, moe_tile0 = 0; /* moe_tile0: the expert's first n16 tile in tmw (WREG false) */
   if constexpr (MOE != 0) {
     __shared__ int s_tile[3];
     kern_pdl_wait();
@@ -811,6 +839,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
     a.qrep += (size_t)s_tile[0] * ((size_t)K * N / 32);
     a.srep += (size_t)s_tile[0] * ((size_t)(K / 128) * N / 2);
     moe_row0 = s_tile[1];
+    moe_tile0 = s_tile[0] * NT16;
     a.M = s_tile[2]; /* rows from the expert's end on are never stored */
   }
   if (tid == 0) {
@@ -850,13 +879,14 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
       int gc = 0; /* ring position: chunks of all pieces so far */
       const int nseg = SK ? nseg_s : 1;
       /* Without WREG the weights come through the stages: the tile's CW weight tiles of a chunk
-       * in one tensor copy (tmw, ws_weight_map; tiles past N read as zeros and are counted) and
-       * its scales in one bulk copy.
+       * in one tensor copy (tmw, ws_weight_map; tiles past N read as zeros -- or, in the grouped
+       * expert GEMMs, whose map holds every expert, as the next expert's first tiles, whose
+       * columns are never stored -- and are counted) and its scales in one bulk copy.
        * They depend on no kernel, so those of the first S chunks leave before the dependency
        * wait (their bytes expected without an arrival, which the activations' copy brings). */
       auto ntiles = [&](const WskPiece &sg) { return NT16 - sg.tx * CW < CW ? NT16 - sg.tx * CW : CW; }; /* within N */
       auto fetch_w = [&](uint8_t *sp, const WskPiece &sg, int c, uint64_t *bar) {
-        ws_tma_2d(sp + XB, &tmw, (sg.kc0 + c) * 128, sg.tx * CW, bar);
+        ws_tma_2d(sp + XB, &tmw, (sg.kc0 + c) * 128, moe_tile0 + sg.tx * CW, bar);
         ws_bulk(sp + XB + Cfg::WB, sq + ((size_t)((sg.kc0 + c) >> 1) * NT16 + sg.tx * CW) * 32, ntiles(sg) * 32, bar);
       };
       auto wbytes = [&](const WskPiece &sg) { return (uint32_t)(CW * 512 + ntiles(sg) * 32); };
@@ -1145,9 +1175,10 @@ int ws_tensor_map(CUtensorMap *map, const W4Args &a, int rows) {
 /* The repacked weights' tensor map for the kernels that bring them through the stages (WREG
  * false): [N / 16 tiles][K / 64 chunks x 128 words], boxes of `tiles` tiles x one chunk's 512
  * bytes, no swizzle (the stage holds the tiles' chunks one after another, as the consumers read
- * them), tiles past N read as zeros. */
-int ws_weight_map(CUtensorMap *map, const W4Args &a, int tiles) {
-  return ws_map_2d(map, CU_TENSOR_MAP_DATA_TYPE_UINT32, a.qrep, (uint64_t)(a.K / 64) * 128, (uint64_t)(a.N / 16),
+ * them), tiles past N read as zeros; mats matrices of N columns one after another (the grouped
+ * expert GEMMs' experts). */
+int ws_weight_map(CUtensorMap *map, const W4Args &a, int tiles, int mats = 1) {
+  return ws_map_2d(map, CU_TENSOR_MAP_DATA_TYPE_UINT32, a.qrep, (uint64_t)(a.K / 64) * 128, (uint64_t)(a.N / 16) * mats,
                    (uint64_t)(a.K / 64) * 512, 128, (uint32_t)tiles, CU_TENSOR_MAP_SWIZZLE_NONE, "weights");
 }
 
@@ -1500,37 +1531,50 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
  * 128 rows, registers at 64):
  * a.M the rows of all local experts (the tensor map's), a.x those rows in expert order; one block
  * a (column tile, row tile) over an upper bound of the row tiles (kernels/moe_plan.h), unsplit. */
-template <int BT, int MINB, int P, bool RB, int MOE, int NWG = 2>
+template <int BT, int MINB, int P, bool RB, int MOE, int NWG = 2, bool WREG = true>
 int ws_moe_run(const W4Args &a, cudaStream_t st) {
   constexpr int S = 8, TH = ws_threads(RB, NWG);
-  using Cfg = WsCfg<BT, S, true, NWG>;
-  constexpr auto FN = w4ws_kernel<BT, MINB, S, true, P, false, RB, NWG, MOE>;
+  using Cfg = WsCfg<BT, S, WREG, NWG>;
+  constexpr auto FN = w4ws_kernel<BT, MINB, S, WREG, P, false, RB, NWG, MOE>;
   KERN_REQUIRE((((uintptr_t)a.x | (uintptr_t)a.qrep | (uintptr_t)a.srep | (uintptr_t)a.y) & 15) == 0,
                "kern_moe_w4a16: x, qrep, srep and y must be 16-byte aligned for the Hopper wgmma path");
   int occ = 1;
   if (int rc = w4g_prepare<FN>(TH, Cfg::kSmem, &occ)) return rc; /* (sets its shared memory size) */
   CUtensorMap map;
   if (int rc = ws_tensor_map(&map, a, BT)) return rc;
+  CUtensorMap map_w = map; /* (unread with WREG) */
+  if (!WREG)
+    if (int rc = ws_weight_map(&map_w, a, Cfg::CW, a.n_experts)) return rc;
   const dim3 grid((unsigned)kern_cdiv(a.N, 64 * NWG), (unsigned)moe_plan_row_tiles(a.M, a.n_experts, BT), 1);
   if (grid.y == 0) return 0;
-  return kern_launch_ex(FN, grid, dim3(TH), Cfg::kSmem, st, 1, map, map, map, a);
+  return kern_launch_ex(FN, grid, dim3(TH), Cfg::kSmem, st, 1, map, map, map_w, a);
 }
 
-/* 64-row tiles of 128 columns (two blocks an SM) where they hold the launcher's tile rows
- * (kern_w4a16.cu's w4a16_moe_tile_rows), 128-row tiles of 192 columns past 64 (three consumer
- * warpgroups, the register hand-over; H200, kernels/NOTES.md item 25: 64 rows an expert on
- * average 1154 against 1086 us, 96 rows 1529 against 1146, 48 rows 869 against 1184 for 128-row
- * tiles of 128 columns; item 31: 192 columns take 6-7% off 1024..2048 tokens, each landed
- * activation stage feeding three warpgroups, and lost at 64 rows, as did 256 columns there).
- * SERVESIM_W4WS_MOE_ROWS = 64 or 128 forces a height, SERVESIM_W4WS_MOE_WG = 2 or 3 the
- * columns (128 or 192; other values: this rule, kernels/moe_plan.h's moe_plan_wgmma_tile) */
+/* The smallest of the 32-, 48- and 64-row tiles of 128 columns (two blocks an SM) that holds the
+ * launcher's tile rows (kern_w4a16.cu's w4a16_moe_tile_rows), their weights through the
+ * producer's stages (one tensor map over every expert's weights), and past 64 rows 128-row tiles
+ * of 192 columns (three consumer warpgroups, the register hand-over; their weights through each
+ * consumer warp's ring). Measured on the H200 (kernels/NOTES.md item 32): at 256..768 tokens the
+ * stages took 4-13% off the 64-row tiles' weights in registers and 48 rows off 64, and 32-row
+ * tiles with the stages 5-7% off the 32-row mma.sync tiles, against which the same tiles with the
+ * weights in registers lost; the stages lost ~1% on the 128-row tiles (items 25 and 31 for the
+ * 128-row tiles' columns). SERVESIM_W4WS_MOE_ROWS = 32, 48, 64 or 128 forces a height,
+ * SERVESIM_W4WS_MOE_MIN the smallest the rule may pick (64: the rule before item 32),
+ * SERVESIM_W4WS_MOE_WG = 2 or 3 the columns of the 64- and 128-row tiles (128 or 192; other
+ * values: kernels/moe_plan.h's moe_plan_wgmma_tile), SERVESIM_W4WS_MOE_STAGES=0 the 64-row tiles'
+ * weights in registers (as before item 32; the 32- and 48-row tiles have no such instance) */
 template <int MOE>
 int ws_moe_launch(const W4Args &a, int tile_rows, cudaStream_t st) {
-  static int force = -1, wg = -1;
+  static int force = -1, wg = -1, stg = -1, min_rows = -1;
   if (force < 0) force = kern_env_int("SERVESIM_W4WS_MOE_ROWS", 0);
+  if (min_rows < 0) min_rows = kern_env_int("SERVESIM_W4WS_MOE_MIN", 32);
   if (wg < 0) wg = kern_env_int("SERVESIM_W4WS_MOE_WG", 0);
+  if (stg < 0) stg = kern_env_int("SERVESIM_W4WS_MOE_STAGES", 1) != 0;
   int nwg = 2;
-  const int bt = moe_plan_wgmma_tile(tile_rows, force, wg, &nwg);
+  const int bt = moe_plan_wgmma_tile(tile_rows, min_rows, force, wg, &nwg);
+  if (bt == 32) return ws_moe_run<32, 2, 2, false, MOE, 2, false>(a, st);
+  if (bt == 48) return ws_moe_run<48, 2, 2, false, MOE, 2, false>(a, st);
+  if (bt == 64 && nwg == 2 && stg) return ws_moe_run<64, 2, 2, false, MOE, 2, false>(a, st);
   if (bt == 64) return nwg == 3 ? ws_moe_run<64, 1, 2, false, MOE, 3>(a, st) : ws_moe_run<64, 2, 2, false, MOE>(a, st);
   if (nwg == 3) return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE, 3>(a, st) : ws_moe_run<128, 1, 2, true, MOE, 3>(a, st);
   return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE>(a, st) : ws_moe_run<128, 1, 2, true, MOE>(a, st);

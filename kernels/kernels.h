@@ -110,7 +110,7 @@ int kern_moe_align(int32_t *expert_off, int32_t *sorted_pair, int32_t *pair_row,
  *   qrep + e*H*2I/8, srep + e*H/128*2I. Experts with no rows cost nothing.
  *   x_sorted: NULL, or bf16 [T*k, H] scratch (e.g. kern_moe_w4a16_down's output, free until
  *   then; 16-byte aligned) into which the Hopper wgmma path first gathers the rows in expert
- *   order (from 33 tile rows an expert: the mean T*k / E_l plus half a standard deviation of
+ *   order (from 17 tile rows an expert: the mean T*k / E_l plus half a standard deviation of
  *   a random routing's count, kernels/moe_plan.h; SERVESIM_W4_WGMMA_MOE_FROM); NULL keeps the
  *   mma.sync tiles, which gather as they load. */
 int kern_moe_w4a16_gate_up_silu(bf16_t *h, const bf16_t *x, const int32_t *qrep,
@@ -120,7 +120,7 @@ int kern_moe_w4a16_gate_up_silu(bf16_t *h, const bf16_t *x, const int32_t *qrep,
 
 /* Grouped W4A16 GEMM for down_proj: y bf16 [T*k, H] out (sorted rows); h bf16 [T*k, I]
  * (sorted rows, from gate_up); qrep/srep: E_l stacked tiles (kern_gptq_repack of down_proj,
- * K = I, N = H), expert e at qrep + e*I*H/8, srep + e*I/128*H. On Hopper from 33 tile rows an
+ * K = I, N = H), expert e at qrep + e*I*H/8, srep + e*I/128*H. On Hopper from 17 tile rows an
  * expert (as above; SERVESIM_W4_WGMMA_MOE_FROM) with 16-byte aligned buffers, both grouped
  * GEMMs run the wgmma kernel; otherwise the mma.sync tiles. */
 int kern_moe_w4a16_down(bf16_t *y, const bf16_t *h, const int32_t *qrep, const bf16_t *srep,
