@@ -161,6 +161,19 @@ static __device__ __forceinline__ void w4g_mma_n48(float (&d)[24], const uint32_
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
 }
 
+/* d [48 fp32 per thread] += A (64 x 16, registers) x B (16 x 96, shared memory, K-major,
+ * described by desc): the fused MoE's 96-row expert tiles. */
+static __device__ __forceinline__ void w4g_mma_n96(float (&d)[48], const uint32_t (&a)[4], uint64_t desc) {
+  asm volatile(
+      "{\n"
+      "wgmma.mma_async.sync.aligned.m64n96k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47}, "
+      "{%48, %49, %50, %51}, %52, 1, 1, 1, 0;\n"
+      "}\n"
+      : W4G_D8(0), W4G_D8(8), W4G_D8(16), W4G_D8(24), W4G_D8(32), W4G_D8(40)
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
+}
+
 /* d [64 fp32 per thread] += A (64 x 16, registers: the mma.m16n8k16 A fragment per warp)
  * x B (16 x 128, shared memory, K-major, described by desc). */
 static __device__ __forceinline__ void w4g_mma_n128(float (&d)[64], const uint32_t (&a)[4], uint64_t desc) {
@@ -194,9 +207,10 @@ __device__ __forceinline__ void w4g_mma(float (&d)[BT / 2], const uint32_t (&a)[
   if constexpr (BT == 32) w4g_mma_n32(d, a, desc);
   else if constexpr (BT == 48) w4g_mma_n48(d, a, desc);
   else if constexpr (BT == 64) w4g_mma_n64(d, a, desc);
+  else if constexpr (BT == 96) w4g_mma_n96(d, a, desc);
   else if constexpr (BT == 128) w4g_mma_n128(d, a, desc);
   else {
-    static_assert(BT == 256, "tiles of 32, 48, 64, 128 or 256 rows");
+    static_assert(BT == 256, "tiles of 32, 48, 64, 96, 128 or 256 rows");
     w4g_mma_n256(d, a, desc);
   }
 }
@@ -540,7 +554,7 @@ int w4g_launch(const W4Args &a, int sms, cudaStream_t st, int swap) {
  * each its own chunks) wait on it, dequantise, run their wgmma and release
  * the stage on an empty mbarrier once wgmma.wait 1 says the chunk before is done. No block
  * barrier in the loop. The weights (WREG, the default): each consumer warp fetches its own 512
- * bytes a chunk (16 a lane) and its scales -- from 128 rows by cp.async into its own ring in
+ * bytes a chunk (16 a lane) and its scales -- from 96 rows by cp.async into its own ring in
  * shared memory, WsCfg::WD chunks ahead; 64-row tiles from global memory into registers P
  * chunks ahead. Without
  * WREG they come through the stages too: the producer copies the CW weight tiles of a chunk in
@@ -554,11 +568,11 @@ struct WsCfg {
   static constexpr int CW = 4 * NWG; /* consumer warps: one n16 weight tile each (with K slices, the tile of warp % 4) */
   static constexpr int XB = BT * 128, WB = WREG ? 0 : CW * 512, SB = WREG ? 0 : CW * 32;
   static constexpr int STAGE = (XB + WB + SB + 1023) / 1024 * 1024; /* X tiles 1024-aligned (swizzle) */
-  /* WREG from 128 rows: past the stages, each consumer warp's own ring of WD + 1 slots (a
+  /* WREG from 96 rows (the fused MoE's 96-row tiles; the dense GEMM's from 128): past the stages, each consumer warp's own ring of WD + 1 slots (a
    * chunk's 512 weight bytes and 32 scale bytes), filled WD chunks ahead (4 at 256 rows, whose
    * stream-K output tile leaves no room for more); the 64-row tiles (two blocks an SM, 96
    * registers) load into registers instead */
-  static constexpr bool WR = WREG && BT >= 128;
+  static constexpr bool WR = WREG && BT >= 96;
   static constexpr int WD = WR ? (BT == 256 ? 4 : 6) : 0, WSLOT = 544, WRING = WR ? CW * (WD + 1) * WSLOT : 0;
   static constexpr size_t kSmem = (size_t)S * STAGE + WRING + 1024;
   static constexpr size_t kOutTile = (size_t)BT * W4G_OUT_PITCH(NWG);
@@ -946,7 +960,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
 #pragma unroll
       for (int i = 0; i < BT / 2; i++) d[i] = 0.f;
       /* WREG: each warp fetches its own weight words and scales (the producer only moves the
-       * activations; otherwise they come through the stages). From 128 rows (WR) it copies them
+       * activations; otherwise they come through the stages). From 96 rows (WR) it copies them
        * into its own ring in shared memory, WsCfg::WD chunks ahead, one cp.async group a chunk
        * (wait_group counts them exactly), and reads them from there. The 64-row tiles load them
        * into registers P chunks ahead, as every tile did up to the twentieth session: ptxas
@@ -1550,32 +1564,33 @@ int ws_moe_run(const W4Args &a, cudaStream_t st) {
   return kern_launch_ex(FN, grid, dim3(TH), Cfg::kSmem, st, 1, map, map, map_w, a);
 }
 
-/* The smallest of the 32-, 48- and 64-row tiles of 128 columns (two blocks an SM) that holds the
- * launcher's tile rows (kern_w4a16.cu's w4a16_moe_tile_rows), their weights through the
- * producer's stages (one tensor map over every expert's weights), and past 64 rows 128-row tiles
- * of 192 columns (three consumer warpgroups, the register hand-over; their weights through each
- * consumer warp's ring). Measured on the H200 (kernels/NOTES.md item 32): at 256..768 tokens the
- * stages took 4-13% off the 64-row tiles' weights in registers and 48 rows off 64, and 32-row
- * tiles with the stages 5-7% off the 32-row mma.sync tiles, against which the same tiles with the
- * weights in registers lost; the stages lost ~1% on the 128-row tiles (items 25 and 31 for the
- * 128-row tiles' columns). SERVESIM_W4WS_MOE_ROWS = 32, 48, 64 or 128 forces a height,
- * SERVESIM_W4WS_MOE_MIN the smallest the rule may pick (64: the rule before item 32),
- * SERVESIM_W4WS_MOE_WG = 2 or 3 the columns of the 64- and 128-row tiles (128 or 192; other
- * values: kernels/moe_plan.h's moe_plan_wgmma_tile), SERVESIM_W4WS_MOE_STAGES=0 the 64-row tiles'
- * weights in registers (as before item 32; the 32- and 48-row tiles have no such instance) */
+/* The smallest tile that holds the launcher's tile rows (kern_w4a16.cu's w4a16_moe_tile_rows):
+ * 32, 48 or 64 rows of 128 columns (two blocks an SM), their weights through the producer's
+ * stages (one tensor map over every expert's weights); past 64 rows, 96 or 128 rows of 192
+ * columns (three consumer warpgroups, the register hand-over), their weights through each
+ * consumer warp's ring. Measured on the H200 (kernels/NOTES.md item 32): at 256..768 tokens the
+ * stages took 4-13% off the 64-row tiles' weights in registers, 48 rows took 9-13% off 64 at 512
+ * tokens, and 32-row tiles with the stages 5-8% off the 32-row mma.sync tiles, against which the
+ * same tiles with the weights in registers lost; 96-row tiles 9-12% off 128 at 1024 and 1280
+ * tokens (68 and 85 tile rows), with the stages on them 2% less; the stages lost ~1% on the
+ * 128-row tiles; items 25 and 31 for the 128-row tiles' columns. SERVESIM_W4WS_MOE_ROWS = 32, 48,
+ * 64, 96 or 128 forces a height, SERVESIM_W4WS_MOE_WG = 2 or 3 the columns of the 64- and 128-row
+ * tiles (128 or 192; other values: kernels/moe_plan.h's moe_plan_wgmma_tile),
+ * SERVESIM_W4WS_MOE_STAGES=0 the 64-row tiles' weights in registers (as before item 32; the 32-
+ * and 48-row tiles have no such instance) */
 template <int MOE>
 int ws_moe_launch(const W4Args &a, int tile_rows, cudaStream_t st) {
-  static int force = -1, wg = -1, stg = -1, min_rows = -1;
+  static int force = -1, wg = -1, stg = -1;
   if (force < 0) force = kern_env_int("SERVESIM_W4WS_MOE_ROWS", 0);
-  if (min_rows < 0) min_rows = kern_env_int("SERVESIM_W4WS_MOE_MIN", 32);
   if (wg < 0) wg = kern_env_int("SERVESIM_W4WS_MOE_WG", 0);
   if (stg < 0) stg = kern_env_int("SERVESIM_W4WS_MOE_STAGES", 1) != 0;
   int nwg = 2;
-  const int bt = moe_plan_wgmma_tile(tile_rows, min_rows, force, wg, &nwg);
+  const int bt = moe_plan_wgmma_tile(tile_rows, force, wg, &nwg);
   if (bt == 32) return ws_moe_run<32, 2, 2, false, MOE, 2, false>(a, st);
   if (bt == 48) return ws_moe_run<48, 2, 2, false, MOE, 2, false>(a, st);
   if (bt == 64 && nwg == 2 && stg) return ws_moe_run<64, 2, 2, false, MOE, 2, false>(a, st);
   if (bt == 64) return nwg == 3 ? ws_moe_run<64, 1, 2, false, MOE, 3>(a, st) : ws_moe_run<64, 2, 2, false, MOE>(a, st);
+  if (bt == 96) return a.K % 256 == 0 ? ws_moe_run<96, 1, 4, true, MOE, 3>(a, st) : ws_moe_run<96, 1, 2, true, MOE, 3>(a, st);
   if (nwg == 3) return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE, 3>(a, st) : ws_moe_run<128, 1, 2, true, MOE, 3>(a, st);
   return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE>(a, st) : ws_moe_run<128, 1, 2, true, MOE>(a, st);
 }

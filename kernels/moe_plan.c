@@ -10,15 +10,16 @@ int moe_plan_row_tiles(int rows, int n_experts, int bm) {
   return (int)(((int64_t)rows + m * (bm - 1)) / bm);
 }
 
-int moe_plan_wgmma_tile(int tile_rows, int min_rows, int force_rows, int force_wg, int *nwg) {
-  static const int heights[] = {32, 48, 64, 128};
+int moe_plan_wgmma_tile(int tile_rows, int force_rows, int force_wg, int *nwg) {
+  static const int heights[] = {32, 48, 64, 96, 128};
   int bt = 0;
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < 5; i++)
     if (force_rows == heights[i]) bt = force_rows;
-  for (int i = 0; i < 4 && !bt; i++)
-    if (heights[i] >= min_rows && tile_rows <= heights[i]) bt = heights[i];
+  for (int i = 0; i < 5 && !bt; i++)
+    if (tile_rows <= heights[i]) bt = heights[i];
   if (!bt) bt = 128;
-  *nwg = bt < 64 ? 2 : force_wg == 2 || force_wg == 3 ? force_wg : bt == 128 ? 3 : 2;
+  if (bt != 64 && bt != 128) *nwg = bt < 64 ? 2 : 3; /* (one instance each) */
+  else *nwg = force_wg == 2 || force_wg == 3 ? force_wg : bt == 128 ? 3 : 2;
   return bt;
 }
 

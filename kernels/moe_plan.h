@@ -30,15 +30,15 @@ int moe_plan_row_tiles(int rows, int n_experts, int bm);
 int moe_plan_tile_rows(int pairs, int n_experts, int z10);
 
 /* The Hopper wgmma path's tile for the grouped expert GEMMs (kern_w4a16_wgmma.cu's
- * ws_moe_launch) at tile_rows rows an expert: returns its height, the smallest of 32, 48, 64 and
- * 128 that is at least min_rows and holds tile_rows (128 past them all; force_rows 32, 48, 64 or
- * 128 forces one: SERVESIM_W4WS_MOE_ROWS; min_rows: SERVESIM_W4WS_MOE_MIN), and sets *nwg, its
- * consumer warpgroups of 64 columns each: 2, or 3 on the 128-row tiles (force_wg 2 or 3 forces
- * them on the 64- and 128-row tiles: SERVESIM_W4WS_MOE_WG; other values of either, the rule).
- * Measured on the H200 (kernels/NOTES.md items 25, 31 and 32): 128-row tiles past 64 rows an
- * expert, 192 columns on them 6-7% faster than 128 at 1024..2048 tokens and on the 64-row tiles
- * slower; 48-row tiles 9-13% faster than 64-row ones at 512 tokens. */
-int moe_plan_wgmma_tile(int tile_rows, int min_rows, int force_rows, int force_wg, int *nwg);
+ * ws_moe_launch) at tile_rows rows an expert: returns its height, the smallest of 32, 48, 64, 96
+ * and 128 that holds tile_rows (128 past them all; force_rows one of them forces it:
+ * SERVESIM_W4WS_MOE_ROWS), and sets *nwg, its consumer warpgroups of 64 columns each: 2 up to 64
+ * rows, 3 past them (force_wg 2 or 3 forces them on the 64- and 128-row tiles:
+ * SERVESIM_W4WS_MOE_WG; other values of either, the rule). Measured on the H200
+ * (kernels/NOTES.md items 25, 31 and 32): 48-row tiles 9-13% faster than 64-row ones at 512
+ * tokens, 96-row ones 9-12% faster than 128-row ones at 1024 and 1280; 192 columns on the 128-row
+ * tiles 6-7% faster than 128 at 1024..2048 tokens, and on the 64-row tiles slower. */
+int moe_plan_wgmma_tile(int tile_rows, int force_rows, int force_wg, int *nwg);
 
 #ifdef __cplusplus
 }

@@ -98,32 +98,32 @@ int main(void) {
     const double fm = (double)over_mean / (trials * 128), f32 = (double)over_32 / (trials * 128);
     CHECK_MSG(fm > 0.3 && f32 < 0.01, "experts over one tile: %.3f of 16 rows, %.3f of 32", fm, f32);
   }
-  /* the wgmma tile (ws_moe_launch): 64 x 128 up to 64 rows an expert, 128 x 192 past them;
-   * forced heights and column counts, other values the rule */
+  /* the wgmma tile (ws_moe_launch): 32, 48 or 64 rows of 128 columns up to 64 rows an expert,
+   * 96 or 128 of 192 past them; forced heights and column counts, other values the rule */
   {
     int nwg = 0;
-    /* the smallest height holding the tile rows, from min_rows */
-    CHECK(moe_plan_wgmma_tile(1, 0, 0, 0, &nwg) == 32 && nwg == 2);
-    CHECK(moe_plan_wgmma_tile(17, 0, 0, 0, &nwg) == 32 && nwg == 2);
-    CHECK(moe_plan_wgmma_tile(32, 0, 0, 0, &nwg) == 32 && nwg == 2);
-    CHECK(moe_plan_wgmma_tile(33, 0, 0, 0, &nwg) == 48 && nwg == 2);
-    CHECK(moe_plan_wgmma_tile(49, 0, 0, 0, &nwg) == 64 && nwg == 2);
-    CHECK(moe_plan_wgmma_tile(64, 0, 0, 0, &nwg) == 64 && nwg == 2);
-    CHECK(moe_plan_wgmma_tile(65, 0, 0, 0, &nwg) == 128 && nwg == 3);
-    CHECK(moe_plan_wgmma_tile(5000, 0, 0, 0, &nwg) == 128 && nwg == 3);
-    CHECK(moe_plan_wgmma_tile(20, 64, 0, 0, &nwg) == 64 && nwg == 2);
-    CHECK(moe_plan_wgmma_tile(20, 33, 0, 0, &nwg) == 48 && nwg == 2);
-    CHECK(moe_plan_wgmma_tile(70, 64, 0, 0, &nwg) == 128 && nwg == 3);
-    CHECK(moe_plan_wgmma_tile(20, 200, 0, 0, &nwg) == 128 && nwg == 3); /* (above every height: the tallest) */
-    /* forced heights and columns; 3 warpgroups only on 64- and 128-row tiles */
-    CHECK(moe_plan_wgmma_tile(1, 0, 128, 0, &nwg) == 128 && nwg == 3);
-    CHECK(moe_plan_wgmma_tile(1000, 0, 64, 0, &nwg) == 64 && nwg == 2);
-    CHECK(moe_plan_wgmma_tile(1000, 0, 32, 0, &nwg) == 32 && nwg == 2);
-    CHECK(moe_plan_wgmma_tile(1000, 0, 48, 3, &nwg) == 48 && nwg == 2);
-    CHECK(moe_plan_wgmma_tile(1000, 0, 0, 2, &nwg) == 128 && nwg == 2);
-    CHECK(moe_plan_wgmma_tile(50, 0, 0, 3, &nwg) == 64 && nwg == 3);
-    CHECK(moe_plan_wgmma_tile(40, 0, 96, 4, &nwg) == 48 && nwg == 2); /* (neither forced value allowed) */
-    CHECK(moe_plan_wgmma_tile(40, 0, 16, 0, &nwg) == 48 && nwg == 2); /* (no 16-row wgmma tile) */
+    /* the smallest height holding the tile rows */
+    CHECK(moe_plan_wgmma_tile(1, 0, 0, &nwg) == 32 && nwg == 2);
+    CHECK(moe_plan_wgmma_tile(17, 0, 0, &nwg) == 32 && nwg == 2);
+    CHECK(moe_plan_wgmma_tile(32, 0, 0, &nwg) == 32 && nwg == 2);
+    CHECK(moe_plan_wgmma_tile(33, 0, 0, &nwg) == 48 && nwg == 2);
+    CHECK(moe_plan_wgmma_tile(48, 0, 0, &nwg) == 48 && nwg == 2);
+    CHECK(moe_plan_wgmma_tile(49, 0, 0, &nwg) == 64 && nwg == 2);
+    CHECK(moe_plan_wgmma_tile(64, 0, 0, &nwg) == 64 && nwg == 2);
+    CHECK(moe_plan_wgmma_tile(65, 0, 0, &nwg) == 96 && nwg == 3);
+    CHECK(moe_plan_wgmma_tile(96, 0, 0, &nwg) == 96 && nwg == 3);
+    CHECK(moe_plan_wgmma_tile(97, 0, 0, &nwg) == 128 && nwg == 3);
+    CHECK(moe_plan_wgmma_tile(5000, 0, 0, &nwg) == 128 && nwg == 3);
+    /* forced heights and columns; the columns only on the 64- and 128-row tiles */
+    CHECK(moe_plan_wgmma_tile(1, 128, 0, &nwg) == 128 && nwg == 3);
+    CHECK(moe_plan_wgmma_tile(1000, 64, 0, &nwg) == 64 && nwg == 2);
+    CHECK(moe_plan_wgmma_tile(1000, 32, 0, &nwg) == 32 && nwg == 2);
+    CHECK(moe_plan_wgmma_tile(1000, 48, 3, &nwg) == 48 && nwg == 2);
+    CHECK(moe_plan_wgmma_tile(20, 96, 2, &nwg) == 96 && nwg == 3);
+    CHECK(moe_plan_wgmma_tile(1000, 0, 2, &nwg) == 128 && nwg == 2);
+    CHECK(moe_plan_wgmma_tile(50, 0, 3, &nwg) == 64 && nwg == 3);
+    CHECK(moe_plan_wgmma_tile(40, 100, 4, &nwg) == 48 && nwg == 2); /* (neither forced value allowed) */
+    CHECK(moe_plan_wgmma_tile(40, 16, 0, &nwg) == 48 && nwg == 2);  /* (no 16-row wgmma tile) */
   }
   return check_report("test_moe_plan");
 }
