@@ -655,7 +655,7 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
 /* The fewest tile rows an expert (w4a16_moe_tile_rows) with which the grouped expert GEMMs take
  * the Hopper wgmma path (SERVESIM_W4_WGMMA_MOE_FROM; 0: never; gate_up only where the caller gives
  * x_sorted). Default 17: from there its 32-row tiles, weights through the producer's stages, took
- * 5-7% off the 32-row mma.sync tiles at 256 and 384 tokens (18 and 27 tile rows; H200,
+ * 4-9% off the 32-row mma.sync tiles at 256 and 384 tokens (18 and 27 tile rows; H200,
  * kernels/NOTES.md item 32); with their weights in registers they lost, as did the 64-row tiles
  * (item 25: at 24 rows an expert on average 845-855 us against the mma.sync tiles' 674-763). Up
  * to 16 rows the mma.sync tiles stay: a 16-row wgmma tile was within 1% of them (item 32). */
@@ -668,10 +668,10 @@ static int w4a16_wgmma_moe_from(void) {
   return env;
 }
 /* The rows an expert the grouped expert GEMMs pick their tile height by (on Hopper the smallest
- * of 8 and 16 -- the mma.sync tiles --, 32, 48, 64 and 128 -- the wgmma kernel's, from 17 -- that
- * holds them; without the wgmma path 17..32 rows take the 32-row mma.sync tiles and 33..256 the
- * 64-row ones, w4a16_dispatch): the mean T k / local experts plus SERVESIM_W4_MOE_TILE_Z10 tenths of a standard deviation of a
- * random routing's count (kernels/moe_plan.h; 0: the mean alone -- the heights, the wgmma
+ * of 8 and 16 -- the mma.sync tiles --, 32, 48, 64, 96 and 128 -- the wgmma kernel's, from 17 --
+ * that holds them; without the wgmma path 17..32 rows take the 32-row mma.sync tiles and 33..256
+ * the 64-row ones, w4a16_dispatch): the mean T k / local experts plus SERVESIM_W4_MOE_TILE_Z10
+ * tenths of a standard deviation of a random routing's count (kernels/moe_plan.h; 0: the mean alone -- the heights, the wgmma
  * threshold and the variants stay as now). Default 5: on the H200 its heights were the fastest
  * measured, or within the machine's spread of it, at each of 96..2048 tokens, where the mean alone
  * took 633.5 against 551 us at 128 tokens (8- instead of 16-row tiles), 769.5 against 629-715 at

@@ -568,10 +568,10 @@ struct WsCfg {
   static constexpr int CW = 4 * NWG; /* consumer warps: one n16 weight tile each (with K slices, the tile of warp % 4) */
   static constexpr int XB = BT * 128, WB = WREG ? 0 : CW * 512, SB = WREG ? 0 : CW * 32;
   static constexpr int STAGE = (XB + WB + SB + 1023) / 1024 * 1024; /* X tiles 1024-aligned (swizzle) */
-  /* WREG from 96 rows (the fused MoE's 96-row tiles; the dense GEMM's from 128): past the stages, each consumer warp's own ring of WD + 1 slots (a
-   * chunk's 512 weight bytes and 32 scale bytes), filled WD chunks ahead (4 at 256 rows, whose
-   * stream-K output tile leaves no room for more); the 64-row tiles (two blocks an SM, 96
-   * registers) load into registers instead */
+  /* WREG from 96 rows (the dense GEMM's tiles from 128, the fused MoE's from 96): past the
+   * stages, each consumer warp's own ring of WD + 1 slots (a chunk's 512 weight bytes and 32 scale
+   * bytes), filled WD chunks ahead (4 at 256 rows, whose stream-K output tile leaves no room for
+   * more); the 64-row tiles (two blocks an SM, 96 registers) load into registers instead */
   static constexpr bool WR = WREG && BT >= 96;
   static constexpr int WD = WR ? (BT == 256 ? 4 : 6) : 0, WSLOT = 544, WRING = WR ? CW * (WD + 1) * WSLOT : 0;
   static constexpr size_t kSmem = (size_t)S * STAGE + WRING + 1024;
@@ -1541,8 +1541,9 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
 }
 
 /* The grouped expert GEMMs on the warp-specialised kernel (MOE 1 or 2, NWG consumer warpgroups:
- * two, or three for 192 columns; weights fetched by the consumers: WsCfg's shared-memory ring at
- * 128 rows, registers at 64):
+ * two, or three for 192 columns; WREG, weights fetched by the consumers -- WsCfg's shared-memory
+ * ring from 96 rows, registers at 64 --, or without it through the producer's stages, by a tensor
+ * map over all a.n_experts experts' weights):
  * a.M the rows of all local experts (the tensor map's), a.x those rows in expert order; one block
  * a (column tile, row tile) over an upper bound of the row tiles (kernels/moe_plan.h), unsplit. */
 template <int BT, int MINB, int P, bool RB, int MOE, int NWG = 2, bool WREG = true>
@@ -1569,15 +1570,15 @@ int ws_moe_run(const W4Args &a, cudaStream_t st) {
  * stages (one tensor map over every expert's weights); past 64 rows, 96 or 128 rows of 192
  * columns (three consumer warpgroups, the register hand-over), their weights through each
  * consumer warp's ring. Measured on the H200 (kernels/NOTES.md item 32): at 256..768 tokens the
- * stages took 4-13% off the 64-row tiles' weights in registers, 48 rows took 9-13% off 64 at 512
- * tokens, and 32-row tiles with the stages 5-8% off the 32-row mma.sync tiles, against which the
- * same tiles with the weights in registers lost; 96-row tiles 9-12% off 128 at 1024 and 1280
- * tokens (68 and 85 tile rows), with the stages on them 2% less; the stages lost ~1% on the
- * 128-row tiles; items 25 and 31 for the 128-row tiles' columns. SERVESIM_W4WS_MOE_ROWS = 32, 48,
- * 64, 96 or 128 forces a height, SERVESIM_W4WS_MOE_WG = 2 or 3 the columns of the 64- and 128-row
- * tiles (128 or 192; other values: kernels/moe_plan.h's moe_plan_wgmma_tile),
- * SERVESIM_W4WS_MOE_STAGES=0 the 64-row tiles' weights in registers (as before item 32; the 32-
- * and 48-row tiles have no such instance) */
+ * stages took 2-9% off the same tiles with their weights in registers, 48-row tiles 9% off 64-row
+ * ones (512 tokens, weights in registers), and 32-row tiles with the stages 4-9% off the 32-row
+ * mma.sync tiles, against which the same tiles with their weights in registers lost; 96-row tiles
+ * 9-12% off 128 at 1024 and 1280 tokens (68 and 85 tile rows), with the stages on them 2% less;
+ * the stages lost ~1% on the 128-row tiles; items 25 and 31 for the 128-row tiles' columns.
+ * SERVESIM_W4WS_MOE_ROWS = 32, 48, 64, 96 or 128 forces a height, SERVESIM_W4WS_MOE_WG = 2 or 3
+ * the columns of the 64- and 128-row tiles (128 or 192; other values: kernels/moe_plan.h's
+ * moe_plan_wgmma_tile), SERVESIM_W4WS_MOE_STAGES=0 the 64-row tiles' weights in registers (as
+ * before item 32; the 32- and 48-row tiles have no such instance) */
 template <int MOE>
 int ws_moe_launch(const W4Args &a, int tile_rows, cudaStream_t st) {
   static int force = -1, wg = -1, stg = -1;

@@ -35,8 +35,8 @@ int moe_plan_tile_rows(int pairs, int n_experts, int z10);
  * SERVESIM_W4WS_MOE_ROWS), and sets *nwg, its consumer warpgroups of 64 columns each: 2 up to 64
  * rows, 3 past them (force_wg 2 or 3 forces them on the 64- and 128-row tiles:
  * SERVESIM_W4WS_MOE_WG; other values of either, the rule). Measured on the H200
- * (kernels/NOTES.md items 25, 31 and 32): 48-row tiles 9-13% faster than 64-row ones at 512
- * tokens, 96-row ones 9-12% faster than 128-row ones at 1024 and 1280; 192 columns on the 128-row
+ * (kernels/NOTES.md items 25, 31 and 32): 48-row tiles 9% faster than 64-row ones at 512 tokens
+ * (weights in registers), 96-row ones 9-12% faster than 128-row ones at 1024 and 1280; 192 columns on the 128-row
  * tiles 6-7% faster than 128 at 1024..2048 tokens, and on the 64-row tiles slower. Past 128 rows
  * 96-row tiles lost 14% at 2048 tokens (134 tile rows: two tiles of either height, but the experts
  * under 128 rows, about half, take one 128-row tile and two 96-row ones). */
