@@ -14,6 +14,7 @@
 # cuBLAS bf16 and worst ratio.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+source bench/bench_lib.sh
 [ $# -ge 2 ] || { echo "usage: bench/bench_env_sweep.sh 'FLAGS' NAME=[ENV] [NAME=[ENV] ...]" >&2; exit 2; }
 FLAGS=$1
 shift
@@ -35,8 +36,7 @@ echo "working tree at $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quie
 bash scripts/device-deps.sh unpack > /dev/null
 TARGETS=bench_kernels
 [ "${GPU_TESTS:-0}" = 1 ] && TARGETS=all
-if ! { cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DSERVESIM_DEPS_PREFIX=/tmp/deps -DCMAKE_CUDA_ARCHITECTURES=90 &&
-       cmake --build build-gpu -j "$(nproc)" --target $TARGETS; } > "$LOG/build.log" 2>&1; then
+if ! { cmake_cfg . build-gpu && cmake --build build-gpu -j "$(nproc)" --target $TARGETS; } > "$LOG/build.log" 2>&1; then
   echo "bench_env_sweep: build failed (see $LOG/build.log)" >&2
   tail -20 "$LOG/build.log" >&2
   exit 1
@@ -47,12 +47,6 @@ if [ "${GPU_TESTS:-0}" = 1 ]; then
 fi
 BIN=build-gpu/bench/bench_kernels
 read -r -a args <<< "$FLAGS"
-valid() { grep -q "all configurations passed" "$1" && echo valid || echo "NOT VALIDATED"; }
-gemm_sum() { # the GEMM tables' columns: | shape | TP | K | N | M | w4a16 us | ... | cuBLAS bf16 us | ...
-  awk -F'|' '$6 + 0 > 0 && $11 + 0 > 0 {
-      s += $7; c += $11; n++; if ($7 + 0 <= $11 + 0) w++; r = $7 / $11; if (r > mx) mx = r }
-    END { printf "%.1f us against cuBLAS %.1f, at or under %d/%d, worst %.2fx", s, c, w, n, mx }' "$1"
-}
 for r in $(seq 1 "$RUNS"); do
   for i in "${!NAMES[@]}"; do
     env ${ENVS[$i]//,/ } "$BIN" "${args[@]}" > "$LOG/${NAMES[$i]}-$r.txt" 2>&1
@@ -70,6 +64,6 @@ for r in $(seq 1 "$RUNS"); do
           for (a = 1; a <= m; a++) { printf "  %d", keys[a]; for (i = 0; i < n; i++) printf " | %s", ((keys[a], i) in v) ? v[keys[a], i] : "-"; printf "\n" } }'
       rm -f "$LOG"/.col* ;;
     *)
-      for n in "${NAMES[@]}"; do echo "run $r, $n: $(gemm_sum "$LOG/$n-$r.txt") ($(valid "$LOG/$n-$r.txt"))"; done ;;
+      for n in "${NAMES[@]}"; do echo "run $r, $n: $(gemm_sum "$LOG/$n-$r.txt" 1 1000000) ($(valid "$LOG/$n-$r.txt"))"; done ;;
   esac
 done

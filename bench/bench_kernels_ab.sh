@@ -23,6 +23,7 @@
 # each token count's time for both builds (also for '+' tables of --moe, e.g. "--moe+--m+128,256").
 set -uo pipefail
 cd "$(dirname "$0")/.."
+source bench/bench_lib.sh
 REF=${1:?usage: bench/bench_kernels_ab.sh REF [RUNS]}
 RUNS=${2:-2}
 TABLES=${TABLES:---mid --small --moe}
@@ -51,7 +52,6 @@ if [ "$REF" != ENV ]; then
   rm -rf "$REF_DIR" && mkdir -p "$REF_DIR"
   if [ -n "${REF_TGZ:-}" ]; then tar xzf "$REF_TGZ" -C "$REF_DIR"; else git archive "$REF_SHA" | tar x -C "$REF_DIR"; fi
 fi
-cmake_cfg() { cmake -S "$1" -B "$1/$2" -DCMAKE_BUILD_TYPE=Release -DSERVESIM_DEPS_PREFIX=/tmp/deps -DCMAKE_CUDA_ARCHITECTURES=90; }
 JOBS=$(( $(nproc) / 2 > 1 ? $(nproc) / 2 : 1 ))
 TARGETS=bench_kernels
 [ "${GPU_TESTS:-0}" = 1 ] && TARGETS=all
@@ -76,13 +76,6 @@ if [ "${GPU_TESTS:-0}" = 1 ]; then
   grep -E "tests passed|tests failed" "$LOG/ctest-gpu.log"
 fi
 
-# the GEMM tables' columns: | shape | TP | K | N | M | w4a16 us | ... | cuBLAS bf16 us | ...
-gemm_sum() { # file lo hi
-  awk -F'|' -v lo="$2" -v hi="$3" '$6 + 0 >= lo && $6 + 0 <= hi && $11 + 0 > 0 {
-      s += $7; c += $11; n++; if ($7 + 0 <= $11 + 0) w++; r = $7 / $11; if (r > mx) mx = r }
-    END { printf "%.1f us against cuBLAS %.1f, at or under %d/%d, worst %.2fx", s, c, w, n, mx }' "$1"
-}
-valid() { grep -q "all configurations passed" "$1" && echo valid || echo "NOT VALIDATED"; }
 for t in $TABLES; do
   name=$(printf '%s' "${t#--}" | tr -c 'A-Za-z0-9,_' '-')
   read -r -a args <<< "${t//+/ }"
