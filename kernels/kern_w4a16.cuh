@@ -5,6 +5,7 @@
 #define SERVESIM_KERN_W4A16_CUH
 
 #include "kernels/kern_common.cuh"
+#include "kernels/moe_plan.h"
 #include "kernels/w4g_layout.h"
 
 namespace kern_w4 {
@@ -18,6 +19,8 @@ struct W4Args {
   const int32_t *expert_off;  /* MoE: [E_l + 1] or NULL (dense) */
   const int32_t *sorted_pair; /* MoE gate_up: x row of sorted row r = sorted_pair[r] / topk */
   int topk, n_experts;
+  int moe_ha, moe_hb, moe_part; /* MoE: the tile split of moe_plan_expert_tiles (all 0: tiles of bm
+                                   rows, ceil(n / bm) an expert; w4_moe_tile) */
   float *ws_part;          /* split-K partials */
   int32_t *ws_cnt;         /* split-K arrival counters (zero between calls) */
   int cluster_split;       /* 1: the gridDim.z K splits of a tile form one thread block cluster
@@ -181,14 +184,17 @@ static __device__ __forceinline__ void w4_wait() { asm volatile("cp.async.wait_g
 /* (one warp, all lanes) the row tile `target` of bm rows in the grouped expert GEMMs, the tiles
  * numbered expert by expert over the rows expert_off gives each of a.n_experts experts: s[0] its
  * expert, s[1] its first row, s[2] that expert's row end; s[0] = -1 past the last tile. Scans
- * the experts' tile counts 32 at a time. */
+ * the experts' tile counts 32 at a time. With a.moe_hb > 0 the launch is part a.moe_part of
+ * moe_plan_expert_tiles's split (bm = a.moe_ha in part 0, a.moe_hb in part 1). */
 static __device__ __forceinline__ void w4_moe_tile(const W4Args &a, int bm, int target, int lane, int *s) {
   int base = 0, found = 0;
+  const int ha = a.moe_hb > 0 ? a.moe_ha : bm;
   for (int e0 = 0; e0 < a.n_experts && !found; e0 += 32) {
     const int e = e0 + lane;
     int lo = 0, hi = 0;
     if (e < a.n_experts) { lo = a.expert_off[e]; hi = a.expert_off[e + 1]; }
-    const int tiles = (hi - lo + bm - 1) / bm;
+    int row0 = 0;
+    const int tiles = moe_plan_expert_tiles(hi - lo, ha, a.moe_hb, a.moe_part, &row0);
     int incl = tiles;
 #pragma unroll
     for (int o = 1; o < 32; o <<= 1) {
@@ -200,7 +206,7 @@ static __device__ __forceinline__ void w4_moe_tile(const W4Args &a, int bm, int 
     const unsigned ballot = __ballot_sync(0xffffffffu, hit);
     if (hit) {
       s[0] = e;
-      s[1] = lo + (target - base - excl) * bm;
+      s[1] = lo + row0 + (target - base - excl) * bm;
       s[2] = hi;
     }
     found = ballot != 0;

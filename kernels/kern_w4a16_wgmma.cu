@@ -1560,33 +1560,25 @@ int ws_moe_run(const W4Args &a, cudaStream_t st) {
   CUtensorMap map_w = map; /* (unread with WREG) */
   if (!WREG)
     if (int rc = ws_weight_map(&map_w, a, Cfg::CW, a.n_experts)) return rc;
-  const dim3 grid((unsigned)kern_cdiv(a.N, 64 * NWG), (unsigned)moe_plan_row_tiles(a.M, a.n_experts, BT), 1);
+  const int tiles = a.moe_part ? moe_plan_rem_tiles(a.M, a.n_experts) : moe_plan_row_tiles(a.M, a.n_experts, BT);
+  const dim3 grid((unsigned)kern_cdiv(a.N, 64 * NWG), (unsigned)tiles, 1);
   if (grid.y == 0) return 0;
   return kern_launch_ex(FN, grid, dim3(TH), Cfg::kSmem, st, 1, map, map, map_w, a);
 }
 
-/* The smallest tile that holds the launcher's tile rows (kern_w4a16.cu's w4a16_moe_tile_rows):
- * 32, 48 or 64 rows of 128 columns (two blocks an SM), their weights through the producer's
- * stages (one tensor map over every expert's weights); past 64 rows, 96 or 128 rows of 192
- * columns (three consumer warpgroups, the register hand-over), their weights through each
- * consumer warp's ring. Measured on the H200 (kernels/NOTES.md item 32): at 256..768 tokens the
- * stages took 2-9% off the same tiles with their weights in registers, 48-row tiles 9% off 64-row
- * ones (512 tokens, weights in registers), and 32-row tiles with the stages 4-9% off the 32-row
- * mma.sync tiles, against which the same tiles with their weights in registers lost; 96-row tiles
- * 9-12% off 128 at 1024 and 1280 tokens (68 and 85 tile rows), with the stages on them 2% less;
- * the stages lost ~1% on the 128-row tiles; items 25 and 31 for the 128-row tiles' columns.
- * SERVESIM_W4WS_MOE_ROWS = 32, 48, 64, 96 or 128 forces a height, SERVESIM_W4WS_MOE_WG = 2 or 3
- * the columns of the 64- and 128-row tiles (128 or 192; other values: kernels/moe_plan.h's
- * moe_plan_wgmma_tile), SERVESIM_W4WS_MOE_STAGES=0 the 64-row tiles' weights in registers (as
- * before item 32; the 32- and 48-row tiles have no such instance) */
+/* One launch of the grouped expert GEMMs in tiles of bt rows (nwg consumer warpgroups, the
+ * 64-row tiles' weights through the stages when stg): 32, 48 or 64 rows of 128 columns (two blocks
+ * an SM), their weights through the producer's stages (one tensor map over every expert's
+ * weights); 96 or 128 rows of 192 columns (three consumer warpgroups, the register hand-over),
+ * their weights through each consumer warp's ring. Measured on the H200 (kernels/NOTES.md item
+ * 32): at 256..768 tokens the stages took 2-9% off the same tiles with their weights in
+ * registers, 48-row tiles 9% off 64-row ones (512 tokens, weights in registers), and 32-row tiles
+ * with the stages 4-9% off the 32-row mma.sync tiles, against which the same tiles with their
+ * weights in registers lost; 96-row tiles 9-12% off 128 at 1024 and 1280 tokens (68 and 85 tile
+ * rows), with the stages on them 2% less; the stages lost ~1% on the 128-row tiles; items 25 and
+ * 31 for the 128-row tiles' columns. */
 template <int MOE>
-int ws_moe_launch(const W4Args &a, int tile_rows, cudaStream_t st) {
-  static int force = -1, wg = -1, stg = -1;
-  if (force < 0) force = kern_env_int("SERVESIM_W4WS_MOE_ROWS", 0);
-  if (wg < 0) wg = kern_env_int("SERVESIM_W4WS_MOE_WG", 0);
-  if (stg < 0) stg = kern_env_int("SERVESIM_W4WS_MOE_STAGES", 1) != 0;
-  int nwg = 2;
-  const int bt = moe_plan_wgmma_tile(tile_rows, force, wg, &nwg);
+int ws_moe_height(const W4Args &a, int bt, int nwg, int stg, cudaStream_t st) {
   if (bt == 32) return ws_moe_run<32, 2, 2, false, MOE, 2, false>(a, st);
   if (bt == 48) return ws_moe_run<48, 2, 2, false, MOE, 2, false>(a, st);
   if (bt == 64 && nwg == 2 && stg) return ws_moe_run<64, 2, 2, false, MOE, 2, false>(a, st);
@@ -1594,6 +1586,48 @@ int ws_moe_launch(const W4Args &a, int tile_rows, cudaStream_t st) {
   if (bt == 96) return a.K % 256 == 0 ? ws_moe_run<96, 1, 4, true, MOE, 3>(a, st) : ws_moe_run<96, 1, 2, true, MOE, 3>(a, st);
   if (nwg == 3) return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE, 3>(a, st) : ws_moe_run<128, 1, 2, true, MOE, 3>(a, st);
   return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE>(a, st) : ws_moe_run<128, 1, 2, true, MOE>(a, st);
+}
+
+/* The grouped expert GEMMs in two launches (kernels/NOTES.md item 33): tiles of ha rows, then
+ * each expert's remainder of at most hb rows in one tile of hb (moe_plan_expert_tiles), the
+ * heights from the expected cost of a random routing of a.M pairs (moe_plan_split: a tile's
+ * weight read worth SERVESIM_W4WS_MOE_W rows, default 103, item 32's fit; the second launch 256
+ * rows). The longer tiles go first, so that the short ones fill the first launch's tail.
+ * SERVESIM_W4WS_MOE_SPLIT=0: one launch, the smallest height that holds the launcher's tile rows
+ * (kern_w4a16.cu's w4a16_moe_tile_rows; the rule of item 32). SERVESIM_W4WS_MOE_ROWS = 32, 48, 64,
+ * 96 or 128 forces ha, and then one launch unless SERVESIM_W4WS_MOE_ROWS_B forces hb (a height
+ * below ha; 0: one launch); SERVESIM_W4WS_MOE_WG = 2 or 3 the columns of the 64- and 128-row tiles
+ * (128 or 192; other values: moe_plan_wgmma_tile), SERVESIM_W4WS_MOE_STAGES=0 the 64-row tiles'
+ * weights in registers (as before item 32; the 32- and 48-row tiles have no such instance). */
+template <int MOE>
+int ws_moe_launch(const W4Args &a0, int tile_rows, cudaStream_t st) {
+  static int force = -1, force_b = -2, wg = -1, stg = -1, split = -1, w_rows = -1;
+  if (force < 0) force = kern_env_int("SERVESIM_W4WS_MOE_ROWS", 0);
+  if (force_b == -2) force_b = kern_env_int("SERVESIM_W4WS_MOE_ROWS_B", -1);
+  if (wg < 0) wg = kern_env_int("SERVESIM_W4WS_MOE_WG", 0);
+  if (stg < 0) stg = kern_env_int("SERVESIM_W4WS_MOE_STAGES", 1) != 0;
+  if (split < 0) split = kern_env_int("SERVESIM_W4WS_MOE_SPLIT", 1) != 0;
+  if (w_rows < 0) {
+    w_rows = kern_env_int("SERVESIM_W4WS_MOE_W", 103);
+    if (w_rows < 0) w_rows = 103;
+  }
+  W4Args a = a0;
+  int nwg = 2, hb = 0, ha;
+  if (split) {
+    const bool forced = force == 32 || force == 48 || force == 64 || force == 96 || force == 128;
+    ha = moe_plan_split(a.M, a.n_experts, w_rows, 256, force, forced && force_b < 0 ? 0 : force_b, &hb);
+    moe_plan_wgmma_tile(ha, ha, wg, &nwg);
+  } else {
+    ha = moe_plan_wgmma_tile(tile_rows, force, wg, &nwg);
+  }
+  a.moe_ha = ha;
+  a.moe_hb = hb;
+  a.moe_part = 0;
+  if (int rc = ws_moe_height<MOE>(a, ha, nwg, stg, st)) return rc;
+  if (hb == 0) return ERR_OK;
+  a.moe_part = 1;
+  moe_plan_wgmma_tile(hb, hb, wg, &nwg);
+  return ws_moe_height<MOE>(a, hb, nwg, stg, st);
 }
 
 } // namespace

@@ -2,6 +2,7 @@
  * (moe_plan.h). */
 #include "kernels/moe_plan.h"
 
+#include <math.h>
 #include <stdint.h>
 
 int moe_plan_row_tiles(int rows, int n_experts, int bm) {
@@ -31,4 +32,60 @@ int moe_plan_tile_rows(int pairs, int n_experts, int z10) {
   int64_t r = (P + E - 1) / E;
   while (100 * (r * E - P) * (r * E - P) < need) r++;
   return (int)r;
+}
+
+int moe_plan_rem_tiles(int rows, int n_experts) {
+  if (rows <= 0 || n_experts <= 0) return 0;
+  return n_experts < rows ? n_experts : rows;
+}
+
+enum { MOE_PLAN_HEIGHTS = 5 };
+static const int moe_plan_heights[MOE_PLAN_HEIGHTS] = {32, 48, 64, 96, 128};
+
+int moe_plan_split(int pairs, int n_experts, int w_rows, int launch_rows, int force_ha, int force_hb, int *hb) {
+  *hb = 0;
+  if (pairs <= 0 || n_experts <= 0) return 0;
+  /* the candidates: (ha, hb) with hb = 0 or a height below ha; cost[i][j], j = 0 no split */
+  double cost[MOE_PLAN_HEIGHTS][MOE_PLAN_HEIGHTS + 1] = {{0}};
+  const double L = (double)pairs / n_experts, sd = sqrt(L);
+  /* the Poisson mass beyond 12 sd + 12 rows of the mean is below 1e-20 */
+  const double lo_d = floor(L - 12.0 * sd - 12.0), hi_d = ceil(L + 12.0 * sd + 12.0);
+  const int64_t lo = lo_d < 0.0 ? 0 : (int64_t)lo_d, hi = (int64_t)hi_d;
+  const double lnL = log(L);
+  double mass = 0.0;
+  for (int64_t n = lo; n <= hi; n++) {
+    const double p = exp((double)n * lnL - L - lgamma((double)n + 1.0));
+    mass += p;
+    for (int i = 0; i < MOE_PLAN_HEIGHTS; i++) {
+      const int ha = moe_plan_heights[i];
+      const int64_t full = n / ha, r = n - full * ha;
+      for (int j = 0; j <= i; j++) {
+        const int b = j == 0 ? 0 : moe_plan_heights[j - 1];
+        const double c = (double)(full + (r > b)) * (w_rows + ha) + (r > 0 && r <= b ? (double)(w_rows + b) : 0.0);
+        cost[i][j] += p * c;
+      }
+    }
+  }
+  int best_i = -1, best_j = 0;
+  double best = 0.0;
+  for (int i = 0; i < MOE_PLAN_HEIGHTS; i++) {
+    const int ha = moe_plan_heights[i];
+    int ha_forced = 0;
+    for (int f = 0; f < MOE_PLAN_HEIGHTS; f++) ha_forced |= force_ha == moe_plan_heights[f];
+    if (ha_forced && ha != force_ha) continue;
+    /* a forced hb below ha fixes it; 0, or a height not below ha, one launch */
+    int hb_forced = force_hb == 0, hb_below = 0;
+    for (int f = 0; f < MOE_PLAN_HEIGHTS; f++) {
+      hb_forced |= force_hb == moe_plan_heights[f];
+      hb_below |= f < i && force_hb == moe_plan_heights[f];
+    }
+    for (int j = 0; j <= i; j++) {
+      const int b = j == 0 ? 0 : moe_plan_heights[j - 1];
+      if (hb_forced && b != (hb_below ? force_hb : 0)) continue;
+      const double c = (double)n_experts * cost[i][j] / mass + (b ? (double)launch_rows : 0.0);
+      if (best_i < 0 || c < best) { best = c; best_i = i; best_j = j; }
+    }
+  }
+  *hb = best_j == 0 ? 0 : moe_plan_heights[best_j - 1];
+  return moe_plan_heights[best_i];
 }

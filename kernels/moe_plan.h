@@ -13,6 +13,12 @@
 extern "C" {
 #endif
 
+#if defined(__CUDACC__)
+#define MOE_PLAN_HD __host__ __device__
+#else
+#define MOE_PLAN_HD
+#endif
+
 /* Row tiles of bm rows enough for any split of `rows` (token, expert) pairs over n_experts
  * experts, and no more than the worst split needs: with m = min(n_experts, rows) experts that
  * can have rows, sum over e of ceil(n_e / bm) <= sum of (n_e + bm - 1) / bm rounded down
@@ -41,6 +47,38 @@ int moe_plan_tile_rows(int pairs, int n_experts, int z10);
  * 96-row tiles lost 14% at 2048 tokens (134 tile rows: two tiles of either height, but the experts
  * under 128 rows, about half, take one 128-row tile and two 96-row ones). */
 int moe_plan_wgmma_tile(int tile_rows, int force_rows, int force_wg, int *nwg);
+
+/* Two tile heights for the wgmma path's grouped expert GEMMs, ha > hb: an expert's n rows take
+ * n / ha tiles of ha rows and leave r = n mod ha; r > hb takes one more ha-row tile (part 0, the
+ * first launch), 0 < r <= hb one tile of hb rows (part 1, a second launch). hb = 0: one launch,
+ * ceil(n / ha) tiles, the rule before kernels/NOTES.md item 33. Every row of the expert is in
+ * exactly one tile (test_moe_plan). Returns the expert's tiles in `part` and sets *row0 the first
+ * one's first row from the expert's start; the tiles of part 0 follow each other ha rows apart.
+ * (host and device: kern_w4a16.cuh's w4_moe_tile numbers the tiles with it) */
+static inline MOE_PLAN_HD int moe_plan_expert_tiles(int n, int ha, int hb, int part, int *row0) {
+  const int full = n / ha, r = n - full * ha;
+  if (part == 0) {
+    *row0 = 0;
+    return full + (r > hb ? 1 : 0);
+  }
+  *row0 = n - r;
+  return r > 0 && r <= hb ? 1 : 0;
+}
+
+/* The second launch's row tiles, an upper bound: at most one an expert that has rows. */
+int moe_plan_rem_tiles(int rows, int n_experts);
+
+/* The heights (ha, hb) of the split above for `pairs` (token, expert) pairs over n_experts
+ * experts, from the expected cost of a random routing -- Poisson(pairs / n_experts) rows an
+ * expert, the launcher's only knowledge: a tile costs w_rows + its height, in rows of tensor work
+ * (w_rows the read of an expert's weights, which every tile repeats), and the second launch
+ * launch_rows more; ha and hb from 32, 48, 64, 96 and 128, hb = 0 for no second launch. The
+ * expected cost of one height is kernels/NOTES.md item 32's fit (w_rows ~103 on the H200, from the
+ * 1024- and 2048-token pairs; it agreed with every height comparison timed then); the split is item
+ * 33's. force_ha one of the heights fixes ha; force_hb a height below ha fixes hb, 0 or a height
+ * not below ha one launch, -1 (or anything else) leaves it to the cost. Returns ha and sets *hb; 0
+ * and *hb = 0 for no pairs. */
+int moe_plan_split(int pairs, int n_experts, int w_rows, int launch_rows, int force_ha, int force_hb, int *hb);
 
 #ifdef __cplusplus
 }

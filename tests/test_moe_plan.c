@@ -125,5 +125,123 @@ int main(void) {
     CHECK(moe_plan_wgmma_tile(40, 100, 4, &nwg) == 48 && nwg == 2); /* (neither forced value allowed) */
     CHECK(moe_plan_wgmma_tile(40, 16, 0, &nwg) == 48 && nwg == 2);  /* (no 16-row wgmma tile) */
   }
+  /* the two-height split (moe_plan_expert_tiles): every row of an expert in exactly one tile,
+   * none empty, none taller than its height, part 1 one tile at most, for every n to 600 and every
+   * (ha, hb) pair the kernels have */
+  static const int hs[] = {32, 48, 64, 96, 128};
+  {
+    static unsigned char seen[600];
+    for (int ia = 0; ia < 5; ia++)
+      for (int ib = -1; ib < ia; ib++) {
+        const int ha = hs[ia], hb = ib < 0 ? 0 : hs[ib];
+        for (int nn = 0; nn < 600; nn++) {
+          for (int i = 0; i < nn; i++) seen[i] = 0;
+          int ok = 1, row0 = -1;
+          const int t0 = moe_plan_expert_tiles(nn, ha, hb, 0, &row0);
+          ok &= row0 == 0;
+          for (int t = 0; t < t0; t++) {
+            const int a = t * ha, b = a + ha < nn ? a + ha : nn;
+            ok &= a < nn;
+            for (int i = a; i < b; i++) seen[i]++;
+          }
+          const int t1 = moe_plan_expert_tiles(nn, ha, hb, 1, &row0);
+          ok &= t1 == 0 || t1 == 1;
+          if (t1) {
+            ok &= row0 >= 0 && row0 < nn && nn - row0 <= hb;
+            for (int i = row0; i < nn; i++) seen[i]++;
+          }
+          for (int i = 0; i < nn; i++) ok &= seen[i] == 1;
+          /* hb = 0 is the one-launch rule: ceil(n / ha) tiles */
+          if (hb == 0) ok &= t0 == (nn + ha - 1) / ha && t1 == 0;
+          CHECK_MSG(ok, "split (%d, %d) of %d rows: rows missed, repeated or a tile out of bounds", ha, hb, nn);
+        }
+      }
+  }
+  /* ...and the launches' bounds hold for random and extreme routings (the first launch's is
+   * moe_plan_row_tiles at ha, since it never has more tiles than ceil(n / ha) an expert) */
+  for (int iter = 0; iter < 2000; iter++) {
+    const int E = Es[iter % 5], rows = iter < 64 ? iter + 1 : (int)rng_range(&r, 1, 70000), mode = iter % 3;
+    const int ia = (int)rng_range(&r, 1, 4), hb = hs[rng_range(&r, 0, ia - 1)], ha = hs[ia];
+    for (int e = 0; e < E; e++) n[e] = 0;
+    for (int p = 0; p < rows; p++)
+      n[mode == 0 ? (int)rng_range(&r, 0, E - 1) : mode == 1 ? 0 : p % E]++;
+    int t0 = 0, t1 = 0, row0;
+    for (int e = 0; e < E; e++) {
+      t0 += moe_plan_expert_tiles(n[e], ha, hb, 0, &row0);
+      t1 += moe_plan_expert_tiles(n[e], ha, hb, 1, &row0);
+    }
+    CHECK_MSG(t0 <= moe_plan_row_tiles(rows, E, ha) && t1 <= moe_plan_rem_tiles(rows, E),
+              "split (%d, %d), %d rows over %d experts (mode %d): %d + %d tiles over the bounds %d + %d", ha, hb,
+              rows, E, mode, t0, t1, moe_plan_row_tiles(rows, E, ha), moe_plan_rem_tiles(rows, E));
+  }
+  CHECK(moe_plan_rem_tiles(8, 128) == 8 && moe_plan_rem_tiles(5000, 128) == 128 && moe_plan_rem_tiles(0, 128) == 0);
+  /* the split's heights against what they are for: routings drawn as the bench draws them (each
+   * token on 8 distinct experts of 128 at random), each candidate's cost summed over the experts'
+   * tiles (w_rows + height a tile, 256 for a second launch): the pick is within 0.5% of the
+   * cheapest candidate on these draws -- the plan's Poisson expectation against sampled
+   * routings -- and never over one launch at the height that the launcher's tile rows pick (the
+   * rule before; kernels/NOTES.md item 33), at 1024, 2048 and 4096 tokens at least 5% under it */
+  {
+    static const int toks[] = {256, 384, 512, 768, 1024, 1280, 2048, 4096};
+    for (size_t ti = 0; ti < sizeof toks / sizeof toks[0]; ti++) {
+      const int T = toks[ti], E = 128, k = 8, W = 103, trials = 40;
+      double mc[5][6] = {{0}};
+      for (int tr = 0; tr < trials; tr++) {
+        for (int e = 0; e < E; e++) n[e] = 0;
+        for (int t = 0; t < T; t++) {
+          int pick[8], c = 0;
+          while (c < k) {
+            const int e = (int)rng_range(&r, 0, E - 1);
+            int dup = 0;
+            for (int q = 0; q < c; q++) dup |= pick[q] == e;
+            if (!dup) pick[c++] = e, n[e]++;
+          }
+        }
+        for (int ia = 0; ia < 5; ia++)
+          for (int ib = -1; ib < ia; ib++) {
+            const int ha = hs[ia], hb = ib < 0 ? 0 : hs[ib];
+            double c = hb ? 256.0 : 0.0;
+            int row0;
+            for (int e = 0; e < E; e++)
+              c += (double)moe_plan_expert_tiles(n[e], ha, hb, 0, &row0) * (W + ha) +
+                   (double)moe_plan_expert_tiles(n[e], ha, hb, 1, &row0) * (W + hb);
+            mc[ia][ib + 1] += c / trials;
+          }
+      }
+      int hb = -1;
+      const int ha = moe_plan_split(T * k, E, W, 256, -1, -1, &hb);
+      double best = 1e300, picked = -1.0;
+      for (int ia = 0; ia < 5; ia++)
+        for (int ib = -1; ib < ia; ib++) {
+          if (mc[ia][ib + 1] < best) best = mc[ia][ib + 1];
+          if (hs[ia] == ha && (ib < 0 ? 0 : hs[ib]) == hb) picked = mc[ia][ib + 1];
+        }
+      int nwg, old_i = 0;
+      const int old_h = moe_plan_wgmma_tile(moe_plan_tile_rows(T * k, E, 5), 0, 0, &nwg);
+      while (hs[old_i] != old_h) old_i++;
+      const double old = mc[old_i][0];
+      CHECK_MSG(picked > 0.0 && picked <= best * 1.005,
+                "%d tokens: split (%d, %d) costs %.0f on sampled routings, the cheapest %.0f", T, ha, hb, picked, best);
+      CHECK_MSG(picked <= old * (T == 1024 || T >= 2048 ? 0.95 : 1.0), "%d tokens: split (%d, %d) costs %.0f, one launch of %d rows %.0f", T,
+                ha, hb, picked, old_h, old);
+    }
+  }
+  /* forced heights: ha one of them fixes it; hb 0 one launch, a height below ha fixes it, one not
+   * below ha leaves one launch; no pairs, no tiles */
+  {
+    int hb = -1;
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 64, -1, &hb) == 64 && hb > 0 && hb < 64);
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 64, 0, &hb) == 64 && hb == 0);
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 96, 48, &hb) == 96 && hb == 48);
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 48, 64, &hb) == 48 && hb == 0);
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 17, 0, &hb) == 128 && hb == 0); /* 17 no height */
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, -1, 128, &hb) == 128 && hb == 0); /* nothing under it */
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, -1, 96, &hb) == 128 && hb == 96);
+    CHECK(moe_plan_split(0, 128, 103, 256, -1, -1, &hb) == 0 && hb == 0);
+    /* a second launch too dear: one launch, at the height of least expected cost */
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 1 << 30, -1, -1, &hb) == 128 && hb == 0);
+    /* weights free (w = 0): the least padding, the smallest height without a split */
+    CHECK(moe_plan_split(2048 * 8, 128, 0, 1 << 30, -1, -1, &hb) == 32 && hb == 0);
+  }
   return check_report("test_moe_plan");
 }
