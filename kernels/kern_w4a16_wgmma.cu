@@ -844,12 +844,23 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
   /* the grouped expert GEMMs: the tile's expert (its weights), first row and row end, known only
    * once the kernel that wrote expert_off is done, so no weight load before the wait here */
   int moe_row0 = 0, moe_tile0 = 0; /* moe_tile0: the expert's first n16 tile in tmw (WREG false) */
+  /* The split's second launch (part 1, the remainder tiles; ws_moe_launch) reads only what the
+   * kernels before the first launch wrote: every block of the first had passed its wait when it
+   * let this launch in, so those kernels are done, and this one waits for the first launch only
+   * before it stores (finish), or before it leaves when it has no tile -- then its end still
+   * means the first launch's end, which the kernel after it relies on. The first launch lets it
+   * in at once, so that the remainder tiles fill the first launch's tail. */
   if constexpr (MOE != 0) {
     __shared__ int s_tile[3];
-    kern_pdl_wait();
+    const bool moe_rem = a.moe_part == 1;
+    if (!moe_rem) kern_pdl_wait();
     if (warp == 0) w4_moe_tile(a, BT, blockIdx.y, lane, s_tile);
     __syncthreads();
-    if (s_tile[0] < 0) return; /* the whole block, before any barrier is set up */
+    if (s_tile[0] < 0) { /* the whole block, before any barrier is set up */
+      if (moe_rem) kern_pdl_wait();
+      return;
+    }
+    if (a.moe_hb > 0 && !moe_rem) kern_pdl_trigger();
     a.qrep += (size_t)s_tile[0] * ((size_t)K * N / 32);
     a.srep += (size_t)s_tile[0] * ((size_t)(K / 128) * N / 2);
     moe_row0 = s_tile[1];
@@ -932,7 +943,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
             ws_expect_tx(&full[j], xbytes);
           }
           if (gc == 0) {
-            kern_pdl_wait(); /* the activations are the previous kernel's output */
+            if (MOE == 0 || a.moe_part != 1) kern_pdl_wait(); /* the activations are the previous kernel's output */
             WS_EP_STAMP(1, 32 * CW);
           }
           ws_tma_2d(sp, map, (sg.kc0 + c) * 64, MOE != 0 ? moe_row0 : sg.ty * BT, &full[j]);
