@@ -1571,7 +1571,7 @@ int ws_moe_run(const W4Args &a, cudaStream_t st) {
   CUtensorMap map_w = map; /* (unread with WREG) */
   if (!WREG)
     if (int rc = ws_weight_map(&map_w, a, Cfg::CW, a.n_experts)) return rc;
-  const int tiles = a.moe_part ? moe_plan_rem_tiles(a.M, a.n_experts) : moe_plan_row_tiles(a.M, a.n_experts, BT);
+  const int tiles = a.moe_part ? moe_plan_rem_tiles(a.M, a.n_experts) : moe_plan_split_tiles(a.M, a.n_experts, BT, a.moe_hb);
   const dim3 grid((unsigned)kern_cdiv(a.N, 64 * NWG), (unsigned)tiles, 1);
   if (grid.y == 0) return 0;
   return kern_launch_ex(FN, grid, dim3(TH), Cfg::kSmem, st, 1, map, map, map_w, a);

@@ -34,6 +34,13 @@ int moe_plan_tile_rows(int pairs, int n_experts, int z10) {
   return (int)r;
 }
 
+int moe_plan_split_tiles(int rows, int n_experts, int ha, int hb) {
+  const int t = moe_plan_row_tiles(rows, n_experts, ha);
+  if (hb <= 0 || t <= 0) return t;
+  const int u = rows / (hb + 1);
+  return u < t ? u : t;
+}
+
 int moe_plan_rem_tiles(int rows, int n_experts) {
   if (rows <= 0 || n_experts <= 0) return 0;
   return n_experts < rows ? n_experts : rows;

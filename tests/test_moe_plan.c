@@ -170,10 +170,14 @@ int main(void) {
       t0 += moe_plan_expert_tiles(n[e], ha, hb, 0, &row0);
       t1 += moe_plan_expert_tiles(n[e], ha, hb, 1, &row0);
     }
-    CHECK_MSG(t0 <= moe_plan_row_tiles(rows, E, ha) && t1 <= moe_plan_rem_tiles(rows, E),
+    CHECK_MSG(t0 <= moe_plan_split_tiles(rows, E, ha, hb) && t1 <= moe_plan_rem_tiles(rows, E),
               "split (%d, %d), %d rows over %d experts (mode %d): %d + %d tiles over the bounds %d + %d", ha, hb,
-              rows, E, mode, t0, t1, moe_plan_row_tiles(rows, E, ha), moe_plan_rem_tiles(rows, E));
+              rows, E, mode, t0, t1, moe_plan_split_tiles(rows, E, ha, hb), moe_plan_rem_tiles(rows, E));
+    if (mode == 1 && rows % ha > hb) /* one expert: its tiles, the bound's own count */
+      CHECK(t0 == moe_plan_split_tiles(rows, 1, ha, hb));
   }
+  CHECK(moe_plan_split_tiles(10240, 128, 128, 96) == 105 && moe_plan_row_tiles(10240, 128, 128) == 207);
+  CHECK(moe_plan_split_tiles(10240, 128, 128, 0) == 207 && moe_plan_split_tiles(0, 128, 128, 96) == 0);
   CHECK(moe_plan_rem_tiles(8, 128) == 8 && moe_plan_rem_tiles(5000, 128) == 128 && moe_plan_rem_tiles(0, 128) == 0);
   /* the split's heights against what they are for: routings drawn as the bench draws them (each
    * token on 8 distinct experts of 128 at random), each candidate's cost summed over the experts'
