@@ -1612,7 +1612,7 @@ int ws_moe_height(const W4Args &a, int bt, int nwg, int stg, cudaStream_t st) {
  * weights in registers (as before item 32; the 32- and 48-row tiles have no such instance). */
 template <int MOE>
 int ws_moe_launch(const W4Args &a0, int tile_rows, cudaStream_t st) {
-  static int force = -1, force_b = -2, wg = -1, stg = -1, split = -1, w_rows = -1;
+  static int force = -1, force_b = -2, wg = -1, stg = -1, split = -1, w_rows = -1, launch_rows = -1;
   if (force < 0) force = kern_env_int("SERVESIM_W4WS_MOE_ROWS", 0);
   if (force_b == -2) force_b = kern_env_int("SERVESIM_W4WS_MOE_ROWS_B", -1);
   if (wg < 0) wg = kern_env_int("SERVESIM_W4WS_MOE_WG", 0);
@@ -1622,11 +1622,15 @@ int ws_moe_launch(const W4Args &a0, int tile_rows, cudaStream_t st) {
     w_rows = kern_env_int("SERVESIM_W4WS_MOE_W", 103);
     if (w_rows < 0) w_rows = 103;
   }
+  if (launch_rows < 0) {
+    launch_rows = kern_env_int("SERVESIM_W4WS_MOE_LAUNCH", 900);
+    if (launch_rows < 0) launch_rows = 900;
+  }
   W4Args a = a0;
   int nwg = 2, hb = 0, ha;
   if (split) {
     const bool forced = force == 32 || force == 48 || force == 64 || force == 96 || force == 128;
-    ha = moe_plan_split(a.M, a.n_experts, w_rows, 256, force, forced && force_b < 0 ? 0 : force_b, &hb);
+    ha = moe_plan_split(a.M, a.n_experts, w_rows, launch_rows, force, forced && force_b < 0 ? 0 : force_b, &hb);
     moe_plan_wgmma_tile(ha, ha, wg, &nwg);
   } else {
     ha = moe_plan_wgmma_tile(tile_rows, force, wg, &nwg);
