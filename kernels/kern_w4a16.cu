@@ -82,7 +82,7 @@ __global__ void __launch_bounds__(128, w4_min_blocks(MT, S, XS, RING)) w4a16_ker
     /* Find this block's (expert, 8*MT*WM-row tile); blocks past the last tile leave at once, so
      * experts with no rows cost nothing. */
     __shared__ int s_tile[3];
-    if (warp == 0) w4_moe_tile(a, BM, blockIdx.y, lane, s_tile);
+    if (warp == 0) w4_moe_tile<false>(a, BM, blockIdx.y, lane, s_tile);
     __syncthreads();
     expert = s_tile[0];
     if (expert < 0) return;

@@ -183,29 +183,23 @@ static __device__ __forceinline__ void w4_wait() { asm volatile("cp.async.wait_g
 
 /* (one warp, all lanes) the row tile `target` of bm rows in the grouped expert GEMMs, the tiles
  * numbered expert by expert over the rows expert_off gives each of a.n_experts experts: s[0] its
- * expert, s[1] its first row, s[2] that expert's row end; s[0] = -1 past the last tile. With
- * a.moe_hb > 0 the launch is part a.moe_part of moe_plan_expert_tiles's split (bm = a.moe_ha in
- * part 0, a.moe_hb in part 1). The offsets of 128 experts are loaded at once (four a lane), then
- * their tile counts scanned 32 at a time: the launch's upper bound of row tiles leaves many
- * blocks with no tile, and each pays this before it leaves -- one memory round trip instead of
- * one for each 32 experts (kernels/NOTES.md item 33). */
+ * expert, s[1] its first row, s[2] that expert's row end; s[0] = -1 past the last tile.
+ * SPLIT false (the mma.sync tiles): ceil(n / bm) tiles an expert, the experts' counts scanned 32
+ * at a time, each 32 one memory round trip. SPLIT true (the wgmma kernel): with a.moe_hb > 0 the
+ * launch is part a.moe_part of moe_plan_expert_tiles's split (bm = a.moe_ha in part 0, a.moe_hb
+ * in part 1), and the offsets of 128 experts are loaded at once (four a lane) before their scan:
+ * the launch's upper bound of row tiles leaves many blocks with no tile, and each pays this before
+ * it leaves (kernels/NOTES.md item 33; the mma.sync tiles kept the scan before it, which was 1-2%
+ * faster at 8..128 tokens -- the runtime division of the split, or the loads). */
+template <bool SPLIT>
 static __device__ __forceinline__ void w4_moe_tile(const W4Args &a, int bm, int target, int lane, int *s) {
   int base = 0, found = 0;
-  const int ha = a.moe_hb > 0 ? a.moe_ha : bm;
-  for (int e00 = 0; e00 < a.n_experts && !found; e00 += 128) {
-    int lo[4], hi[4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-      const int e = e00 + 32 * i + lane;
-      lo[i] = e < a.n_experts ? a.expert_off[e] : 0; /* (coherent loads: a previous kernel wrote them) */
-      hi[i] = e < a.n_experts ? a.expert_off[e + 1] : 0;
-    }
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-      if (found) break;
-      const int e = e00 + 32 * i + lane;
-      int row0 = 0;
-      const int tiles = moe_plan_expert_tiles(hi[i] - lo[i], ha, a.moe_hb, a.moe_part, &row0);
+  if constexpr (!SPLIT) {
+    for (int e0 = 0; e0 < a.n_experts && !found; e0 += 32) {
+      const int e = e0 + lane;
+      int lo = 0, hi = 0;
+      if (e < a.n_experts) { lo = a.expert_off[e]; hi = a.expert_off[e + 1]; }
+      const int tiles = (hi - lo + bm - 1) / bm;
       int incl = tiles;
 #pragma unroll
       for (int o = 1; o < 32; o <<= 1) {
@@ -217,11 +211,45 @@ static __device__ __forceinline__ void w4_moe_tile(const W4Args &a, int bm, int 
       const unsigned ballot = __ballot_sync(0xffffffffu, hit);
       if (hit) {
         s[0] = e;
-        s[1] = lo[i] + row0 + (target - base - excl) * bm;
-        s[2] = hi[i];
+        s[1] = lo + (target - base - excl) * bm;
+        s[2] = hi;
       }
       found = ballot != 0;
       base += __shfl_sync(0xffffffffu, incl, 31);
+    }
+  } else {
+    const int ha = a.moe_hb > 0 ? a.moe_ha : bm;
+    for (int e00 = 0; e00 < a.n_experts && !found; e00 += 128) {
+      int lo[4], hi[4];
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        const int e = e00 + 32 * i + lane;
+        lo[i] = e < a.n_experts ? a.expert_off[e] : 0; /* (coherent loads: a previous kernel wrote them) */
+        hi[i] = e < a.n_experts ? a.expert_off[e + 1] : 0;
+      }
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        if (found) break;
+        const int e = e00 + 32 * i + lane;
+        int row0 = 0;
+        const int tiles = moe_plan_expert_tiles(hi[i] - lo[i], ha, a.moe_hb, a.moe_part, &row0);
+        int incl = tiles;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+          const int v = __shfl_up_sync(0xffffffffu, incl, o);
+          if (lane >= o) incl += v;
+        }
+        const int excl = incl - tiles;
+        const bool hit = target >= base + excl && target < base + incl;
+        const unsigned ballot = __ballot_sync(0xffffffffu, hit);
+        if (hit) {
+          s[0] = e;
+          s[1] = lo[i] + row0 + (target - base - excl) * bm;
+          s[2] = hi[i];
+        }
+        found = ballot != 0;
+        base += __shfl_sync(0xffffffffu, incl, 31);
+      }
     }
   }
   if (!found && lane == 0) s[0] = -1;

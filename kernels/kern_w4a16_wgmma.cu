@@ -854,7 +854,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
     __shared__ int s_tile[3];
     const bool moe_rem = a.moe_part == 1;
     if (!moe_rem) kern_pdl_wait();
-    if (warp == 0) w4_moe_tile(a, BT, blockIdx.y, lane, s_tile);
+    if (warp == 0) w4_moe_tile<true>(a, BT, blockIdx.y, lane, s_tile);
     __syncthreads();
     if (s_tile[0] < 0) { /* the whole block, before any barrier is set up */
       if (moe_rem) kern_pdl_wait();
