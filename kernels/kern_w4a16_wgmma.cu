@@ -1602,8 +1602,11 @@ int ws_moe_height(const W4Args &a, int bt, int nwg, int stg, cudaStream_t st) {
 /* The grouped expert GEMMs in two launches (kernels/NOTES.md item 33): tiles of ha rows, then
  * each expert's remainder of at most hb rows in one tile of hb (moe_plan_expert_tiles), the
  * heights from the expected cost of a random routing of a.M pairs (moe_plan_split: a tile's
- * weight read worth SERVESIM_W4WS_MOE_W rows, default 103, item 32's fit; the second launch 256
- * rows). The longer tiles go first, so that the short ones fill the first launch's tail.
+ * weight read worth SERVESIM_W4WS_MOE_W rows, default 103, item 32's fit; the second launch
+ * SERVESIM_W4WS_MOE_LAUNCH rows, default 900, ~27 us: at 256 the split lost 1-2% at 384, 832,
+ * 1152, 1280 and 1728 tokens, item 33). The longer tiles go first, and let the second launch in
+ * at once, so that the short ones fill the first launch's tail (measured no faster than a
+ * second launch after the first, but no slower).
  * SERVESIM_W4WS_MOE_SPLIT=0: one launch, the smallest height that holds the launcher's tile rows
  * (kern_w4a16.cu's w4a16_moe_tile_rows; the rule of item 32). SERVESIM_W4WS_MOE_ROWS = 32, 48, 64,
  * 96 or 128 forces ha, and then one launch unless SERVESIM_W4WS_MOE_ROWS_B forces hb (a height
