@@ -33,7 +33,8 @@
  * them here, SERVESIM_W4_WGMMA_FROM and _TO move the boundaries).
  * The fused MoE's grouped expert GEMMs take the wgmma kernel too from 17 tile rows an expert
  * (w4a16_moe_tile_rows: the mean plus half a standard deviation; kernels/NOTES.md item 21: 1.68x
- * at 4096 tokens on the H200, items 25 and 32; gate_up's rows gathered in expert order first,
+ * at 4096 tokens on the H200, items 25, 32 and 33 -- there in two launches, each expert's
+ * remainder in a shorter tile, ws_moe_launch; gate_up's rows gathered in expert order first,
  * w4_moe_gather_kernel), the tiles below here otherwise.
  * Not done: a wgmma path as fast as cuBLAS bf16 everywhere (on the H200 at or under it at 20 of
  * the 36 points of M = 64..256, up to 1.22x slower elsewhere; 1.05-1.19x slower summed at 512,
@@ -668,8 +669,9 @@ static int w4a16_wgmma_moe_from(void) {
   return env;
 }
 /* The rows an expert the grouped expert GEMMs pick their tile height by (on Hopper the smallest
- * of 8 and 16 -- the mma.sync tiles --, 32, 48, 64, 96 and 128 -- the wgmma kernel's, from 17 --
- * that holds them; without the wgmma path 17..32 rows take the 32-row mma.sync tiles and 33..256
+ * of 8 and 16 -- the mma.sync tiles --, and from 17 the wgmma kernel, whose heights come from
+ * moe_plan_split since kernels/NOTES.md item 33, or with SERVESIM_W4WS_MOE_SPLIT=0 the smallest of
+ * 32, 48, 64, 96 and 128 that holds them; without the wgmma path 17..32 rows take the 32-row mma.sync tiles and 33..256
  * the 64-row ones, w4a16_dispatch): the mean T k / local experts plus SERVESIM_W4_MOE_TILE_Z10
  * tenths of a standard deviation of a random routing's count (kernels/moe_plan.h; 0: the mean alone -- the heights, the wgmma
  * threshold and the variants stay as now). Default 5: on the H200 its heights were the fastest

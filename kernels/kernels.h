@@ -122,7 +122,8 @@ int kern_moe_w4a16_gate_up_silu(bf16_t *h, const bf16_t *x, const int32_t *qrep,
  * (sorted rows, from gate_up); qrep/srep: E_l stacked tiles (kern_gptq_repack of down_proj,
  * K = I, N = H), expert e at qrep + e*I*H/8, srep + e*I/128*H. On Hopper from 17 tile rows an
  * expert (as above; SERVESIM_W4_WGMMA_MOE_FROM) with 16-byte aligned buffers, both grouped
- * GEMMs run the wgmma kernel; otherwise the mma.sync tiles. */
+ * GEMMs run the wgmma kernel, where the expected cost says in two launches (each expert's
+ * remainder rows in a second, shorter tile; kernels/moe_plan.h); otherwise the mma.sync tiles. */
 int kern_moe_w4a16_down(bf16_t *y, const bf16_t *h, const int32_t *qrep, const bf16_t *srep,
                         const int32_t *expert_off, int T, int k, int I, int H,
                         int n_local_experts, kern_stream_t stream);
