@@ -57,20 +57,36 @@ int moe_plan_split(int pairs, int n_experts, int w_rows, int launch_rows, int fo
   const double L = (double)pairs / n_experts, sd = sqrt(L);
   /* the Poisson mass beyond 12 sd + 12 rows of the mean is below 1e-20 */
   const double lo_d = floor(L - 12.0 * sd - 12.0), hi_d = ceil(L + 12.0 * sd + 12.0);
-  const int64_t lo = lo_d < 0.0 ? 0 : (int64_t)lo_d, hi = (int64_t)hi_d;
-  const double lnL = log(L);
-  double mass = 0.0;
-  for (int64_t n = lo; n <= hi; n++) {
-    const double p = exp((double)n * lnL - L - lgamma((double)n + 1.0));
+  const int lo = lo_d < 0.0 ? 0 : (int)lo_d, hi = (int)hi_d; /* pairs < 2^31: hi < 2^31 - 2^20 */
+  /* over n: E[n / ha] and the law of n mod ha for each height, p(n) by p(n + 1) = p(n) L / (n + 1)
+   * from p(lo) (one exp and lgamma a call: the launcher calls this for every grouped GEMM; p(lo) >=
+   * ~1e-80), n / ha and n mod ha carried along */
+  double p = exp((double)lo * log(L) - L - lgamma((double)lo + 1.0)), mass = 0.0;
+  double efull[MOE_PLAN_HEIGHTS] = {0}, hist[MOE_PLAN_HEIGHTS][128] = {{0}};
+  int full[MOE_PLAN_HEIGHTS], rem[MOE_PLAN_HEIGHTS];
+  for (int i = 0; i < MOE_PLAN_HEIGHTS; i++) {
+    full[i] = lo / moe_plan_heights[i];
+    rem[i] = lo - full[i] * moe_plan_heights[i];
+  }
+  for (int n = lo; n <= hi; p *= L / (double)(n + 1), n++) {
     mass += p;
     for (int i = 0; i < MOE_PLAN_HEIGHTS; i++) {
-      const int ha = moe_plan_heights[i];
-      const int64_t full = n / ha, r = n - full * ha;
-      for (int j = 0; j <= i; j++) {
-        const int b = j == 0 ? 0 : moe_plan_heights[j - 1];
-        const double c = (double)(full + (r > b)) * (w_rows + ha) + (r > 0 && r <= b ? (double)(w_rows + b) : 0.0);
-        cost[i][j] += p * c;
+      efull[i] += p * full[i];
+      hist[i][rem[i]] += p;
+      if (++rem[i] == moe_plan_heights[i]) rem[i] = 0, full[i]++;
+    }
+  }
+  /* an expert's tiles: n / ha, one more of ha rows when r > hb, one of hb rows when 0 < r <= hb */
+  for (int i = 0; i < MOE_PLAN_HEIGHTS; i++) {
+    const int ha = moe_plan_heights[i];
+    for (int j = 0; j <= i; j++) {
+      const int b = j == 0 ? 0 : moe_plan_heights[j - 1];
+      double gt = 0.0, le = 0.0; /* P(r > b), P(0 < r <= b), times the mass */
+      for (int r = 1; r < ha; r++) {
+        if (r > b) gt += hist[i][r];
+        else le += hist[i][r];
       }
+      cost[i][j] = (efull[i] + gt) * (w_rows + ha) + le * (w_rows + b);
     }
   }
   int best_i = -1, best_j = 0;
