@@ -190,7 +190,9 @@ static __device__ __forceinline__ void w4_wait() { asm volatile("cp.async.wait_g
  * in part 1), and the offsets of 128 experts are loaded at once (four a lane) before their scan:
  * the launch's upper bound of row tiles leaves many blocks with no tile, and each pays this before
  * it leaves (kernels/NOTES.md item 33; the mma.sync tiles kept the scan before it, which was 1-2%
- * faster at 8..128 tokens -- the runtime division of the split, or the loads). */
+ * faster at 8..128 tokens -- the runtime division of the split, or the loads). The two branches
+ * repeat the 32-expert step on purpose: one shared helper left the mma.sync instances' SASS as it
+ * was but rescheduled all 22 wgmma MoE instances (742 of 3813 lines of one), untimed. */
 template <bool SPLIT>
 static __device__ __forceinline__ void w4_moe_tile(const W4Args &a, int bm, int target, int lane, int *s) {
   int base = 0, found = 0;
