@@ -57,7 +57,8 @@ int moe_plan_split(int pairs, int n_experts, int w_rows, int launch_rows, int fo
   const double L = (double)pairs / n_experts, sd = sqrt(L);
   /* the Poisson mass beyond 12 sd + 12 rows of the mean is below 1e-20 */
   const double lo_d = floor(L - 12.0 * sd - 12.0), hi_d = ceil(L + 12.0 * sd + 12.0);
-  const int lo = lo_d < 0.0 ? 0 : (int)lo_d, hi = (int)hi_d; /* pairs < 2^31: hi < 2^31 - 2^20 */
+  /* (the callers' pairs are at most 2^20, kern_moe_align; hi kept within int for any pairs) */
+  const int lo = lo_d < 0.0 ? 0 : (int)lo_d, hi = hi_d > 2.0e9 ? 2000000000 : (int)hi_d;
   /* over n: E[n / ha] and the law of n mod ha for each height, p(n) by p(n + 1) = p(n) L / (n + 1)
    * from p(lo) (one exp and lgamma a call: the launcher calls this for every grouped GEMM; p(lo) >=
    * ~1e-80), n / ha and n mod ha carried along */

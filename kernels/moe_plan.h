@@ -67,7 +67,7 @@ static inline MOE_PLAN_HD int moe_plan_expert_tiles(int n, int ha, int hb, int p
 
 /* The first launch's row tiles, an upper bound: moe_plan_row_tiles at ha, and with hb > 0 no more
  * than rows / (hb + 1), since each of its tiles then holds more than hb rows (every block past the
- * last tile still starts, reads the offsets and leaves: ~2 us each at one block an SM,
+ * last tile still starts, reads the offsets and leaves: ~1-2 us each at one block an SM,
  * kernels/NOTES.md item 33). */
 int moe_plan_split_tiles(int rows, int n_experts, int ha, int hb);
 
