@@ -157,8 +157,9 @@ int main(void) {
         }
       }
   }
-  /* ...and the launches' bounds hold for random and extreme routings (the first launch's is
-   * moe_plan_row_tiles at ha, since it never has more tiles than ceil(n / ha) an expert) */
+  /* ...and the launches' bounds hold for random and extreme routings (the first launch's,
+   * moe_plan_split_tiles: moe_plan_row_tiles at ha, since it never has more tiles than ceil(n / ha)
+   * an expert, and rows / (hb + 1), since each of its tiles holds more than hb rows) */
   for (int iter = 0; iter < 2000; iter++) {
     const int E = Es[iter % 5], rows = iter < 64 ? iter + 1 : (int)rng_range(&r, 1, 70000), mode = iter % 3;
     const int ia = (int)rng_range(&r, 1, 4), hb = hs[rng_range(&r, 0, ia - 1)], ha = hs[ia];
