@@ -1632,8 +1632,7 @@ int ws_moe_launch(const W4Args &a0, int tile_rows, cudaStream_t st) {
   W4Args a = a0;
   int nwg = 2, hb = 0, ha;
   if (split) {
-    const bool forced = force == 32 || force == 48 || force == 64 || force == 96 || force == 128;
-    ha = moe_plan_split(a.M, a.n_experts, w_rows, launch_rows, force, forced && force_b < 0 ? 0 : force_b, &hb);
+    ha = moe_plan_split(a.M, a.n_experts, w_rows, launch_rows, force, moe_plan_is_height(force) && force_b < 0 ? 0 : force_b, &hb);
     moe_plan_wgmma_tile(ha, ha, wg, &nwg);
   } else {
     ha = moe_plan_wgmma_tile(tile_rows, force, wg, &nwg);

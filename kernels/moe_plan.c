@@ -11,13 +11,20 @@ int moe_plan_row_tiles(int rows, int n_experts, int bm) {
   return (int)(((int64_t)rows + m * (bm - 1)) / bm);
 }
 
+/* the wgmma kernel's heights for the grouped expert GEMMs, in increasing order */
+enum { MOE_PLAN_HEIGHTS = 5 };
+static const int moe_plan_heights[MOE_PLAN_HEIGHTS] = {32, 48, 64, 96, 128};
+
+int moe_plan_is_height(int h) {
+  for (int i = 0; i < MOE_PLAN_HEIGHTS; i++)
+    if (h == moe_plan_heights[i]) return 1;
+  return 0;
+}
+
 int moe_plan_wgmma_tile(int tile_rows, int force_rows, int force_wg, int *nwg) {
-  static const int heights[] = {32, 48, 64, 96, 128};
-  int bt = 0;
-  for (int i = 0; i < 5; i++)
-    if (force_rows == heights[i]) bt = force_rows;
-  for (int i = 0; i < 5 && !bt; i++)
-    if (tile_rows <= heights[i]) bt = heights[i];
+  int bt = moe_plan_is_height(force_rows) ? force_rows : 0;
+  for (int i = 0; i < MOE_PLAN_HEIGHTS && !bt; i++)
+    if (tile_rows <= moe_plan_heights[i]) bt = moe_plan_heights[i];
   if (!bt) bt = 128;
   if (bt != 64 && bt != 128) *nwg = bt < 64 ? 2 : 3; /* (one instance each) */
   else *nwg = force_wg == 2 || force_wg == 3 ? force_wg : bt == 128 ? 3 : 2;
@@ -45,9 +52,6 @@ int moe_plan_rem_tiles(int rows, int n_experts) {
   if (rows <= 0 || n_experts <= 0) return 0;
   return n_experts < rows ? n_experts : rows;
 }
-
-enum { MOE_PLAN_HEIGHTS = 5 };
-static const int moe_plan_heights[MOE_PLAN_HEIGHTS] = {32, 48, 64, 96, 128};
 
 int moe_plan_split(int pairs, int n_experts, int w_rows, int launch_rows, int force_ha, int force_hb, int *hb) {
   *hb = 0;
@@ -94,15 +98,9 @@ int moe_plan_split(int pairs, int n_experts, int w_rows, int launch_rows, int fo
   double best = 0.0;
   for (int i = 0; i < MOE_PLAN_HEIGHTS; i++) {
     const int ha = moe_plan_heights[i];
-    int ha_forced = 0;
-    for (int f = 0; f < MOE_PLAN_HEIGHTS; f++) ha_forced |= force_ha == moe_plan_heights[f];
-    if (ha_forced && ha != force_ha) continue;
+    if (moe_plan_is_height(force_ha) && ha != force_ha) continue;
     /* a forced hb below ha fixes it; 0, or a height not below ha, one launch */
-    int hb_forced = force_hb == 0, hb_below = 0;
-    for (int f = 0; f < MOE_PLAN_HEIGHTS; f++) {
-      hb_forced |= force_hb == moe_plan_heights[f];
-      hb_below |= f < i && force_hb == moe_plan_heights[f];
-    }
+    const int hb_forced = force_hb == 0 || moe_plan_is_height(force_hb), hb_below = hb_forced && force_hb && force_hb < ha;
     for (int j = 0; j <= i; j++) {
       const int b = j == 0 ? 0 : moe_plan_heights[j - 1];
       if (hb_forced && b != (hb_below ? force_hb : 0)) continue;

@@ -48,6 +48,10 @@ int moe_plan_tile_rows(int pairs, int n_experts, int z10);
  * under 128 rows, about half, take one 128-row tile and two 96-row ones). */
 int moe_plan_wgmma_tile(int tile_rows, int force_rows, int force_wg, int *nwg);
 
+/* Whether h is one of the wgmma kernel's heights for the grouped expert GEMMs (32, 48, 64, 96,
+ * 128): what the force_ arguments below must be to force anything. */
+int moe_plan_is_height(int h);
+
 /* Two tile heights for the wgmma path's grouped expert GEMMs, ha > hb: an expert's n rows take
  * n / ha tiles of ha rows and leave r = n mod ha; r > hb takes one more ha-row tile (part 0, the
  * first launch), 0 < r <= hb one tile of hb rows (part 1, a second launch). hb = 0: one launch,
