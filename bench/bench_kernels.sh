@@ -15,6 +15,7 @@
 #              stream-K, the rule, always) at every shape and slice, into $OUT/wssk.txt
 set -uo pipefail
 cd "$(dirname "$0")/.."
+source bench/bench_lib.sh
 OUT=${OUT:-/tmp/kern-out}
 mkdir -p "$OUT"
 export PATH=/usr/local/cuda/bin:$PATH
@@ -22,8 +23,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 bash scripts/device-deps.sh unpack > /dev/null
 TESTS="test_kern_w4a16 test_kern_moe test_kern_norm test_kern_attn test_kern_layer gpu_kern_w4a16 gpu_kern_moe gpu_kern_attn gpu_kern_layer"
 BIN=""
-if cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DSERVESIM_DEPS_PREFIX=/tmp/deps \
-      -DCMAKE_CUDA_ARCHITECTURES=90 > "$OUT/build.log" 2>&1 &&
+if cmake_cfg . build-gpu > "$OUT/build.log" 2>&1 &&
    cmake --build build-gpu -j "$(nproc)" --target $TESTS bench_kernels bench_w4p_trace >> "$OUT/build.log" 2>&1; then
   BIN=build-gpu
   for t in $TESTS; do cp "build-gpu/tests/$t" "build-gpu/$t" 2>/dev/null; done

@@ -1,5 +1,5 @@
-# bench_lib.sh: pieces the device-side A/B scripts share (bench_kernels_ab.sh, bench_env_sweep.sh);
-# sourced, not run.
+# bench_lib.sh: pieces the device-side bench scripts share (bench_kernels.sh, bench_kernels_ab.sh,
+# bench_env_sweep.sh); sourced, not run.
 
 # cmake_cfg SRC BUILD: configure SRC's Release build in SRC/BUILD for sm_90 with the CPU
 # dependencies scripts/device-deps.sh unpacked into /tmp/deps
