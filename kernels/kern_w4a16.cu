@@ -83,7 +83,7 @@ __global__ void __launch_bounds__(128, w4_min_blocks(MT, S, XS, RING)) w4a16_ker
     /* Find this block's (expert, 8*MT*WM-row tile); blocks past the last tile leave at once, so
      * experts with no rows cost nothing. */
     __shared__ int s_tile[3];
-    if (warp == 0) w4_moe_tile<false>(a, BM, blockIdx.y, lane, s_tile);
+    if (warp == 0) w4_moe_tile(a, BM, blockIdx.y, lane, s_tile);
     __syncthreads();
     expert = s_tile[0];
     if (expert < 0) return;
@@ -858,7 +858,7 @@ int kern_moe_w4a16_gate_up_silu(bf16_t *h, const bf16_t *x, const int32_t *qrep,
                                 sorted_pair, expert_off, n_local_experts, k, H))
       return rc;
     a.x = (const uint16_t *)x_sorted;
-    return w4a16_wgmma_moe_launch(a, tile_rows, 1, st);
+    return w4a16_wgmma_moe_launch(a, tile_rows, 1, w4a16_num_sms(), st);
   }
   return w4a16_dispatch<true, true, true>(a, NULL, 0, tile_rows, T * k, st);
 }
@@ -877,7 +877,7 @@ int kern_moe_w4a16_down(bf16_t *y, const bf16_t *h, const int32_t *qrep, const b
   a.expert_off = expert_off; a.topk = k; a.n_experts = n_local_experts;
   const int tile_rows = w4a16_moe_tile_rows(T * k, n_local_experts);
   if (w4a16_wgmma_moe_on(tile_rows, h, y, qrep, srep, NULL))
-    return w4a16_wgmma_moe_launch(a, tile_rows, 0, (cudaStream_t)stream);
+    return w4a16_wgmma_moe_launch(a, tile_rows, 0, w4a16_num_sms(), (cudaStream_t)stream);
   return w4a16_dispatch<true, false, false>(a, NULL, 0, tile_rows, T * k, (cudaStream_t)stream);
 }
 

@@ -20,7 +20,7 @@ struct W4Args {
   const int32_t *sorted_pair; /* MoE gate_up: x row of sorted row r = sorted_pair[r] / topk */
   int topk, n_experts;
   int moe_ha, moe_hb, moe_part; /* MoE: the tile split of moe_plan_expert_tiles (all 0: tiles of bm
-                                   rows, ceil(n / bm) an expert; w4_moe_tile) */
+                                   rows, ceil(n / bm) an expert; w4_moe_tile, w4_moe_list) */
   float *ws_part;          /* split-K partials */
   int32_t *ws_cnt;         /* split-K arrival counters (zero between calls) */
   int cluster_split;       /* 1: the gridDim.z K splits of a tile form one thread block cluster
@@ -181,80 +181,99 @@ static __device__ __forceinline__ void w4_commit() { asm volatile("cp.async.comm
 template <int N>
 static __device__ __forceinline__ void w4_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
 
-/* (one warp, all lanes) the row tile `target` of bm rows in the grouped expert GEMMs, the tiles
- * numbered expert by expert over the rows expert_off gives each of a.n_experts experts: s[0] its
- * expert, s[1] its first row, s[2] that expert's row end; s[0] = -1 past the last tile.
- * SPLIT false (the mma.sync tiles): ceil(n / bm) tiles an expert, the experts' counts scanned 32
- * at a time, each 32 one memory round trip. SPLIT true (the wgmma kernel): with a.moe_hb > 0 the
- * launch is part a.moe_part of moe_plan_expert_tiles's split (bm = a.moe_ha in part 0, a.moe_hb
- * in part 1), and the offsets of 128 experts are loaded at once (four a lane) before their scan:
- * the launch's upper bound of row tiles leaves many blocks with no tile, and each pays this before
- * it leaves (kernels/NOTES.md item 33; the mma.sync tiles kept the scan before it, which was 1-2%
- * faster at 8..128 tokens -- the runtime division of the split, or the loads). The two branches
- * repeat the 32-expert step on purpose: one shared helper left the mma.sync instances' SASS as it
- * was but rescheduled all 22 wgmma MoE instances (742 of 3813 lines of one), untimed. */
-template <bool SPLIT>
+/* (one warp) the inclusive sum of v over lanes 0..lane */
+static __device__ __forceinline__ int w4_warp_incl_sum(int v, int lane) {
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const int u = __shfl_up_sync(0xffffffffu, v, o);
+    if (lane >= o) v += u;
+  }
+  return v;
+}
+
+/* (one warp, all lanes) the row tile `target` of bm rows in the mma.sync tiles' grouped expert
+ * GEMMs, the tiles numbered expert by expert over the rows expert_off gives each of a.n_experts
+ * experts, ceil(n / bm) an expert: s[0] its expert, s[1] its first row, s[2] that expert's row
+ * end; s[0] = -1 past the last tile. The experts' counts are scanned 32 at a time, each 32 one
+ * memory round trip (loading 128 experts' offsets at once, as w4_moe_list does, cost these tiles
+ * 1-2% at 8..128 tokens: kernels/NOTES.md item 33). */
 static __device__ __forceinline__ void w4_moe_tile(const W4Args &a, int bm, int target, int lane, int *s) {
   int base = 0, found = 0;
-  if constexpr (!SPLIT) {
-    for (int e0 = 0; e0 < a.n_experts && !found; e0 += 32) {
-      const int e = e0 + lane;
-      int lo = 0, hi = 0;
-      if (e < a.n_experts) { lo = a.expert_off[e]; hi = a.expert_off[e + 1]; }
-      const int tiles = (hi - lo + bm - 1) / bm;
-      int incl = tiles;
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const int v = __shfl_up_sync(0xffffffffu, incl, o);
-        if (lane >= o) incl += v;
-      }
-      const int excl = incl - tiles;
-      const bool hit = target >= base + excl && target < base + incl;
-      const unsigned ballot = __ballot_sync(0xffffffffu, hit);
-      if (hit) {
-        s[0] = e;
-        s[1] = lo + (target - base - excl) * bm;
-        s[2] = hi;
-      }
-      found = ballot != 0;
-      base += __shfl_sync(0xffffffffu, incl, 31);
+  for (int e0 = 0; e0 < a.n_experts && !found; e0 += 32) {
+    const int e = e0 + lane;
+    int lo = 0, hi = 0;
+    if (e < a.n_experts) { lo = a.expert_off[e]; hi = a.expert_off[e + 1]; }
+    const int tiles = (hi - lo + bm - 1) / bm;
+    const int incl = w4_warp_incl_sum(tiles, lane);
+    const int excl = incl - tiles;
+    const bool hit = target >= base + excl && target < base + incl;
+    const unsigned ballot = __ballot_sync(0xffffffffu, hit);
+    if (hit) {
+      s[0] = e;
+      s[1] = lo + (target - base - excl) * bm;
+      s[2] = hi;
     }
-  } else {
-    const int ha = a.moe_hb > 0 ? a.moe_ha : bm;
-    for (int e00 = 0; e00 < a.n_experts && !found; e00 += 128) {
-      int lo[4], hi[4];
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-        const int e = e00 + 32 * i + lane;
-        lo[i] = e < a.n_experts ? a.expert_off[e] : 0; /* (coherent loads: a previous kernel wrote them) */
-        hi[i] = e < a.n_experts ? a.expert_off[e + 1] : 0;
-      }
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-        if (found) break;
-        const int e = e00 + 32 * i + lane;
-        int row0 = 0;
-        const int tiles = moe_plan_expert_tiles(hi[i] - lo[i], ha, a.moe_hb, a.moe_part, &row0);
-        int incl = tiles;
-#pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-          const int v = __shfl_up_sync(0xffffffffu, incl, o);
-          if (lane >= o) incl += v;
-        }
-        const int excl = incl - tiles;
-        const bool hit = target >= base + excl && target < base + incl;
-        const unsigned ballot = __ballot_sync(0xffffffffu, hit);
-        if (hit) {
-          s[0] = e;
-          s[1] = lo[i] + row0 + (target - base - excl) * bm;
-          s[2] = hi[i];
-        }
-        found = ballot != 0;
-        base += __shfl_sync(0xffffffffu, incl, 31);
-      }
-    }
+    found = ballot != 0;
+    base += __shfl_sync(0xffffffffu, incl, 31);
   }
   if (!found && lane == 0) s[0] = -1;
+}
+
+/* One tile of the wgmma kernel's grouped expert GEMMs: its column tile, expert, first row and
+ * the expert's row end. */
+struct W4MoePiece {
+  int tx, e, row0, row_end;
+};
+
+/* (one warp, all lanes) the tiles of block blockIdx.x of the wgmma kernel's persistent grid of
+ * g = gridDim.x blocks for the grouped expert GEMMs (moe_plan.h): the launch's tiles numbered row
+ * tile by row tile, expert by expert over the rows a.expert_off gives, the tx column tiles
+ * fastest; the block takes those congruent to its index mod g, listed in order in `list` (at most
+ * cap, which the launcher's grid keeps to: MOE_PLAN_MAX_PIECES, or 1 on a grid of a block a
+ * tile) and counted in *n. The row tiles are
+ * part a.moe_part of moe_plan_expert_tiles's split (bm = a.moe_ha in part 0, a.moe_hb in part 1),
+ * or with a.moe_hb = 0 ceil(n / bm) an expert. The offsets of 128 experts are loaded at once
+ * (four a lane) before their scan: one memory round trip for the model's 128 experts. */
+static __device__ __forceinline__ void w4_moe_list(const W4Args &a, int bm, int tx, int lane, W4MoePiece *list, int cap, int *n) {
+  const int ha = a.moe_hb > 0 ? a.moe_ha : bm, g = (int)gridDim.x, b = (int)blockIdx.x, gq = g / tx, gr = g - gq * tx;
+  const int tyb = b / tx; /* the row tile of the block's first tile, b (a block a tile: its only one) */
+  int base = 0; /* row tiles of the experts before */
+  for (int e00 = 0; e00 < a.n_experts; e00 += 128) {
+    int lo[4], hi[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int e = e00 + 32 * i + lane;
+      lo[i] = e < a.n_experts ? a.expert_off[e] : 0; /* (coherent loads: a previous kernel wrote them) */
+      hi[i] = e < a.n_experts ? a.expert_off[e + 1] : 0;
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int e = e00 + 32 * i + lane;
+      int row0 = 0;
+      const int tiles = moe_plan_expert_tiles(hi[i] - lo[i], ha, a.moe_hb, a.moe_part, &row0);
+      const int incl = w4_warp_incl_sum(tiles, lane), first = base + incl - tiles; /* the expert's first row tile */
+      if (cap == 1) { /* a block a tile (32-bit throughout: the launcher keeps the tiles below 2^30) */
+        if (tyb >= first && tyb < first + tiles) list[0] = W4MoePiece{b - tyb * tx, e, lo[i] + row0 + (tyb - first) * bm, hi[i]};
+      } else if (tiles > 0) {
+        /* its tiles of this block, l = b + k g = ty tx + c: two divisions, then steps of g = gq tx + gr */
+        const int lend = (first + tiles) * tx;
+        int k = moe_plan_first_piece(first * tx, b, g), l = b + k * g;
+        if (l < lend) {
+          int ty = l / tx, c = l - ty * tx;
+          for (; l < lend && k < cap; l += g, k++) {
+            list[k] = W4MoePiece{c, e, lo[i] + row0 + (ty - first) * bm, hi[i]};
+            ty += gq, c += gr;
+            if (c >= tx) c -= tx, ty++;
+          }
+        }
+      }
+      base += __shfl_sync(0xffffffffu, incl, 31);
+    }
+  }
+  if (lane == 0) {
+    const int c = moe_plan_block_pieces(base * tx, b, g);
+    *n = c < cap ? c : cap;
+  }
 }
 
 /* Hopper (sm_90a) path for dense GEMMs of 17 rows and more: warpgroup MMA (wgmma) with the
@@ -272,8 +291,9 @@ struct W4Ws {
 int w4a16_wgmma_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st);
 /* The grouped expert GEMMs on the Hopper wgmma path (kern_moe_w4a16_down, and gate_up with
  * silu = 1 over its rows gathered in expert order): a.M = all pairs' rows, a.x in expert order,
- * tile_rows the rows an expert the tiles are sized for (w4a16_moe_tile_rows; picks the height). */
-int w4a16_wgmma_moe_launch(const W4Args &a, int tile_rows, int silu, cudaStream_t st);
+ * tile_rows the rows an expert the tiles are sized for (w4a16_moe_tile_rows; picks the height),
+ * sms the GPU's SMs (the persistent grid's size). */
+int w4a16_wgmma_moe_launch(const W4Args &a, int tile_rows, int silu, int sms, cudaStream_t st);
 
 /* Stream-K path for dense GEMMs of 1..16 rows on Hopper (kern_w4a16_streamk.cu), on with
  * SERVESIM_W4_STREAMK=1 (correct, measured slower than the split-K kernel: kernels/NOTES.md

@@ -283,8 +283,9 @@ constexpr int kW4gStageMinGroups = 5; /* 128-row tiles: a split's share staged f
  * barrier keeps every block's partial alive until the others have read it. With STG the output
  * tile lies past the partials (SILU, gate_up's grouped GEMM: direct stores of SiLU(gate) x up
  * instead). Every thread of the block calls it (the barriers); non-consumers (consumer = false)
- * only take part in them. */
-template <int BT, int T, bool STG = false, bool SILU = false>
+ * only take part in them. WHOLE: never a split grid (the grouped expert GEMMs, which call it for
+ * each of a block's tiles; without the split's code the instance needs fewer registers). */
+template <int BT, int T, bool STG = false, bool SILU = false, bool WHOLE = false>
 __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[BT / 2], uint8_t *ring, bool consumer,
                                              int ct, int nt, int lane, int m0) {
   static_assert(!SILU || STG, "the SiLU epilogue is the grouped expert GEMMs' (warp-specialised kernel, unsplit)");
@@ -295,7 +296,7 @@ __device__ __forceinline__ void w4g_epilogue(const W4Args &a, const float (&d)[B
   auto store4 = [&](int i, float v0, float v1, float v2, float v3) {
     w4_store_frag<SILU>(a.y, N, M, m0 + 8 * i + 2 * t, nt, g, v0, v1, v2, v3);
   };
-  if (splits > 1) {
+  if (!WHOLE && splits > 1) {
     namespace cg = cooperative_groups;
     cg::cluster_group cluster = cg::this_cluster();
     /* group i of thread ct (d[4i .. 4i + 3]) at i T + ct in 16-byte pieces (T = 128 or 256: one
@@ -780,10 +781,11 @@ __device__ __forceinline__ void ws_slices_sum(float (&d)[BT / 2], uint8_t *ring,
 }
 #endif
 
-/* MOE (not with SK): 0 a dense GEMM; 1 the grouped expert GEMMs (kern_moe_w4a16_down's), row
- * tile blockIdx.y numbered expert by expert over the rows a.expert_off gives (w4_moe_tile; the
- * activations' rows in expert order, so one tensor map serves every expert; blocks past the last
- * tile leave at once); 2 the same with gate_up's SiLU(gate) x up epilogue (y of N / 2 columns). */
+/* MOE (not with SK): 0 a dense GEMM; 1 the grouped expert GEMMs (kern_moe_w4a16_down's) on a
+ * persistent grid of gridDim.x blocks, each working the tiles w4_moe_list gives it one after
+ * another (the row tiles numbered expert by expert over the rows a.expert_off gives; the
+ * activations' rows in expert order, so one tensor map serves every expert); 2 the same with
+ * gate_up's SiLU(gate) x up epilogue (y of N / 2 columns). */
 template <int BT, int MINB, int S, bool WREG, int P, bool SK, bool RB, int NWG, int MOE = 0, int KSL = 1>
 __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmx_tail,
                                                                       const __grid_constant__ CUtensorMap tmw, W4Args a) {
@@ -828,8 +830,30 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
       nseg_s = k; /* the launcher keeps a block's share within WSK_MAX_PIECES pieces */
     }
   }
+  /* the grouped expert GEMMs' tiles (kernels/NOTES.md item 34). With RB (one block an SM: the 96-
+   * and 128-row tiles) a persistent grid, each block working a list of tiles: before, one block a
+   * (column tile, row tile) over the launch's upper bound of row tiles, and every block past the
+   * last real tile started, looked its tile up and left (~1 us an SM each). Without RB (the 32-,
+   * 48- and 64-row tiles, two blocks an SM, 96 registers) still one block a tile of the bound
+   * (the launcher's grid; the list holds one): their loop over tiles cost registers enough that
+   * ptxas serialised the wgmma of the 48- and 64-row instances (C7512), and the blocks past the
+   * last tile cost these tiles little (no gain measured at 256..512 tokens). */
+  constexpr bool MLOOP = MOE != 0 && RB;
+  constexpr int ML = MLOOP ? MOE_PLAN_MAX_PIECES : 1;
+  __shared__ W4MoePiece moe_list[ML];
+  __shared__ int moe_n;
   auto seg_at = [&](int si) {
     if constexpr (SK) return segs[si];
+    if constexpr (MOE != 0) {
+      WskPiece sg;
+      sg.tx = moe_list[si].tx;
+      sg.ty = 0;
+      sg.kc0 = 0;
+      sg.n = q * KQ;
+      sg.kind = WSK_WHOLE;
+      sg.last = 0;
+      return sg;
+    }
     const int splits = gridDim.z, z = blockIdx.z;
     WskPiece sg;
     sg.tx = blockIdx.x;
@@ -841,37 +865,40 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
     return sg;
   };
   auto stage = [&](int j) { return base + (size_t)j * Cfg::STAGE; };
-  /* the grouped expert GEMMs: the tile's expert (its weights), first row and row end, known only
+  /* the grouped expert GEMMs: a tile's expert (its weights), first row and row end, known only
    * once the kernel that wrote expert_off is done, so no weight load before the wait here */
-  int moe_row0 = 0, moe_tile0 = 0; /* moe_tile0: the expert's first n16 tile in tmw (WREG false) */
+  int moe_row0 = 0, moe_tile0 = 0; /* the piece's first row; its expert's first n16 tile in tmw (WREG false) */
+  /* piece si's expert's weights and scales (a holds every expert's, and is not changed, so that
+   * the compiler keeps reading it from the parameters rather than holding it in registers across
+   * the tiles) */
+  auto moe_qrep = [&](int si) { return a.qrep + (size_t)moe_list[si].e * ((size_t)K * N / 32); };
+  auto moe_srep = [&](int si) { return a.srep + (size_t)moe_list[si].e * ((size_t)(K / 128) * N / 2); };
   /* The split's second launch (part 1, the remainder tiles; ws_moe_launch) reads only what the
    * kernels before the first launch wrote: every block of the first had passed its wait when it
    * let this launch in, so those kernels are done, and this one waits for the first launch only
-   * before it stores (finish), or before it leaves when it has no tile -- then its end still
-   * means the first launch's end, which the kernel after it relies on. The first launch lets it
-   * in at once, so that the remainder tiles fill the first launch's tail. */
+   * before it stores (each tile's epilogue), or before it leaves when it has no tile -- then its
+   * end still means the first launch's end, which the kernel after it relies on. The first launch
+   * lets it in at once, so that the remainder tiles fill the first launch's tail. */
   if constexpr (MOE != 0) {
-    __shared__ int s_tile[3];
     const bool moe_rem = a.moe_part == 1;
     if (!moe_rem) kern_pdl_wait();
-    if (warp == 0) w4_moe_tile<true>(a, BT, blockIdx.y, lane, s_tile);
+    if (warp == 0) w4_moe_list(a, BT, TX, lane, moe_list, ML, &moe_n);
     __syncthreads();
-    if (s_tile[0] < 0) { /* the whole block, before any barrier is set up */
+    if (moe_n == 0) { /* the whole block, before any barrier is set up */
       if (moe_rem) kern_pdl_wait();
       return;
     }
     if (a.moe_hb > 0 && !moe_rem) kern_pdl_trigger();
-    a.qrep += (size_t)s_tile[0] * ((size_t)K * N / 32);
-    a.srep += (size_t)s_tile[0] * ((size_t)(K / 128) * N / 2);
-    moe_row0 = s_tile[1];
-    moe_tile0 = s_tile[0] * NT16;
-    a.M = s_tile[2]; /* rows from the expert's end on are never stored */
   }
+  /* the grouped expert GEMMs' down (MOE 1): its output tile overlays the ring, so the producer
+   * starts a tile's copies only once the consumers are done with the tile before it */
+  __shared__ __align__(8) uint64_t epi_done;
   if (tid == 0) {
     for (int j = 0; j < S; j++) {
       ws_bar_init(&full[j], 1);
       ws_bar_init(&empty[j], COLW); /* lane 0 of each consumer warp that takes the stage */
     }
+    if (MOE == 1) ws_bar_init(&epi_done, CW);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
@@ -886,7 +913,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
    * be held to the producer's 40 registers), without it after the join. */
   auto finish = [&](int who) {
     kern_pdl_trigger();
-    if constexpr (!SK) {
+    if constexpr (!SK && MOE == 0) { /* (the grouped expert GEMMs store each tile in the consumers' loop) */
       kern_pdl_wait(); /* (returns at once: the producer waited) before writing what a predecessor may read */
       if (tid == 0) WS_STAMP(4, 1);
       WS_BLK_STAMP(2);
@@ -901,8 +928,12 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
     if constexpr (RB) asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kWsProducerRegs));
     if (warp == CW && lane == 0) {
       const uint8_t *sq = reinterpret_cast<const uint8_t *>(a.srep);
+      if constexpr (MOE != 0) { /* the piece's expert's */
+        sq = reinterpret_cast<const uint8_t *>(moe_srep(0));
+        moe_tile0 = moe_list[0].e * NT16;
+      }
       int gc = 0; /* ring position: chunks of all pieces so far */
-      const int nseg = SK ? nseg_s : 1;
+      const int nseg = SK ? nseg_s : MLOOP ? moe_n : 1;
       /* Without WREG the weights come through the stages: the tile's CW weight tiles of a chunk
        * in one tensor copy (tmw, ws_weight_map; tiles past N read as zeros -- or, in the grouped
        * expert GEMMs, whose map holds every expert, as the next expert's first tiles, whose
@@ -926,6 +957,14 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
       }
       for (int si = 0; si < nseg; si++) {
         const WskPiece sg = seg_at(si);
+        if constexpr (MOE != 0) {
+          moe_row0 = moe_list[si].row0;
+          if (si > 0) {
+            sq = reinterpret_cast<const uint8_t *>(moe_srep(si));
+            moe_tile0 = moe_list[si].e * NT16;
+            if constexpr (MOE == 1) ws_wait(&epi_done, (si - 1) & 1); /* the tile before has left the ring */
+          }
+        }
         /* the last row tile's box stops at its last row (rounded up to 8; wgmma reads the
          * stage's older rows past it, whose outputs are never stored) */
         const bool tail = MOE == 0 && sg.ty == (a.M - 1) / BT;
@@ -954,7 +993,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
   } else {
     if constexpr (RB) asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(ws_consumer_regs(NWG)));
     unsigned gc0 = 0; /* ring position of the piece's first chunk */
-    const int nseg = SK ? nseg_s : 1;
+    const int nseg = SK ? nseg_s : MLOOP ? moe_n : 1;
     /* stage 0's descriptor: stage j, k16 step s adds (j STAGE + 32 s) / 16 to its start field
      * (shared addresses < 256 KB: the 14-bit field does not carry) */
     const uint64_t desc0 = w4_desc_sw128(base);
@@ -967,6 +1006,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
       const WskPiece sg = seg_at(si);
       const int kc0 = sg.kc0 + wk, n = KSL > 1 ? (sg.n - wk + KSL - 1) / KSL : sg.n; /* the slice's first chunk, its chunks */
       nt = sg.tx * COLW + (KSL > 1 ? warp & 3 : warp);
+      if constexpr (MOE != 0) moe_row0 = moe_list[si].row0;
       m0 = MOE != 0 ? moe_row0 : sg.ty * BT;
 #pragma unroll
       for (int i = 0; i < BT / 2; i++) d[i] = 0.f;
@@ -989,6 +1029,10 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
        * (t ^ (g / 2) % 4) so that a step's 32 words fall on 32 banks when read */
       const uint8_t *wsrc = reinterpret_cast<const uint8_t *>(a.qrep) + ((size_t)ntl * KC + kc0) * 512 + lane * 16;
       const uint8_t *ssrc = reinterpret_cast<const uint8_t *>(a.srep + (size_t)ntl * 8 + (size_t)(kc0 >> 1) * sstep) + (lane & 1) * 16;
+      if constexpr (MOE != 0) { /* the piece's expert's (a holds them all) */
+        wsrc = reinterpret_cast<const uint8_t *>(moe_qrep(si)) + (wsrc - reinterpret_cast<const uint8_t *>(a.qrep));
+        ssrc = reinterpret_cast<const uint8_t *>(moe_srep(si)) + (ssrc - reinterpret_cast<const uint8_t *>(a.srep));
+      }
       const uint32_t wdst = (uint32_t)(4 * g + (t ^ ((g >> 1) & 3))) * 16, sdst = 512 + (lane & 1) * 16;
       /* scale groups (two chunks each) from the slice's chunk c to c + 1 */
       auto gstep = [&](int c) { return KSL == 1 ? (kc0 + c) & 1 : ((kc0 + KSL * (c + 1)) >> 1) - ((kc0 + KSL * c) >> 1); };
@@ -1015,6 +1059,10 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
        * group's scales: the group advances after an odd chunk) */
       const uint32_t *wnext = reinterpret_cast<const uint32_t *>(a.qrep) + ((size_t)ntl * KC + kc0) * 128 + w4g_word(g, 0, t);
       const uint32_t *snext = a.srep + (size_t)ntl * 8 + g + (size_t)(kc0 >> 1) * sstep;
+      if constexpr (MOE != 0) {
+        wnext = reinterpret_cast<const uint32_t *>(moe_qrep(si)) + (wnext - reinterpret_cast<const uint32_t *>(a.qrep));
+        snext = moe_srep(si) + (snext - a.srep);
+      }
       uint4 wr[P];
       uint32_t sr[P];
       auto fetch_r = [&](int c, uint4 &w, uint32_t &sv) {
@@ -1140,6 +1188,24 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
         kern_pdl_wait(); /* (returns at once: the producer waited) before writing what a predecessor may read */
         w4s_piece_epilogue<BT, NWG>(a, d, sg, tid, nt, lane, m0, base + (size_t)S * Cfg::STAGE + Cfg::WRING, si);
         WS_PIECE_STAMP(si, 4);
+      }
+      if constexpr (MOE != 0) {
+        if (si + 1 < nseg) {
+          if (lane == 0) ws_arrive(&empty[(gc0 - 1) % S]); /* the tile's last stage: the next tile reuses the ring */
+        } else {
+          kern_pdl_trigger();
+        }
+        kern_pdl_wait(); /* (part 1 waits for part 0 here, before its first store; otherwise at once) */
+        W4Args ae = a;
+        ae.M = moe_list[si].row_end; /* rows from the expert's end on are never stored */
+        w4g_epilogue<BT, 128 * NWG, true, MOE == 2, true>(ae, d, base, true, tid, nt, lane, m0);
+        if constexpr (MOE == 1) {
+          /* this warp's reads of the output tile (the ring) done before the producer's tensor
+           * copies of the next tile write there */
+          __syncwarp();
+          asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+          if (lane == 0) ws_arrive(&epi_done);
+        }
       }
     }
     if constexpr (SK) WS_BLK_STAMP(3);
@@ -1558,7 +1624,7 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
  * a.M the rows of all local experts (the tensor map's), a.x those rows in expert order; one block
  * a (column tile, row tile) over an upper bound of the row tiles (kernels/moe_plan.h), unsplit. */
 template <int BT, int MINB, int P, bool RB, int MOE, int NWG = 2, bool WREG = true>
-int ws_moe_run(const W4Args &a, cudaStream_t st) {
+int ws_moe_run(const W4Args &a, int sms, cudaStream_t st) {
   constexpr int S = 8, TH = ws_threads(RB, NWG);
   using Cfg = WsCfg<BT, S, WREG, NWG>;
   constexpr auto FN = w4ws_kernel<BT, MINB, S, WREG, P, false, RB, NWG, MOE>;
@@ -1571,10 +1637,25 @@ int ws_moe_run(const W4Args &a, cudaStream_t st) {
   CUtensorMap map_w = map; /* (unread with WREG) */
   if (!WREG)
     if (int rc = ws_weight_map(&map_w, a, Cfg::CW, a.n_experts)) return rc;
+  /* the persistent grid over an upper bound of the tiles (moe_plan.h): one wave of blocks, each
+   * listing the real tiles it takes (w4_moe_list). SERVESIM_W4WS_MOE_RESIDENT=R sizes it for R
+   * blocks at once instead of the SMs' (the tests: a few blocks with long lists, or a block a
+   * tile as before the persistent grid but without the empty ones) */
+  static int resident = -1, waves = -1;
+  if (resident < 0) {
+    resident = kern_env_int("SERVESIM_W4WS_MOE_RESIDENT", 0);
+    if (resident < 0) resident = 0;
+  }
+  if (waves < 0) {
+    waves = kern_env_int("SERVESIM_W4WS_MOE_WAVES", 1);
+    if (waves < 1) waves = 1;
+  }
   const int tiles = a.moe_part ? moe_plan_rem_tiles(a.M, a.n_experts) : moe_plan_split_tiles(a.M, a.n_experts, BT, a.moe_hb);
-  const dim3 grid((unsigned)kern_cdiv(a.N, 64 * NWG), (unsigned)tiles, 1);
-  if (grid.y == 0) return 0;
-  return kern_launch_ex(FN, grid, dim3(TH), Cfg::kSmem, st, 1, map, map, map_w, a);
+  const long long lin = (long long)tiles * kern_cdiv(a.N, 64 * NWG);
+  KERN_REQUIRE(lin < (1LL << 30), "kern_moe_w4a16: %lld tiles is too many for one launch", lin);
+  const int blocks = RB ? moe_plan_persistent_blocks(lin, resident > 0 ? resident : occ * sms * waves) : (int)lin;
+  if (blocks == 0) return 0;
+  return kern_launch_ex(FN, dim3((unsigned)blocks), dim3(TH), Cfg::kSmem, st, 1, map, map, map_w, a);
 }
 
 /* One launch of the grouped expert GEMMs in tiles of bt rows (nwg consumer warpgroups, the
@@ -1589,14 +1670,14 @@ int ws_moe_run(const W4Args &a, cudaStream_t st) {
  * rows), with the stages on them 2% less; the stages lost ~1% on the 128-row tiles; items 25 and
  * 31 for the 128-row tiles' columns. */
 template <int MOE>
-int ws_moe_height(const W4Args &a, int bt, int nwg, int stg, cudaStream_t st) {
-  if (bt == 32) return ws_moe_run<32, 2, 2, false, MOE, 2, false>(a, st);
-  if (bt == 48) return ws_moe_run<48, 2, 2, false, MOE, 2, false>(a, st);
-  if (bt == 64 && nwg == 2 && stg) return ws_moe_run<64, 2, 2, false, MOE, 2, false>(a, st);
-  if (bt == 64) return nwg == 3 ? ws_moe_run<64, 1, 2, false, MOE, 3>(a, st) : ws_moe_run<64, 2, 2, false, MOE>(a, st);
-  if (bt == 96) return a.K % 256 == 0 ? ws_moe_run<96, 1, 4, true, MOE, 3>(a, st) : ws_moe_run<96, 1, 2, true, MOE, 3>(a, st);
-  if (nwg == 3) return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE, 3>(a, st) : ws_moe_run<128, 1, 2, true, MOE, 3>(a, st);
-  return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE>(a, st) : ws_moe_run<128, 1, 2, true, MOE>(a, st);
+int ws_moe_height(const W4Args &a, int bt, int nwg, int stg, int sms, cudaStream_t st) {
+  if (bt == 32) return ws_moe_run<32, 2, 2, false, MOE, 2, false>(a, sms, st);
+  if (bt == 48) return ws_moe_run<48, 2, 2, false, MOE, 2, false>(a, sms, st);
+  if (bt == 64 && nwg == 2 && stg) return ws_moe_run<64, 2, 2, false, MOE, 2, false>(a, sms, st);
+  if (bt == 64) return nwg == 3 ? ws_moe_run<64, 1, 2, false, MOE, 3>(a, sms, st) : ws_moe_run<64, 2, 2, false, MOE>(a, sms, st);
+  if (bt == 96) return a.K % 256 == 0 ? ws_moe_run<96, 1, 4, true, MOE, 3>(a, sms, st) : ws_moe_run<96, 1, 2, true, MOE, 3>(a, sms, st);
+  if (nwg == 3) return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE, 3>(a, sms, st) : ws_moe_run<128, 1, 2, true, MOE, 3>(a, sms, st);
+  return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE>(a, sms, st) : ws_moe_run<128, 1, 2, true, MOE>(a, sms, st);
 }
 
 /* The grouped expert GEMMs in two launches (kernels/NOTES.md item 33): tiles of ha rows, then
@@ -1614,7 +1695,7 @@ int ws_moe_height(const W4Args &a, int bt, int nwg, int stg, cudaStream_t st) {
  * (128 or 192; other values: moe_plan_wgmma_tile), SERVESIM_W4WS_MOE_STAGES=0 the 64-row tiles'
  * weights in registers (as before item 32; the 32- and 48-row tiles have no such instance). */
 template <int MOE>
-int ws_moe_launch(const W4Args &a0, int tile_rows, cudaStream_t st) {
+int ws_moe_launch(const W4Args &a0, int tile_rows, int sms, cudaStream_t st) {
   static int force = -1, force_b = -2, wg = -1, stg = -1, split = -1, w_rows = -1, launch_rows = -1;
   if (force < 0) force = kern_env_int("SERVESIM_W4WS_MOE_ROWS", 0);
   if (force_b == -2) force_b = kern_env_int("SERVESIM_W4WS_MOE_ROWS_B", -1);
@@ -1640,11 +1721,11 @@ int ws_moe_launch(const W4Args &a0, int tile_rows, cudaStream_t st) {
   a.moe_ha = ha;
   a.moe_hb = hb;
   a.moe_part = 0;
-  if (int rc = ws_moe_height<MOE>(a, ha, nwg, stg, st)) return rc;
+  if (int rc = ws_moe_height<MOE>(a, ha, nwg, stg, sms, st)) return rc;
   if (hb == 0) return ERR_OK;
   a.moe_part = 1;
   moe_plan_wgmma_tile(hb, hb, wg, &nwg);
-  return ws_moe_height<MOE>(a, hb, nwg, stg, st);
+  return ws_moe_height<MOE>(a, hb, nwg, stg, sms, st);
 }
 
 } // namespace
@@ -1664,8 +1745,8 @@ int w4a16_wgmma_available(void) {
   return w4a16_wgmma_variant() && kern_device_cc() == 90; /* sm_90a code runs on 9.0 only */
 }
 
-int w4a16_wgmma_moe_launch(const W4Args &a, int tile_rows, int silu, cudaStream_t st) {
-  return silu ? ws_moe_launch<2>(a, tile_rows, st) : ws_moe_launch<1>(a, tile_rows, st);
+int w4a16_wgmma_moe_launch(const W4Args &a, int tile_rows, int silu, int sms, cudaStream_t st) {
+  return silu ? ws_moe_launch<2>(a, tile_rows, sms, st) : ws_moe_launch<1>(a, tile_rows, sms, st);
 }
 
 int w4a16_wgmma_launch(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {

@@ -78,6 +78,29 @@ int moe_plan_split_tiles(int rows, int n_experts, int ha, int hb);
 /* The second launch's row tiles, an upper bound: at most one an expert that has rows. */
 int moe_plan_rem_tiles(int rows, int n_experts);
 
+/* The wgmma kernel's grouped expert GEMMs run a persistent grid (kernels/NOTES.md item 34): the
+ * launch's tiles are numbered row tile by row tile, column tiles fastest (lin = row tile x tx +
+ * column tile, tx column tiles), and block b of g takes the tiles b, b + g, b + 2g, ... below the
+ * real count, which only the device knows; it lists them in shared memory, at most
+ * MOE_PLAN_MAX_PIECES. */
+#define MOE_PLAN_MAX_PIECES 96
+
+/* The blocks of that grid for an upper bound of lin_bound tiles and `resident` blocks that fit on
+ * the GPU at once: one wave (resident), unless a block would then list more than
+ * MOE_PLAN_MAX_PIECES of the bound's tiles; never more blocks than tiles. 0 for no tiles. */
+int moe_plan_persistent_blocks(long long lin_bound, int resident);
+
+/* The tiles block b of g takes when the launch has lin_total: those below lin_total congruent to
+ * b mod g. (32-bit: the launcher keeps the launch's tiles below 2^30.) */
+static inline MOE_PLAN_HD int moe_plan_block_pieces(int lin_total, int b, int g) {
+  return lin_total > b ? (lin_total - b + g - 1) / g : 0;
+}
+
+/* The index k of block b of g's first tile at or past lin0; that tile is b + k g. */
+static inline MOE_PLAN_HD int moe_plan_first_piece(int lin0, int b, int g) {
+  return lin0 <= b ? 0 : (lin0 - b + g - 1) / g;
+}
+
 /* The heights (ha, hb) of the split above for `pairs` (token, expert) pairs over n_experts
  * experts, from the expected cost of a random routing -- Poisson(pairs / n_experts) rows an
  * expert, the launcher's only knowledge: a tile costs w_rows + its height, in rows of tensor work

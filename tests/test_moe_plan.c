@@ -248,5 +248,52 @@ int main(void) {
     /* weights free (w = 0): the least padding, the smallest height without a split */
     CHECK(moe_plan_split(2048 * 8, 128, 0, 1 << 30, -1, -1, &hb) == 32 && hb == 0);
   }
+  /* the persistent grid (moe_plan_persistent_blocks): g blocks, each taking the tiles congruent
+   * to its index mod g below the real count (moe_plan_block_pieces; piece k of block b is tile
+   * b + k g, the first at or past a tile moe_plan_first_piece): every tile of any real count up to
+   * the bound in exactly one block, in order, and no block with more than MOE_PLAN_MAX_PIECES,
+   * which is all its list in shared memory holds */
+  {
+    static unsigned char seen[1 << 16];
+    for (int iter = 0; iter < 500; iter++) {
+      const int bound = iter < 40 ? iter : (int)rng_range(&r, 1, iter % 3 ? 20000 : 60000);
+      const int resident = iter % 7 == 0 ? 1 : (int)rng_range(&r, 1, 528);
+      const int g = moe_plan_persistent_blocks(bound, resident);
+      if (bound == 0) {
+        CHECK(g == 0);
+        continue;
+      }
+      CHECK_MSG(g >= 1 && g <= bound && (g >= resident || g == bound) && (bound + g - 1) / g <= MOE_PLAN_MAX_PIECES,
+                "bound %d, resident %d: %d blocks", bound, resident, g);
+      if (g < 1) continue;
+      const int total = iter % 5 == 0 ? bound : (int)rng_range(&r, 0, bound), tx = (int)rng_range(&r, 1, 64);
+      for (int l = 0; l < total; l++) seen[l] = 0;
+      long long pieces = 0;
+      for (int b = 0; b < g; b++) {
+        const int n = moe_plan_block_pieces(total, b, g);
+        CHECK(n <= MOE_PLAN_MAX_PIECES);
+        pieces += n;
+        /* walk the tiles in runs of whole row tiles (an expert's, a random number), as the
+         * kernel's list does: each run's first piece from moe_plan_first_piece, then steps of g */
+        int l0 = 0, k = 0;
+        while (l0 < total) {
+          const int step = tx * (int)rng_range(&r, 1, 4), l1 = l0 + step < total ? l0 + step : total;
+          const int k0 = moe_plan_first_piece(l0, b, g), f = b + k0 * g;
+          CHECK_MSG(f >= l0 && f - g < l0 && k0 == k, "block %d of %d: first tile %d from %d, piece %d (walked %d)", b, g, f, l0, k0, k);
+          for (int l = f; l < l1; l += g, k++) seen[l]++;
+          l0 = l1;
+        }
+        CHECK_MSG(k == n, "block %d of %d: %d pieces walked, %d counted", b, g, k, n);
+      }
+      CHECK(pieces == total);
+      int bad = -1;
+      for (int l = 0; l < total && bad < 0; l++)
+        if (seen[l] != 1) bad = l;
+      CHECK_MSG(bad < 0, "tile %d of %d: %d blocks", bad, total, bad < 0 ? 1 : seen[bad]);
+    }
+    CHECK(moe_plan_persistent_blocks(207 * 16, 132) == 132);
+    CHECK(moe_plan_persistent_blocks(100000, 132) == (100000 + MOE_PLAN_MAX_PIECES - 1) / MOE_PLAN_MAX_PIECES);
+    CHECK(moe_plan_persistent_blocks(5, 132) == 5);
+  }
   return check_report("test_moe_plan");
 }
