@@ -29,7 +29,8 @@
  * and add their accumulators in shared memory: a K split inside the block (ws_cost_pick_slices
  * says where).
  * The warp-specialised kernel also runs the fused MoE's grouped expert GEMMs (its MOE instances,
- * ws_moe_launch): one block a (column tile, expert row tile), unsplit.
+ * ws_moe_launch): tiles of one expert's rows and 128 or 192 columns, unsplit; from 96 rows a
+ * persistent grid whose blocks work lists of them, below that a block a tile.
  * Compiled for sm_90a only (wgmma needs the architecture-specific target); elsewhere the kernels
  * are empty and w4a16_wgmma_available() is 0, so the mma.sync path runs. */
 #include <cooperative_groups.h>
@@ -1621,8 +1622,10 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
  * two, or three for 192 columns; WREG, weights fetched by the consumers -- WsCfg's shared-memory
  * ring from 96 rows, registers at 64 --, or without it through the producer's stages, by a tensor
  * map over all a.n_experts experts' weights):
- * a.M the rows of all local experts (the tensor map's), a.x those rows in expert order; one block
- * a (column tile, row tile) over an upper bound of the row tiles (kernels/moe_plan.h), unsplit. */
+ * a.M the rows of all local experts (the tensor map's), a.x those rows in expert order; over an
+ * upper bound of the (column tile, row tile) pairs (kernels/moe_plan.h), unsplit: with RB (the 96-
+ * and 128-row tiles) a persistent grid of one wave, each block working a list of the real ones,
+ * without it a block a pair of the bound, those past the real ones leaving at once. */
 template <int BT, int MINB, int P, bool RB, int MOE, int NWG = 2, bool WREG = true>
 int ws_moe_run(const W4Args &a, int sms, cudaStream_t st) {
   constexpr int S = 8, TH = ws_threads(RB, NWG);
@@ -1637,10 +1640,11 @@ int ws_moe_run(const W4Args &a, int sms, cudaStream_t st) {
   CUtensorMap map_w = map; /* (unread with WREG) */
   if (!WREG)
     if (int rc = ws_weight_map(&map_w, a, Cfg::CW, a.n_experts)) return rc;
-  /* the persistent grid over an upper bound of the tiles (moe_plan.h): one wave of blocks, each
-   * listing the real tiles it takes (w4_moe_list). SERVESIM_W4WS_MOE_RESIDENT=R sizes it for R
-   * blocks at once instead of the SMs' (the tests: a few blocks with long lists, or a block a
-   * tile as before the persistent grid but without the empty ones) */
+  /* with RB the persistent grid over an upper bound of the tiles (moe_plan.h): one wave of
+   * blocks, each listing the real tiles it takes (w4_moe_list). SERVESIM_W4WS_MOE_RESIDENT=R sizes
+   * it for R blocks at once instead of the SMs' (the tests: a few blocks with long lists; 1000000,
+   * a block a tile of the bound, as before the persistent grid), SERVESIM_W4WS_MOE_WAVES=W for W
+   * times the SMs' (2 was no faster at 1024..4096 tokens, kernels/NOTES.md item 34) */
   static int resident = -1, waves = -1;
   if (resident < 0) {
     resident = kern_env_int("SERVESIM_W4WS_MOE_RESIDENT", 0);

@@ -78,11 +78,12 @@ int moe_plan_split_tiles(int rows, int n_experts, int ha, int hb);
 /* The second launch's row tiles, an upper bound: at most one an expert that has rows. */
 int moe_plan_rem_tiles(int rows, int n_experts);
 
-/* The wgmma kernel's grouped expert GEMMs run a persistent grid (kernels/NOTES.md item 34): the
- * launch's tiles are numbered row tile by row tile, column tiles fastest (lin = row tile x tx +
- * column tile, tx column tiles), and block b of g takes the tiles b, b + g, b + 2g, ... below the
- * real count, which only the device knows; it lists them in shared memory, at most
- * MOE_PLAN_MAX_PIECES. */
+/* The wgmma kernel's grouped expert GEMMs number a launch's tiles row tile by row tile, column
+ * tiles fastest (lin = row tile x tx + column tile, tx column tiles), and block b of g takes the
+ * tiles b, b + g, b + 2g, ... below the real count, which only the device knows (kern_w4a16.cuh's
+ * w4_moe_list). The 96- and 128-row tiles run a persistent grid (kernels/NOTES.md item 34), each
+ * block listing its tiles in shared memory, at most MOE_PLAN_MAX_PIECES; the 32-, 48- and 64-row
+ * tiles a block a tile of the upper bound (g = the bound's tiles). */
 #define MOE_PLAN_MAX_PIECES 96
 
 /* The blocks of that grid for an upper bound of lin_bound tiles and `resident` blocks that fit on
