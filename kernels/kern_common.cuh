@@ -97,6 +97,11 @@ static inline int kern_env_int(const char *name, int dflt) {
   const char *e = getenv(name);
   return e && *e ? atoi(e) : dflt;
 }
+/* The same with values below lo read as dflt. */
+static inline int kern_env_int_min(const char *name, int dflt, int lo) {
+  const int v = kern_env_int(name, dflt);
+  return v < lo ? dflt : v;
+}
 
 /* The launchers' per-device caches (occupancy, attributes set on a function) hold
  * KERN_MAX_DEVICES slots; kern_device_slot() gives the current device's, devices past the last

@@ -662,10 +662,7 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
  * to 16 rows the mma.sync tiles stay: a 16-row wgmma tile was within 1% of them (item 32). */
 static int w4a16_wgmma_moe_from(void) {
   static int env = -1;
-  if (env < 0) {
-    env = kern_env_int("SERVESIM_W4_WGMMA_MOE_FROM", 17);
-    if (env < 0) env = 17;
-  }
+  if (env < 0) env = kern_env_int_min("SERVESIM_W4_WGMMA_MOE_FROM", 17, 0);
   return env;
 }
 /* The rows an expert the grouped expert GEMMs pick their tile height by (on Hopper the smallest

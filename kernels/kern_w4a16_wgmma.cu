@@ -1646,14 +1646,8 @@ int ws_moe_run(const W4Args &a, int sms, cudaStream_t st) {
    * a block a tile of the bound, as before the persistent grid), SERVESIM_W4WS_MOE_WAVES=W for W
    * times the SMs' (2 was no faster at 1024..4096 tokens, kernels/NOTES.md item 34) */
   static int resident = -1, waves = -1;
-  if (resident < 0) {
-    resident = kern_env_int("SERVESIM_W4WS_MOE_RESIDENT", 0);
-    if (resident < 0) resident = 0;
-  }
-  if (waves < 0) {
-    waves = kern_env_int("SERVESIM_W4WS_MOE_WAVES", 1);
-    if (waves < 1) waves = 1;
-  }
+  if (resident < 0) resident = kern_env_int_min("SERVESIM_W4WS_MOE_RESIDENT", 0, 0);
+  if (waves < 0) waves = kern_env_int_min("SERVESIM_W4WS_MOE_WAVES", 1, 1);
   const int tiles = a.moe_part ? moe_plan_rem_tiles(a.M, a.n_experts) : moe_plan_split_tiles(a.M, a.n_experts, BT, a.moe_hb);
   const long long lin = (long long)tiles * kern_cdiv(a.N, 64 * NWG);
   KERN_REQUIRE(lin < (1LL << 30), "kern_moe_w4a16: %lld tiles is too many for one launch", lin);
@@ -1706,14 +1700,8 @@ int ws_moe_launch(const W4Args &a0, int tile_rows, int sms, cudaStream_t st) {
   if (wg < 0) wg = kern_env_int("SERVESIM_W4WS_MOE_WG", 0);
   if (stg < 0) stg = kern_env_int("SERVESIM_W4WS_MOE_STAGES", 1) != 0;
   if (split < 0) split = kern_env_int("SERVESIM_W4WS_MOE_SPLIT", 1) != 0;
-  if (w_rows < 0) {
-    w_rows = kern_env_int("SERVESIM_W4WS_MOE_W", 103);
-    if (w_rows < 0) w_rows = 103;
-  }
-  if (launch_rows < 0) {
-    launch_rows = kern_env_int("SERVESIM_W4WS_MOE_LAUNCH", 900);
-    if (launch_rows < 0) launch_rows = 900;
-  }
+  if (w_rows < 0) w_rows = kern_env_int_min("SERVESIM_W4WS_MOE_W", 103, 0);
+  if (launch_rows < 0) launch_rows = kern_env_int_min("SERVESIM_W4WS_MOE_LAUNCH", 900, 0);
   W4Args a = a0;
   int nwg = 2, hb = 0, ha;
   if (split) {
