@@ -229,11 +229,11 @@ struct W4MoePiece {
  * g = gridDim.x blocks for the grouped expert GEMMs (moe_plan.h): the launch's tiles numbered row
  * tile by row tile, expert by expert over the rows a.expert_off gives, the tx column tiles
  * fastest; the block takes those congruent to its index mod g, listed in order in `list` (at most
- * cap, which the launcher's grid keeps to: MOE_PLAN_MAX_PIECES, or 1 on a grid of a block a
- * tile) and counted in *n. The row tiles are
- * part a.moe_part of moe_plan_expert_tiles's split (bm = a.moe_ha in part 0, a.moe_hb in part 1),
- * or with a.moe_hb = 0 ceil(n / bm) an expert. The offsets of 128 experts are loaded at once
- * (four a lane) before their scan: one memory round trip for the model's 128 experts. */
+ * cap, which the launcher's grid keeps to: MOE_PLAN_MAX_PIECES, or 1 on a grid of a block a tile)
+ * and counted in *n. The row tiles are part a.moe_part of moe_plan_expert_tiles's split (bm =
+ * a.moe_ha in part 0, a.moe_hb in part 1), or with a.moe_hb = 0 ceil(n / bm) an expert. The
+ * offsets of 128 experts are loaded at once (four a lane) before their scan: one memory round trip
+ * for the model's 128 experts. */
 static __device__ __forceinline__ void w4_moe_list(const W4Args &a, int bm, int tx, int lane, W4MoePiece *list, int cap, int *n) {
   const int ha = a.moe_hb > 0 ? a.moe_ha : bm, g = (int)gridDim.x, b = (int)blockIdx.x, gq = g / tx, gr = g - gq * tx;
   const int tyb = b / tx; /* the row tile of the block's first tile, b (a block a tile: its only one) */
