@@ -1,8 +1,9 @@
 /* moe_plan: how many row tiles the grouped expert GEMMs launch, how tall, and which wgmma tile
  * runs them, in plain C so that CI tests the bound the GPU kernel relies on and the rules
  * (tests/test_moe_plan.c). The launcher cannot see the expert offsets (they are on the device,
- * written by kern_moe_align), so it launches an upper bound of the row tiles and blocks past the
- * last real tile leave at once.
+ * written by kern_moe_align), so it sizes a launch for an upper bound of the row tiles: blocks
+ * past the last real tile leave at once, or (the wgmma kernel's 96- and 128-row tiles) a
+ * persistent grid's blocks list only the real ones.
  * Too few and rows would be silently skipped; too many and a decode batch launches blocks that
  * only find no work (it was ceil(rows / BM) + E before fd300d4: 129 row tiles for one token over
  * 128 experts). */
