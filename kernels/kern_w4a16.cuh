@@ -257,7 +257,7 @@ static __device__ __forceinline__ void w4_moe_list(const W4Args &a, int bm, int 
       } else if (tiles > 0) {
         /* its tiles of this block, l = b + k g = ty tx + c: two divisions, then steps of g = gq tx + gr */
         const int lend = (first + tiles) * tx;
-        int k = moe_plan_first_piece(first * tx, b, g), l = b + k * g;
+        int k = moe_plan_pieces_below(first * tx, b, g), l = b + k * g;
         if (l < lend) {
           int ty = l / tx, c = l - ty * tx;
           for (; l < lend && k < cap; l += g, k++) {
@@ -271,7 +271,7 @@ static __device__ __forceinline__ void w4_moe_list(const W4Args &a, int bm, int 
     }
   }
   if (lane == 0) {
-    const int c = moe_plan_block_pieces(base * tx, b, g);
+    const int c = moe_plan_pieces_below(base * tx, b, g);
     *n = c < cap ? c : cap;
   }
 }

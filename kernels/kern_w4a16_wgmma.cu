@@ -782,11 +782,11 @@ __device__ __forceinline__ void ws_slices_sum(float (&d)[BT / 2], uint8_t *ring,
 }
 #endif
 
-/* MOE (not with SK): 0 a dense GEMM; 1 the grouped expert GEMMs (kern_moe_w4a16_down's) on a
- * persistent grid of gridDim.x blocks, each working the tiles w4_moe_list gives it one after
- * another (the row tiles numbered expert by expert over the rows a.expert_off gives; the
- * activations' rows in expert order, so one tensor map serves every expert); 2 the same with
- * gate_up's SiLU(gate) x up epilogue (y of N / 2 columns). */
+/* MOE (not with SK): 0 a dense GEMM; 1 the grouped expert GEMMs (kern_moe_w4a16_down's), each
+ * block working the tiles w4_moe_list gives it -- with RB a persistent grid's list, one after
+ * another, otherwise one tile (the row tiles numbered expert by expert over the rows a.expert_off
+ * gives; the activations' rows in expert order, so one tensor map serves every expert); 2 the
+ * same with gate_up's SiLU(gate) x up epilogue (y of N / 2 columns). */
 template <int BT, int MINB, int S, bool WREG, int P, bool SK, bool RB, int NWG, int MOE = 0, int KSL = 1>
 __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const __grid_constant__ CUtensorMap tmx, const __grid_constant__ CUtensorMap tmx_tail,
                                                                       const __grid_constant__ CUtensorMap tmw, W4Args a) {
@@ -1651,7 +1651,7 @@ int ws_moe_run(const W4Args &a, int sms, cudaStream_t st) {
   const int tiles = a.moe_part ? moe_plan_rem_tiles(a.M, a.n_experts) : moe_plan_split_tiles(a.M, a.n_experts, BT, a.moe_hb);
   const long long lin = (long long)tiles * kern_cdiv(a.N, 64 * NWG);
   KERN_REQUIRE(lin < (1LL << 30), "kern_moe_w4a16: %lld tiles is too many for one launch", lin);
-  const int blocks = RB ? moe_plan_persistent_blocks(lin, resident > 0 ? resident : occ * sms * waves) : (int)lin;
+  const int blocks = RB ? moe_plan_persistent_blocks((int)lin, resident > 0 ? resident : occ * sms * waves) : (int)lin;
   if (blocks == 0) return 0;
   return kern_launch_ex(FN, dim3((unsigned)blocks), dim3(TH), Cfg::kSmem, st, 1, map, map, map_w, a);
 }

@@ -53,13 +53,12 @@ int moe_plan_rem_tiles(int rows, int n_experts) {
   return n_experts < rows ? n_experts : rows;
 }
 
-int moe_plan_persistent_blocks(long long lin_bound, int resident) {
+int moe_plan_persistent_blocks(int lin_bound, int resident) {
   if (lin_bound <= 0) return 0;
-  long long g = resident > 0 ? resident : 1;
-  const long long need = (lin_bound + MOE_PLAN_MAX_PIECES - 1) / MOE_PLAN_MAX_PIECES;
+  const int need = (lin_bound + MOE_PLAN_MAX_PIECES - 1) / MOE_PLAN_MAX_PIECES;
+  int g = resident > 0 ? resident : 1;
   if (g < need) g = need;
-  if (g > lin_bound) g = lin_bound;
-  return (int)(g < 2147483647LL ? g : 2147483647LL);
+  return g < lin_bound ? g : lin_bound;
 }
 
 int moe_plan_split(int pairs, int n_experts, int w_rows, int launch_rows, int force_ha, int force_hb, int *hb) {

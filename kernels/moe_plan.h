@@ -59,7 +59,7 @@ int moe_plan_is_height(int h);
  * ceil(n / ha) tiles, the rule before kernels/NOTES.md item 33. Every row of the expert is in
  * exactly one tile (test_moe_plan). Returns the expert's tiles in `part` and sets *row0 the first
  * one's first row from the expert's start; the tiles of part 0 follow each other ha rows apart.
- * (host and device: kern_w4a16.cuh's w4_moe_tile numbers the tiles with it) */
+ * (host and device: kern_w4a16.cuh's w4_moe_list numbers the tiles with it) */
 static inline MOE_PLAN_HD int moe_plan_expert_tiles(int n, int ha, int hb, int part, int *row0) {
   const int full = n / ha, r = n - full * ha;
   if (part == 0) {
@@ -71,9 +71,9 @@ static inline MOE_PLAN_HD int moe_plan_expert_tiles(int n, int ha, int hb, int p
 }
 
 /* The first launch's row tiles, an upper bound: moe_plan_row_tiles at ha, and with hb > 0 no more
- * than rows / (hb + 1), since each of its tiles then holds more than hb rows (every block past the
- * last tile still starts, reads the offsets and leaves: ~1-2 us each at one block an SM,
- * kernels/NOTES.md item 33). */
+ * than rows / (hb + 1), since each of its tiles then holds more than hb rows (on a grid of a block
+ * a tile every block past the last tile still starts, reads the offsets and leaves, kernels/NOTES.md
+ * item 33). */
 int moe_plan_split_tiles(int rows, int n_experts, int ha, int hb);
 
 /* The second launch's row tiles, an upper bound: at most one an expert that has rows. */
@@ -89,18 +89,14 @@ int moe_plan_rem_tiles(int rows, int n_experts);
 
 /* The blocks of that grid for an upper bound of lin_bound tiles and `resident` blocks that fit on
  * the GPU at once: one wave (resident), unless a block would then list more than
- * MOE_PLAN_MAX_PIECES of the bound's tiles; never more blocks than tiles. 0 for no tiles. */
-int moe_plan_persistent_blocks(long long lin_bound, int resident);
+ * MOE_PLAN_MAX_PIECES of the bound's tiles; never more blocks than tiles. 0 for no tiles.
+ * (32-bit here and below: the launcher keeps a launch's tiles below 2^30.) */
+int moe_plan_persistent_blocks(int lin_bound, int resident);
 
-/* The tiles block b of g takes when the launch has lin_total: those below lin_total congruent to
- * b mod g. (32-bit: the launcher keeps the launch's tiles below 2^30.) */
-static inline MOE_PLAN_HD int moe_plan_block_pieces(int lin_total, int b, int g) {
-  return lin_total > b ? (lin_total - b + g - 1) / g : 0;
-}
-
-/* The index k of block b of g's first tile at or past lin0; that tile is b + k g. */
-static inline MOE_PLAN_HD int moe_plan_first_piece(int lin0, int b, int g) {
-  return lin0 <= b ? 0 : (lin0 - b + g - 1) / g;
+/* Block b of g's tiles (b, b + g, ...) below lin: how many, which is also the index k of its first
+ * tile at or past lin, b + k g -- with lin the launch's real count, the block's list length. */
+static inline MOE_PLAN_HD int moe_plan_pieces_below(int lin, int b, int g) {
+  return lin > b ? (lin - b + g - 1) / g : 0;
 }
 
 /* The heights (ha, hb) of the split above for `pairs` (token, expert) pairs over n_experts

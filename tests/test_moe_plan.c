@@ -249,8 +249,8 @@ int main(void) {
     CHECK(moe_plan_split(2048 * 8, 128, 0, 1 << 30, -1, -1, &hb) == 32 && hb == 0);
   }
   /* the persistent grid (moe_plan_persistent_blocks): g blocks, each taking the tiles congruent
-   * to its index mod g below the real count (moe_plan_block_pieces; piece k of block b is tile
-   * b + k g, the first at or past a tile moe_plan_first_piece): every tile of any real count up to
+   * to its index mod g below the real count (moe_plan_pieces_below; piece k of block b is tile
+   * b + k g, the first at or past a tile the same count below it): every tile of any real count up to
    * the bound in exactly one block, in order, and no block with more than MOE_PLAN_MAX_PIECES,
    * which is all its list in shared memory holds */
   {
@@ -270,15 +270,15 @@ int main(void) {
       for (int l = 0; l < total; l++) seen[l] = 0;
       long long pieces = 0;
       for (int b = 0; b < g; b++) {
-        const int n = moe_plan_block_pieces(total, b, g);
+        const int n = moe_plan_pieces_below(total, b, g);
         CHECK(n <= MOE_PLAN_MAX_PIECES);
         pieces += n;
         /* walk the tiles in runs of whole row tiles (an expert's, a random number), as the
-         * kernel's list does: each run's first piece from moe_plan_first_piece, then steps of g */
+         * kernel's list does: each run's first piece from moe_plan_pieces_below, then steps of g */
         int l0 = 0, k = 0;
         while (l0 < total) {
           const int step = tx * (int)rng_range(&r, 1, 4), l1 = l0 + step < total ? l0 + step : total;
-          const int k0 = moe_plan_first_piece(l0, b, g), f = b + k0 * g;
+          const int k0 = moe_plan_pieces_below(l0, b, g), f = b + k0 * g;
           CHECK_MSG(f >= l0 && f - g < l0 && k0 == k, "block %d of %d: first tile %d from %d, piece %d (walked %d)", b, g, f, l0, k0, k);
           for (int l = f; l < l1; l += g, k++) seen[l]++;
           l0 = l1;
