@@ -1628,7 +1628,7 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
  * without it a block a pair of the bound, those past the real ones leaving at once. */
 template <int BT, int MINB, int P, bool RB, int MOE, int NWG = 2, bool WREG = true>
 int ws_moe_run(const W4Args &a, int sms, cudaStream_t st) {
-  constexpr int S = 8, TH = ws_threads(RB, NWG);
+  constexpr int S = BT == 256 ? 4 : 8, TH = ws_threads(RB, NWG); /* (256 rows: the dense tile's stages) */
   using Cfg = WsCfg<BT, S, WREG, NWG>;
   constexpr auto FN = w4ws_kernel<BT, MINB, S, WREG, P, false, RB, NWG, MOE>;
   KERN_REQUIRE((((uintptr_t)a.x | (uintptr_t)a.qrep | (uintptr_t)a.srep | (uintptr_t)a.y) & 15) == 0,
@@ -1674,6 +1674,7 @@ int ws_moe_height(const W4Args &a, int bt, int nwg, int stg, int sms, cudaStream
   if (bt == 64 && nwg == 2 && stg) return ws_moe_run<64, 2, 2, false, MOE, 2, false>(a, sms, st);
   if (bt == 64) return nwg == 3 ? ws_moe_run<64, 1, 2, false, MOE, 3>(a, sms, st) : ws_moe_run<64, 2, 2, false, MOE>(a, sms, st);
   if (bt == 96) return a.K % 256 == 0 ? ws_moe_run<96, 1, 4, true, MOE, 3>(a, sms, st) : ws_moe_run<96, 1, 2, true, MOE, 3>(a, sms, st);
+  if (bt == 256) return a.K % 256 == 0 ? ws_moe_run<256, 1, 4, true, MOE>(a, sms, st) : ws_moe_run<256, 1, 2, true, MOE>(a, sms, st);
   if (nwg == 3) return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE, 3>(a, sms, st) : ws_moe_run<128, 1, 2, true, MOE, 3>(a, sms, st);
   return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE>(a, sms, st) : ws_moe_run<128, 1, 2, true, MOE>(a, sms, st);
 }
@@ -1694,7 +1695,7 @@ int ws_moe_height(const W4Args &a, int bt, int nwg, int stg, int sms, cudaStream
  * weights in registers (as before item 32; the 32- and 48-row tiles have no such instance). */
 template <int MOE>
 int ws_moe_launch(const W4Args &a0, int tile_rows, int sms, cudaStream_t st) {
-  static int force = -1, force_b = -2, wg = -1, stg = -1, split = -1, w_rows = -1, launch_rows = -1;
+  static int force = -1, force_b = -2, wg = -1, stg = -1, split = -1, w_rows = -1, launch_rows = -1, max_ha = -1;
   if (force < 0) force = kern_env_int("SERVESIM_W4WS_MOE_ROWS", 0);
   if (force_b == -2) force_b = kern_env_int("SERVESIM_W4WS_MOE_ROWS_B", -1);
   if (wg < 0) wg = kern_env_int("SERVESIM_W4WS_MOE_WG", 0);
@@ -1702,10 +1703,11 @@ int ws_moe_launch(const W4Args &a0, int tile_rows, int sms, cudaStream_t st) {
   if (split < 0) split = kern_env_int("SERVESIM_W4WS_MOE_SPLIT", 1) != 0;
   if (w_rows < 0) w_rows = kern_env_int_min("SERVESIM_W4WS_MOE_W", 103, 0);
   if (launch_rows < 0) launch_rows = kern_env_int_min("SERVESIM_W4WS_MOE_LAUNCH", 900, 0);
+  if (max_ha < 0) max_ha = kern_env_int_min("SERVESIM_W4WS_MOE_MAXH", 128, 0);
   W4Args a = a0;
   int nwg = 2, hb = 0, ha;
   if (split) {
-    ha = moe_plan_split(a.M, a.n_experts, w_rows, launch_rows, force, moe_plan_is_height(force) && force_b < 0 ? 0 : force_b, &hb);
+    ha = moe_plan_split(a.M, a.n_experts, w_rows, launch_rows, max_ha, force, moe_plan_is_height(force) && force_b < 0 ? 0 : force_b, &hb);
     moe_plan_wgmma_tile(ha, ha, wg, &nwg);
   } else {
     ha = moe_plan_wgmma_tile(tile_rows, force, wg, &nwg);

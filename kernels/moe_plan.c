@@ -12,8 +12,8 @@ int moe_plan_row_tiles(int rows, int n_experts, int bm) {
 }
 
 /* the wgmma kernel's heights for the grouped expert GEMMs, in increasing order */
-enum { MOE_PLAN_HEIGHTS = 5 };
-static const int moe_plan_heights[MOE_PLAN_HEIGHTS] = {32, 48, 64, 96, 128};
+enum { MOE_PLAN_HEIGHTS = 6, MOE_PLAN_HMAX = 256 };
+static const int moe_plan_heights[MOE_PLAN_HEIGHTS] = {32, 48, 64, 96, 128, 256};
 
 int moe_plan_is_height(int h) {
   for (int i = 0; i < MOE_PLAN_HEIGHTS; i++)
@@ -24,9 +24,9 @@ int moe_plan_is_height(int h) {
 int moe_plan_wgmma_tile(int tile_rows, int force_rows, int force_wg, int *nwg) {
   int bt = moe_plan_is_height(force_rows) ? force_rows : 0;
   for (int i = 0; i < MOE_PLAN_HEIGHTS && !bt; i++)
-    if (tile_rows <= moe_plan_heights[i]) bt = moe_plan_heights[i];
+    if (tile_rows <= moe_plan_heights[i] && moe_plan_heights[i] <= 128) bt = moe_plan_heights[i];
   if (!bt) bt = 128;
-  if (bt != 64 && bt != 128) *nwg = bt < 64 ? 2 : 3; /* (one instance each) */
+  if (bt != 64 && bt != 128) *nwg = bt < 64 || bt == 256 ? 2 : 3; /* (one instance each) */
   else *nwg = force_wg == 2 || force_wg == 3 ? force_wg : bt == 128 ? 3 : 2;
   return bt;
 }
@@ -61,7 +61,7 @@ int moe_plan_persistent_blocks(int lin_bound, int resident) {
   return g < lin_bound ? g : lin_bound;
 }
 
-int moe_plan_split(int pairs, int n_experts, int w_rows, int launch_rows, int force_ha, int force_hb, int *hb) {
+int moe_plan_split(int pairs, int n_experts, int w_rows, int launch_rows, int max_ha, int force_ha, int force_hb, int *hb) {
   *hb = 0;
   if (pairs <= 0 || n_experts <= 0) return 0;
   /* the candidates: (ha, hb) with hb = 0 or a height below ha; cost[i][j], j = 0 no split */
@@ -75,7 +75,7 @@ int moe_plan_split(int pairs, int n_experts, int w_rows, int launch_rows, int fo
    * from p(lo) (one exp and lgamma a call: the launcher calls this for every grouped GEMM; p(lo) >=
    * ~1e-80), n / ha and n mod ha carried along */
   double p = exp((double)lo * log(L) - L - lgamma((double)lo + 1.0)), mass = 0.0;
-  double efull[MOE_PLAN_HEIGHTS] = {0}, hist[MOE_PLAN_HEIGHTS][128] = {{0}};
+  double efull[MOE_PLAN_HEIGHTS] = {0}, hist[MOE_PLAN_HEIGHTS][MOE_PLAN_HMAX] = {{0}};
   int full[MOE_PLAN_HEIGHTS], rem[MOE_PLAN_HEIGHTS];
   for (int i = 0; i < MOE_PLAN_HEIGHTS; i++) {
     full[i] = lo / moe_plan_heights[i];
@@ -106,7 +106,7 @@ int moe_plan_split(int pairs, int n_experts, int w_rows, int launch_rows, int fo
   double best = 0.0;
   for (int i = 0; i < MOE_PLAN_HEIGHTS; i++) {
     const int ha = moe_plan_heights[i];
-    if (moe_plan_is_height(force_ha) && ha != force_ha) continue;
+    if (moe_plan_is_height(force_ha) ? ha != force_ha : i > 0 && ha > max_ha) continue;
     /* a forced hb below ha fixes it; 0, or a height not below ha, one launch */
     const int hb_forced = force_hb == 0 || moe_plan_is_height(force_hb), hb_below = hb_forced && force_hb && force_hb < ha;
     for (int j = 0; j <= i; j++) {

@@ -109,7 +109,7 @@ static inline MOE_PLAN_HD int moe_plan_pieces_below(int lin, int b, int g) {
  * 33's. force_ha one of the heights fixes ha; force_hb a height below ha fixes hb, 0 or a height
  * not below ha one launch, -1 (or anything else) leaves it to the cost. Returns ha and sets *hb; 0
  * and *hb = 0 for no pairs. */
-int moe_plan_split(int pairs, int n_experts, int w_rows, int launch_rows, int force_ha, int force_hb, int *hb);
+int moe_plan_split(int pairs, int n_experts, int w_rows, int launch_rows, int max_ha, int force_ha, int force_hb, int *hb);
 
 #ifdef __cplusplus
 }

@@ -116,6 +116,8 @@ int main(void) {
     CHECK(moe_plan_wgmma_tile(5000, 0, 0, &nwg) == 128 && nwg == 3);
     /* forced heights and columns; the columns only on the 64- and 128-row tiles */
     CHECK(moe_plan_wgmma_tile(1, 128, 0, &nwg) == 128 && nwg == 3);
+    CHECK(moe_plan_wgmma_tile(1, 256, 3, &nwg) == 256 && nwg == 2); /* (256 rows: 128 columns only) */
+    CHECK(moe_plan_wgmma_tile(300, 0, 0, &nwg) == 128 && nwg == 3);  /* (256 only forced or split) */
     CHECK(moe_plan_wgmma_tile(1000, 64, 0, &nwg) == 64 && nwg == 2);
     CHECK(moe_plan_wgmma_tile(1000, 32, 0, &nwg) == 32 && nwg == 2);
     CHECK(moe_plan_wgmma_tile(1000, 48, 3, &nwg) == 48 && nwg == 2);
@@ -128,10 +130,10 @@ int main(void) {
   /* the two-height split (moe_plan_expert_tiles): every row of an expert in exactly one tile,
    * none empty, none taller than its height, part 1 one tile at most, for every n to 600 and every
    * (ha, hb) pair the kernels have */
-  static const int hs[] = {32, 48, 64, 96, 128};
+  static const int hs[] = {32, 48, 64, 96, 128, 256};
   {
     static unsigned char seen[600];
-    for (int ia = 0; ia < 5; ia++)
+    for (int ia = 0; ia < 6; ia++)
       for (int ib = -1; ib < ia; ib++) {
         const int ha = hs[ia], hb = ib < 0 ? 0 : hs[ib];
         for (int nn = 0; nn < 600; nn++) {
@@ -162,7 +164,7 @@ int main(void) {
    * an expert, and rows / (hb + 1), since each of its tiles holds more than hb rows) */
   for (int iter = 0; iter < 2000; iter++) {
     const int E = Es[iter % 5], rows = iter < 64 ? iter + 1 : (int)rng_range(&r, 1, 70000), mode = iter % 3;
-    const int ia = (int)rng_range(&r, 1, 4), hb = hs[rng_range(&r, 0, ia - 1)], ha = hs[ia];
+    const int ia = (int)rng_range(&r, 1, 5), hb = hs[rng_range(&r, 0, ia - 1)], ha = hs[ia];
     for (int e = 0; e < E; e++) n[e] = 0;
     for (int p = 0; p < rows; p++)
       n[mode == 0 ? (int)rng_range(&r, 0, E - 1) : mode == 1 ? 0 : p % E]++;
@@ -214,7 +216,7 @@ int main(void) {
           }
       }
       int hb = -1;
-      const int ha = moe_plan_split(T * k, E, W, 256, -1, -1, &hb);
+      const int ha = moe_plan_split(T * k, E, W, 256, 128, -1, -1, &hb);
       double best = 1e300, picked = -1.0;
       for (int ia = 0; ia < 5; ia++)
         for (int ib = -1; ib < ia; ib++) {
@@ -235,18 +237,26 @@ int main(void) {
    * below ha leaves one launch; no pairs, no tiles */
   {
     int hb = -1;
-    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 64, -1, &hb) == 64 && hb > 0 && hb < 64);
-    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 64, 0, &hb) == 64 && hb == 0);
-    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 96, 48, &hb) == 96 && hb == 48);
-    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 48, 64, &hb) == 48 && hb == 0);
-    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 17, 0, &hb) == 128 && hb == 0); /* 17 no height */
-    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, -1, 128, &hb) == 128 && hb == 0); /* nothing under it */
-    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, -1, 96, &hb) == 128 && hb == 96);
-    CHECK(moe_plan_split(0, 128, 103, 256, -1, -1, &hb) == 0 && hb == 0);
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 128, 64, -1, &hb) == 64 && hb > 0 && hb < 64);
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 128, 64, 0, &hb) == 64 && hb == 0);
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 128, 96, 48, &hb) == 96 && hb == 48);
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 128, 48, 64, &hb) == 48 && hb == 0);
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 128, 17, 0, &hb) == 128 && hb == 0); /* 17 no height */
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 128, -1, 128, &hb) == 128 && hb == 0); /* nothing under it */
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 128, -1, 96, &hb) == 128 && hb == 96);
+    CHECK(moe_plan_split(0, 128, 103, 256, 128, -1, -1, &hb) == 0 && hb == 0);
+    /* 256-row tiles: forced, or where max_ha lets the cost take them (4096 tokens: every expert
+     * holds ~256 rows, so one 256-row tile an expert reads its weights once where 128-row tiles
+     * read them twice); never with max_ha 128 */
+    CHECK(moe_plan_split(4096 * 8, 128, 103, 900, 128, 256, 32, &hb) == 256 && hb == 32);
+    CHECK(moe_plan_split(4096 * 8, 128, 103, 900, 128, 256, 0, &hb) == 256 && hb == 0);
+    CHECK(moe_plan_split(4096 * 8, 128, 103, 900, 256, -1, -1, &hb) == 256);
+    for (int T = 1; T <= 65536; T *= 2) CHECK(moe_plan_split(T * 8, 128, 103, 900, 128, -1, -1, &hb) <= 128);
+    CHECK(moe_plan_split(4096 * 8, 128, 103, 900, 0, -1, -1, &hb) == 32); /* (below every height: the smallest) */
     /* a second launch too dear: one launch, at the height of least expected cost */
-    CHECK(moe_plan_split(2048 * 8, 128, 103, 1 << 30, -1, -1, &hb) == 128 && hb == 0);
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 1 << 30, 128, -1, -1, &hb) == 128 && hb == 0);
     /* weights free (w = 0): the least padding, the smallest height without a split */
-    CHECK(moe_plan_split(2048 * 8, 128, 0, 1 << 30, -1, -1, &hb) == 32 && hb == 0);
+    CHECK(moe_plan_split(2048 * 8, 128, 0, 1 << 30, 128, -1, -1, &hb) == 32 && hb == 0);
   }
   /* the persistent grid (moe_plan_persistent_blocks): g blocks, each taking the tiles congruent
    * to its index mod g below the real count (moe_plan_pieces_below; piece k of block b is tile
