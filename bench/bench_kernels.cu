@@ -18,12 +18,13 @@
  * of it), no MoE, e.g. under ncu.
  * --mid: the GEMM table for every shape and slice at M = 32, 64, 128, 256 only.
  * --m M[,M...]: the GEMM table at these row counts only, and the MoE table at these token counts.
+ * --parts: the MoE table also times its two grouped GEMMs alone (gate_up with SiLU, down).
  * --small: the same at M = 1, 4, 8, 16 (the decode sizes, where the weight-read floor is the bar).
  * BK_PROFILE_CHAIN=1 (for `ncu --profile-from-start off --graph-profiling graph`): one extra
  *   replay of each W4A16 chain's graph, after the warm-up one, runs between cudaProfilerStart
  *   and Stop, so a profiler sees the chain as one workload, the calls overlapping as when timed
  *   (though slowed: kernels/NOTES.md item 25).
- * Usage: bench_kernels [--quick] [--moe | --gemm | --mid | --small | --attn | --floor] [--only SHAPE] */
+ * Usage: bench_kernels [--quick] [--moe [--parts] | --gemm | --mid | --small | --attn | --floor] [--only SHAPE] */
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -263,7 +264,7 @@ static void bench_attn(int quick) {
   }
 }
 
-static void bench_moe(const std::vector<int> &Ts, struct rng *r) {
+static void bench_moe(const std::vector<int> &Ts, struct rng *r, bool parts) {
   const int E = 128, k = 8, H = 4096, I = 1536;
   const size_t nqg = (size_t)H / 8 * I, nsg = (size_t)H / 128 * I, nqd = (size_t)I / 8 * H, nsd = (size_t)I / 128 * H;
   const size_t bytes_expert = (2 * nqg + nqd) * 4 + (2 * nsg + nsd) * 2;
@@ -314,8 +315,9 @@ static void bench_moe(const std::vector<int> &Ts, struct rng *r) {
   BENCH_CUDA(cudaMalloc(&d_prow, (size_t)maxT * k * 4));
   bk_fill_bf16<<<1024, 256, 0, g_st>>>(d_x, (int64_t)maxT * H, rng_u64(r));
   bk_fill_bf16<<<1024, 256, 0, g_st>>>(d_logits, (int64_t)SETS * maxT * E, rng_u64(r));
-  printf("\n| tokens | experts hit | us | GB/s | ratio to floor | floor us (hit experts' weights) | check |\n");
-  printf("|---|---|---|---|---|---|---|\n");
+  printf("\n| tokens | experts hit | us | GB/s | ratio to floor | floor us (hit experts' weights) | check |%s\n",
+         parts ? " gate_up us | down us |" : "");
+  printf("|---|---|---|---|---|---|---|%s\n", parts ? "---|---|" : "");
   for (int T : Ts) {
     auto run = [&](int set) {
       kern_moe_route(d_ids + (size_t)set * maxT * k, d_w + (size_t)set * maxT * k, d_logits + (size_t)set * maxT * E, T, E,
@@ -368,8 +370,18 @@ static void bench_moe(const std::vector<int> &Ts, struct rng *r) {
     const double floor_us = hit * bytes_expert / (g_copy_gbs * 1e3);
     const int per = T >= 1024 ? 4 : 12, batches = T >= 1024 ? 5 : 11;
     const double us = time_us([&](int i) { run(i % SETS); }, per, batches);
-    printf("| %d | %.1f | %.1f | %.0f | %.2f | %.1f | nmse %.1e |\n", T, hit, us, hit * bytes_expert / (us * 1e3),
+    printf("| %d | %.1f | %.1f | %.0f | %.2f | %.1f | nmse %.1e |", T, hit, us, hit * bytes_expert / (us * 1e3),
            us / floor_us, floor_us, e);
+    if (parts) { /* each grouped GEMM alone, on routing set 0 (the last run above left its offsets) */
+      run(0);
+      const double us_gu = time_us(
+          [&](int) { kern_moe_w4a16_gate_up_silu(d_h, d_x, d_q13, d_s13, d_off, d_sorted, T, k, H, I, E, d_y, g_st); }, per,
+          batches);
+      const double us_dn = time_us([&](int) { kern_moe_w4a16_down(d_y, d_h, d_q2, d_s2, d_off, T, k, I, H, E, g_st); }, per,
+                                   batches);
+      printf(" %.1f | %.1f |", us_gu, us_dn);
+    }
+    printf("\n");
   }
   cudaFree(d_tmpq); cudaFree(d_tmpq2); cudaFree(d_tmps); cudaFree(d_tmps2); cudaFree(d_q13); cudaFree(d_s13);
   cudaFree(d_q2); cudaFree(d_s2); cudaFree(d_x); cudaFree(d_logits); cudaFree(d_h); cudaFree(d_y); cudaFree(d_out);
@@ -564,7 +576,7 @@ static void bench_floor(const std::vector<shape> &shapes, int sms) {
 }
 
 int main(int argc, char **argv) {
-  int quick = 0, only_moe = 0, only_gemm = 0, only_attn = 0, tune = 0, tune_large = 0, floor_probe = 0, mid = 0, small = 0;
+  int parts = 0, quick = 0, only_moe = 0, only_gemm = 0, only_attn = 0, tune = 0, tune_large = 0, floor_probe = 0, mid = 0, small = 0;
   const char *only_shape = NULL, *only_m = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick")) quick = 1;
@@ -573,6 +585,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--tune")) tune = 1;
     else if (!strcmp(argv[i], "--tune-large")) tune_large = only_gemm = 1;
     else if (!strcmp(argv[i], "--moe")) only_moe = 1;
+    else if (!strcmp(argv[i], "--parts")) parts = 1;
     else if (!strcmp(argv[i], "--gemm")) only_gemm = 1;
     else if (!strcmp(argv[i], "--attn")) only_attn = 1;
     else if (!strcmp(argv[i], "--floor")) floor_probe = 1;
@@ -589,7 +602,7 @@ int main(int argc, char **argv) {
       only_m = argv[++i];
     }
     else {
-      fprintf(stderr, "bench_kernels: unknown flag %s (flags: --quick, --mid, --small, --tune, --tune-large, --moe, --gemm, --attn, --floor, --only SHAPE, --m M[,M...])\n", argv[i]);
+      fprintf(stderr, "bench_kernels: unknown flag %s (flags: --quick, --mid, --small, --tune, --tune-large, --moe, --parts, --gemm, --attn, --floor, --only SHAPE, --m M[,M...])\n", argv[i]);
       return 2;
     }
   }
@@ -682,7 +695,7 @@ int main(int argc, char **argv) {
     if (quick) Ts = {1, 8, 64, 512};
     if (tune) Ts = {1, 8, 32};
     if (!list_m.empty()) Ts = list_m; /* --m: these token counts */
-    bench_moe(Ts, &r);
+    bench_moe(Ts, &r, parts != 0);
   }
   printf("\nvalidation: %s\n", g_pass ? "all configurations passed" : "SOME CONFIGURATIONS FAILED");
   return g_pass ? 0 : 1;

@@ -891,15 +891,11 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
     }
     if (a.moe_hb > 0 && !moe_rem) kern_pdl_trigger();
   }
-  /* the grouped expert GEMMs' down (MOE 1): its output tile overlays the ring, so the producer
-   * starts a tile's copies only once the consumers are done with the tile before it */
-  __shared__ __align__(8) uint64_t epi_done;
   if (tid == 0) {
     for (int j = 0; j < S; j++) {
       ws_bar_init(&full[j], 1);
       ws_bar_init(&empty[j], COLW); /* lane 0 of each consumer warp that takes the stage */
     }
-    if (MOE == 1) ws_bar_init(&epi_done, CW);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
@@ -963,7 +959,6 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
           if (si > 0) {
             sq = reinterpret_cast<const uint8_t *>(moe_srep(si));
             moe_tile0 = moe_list[si].e * NT16;
-            if constexpr (MOE == 1) ws_wait(&epi_done, (si - 1) & 1); /* the tile before has left the ring */
           }
         }
         /* the last row tile's box stops at its last row (rounded up to 8; wgmma reads the
@@ -1199,14 +1194,13 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
         kern_pdl_wait(); /* (part 1 waits for part 0 here, before its first store; otherwise at once) */
         W4Args ae = a;
         ae.M = moe_list[si].row_end; /* rows from the expert's end on are never stored */
-        w4g_epilogue<BT, 128 * NWG, true, MOE == 2, true>(ae, d, base, true, tid, nt, lane, m0);
-        if constexpr (MOE == 1) {
-          /* this warp's reads of the output tile (the ring) done before the producer's tensor
-           * copies of the next tile write there */
-          __syncwarp();
-          asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-          if (lane == 0) ws_arrive(&epi_done);
-        }
+        /* down's output tile (MOE 1): with a list of tiles past the rings (ws_moe_run sizes the
+         * block for it), so that the producer fills the ring with the next tile's chunks while
+         * this one leaves -- it overlaid the ring before, and the producer waited for each tile's
+         * stores (kernels/NOTES.md item 35); a block of one tile overlays the ring (w4g_epilogue's
+         * barrier first: every consumer past its last read of the ring and of the tile before) */
+        w4g_epilogue<BT, 128 * NWG, true, MOE == 2, true>(ae, d, MLOOP ? base + (size_t)S * Cfg::STAGE + Cfg::WRING : base, true, tid, nt,
+                                                          lane, m0);
       }
     }
     if constexpr (SK) WS_BLK_STAMP(3);
@@ -1633,8 +1627,11 @@ int ws_moe_run(const W4Args &a, int sms, cudaStream_t st) {
   constexpr auto FN = w4ws_kernel<BT, MINB, S, WREG, P, false, RB, NWG, MOE>;
   KERN_REQUIRE((((uintptr_t)a.x | (uintptr_t)a.qrep | (uintptr_t)a.srep | (uintptr_t)a.y) & 15) == 0,
                "kern_moe_w4a16: x, qrep, srep and y must be 16-byte aligned for the Hopper wgmma path");
+  /* with RB down's output tile past the rings (w4ws_kernel) */
+  constexpr size_t SMEM = Cfg::kSmem + (RB && MOE == 1 ? Cfg::kOutTile : 0);
+  static_assert(SMEM + sizeof(W4MoePiece) * MOE_PLAN_MAX_PIECES + 512 <= 232448, "227 KB of shared memory a block at most");
   int occ = 1;
-  if (int rc = w4g_prepare<FN>(TH, Cfg::kSmem, &occ)) return rc; /* (sets its shared memory size) */
+  if (int rc = w4g_prepare<FN>(TH, SMEM, &occ)) return rc; /* (sets its shared memory size) */
   CUtensorMap map;
   if (int rc = ws_tensor_map(&map, a, BT)) return rc;
   CUtensorMap map_w = map; /* (unread with WREG) */
@@ -1653,7 +1650,7 @@ int ws_moe_run(const W4Args &a, int sms, cudaStream_t st) {
   KERN_REQUIRE(lin < (1LL << 30), "kern_moe_w4a16: %lld tiles is too many for one launch", lin);
   const int blocks = RB ? moe_plan_persistent_blocks((int)lin, resident > 0 ? resident : occ * sms * waves) : (int)lin;
   if (blocks == 0) return 0;
-  return kern_launch_ex(FN, dim3((unsigned)blocks), dim3(TH), Cfg::kSmem, st, 1, map, map, map_w, a);
+  return kern_launch_ex(FN, dim3((unsigned)blocks), dim3(TH), SMEM, st, 1, map, map, map_w, a);
 }
 
 /* One launch of the grouped expert GEMMs in tiles of bt rows (nwg consumer warpgroups, the
