@@ -1617,8 +1617,8 @@ int ws_launch_mid(const W4Args &a, int sms, const W4Ws &ws, cudaStream_t st) {
  * ring from 96 rows, registers at 64 --, or without it through the producer's stages, by a tensor
  * map over all a.n_experts experts' weights):
  * a.M the rows of all local experts (the tensor map's), a.x those rows in expert order; over an
- * upper bound of the (column tile, row tile) pairs (kernels/moe_plan.h), unsplit: with RB (the 96-
- * and 128-row tiles) a persistent grid of one wave, each block working a list of the real ones,
+ * upper bound of the (column tile, row tile) pairs (kernels/moe_plan.h), unsplit: with RB (the 96-,
+ * 128- and 256-row tiles) a persistent grid of one wave, each block working a list of the real ones,
  * without it a block a pair of the bound, those past the real ones leaving at once. */
 template <int BT, int MINB, int P, bool RB, int MOE, int NWG = 2, bool WREG = true>
 int ws_moe_run(const W4Args &a, int sms, cudaStream_t st) {
@@ -1657,13 +1657,14 @@ int ws_moe_run(const W4Args &a, int sms, cudaStream_t st) {
  * 64-row tiles' weights through the stages when stg): 32, 48 or 64 rows of 128 columns (two blocks
  * an SM), their weights through the producer's stages (one tensor map over every expert's
  * weights); 96 or 128 rows of 192 columns (three consumer warpgroups, the register hand-over),
- * their weights through each consumer warp's ring. Measured on the H200 (kernels/NOTES.md item
+ * their weights through each consumer warp's ring; 256 rows of 128 columns (the dense GEMM's
+ * 256-row tile: two consumer warpgroups, 4 stages). Measured on the H200 (kernels/NOTES.md item
  * 32): at 256..768 tokens the stages took 2-9% off the same tiles with their weights in
  * registers, 48-row tiles 9% off 64-row ones (512 tokens, weights in registers), and 32-row tiles
  * with the stages 4-9% off the 32-row mma.sync tiles, against which the same tiles with their
  * weights in registers lost; 96-row tiles 9-12% off 128 at 1024 and 1280 tokens (68 and 85 tile
  * rows), with the stages on them 2% less; the stages lost ~1% on the 128-row tiles; items 25 and
- * 31 for the 128-row tiles' columns. */
+ * 31 for the 128-row tiles' columns; item 35 for the 256-row tiles (the split's tall_pct). */
 template <int MOE>
 int ws_moe_height(const W4Args &a, int bt, int nwg, int stg, int sms, cudaStream_t st) {
   if (bt == 32) return ws_moe_run<32, 2, 2, false, MOE, 2, false>(a, sms, st);
@@ -1681,18 +1682,19 @@ int ws_moe_height(const W4Args &a, int bt, int nwg, int stg, int sms, cudaStream
  * heights from the expected cost of a random routing of a.M pairs (moe_plan_split: a tile's
  * weight read worth SERVESIM_W4WS_MOE_W rows, default 103, item 32's fit; the second launch
  * SERVESIM_W4WS_MOE_LAUNCH rows, default 900, ~27 us: at 256 the split lost 1-2% at 384, 832,
- * 1152, 1280 and 1728 tokens, item 33). The longer tiles go first, and let the second launch in
+ * 1152, 1280 and 1728 tokens, item 33; a 256-row tile's rows SERVESIM_W4WS_MOE_TALL percent of
+ * the others', default 125, 0: no 256-row tiles unless forced, item 35). The longer tiles go first, and let the second launch in
  * at once, so that the short ones fill the first launch's tail (measured no faster than a
  * second launch after the first, but no slower).
  * SERVESIM_W4WS_MOE_SPLIT=0: one launch, the smallest height that holds the launcher's tile rows
  * (kern_w4a16.cu's w4a16_moe_tile_rows; the rule of item 32). SERVESIM_W4WS_MOE_ROWS = 32, 48, 64,
- * 96 or 128 forces ha, and then one launch unless SERVESIM_W4WS_MOE_ROWS_B forces hb (a height
+ * 96, 128 or 256 forces ha, and then one launch unless SERVESIM_W4WS_MOE_ROWS_B forces hb (a height
  * below ha; 0: one launch); SERVESIM_W4WS_MOE_WG = 2 or 3 the columns of the 64- and 128-row tiles
  * (128 or 192; other values: moe_plan_wgmma_tile), SERVESIM_W4WS_MOE_STAGES=0 the 64-row tiles'
  * weights in registers (as before item 32; the 32- and 48-row tiles have no such instance). */
 template <int MOE>
 int ws_moe_launch(const W4Args &a0, int tile_rows, int sms, cudaStream_t st) {
-  static int force = -1, force_b = -2, wg = -1, stg = -1, split = -1, w_rows = -1, launch_rows = -1, max_ha = -1;
+  static int force = -1, force_b = -2, wg = -1, stg = -1, split = -1, w_rows = -1, launch_rows = -1, tall_pct = -1;
   if (force < 0) force = kern_env_int("SERVESIM_W4WS_MOE_ROWS", 0);
   if (force_b == -2) force_b = kern_env_int("SERVESIM_W4WS_MOE_ROWS_B", -1);
   if (wg < 0) wg = kern_env_int("SERVESIM_W4WS_MOE_WG", 0);
@@ -1700,11 +1702,11 @@ int ws_moe_launch(const W4Args &a0, int tile_rows, int sms, cudaStream_t st) {
   if (split < 0) split = kern_env_int("SERVESIM_W4WS_MOE_SPLIT", 1) != 0;
   if (w_rows < 0) w_rows = kern_env_int_min("SERVESIM_W4WS_MOE_W", 103, 0);
   if (launch_rows < 0) launch_rows = kern_env_int_min("SERVESIM_W4WS_MOE_LAUNCH", 900, 0);
-  if (max_ha < 0) max_ha = kern_env_int_min("SERVESIM_W4WS_MOE_MAXH", 128, 0);
+  if (tall_pct < 0) tall_pct = kern_env_int_min("SERVESIM_W4WS_MOE_TALL", 125, 0);
   W4Args a = a0;
   int nwg = 2, hb = 0, ha;
   if (split) {
-    ha = moe_plan_split(a.M, a.n_experts, w_rows, launch_rows, max_ha, force, moe_plan_is_height(force) && force_b < 0 ? 0 : force_b, &hb);
+    ha = moe_plan_split(a.M, a.n_experts, w_rows, launch_rows, tall_pct, force, moe_plan_is_height(force) && force_b < 0 ? 0 : force_b, &hb);
     moe_plan_wgmma_tile(ha, ha, wg, &nwg);
   } else {
     ha = moe_plan_wgmma_tile(tile_rows, force, wg, &nwg);

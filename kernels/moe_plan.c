@@ -61,7 +61,7 @@ int moe_plan_persistent_blocks(int lin_bound, int resident) {
   return g < lin_bound ? g : lin_bound;
 }
 
-int moe_plan_split(int pairs, int n_experts, int w_rows, int launch_rows, int max_ha, int force_ha, int force_hb, int *hb) {
+int moe_plan_split(int pairs, int n_experts, int w_rows, int launch_rows, int tall_pct, int force_ha, int force_hb, int *hb) {
   *hb = 0;
   if (pairs <= 0 || n_experts <= 0) return 0;
   /* the candidates: (ha, hb) with hb = 0 or a height below ha; cost[i][j], j = 0 no split */
@@ -89,6 +89,12 @@ int moe_plan_split(int pairs, int n_experts, int w_rows, int launch_rows, int ma
       if (++rem[i] == moe_plan_heights[i]) rem[i] = 0, full[i]++;
     }
   }
+  /* a tile of h rows costs w_rows + h, the 256-row ones w_rows + h tall_pct / 100 */
+  double tile[MOE_PLAN_HEIGHTS];
+  for (int i = 0; i < MOE_PLAN_HEIGHTS; i++) {
+    const int h = moe_plan_heights[i];
+    tile[i] = w_rows + (h == MOE_PLAN_HMAX ? h * (tall_pct > 0 ? tall_pct : 100) / 100.0 : (double)h);
+  }
   /* an expert's tiles: n / ha, one more of ha rows when r > hb, one of hb rows when 0 < r <= hb */
   for (int i = 0; i < MOE_PLAN_HEIGHTS; i++) {
     const int ha = moe_plan_heights[i];
@@ -99,14 +105,14 @@ int moe_plan_split(int pairs, int n_experts, int w_rows, int launch_rows, int ma
         if (r > b) gt += hist[i][r];
         else le += hist[i][r];
       }
-      cost[i][j] = (efull[i] + gt) * (w_rows + ha) + le * (w_rows + b);
+      cost[i][j] = (efull[i] + gt) * tile[i] + (j ? le * tile[j - 1] : 0.0);
     }
   }
   int best_i = -1, best_j = 0;
   double best = 0.0;
   for (int i = 0; i < MOE_PLAN_HEIGHTS; i++) {
     const int ha = moe_plan_heights[i];
-    if (moe_plan_is_height(force_ha) ? ha != force_ha : i > 0 && ha > max_ha) continue;
+    if (moe_plan_is_height(force_ha) ? ha != force_ha : ha == MOE_PLAN_HMAX && tall_pct <= 0) continue;
     /* a forced hb below ha fixes it; 0, or a height not below ha, one launch */
     const int hb_forced = force_hb == 0 || moe_plan_is_height(force_hb), hb_below = hb_forced && force_hb && force_hb < ha;
     for (int j = 0; j <= i; j++) {

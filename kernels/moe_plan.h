@@ -2,7 +2,7 @@
  * runs them, in plain C so that CI tests the bound the GPU kernel relies on and the rules
  * (tests/test_moe_plan.c). The launcher cannot see the expert offsets (they are on the device,
  * written by kern_moe_align), so it sizes a launch for an upper bound of the row tiles: blocks
- * past the last real tile leave at once, or (the wgmma kernel's 96- and 128-row tiles) a
+ * past the last real tile leave at once, or (the wgmma kernel's 96-, 128- and 256-row tiles) a
  * persistent grid's blocks list only the real ones.
  * Too few and rows would be silently skipped; too many and a decode batch launches blocks that
  * only find no work (it was ceil(rows / BM) + E before fd300d4: 129 row tiles for one token over
@@ -38,9 +38,9 @@ int moe_plan_tile_rows(int pairs, int n_experts, int z10);
 
 /* The Hopper wgmma path's tile for the grouped expert GEMMs (kern_w4a16_wgmma.cu's
  * ws_moe_launch) at tile_rows rows an expert: returns its height, the smallest of 32, 48, 64, 96
- * and 128 that holds tile_rows (128 past them all; force_rows one of them forces it:
+ * and 128 that holds tile_rows (128 past them all; force_rows one of them or 256 forces it:
  * SERVESIM_W4WS_MOE_ROWS), and sets *nwg, its consumer warpgroups of 64 columns each: 2 up to 64
- * rows, 3 past them (force_wg 2 or 3 forces them on the 64- and 128-row tiles:
+ * rows and at 256, 3 at 96 and 128 (force_wg 2 or 3 forces them on the 64- and 128-row tiles:
  * SERVESIM_W4WS_MOE_WG; other values of either, the rule). Measured on the H200
  * (kernels/NOTES.md items 25, 31 and 32): 48-row tiles 9% faster than 64-row ones at 512 tokens
  * (weights in registers), 96-row ones 9-12% faster than 128-row ones at 1024 and 1280; 192 columns on the 128-row
@@ -50,7 +50,7 @@ int moe_plan_tile_rows(int pairs, int n_experts, int z10);
 int moe_plan_wgmma_tile(int tile_rows, int force_rows, int force_wg, int *nwg);
 
 /* Whether h is one of the wgmma kernel's heights for the grouped expert GEMMs (32, 48, 64, 96,
- * 128): what the force_ arguments below must be to force anything. */
+ * 128, 256): what the force_ arguments below must be to force anything. */
 int moe_plan_is_height(int h);
 
 /* Two tile heights for the wgmma path's grouped expert GEMMs, ha > hb: an expert's n rows take
@@ -82,7 +82,7 @@ int moe_plan_rem_tiles(int rows, int n_experts);
 /* The wgmma kernel's grouped expert GEMMs number a launch's tiles row tile by row tile, column
  * tiles fastest (lin = row tile x tx + column tile, tx column tiles), and block b of g takes the
  * tiles b, b + g, b + 2g, ... below the real count, which only the device knows (kern_w4a16.cuh's
- * w4_moe_list). The 96- and 128-row tiles run a persistent grid (kernels/NOTES.md item 34), each
+ * w4_moe_list). The 96-, 128- and 256-row tiles run a persistent grid (kernels/NOTES.md item 34), each
  * block listing its tiles in shared memory, at most MOE_PLAN_MAX_PIECES; the 32-, 48- and 64-row
  * tiles a block a tile of the upper bound (g = the bound's tiles). */
 #define MOE_PLAN_MAX_PIECES 96
@@ -102,14 +102,17 @@ static inline MOE_PLAN_HD int moe_plan_pieces_below(int lin, int b, int g) {
 /* The heights (ha, hb) of the split above for `pairs` (token, expert) pairs over n_experts
  * experts, from the expected cost of a random routing -- Poisson(pairs / n_experts) rows an
  * expert, the launcher's only knowledge: a tile costs w_rows + its height, in rows of tensor work
- * (w_rows the read of an expert's weights, which every tile repeats), and the second launch
- * launch_rows more; ha and hb from 32, 48, 64, 96 and 128, hb = 0 for no second launch. The
- * expected cost of one height is kernels/NOTES.md item 32's fit (w_rows ~103 on the H200, from the
- * 1024- and 2048-token pairs; it agreed with every height comparison timed then); the split is item
- * 33's. force_ha one of the heights fixes ha; force_hb a height below ha fixes hb, 0 or a height
- * not below ha one launch, -1 (or anything else) leaves it to the cost. Returns ha and sets *hb; 0
- * and *hb = 0 for no pairs. */
-int moe_plan_split(int pairs, int n_experts, int w_rows, int launch_rows, int max_ha, int force_ha, int force_hb, int *hb);
+ * (w_rows the read of an expert's weights, which every tile repeats), a 256-row tile w_rows + 256
+ * tall_pct / 100, and the second launch launch_rows more; ha and hb from 32, 48, 64, 96, 128 and
+ * 256 (256 only with tall_pct > 0, or forced), hb = 0 for no second launch. The expected cost of
+ * one height is kernels/NOTES.md item 32's fit (w_rows ~103 on the H200, from the 1024- and
+ * 2048-token pairs; it agreed with every height comparison timed then); the split is item 33's;
+ * tall_pct item 35's (125 on the H200: six timed comparisons of 256-row splits against the rule's
+ * picks at 2048..4096 tokens within 4% of the cost's ratios; at 100 the cost took them from 2048
+ * tokens, where they lost 5-9%). force_ha one of the heights fixes ha; force_hb a height below ha
+ * fixes hb, 0 or a height not below ha one launch, -1 (or anything else) leaves it to the cost.
+ * Returns ha and sets *hb; 0 and *hb = 0 for no pairs. */
+int moe_plan_split(int pairs, int n_experts, int w_rows, int launch_rows, int tall_pct, int force_ha, int force_hb, int *hb);
 
 #ifdef __cplusplus
 }

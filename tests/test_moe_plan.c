@@ -189,10 +189,10 @@ int main(void) {
    * routings -- and never over one launch at the height that the launcher's tile rows pick (the
    * rule before; kernels/NOTES.md item 33), at 1024, 2048 and 4096 tokens at least 5% under it */
   {
-    static const int toks[] = {256, 384, 512, 768, 1024, 1280, 2048, 4096};
+    static const int toks[] = {256, 384, 512, 768, 1024, 1280, 2048, 2560, 3072, 4096};
     for (size_t ti = 0; ti < sizeof toks / sizeof toks[0]; ti++) {
       const int T = toks[ti], E = 128, k = 8, W = 103, trials = 40;
-      double mc[5][6] = {{0}};
+      double mc[6][7] = {{0}};
       for (int tr = 0; tr < trials; tr++) {
         for (int e = 0; e < E; e++) n[e] = 0;
         for (int t = 0; t < T; t++) {
@@ -204,59 +204,68 @@ int main(void) {
             if (!dup) pick[c++] = e, n[e]++;
           }
         }
-        for (int ia = 0; ia < 5; ia++)
+        for (int ia = 0; ia < 6; ia++)
           for (int ib = -1; ib < ia; ib++) {
             const int ha = hs[ia], hb = ib < 0 ? 0 : hs[ib];
             double c = hb ? 256.0 : 0.0;
             int row0;
             for (int e = 0; e < E; e++)
-              c += (double)moe_plan_expert_tiles(n[e], ha, hb, 0, &row0) * (W + ha) +
+              c += (double)moe_plan_expert_tiles(n[e], ha, hb, 0, &row0) * (W + (ha == 256 ? 1.25 * ha : ha)) +
                    (double)moe_plan_expert_tiles(n[e], ha, hb, 1, &row0) * (W + hb);
             mc[ia][ib + 1] += c / trials;
           }
       }
-      int hb = -1;
-      const int ha = moe_plan_split(T * k, E, W, 256, 128, -1, -1, &hb);
-      double best = 1e300, picked = -1.0;
-      for (int ia = 0; ia < 5; ia++)
-        for (int ib = -1; ib < ia; ib++) {
-          if (mc[ia][ib + 1] < best) best = mc[ia][ib + 1];
-          if (hs[ia] == ha && (ib < 0 ? 0 : hs[ib]) == hb) picked = mc[ia][ib + 1];
-        }
-      int nwg, old_i = 0;
-      const int old_h = moe_plan_wgmma_tile(moe_plan_tile_rows(T * k, E, 5), 0, 0, &nwg);
-      while (hs[old_i] != old_h) old_i++;
-      const double old = mc[old_i][0];
-      CHECK_MSG(picked > 0.0 && picked <= best * 1.005,
-                "%d tokens: split (%d, %d) costs %.0f on sampled routings, the cheapest %.0f", T, ha, hb, picked, best);
-      CHECK_MSG(picked <= old * (T == 1024 || T >= 2048 ? 0.95 : 1.0), "%d tokens: split (%d, %d) costs %.0f, one launch of %d rows %.0f", T,
-                ha, hb, picked, old_h, old);
+      /* without the 256-row tiles (tall_pct 0), then with them at 125% a row */
+      for (int tall = 0; tall <= 125; tall += 125) {
+        const int nh = tall ? 6 : 5;
+        int hb = -1;
+        const int ha = moe_plan_split(T * k, E, W, 256, tall, -1, -1, &hb);
+        double best = 1e300, picked = -1.0;
+        for (int ia = 0; ia < nh; ia++)
+          for (int ib = -1; ib < ia; ib++) {
+            if (mc[ia][ib + 1] < best) best = mc[ia][ib + 1];
+            if (hs[ia] == ha && (ib < 0 ? 0 : hs[ib]) == hb) picked = mc[ia][ib + 1];
+          }
+        int nwg, old_i = 0;
+        const int old_h = moe_plan_wgmma_tile(moe_plan_tile_rows(T * k, E, 5), 0, 0, &nwg);
+        while (hs[old_i] != old_h) old_i++;
+        const double old = mc[old_i][0];
+        CHECK_MSG(picked > 0.0 && picked <= best * 1.005,
+                  "%d tokens, tall %d: split (%d, %d) costs %.0f on sampled routings, the cheapest %.0f", T, tall, ha, hb,
+                  picked, best);
+        CHECK_MSG(picked <= old * (T == 1024 || T >= 2048 ? 0.95 : 1.0),
+                  "%d tokens, tall %d: split (%d, %d) costs %.0f, one launch of %d rows %.0f", T, tall, ha, hb, picked, old_h,
+                  old);
+        /* the 256-row tiles where every expert holds ~256 rows, not where half of each tile would be padding */
+        if (tall) CHECK_MSG((ha == 256) == (T >= 3072), "%d tokens: split (%d, %d)", T, ha, hb);
+      }
     }
   }
   /* forced heights: ha one of them fixes it; hb 0 one launch, a height below ha fixes it, one not
    * below ha leaves one launch; no pairs, no tiles */
   {
     int hb = -1;
-    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 128, 64, -1, &hb) == 64 && hb > 0 && hb < 64);
-    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 128, 64, 0, &hb) == 64 && hb == 0);
-    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 128, 96, 48, &hb) == 96 && hb == 48);
-    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 128, 48, 64, &hb) == 48 && hb == 0);
-    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 128, 17, 0, &hb) == 128 && hb == 0); /* 17 no height */
-    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 128, -1, 128, &hb) == 128 && hb == 0); /* nothing under it */
-    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 128, -1, 96, &hb) == 128 && hb == 96);
-    CHECK(moe_plan_split(0, 128, 103, 256, 128, -1, -1, &hb) == 0 && hb == 0);
-    /* 256-row tiles: forced, or where max_ha lets the cost take them (4096 tokens: every expert
-     * holds ~256 rows, so one 256-row tile an expert reads its weights once where 128-row tiles
-     * read them twice); never with max_ha 128 */
-    CHECK(moe_plan_split(4096 * 8, 128, 103, 900, 128, 256, 32, &hb) == 256 && hb == 32);
-    CHECK(moe_plan_split(4096 * 8, 128, 103, 900, 128, 256, 0, &hb) == 256 && hb == 0);
-    CHECK(moe_plan_split(4096 * 8, 128, 103, 900, 256, -1, -1, &hb) == 256);
-    for (int T = 1; T <= 65536; T *= 2) CHECK(moe_plan_split(T * 8, 128, 103, 900, 128, -1, -1, &hb) <= 128);
-    CHECK(moe_plan_split(4096 * 8, 128, 103, 900, 0, -1, -1, &hb) == 32); /* (below every height: the smallest) */
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 125, 64, -1, &hb) == 64 && hb > 0 && hb < 64);
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 125, 64, 0, &hb) == 64 && hb == 0);
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 125, 96, 48, &hb) == 96 && hb == 48);
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 125, 48, 64, &hb) == 48 && hb == 0);
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 125, 17, 0, &hb) == 128 && hb == 0); /* 17 no height */
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 125, -1, 256, &hb) == 128 && hb == 0); /* nothing under it */
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 125, -1, 128, &hb) == 256 && hb == 128); /* only 256 over it */
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 0, -1, 128, &hb) == 128 && hb == 0);    /* ...not a candidate */
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 256, 125, -1, 96, &hb) == 128 && hb == 96);
+    CHECK(moe_plan_split(0, 128, 103, 256, 125, -1, -1, &hb) == 0 && hb == 0);
+    /* 256-row tiles: forced, or where the cost takes them (4096 tokens: every expert holds ~256
+     * rows, so one 256-row tile an expert reads its weights once where 128-row tiles read them
+     * twice); never with tall_pct 0 */
+    CHECK(moe_plan_split(4096 * 8, 128, 103, 900, 0, 256, 32, &hb) == 256 && hb == 32);
+    CHECK(moe_plan_split(4096 * 8, 128, 103, 900, 0, 256, 0, &hb) == 256 && hb == 0);
+    CHECK(moe_plan_split(4096 * 8, 128, 103, 900, 125, -1, -1, &hb) == 256 && hb == 32);
+    for (int T = 1; T <= 65536; T *= 2) CHECK(moe_plan_split(T * 8, 128, 103, 900, 0, -1, -1, &hb) <= 128);
     /* a second launch too dear: one launch, at the height of least expected cost */
-    CHECK(moe_plan_split(2048 * 8, 128, 103, 1 << 30, 128, -1, -1, &hb) == 128 && hb == 0);
+    CHECK(moe_plan_split(2048 * 8, 128, 103, 1 << 30, 125, -1, -1, &hb) == 128 && hb == 0);
     /* weights free (w = 0): the least padding, the smallest height without a split */
-    CHECK(moe_plan_split(2048 * 8, 128, 0, 1 << 30, 128, -1, -1, &hb) == 32 && hb == 0);
+    CHECK(moe_plan_split(2048 * 8, 128, 0, 1 << 30, 125, -1, -1, &hb) == 32 && hb == 0);
   }
   /* the persistent grid (moe_plan_persistent_blocks): g blocks, each taking the tiles congruent
    * to its index mod g below the real count (moe_plan_pieces_below; piece k of block b is tile
