@@ -509,7 +509,7 @@ namespace {
 /* Split-K capacity of a workspace: splits * padded rows <= kSplitRows; block tiles that split
  * <= kCounters. */
 constexpr int kSplitRows = 512, kMaxSplits = 8, kCounters = 16384, kDefaultVariant = 8, kDefaultVariantMoe = 2,
-              kDefaultVariantMoe16 = 1, kDefaultVariantHopper16 = 0, kDefaultLarge = 0;
+              kDefaultVariantMoe16 = 1, kDefaultVariantMoeWide = 9, kDefaultVariantHopper16 = 0, kDefaultLarge = 0;
 constexpr int kSkSms = 160; /* stream-K workspace: SMs a device may have (H100 / H200: 132) */
 
 int64_t w4a16_npad(int N) { return ((int64_t)N + 127) / 128 * 128; }
@@ -615,8 +615,12 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
  *   4 cp.async ring of 4 stages, ~4/SM                       5 ring of 8 stages, ~4/SM
  *   6 registers, 4 chunks, 64 columns per warp, ~4/SM        7 registers, 8 chunks, ~4/SM
  *   8 registers, 4 chunks, ~2/SM (fewer K splits)
+ *   9 registers, 4 chunks, the 4 warps split N (128 columns a block, each warp all of K: no
+ *     in-block sum)                                          10 the same, 2 warps on N x 2 on K
  * Defaults, the fastest on the H100 (kernels/NOTES.md): 8 for dense GEMMs, 2 for the MoE
- * expert GEMMs of 8-row tiles (no K split there; fused MoE 207.5 against 216.0 us at 8 tokens,
+ * expert GEMMs of 8-row tiles -- since kernels/NOTES.md item 35 the MoE's 9 wherever its blocks
+ * fill the GPU twice (H200, fused MoE: 2..24 tokens 2-11% less time, 32..192 11-19%; at one token,
+ * 8 experts x 24 or 32 column tiles, variant 2 is 16% faster), so 2 and 1 below hold only there (no K split there; fused MoE 207.5 against 216.0 us at 8 tokens,
  * 8448474) -- and 1 for those of 16-row tiles (MT 2), the fastest on the H200: fused MoE at 128
  * and 192 tokens 551 / 618 us against variant 2's 602 / 670, while at 8..96 tokens (8-row
  * tiles) variant 1 was 5-8% slower than 2 (kernels/NOTES.md item 25). On Hopper, where the
@@ -626,21 +630,24 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
  * (Tried and dropped, 3184f17 on an H100: 16 columns per warp with 8 chunks, and 8 chunks at
  * ~1/SM, summed 464 and 429 us against variant 8's 334 us; 38e971d: a rolling register
  * pipeline, post-mma scaling, a TMA producer/consumer kernel; kernels/NOTES.md.) */
-int w4a16_variant(bool moe, int mt) {
+int w4a16_variant(bool moe, int mt, bool wide) {
   static int v[2] = {-2, -2}; /* dense, MoE: -1 = the default */
   int &x = v[moe ? 1 : 0];
   if (x == -2) {
     x = kern_env_int(moe ? "SERVESIM_W4_VARIANT_MOE" : "SERVESIM_W4_VARIANT", -1);
-    if (x < -1 || x > 8) x = -1;
+    if (x < -1 || x > 10) x = -1;
   }
   if (x >= 0) return x;
-  if (moe) return mt == 2 ? kDefaultVariantMoe16 : kDefaultVariantMoe;
+  if (moe) return wide ? kDefaultVariantMoeWide : mt == 2 ? kDefaultVariantMoe16 : kDefaultVariantMoe;
   return mt == 2 && kern_device_cc() == 90 ? kDefaultVariantHopper16 : kDefaultVariant;
 }
 
 template <int MT, bool MOE, bool GATHER, bool SILU>
 int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_t st) {
-  switch (w4a16_variant(MOE, MT)) {
+  /* the grouped expert GEMMs: 128 columns a block (variant 9) where its blocks fill the GPU
+   * twice over -- one row tile an expert with rows, at most min(pairs, experts) of them */
+  const bool wide = MOE && (int64_t)std::min(rows_max, a.n_experts) * kern_cdiv(a.N, 128) >= 2LL * w4a16_num_sms();
+  switch (w4a16_variant(MOE, MT, wide)) {
     case 1: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     case 2: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 8, st);
     case 3: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 8, st);
@@ -649,6 +656,8 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
     case 6: return w4a16_launch<MT, 4, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     case 7: return w4a16_launch<MT, 2, 4, 1, 1, 8, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     case 8: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 2, st);
+    case 9: return w4a16_launch<MT, 2, 1, 4, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
+    case 10: return w4a16_launch<MT, 2, 2, 2, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     default: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
   }
 }
