@@ -644,9 +644,9 @@ int w4a16_variant(bool moe, int mt, bool wide) {
 
 template <int MT, bool MOE, bool GATHER, bool SILU>
 int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_t st) {
-  /* the grouped expert GEMMs: 128 columns a block (variant 9) where its blocks fill the GPU
-   * twice over -- one row tile an expert with rows, at most min(pairs, experts) of them */
-  const bool wide = MOE && (int64_t)std::min(rows_max, a.n_experts) * kern_cdiv(a.N, 128) >= 2LL * w4a16_num_sms();
+  /* the grouped expert GEMMs: 128 columns a block (variant 9) where those blocks fill the GPU
+   * twice over (moe_plan_mma_wide) */
+  const bool wide = MOE && moe_plan_mma_wide(rows_max, a.n_experts, a.N, w4a16_num_sms());
   switch (w4a16_variant(MOE, MT, wide)) {
     case 1: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     case 2: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 8, st);

@@ -53,6 +53,12 @@ int moe_plan_rem_tiles(int rows, int n_experts) {
   return n_experts < rows ? n_experts : rows;
 }
 
+int moe_plan_mma_wide(int rows, int n_experts, int n, int sms) {
+  if (rows <= 0 || n_experts <= 0 || n <= 0) return 0;
+  const int64_t tiles = rows < n_experts ? rows : n_experts;
+  return tiles * ((n + 127) / 128) >= 2 * (int64_t)sms;
+}
+
 int moe_plan_persistent_blocks(int lin_bound, int resident) {
   if (lin_bound <= 0) return 0;
   const int need = (lin_bound + MOE_PLAN_MAX_PIECES - 1) / MOE_PLAN_MAX_PIECES;

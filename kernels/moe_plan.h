@@ -49,6 +49,14 @@ int moe_plan_tile_rows(int pairs, int n_experts, int z10);
  * under 128 rows, about half, take one 128-row tile and two 96-row ones). */
 int moe_plan_wgmma_tile(int tile_rows, int force_rows, int force_wg, int *nwg);
 
+/* Whether the mma.sync grouped expert GEMMs (kern_w4a16.cu's tiles of up to 16 rows) take 128
+ * columns a block, the four warps splitting N (variant 9), rather than 32 with the warps
+ * splitting K: where those blocks fill the GPU twice over, i.e. min(rows, n_experts) row tiles
+ * (one an expert with rows, at most) times ceil(n / 128) column tiles >= 2 sms. Measured on the
+ * H200 (kernels/NOTES.md item 35): the fused MoE 2-19% faster at 2..192 tokens (8 of 128
+ * experts), 16% slower at one token (8 x 24 and 8 x 32 blocks for 132 SMs). */
+int moe_plan_mma_wide(int rows, int n_experts, int n, int sms);
+
 /* Whether h is one of the wgmma kernel's heights for the grouped expert GEMMs (32, 48, 64, 96,
  * 128, 256): what the force_ arguments below must be to force anything. */
 int moe_plan_is_height(int h);

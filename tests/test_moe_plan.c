@@ -267,6 +267,16 @@ int main(void) {
     /* weights free (w = 0): the least padding, the smallest height without a split */
     CHECK(moe_plan_split(2048 * 8, 128, 0, 1 << 30, 125, -1, -1, &hb) == 32 && hb == 0);
   }
+  /* the mma.sync tiles' width (moe_plan_mma_wide): 128 columns a block from two tokens of 8 on 128
+   * experts at the model's gate_up (N = 3072) and down (4096) on 132 SMs, not at one token; an
+   * expert's rows count once however many */
+  CHECK(!moe_plan_mma_wide(8, 128, 3072, 132) && !moe_plan_mma_wide(8, 128, 4096, 132));
+  CHECK(moe_plan_mma_wide(16, 128, 3072, 132) && moe_plan_mma_wide(16, 128, 4096, 132));
+  CHECK(moe_plan_mma_wide(8, 128, 4224, 132));               /* 8 x 33 = 264 */
+  CHECK(!moe_plan_mma_wide(100000, 8, 4096, 132));           /* 8 experts x 32: 256 < 264 */
+  CHECK(moe_plan_mma_wide(100000, 9, 4096, 132));            /* 288 */
+  CHECK(!moe_plan_mma_wide(0, 128, 4096, 132) && !moe_plan_mma_wide(16, 0, 4096, 132));
+  CHECK(!moe_plan_mma_wide(64, 16, 768, 132));               /* gpu_kern_moe's decode case: 96 blocks */
   /* the persistent grid (moe_plan_persistent_blocks): g blocks, each taking the tiles congruent
    * to its index mod g below the real count (moe_plan_pieces_below; piece k of block b is tile
    * b + k g, the first at or past a tile the same count below it): every tile of any real count up to
