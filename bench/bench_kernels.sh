@@ -67,7 +67,7 @@ if [ "${TUNE:-0}" = 1 ]; then
   # Compare the small-M variants: the dense GEMMs take the one with the least summed time over
   # the four TP=1 shapes at M = 1, 8, 16; the MoE experts the fastest fused MoE at 8 tokens.
   best=""; best_t=""; bmoe=""; bmoe_t=""
-  for v in ${VARIANTS:-0 1 2 3 4 5 6 7 8}; do
+  for v in ${VARIANTS:-0 1 2 3 4 5 6 7 8 9 10}; do
     SERVESIM_W4_VARIANT=$v SERVESIM_W4_VARIANT_MOE=$v timeout 120 "$BIN/bench_kernels" --tune > /tmp/kern-tune.txt 2>&1
     grep -E "VARIANT|^\| (qkv|o_proj|gate_up|down) |^\| (1|8|32) \||validation" /tmp/kern-tune.txt >> "$OUT/tune.txt"
     t=$(awk -F'|' '/^\| (qkv|o_proj|gate_up|down) /{s+=$7} END{print s+0}' /tmp/kern-tune.txt)
