@@ -617,11 +617,12 @@ int w4a16_launch(const W4Args &a0, void *ws, size_t ws_bytes, int rows_max, int 
  *   8 registers, 4 chunks, ~2/SM (fewer K splits)
  *   9 registers, 4 chunks, the 4 warps split N (128 columns a block, each warp all of K: no
  *     in-block sum)                                          10 the same, 2 warps on N x 2 on K
- * Defaults, the fastest on the H100 (kernels/NOTES.md): 8 for dense GEMMs, 2 for the MoE
- * expert GEMMs of 8-row tiles -- since kernels/NOTES.md item 35 the MoE's 9 wherever its blocks
- * fill the GPU twice (H200, fused MoE: 2..24 tokens 2-11% less time, 32..192 11-19%; at one token,
- * 8 experts x 24 or 32 column tiles, variant 2 is 16% faster), so 2 and 1 below hold only there (no K split there; fused MoE 207.5 against 216.0 us at 8 tokens,
- * 8448474) -- and 1 for those of 16-row tiles (MT 2), the fastest on the H200: fused MoE at 128
+ * Defaults, the fastest measured (kernels/NOTES.md): 8 for dense GEMMs (the H100). For the MoE
+ * expert GEMMs 9 wherever its blocks fill the GPU twice over (moe_plan_mma_wide; item 35, H200, fused MoE:
+ * 2..24 tokens 2-11% less time than the defaults below, 32..192 tokens 11-19%; at one token, 8
+ * experts x 24 or 32 column tiles of 128, variant 2 was 16% faster), otherwise 2 for 8-row tiles
+ * (the H100: no K split there; fused MoE 207.5 against 216.0 us at 8 tokens, 8448474) and 1
+ * for those of 16-row tiles (MT 2), the fastest on the H200: fused MoE at 128
  * and 192 tokens 551 / 618 us against variant 2's 602 / 670, while at 8..96 tokens (8-row
  * tiles) variant 1 was 5-8% slower than 2 (kernels/NOTES.md item 25). On Hopper, where the
  * dense GEMMs of 9..16 rows come here only when the preload kernel has no one-wave plan (qkv at

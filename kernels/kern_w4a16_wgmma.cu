@@ -1199,8 +1199,8 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
          * this one leaves -- it overlaid the ring before, and the producer waited for each tile's
          * stores (kernels/NOTES.md item 35); a block of one tile overlays the ring (w4g_epilogue's
          * barrier first: every consumer past its last read of the ring and of the tile before) */
-        w4g_epilogue<BT, 128 * NWG, true, MOE == 2, true>(ae, d, MLOOP ? base + (size_t)S * Cfg::STAGE + Cfg::WRING : base, true, tid, nt,
-                                                          lane, m0);
+        uint8_t *otile = MLOOP ? base + (size_t)S * Cfg::STAGE + Cfg::WRING : base;
+        w4g_epilogue<BT, 128 * NWG, true, MOE == 2, true>(ae, d, otile, true, tid, nt, lane, m0);
       }
     }
     if constexpr (SK) WS_BLK_STAMP(3);
@@ -1683,9 +1683,9 @@ int ws_moe_height(const W4Args &a, int bt, int nwg, int stg, int sms, cudaStream
  * weight read worth SERVESIM_W4WS_MOE_W rows, default 103, item 32's fit; the second launch
  * SERVESIM_W4WS_MOE_LAUNCH rows, default 900, ~27 us: at 256 the split lost 1-2% at 384, 832,
  * 1152, 1280 and 1728 tokens, item 33; a 256-row tile's rows SERVESIM_W4WS_MOE_TALL percent of
- * the others', default 125, 0: no 256-row tiles unless forced, item 35). The longer tiles go first, and let the second launch in
- * at once, so that the short ones fill the first launch's tail (measured no faster than a
- * second launch after the first, but no slower).
+ * the others', default 125, 0: no 256-row tiles unless forced, item 35). The longer tiles go
+ * first, and let the second launch in at once, so that the short ones fill the first launch's
+ * tail (measured no faster than a second launch after the first, but no slower).
  * SERVESIM_W4WS_MOE_SPLIT=0: one launch, the smallest height that holds the launcher's tile rows
  * (kern_w4a16.cu's w4a16_moe_tile_rows; the rule of item 32). SERVESIM_W4WS_MOE_ROWS = 32, 48, 64,
  * 96, 128 or 256 forces ha, and then one launch unless SERVESIM_W4WS_MOE_ROWS_B forces hb (a height
