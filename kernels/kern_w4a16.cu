@@ -15,8 +15,8 @@
  *   tile's counter. Both are deterministic (no float atomics) and give the same bits. Loads
  *   go through registers (S chunks per warp) or a per-thread cp.async ring;
  *   SERVESIM_W4_VARIANT (dense) and SERVESIM_W4_VARIANT_MOE (experts) pick one of 9 such
- *   settings (bench_kernels.sh TUNE=1 times them all; the defaults are the fastest measured on
- *   the H100, see kernels/NOTES.md).
+ *   settings (11 for the experts; bench_kernels.sh TUNE=1 times them all; the defaults are the
+ *   fastest measured, see kernels/NOTES.md).
  * - Larger M: the block's activation tile is staged in shared memory by cp.async (S stages,
  *   one barrier per k64 chunk) and shared by 4 warps that split N; weights keep a per-thread
  *   ring. Tiles 64 x 128 up to 256 rows (SERVESIM_W4_LARGE), 64 x 256 beyond.
@@ -636,7 +636,7 @@ int w4a16_variant(bool moe, int mt, bool wide) {
   int &x = v[moe ? 1 : 0];
   if (x == -2) {
     x = kern_env_int(moe ? "SERVESIM_W4_VARIANT_MOE" : "SERVESIM_W4_VARIANT", -1);
-    if (x < -1 || x > 10) x = -1;
+    if (x < -1 || x > (moe ? 10 : 8)) x = -1; /* (9 and 10 the experts' only: gpu_kern_moe tests them) */
   }
   if (x >= 0) return x;
   if (moe) return wide ? kDefaultVariantMoeWide : mt == 2 ? kDefaultVariantMoe16 : kDefaultVariantMoe;
@@ -648,7 +648,12 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
   /* the grouped expert GEMMs: 128 columns a block (variant 9) where those blocks fill the GPU
    * twice over (moe_plan_mma_wide) */
   const bool wide = MOE && moe_plan_mma_wide(rows_max, a.n_experts, a.N, w4a16_num_sms());
-  switch (w4a16_variant(MOE, MT, wide)) {
+  const int v = w4a16_variant(MOE, MT, wide);
+  if constexpr (MOE) { /* (the experts' only) */
+    if (v == 9) return w4a16_launch<MT, 2, 1, 4, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
+    if (v == 10) return w4a16_launch<MT, 2, 2, 2, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
+  }
+  switch (v) {
     case 1: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     case 2: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 8, st);
     case 3: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 8, st);
@@ -657,8 +662,6 @@ int w4a16_small(const W4Args &a, void *ws, size_t wsb, int rows_max, cudaStream_
     case 6: return w4a16_launch<MT, 4, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     case 7: return w4a16_launch<MT, 2, 4, 1, 1, 8, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     case 8: return w4a16_launch<MT, 2, 4, 1, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 2, st);
-    case 9: return w4a16_launch<MT, 2, 1, 4, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
-    case 10: return w4a16_launch<MT, 2, 2, 2, 1, 4, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
     default: return w4a16_launch<MT, 2, 4, 1, 1, 2, MOE, GATHER, SILU, false, false>(a, ws, wsb, rows_max, 4, st);
   }
 }
