@@ -1,6 +1,6 @@
 /* gpu_kern_moe: routing (ids exact, weights within 1e-5), grouping (bit-exact: offsets, sorted
  * pairs, pair rows), and the grouped gate_up+SiLU / down GEMMs and combine against ref_moe_*,
- * for decode (1 and 8 tokens), a skewed batch (all tokens on one expert, others with 0 or 1),
+ * for decode (1, 8 and 32 tokens), a skewed batch (all tokens on one expert, others with 0 or 1),
  * an EP rank's expert range, and a prefill-sized batch that takes the large-tile path.
  * Label gpu; exit 77 without a GPU. */
 #include <string.h>
@@ -140,6 +140,10 @@ int main(void) {
   test_moe(&r, (struct moe_case){1, 8, 16, 0, 16, 512, 384, 0});   /* one token: 8 experts, 1 row each */
   test_moe(&r, (struct moe_case){8, 8, 16, 0, 16, 512, 384, 0});   /* decode */
   test_moe(&r, (struct moe_case){8, 8, 16, 4, 12, 512, 384, 0});   /* EP rank: experts [4, 12) */
+  /* a decode batch on 128 experts, ~2 rows each: the mma.sync tiles of 128 columns by default
+   * (moe_plan_mma_wide: 128 experts x 6 and x 4 column tiles, at least twice the SMs of a GPU of
+   * up to 192) */
+  test_moe(&r, (struct moe_case){32, 8, 128, 0, 128, 512, 384, 0});
   test_moe(&r, (struct moe_case){40, 2, 8, 0, 8, 256, 256, 1});    /* all tokens on experts 0,1; others 0 rows */
   test_moe(&r, (struct moe_case){40, 4, 8, 0, 8, 256, 128, 0});    /* ~20 rows per expert: 32-row tiles */
   test_moe(&r, (struct moe_case){60, 4, 8, 0, 8, 256, 128, 0});    /* ~30 rows per expert */
