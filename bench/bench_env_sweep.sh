@@ -10,8 +10,8 @@
 #   GPU_TESTS=1    build everything and run `ctest -L gpu` first (GPU_TESTS_R=REGEX: only those)
 # Needs the CPU dependencies (.deps in carry; scripts/device-deps.sh). Logs go to $OUT/sweep (or
 # /tmp/kern-out/sweep); on stdout, per run: with --moe one line a token count, its microseconds
-# under each setting; with a GEMM table each setting's summed microseconds, points at or under
-# cuBLAS bf16 and worst ratio.
+# under each setting (with --parts also each grouped GEMM's alone, "us (gate_up / down)"); with a
+# GEMM table each setting's summed microseconds, points at or under cuBLAS bf16 and worst ratio.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source bench/bench_lib.sh
@@ -56,9 +56,13 @@ for r in $(seq 1 "$RUNS"); do
       printf 'run %s, us | tokens' "$r"
       for n in "${NAMES[@]}"; do printf ' | %s (%s)' "$n" "$(valid "$LOG/$n-$r.txt")"; done
       echo
-      for i in "${!NAMES[@]}"; do awk -F'|' '$2 ~ /^ [0-9]+ $/ { print $2 + 0, $4 + 0 }' "$LOG/${NAMES[$i]}-$r.txt" > "$LOG/.col$i"; done
+      # (with --parts: "us (gate_up / down)")
+      for i in "${!NAMES[@]}"; do
+        awk -F'|' '$2 ~ /^ [0-9]+ $/ { v = $4 + 0; if (NF >= 11) v = v " (" $9 + 0 " / " $10 + 0 ")"; print $2 + 0, v }' \
+          "$LOG/${NAMES[$i]}-$r.txt" > "$LOG/.col$i"
+      done
       awk -v n="${#NAMES[@]}" -v dir="$LOG" 'BEGIN {
-          for (i = 0; i < n; i++) { f = dir "/.col" i; while ((getline line < f) > 0) { split(line, p, " "); t[p[1]] = 1; v[p[1], i] = p[2] } }
+          for (i = 0; i < n; i++) { f = dir "/.col" i; while ((getline line < f) > 0) { k = line; sub(/ .*/, "", k); x = line; sub(/^[^ ]* /, "", x); t[k] = 1; v[k, i] = x } }
           m = 0; for (k in t) keys[++m] = k + 0
           for (a = 1; a <= m; a++) for (b = a + 1; b <= m; b++) if (keys[b] < keys[a]) { x = keys[a]; keys[a] = keys[b]; keys[b] = x }
           for (a = 1; a <= m; a++) { printf "  %d", keys[a]; for (i = 0; i < n; i++) printf " | %s", ((keys[a], i) in v) ? v[keys[a], i] : "-"; printf "\n" } }'
