@@ -565,6 +565,8 @@ int w4g_launch(const W4Args &a, int sms, cudaStream_t st, int swap) {
  * two SMs run (ws_run64, kernels/NOTES.md item 24), and every tile with SERVESIM_W4WS_CFG=1 (the
  * fifth session's data path, then nine 1D bulk copies a chunk, which capped the producer at
  * ~1450 SM cycles a chunk on the H200 against ~800 with WREG: item 10). */
+constexpr size_t kWsSmemMax = 232448; /* shared memory a block may have on sm_90, 227 KB (static included) */
+
 template <int BT, int S, bool WREG, int NWG>
 struct WsCfg {
   static constexpr int CW = 4 * NWG; /* consumer warps: one n16 weight tile each (with K slices, the tile of warp % 4) */
@@ -586,7 +588,7 @@ struct WsCfg {
   static_assert((size_t)(BT / 2) * 128 * NWG * 4 + (w4g_split_staged(BT, NWG) ? kOutTile : 0) <= (size_t)S * STAGE,
                 "the split-K sum and the output tile must fit in the ring");
   static_assert(kOutTile <= (size_t)S * STAGE, "the output tile must fit in the ring");
-  static_assert(kSmem + (NWG == 2 ? kOutTile : 0) <= 232448, "227 KB of shared memory a block at most (stream-K's included)");
+  static_assert(kSmem + (NWG == 2 ? kOutTile : 0) <= kWsSmemMax, "227 KB of shared memory a block at most (stream-K's included)");
 };
 
 /* Threads of a block: NWG consumer warpgroups and the producer warp (288 for two), or with RB a
@@ -1199,7 +1201,7 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
          * this one leaves -- it overlaid the ring before, and the producer waited for each tile's
          * stores (kernels/NOTES.md item 35); a block of one tile overlays the ring (w4g_epilogue's
          * barrier first: every consumer past its last read of the ring and of the tile before) */
-        uint8_t *otile = MLOOP ? base + (size_t)S * Cfg::STAGE + Cfg::WRING : base;
+        uint8_t *otile = MLOOP && MOE == 1 ? base + (size_t)S * Cfg::STAGE + Cfg::WRING : base; /* (as ws_moe_run sizes it) */
         w4g_epilogue<BT, 128 * NWG, true, MOE == 2, true>(ae, d, otile, true, tid, nt, lane, m0);
       }
     }
@@ -1629,7 +1631,7 @@ int ws_moe_run(const W4Args &a, int sms, cudaStream_t st) {
                "kern_moe_w4a16: x, qrep, srep and y must be 16-byte aligned for the Hopper wgmma path");
   /* with RB down's output tile past the rings (w4ws_kernel) */
   constexpr size_t SMEM = Cfg::kSmem + (RB && MOE == 1 ? Cfg::kOutTile : 0);
-  static_assert(SMEM + sizeof(W4MoePiece) * MOE_PLAN_MAX_PIECES + 512 <= 232448, "227 KB of shared memory a block at most");
+  static_assert(SMEM + sizeof(W4MoePiece) * MOE_PLAN_MAX_PIECES + 512 <= kWsSmemMax, "227 KB of shared memory a block at most");
   int occ = 1;
   if (int rc = w4g_prepare<FN>(TH, SMEM, &occ)) return rc; /* (sets its shared memory size) */
   CUtensorMap map;
