@@ -17,7 +17,8 @@
 # after the warm-up one, with cudaProfilerStart/Stop; the first such chain is profiled, so pick
 # one with --only and --m). The calls overlap there through their dependency waits, but the
 # profiled chain ran ~2.3x slower than the timed one (qkv M=1, kernels/NOTES.md item 25).
-# KERNEL_REGEX is then unused (give '-').
+# KERNEL_REGEX is then unused (give '-'). SKIP=N profiles the (N+1)-th matching launch instead of
+# the first (e.g. the fused MoE's down, the second w4ws_kernel launch of a forward: SKIP=1).
 # Four files a profile; the device tool returns at most 8 files from $OUT, so two profiles a
 # call. BIN=path picks another bench_kernels (e.g. a reference build); by default it is
 # build-gpu's, built here if missing (CPU dependencies from .deps, scripts/device-deps.sh).
@@ -49,7 +50,7 @@ if [ "${CHAIN:-0}" = 1 ]; then
 else
   FILTER=(--kernel-name "regex:$RE")
 fi
-ncu "${FILTER[@]}" --launch-count 1 --set full --import-source no --clock-control "$CLOCK" -f -o "$REP" \
+ncu "${FILTER[@]}" --launch-skip "${SKIP:-0}" --launch-count 1 --set full --import-source no --clock-control "$CLOCK" -f -o "$REP" \
   "$BIN" "$@" >"$OUT/${NAME}_run.log" 2>&1 || { echo "ncu_profile: ncu failed ($OUT/${NAME}_run.log)" >&2; exit 1; }
 [ -f "$REP.ncu-rep" ] || { echo "ncu_profile: no kernel matched '$RE' ($OUT/${NAME}_run.log)" >&2; exit 1; }
 rm -f "$OUT/${NAME}_run.log" # (the bench's own table; the report has the kernel)

@@ -995,7 +995,19 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
     /* stage 0's descriptor: stage j, k16 step s adds (j STAGE + 32 s) / 16 to its start field
      * (shared addresses < 256 KB: the 14-bit field does not carry) */
     const uint64_t desc0 = w4_desc_sw128(base);
-    const uint32_t desc0_lo = (uint32_t)desc0, full_at = ws_u32(full), empty_at = ws_u32(empty);
+    const uint32_t desc0_lo = (uint32_t)desc0;
+    uint32_t full_at = ws_u32(full), empty_at = ws_u32(empty);
+    /* Weights through the stages: this lane's weight words' and scales' shared addresses in stage
+     * 0, and the barriers', made opaque to the compiler here so that they are held in registers:
+     * ptxas otherwise worked them out again each chunk from the shared window (SR_CgaCtaId), the
+     * ring's alignment and the lane -- the 32-row MoE tiles' loop 255 instructions a two-chunk
+     * step, 225 so (kernels/NOTES.md item 36). Not with WREG: the 96-register instances spilled. */
+    uint32_t w_at = 0, s_at = 0;
+    if constexpr (!WREG) {
+      w_at = ws_u32(base) + XB + warp * 512 + w4g_word(g, 0, t) * 4;
+      s_at = ws_u32(base) + XB + Cfg::WB + warp * 32 + g * 4;
+      asm volatile("" : "+r"(full_at), "+r"(empty_at), "+r"(w_at), "+r"(s_at));
+    }
     /* K slices (KSL > 1): this warp's warpgroup wk takes the piece's chunks wk, wk + KSL, ...
      * (below, c counts the slice's own chunks) from its stages wk + KSL jj (jj < SS) */
     const int wk = KSL > 1 ? warp / 4 : 0;
@@ -1082,7 +1094,6 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
       }
 
       auto dequant = [&](uint32_t(&af)[4][4], int j, int c, uint4 &w, uint32_t &sv) {
-        const uint8_t *sp = stage(j);
         uint32_t wq[4], sc;
         if constexpr (!WR && WREG) {
           wq[0] = w.x, wq[1] = w.y, wq[2] = w.z, wq[3] = w.w;
@@ -1102,10 +1113,11 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
           /* step q's word, 4-way bank conflicts (conflict-free reads through a 3D tensor copy of
            * 128-byte rows with the 128-byte swizzle were no faster on small grids and ~0.5 us
            * slower on grids that fill the SMs, kernels/NOTES.md item 24) */
+          const uint32_t js = j * Cfg::STAGE;
 #pragma unroll
-          for (int q = 0; q < 4; q++)
-            asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(wq[q]) : "r"(ws_u32(sp + XB + warp * 512 + w4g_word(g, q, t) * 4)));
-          asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(sc) : "r"(ws_u32(sp + XB + Cfg::WB + warp * 32 + g * 4)));
+          for (int q = 0; q < 4; q++) /* (step q's word: w4g_word(g, q, t), 16 bytes a step) */
+            asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(wq[q]) : "r"(w_at + js + 16 * q));
+          asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(sc) : "r"(s_at + js));
         }
         const uint32_t s0 = __byte_perm(sc, 0, 0x1010), s8 = __byte_perm(sc, 0, 0x3232);
 #pragma unroll
@@ -1669,9 +1681,10 @@ int ws_moe_run(const W4Args &a, int sms, cudaStream_t st) {
  * 31 for the 128-row tiles' columns; item 35 for the 256-row tiles (the split's tall_pct). */
 template <int MOE>
 int ws_moe_height(const W4Args &a, int bt, int nwg, int stg, int sms, cudaStream_t st) {
-  if (bt == 32) return ws_moe_run<32, 2, 2, false, MOE, 2, false>(a, sms, st);
-  if (bt == 48) return ws_moe_run<48, 2, 2, false, MOE, 2, false>(a, sms, st);
-  if (bt == 64 && nwg == 2 && stg) return ws_moe_run<64, 2, 2, false, MOE, 2, false>(a, sms, st);
+  if (bt == 32) return a.K % 256 == 0 ? ws_moe_run<32, 2, 4, false, MOE, 2, false>(a, sms, st) : ws_moe_run<32, 2, 2, false, MOE, 2, false>(a, sms, st);
+  if (bt == 48) return a.K % 256 == 0 ? ws_moe_run<48, 2, 4, false, MOE, 2, false>(a, sms, st) : ws_moe_run<48, 2, 2, false, MOE, 2, false>(a, sms, st);
+  if (bt == 64 && nwg == 2 && stg)
+    return a.K % 256 == 0 ? ws_moe_run<64, 2, 4, false, MOE, 2, false>(a, sms, st) : ws_moe_run<64, 2, 2, false, MOE, 2, false>(a, sms, st);
   if (bt == 64) return nwg == 3 ? ws_moe_run<64, 1, 2, false, MOE, 3>(a, sms, st) : ws_moe_run<64, 2, 2, false, MOE>(a, sms, st);
   if (bt == 96) return a.K % 256 == 0 ? ws_moe_run<96, 1, 4, true, MOE, 3>(a, sms, st) : ws_moe_run<96, 1, 2, true, MOE, 3>(a, sms, st);
   if (bt == 256) return a.K % 256 == 0 ? ws_moe_run<256, 1, 4, true, MOE>(a, sms, st) : ws_moe_run<256, 1, 2, true, MOE>(a, sms, st);
