@@ -1671,8 +1671,9 @@ int ws_moe_run(const W4Args &a, int sms, cudaStream_t st) {
  * 64-row tiles' weights through the stages when stg): 32, 48 or 64 rows of 128 columns (two blocks
  * an SM), their weights through the producer's stages (one tensor map over every expert's
  * weights; 4 chunks a loop step where K % 256 == 0, as the taller tiles -- with the loop's shared
- * addresses held in registers, 256..768 tokens 1-14% faster on the H200, kernels/NOTES.md item 36); 96 or 128 rows of 192 columns (three consumer warpgroups, the register hand-over),
- * their weights through each consumer warp's ring; 256 rows of 128 columns (the dense GEMM's
+ * addresses held in registers, 256..768 tokens 2-12% faster on the H200, kernels/NOTES.md item
+ * 36); 96 or 128 rows of 192 columns (three consumer warpgroups, the register hand-over), their
+ * weights through each consumer warp's ring; 256 rows of 128 columns (the dense GEMM's
  * 256-row tile: two consumer warpgroups, 4 stages). Measured on the H200 (kernels/NOTES.md item
  * 32): at 256..768 tokens the stages took 2-9% off the same tiles with their weights in
  * registers, 48-row tiles 9% off 64-row ones (512 tokens, weights in registers), and 32-row tiles
