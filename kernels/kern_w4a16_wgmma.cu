@@ -1681,17 +1681,22 @@ int ws_moe_run(const W4Args &a, int sms, cudaStream_t st) {
  * weights in registers lost; 96-row tiles 9-12% off 128 at 1024 and 1280 tokens (68 and 85 tile
  * rows), with the stages on them 2% less; the stages lost ~1% on the 128-row tiles; items 25 and
  * 31 for the 128-row tiles' columns; item 35 for the 256-row tiles (the split's tall_pct). */
+/* ws_moe_run with 4 chunks a loop step where K % 256 == 0 (pieces of whole 4-chunk steps), else 2 */
+template <int BT, int MINB, bool RB, int MOE, int NWG = 2, bool WREG = true>
+int ws_moe_run_p(const W4Args &a, int sms, cudaStream_t st) {
+  return a.K % 256 == 0 ? ws_moe_run<BT, MINB, 4, RB, MOE, NWG, WREG>(a, sms, st) : ws_moe_run<BT, MINB, 2, RB, MOE, NWG, WREG>(a, sms, st);
+}
+
 template <int MOE>
 int ws_moe_height(const W4Args &a, int bt, int nwg, int stg, int sms, cudaStream_t st) {
-  if (bt == 32) return a.K % 256 == 0 ? ws_moe_run<32, 2, 4, false, MOE, 2, false>(a, sms, st) : ws_moe_run<32, 2, 2, false, MOE, 2, false>(a, sms, st);
-  if (bt == 48) return a.K % 256 == 0 ? ws_moe_run<48, 2, 4, false, MOE, 2, false>(a, sms, st) : ws_moe_run<48, 2, 2, false, MOE, 2, false>(a, sms, st);
-  if (bt == 64 && nwg == 2 && stg)
-    return a.K % 256 == 0 ? ws_moe_run<64, 2, 4, false, MOE, 2, false>(a, sms, st) : ws_moe_run<64, 2, 2, false, MOE, 2, false>(a, sms, st);
+  if (bt == 32) return ws_moe_run_p<32, 2, false, MOE, 2, false>(a, sms, st);
+  if (bt == 48) return ws_moe_run_p<48, 2, false, MOE, 2, false>(a, sms, st);
+  if (bt == 64 && nwg == 2 && stg) return ws_moe_run_p<64, 2, false, MOE, 2, false>(a, sms, st);
   if (bt == 64) return nwg == 3 ? ws_moe_run<64, 1, 2, false, MOE, 3>(a, sms, st) : ws_moe_run<64, 2, 2, false, MOE>(a, sms, st);
-  if (bt == 96) return a.K % 256 == 0 ? ws_moe_run<96, 1, 4, true, MOE, 3>(a, sms, st) : ws_moe_run<96, 1, 2, true, MOE, 3>(a, sms, st);
-  if (bt == 256) return a.K % 256 == 0 ? ws_moe_run<256, 1, 4, true, MOE>(a, sms, st) : ws_moe_run<256, 1, 2, true, MOE>(a, sms, st);
-  if (nwg == 3) return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE, 3>(a, sms, st) : ws_moe_run<128, 1, 2, true, MOE, 3>(a, sms, st);
-  return a.K % 256 == 0 ? ws_moe_run<128, 1, 4, true, MOE>(a, sms, st) : ws_moe_run<128, 1, 2, true, MOE>(a, sms, st);
+  if (bt == 96) return ws_moe_run_p<96, 1, true, MOE, 3>(a, sms, st);
+  if (bt == 256) return ws_moe_run_p<256, 1, true, MOE>(a, sms, st);
+  if (nwg == 3) return ws_moe_run_p<128, 1, true, MOE, 3>(a, sms, st);
+  return ws_moe_run_p<128, 1, true, MOE>(a, sms, st);
 }
 
 /* The grouped expert GEMMs in two launches (kernels/NOTES.md item 33): tiles of ha rows, then
