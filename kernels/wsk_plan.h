@@ -64,10 +64,19 @@ WSK_PLAN_FN int64_t wsk_plan_max_pieces(int64_t TU, int64_t G, int KQ) { return 
  * split_slots resident blocks; sk_slots blocks for stream-K): where every SM gets at least 12
  * chunks, unless the split grid is one wave of at most 3 splits -- the rule fitted to the H200
  * measurements of both schedules at the 36 Qwen3 points of 64..256 rows (kernels/NOTES.md item
- * 11; summed 558 us against 632 for never and 652 for always). */
+ * 11; summed 558 us against 632 for never and 652 for always) -- and not against an unsplit grid
+ * of more than WSK_PLAN_MAX_WAVES stream-K grids' worth of tiles whose waves are at least 90%
+ * full: there each block's share spans several tiles far apart in the grid, so the blocks at
+ * work at once read activation rows from all over it (o_proj at 4096 rows: 64 MB of them, more
+ * than the L2), and the data-parallel grid loses little to its last wave. Measured on the H200
+ * at 4096 rows (kernels/NOTES.md item 37): 5-35% faster at the eight Qwen3 points this turns
+ * (o_proj 330 us against 510); qkv at 2048 rows, five waves 87% full, stayed faster on stream-K. */
+#define WSK_PLAN_MAX_WAVES 2
 WSK_PLAN_FN int wsk_plan_prefer(int64_t tiles, int KC, int64_t splits, int64_t split_slots, int64_t sk_slots) {
-  const int one_shallow_wave = tiles * splits <= split_slots && splits <= 3;
-  return tiles * KC >= 12 * sk_slots && !one_shallow_wave;
+  const int64_t blocks = tiles * splits, waves = (blocks + split_slots - 1) / split_slots;
+  const int one_shallow_wave = blocks <= split_slots && splits <= 3;
+  const int full_waves = splits == 1 && tiles > WSK_PLAN_MAX_WAVES * sk_slots && 10 * blocks >= 9 * waves * split_slots;
+  return tiles * KC >= 12 * sk_slots && !one_shallow_wave && !full_waves;
 }
 
 #ifdef __cplusplus

@@ -123,5 +123,17 @@ int main(void) {
   CHECK(!wsk_plan_prefer(64, 128, 2, 132, 132));
   CHECK(!wsk_plan_prefer(6, 64, 8, 264, 132));
   CHECK(wsk_plan_prefer(32, 128, 4, 132, 132)); /* o_proj, 128 rows: one wave but 4 splits */
+  /* and not against an unsplit grid of more than two stream-K grids' worth of tiles whose waves
+   * are at least 90% full (4096 rows: o_proj's 512 tiles of 256 x 128, four waves 97% full; qkv's
+   * 1152, nine), where the data-parallel grid was faster; still where its last wave is short (qkv
+   * at 2048 rows: 576 tiles, five waves 87% full; 1024: 288, three, 73%), up to two grids' worth
+   * (264) and for split grids */
+  CHECK(!wsk_plan_prefer(512, 128, 1, 132, 132));
+  CHECK(!wsk_plan_prefer(1152, 64, 1, 132, 132));
+  CHECK(wsk_plan_prefer(576, 64, 1, 132, 132));
+  CHECK(wsk_plan_prefer(288, 64, 1, 132, 132));
+  CHECK(wsk_plan_prefer(264, 64, 1, 132, 132));
+  CHECK(!wsk_plan_prefer(265 + 131, 64, 1, 132, 132)); /* 396: three full waves */
+  CHECK(wsk_plan_prefer(432, 64, 2, 132, 132));
   return check_report("test_wsk_plan");
 }
