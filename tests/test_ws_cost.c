@@ -187,6 +187,16 @@ static void test_qwen3_h200(void) {
   /* down at TP=4 (K = 384): 32 tiles of 128 rows leave 100 SMs idle; 64 of 64 rows fit one an SM */
   pick_at(128, 384, 4096, &s64, &s128, &s256, &s128w3, &s128w1, &nwg);
   CHECK(s128.blocks == 32 && s64.blocks == 64 && s64.cost_qc == s128.cost_qc);
+  /* past 2048 rows (kernels/NOTES.md item 37): o_proj and down at 4096 rows take the unsplit 256 x
+   * 128 grid (512 tiles, four waves 97% full) rather than stream-K, as measured faster there
+   * (o_proj 334 us against 513); qkv at 2048 rows (576 tiles, five waves 87% full) keeps
+   * stream-K, measured faster (199 against 208) */
+  CHECK(pick_at(4096, 8192, 4096, &s64, &s128, &s256, &s128w3, &s128w1, &nwg) == 256 && nwg == 2);
+  CHECK(s256.sk_blocks == 0 && s256.splits == 1 && s256.blocks == 512);
+  CHECK(pick_at(4096, 384, 4096, &s64, &s128, &s256, &s128w3, &s128w1, &nwg) == 256 && nwg == 2);
+  CHECK(s256.sk_blocks == 0 && s256.splits == 1);
+  CHECK(pick_at(2048, 4096, 9216, &s64, &s128, &s256, &s128w3, &s128w1, &nwg) == 256 && nwg == 2);
+  CHECK(s256.sk_blocks == 132);
 }
 
 /* ws_cost_stage_weights64: the stages kernel for split grids of at most one block for every two
