@@ -26,6 +26,8 @@ struct W4Args {
   int cluster_split;       /* 1: the gridDim.z K splits of a tile form one thread block cluster
                               and are summed through distributed shared memory (sm_90+) */
   int x_tail_rows;         /* wgmma kernel: rows of the last row tile's activation box */
+  int sk_whole;            /* wgmma kernel's stream-K instance: 1 a persistent grid of whole tiles
+                              (block b the tiles b, b + blocks, ...; no partials) */
 };
 
 static constexpr uint32_t kMask = 0x000f000fu, kMagic = 0x43004300u;

@@ -24,7 +24,8 @@
  * Few tiles (small N or M): the K range is split over up to 8 blocks of one thread block
  * cluster, which sum their accumulators through distributed shared memory in split order. The
  * warp-specialised kernel may instead run a stream-K schedule (one block an SM over all the
- * tiles' chunks, partials summed through the caller's workspace; ws_plan says when).
+ * tiles' chunks, partials summed through the caller's workspace; ws_plan says when), or on the
+ * same instance a persistent grid of whole tiles (many short unsplit tiles: wsk_plan_whole).
  * Or (its KSL instances) the consumer warpgroups of one 64-column tile take its chunks in turn
  * and add their accumulators in shared memory: a K split inside the block (ws_cost_pick_slices
  * says where).
@@ -826,10 +827,21 @@ __global__ void __launch_bounds__(ws_threads(RB, NWG), MINB) w4ws_kernel(const _
   __shared__ int nseg_s;
   if constexpr (SK) {
     if (tid == 0) {
-      int64_t u = (int64_t)blockIdx.x * TU / gridDim.x;
-      const int64_t uend = (int64_t)(blockIdx.x + 1) * TU / gridDim.x;
       int k = 0;
-      while (k < WSK_MAX_PIECES && wsk_plan_next(&u, uend, TU, KQ, q, TX, gridDim.x, &segs[k])) k++;
+      if (a.sk_whole) { /* whole tiles, strided: the blocks at work at once hold neighbouring tiles */
+        for (int64_t t = blockIdx.x; t < TU / KQ && k < WSK_MAX_PIECES; t += gridDim.x, k++) {
+          segs[k].tx = (int)(t % TX);
+          segs[k].ty = (int)(t / TX);
+          segs[k].kc0 = 0;
+          segs[k].n = q * KQ;
+          segs[k].kind = WSK_WHOLE;
+          segs[k].last = 0;
+        }
+      } else {
+        int64_t u = (int64_t)blockIdx.x * TU / gridDim.x;
+        const int64_t uend = (int64_t)(blockIdx.x + 1) * TU / gridDim.x;
+        while (k < WSK_MAX_PIECES && wsk_plan_next(&u, uend, TU, KQ, q, TX, gridDim.x, &segs[k])) k++;
+      }
       nseg_s = k; /* the launcher keeps a block's share within WSK_MAX_PIECES pieces */
     }
   }
@@ -1339,7 +1351,18 @@ void ws_log(const W4Args &a, int bt, int nwg, int64_t tiles, int splits, const i
 struct WsPlan {
   dim3 grid; /* the split grid's (column tiles, row tiles, splits) */
   WsCostSched s; /* s.sk_blocks > 0: stream-K on that many blocks instead */
+  int whole = 0; /* with s.sk_blocks: the stream-K instance as a persistent grid of whole tiles */
 };
+
+/* SERVESIM_W4WS_PDP: whether an unsplit grid of 128- or 256-row tiles, more of them than the
+ * SMs hold, runs as a persistent grid of whole tiles on the stream-K instance instead (block b
+ * the tiles b, b + blocks, ...): 1 (default) where wsk_plan_whole says (short tiles), 0 never, 2
+ * always (tuning and the GPU test variant wspdp2) */
+static int ws_pdp_env(void) {
+  static int env = -1;
+  if (env < 0) env = kern_env_int("SERVESIM_W4WS_PDP", 1);
+  return env;
+}
 
 template <int BT, int MINB, int S, bool WREG, int P, bool RB, int NWG = 2, int KSL = 1>
 int ws_plan(const W4Args &a0, int sms, const W4Ws &ws, WsPlan *pl) {
@@ -1363,7 +1386,7 @@ int ws_plan(const W4Args &a0, int sms, const W4Ws &ws, WsPlan *pl) {
   const int sk_mode = WREG && NWG == 2 ? sk_env : 0; /* (none with K slices: ws_cost_schedule_ksl) */
   int64_t sk_slots = 0;
   if constexpr (NWG == 2 && KSL == 1)
-    if (sk_mode && force <= 0) {
+    if ((sk_mode && force <= 0) || (WREG && ws_pdp_env())) {
       int occ_sk = 1;
       if (int rc = w4g_prepare<w4ws_kernel<BT, 1, S, WREG, P, true, RB, NWG>>(TH, Cfg::smem_sk(), &occ_sk)) return rc;
       sk_slots = (int64_t)sms * occ_sk;
@@ -1371,6 +1394,13 @@ int ws_plan(const W4Args &a0, int sms, const W4Ws &ws, WsPlan *pl) {
   /* (K slices: costed as the busiest slice's chunks) */
   pl->s = ws_cost_schedule_ksl(BT, NWG, KSL, tiles, KC, q, cap, force, sk_mode, sk_slots, ws.cnt ? ws.max_flags : 0,
                                ws.cnt ? ws.part_floats : 0);
+  pl->whole = 0;
+  if constexpr (NWG == 2 && KSL == 1)
+    if (BT >= 128 && WREG && force <= 0 && pl->s.sk_blocks == 0 &&
+        (ws_pdp_env() == 2 ? wsk_plan_whole(tiles, 0, pl->s.splits, sk_slots) : ws_pdp_env() == 1 && wsk_plan_whole(tiles, KC, pl->s.splits, sk_slots))) {
+      pl->s.sk_blocks = sk_slots; /* (the cost stays the unsplit grid's) */
+      pl->whole = 1;
+    }
   grid.z = (unsigned)pl->s.splits;
   pl->grid = grid;
   ws_log(a0, BT, NWG, tiles, pl->s.splits, cap, pl->s.sk_blocks, pl->s.cost_qc, KSL);
@@ -1408,6 +1438,7 @@ int ws_run(const W4Args &a0, const WsPlan &pl, const W4Ws &ws, cudaStream_t st) 
     if (pl.s.sk_blocks > 0) {
       a1.ws_cnt = ws.cnt;
       a1.ws_part = ws.part;
+      a1.sk_whole = pl.whole;
       return kern_launch_ex(w4ws_kernel<BT, 1, S, WREG, P, true, RB, NWG>, dim3((unsigned)pl.s.sk_blocks), dim3(TH),
                             Cfg::smem_sk(), st, 1, map, map_tail, map_w, a1);
     }

@@ -79,6 +79,20 @@ WSK_PLAN_FN int wsk_plan_prefer(int64_t tiles, int KC, int64_t splits, int64_t s
   return tiles * KC >= 12 * sk_slots && !one_shallow_wave && !full_waves;
 }
 
+/* Whether an unsplit grid of `tiles` tiles of KC chunks runs instead as a persistent grid of
+ * whole tiles on sk_slots blocks (block b the tiles b, b + sk_slots, ...; the stream-K instance
+ * with no partials): where it holds more tiles than the blocks and short ones -- each block then
+ * fills its ring with the next tile's first chunks while it stores the last tile, which is worth
+ * most where a tile has few chunks -- and no block more than WSK_MAX_PIECES of them. Measured on
+ * the H200 against the unsplit grid at 1024..4096 rows (kernels/NOTES.md item 37): down 2.6-7.6%
+ * faster at TP=1/2/4 (KC 24, 12, 6) at 3072 and 4096 rows, o_proj at TP=4 (KC 32) 1.5-1.8%; qkv
+ * and gate_up (KC 64) within 0.3%, o_proj (KC 128) 0.5-0.7% slower. */
+#define WSK_PLAN_WHOLE_MAX_CHUNKS 32
+WSK_PLAN_FN int wsk_plan_whole(int64_t tiles, int KC, int64_t splits, int64_t sk_slots) {
+  return splits == 1 && sk_slots > 0 && tiles > sk_slots && KC <= WSK_PLAN_WHOLE_MAX_CHUNKS &&
+         (tiles + sk_slots - 1) / sk_slots <= WSK_MAX_PIECES;
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -188,6 +188,11 @@ int main(void) {
    * test_repeat below, and against the reference under the wsskall variant (K = 768, 640, 1024
    * and 1536 at 256 rows take 256-row stream-K there). */
   test_shape(&r, 256, 9216, (const int[]){200}, 1);
+  /* a persistent grid of whole tiles under the default rule (wsk_plan_whole): 256 unsplit tiles
+   * of 256 x 128 with 6 chunks of K on 132 blocks, two tiles a block for most, the last row tile
+   * 8 rows (the SERVESIM_W4WS_PDP=2 variant, wspdp2, takes every unsplit grid of more tiles than
+   * blocks there) */
+  test_shape(&r, 384, 4096, (const int[]){1800}, 1);
   test_shape(&r, 1536, 6144, (const int[]){129, 256}, 2);
   /* 32 groups of K on 16 column tiles: the wgmma kernel's 64-row tiles split over K, at 24 and 40
    * rows with 8-row groups past M that the cluster sum skips */

@@ -135,5 +135,12 @@ int main(void) {
   CHECK(wsk_plan_prefer(264, 64, 1, 132, 132));
   CHECK(!wsk_plan_prefer(265 + 131, 64, 1, 132, 132)); /* 396: three full waves */
   CHECK(wsk_plan_prefer(432, 64, 2, 132, 132));
+  /* whole tiles on a persistent grid: unsplit, more tiles than blocks, at most 32 chunks a tile
+   * and WSK_MAX_PIECES a block (down at TP=4 and 4096 rows: 512 tiles of 6 chunks; o_proj at
+   * TP=4: 32 chunks; not qkv's 64 nor o_proj's 128, nor 128 tiles on 132 blocks) */
+  CHECK(wsk_plan_whole(512, 6, 1, 132) && wsk_plan_whole(512, 32, 1, 132));
+  CHECK(!wsk_plan_whole(512, 33, 1, 132) && !wsk_plan_whole(1152, 64, 1, 132) && !wsk_plan_whole(512, 128, 1, 132));
+  CHECK(!wsk_plan_whole(128, 6, 1, 132) && wsk_plan_whole(133, 6, 1, 132) && !wsk_plan_whole(512, 6, 2, 132));
+  CHECK(wsk_plan_whole(132 * 16, 6, 1, 132) && !wsk_plan_whole(132 * 16 + 1, 6, 1, 132) && !wsk_plan_whole(512, 6, 1, 0));
   return check_report("test_wsk_plan");
 }
