@@ -1330,15 +1330,17 @@ static int ws_sk_env(void) {
 
 /* SERVESIM_W4WS_LOG=1: one stderr line a plan made (tuning aid; ws_launch_mid makes up to seven
  * a launch, and ws_run64 up to four): the tile (rows x columns, K slices), the tiles, the K splits
- * and the blocks resident for each split count, or the stream-K grid (sk_blocks), and the plan's
+ * and the blocks resident for each split count, or the stream-K grid or the persistent grid of
+ * whole tiles (their blocks), and the plan's
  * cost (quarter chunks of that tile; with K slices of a slice). */
 void ws_log(const W4Args &a, int bt, int nwg, int64_t tiles, int splits, const int64_t (&cap)[kW4gMaxSplits + 1], int64_t sk_blocks,
-            int64_t cost, int ksl = 1) {
+            int64_t cost, int ksl = 1, int whole = 0) {
   static int env = -1;
   if (env < 0) env = kern_env_int("SERVESIM_W4WS_LOG", 0) != 0;
   if (!env) return;
-  fprintf(stderr, "w4ws: M=%d K=%d N=%d rows/tile=%d cols/tile=%d k-slices=%d tiles=%lld splits=%d stream-K blocks=%lld cost=%lld resident(s=1..8)=",
-          a.M, a.K, a.N, bt, 64 * nwg / ksl, ksl, (long long)tiles, splits, (long long)sk_blocks, (long long)cost);
+  fprintf(stderr, "w4ws: M=%d K=%d N=%d rows/tile=%d cols/tile=%d k-slices=%d tiles=%lld splits=%d %s blocks=%lld cost=%lld resident(s=1..8)=",
+          a.M, a.K, a.N, bt, 64 * nwg / ksl, ksl, (long long)tiles, splits, whole ? "whole-tile" : "stream-K", (long long)sk_blocks,
+          (long long)cost);
   for (int s = 1; s <= kW4gMaxSplits; s++) fprintf(stderr, "%lld%c", (long long)cap[s], s < kW4gMaxSplits ? ',' : '\n');
 }
 
@@ -1403,7 +1405,7 @@ int ws_plan(const W4Args &a0, int sms, const W4Ws &ws, WsPlan *pl) {
     }
   grid.z = (unsigned)pl->s.splits;
   pl->grid = grid;
-  ws_log(a0, BT, NWG, tiles, pl->s.splits, cap, pl->s.sk_blocks, pl->s.cost_qc, KSL);
+  ws_log(a0, BT, NWG, tiles, pl->s.splits, cap, pl->s.sk_blocks, pl->s.cost_qc, KSL, pl->whole);
   return 0;
 }
 

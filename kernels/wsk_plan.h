@@ -66,9 +66,10 @@ WSK_PLAN_FN int64_t wsk_plan_max_pieces(int64_t TU, int64_t G, int KQ) { return 
  * measurements of both schedules at the 36 Qwen3 points of 64..256 rows (kernels/NOTES.md item
  * 11; summed 558 us against 632 for never and 652 for always) -- and not against an unsplit grid
  * of more than WSK_PLAN_MAX_WAVES stream-K grids' worth of tiles whose waves are at least 90%
- * full: there each block's share spans several tiles far apart in the grid, so the blocks at
- * work at once read activation rows from all over it (o_proj at 4096 rows: 64 MB of them, more
- * than the L2), and the data-parallel grid loses little to its last wave. Measured on the H200
+ * full: there the data-parallel grid loses little to its last wave, while stream-K's shares are
+ * runs of consecutive tiles, so the blocks at work at once hold tiles from all over the grid and
+ * read activation rows from all of it (o_proj at 4096 rows: 64 MB, more than the 60 MB L2; a
+ * reading, not measured) and pay the fix-ups besides. Measured on the H200
  * at 4096 rows (kernels/NOTES.md item 37): 5-35% faster at the eight Qwen3 points this turns
  * (o_proj 330 us against 510); qkv at 2048 rows, five waves 87% full, stayed faster on stream-K. */
 #define WSK_PLAN_MAX_WAVES 2
