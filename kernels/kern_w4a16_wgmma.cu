@@ -1386,9 +1386,12 @@ int ws_plan(const W4Args &a0, int sms, const W4Ws &ws, WsPlan *pl) {
    * warning C7512); none for three consumer warpgroups (its one pick on the H200, o_proj at 128
    * rows, ran 23.1 us against 20.0 for the split grid, kernels/NOTES.md item 16) */
   const int sk_mode = WREG && NWG == 2 ? sk_env : 0; /* (none with K slices: ws_cost_schedule_ksl) */
+  /* the persistent grid of whole tiles: SERVESIM_W4WS_PDP 1 for short tiles (wsk_plan_whole), 2 at
+   * any length (0 chunks to it), 0 never; 128 rows a tile and up, not under a forced split */
+  const int pdp = BT >= 128 && WREG && force <= 0 ? ws_pdp_env() : 0;
   int64_t sk_slots = 0;
   if constexpr (NWG == 2 && KSL == 1)
-    if ((sk_mode && force <= 0) || (WREG && ws_pdp_env())) {
+    if ((sk_mode && force <= 0) || pdp) {
       int occ_sk = 1;
       if (int rc = w4g_prepare<w4ws_kernel<BT, 1, S, WREG, P, true, RB, NWG>>(TH, Cfg::smem_sk(), &occ_sk)) return rc;
       sk_slots = (int64_t)sms * occ_sk;
@@ -1398,8 +1401,7 @@ int ws_plan(const W4Args &a0, int sms, const W4Ws &ws, WsPlan *pl) {
                                ws.cnt ? ws.part_floats : 0);
   pl->whole = 0;
   if constexpr (NWG == 2 && KSL == 1)
-    if (BT >= 128 && WREG && force <= 0 && pl->s.sk_blocks == 0 &&
-        (ws_pdp_env() == 2 ? wsk_plan_whole(tiles, 0, pl->s.splits, sk_slots) : ws_pdp_env() == 1 && wsk_plan_whole(tiles, KC, pl->s.splits, sk_slots))) {
+    if ((pdp == 1 || pdp == 2) && pl->s.sk_blocks == 0 && wsk_plan_whole(tiles, pdp == 2 ? 0 : KC, pl->s.splits, sk_slots)) {
       pl->s.sk_blocks = sk_slots; /* (the cost stays the unsplit grid's) */
       pl->whole = 1;
     }
